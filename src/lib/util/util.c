@@ -1,0 +1,267 @@
+/* Buffers, logging, hashing and small file helpers. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "util.h"
+
+int mx_log_level = MX_LOG_INFO;
+
+int mx_buf_reserve(struct mx_buf *b, size_t extra)
+{
+	size_t need, ncap;
+	char *p;
+
+	if (extra > SIZE_MAX - b->len - 1)
+		return -1;
+	need = b->len + extra + 1;
+	if (need <= b->cap)
+		return 0;
+	ncap = b->cap ? b->cap : 256;
+	while (ncap < need)
+		ncap = ncap > SIZE_MAX / 2 ? need : ncap * 2;
+	p = realloc(b->data, ncap);
+	if (p == NULL)
+		return -1;
+	b->data = p;
+	b->cap = ncap;
+	return 0;
+}
+
+int mx_buf_append(struct mx_buf *b, const void *p, size_t n)
+{
+	if (mx_buf_reserve(b, n) < 0)
+		return -1;
+	if (n > 0)
+		memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+int mx_buf_puts(struct mx_buf *b, const char *s)
+{
+	return mx_buf_append(b, s, strlen(s));
+}
+
+int mx_buf_printf(struct mx_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || mx_buf_reserve(b, (size_t)n) < 0)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+	return 0;
+}
+
+void mx_buf_reset(struct mx_buf *b)
+{
+	b->len = 0;
+	if (b->data)
+		b->data[0] = '\0';
+}
+
+void mx_buf_free(struct mx_buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
+char *mx_buf_steal(struct mx_buf *b)
+{
+	char *p;
+
+	if (b->data == NULL && mx_buf_reserve(b, 0) < 0)
+		return NULL;
+	p = b->data;
+	p[b->len] = '\0';
+	b->data = NULL;
+	b->len = b->cap = 0;
+	return p;
+}
+
+void mx_log(enum mx_log_level lvl, const char *fmt, ...)
+{
+	static const char *const names[] = {"error", "warning", "info", "debug"};
+	va_list ap;
+
+	if ((int)lvl > mx_log_level)
+		return;
+	fprintf(stderr, "mxsync: %s: ", names[lvl]);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+void mx_hex(const uint8_t *in, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int mx_unhex(const char *in, uint8_t *out, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		int hi = hexval(in[2 * i]), lo;
+
+		if (hi < 0)
+			return -1;
+		lo = hexval(in[2 * i + 1]);
+		if (lo < 0)
+			return -1;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+void mx_sha256(const void *data, size_t len, uint8_t out[32])
+{
+	unsigned int outlen = 32;
+
+	EVP_Digest(data, len, out, &outlen, EVP_sha256(), NULL);
+}
+
+char *mx_strdup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+char *mx_strndup(const char *s, size_t n)
+{
+	char *p;
+
+	if (s == NULL)
+		return NULL;
+	p = malloc(n + 1);
+	if (p == NULL)
+		return NULL;
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+uint64_t mx_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int64_t mx_wall_s(void)
+{
+	return (int64_t)time(NULL);
+}
+
+int mx_mkdir_p(const char *dir, unsigned mode, struct mx_error *err)
+{
+	char *p, *s;
+	int rc = MX_OK;
+
+	s = strdup(dir);
+	if (s == NULL)
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	for (p = s + 1; ; p++) {
+		if (*p == '/' || *p == '\0') {
+			char c = *p;
+
+			*p = '\0';
+			if (mkdir(s, mode) < 0 && errno != EEXIST) {
+				rc = mx_error_set(err, MX_ERR_IO, "mkdir %s: %s",
+						  s, strerror(errno));
+				break;
+			}
+			*p = c;
+			if (c == '\0')
+				break;
+		}
+	}
+	free(s);
+	return rc;
+}
+
+int mx_read_file(const char *path, size_t max, char **data_r, size_t *len_r,
+		 struct mx_error *err)
+{
+	struct mx_buf b = {0};
+	char chunk[65536];
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return mx_error_set(err, MX_ERR_IO, "open %s: %s", path,
+				    strerror(errno));
+	for (;;) {
+		n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+
+			close(fd);
+			mx_buf_free(&b);
+			return mx_error_set(err, MX_ERR_IO, "read %s: %s",
+					    path, strerror(e));
+		}
+		if (n == 0)
+			break;
+		if (b.len + (size_t)n > max) {
+			close(fd);
+			mx_buf_free(&b);
+			return mx_error_set(err, MX_ERR_IO,
+					    "%s: larger than %zu bytes", path,
+					    max);
+		}
+		if (mx_buf_append(&b, chunk, (size_t)n) < 0) {
+			close(fd);
+			mx_buf_free(&b);
+			return mx_error_set(err, MX_ERR_NOMEM, NULL);
+		}
+	}
+	close(fd);
+	if (len_r)
+		*len_r = b.len;
+	*data_r = mx_buf_steal(&b);
+	return *data_r ? MX_OK : mx_error_set(err, MX_ERR_NOMEM, NULL);
+}
+
+void mx_free(void *p)
+{
+	free(p);
+}

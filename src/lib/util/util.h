@@ -1,0 +1,107 @@
+/*
+ * Internal utilities shared by every module of libmxsync: error filling,
+ * growable byte buffers, logging, hex, small string helpers.
+ */
+#ifndef MX_UTIL_H
+#define MX_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mxsync/mxsync.h"
+
+#define MX_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/*
+ * Records CODE and a printf-style detail in ERR (NULL-safe) and returns CODE,
+ * so callers write `return mx_error_set(err, MX_ERR_IO, "open %s: %s", ...)`.
+ * Scope and retry class default from the code; see mx_error_classify().
+ */
+enum mx_err mx_error_set(struct mx_error *err, enum mx_err code,
+			 const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Prefixes the existing detail with "PREFIX: " (keeps code and class). */
+void mx_error_prefix(struct mx_error *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Sets the scope (keeps code, detail and retry class). */
+void mx_error_scope(struct mx_error *err, enum mx_err_scope scope);
+
+void mx_error_clear(struct mx_error *err);
+
+/* Default retry class for a code (e.g. MX_ERR_NET -> MX_RETRY_TEMP). */
+enum mx_err_retry mx_error_default_retry(enum mx_err code);
+
+/* Growable byte buffer.  Always NUL-terminated after data[len]. */
+struct mx_buf {
+	char *data; /* owned */
+	size_t len;
+	size_t cap;
+};
+
+int mx_buf_reserve(struct mx_buf *b, size_t extra); /* 0 or -1 (ENOMEM) */
+int mx_buf_append(struct mx_buf *b, const void *p, size_t n);
+int mx_buf_puts(struct mx_buf *b, const char *s);
+int mx_buf_printf(struct mx_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void mx_buf_reset(struct mx_buf *b); /* len = 0, keeps memory */
+void mx_buf_free(struct mx_buf *b);
+/* Hands the data to the caller (NUL-terminated) and empties the buffer. */
+char *mx_buf_steal(struct mx_buf *b);
+
+/* Logging to stderr.  Levels: 0 error, 1 warn, 2 info, 3 debug. */
+enum mx_log_level { MX_LOG_ERROR = 0, MX_LOG_WARN, MX_LOG_INFO, MX_LOG_DEBUG };
+extern int mx_log_level;
+void mx_log(enum mx_log_level lvl, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+#define mx_warn(...) mx_log(MX_LOG_WARN, __VA_ARGS__)
+#define mx_info(...) mx_log(MX_LOG_INFO, __VA_ARGS__)
+#define mx_debug(...) mx_log(MX_LOG_DEBUG, __VA_ARGS__)
+
+/* Lower-case hex of N bytes into OUT (2N+1 bytes). */
+void mx_hex(const uint8_t *in, size_t n, char *out);
+/* Parses 2N hex chars into N bytes; -1 on bad input. */
+int mx_unhex(const char *in, uint8_t *out, size_t n);
+
+void mx_sha256(const void *data, size_t len, uint8_t out[32]);
+
+/* malloc-or-NULL duplicates; NULL in -> NULL out. */
+char *mx_strdup(const char *s);
+char *mx_strndup(const char *s, size_t n);
+
+/* Big-endian helpers for LMDB keys. */
+static inline void mx_put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+}
+static inline uint32_t mx_get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	       (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+static inline void mx_put_be64(uint8_t *p, uint64_t v)
+{
+	mx_put_be32(p, (uint32_t)(v >> 32));
+	mx_put_be32(p + 4, (uint32_t)v);
+}
+static inline uint64_t mx_get_be64(const uint8_t *p)
+{
+	return (uint64_t)mx_get_be32(p) << 32 | mx_get_be32(p + 4);
+}
+
+/* Monotonic and wall clock in milliseconds. */
+uint64_t mx_now_ms(void);
+int64_t mx_wall_s(void);
+
+/* Creates DIR and its parents with MODE (existing is fine). */
+int mx_mkdir_p(const char *dir, unsigned mode, struct mx_error *err);
+
+/* Reads a whole file (up to MAX bytes) into a NUL-terminated buffer. */
+int mx_read_file(const char *path, size_t max, char **data_r, size_t *len_r,
+		 struct mx_error *err);
+
+#endif

@@ -1,0 +1,1 @@
+# libFuzzer targets (clang, --enable-fuzz); see tests/fuzz/README.

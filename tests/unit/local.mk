@@ -1,0 +1,14 @@
+if HAVE_CHECK
+MX_UNIT_LDADD = libmxsync-internal.la $(CHECK_LIBS)
+MX_UNIT_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+# Each module adds its test program here:
+#   check_PROGRAMS += tests/unit/test_X
+#   tests_unit_test_X_SOURCES = tests/unit/test_X.c
+#   tests_unit_test_X_CFLAGS = $(MX_UNIT_CFLAGS)
+#   tests_unit_test_X_LDADD = $(MX_UNIT_LDADD)
+#   TESTS += tests/unit/test_X
+include tests/unit/util.mk
+include tests/unit/mime.mk
+include tests/unit/net.mk
+include tests/unit/store.mk
+endif

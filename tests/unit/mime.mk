@@ -1,0 +1,1 @@
+# tests for mime: see tests/unit/local.mk

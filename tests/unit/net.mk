@@ -1,0 +1,1 @@
+# tests for net: see tests/unit/local.mk

@@ -1,0 +1,1 @@
+# tests for store: see tests/unit/local.mk

@@ -1,0 +1,106 @@
+/* Unit tests: error codes and mapping, buffers, hex, big-endian keys. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/util.h"
+
+START_TEST(test_strerror_table)
+{
+	ck_assert_str_eq(mx_strerror(MX_OK), "success");
+	ck_assert_str_eq(mx_err_name(MX_ERR_TLS_VERIFY), "tls_verify");
+	ck_assert_str_eq(mx_strerror((enum mx_err)9999), "unknown error");
+	/* values are a contract: never renumbered */
+	ck_assert_int_eq(MX_ERR_AUTH, 13);
+	ck_assert_int_eq(MX_ERR_CHARSET, 21);
+	for (int i = 0; i <= MX_ERR_CHARSET; i++)
+		ck_assert_str_ne(mx_strerror((enum mx_err)i), "unknown error");
+}
+END_TEST
+
+START_TEST(test_error_set_and_class)
+{
+	struct mx_error e;
+
+	mx_error_clear(&e);
+	ck_assert_int_eq(mx_error_set(&e, MX_ERR_NET, "connect %s: %s",
+				      "h:1", "refused"), MX_ERR_NET);
+	ck_assert_str_eq(e.detail, "connect h:1: refused");
+	ck_assert_int_eq(e.retry, MX_RETRY_TEMP);
+	mx_error_prefix(&e, "account %s", "a");
+	ck_assert_str_eq(e.detail, "account a: connect h:1: refused");
+	mx_error_set(&e, MX_ERR_AUTH, NULL);
+	ck_assert_int_eq(e.retry, MX_RETRY_FINAL);
+	ck_assert_int_eq(mx_error_set(NULL, MX_ERR_IO, "x"), MX_ERR_IO);
+}
+END_TEST
+
+START_TEST(test_buf)
+{
+	struct mx_buf b = {0};
+	char *s;
+
+	for (int i = 0; i < 1000; i++)
+		ck_assert_int_eq(mx_buf_printf(&b, "%d,", i), 0);
+	ck_assert_uint_eq(strlen(b.data), b.len);
+	ck_assert(strncmp(b.data, "0,1,2,", 6) == 0);
+	mx_buf_reset(&b);
+	ck_assert_uint_eq(b.len, 0);
+	mx_buf_append(&b, "a\0b", 3);
+	ck_assert_uint_eq(b.len, 3);
+	s = mx_buf_steal(&b);
+	ck_assert(memcmp(s, "a\0b", 4) == 0);
+	ck_assert_ptr_null(b.data);
+	free(s);
+}
+END_TEST
+
+START_TEST(test_hex_be)
+{
+	uint8_t in[4] = {0x00, 0xab, 0x10, 0xff}, back[4], k[8];
+	char hex[9];
+
+	mx_hex(in, 4, hex);
+	ck_assert_str_eq(hex, "00ab10ff");
+	ck_assert_int_eq(mx_unhex(hex, back, 4), 0);
+	ck_assert(memcmp(in, back, 4) == 0);
+	ck_assert_int_eq(mx_unhex("zz", back, 1), -1);
+	mx_put_be64(k, 0x0102030405060708ULL);
+	ck_assert_uint_eq(k[0], 1);
+	ck_assert_uint_eq(k[7], 8);
+	ck_assert(mx_get_be64(k) == 0x0102030405060708ULL);
+	mx_put_be32(k, 0xdeadbeef);
+	ck_assert_uint_eq(mx_get_be32(k), 0xdeadbeef);
+}
+END_TEST
+
+START_TEST(test_sha256)
+{
+	uint8_t d[32];
+	char hex[65];
+
+	mx_sha256("abc", 3, d);
+	mx_hex(d, 32, hex);
+	ck_assert_str_eq(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("util");
+	TCase *tc = tcase_create("core");
+	SRunner *sr;
+	int nf;
+
+	tcase_add_test(tc, test_strerror_table);
+	tcase_add_test(tc, test_error_set_and_class);
+	tcase_add_test(tc, test_buf);
+	tcase_add_test(tc, test_hex_be);
+	tcase_add_test(tc, test_sha256);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	nf = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return nf == 0 ? 0 : 1;
+}

@@ -1,0 +1,5 @@
+check_PROGRAMS += tests/unit/test_util
+tests_unit_test_util_SOURCES = tests/unit/test_util.c
+tests_unit_test_util_CFLAGS = $(MX_UNIT_CFLAGS)
+tests_unit_test_util_LDADD = $(MX_UNIT_LDADD)
+TESTS += tests/unit/test_util
