@@ -1,1 +1,920 @@
-/* placeholder: being written */
+/*
+ * IMAP backend on libetpan, over our OpenSSL transport (src/lib/net/).
+ *
+ * Every libetpan return code goes through imap_fail(), which copies the
+ * server's response text at once (the next command overwrites it) and
+ * turns stream errors into the transport's own detail (timeout, reset,
+ * TLS alert).  FETCH results are streamed: libetpan's msg_att handler and
+ * body handler hand each message to the caller's callback as it is parsed,
+ * so memory stays flat whatever the mailbox size (DESIGN.md, "Stream,
+ * don't accumulate").
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libetpan/libetpan.h>
+
+#include "backends/backend.h"
+#include "net/net.h"
+#include "util/mutf7.h"
+
+struct mx_conn {
+	mailimap *imap;
+	mailstream *stream; /* foreign once mailimap_connect took it */
+	char *host;
+	unsigned caps;
+	bool condstore_enabled;
+	bool qresync_enabled;
+	/* Streaming FETCH state. */
+	struct mx_buf body;
+	bool have_body;
+	mx_fetch_cb *cb;
+	void *cb_ctx;
+	int cb_rc;
+	struct mx_error *cb_err;
+};
+
+void mx_remote_folders_free(struct mx_remote_folder *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++) {
+		free(v[i].name);
+		free(v[i].wire);
+	}
+	free(v);
+}
+
+void mx_select_result_free(struct mx_select_result *r)
+{
+	if (r == NULL)
+		return;
+	free(r->vanished);
+	for (size_t i = 0; i < r->nchanges; i++)
+		free(r->changes[i].keywords);
+	free(r->changes);
+	memset(r, 0, sizeof(*r));
+}
+
+/* The server's last response text, sanitized for one log line. */
+static const char *resp_text(struct mx_conn *c)
+{
+	static __thread char buf[256];
+	const char *r = c->imap ? c->imap->imap_response : NULL;
+	size_t i;
+
+	if (r == NULL)
+		return "(no response text)";
+	for (i = 0; r[i] && i < sizeof(buf) - 1; i++)
+		buf[i] = (r[i] >= 0x20 && r[i] < 0x7f) ? r[i] : '?';
+	buf[i] = '\0';
+	return buf;
+}
+
+/* Maps a libetpan IMAP error to an mxsync error with detail. */
+static int imap_fail(struct mx_conn *c, int r, const char *what,
+		     struct mx_error *err)
+{
+	switch (r) {
+	case MAILIMAP_ERROR_STREAM:
+	case MAILIMAP_ERROR_CONNECTION_REFUSED:
+		mx_net_stream_error(c->stream, err);
+		mx_error_prefix(err, "%s", what);
+		return err ? (int)err->code : MX_ERR_NET;
+	case MAILIMAP_ERROR_PARSE:
+		return mx_error_set(err, MX_ERR_PROTOCOL,
+				    "%s: unparsable server response", what);
+	case MAILIMAP_ERROR_MEMORY:
+		/* Our body handler refuses data when a callback failed. */
+		if (c->cb_rc != MX_OK)
+			return c->cb_rc;
+		return mx_error_set(err, MX_ERR_NOMEM, "%s", what);
+	case MAILIMAP_ERROR_LOGIN:
+		return mx_error_set(err, MX_ERR_AUTH,
+				    "login rejected by server: %s",
+				    resp_text(c));
+	case MAILIMAP_ERROR_BAD_STATE:
+		return mx_error_set(err, MX_ERR_PROTOCOL, "%s: bad state",
+				    what);
+	default:
+		return mx_error_set(err, MX_ERR_SERVER, "%s: server said: %s",
+				    what, resp_text(c));
+	}
+}
+
+static bool has_cap(struct mx_conn *c, const char *name)
+{
+	return mailimap_has_extension(c->imap, name) != 0;
+}
+
+static void read_caps(struct mx_conn *c)
+{
+	c->caps = MX_CAP_STORES_BODIES | MX_CAP_TWO_WAY_FLAGS;
+	if (mailimap_has_idle(c->imap))
+		c->caps |= MX_CAP_IDLE;
+	if (mailimap_has_condstore(c->imap))
+		c->caps |= MX_CAP_CONDSTORE;
+	if (mailimap_has_qresync(c->imap))
+		c->caps |= MX_CAP_QRESYNC | MX_CAP_CONDSTORE;
+	if (has_cap(c, "MOVE"))
+		c->caps |= MX_CAP_MOVE;
+	if (has_cap(c, "UIDPLUS"))
+		c->caps |= MX_CAP_UIDPLUS;
+	if (has_cap(c, "X-GM-EXT-1"))
+		c->caps |= MX_CAP_LABELS;
+}
+
+static int refresh_caps(struct mx_conn *c, struct mx_error *err)
+{
+	struct mailimap_capability_data *cap = NULL;
+	int r = mailimap_capability(c->imap, &cap);
+
+	if (r != MAILIMAP_NO_ERROR)
+		return imap_fail(c, r, "CAPABILITY", err);
+	mailimap_capability_data_free(cap);
+	read_caps(c);
+	return MX_OK;
+}
+
+static int enable_qresync(struct mx_conn *c, struct mx_error *err)
+{
+	struct mailimap_capability_data *want, *got = NULL;
+	struct mailimap_capability *cap;
+	clist *l;
+	char *name;
+	int r;
+
+	if (!(c->caps & MX_CAP_QRESYNC))
+		return MX_OK;
+	l = clist_new();
+	name = strdup("QRESYNC");
+	cap = name ? mailimap_capability_new(MAILIMAP_CAPABILITY_NAME, NULL,
+					     name) : NULL;
+	if (l == NULL || cap == NULL || clist_append(l, cap) < 0) {
+		if (cap)
+			mailimap_capability_free(cap);
+		else
+			free(name);
+		if (l)
+			clist_free(l);
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	}
+	want = mailimap_capability_data_new(l);
+	r = mailimap_enable(c->imap, want, &got);
+	mailimap_capability_data_free(want);
+	if (got)
+		mailimap_capability_data_free(got);
+	if (r != MAILIMAP_NO_ERROR) {
+		/* Not fatal: fall back to CONDSTORE. */
+		mx_warn("%s: ENABLE QRESYNC failed: %s", c->host,
+			resp_text(c));
+		c->caps &= ~MX_CAP_QRESYNC;
+		return MX_OK;
+	}
+	c->qresync_enabled = true;
+	c->condstore_enabled = true;
+	return MX_OK;
+}
+
+static void imap_disconnect(struct mx_conn **cp)
+{
+	struct mx_conn *c;
+
+	if (cp == NULL || *cp == NULL)
+		return;
+	c = *cp;
+	if (c->imap) {
+		if (c->imap->imap_stream)
+			mailimap_logout(c->imap);
+		mailimap_free(c->imap); /* closes the stream */
+	} else if (c->stream) {
+		mailstream_close(c->stream);
+	}
+	mx_buf_free(&c->body);
+	free(c->host);
+	free(c);
+	*cp = NULL;
+}
+
+static int read_password(const struct mx_account *a, char **pw_r,
+			 struct mx_error *err)
+{
+	char *data;
+	size_t len;
+	int rc;
+
+	if (a->password) {
+		*pw_r = strdup(a->password);
+		return *pw_r ? MX_OK : mx_error_set(err, MX_ERR_NOMEM, NULL);
+	}
+	if (a->password_file == NULL)
+		return mx_error_set(err, MX_ERR_CONFIG,
+				    "account %s has no password or "
+				    "password file", a->name);
+	rc = mx_read_file(a->password_file, 4096, &data, &len, err);
+	if (rc)
+		return rc;
+	while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
+		data[--len] = '\0';
+	*pw_r = data;
+	return MX_OK;
+}
+
+static int imap_connect(const struct mx_account *a, struct mx_conn **conn_r,
+			struct mx_error *err)
+{
+	struct mx_net_opts opts = {a->ca_file, a->timeout_s};
+	struct mx_conn *c;
+	char *pw = NULL;
+	int rc, r;
+
+	c = calloc(1, sizeof(*c));
+	if (c == NULL || (c->host = strdup(a->host)) == NULL) {
+		free(c);
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	}
+	if (a->tls == MX_TLS_NONE && !a->insecure_plaintext) {
+		rc = mx_error_set(err, MX_ERR_INSECURE,
+				  "%s: plaintext IMAP refused; use imaps:// or "
+				  "imap:// (STARTTLS), or allow it explicitly "
+				  "with --insecure-plaintext", a->host);
+		goto fail;
+	}
+	rc = mx_net_connect(a->host, a->port, a->tls == MX_TLS_IMPLICIT, &opts,
+			    &c->stream, err);
+	if (rc)
+		goto fail;
+	c->imap = mailimap_new(0, NULL);
+	if (c->imap == NULL) {
+		rc = mx_error_set(err, MX_ERR_NOMEM, NULL);
+		goto fail;
+	}
+	mailimap_set_timeout(c->imap, a->timeout_s > 0 ? a->timeout_s : 60);
+	r = mailimap_connect(c->imap, c->stream);
+	if (r != MAILIMAP_NO_ERROR && r != MAILIMAP_NO_ERROR_AUTHENTICATED &&
+	    r != MAILIMAP_NO_ERROR_NON_AUTHENTICATED) {
+		rc = imap_fail(c, r, "greeting", err);
+		goto fail;
+	}
+	if (a->tls == MX_TLS_STARTTLS) {
+		rc = refresh_caps(c, err);
+		if (rc)
+			goto fail;
+		if (!has_cap(c, "STARTTLS")) {
+			rc = mx_error_set(err, MX_ERR_INSECURE,
+					  "%s: server does not offer STARTTLS; "
+					  "refusing to log in without TLS",
+					  a->host);
+			goto fail;
+		}
+		r = mailimap_starttls(c->imap);
+		if (r != MAILIMAP_NO_ERROR) {
+			rc = imap_fail(c, r, "STARTTLS", err);
+			if (rc == MX_ERR_SERVER)
+				rc = mx_error_set(err, MX_ERR_INSECURE,
+						  "%s: STARTTLS refused by "
+						  "server (%s); refusing to log "
+						  "in without TLS", a->host,
+						  resp_text(c));
+			goto fail;
+		}
+		rc = mx_net_starttls(c->stream, a->host, &opts, err);
+		if (rc)
+			goto fail;
+	} else if (a->tls == MX_TLS_NONE) {
+		mx_warn("%s: logging in over an unencrypted connection "
+			"(--insecure-plaintext)", a->host);
+	}
+	/* Capabilities seen before TLS must not be trusted: ask again. */
+	rc = refresh_caps(c, err);
+	if (rc)
+		goto fail;
+	if (has_cap(c, "LOGINDISABLED")) {
+		rc = mx_error_set(err, MX_ERR_UNSUPPORTED,
+				  "%s: server has LOGINDISABLED", a->host);
+		goto fail;
+	}
+	rc = read_password(a, &pw, err);
+	if (rc)
+		goto fail;
+	r = mailimap_login(c->imap, a->user, pw);
+	memset(pw, 0, strlen(pw));
+	free(pw);
+	if (r != MAILIMAP_NO_ERROR) {
+		rc = imap_fail(c, r, "LOGIN", err);
+		goto fail;
+	}
+	rc = refresh_caps(c, err);
+	if (rc == MX_OK)
+		rc = enable_qresync(c, err);
+	if (rc)
+		goto fail;
+	*conn_r = c;
+	return MX_OK;
+fail:
+	imap_disconnect(&c);
+	return rc;
+}
+
+static unsigned imap_server_caps(struct mx_conn *c)
+{
+	return c->caps;
+}
+
+static unsigned special_use(const char *flag)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} t[] = {
+		{"All", MX_SU_ALL},         {"Archive", MX_SU_ARCHIVE},
+		{"Drafts", MX_SU_DRAFTS},   {"Flagged", MX_SU_FLAGGED},
+		{"Junk", MX_SU_JUNK},       {"Spam", MX_SU_JUNK},
+		{"Sent", MX_SU_SENT},       {"Trash", MX_SU_TRASH},
+	};
+
+	for (size_t i = 0; i < MX_ARRAY_SIZE(t); i++)
+		if (strcasecmp(flag, t[i].name) == 0)
+			return t[i].bit;
+	return 0;
+}
+
+static int imap_list(struct mx_conn *c, struct mx_remote_folder **v_r,
+		     size_t *n_r, struct mx_error *err)
+{
+	struct mx_remote_folder *v = NULL;
+	clist *res = NULL;
+	clistiter *it;
+	size_t n = 0;
+	int r;
+
+	r = mailimap_list(c->imap, "", "*", &res);
+	if (r != MAILIMAP_NO_ERROR)
+		return imap_fail(c, r, "LIST", err);
+	v = calloc(clist_count(res) + 1, sizeof(*v));
+	if (v == NULL) {
+		mailimap_list_result_free(res);
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	}
+	for (it = clist_begin(res); it; it = clist_next(it)) {
+		struct mailimap_mailbox_list *mb = clist_content(it);
+		struct mx_remote_folder *f = &v[n];
+
+		if (mb->mb_name == NULL)
+			continue;
+		f->wire = strdup(mb->mb_name);
+		f->delim = mb->mb_delimiter;
+		if (strcasecmp(mb->mb_name, "INBOX") == 0) {
+			f->name = strdup("INBOX");
+			f->special |= MX_SU_INBOX;
+		} else {
+			f->name = mx_mutf7_decode(mb->mb_name);
+			if (f->name == NULL) /* malformed: keep wire name */
+				f->name = strdup(mb->mb_name);
+		}
+		if (f->wire == NULL || f->name == NULL) {
+			mx_remote_folders_free(v, n + 1);
+			mailimap_list_result_free(res);
+			return mx_error_set(err, MX_ERR_NOMEM, NULL);
+		}
+		if (mb->mb_flag) {
+			struct mailimap_mbx_list_flags *fl = mb->mb_flag;
+			clistiter *oi;
+
+			if (fl->mbf_type == MAILIMAP_MBX_LIST_FLAGS_SFLAG &&
+			    fl->mbf_sflag == MAILIMAP_MBX_LIST_SFLAG_NOSELECT)
+				f->noselect = true;
+			for (oi = fl->mbf_oflags ? clist_begin(fl->mbf_oflags)
+						 : NULL;
+			     oi; oi = clist_next(oi)) {
+				struct mailimap_mbx_list_oflag *of =
+					clist_content(oi);
+
+				if (of->of_type !=
+					    MAILIMAP_MBX_LIST_OFLAG_FLAG_EXT ||
+				    of->of_flag_ext == NULL)
+					continue;
+				if (strcasecmp(of->of_flag_ext,
+					       "NonExistent") == 0)
+					f->noselect = true;
+				f->special |= special_use(of->of_flag_ext);
+			}
+		}
+		n++;
+	}
+	mailimap_list_result_free(res);
+	*v_r = v;
+	*n_r = n;
+	return MX_OK;
+}
+
+static uint32_t flags_from_list(clist *l, struct mx_buf *kw)
+{
+	uint32_t fl = 0;
+
+	for (clistiter *it = l ? clist_begin(l) : NULL; it;
+	     it = clist_next(it)) {
+		struct mailimap_flag_fetch *ff = clist_content(it);
+		struct mailimap_flag *f;
+
+		if (ff->fl_type != MAILIMAP_FLAG_FETCH_OTHER || !ff->fl_flag)
+			continue;
+		f = ff->fl_flag;
+		switch (f->fl_type) {
+		case MAILIMAP_FLAG_ANSWERED:
+			fl |= MX_FL_ANSWERED;
+			break;
+		case MAILIMAP_FLAG_FLAGGED:
+			fl |= MX_FL_FLAGGED;
+			break;
+		case MAILIMAP_FLAG_DELETED:
+			fl |= MX_FL_DELETED;
+			break;
+		case MAILIMAP_FLAG_SEEN:
+			fl |= MX_FL_SEEN;
+			break;
+		case MAILIMAP_FLAG_DRAFT:
+			fl |= MX_FL_DRAFT;
+			break;
+		case MAILIMAP_FLAG_KEYWORD:
+			if (kw && f->fl_data.fl_keyword) {
+				if (kw->len)
+					mx_buf_puts(kw, " ");
+				mx_buf_puts(kw, f->fl_data.fl_keyword);
+			}
+			break;
+		default:
+			break;
+		}
+	}
+	return fl;
+}
+
+static int64_t date_time_to_unix(const struct mailimap_date_time *d)
+{
+	struct tm tm = {0};
+	int64_t t;
+	int zone, zh, zm;
+
+	tm.tm_year = d->dt_year - 1900;
+	tm.tm_mon = d->dt_month - 1;
+	tm.tm_mday = d->dt_day;
+	tm.tm_hour = d->dt_hour;
+	tm.tm_min = d->dt_min;
+	tm.tm_sec = d->dt_sec;
+	t = (int64_t)timegm(&tm);
+	/* dt_zone is +HHMM as an integer, e.g. -130 for -01:30. */
+	zone = d->dt_zone;
+	zh = abs(zone) / 100;
+	zm = abs(zone) % 100;
+	t -= (zone < 0 ? -1 : 1) * (int64_t)(zh * 3600 + zm * 60);
+	return t;
+}
+
+/* libetpan body handler: collect the literal in our buffer. */
+static bool body_handler(int type, struct mailimap_msg_att_body_section *sec,
+			 const char *bytes, size_t len, void *ctx)
+{
+	struct mx_conn *c = ctx;
+
+	(void)type;
+	(void)sec;
+	if (c->cb_rc != MX_OK)
+		return true; /* drain, keep the connection usable */
+	if (mx_buf_append(&c->body, bytes, len) < 0) {
+		c->cb_rc = mx_error_set(c->cb_err, MX_ERR_NOMEM,
+					"message body of %zu bytes", len);
+		return false;
+	}
+	c->have_body = true;
+	return true;
+}
+
+static void att_handler(struct mailimap_msg_att *att, void *ctx)
+{
+	struct mx_conn *c = ctx;
+	struct mx_fetched m = {0};
+	struct mx_buf kw = {0};
+	clistiter *it;
+
+	for (it = clist_begin(att->att_list); it; it = clist_next(it)) {
+		struct mailimap_msg_att_item *item = clist_content(it);
+
+		if (item->att_type == MAILIMAP_MSG_ATT_ITEM_DYNAMIC) {
+			m.flags = flags_from_list(
+				item->att_data.att_dyn->att_list, &kw);
+		} else if (item->att_type == MAILIMAP_MSG_ATT_ITEM_STATIC) {
+			struct mailimap_msg_att_static *s =
+				item->att_data.att_static;
+
+			switch (s->att_type) {
+			case MAILIMAP_MSG_ATT_UID:
+				m.uid = s->att_data.att_uid;
+				break;
+			case MAILIMAP_MSG_ATT_INTERNALDATE:
+				m.internaldate = date_time_to_unix(
+					s->att_data.att_internal_date);
+				break;
+			case MAILIMAP_MSG_ATT_RFC822_SIZE:
+				m.size = s->att_data.att_rfc822_size;
+				break;
+			case MAILIMAP_MSG_ATT_BODY_SECTION:
+				/* Without a body handler (never, here) the
+				 * literal would be in sec_body_part. */
+				if (!c->have_body &&
+				    s->att_data.att_body_section &&
+				    s->att_data.att_body_section->sec_body_part) {
+					mx_buf_append(&c->body,
+						s->att_data.att_body_section->sec_body_part,
+						s->att_data.att_body_section->sec_length);
+				}
+				c->have_body = true;
+				break;
+			default:
+				break;
+			}
+		} else if (item->att_type == MAILIMAP_MSG_ATT_ITEM_EXTENSION) {
+			struct mailimap_extension_data *ext =
+				item->att_data.att_extension_data;
+
+			if (ext && ext->ext_extension ==
+					   &mailimap_extension_condstore &&
+			    ext->ext_type ==
+				    MAILIMAP_CONDSTORE_TYPE_FETCH_DATA) {
+				struct mailimap_condstore_fetch_mod_resp *mr =
+					ext->ext_data;
+
+				m.modseq = mr->cs_modseq_value;
+			}
+		}
+	}
+	if (m.uid != 0 && c->cb_rc == MX_OK && c->cb) {
+		m.keywords = kw.len ? kw.data : NULL;
+		if (c->have_body) {
+			m.body = c->body.data ? c->body.data : "";
+			m.body_len = c->body.len;
+		}
+		c->cb_rc = c->cb(&m, c->cb_ctx, c->cb_err);
+	}
+	mx_buf_free(&kw);
+	mx_buf_reset(&c->body);
+	c->have_body = false;
+}
+
+static struct mailimap_set *make_set(const struct mx_uid_range *u, size_t n)
+{
+	struct mailimap_set *set = mailimap_set_new_empty();
+
+	for (size_t i = 0; set && i < n; i++) {
+		if (mailimap_set_add_interval(set, u[i].lo, u[i].hi) !=
+		    MAILIMAP_NO_ERROR) {
+			mailimap_set_free(set);
+			return NULL;
+		}
+	}
+	return set;
+}
+
+static struct mailimap_fetch_type *make_fetch_type(struct mx_conn *c,
+						   enum mx_fetch_what what)
+{
+	struct mailimap_fetch_type *ft = mailimap_fetch_type_new_fetch_att_list_empty();
+	bool ok = ft != NULL;
+
+#define ADD(att) (ok = ok && mailimap_fetch_type_new_fetch_att_list_add(ft, (att)) == MAILIMAP_NO_ERROR)
+	ADD(mailimap_fetch_att_new_uid());
+	if (what != MX_FETCH_SIZES)
+		ADD(mailimap_fetch_att_new_flags());
+	if (what == MX_FETCH_FULL || what == MX_FETCH_SIZES ||
+	    what == MX_FETCH_IDENTITY)
+		ADD(mailimap_fetch_att_new_rfc822_size());
+	if (what == MX_FETCH_FULL)
+		ADD(mailimap_fetch_att_new_internaldate());
+	if (what != MX_FETCH_SIZES && (c->caps & MX_CAP_CONDSTORE))
+		ADD(mailimap_fetch_att_new_modseq());
+	if (what == MX_FETCH_FULL)
+		ADD(mailimap_fetch_att_new_body_peek_section(
+			mailimap_section_new(NULL)));
+	if (what == MX_FETCH_IDENTITY) {
+		static const char *const names[] = {MX_IDENTITY_FIELDS};
+		clist *hl = clist_new();
+
+		for (size_t i = 0; hl && i < MX_ARRAY_SIZE(names); i++)
+			clist_append(hl, strdup(names[i]));
+		ADD(mailimap_fetch_att_new_body_peek_section(
+			mailimap_section_new_header_fields(
+				mailimap_header_list_new(hl))));
+	}
+#undef ADD
+	if (!ok && ft) {
+		mailimap_fetch_type_free(ft);
+		ft = NULL;
+	}
+	return ft;
+}
+
+static int imap_fetch(struct mx_conn *c, const struct mx_uid_range *uids,
+		      size_t nuids, enum mx_fetch_what what,
+		      uint64_t changedsince, mx_fetch_cb *cb, void *ctx,
+		      struct mx_error *err)
+{
+	struct mailimap_set *set;
+	struct mailimap_fetch_type *ft;
+	clist *res = NULL;
+	int r, rc;
+
+	if (nuids == 0)
+		return MX_OK;
+	set = make_set(uids, nuids);
+	ft = make_fetch_type(c, what);
+	if (set == NULL || ft == NULL) {
+		if (set)
+			mailimap_set_free(set);
+		if (ft)
+			mailimap_fetch_type_free(ft);
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	}
+	c->cb = cb;
+	c->cb_ctx = ctx;
+	c->cb_rc = MX_OK;
+	c->cb_err = err;
+	mx_buf_reset(&c->body);
+	c->have_body = false;
+	mailimap_set_msg_att_handler(c->imap, att_handler, c);
+	mailimap_set_msg_body_handler(c->imap, body_handler, c);
+	if (changedsince && (c->caps & MX_CAP_CONDSTORE))
+		r = mailimap_uid_fetch_changedsince(c->imap, set, ft,
+						    changedsince, &res);
+	else
+		r = mailimap_uid_fetch(c->imap, set, ft, &res);
+	mailimap_set_msg_att_handler(c->imap, NULL, NULL);
+	mailimap_set_msg_body_handler(c->imap, NULL, NULL);
+	c->cb = NULL;
+	if (res)
+		mailimap_fetch_list_free(res);
+	mailimap_fetch_type_free(ft);
+	mailimap_set_free(set);
+	/* libetpan reports "no FETCH response" (e.g. all UIDs expunged) as
+	 * success with an empty list; a NO is a real error. */
+	if (r != MAILIMAP_NO_ERROR) {
+		if (c->cb_rc != MX_OK)
+			return c->cb_rc;
+		return imap_fail(c, r, "UID FETCH", err);
+	}
+	rc = c->cb_rc;
+	return rc;
+}
+
+static int set_to_ranges(struct mailimap_set *set, struct mx_uid_range **v_r,
+			 size_t *n_r)
+{
+	struct mx_uid_range *v;
+	size_t n = 0;
+
+	if (set == NULL || set->set_list == NULL) {
+		*v_r = NULL;
+		*n_r = 0;
+		return 0;
+	}
+	v = calloc(clist_count(set->set_list) + 1, sizeof(*v));
+	if (v == NULL)
+		return -1;
+	for (clistiter *it = clist_begin(set->set_list); it;
+	     it = clist_next(it)) {
+		struct mailimap_set_item *si = clist_content(it);
+		uint32_t lo = si->set_first, hi = si->set_last;
+
+		/* "*" is 0 in libetpan: means the largest UID. */
+		if (hi == 0)
+			hi = UINT32_MAX;
+		if (lo == 0)
+			lo = UINT32_MAX;
+		if (lo > hi) {
+			uint32_t t = lo;
+
+			lo = hi;
+			hi = t;
+		}
+		v[n].lo = lo;
+		v[n].hi = hi;
+		n++;
+	}
+	*v_r = v;
+	*n_r = n;
+	return 0;
+}
+
+static int collect_changes(struct mx_conn *c, clist *fetch_result,
+			   struct mx_select_result *out)
+{
+	size_t cap = fetch_result ? clist_count(fetch_result) : 0;
+
+	if (cap == 0)
+		return 0;
+	out->changes = calloc(cap, sizeof(*out->changes));
+	if (out->changes == NULL)
+		return -1;
+	for (clistiter *it = clist_begin(fetch_result); it;
+	     it = clist_next(it)) {
+		struct mailimap_msg_att *att = clist_content(it);
+		struct mx_flag_change *ch = &out->changes[out->nchanges];
+		struct mx_buf kw = {0};
+		bool have_flags = false;
+
+		memset(ch, 0, sizeof(*ch));
+		for (clistiter *ai = clist_begin(att->att_list); ai;
+		     ai = clist_next(ai)) {
+			struct mailimap_msg_att_item *item = clist_content(ai);
+
+			if (item->att_type == MAILIMAP_MSG_ATT_ITEM_DYNAMIC) {
+				ch->flags = flags_from_list(
+					item->att_data.att_dyn->att_list, &kw);
+				have_flags = true;
+			} else if (item->att_type ==
+					   MAILIMAP_MSG_ATT_ITEM_STATIC &&
+				   item->att_data.att_static->att_type ==
+					   MAILIMAP_MSG_ATT_UID) {
+				ch->uid = item->att_data.att_static->att_data
+						  .att_uid;
+			} else if (item->att_type ==
+				   MAILIMAP_MSG_ATT_ITEM_EXTENSION) {
+				struct mailimap_extension_data *ext =
+					item->att_data.att_extension_data;
+
+				if (ext && ext->ext_extension ==
+						   &mailimap_extension_condstore &&
+				    ext->ext_type ==
+					    MAILIMAP_CONDSTORE_TYPE_FETCH_DATA)
+					ch->modseq = ((struct mailimap_condstore_fetch_mod_resp *)
+							      ext->ext_data)
+							     ->cs_modseq_value;
+			}
+		}
+		if (ch->uid == 0 || !have_flags) {
+			mx_buf_free(&kw);
+			continue;
+		}
+		ch->keywords = kw.len ? mx_buf_steal(&kw) : NULL;
+		mx_buf_free(&kw);
+		out->nchanges++;
+	}
+	(void)c;
+	return 0;
+}
+
+static int imap_select(struct mx_conn *c, const char *wire,
+		       uint32_t known_uidvalidity, uint64_t known_modseq,
+		       struct mx_select_result *out, struct mx_error *err)
+{
+	struct mailimap_selection_info *si;
+	uint64_t modseq = 0;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if (c->qresync_enabled && known_uidvalidity && known_modseq) {
+		clist *fr = NULL;
+		struct mailimap_qresync_vanished *van = NULL;
+
+		r = mailimap_select_qresync(c->imap, wire, known_uidvalidity,
+					    known_modseq, NULL, NULL, NULL, &fr,
+					    &van, &modseq);
+		if (r == MAILIMAP_NO_ERROR) {
+			int bad = 0;
+
+			out->qresync = true;
+			if (van)
+				bad = set_to_ranges(van->qr_known_uids,
+						    &out->vanished,
+						    &out->nvanished);
+			if (!bad)
+				bad = collect_changes(c, fr, out);
+			if (fr)
+				mailimap_fetch_list_free(fr);
+			if (van)
+				mailimap_qresync_vanished_free(van);
+			if (bad) {
+				mx_select_result_free(out);
+				return mx_error_set(err, MX_ERR_NOMEM, NULL);
+			}
+		}
+	} else if (c->caps & MX_CAP_CONDSTORE) {
+		r = mailimap_select_condstore(c->imap, wire, &modseq);
+	} else {
+		r = mailimap_select(c->imap, wire);
+	}
+	if (r != MAILIMAP_NO_ERROR) {
+		mx_select_result_free(out);
+		return imap_fail(c, r, "SELECT", err);
+	}
+	si = c->imap->imap_selection_info;
+	if (si == NULL)
+		return mx_error_set(err, MX_ERR_PROTOCOL,
+				    "SELECT %s: no selection info", wire);
+	out->uidvalidity = si->sel_uidvalidity;
+	out->uidnext = si->sel_uidnext;
+	out->exists = si->sel_exists;
+	out->highestmodseq = modseq;
+	if (out->uidvalidity == 0) {
+		mx_select_result_free(out);
+		return mx_error_set(err, MX_ERR_PROTOCOL,
+				    "SELECT %s: server sent no UIDVALIDITY",
+				    wire);
+	}
+	return MX_OK;
+}
+
+static int imap_uids(struct mx_conn *c, uint32_t **uids_r, size_t *n_r,
+		     struct mx_error *err)
+{
+	struct mailimap_search_key *key = mailimap_search_key_new_all();
+	clist *res = NULL;
+	uint32_t *v;
+	size_t n = 0;
+	int r;
+
+	if (key == NULL)
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	r = mailimap_uid_search(c->imap, NULL, key, &res);
+	mailimap_search_key_free(key);
+	if (r != MAILIMAP_NO_ERROR)
+		return imap_fail(c, r, "UID SEARCH", err);
+	v = malloc((clist_count(res) + 1) * sizeof(*v));
+	if (v == NULL) {
+		mailimap_search_result_free(res);
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	}
+	for (clistiter *it = clist_begin(res); it; it = clist_next(it))
+		v[n++] = *(uint32_t *)clist_content(it);
+	mailimap_search_result_free(res);
+	*uids_r = v;
+	*n_r = n;
+	return MX_OK;
+}
+
+static struct mailimap_flag_list *flag_list(uint32_t fl)
+{
+	struct mailimap_flag_list *l = mailimap_flag_list_new_empty();
+
+	if (l == NULL)
+		return NULL;
+	if (fl & MX_FL_SEEN)
+		mailimap_flag_list_add(l, mailimap_flag_new_seen());
+	if (fl & MX_FL_FLAGGED)
+		mailimap_flag_list_add(l, mailimap_flag_new_flagged());
+	if (fl & MX_FL_ANSWERED)
+		mailimap_flag_list_add(l, mailimap_flag_new_answered());
+	if (fl & MX_FL_DELETED)
+		mailimap_flag_list_add(l, mailimap_flag_new_deleted());
+	if (fl & MX_FL_DRAFT)
+		mailimap_flag_list_add(l, mailimap_flag_new_draft());
+	return l;
+}
+
+static int imap_store_flags(struct mx_conn *c, uint32_t uid, uint32_t add,
+			    uint32_t remove, struct mx_error *err)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		uint32_t fl = pass == 0 ? add : remove;
+		struct mailimap_store_att_flags *sa;
+		struct mailimap_flag_list *l;
+		struct mailimap_set *set;
+		int r;
+
+		if (fl == 0)
+			continue;
+		l = flag_list(fl);
+		if (l == NULL)
+			return mx_error_set(err, MX_ERR_NOMEM, NULL);
+		sa = pass == 0 ? mailimap_store_att_flags_new_add_flags_silent(l)
+			       : mailimap_store_att_flags_new_remove_flags_silent(l);
+		set = mailimap_set_new_single(uid);
+		if (sa == NULL || set == NULL) {
+			if (sa)
+				mailimap_store_att_flags_free(sa);
+			else
+				mailimap_flag_list_free(l);
+			if (set)
+				mailimap_set_free(set);
+			return mx_error_set(err, MX_ERR_NOMEM, NULL);
+		}
+		r = mailimap_uid_store(c->imap, set, sa);
+		mailimap_store_att_flags_free(sa);
+		mailimap_set_free(set);
+		if (r != MAILIMAP_NO_ERROR)
+			return imap_fail(c, r, "UID STORE", err);
+	}
+	return MX_OK;
+}
+
+const struct mx_backend_ops mx_backend_imap = {
+	.name = "imap",
+	.caps = MX_CAP_IDLE | MX_CAP_CONDSTORE | MX_CAP_QRESYNC | MX_CAP_MOVE |
+		MX_CAP_UIDPLUS | MX_CAP_STORES_BODIES | MX_CAP_TWO_WAY_FLAGS,
+	.connect = imap_connect,
+	.disconnect = imap_disconnect,
+	.server_caps = imap_server_caps,
+	.list = imap_list,
+	.select = imap_select,
+	.fetch = imap_fetch,
+	.uids = imap_uids,
+	.store_flags = imap_store_flags,
+};

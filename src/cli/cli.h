@@ -1,0 +1,44 @@
+/* mxsync command-line interface: one file per subcommand. */
+#ifndef MX_CLI_H
+#define MX_CLI_H
+
+#include <stdbool.h>
+
+#include "mxsync/mxsync.h"
+
+/* Exit codes (documented in doc/mxsync.1). */
+enum {
+	MX_EXIT_OK = 0,
+	MX_EXIT_FAIL = 1,       /* other failure */
+	MX_EXIT_USAGE = 2,      /* bad command line */
+	MX_EXIT_NOTFOUND = 3,   /* no such account, folder or message */
+	MX_EXIT_TEMP = 4,       /* network / server trouble: retry later */
+	MX_EXIT_AUTH = 5,       /* credentials rejected */
+	MX_EXIT_STORE = 6,      /* local store or disk problem */
+	MX_EXIT_PARTIAL = 7,    /* some folders failed, the rest synced */
+	MX_EXIT_SECURITY = 8,   /* TLS verification or plaintext refused */
+	MX_EXIT_INTERRUPTED = 130
+};
+
+struct cli {
+	const char *data_dir; /* -d, NULL = default */
+	const char *prog;
+};
+
+int cli_account(struct cli *c, int argc, char **argv);
+int cli_sync(struct cli *c, int argc, char **argv);
+int cli_status(struct cli *c, int argc, char **argv);
+int cli_ls(struct cli *c, int argc, char **argv);
+int cli_show(struct cli *c, int argc, char **argv);
+int cli_flag(struct cli *c, int argc, char **argv);
+int cli_export(struct cli *c, int argc, char **argv);
+
+/* Prints "mxsync: <detail>" and returns the exit code for ERR. */
+int cli_fail(const struct mx_error *err);
+int cli_exit_code(enum mx_err code);
+/* Opens the store or prints the error; returns NULL on failure. */
+struct mx_store *cli_open(struct cli *c, int *exit_r);
+/* True if ARG is -h or --help. */
+bool cli_is_help(const char *arg);
+
+#endif

@@ -1,2 +1,136 @@
-/* placeholder: being written */
-int main(void){return 0;}
+/* mxsync: entry point, global options and subcommand dispatch. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "util/util.h"
+
+static const char usage[] =
+	"usage: mxsync [-d DATA_DIR] [-v|-q] COMMAND [ARGS]\n"
+	"\n"
+	"commands:\n"
+	"  account add NAME --imap imaps://USER@HOST[:PORT] [--password-file F]\n"
+	"                   [--ca-file F] [--insecure-plaintext] [--timeout S]\n"
+	"  account list [--json]\n"
+	"  sync NAME [--folder F]...      one-shot sync, full or incremental\n"
+	"  status [NAME] [--json]         per folder: counts, state, last sync\n"
+	"  ls NAME [--folder F] [--json]  messages, newest first\n"
+	"  show MESSAGE_ID [--raw|--json] one message\n"
+	"  flag MESSAGE_ID --seen|--unseen|--flagged|--unflagged\n"
+	"  export NAME --format maildir|mbox --out PATH\n"
+	"\n"
+	"options:\n"
+	"  -d DIR     data directory (default: $MXSYNC_DATA_DIR, else\n"
+	"             $XDG_DATA_HOME/mxsync, else ~/.local/share/mxsync)\n"
+	"  -v         more log output (repeat for debug)\n"
+	"  -q         errors only\n"
+	"  --version  print the version\n"
+	"\n"
+	"Run 'mxsync COMMAND --help' for a command's options; see mxsync(1).\n";
+
+bool cli_is_help(const char *arg)
+{
+	return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
+}
+
+int cli_exit_code(enum mx_err code)
+{
+	switch (code) {
+	case MX_OK:
+		return MX_EXIT_OK;
+	case MX_ERR_INVAL:
+	case MX_ERR_PARSE:
+		return MX_EXIT_USAGE;
+	case MX_ERR_NOTFOUND:
+		return MX_EXIT_NOTFOUND;
+	case MX_ERR_NET:
+	case MX_ERR_TIMEOUT:
+	case MX_ERR_TLS:
+	case MX_ERR_PROTOCOL:
+	case MX_ERR_SERVER:
+		return MX_EXIT_TEMP;
+	case MX_ERR_AUTH:
+		return MX_EXIT_AUTH;
+	case MX_ERR_STORE:
+	case MX_ERR_STORE_FULL:
+	case MX_ERR_SCHEMA:
+	case MX_ERR_IO:
+		return MX_EXIT_STORE;
+	case MX_ERR_TLS_VERIFY:
+	case MX_ERR_INSECURE:
+		return MX_EXIT_SECURITY;
+	case MX_ERR_CANCELLED:
+		return MX_EXIT_INTERRUPTED;
+	default:
+		return MX_EXIT_FAIL;
+	}
+}
+
+int cli_fail(const struct mx_error *err)
+{
+	fprintf(stderr, "mxsync: %s\n",
+		err->detail[0] ? err->detail : mx_strerror(err->code));
+	return cli_exit_code(err->code);
+}
+
+struct mx_store *cli_open(struct cli *c, int *exit_r)
+{
+	struct mx_store *st = NULL;
+	struct mx_error err;
+
+	if (mx_store_open(c->data_dir, &st, &err) != MX_OK) {
+		*exit_r = cli_fail(&err);
+		return NULL;
+	}
+	return st;
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(struct cli *, int, char **);
+} commands[] = {
+	{"account", cli_account}, {"sync", cli_sync},   {"status", cli_status},
+	{"ls", cli_ls},           {"show", cli_show},   {"flag", cli_flag},
+	{"export", cli_export},
+};
+
+int main(int argc, char **argv)
+{
+	struct cli c = {NULL, "mxsync"};
+	int i;
+
+	/* libetpan and OpenSSL write to sockets without MSG_NOSIGNAL. */
+	signal(SIGPIPE, SIG_IGN);
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "-d") == 0 && i + 1 < argc) {
+			c.data_dir = argv[++i];
+		} else if (strcmp(argv[i], "-v") == 0) {
+			mx_log_level++;
+		} else if (strcmp(argv[i], "-vv") == 0) {
+			mx_log_level += 2;
+		} else if (strcmp(argv[i], "-q") == 0) {
+			mx_log_level = MX_LOG_ERROR;
+		} else if (cli_is_help(argv[i])) {
+			fputs(usage, stdout);
+			return MX_EXIT_OK;
+		} else if (strcmp(argv[i], "--version") == 0) {
+			printf("mxsync %s\n", MX_VERSION_STRING);
+			return MX_EXIT_OK;
+		} else {
+			fprintf(stderr, "mxsync: unknown option '%s'\n%s",
+				argv[i], usage);
+			return MX_EXIT_USAGE;
+		}
+	}
+	if (i >= argc) {
+		fputs(usage, stderr);
+		return MX_EXIT_USAGE;
+	}
+	for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
+		if (strcmp(argv[i], commands[k].name) == 0)
+			return commands[k].fn(&c, argc - i, argv + i);
+	fprintf(stderr, "mxsync: unknown command '%s'\n%s", argv[i], usage);
+	return MX_EXIT_USAGE;
+}

@@ -1,1 +1,125 @@
-/* placeholder: being written */
+/* mxsync show MESSAGE_ID [--raw|--json] */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cli/cli.h"
+
+static const char usage[] =
+	"usage: mxsync show MESSAGE_ID [--raw | --json]\n"
+	"  --raw   the original RFC 5322 bytes, unchanged\n"
+	"  --json  the stored record (headers, addresses, parts, locations)\n";
+
+static void print_addrs(const char *label, json_t *a)
+{
+	size_t i;
+	json_t *o;
+
+	if (json_array_size(a) == 0)
+		return;
+	printf("%s: ", label);
+	json_array_foreach(a, i, o) {
+		const char *n = json_string_value(json_object_get(o, "name"));
+		const char *e = json_string_value(json_object_get(o, "email"));
+
+		printf("%s%s%s%s%s", i ? ", " : "", n ? n : "", n ? " <" : "",
+		       e ? e : "", n ? ">" : "");
+	}
+	printf("\n");
+}
+
+int cli_show(struct cli *c, int argc, char **argv)
+{
+	const char *id = NULL;
+	bool raw = false, json = false;
+	struct mx_store *st;
+	struct mx_error err;
+	int rc = 0;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--raw") == 0)
+			raw = true;
+		else if (strcmp(argv[i], "--json") == 0)
+			json = true;
+		else if (cli_is_help(argv[i])) {
+			fputs(usage, stdout);
+			return MX_EXIT_OK;
+		} else if (argv[i][0] != '-' && id == NULL)
+			id = argv[i];
+		else {
+			fprintf(stderr, "mxsync: show: bad argument '%s'\n%s",
+				argv[i], usage);
+			return MX_EXIT_USAGE;
+		}
+	}
+	if (id == NULL || (raw && json)) {
+		fputs(usage, stderr);
+		return MX_EXIT_USAGE;
+	}
+	st = cli_open(c, &rc);
+	if (st == NULL)
+		return rc;
+	if (raw) {
+		char *data = NULL;
+		size_t len = 0;
+
+		if (mx_message_raw(st, id, &data, &len, &err) != MX_OK)
+			rc = cli_fail(&err);
+		else if (fwrite(data, 1, len, stdout) != len)
+			rc = MX_EXIT_FAIL;
+		mx_free(data);
+	} else {
+		char *out = NULL, *text = NULL;
+
+		if (mx_message_json(st, id, &out, &err) != MX_OK) {
+			rc = cli_fail(&err);
+		} else if (json) {
+			printf("%s\n", out);
+		} else {
+			json_t *m = json_loads(out, 0, NULL), *p, *l;
+			size_t i;
+
+			printf("Id: %s\n", json_string_value(json_object_get(m, "id")));
+			print_addrs("From", json_object_get(m, "from"));
+			print_addrs("To", json_object_get(m, "to"));
+			print_addrs("Cc", json_object_get(m, "cc"));
+			printf("Subject: %s\n", json_string_value(json_object_get(m, "subject"))
+							? json_string_value(json_object_get(m, "subject")) : "");
+			printf("Message-ID: %s\n", json_string_value(json_object_get(m, "message_id"))
+							   ? json_string_value(json_object_get(m, "message_id")) : "-");
+			printf("Thread: %lld\n", (long long)json_integer_value(json_object_get(m, "thread")));
+			json_array_foreach(json_object_get(m, "locations"), i, l) {
+				char *f = json_dumps(json_object_get(l, "flags"), JSON_COMPACT);
+
+				printf("Location: %s UID %lld %s\n",
+				       json_string_value(json_object_get(l, "folder")),
+				       (long long)json_integer_value(json_object_get(l, "uid")),
+				       f ? f : "");
+				free(f);
+			}
+			json_array_foreach(json_object_get(m, "parts"), i, p) {
+				if (!json_is_true(json_object_get(p, "attachment")))
+					continue;
+				printf("Attachment: %s (%s, %lld bytes)\n",
+				       json_string_value(json_object_get(p, "filename"))
+					       ? json_string_value(json_object_get(p, "filename")) : "(unnamed)",
+				       json_string_value(json_object_get(p, "type")),
+				       (long long)json_integer_value(json_object_get(p, "size")));
+			}
+			if (json_string_value(json_object_get(m, "parse_error")))
+				printf("Warning: message is malformed: %s\n",
+				       json_string_value(json_object_get(m, "parse_error")));
+			printf("\n");
+			if (mx_message_text(st, id, &text, &err) == MX_OK)
+				printf("%s\n", text);
+			mx_free(text);
+			json_decref(m);
+		}
+		mx_free(out);
+	}
+	mx_store_close(&st);
+	return rc;
+}

@@ -1,1 +1,88 @@
-/* placeholder: being written */
+/* mxsync status [NAME] [--json] */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "cli/cli.h"
+
+static const char usage[] = "usage: mxsync status [NAME] [--json]\n";
+
+static void fmt_time(json_int_t t, char *buf, size_t n)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (t <= 0) {
+		snprintf(buf, n, "never");
+		return;
+	}
+	localtime_r(&tt, &tm);
+	strftime(buf, n, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+int cli_status(struct cli *c, int argc, char **argv)
+{
+	const char *name = NULL;
+	bool json = false;
+	struct mx_store *st;
+	struct mx_error err;
+	char *out = NULL;
+	int rc = 0;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			json = true;
+		else if (cli_is_help(argv[i])) {
+			fputs(usage, stdout);
+			return MX_EXIT_OK;
+		} else if (argv[i][0] != '-' && name == NULL)
+			name = argv[i];
+		else {
+			fprintf(stderr, "mxsync: status: bad argument '%s'\n%s",
+				argv[i], usage);
+			return MX_EXIT_USAGE;
+		}
+	}
+	st = cli_open(c, &rc);
+	if (st == NULL)
+		return rc;
+	if (mx_status_json(st, name, &out, &err) != MX_OK) {
+		rc = cli_fail(&err);
+	} else if (json) {
+		printf("%s\n", out);
+	} else {
+		json_t *arr = json_loads(out, 0, NULL), *acct, *f;
+		size_t i, j;
+		char when[64];
+
+		json_array_foreach(arr, i, acct) {
+			fmt_time(json_integer_value(json_object_get(acct, "last_sync")),
+				 when, sizeof(when));
+			printf("%s: %lld messages, last sync %s\n",
+			       json_string_value(json_object_get(acct, "account")),
+			       (long long)json_integer_value(json_object_get(acct, "messages")),
+			       when);
+			printf("  %-24s %-8s %8s %8s %8s %12s %8s\n", "FOLDER",
+			       "STATE", "MSGS", "UNSEEN", "SERVER", "UIDVALIDITY",
+			       "MODSEQ");
+			json_array_foreach(json_object_get(acct, "folders"), j, f) {
+				printf("  %-24s %-8s %8lld %8lld %8lld %12lld %8lld\n",
+				       json_string_value(json_object_get(f, "folder")),
+				       json_string_value(json_object_get(f, "state")),
+				       (long long)json_integer_value(json_object_get(f, "messages")),
+				       (long long)json_integer_value(json_object_get(f, "unseen")),
+				       (long long)json_integer_value(json_object_get(f, "server_messages")),
+				       (long long)json_integer_value(json_object_get(f, "uidvalidity")),
+				       (long long)json_integer_value(json_object_get(f, "highestmodseq")));
+			}
+		}
+		if (json_array_size(arr) == 0)
+			printf("no accounts\n");
+		json_decref(arr);
+	}
+	mx_free(out);
+	mx_store_close(&st);
+	return rc;
+}

@@ -1,1 +1,456 @@
-/* placeholder: being written */
+/*
+ * Record codecs.  Accounts, folders and messages are stored as compact JSON
+ * (jansson): self-describing, so new fields can be added without a schema
+ * migration, and readable with mdb_dump when debugging a customer's store.
+ * Locations, the hot path of every flag resync, are a fixed binary layout.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "store/store.h"
+
+static int set_str(json_t *o, const char *k, const char *v)
+{
+	if (v == NULL)
+		return 0;
+	return json_object_set_new(o, k, json_string(v));
+}
+
+static char *get_str(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+
+	return s ? strdup(s) : NULL;
+}
+
+static json_int_t get_int(json_t *o, const char *k, json_int_t def)
+{
+	json_t *v = json_object_get(o, k);
+
+	return json_is_integer(v) ? json_integer_value(v) : def;
+}
+
+static char *dump(json_t *o, size_t *len_r, int indent)
+{
+	char *s;
+
+	if (o == NULL)
+		return NULL;
+	s = json_dumps(o, indent ? JSON_INDENT(indent) | JSON_PRESERVE_ORDER
+				 : JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	if (s && len_r)
+		*len_r = strlen(s);
+	return s;
+}
+
+/* ---- accounts ---- */
+
+char *mx_account_encode(const struct mx_account *a, size_t *len_r)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "id", json_integer(a->id));
+	set_str(o, "name", a->name);
+	set_str(o, "imap_url", a->imap_url);
+	set_str(o, "host", a->host);
+	json_object_set_new(o, "port", json_integer(a->port));
+	json_object_set_new(o, "tls", json_integer(a->tls));
+	set_str(o, "user", a->user);
+	set_str(o, "password", a->password);
+	set_str(o, "password_file", a->password_file);
+	set_str(o, "ca_file", a->ca_file);
+	json_object_set_new(o, "insecure_plaintext",
+			    json_boolean(a->insecure_plaintext));
+	json_object_set_new(o, "timeout_s", json_integer(a->timeout_s));
+	json_object_set_new(o, "created", json_integer(a->created));
+	return dump(o, len_r, 0);
+}
+
+int mx_account_decode(const char *data, size_t len, struct mx_account *a,
+		      struct mx_error *err)
+{
+	json_error_t je;
+	json_t *o;
+
+	memset(a, 0, sizeof(*a));
+	o = json_loadb(data, len, 0, &je);
+	if (!json_is_object(o)) {
+		json_decref(o);
+		return mx_error_set(err, MX_ERR_STORE,
+				    "corrupt account record: %s", je.text);
+	}
+	a->id = (uint32_t)get_int(o, "id", 0);
+	a->name = get_str(o, "name");
+	a->imap_url = get_str(o, "imap_url");
+	a->host = get_str(o, "host");
+	a->port = (uint16_t)get_int(o, "port", 0);
+	a->tls = (enum mx_tls_mode)get_int(o, "tls", MX_TLS_IMPLICIT);
+	a->user = get_str(o, "user");
+	a->password = get_str(o, "password");
+	a->password_file = get_str(o, "password_file");
+	a->ca_file = get_str(o, "ca_file");
+	a->insecure_plaintext =
+		json_is_true(json_object_get(o, "insecure_plaintext"));
+	a->timeout_s = (int)get_int(o, "timeout_s", 0);
+	a->created = get_int(o, "created", 0);
+	json_decref(o);
+	return MX_OK;
+}
+
+void mx_account_free(struct mx_account *a)
+{
+	if (a == NULL)
+		return;
+	free(a->name);
+	free(a->imap_url);
+	free(a->host);
+	free(a->user);
+	if (a->password)
+		memset(a->password, 0, strlen(a->password));
+	free(a->password);
+	free(a->password_file);
+	free(a->ca_file);
+	memset(a, 0, sizeof(*a));
+}
+
+/* ---- folders ---- */
+
+char *mx_folder_encode(const struct mx_folder *f, size_t *len_r)
+{
+	json_t *o = json_object();
+	char d[2] = {f->delim, 0};
+
+	json_object_set_new(o, "id", json_integer(f->id));
+	json_object_set_new(o, "account", json_integer(f->account_id));
+	set_str(o, "name", f->name);
+	set_str(o, "wire", f->wire);
+	set_str(o, "delim", d);
+	json_object_set_new(o, "special", json_integer(f->special));
+	json_object_set_new(o, "noselect", json_boolean(f->noselect));
+	json_object_set_new(o, "gone", json_boolean(f->gone));
+	json_object_set_new(o, "uidvalidity", json_integer(f->uidvalidity));
+	json_object_set_new(o, "uidnext", json_integer(f->uidnext));
+	json_object_set_new(o, "highestmodseq",
+			    json_integer((json_int_t)f->highestmodseq));
+	json_object_set_new(o, "initial_top", json_integer(f->initial_top));
+	json_object_set_new(o, "initial_low", json_integer(f->initial_low));
+	json_object_set_new(o, "initial_done", json_boolean(f->initial_done));
+	json_object_set_new(o, "last_sync", json_integer(f->last_sync));
+	json_object_set_new(o, "server_exists",
+			    json_integer(f->server_exists));
+	return dump(o, len_r, 0);
+}
+
+int mx_folder_decode(const char *data, size_t len, struct mx_folder *f,
+		     struct mx_error *err)
+{
+	json_error_t je;
+	json_t *o;
+	const char *d;
+
+	memset(f, 0, sizeof(*f));
+	o = json_loadb(data, len, 0, &je);
+	if (!json_is_object(o)) {
+		json_decref(o);
+		return mx_error_set(err, MX_ERR_STORE,
+				    "corrupt folder record: %s", je.text);
+	}
+	f->id = (uint32_t)get_int(o, "id", 0);
+	f->account_id = (uint32_t)get_int(o, "account", 0);
+	f->name = get_str(o, "name");
+	f->wire = get_str(o, "wire");
+	d = json_string_value(json_object_get(o, "delim"));
+	f->delim = d ? d[0] : 0;
+	f->special = (unsigned)get_int(o, "special", 0);
+	f->noselect = json_is_true(json_object_get(o, "noselect"));
+	f->gone = json_is_true(json_object_get(o, "gone"));
+	f->uidvalidity = (uint32_t)get_int(o, "uidvalidity", 0);
+	f->uidnext = (uint32_t)get_int(o, "uidnext", 0);
+	f->highestmodseq = (uint64_t)get_int(o, "highestmodseq", 0);
+	f->initial_top = (uint32_t)get_int(o, "initial_top", 0);
+	f->initial_low = (uint32_t)get_int(o, "initial_low", 0);
+	f->initial_done = json_is_true(json_object_get(o, "initial_done"));
+	f->last_sync = get_int(o, "last_sync", 0);
+	f->server_exists = (uint32_t)get_int(o, "server_exists", 0);
+	json_decref(o);
+	return MX_OK;
+}
+
+void mx_folder_free(struct mx_folder *f)
+{
+	if (f == NULL)
+		return;
+	free(f->name);
+	free(f->wire);
+	memset(f, 0, sizeof(*f));
+}
+
+void mx_folders_free(struct mx_folder *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		mx_folder_free(&v[i]);
+	free(v);
+}
+
+/* ---- locations ---- */
+
+size_t mx_loc_encode(const struct mx_loc *l, uint8_t *buf, size_t cap)
+{
+	size_t kw = l->keywords ? strlen(l->keywords) : 0;
+
+	if (cap < 20 + kw)
+		return 0;
+	mx_put_be64(buf, l->msg_id);
+	mx_put_be64(buf + 8, l->modseq);
+	mx_put_be32(buf + 16, l->flags);
+	if (kw)
+		memcpy(buf + 20, l->keywords, kw);
+	return 20 + kw;
+}
+
+int mx_loc_decode(const void *data, size_t len, struct mx_loc *l)
+{
+	const uint8_t *p = data;
+
+	if (len < 20)
+		return -1;
+	l->msg_id = mx_get_be64(p);
+	l->modseq = mx_get_be64(p + 8);
+	l->flags = mx_get_be32(p + 16);
+	l->keywords = len > 20 ? mx_strndup((const char *)p + 20, len - 20)
+			       : NULL;
+	return 0;
+}
+
+void mx_locs_free(struct mx_loc *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i].keywords);
+	free(v);
+}
+
+/* ---- messages ---- */
+
+static json_t *addrs_json(const struct mx_addr_list *l)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < l->n; i++) {
+		json_t *o = json_object();
+
+		set_str(o, "name", l->v[i].name);
+		set_str(o, "email", l->v[i].email);
+		json_array_append_new(a, o);
+	}
+	return a;
+}
+
+static void addrs_parse(json_t *a, struct mx_addr_list *l)
+{
+	size_t n = json_array_size(a);
+
+	l->v = NULL;
+	l->n = 0;
+	if (n == 0)
+		return;
+	l->v = calloc(n, sizeof(*l->v));
+	if (l->v == NULL)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		json_t *o = json_array_get(a, i);
+
+		l->v[i].name = get_str(o, "name");
+		l->v[i].email = get_str(o, "email");
+	}
+	l->n = n;
+}
+
+static json_t *msg_json(const struct mx_msg *m, bool for_display)
+{
+	const struct mx_parsed *p = &m->p;
+	json_t *o = json_object(), *refs, *parts;
+	char hex[65], idstr[17];
+
+	if (for_display) {
+		mx_msg_id_str(m->id, idstr);
+		set_str(o, "id", idstr);
+	} else {
+		json_object_set_new(o, "id", json_integer((json_int_t)m->id));
+	}
+	json_object_set_new(o, "account", json_integer(m->account_id));
+	mx_hex(m->sha256, 32, hex);
+	set_str(o, "sha256", hex);
+	json_object_set_new(o, "size", json_integer((json_int_t)m->size));
+	json_object_set_new(o, "internaldate", json_integer(m->internaldate));
+	json_object_set_new(o, "added", json_integer(m->added));
+	mx_hex(m->identity, 32, hex);
+	set_str(o, "identity", hex);
+	json_object_set_new(o, "thread", json_integer((json_int_t)m->thread_id));
+	set_str(o, "message_id", p->message_id);
+	set_str(o, "in_reply_to", p->in_reply_to);
+	refs = json_array();
+	for (size_t i = 0; i < p->nreferences; i++)
+		json_array_append_new(refs, json_string(p->references[i]));
+	json_object_set_new(o, "references", refs);
+	set_str(o, "subject", p->subject);
+	json_object_set_new(o, "date", json_integer(p->date));
+	json_object_set_new(o, "from", addrs_json(&p->from));
+	json_object_set_new(o, "sender", addrs_json(&p->sender));
+	json_object_set_new(o, "reply_to", addrs_json(&p->reply_to));
+	json_object_set_new(o, "to", addrs_json(&p->to));
+	json_object_set_new(o, "cc", addrs_json(&p->cc));
+	json_object_set_new(o, "bcc", addrs_json(&p->bcc));
+	set_str(o, "snippet", p->snippet);
+	parts = json_array();
+	for (size_t i = 0; i < p->nparts; i++) {
+		const struct mx_part *pt = &p->parts[i];
+		json_t *po = json_object();
+
+		set_str(po, "part", pt->part_id);
+		set_str(po, "type", pt->content_type);
+		set_str(po, "charset", pt->charset);
+		set_str(po, "filename", pt->filename);
+		set_str(po, "content_id", pt->content_id);
+		set_str(po, "disposition", pt->disposition);
+		json_object_set_new(po, "size",
+				    json_integer((json_int_t)pt->size));
+		json_object_set_new(po, "attachment",
+				    json_boolean(pt->attachment));
+		json_array_append_new(parts, po);
+	}
+	json_object_set_new(o, "parts", parts);
+	json_object_set_new(o, "parse_flags", json_integer(p->flags));
+	set_str(o, "parse_error", p->error);
+	return o;
+}
+
+char *mx_msg_encode(const struct mx_msg *m, size_t *len_r)
+{
+	return dump(msg_json(m, false), len_r, 0);
+}
+
+char *mx_msg_to_json(const struct mx_msg *m, int indent)
+{
+	return dump(msg_json(m, true), NULL, indent);
+}
+
+int mx_msg_decode(const char *data, size_t len, struct mx_msg *m,
+		  struct mx_error *err)
+{
+	struct mx_parsed *p = &m->p;
+	json_error_t je;
+	json_t *o, *a;
+	const char *s;
+
+	memset(m, 0, sizeof(*m));
+	o = json_loadb(data, len, 0, &je);
+	if (!json_is_object(o)) {
+		json_decref(o);
+		return mx_error_set(err, MX_ERR_STORE,
+				    "corrupt message record: %s", je.text);
+	}
+	m->id = (uint64_t)get_int(o, "id", 0);
+	m->account_id = (uint32_t)get_int(o, "account", 0);
+	s = json_string_value(json_object_get(o, "sha256"));
+	if (s == NULL || strlen(s) != 64 || mx_unhex(s, m->sha256, 32) < 0) {
+		json_decref(o);
+		return mx_error_set(err, MX_ERR_STORE,
+				    "corrupt message record: bad sha256");
+	}
+	s = json_string_value(json_object_get(o, "identity"));
+	if (s && strlen(s) == 64)
+		mx_unhex(s, m->identity, 32);
+	m->size = (uint64_t)get_int(o, "size", 0);
+	m->internaldate = get_int(o, "internaldate", 0);
+	m->added = get_int(o, "added", 0);
+	m->thread_id = (uint64_t)get_int(o, "thread", 0);
+	p->message_id = get_str(o, "message_id");
+	p->in_reply_to = get_str(o, "in_reply_to");
+	a = json_object_get(o, "references");
+	if (json_array_size(a) > 0) {
+		p->references = calloc(json_array_size(a), sizeof(char *));
+		for (size_t i = 0; p->references && i < json_array_size(a); i++) {
+			const char *r = json_string_value(json_array_get(a, i));
+
+			p->references[p->nreferences++] = strdup(r ? r : "");
+		}
+	}
+	p->subject = get_str(o, "subject");
+	p->date = get_int(o, "date", -1);
+	addrs_parse(json_object_get(o, "from"), &p->from);
+	addrs_parse(json_object_get(o, "sender"), &p->sender);
+	addrs_parse(json_object_get(o, "reply_to"), &p->reply_to);
+	addrs_parse(json_object_get(o, "to"), &p->to);
+	addrs_parse(json_object_get(o, "cc"), &p->cc);
+	addrs_parse(json_object_get(o, "bcc"), &p->bcc);
+	p->snippet = get_str(o, "snippet");
+	a = json_object_get(o, "parts");
+	if (json_array_size(a) > 0) {
+		p->parts = calloc(json_array_size(a), sizeof(*p->parts));
+		for (size_t i = 0; p->parts && i < json_array_size(a); i++) {
+			json_t *po = json_array_get(a, i);
+			struct mx_part *pt = &p->parts[p->nparts++];
+
+			pt->part_id = get_str(po, "part");
+			pt->content_type = get_str(po, "type");
+			pt->charset = get_str(po, "charset");
+			pt->filename = get_str(po, "filename");
+			pt->content_id = get_str(po, "content_id");
+			pt->disposition = get_str(po, "disposition");
+			pt->size = (uint64_t)get_int(po, "size", 0);
+			pt->attachment =
+				json_is_true(json_object_get(po, "attachment"));
+		}
+	}
+	p->flags = (unsigned)get_int(o, "parse_flags", 0);
+	p->error = get_str(o, "parse_error");
+	json_decref(o);
+	return MX_OK;
+}
+
+void mx_msg_free(struct mx_msg *m)
+{
+	if (m == NULL)
+		return;
+	mx_parsed_free(&m->p);
+	memset(m, 0, sizeof(*m));
+}
+
+void mx_msg_id_str(uint64_t id, char out[17])
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (int i = 15; i >= 0; i--) {
+		out[i] = digits[id & 15];
+		id >>= 4;
+	}
+	out[16] = '\0';
+}
+
+int mx_msg_id_parse(const char *s, uint64_t *id_r)
+{
+	uint64_t v = 0;
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 16)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		int d;
+
+		if (c >= '0' && c <= '9')
+			d = c - '0';
+		else if (c >= 'a' && c <= 'f')
+			d = c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			d = c - 'A' + 10;
+		else
+			return -1;
+		v = v << 4 | (uint64_t)d;
+	}
+	*id_r = v;
+	return v ? 0 : -1;
+}

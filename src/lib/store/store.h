@@ -1,0 +1,283 @@
+/*
+ * The LMDB store: the single source of truth.  Schema: doc/internals/store.md.
+ *
+ * Memory: values returned by LMDB are valid only until the next update or
+ * the end of the transaction; every getter here copies into mxsync structs
+ * (released with the matching _free function) unless its comment says the
+ * pointer is borrowed.
+ *
+ * Writes: use mx_store_write(), which runs a callback inside one write
+ * transaction and, when LMDB reports MDB_MAP_FULL, aborts, grows the map
+ * and runs the callback again.  The callback must therefore not change
+ * state outside the transaction that a second run would trip over.
+ */
+#ifndef MX_STORE_H
+#define MX_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <lmdb.h>
+
+#include "mime/mime.h"
+#include "util/util.h"
+
+#define MX_SCHEMA_VERSION 1
+
+enum mx_dbi {
+	MX_DB_META,          /* "schema_version", counters */
+	MX_DB_ACCOUNTS,      /* u32 account id -> JSON */
+	MX_DB_ACCOUNT_NAMES, /* name -> u32 account id */
+	MX_DB_FOLDERS,       /* u32 folder id -> JSON */
+	MX_DB_FOLDER_NAMES,  /* u32 account id + UTF-8 name -> u32 folder id */
+	MX_DB_MESSAGES,      /* u64 message id -> JSON record */
+	MX_DB_BLOBS,         /* sha256 -> raw RFC 5322 bytes */
+	MX_DB_BLOBREFS,      /* sha256 -> u32 reference count */
+	MX_DB_LOCS,          /* u32 folder id + u32 uid -> location value */
+	MX_DB_MSGLOCS,       /* u64 msg id + u32 folder + u32 uid -> "" */
+	MX_DB_IDENTITY,      /* u32 account + identity[32] -> u64 msg id (dup) */
+	MX_DB_MSGID,         /* u32 account + Message-ID -> u64 msg id (dup) */
+	MX_DB_THREADREFS,    /* u32 account + Message-ID -> u64 thread id */
+	MX_DB_THREADSUBJ,    /* u32 account + normalized subject -> u64 thread */
+	MX_DB_THREADS,       /* u64 thread id + u64 msg id -> "" */
+	MX_DB_EVENTS,        /* u64 sequence -> JSON event */
+	MX_DB_BYDATE,        /* u32 account + u64 internaldate + u64 id -> "" */
+	MX_DB_ORPHANS,       /* u64 msg id -> "": records with no location */
+	MX_DB_COUNT
+};
+
+struct mx_store {
+	MDB_env *env;
+	MDB_dbi dbi[MX_DB_COUNT];
+	char *dir;          /* owned */
+	size_t map_size;    /* current */
+	size_t map_max;     /* growth limit */
+};
+
+struct mx_txn {
+	struct mx_store *st; /* foreign */
+	MDB_txn *txn;
+	bool write;
+};
+
+/* Internal open with an explicit initial map size and limit (tests). */
+int mx_store_open_ex(const char *dir, size_t map_size, size_t map_max,
+		     struct mx_store **store_r, struct mx_error *err);
+
+int mx_txn_begin(struct mx_store *st, bool write, struct mx_txn *t,
+		 struct mx_error *err);
+int mx_txn_commit(struct mx_txn *t, struct mx_error *err);
+void mx_txn_abort(struct mx_txn *t);
+
+/* Maps an LMDB return code to MX_ERR_STORE / MX_ERR_STORE_FULL / NOTFOUND. */
+int mx_store_err(struct mx_error *err, int mdb_rc, const char *what);
+
+typedef int mx_store_write_fn(struct mx_txn *t, void *ctx,
+			      struct mx_error *err);
+
+/*
+ * Runs FN in a write transaction and commits it.  On MX_ERR_STORE_FULL
+ * the transaction is aborted, the map doubled (up to map_max) and FN run
+ * again.  Any other error aborts: nothing of FN's writes remains.
+ */
+int mx_store_write(struct mx_store *st, mx_store_write_fn *fn, void *ctx,
+		   struct mx_error *err);
+
+/* Raw key/value helpers. */
+int mx_db_get(struct mx_txn *t, enum mx_dbi db, const void *k, size_t klen,
+	      MDB_val *v, struct mx_error *err); /* MX_ERR_NOTFOUND if absent */
+int mx_db_put(struct mx_txn *t, enum mx_dbi db, const void *k, size_t klen,
+	      const void *v, size_t vlen, unsigned flags, struct mx_error *err);
+int mx_db_del(struct mx_txn *t, enum mx_dbi db, const void *k, size_t klen,
+	      const void *v, size_t vlen, struct mx_error *err);
+/* Next value of counter NAME in META (starting at 1). */
+int mx_db_next_id(struct mx_txn *t, const char *name, uint64_t *id_r,
+		  struct mx_error *err);
+
+/* ---- accounts ---- */
+
+enum mx_tls_mode { MX_TLS_IMPLICIT = 0, MX_TLS_STARTTLS = 1, MX_TLS_NONE = 2 };
+
+struct mx_account {
+	uint32_t id;
+	char *name;
+	char *imap_url;
+	char *host;
+	uint16_t port;
+	enum mx_tls_mode tls;
+	char *user;
+	char *password;      /* clear text until the secrets issue lands */
+	char *password_file;
+	char *ca_file;
+	bool insecure_plaintext;
+	int timeout_s;
+	int64_t created;
+};
+
+void mx_account_free(struct mx_account *a);
+int mx_store_account_put(struct mx_txn *t, struct mx_account *a,
+			 struct mx_error *err); /* assigns a->id when 0 */
+int mx_store_account_get(struct mx_txn *t, const char *name,
+			 struct mx_account *a, struct mx_error *err);
+int mx_store_account_list(struct mx_txn *t, struct mx_account **v_r,
+			  size_t *n_r, struct mx_error *err);
+
+/* ---- folders ---- */
+
+/* Special-use bits (RFC 6154). */
+#define MX_SU_ALL 0x01u
+#define MX_SU_ARCHIVE 0x02u
+#define MX_SU_DRAFTS 0x04u
+#define MX_SU_FLAGGED 0x08u
+#define MX_SU_JUNK 0x10u
+#define MX_SU_SENT 0x20u
+#define MX_SU_TRASH 0x40u
+#define MX_SU_INBOX 0x80u
+
+struct mx_folder {
+	uint32_t id;
+	uint32_t account_id;
+	char *name;          /* UTF-8 */
+	char *wire;          /* as on the wire (modified UTF-7) */
+	char delim;
+	unsigned special;    /* MX_SU_* */
+	bool noselect;
+	bool gone;           /* no longer listed by the server */
+	uint32_t uidvalidity;
+	uint32_t uidnext;        /* server's UIDNEXT covered by the store */
+	uint64_t highestmodseq;  /* covered by the store */
+	uint32_t initial_top;    /* UIDNEXT when the initial sync started */
+	uint32_t initial_low;    /* lowest UID committed by the initial
+				    sync; 0 = not started */
+	bool initial_done;
+	int64_t last_sync;
+	uint32_t server_exists;
+};
+
+void mx_folder_free(struct mx_folder *f);
+void mx_folders_free(struct mx_folder *v, size_t n);
+int mx_store_folder_put(struct mx_txn *t, struct mx_folder *f,
+			struct mx_error *err); /* assigns f->id when 0 */
+int mx_store_folder_get(struct mx_txn *t, uint32_t id, struct mx_folder *f,
+			struct mx_error *err);
+int mx_store_folder_find(struct mx_txn *t, uint32_t account_id,
+			 const char *name, struct mx_folder *f,
+			 struct mx_error *err);
+int mx_store_folder_list(struct mx_txn *t, uint32_t account_id,
+			 struct mx_folder **v_r, size_t *n_r,
+			 struct mx_error *err);
+
+/* ---- locations: where a message lives on the server ---- */
+
+struct mx_loc {
+	uint32_t folder_id;
+	uint32_t uid;
+	uint64_t msg_id;
+	uint64_t modseq;
+	uint32_t flags;     /* MX_FL_* */
+	char *keywords;     /* space separated, NULL if none */
+};
+
+#define MX_FL_SEEN 0x01u
+#define MX_FL_ANSWERED 0x02u
+#define MX_FL_FLAGGED 0x04u
+#define MX_FL_DELETED 0x08u
+#define MX_FL_DRAFT 0x10u
+
+int mx_store_loc_get(struct mx_txn *t, uint32_t folder_id, uint32_t uid,
+		     struct mx_loc *l, struct mx_error *err);
+/* Creates or replaces; maintains MSGLOCS. */
+int mx_store_loc_put(struct mx_txn *t, const struct mx_loc *l,
+		     struct mx_error *err);
+int mx_store_loc_del(struct mx_txn *t, uint32_t folder_id, uint32_t uid,
+		     struct mx_error *err);
+/* All locations of a folder, ascending UID.  Free with mx_locs_free. */
+int mx_store_folder_locs(struct mx_txn *t, uint32_t folder_id,
+			 struct mx_loc **v_r, size_t *n_r,
+			 struct mx_error *err);
+/* All locations of a message. */
+int mx_store_msg_locs(struct mx_txn *t, uint64_t msg_id, struct mx_loc **v_r,
+		      size_t *n_r, struct mx_error *err);
+void mx_locs_free(struct mx_loc *v, size_t n);
+
+/* ---- messages ---- */
+
+struct mx_msg {
+	uint64_t id;
+	uint32_t account_id;
+	uint8_t sha256[32];
+	uint64_t size;
+	int64_t internaldate;
+	int64_t added;
+	uint8_t identity[32];
+	uint64_t thread_id;
+	struct mx_parsed p;
+};
+
+void mx_msg_free(struct mx_msg *m);
+
+/*
+ * Stores a new message: assigns m->id and m->thread_id, stores the blob
+ * (deduplicated, refcounted), the identity, Message-ID and thread indexes.
+ */
+int mx_store_msg_add(struct mx_txn *t, struct mx_msg *m, const char *raw,
+		     struct mx_error *err);
+int mx_store_msg_get(struct mx_txn *t, uint64_t id, struct mx_msg *m,
+		     struct mx_error *err);
+/* Deletes a message record, its indexes and its blob reference. */
+int mx_store_msg_del(struct mx_txn *t, uint64_t id, struct mx_error *err);
+/* Message ids with IDENTITY in ACCOUNT (malloc()ed array). */
+int mx_store_identity_find(struct mx_txn *t, uint32_t account_id,
+			   const uint8_t identity[32], uint64_t **ids_r,
+			   size_t *n_r, struct mx_error *err);
+/* Borrowed pointer to the raw bytes, valid until the transaction ends. */
+int mx_store_blob_get(struct mx_txn *t, const uint8_t sha[32],
+		      const char **data_r, size_t *len_r,
+		      struct mx_error *err);
+
+/* Orphans: records whose last location went away.  They are deleted by
+ * the garbage collection at the end of a complete account sync unless a
+ * location was re-attached meanwhile (a move). */
+int mx_store_orphan_add(struct mx_txn *t, uint64_t id, struct mx_error *err);
+int mx_store_orphan_del(struct mx_txn *t, uint64_t id, struct mx_error *err);
+bool mx_store_is_orphan(struct mx_txn *t, uint64_t id);
+int mx_store_orphans(struct mx_txn *t, uint64_t **ids_r, size_t *n_r,
+		     struct mx_error *err);
+
+/* Messages of an account, newest first (by internaldate). */
+int mx_store_account_msgs(struct mx_txn *t, uint32_t account_id,
+			  uint64_t **ids_r, size_t *n_r, struct mx_error *err);
+
+/* ---- events ---- */
+
+/*
+ * Appends an event to the log in this transaction.  TYPE e.g.
+ * "message.new"; FOLDER_ID/MSG_ID 0 when not applicable.  EXTRA is a
+ * jansson object (json_t *) merged into the payload, or NULL; not stolen.
+ */
+int mx_store_event(struct mx_txn *t, const char *type, uint32_t account_id,
+		   uint32_t folder_id, uint64_t msg_id, const void *extra,
+		   struct mx_error *err);
+
+/* Encodes the record as JSON text (for the CLI and the API). */
+char *mx_msg_to_json(const struct mx_msg *m, int indent);
+
+/* Record codec (record.c), exposed for unit tests. */
+char *mx_msg_encode(const struct mx_msg *m, size_t *len_r);
+int mx_msg_decode(const char *data, size_t len, struct mx_msg *m,
+		  struct mx_error *err);
+char *mx_folder_encode(const struct mx_folder *f, size_t *len_r);
+int mx_folder_decode(const char *data, size_t len, struct mx_folder *f,
+		     struct mx_error *err);
+char *mx_account_encode(const struct mx_account *a, size_t *len_r);
+int mx_account_decode(const char *data, size_t len, struct mx_account *a,
+		      struct mx_error *err);
+/* Location value: u64 msg id, u64 modseq, u32 flags, keywords bytes. */
+size_t mx_loc_encode(const struct mx_loc *l, uint8_t *buf, size_t cap);
+int mx_loc_decode(const void *data, size_t len, struct mx_loc *l);
+
+/* Message id as text: 16 lower-case hex digits. */
+void mx_msg_id_str(uint64_t id, char out[17]);
+int mx_msg_id_parse(const char *s, uint64_t *id_r);
+
+#endif

@@ -1,1 +1,523 @@
-/* placeholder: being written */
+/* Read-side public API (status, ls, show) and the two-way flag change. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "mime/mime.h"
+#include "sync/sync.h"
+
+enum mx_err mx_store_open(const char *dir, struct mx_store **store_r,
+			  struct mx_error *err)
+{
+	const char *env, *home;
+	char path[4096];
+
+	mx_error_clear(err);
+	if (dir == NULL) {
+		if ((env = getenv("MXSYNC_DATA_DIR")) && *env)
+			dir = env;
+		else if ((env = getenv("XDG_DATA_HOME")) && *env) {
+			snprintf(path, sizeof(path), "%s/mxsync", env);
+			dir = path;
+		} else if ((home = getenv("HOME")) && *home) {
+			snprintf(path, sizeof(path), "%s/.local/share/mxsync",
+				 home);
+			dir = path;
+		} else {
+			return mx_error_set(err, MX_ERR_CONFIG,
+					    "no data directory: set "
+					    "MXSYNC_DATA_DIR or HOME");
+		}
+	}
+	return mx_store_open_ex(dir, 0, 0, store_r, err);
+}
+
+static json_t *flags_json(uint32_t fl, const char *kw)
+{
+	json_t *a = json_array();
+
+	if (fl & MX_FL_SEEN)
+		json_array_append_new(a, json_string("\\Seen"));
+	if (fl & MX_FL_ANSWERED)
+		json_array_append_new(a, json_string("\\Answered"));
+	if (fl & MX_FL_FLAGGED)
+		json_array_append_new(a, json_string("\\Flagged"));
+	if (fl & MX_FL_DELETED)
+		json_array_append_new(a, json_string("\\Deleted"));
+	if (fl & MX_FL_DRAFT)
+		json_array_append_new(a, json_string("\\Draft"));
+	if (kw) {
+		char *dup = strdup(kw), *save = NULL;
+
+		for (char *tok = dup ? strtok_r(dup, " ", &save) : NULL; tok;
+		     tok = strtok_r(NULL, " ", &save))
+			json_array_append_new(a, json_string(tok));
+		free(dup);
+	}
+	return a;
+}
+
+static char *dump_free(json_t *o)
+{
+	char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+	json_decref(o);
+	return s;
+}
+
+static json_t *status_account(struct mx_txn *t, const struct mx_account *a,
+			      struct mx_error *err)
+{
+	struct mx_folder *f = NULL;
+	size_t nf = 0;
+	json_t *o = json_object(), *fa = json_array();
+	uint64_t total = 0;
+	int64_t last = 0;
+
+	json_object_set_new(o, "account", json_string(a->name));
+	if (mx_store_folder_list(t, a->id, &f, &nf, err) == MX_OK) {
+		for (size_t i = 0; i < nf; i++) {
+			struct mx_loc *locs = NULL;
+			size_t n = 0, unseen = 0;
+			json_t *fo;
+			const char *state;
+
+			if (f[i].gone)
+				continue;
+			mx_store_folder_locs(t, f[i].id, &locs, &n, NULL);
+			for (size_t j = 0; j < n; j++)
+				if (!(locs[j].flags & MX_FL_SEEN))
+					unseen++;
+			mx_locs_free(locs, n);
+			total += n;
+			if (f[i].last_sync > last)
+				last = f[i].last_sync;
+			state = f[i].noselect ? "noselect"
+				: f[i].initial_done ? "synced"
+				: f[i].initial_top ? "partial"
+						   : "never";
+			fo = json_object();
+			json_object_set_new(fo, "folder", json_string(f[i].name));
+			json_object_set_new(fo, "state", json_string(state));
+			json_object_set_new(fo, "messages", json_integer((json_int_t)n));
+			json_object_set_new(fo, "unseen", json_integer((json_int_t)unseen));
+			json_object_set_new(fo, "server_messages",
+					    json_integer(f[i].server_exists));
+			json_object_set_new(fo, "uidvalidity",
+					    json_integer(f[i].uidvalidity));
+			json_object_set_new(fo, "uidnext", json_integer(f[i].uidnext));
+			json_object_set_new(fo, "highestmodseq",
+					    json_integer((json_int_t)f[i].highestmodseq));
+			json_object_set_new(fo, "last_sync",
+					    json_integer(f[i].last_sync));
+			if (f[i].special) {
+				static const char *const su[] = {
+					"\\All", "\\Archive", "\\Drafts",
+					"\\Flagged", "\\Junk", "\\Sent",
+					"\\Trash", "inbox"};
+				json_t *sa = json_array();
+
+				for (int b = 0; b < 8; b++)
+					if (f[i].special & (1u << b))
+						json_array_append_new(sa, json_string(su[b]));
+				json_object_set_new(fo, "special_use", sa);
+			}
+			json_array_append_new(fa, fo);
+		}
+		mx_folders_free(f, nf);
+	}
+	json_object_set_new(o, "messages", json_integer((json_int_t)total));
+	json_object_set_new(o, "last_sync", json_integer(last));
+	json_object_set_new(o, "folders", fa);
+	return o;
+}
+
+enum mx_err mx_status_json(struct mx_store *st, const char *name,
+			   char **json_r, struct mx_error *err)
+{
+	struct mx_account *v = NULL;
+	size_t n = 0;
+	struct mx_txn t;
+	json_t *arr;
+	bool found = name == NULL;
+	int rc;
+
+	mx_error_clear(err);
+	rc = mx_txn_begin(st, false, &t, err);
+	if (rc)
+		return rc;
+	rc = mx_store_account_list(&t, &v, &n, err);
+	if (rc) {
+		mx_txn_abort(&t);
+		return rc;
+	}
+	arr = json_array();
+	for (size_t i = 0; i < n; i++) {
+		if (name == NULL || strcmp(name, v[i].name) == 0) {
+			json_array_append_new(arr, status_account(&t, &v[i], err));
+			found = true;
+		}
+		mx_account_free(&v[i]);
+	}
+	free(v);
+	mx_txn_abort(&t);
+	if (!found) {
+		json_decref(arr);
+		return mx_error_set(err, MX_ERR_NOTFOUND,
+				    "no account named '%s'", name);
+	}
+	*json_r = dump_free(arr);
+	return *json_r ? MX_OK : mx_error_set(err, MX_ERR_NOMEM, NULL);
+}
+
+static json_t *locs_json(struct mx_txn *t, uint64_t id)
+{
+	struct mx_loc *locs = NULL;
+	size_t n = 0;
+	json_t *a = json_array();
+
+	if (mx_store_msg_locs(t, id, &locs, &n, NULL) != MX_OK)
+		return a;
+	for (size_t i = 0; i < n; i++) {
+		struct mx_folder f;
+		json_t *o = json_object();
+
+		if (mx_store_folder_get(t, locs[i].folder_id, &f, NULL) == MX_OK) {
+			json_object_set_new(o, "folder", json_string(f.name));
+			json_object_set_new(o, "uidvalidity",
+					    json_integer(f.uidvalidity));
+			mx_folder_free(&f);
+		}
+		json_object_set_new(o, "uid", json_integer(locs[i].uid));
+		json_object_set_new(o, "flags",
+				    flags_json(locs[i].flags, locs[i].keywords));
+		if (locs[i].modseq)
+			json_object_set_new(o, "modseq",
+					    json_integer((json_int_t)locs[i].modseq));
+		json_array_append_new(a, o);
+	}
+	mx_locs_free(locs, n);
+	return a;
+}
+
+enum mx_err mx_list_json(struct mx_store *st, const char *name,
+			 const char *folder, char **json_r,
+			 struct mx_error *err)
+{
+	struct mx_account a;
+	struct mx_folder f = {0};
+	struct mx_txn t;
+	uint64_t *ids = NULL;
+	size_t n = 0;
+	json_t *arr;
+	int rc;
+
+	mx_error_clear(err);
+	rc = mx_txn_begin(st, false, &t, err);
+	if (rc)
+		return rc;
+	rc = mx_store_account_get(&t, name, &a, err);
+	if (rc)
+		goto out_txn;
+	if (folder) {
+		rc = mx_store_folder_find(&t, a.id, folder, &f, err);
+		if (rc)
+			goto out_acct;
+	}
+	rc = mx_store_account_msgs(&t, a.id, &ids, &n, err);
+	if (rc)
+		goto out_acct;
+	arr = json_array();
+	for (size_t i = 0; i < n; i++) {
+		struct mx_msg m;
+		json_t *o, *locs;
+		char idstr[17];
+
+		if (mx_store_msg_get(&t, ids[i], &m, NULL) != MX_OK)
+			continue;
+		locs = locs_json(&t, ids[i]);
+		if (folder) {
+			bool in = false;
+			size_t k;
+			json_t *l;
+
+			json_array_foreach(locs, k, l) {
+				const char *fn = json_string_value(json_object_get(l, "folder"));
+
+				if (fn && strcmp(fn, folder) == 0)
+					in = true;
+			}
+			if (!in) {
+				json_decref(locs);
+				mx_msg_free(&m);
+				continue;
+			}
+		}
+		o = json_object();
+		mx_msg_id_str(m.id, idstr);
+		json_object_set_new(o, "id", json_string(idstr));
+		json_object_set_new(o, "date", json_integer(m.p.date >= 0 ? m.p.date : m.internaldate));
+		if (m.p.from.n) {
+			json_object_set_new(o, "from",
+					    json_string(m.p.from.v[0].email ? m.p.from.v[0].email : ""));
+			if (m.p.from.v[0].name)
+				json_object_set_new(o, "from_name",
+						    json_string(m.p.from.v[0].name));
+		}
+		json_object_set_new(o, "subject", json_string(m.p.subject ? m.p.subject : ""));
+		json_object_set_new(o, "size", json_integer((json_int_t)m.size));
+		json_object_set_new(o, "thread", json_integer((json_int_t)m.thread_id));
+		json_object_set_new(o, "attachments", json_integer(0));
+		{
+			json_int_t na = 0;
+
+			for (size_t k = 0; k < m.p.nparts; k++)
+				na += m.p.parts[k].attachment;
+			json_object_set_new(o, "attachments", json_integer(na));
+		}
+		if (m.p.flags & MX_PARSED_BROKEN)
+			json_object_set_new(o, "unparsable", json_true());
+		json_object_set_new(o, "locations", locs);
+		json_array_append_new(arr, o);
+		mx_msg_free(&m);
+	}
+	free(ids);
+	*json_r = dump_free(arr);
+	if (*json_r == NULL)
+		rc = mx_error_set(err, MX_ERR_NOMEM, NULL);
+out_acct:
+	mx_folder_free(&f);
+	mx_account_free(&a);
+out_txn:
+	mx_txn_abort(&t);
+	return rc;
+}
+
+static int parse_id(const char *s, uint64_t *id, struct mx_error *err)
+{
+	if (mx_msg_id_parse(s, id) < 0)
+		return mx_error_set(err, MX_ERR_INVAL,
+				    "bad message id '%s' (16 hex digits, as "
+				    "shown by mxsync ls)", s);
+	return MX_OK;
+}
+
+enum mx_err mx_message_json(struct mx_store *st, const char *id_s,
+			    char **json_r, struct mx_error *err)
+{
+	struct mx_txn t;
+	struct mx_msg m;
+	uint64_t id;
+	json_t *o;
+	char *s;
+	int rc;
+
+	mx_error_clear(err);
+	if ((rc = parse_id(id_s, &id, err)))
+		return rc;
+	rc = mx_txn_begin(st, false, &t, err);
+	if (rc)
+		return rc;
+	rc = mx_store_msg_get(&t, id, &m, err);
+	if (rc) {
+		mx_txn_abort(&t);
+		return rc;
+	}
+	s = mx_msg_to_json(&m, 0);
+	o = s ? json_loads(s, 0, NULL) : NULL;
+	free(s);
+	if (o) {
+		json_object_set_new(o, "locations", locs_json(&t, id));
+		*json_r = dump_free(o);
+	} else {
+		*json_r = NULL;
+	}
+	mx_msg_free(&m);
+	mx_txn_abort(&t);
+	return *json_r ? MX_OK : mx_error_set(err, MX_ERR_NOMEM, NULL);
+}
+
+enum mx_err mx_message_raw(struct mx_store *st, const char *id_s,
+			   char **data_r, size_t *len_r, struct mx_error *err)
+{
+	struct mx_txn t;
+	struct mx_msg m;
+	const char *data;
+	size_t len;
+	uint64_t id;
+	int rc;
+
+	mx_error_clear(err);
+	if ((rc = parse_id(id_s, &id, err)))
+		return rc;
+	rc = mx_txn_begin(st, false, &t, err);
+	if (rc)
+		return rc;
+	rc = mx_store_msg_get(&t, id, &m, err);
+	if (rc == MX_OK) {
+		rc = mx_store_blob_get(&t, m.sha256, &data, &len, err);
+		if (rc == MX_OK) {
+			*data_r = mx_strndup(data, len);
+			*len_r = len;
+			if (*data_r == NULL)
+				rc = mx_error_set(err, MX_ERR_NOMEM, NULL);
+		}
+		mx_msg_free(&m);
+	}
+	mx_txn_abort(&t);
+	return rc;
+}
+
+enum mx_err mx_message_text(struct mx_store *st, const char *id,
+			    char **text_r, struct mx_error *err)
+{
+	char *raw = NULL, *text = NULL, *html = NULL;
+	size_t len;
+	int rc;
+
+	rc = mx_message_raw(st, id, &raw, &len, err);
+	if (rc)
+		return rc;
+	rc = mx_mime_bodies(raw, len, &text, &html, err);
+	free(raw);
+	if (rc)
+		return rc;
+	if (text == NULL && html != NULL) {
+		text = html;
+		html = NULL;
+	}
+	free(html);
+	*text_r = text ? text : strdup("");
+	return *text_r ? MX_OK : mx_error_set(err, MX_ERR_NOMEM, NULL);
+}
+
+struct flag_ctx {
+	struct mx_loc *locs;
+	size_t n;
+	uint32_t add, remove;
+	uint32_t account_id;
+};
+
+static int flag_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
+{
+	struct flag_ctx *fc = ctx;
+	int rc;
+
+	for (size_t i = 0; i < fc->n; i++) {
+		struct mx_loc l;
+		json_t *x;
+
+		rc = mx_store_loc_get(t, fc->locs[i].folder_id, fc->locs[i].uid,
+				      &l, err);
+		if (rc == MX_ERR_NOTFOUND)
+			continue;
+		if (rc)
+			return rc;
+		l.flags = (l.flags | fc->add) & ~fc->remove;
+		rc = mx_store_loc_put(t, &l, err);
+		x = json_object();
+		json_object_set_new(x, "uid", json_integer(l.uid));
+		json_object_set_new(x, "flags", json_integer(l.flags));
+		json_object_set_new(x, "origin", json_string("local"));
+		if (rc == MX_OK)
+			rc = mx_store_event(t, "message.updated", fc->account_id,
+					    l.folder_id, l.msg_id, x, err);
+		json_decref(x);
+		free(l.keywords);
+		if (rc)
+			return rc;
+	}
+	return MX_OK;
+}
+
+enum mx_err mx_message_flag(struct mx_store *st, const char *id_s,
+			    enum mx_flag_op op, struct mx_error *err)
+{
+	const struct mx_backend_ops *be = &mx_backend_imap;
+	struct flag_ctx fc = {0};
+	struct mx_account a = {0};
+	struct mx_conn *conn = NULL;
+	struct mx_txn t;
+	struct mx_msg m;
+	uint64_t id;
+	int rc;
+
+	mx_error_clear(err);
+	if ((rc = parse_id(id_s, &id, err)))
+		return rc;
+	switch (op) {
+	case MX_FLAG_SEEN: fc.add = MX_FL_SEEN; break;
+	case MX_FLAG_UNSEEN: fc.remove = MX_FL_SEEN; break;
+	case MX_FLAG_FLAGGED: fc.add = MX_FL_FLAGGED; break;
+	case MX_FLAG_UNFLAGGED: fc.remove = MX_FL_FLAGGED; break;
+	default:
+		return mx_error_set(err, MX_ERR_INVAL, "bad flag operation");
+	}
+	rc = mx_txn_begin(st, false, &t, err);
+	if (rc)
+		return rc;
+	rc = mx_store_msg_get(&t, id, &m, err);
+	if (rc == MX_OK) {
+		fc.account_id = m.account_id;
+		mx_msg_free(&m);
+		rc = mx_store_msg_locs(&t, id, &fc.locs, &fc.n, err);
+	}
+	if (rc == MX_OK && fc.n == 0)
+		rc = mx_error_set(err, MX_ERR_NOTFOUND,
+				  "message %s is no longer on the server", id_s);
+	if (rc == MX_OK) {
+		struct mx_account *v = NULL;
+		size_t n = 0;
+
+		rc = mx_store_account_list(&t, &v, &n, err);
+		for (size_t i = 0; i < n; i++) {
+			if (v[i].id == fc.account_id)
+				a = v[i];
+			else
+				mx_account_free(&v[i]);
+		}
+		free(v);
+	}
+	if (rc == MX_OK && a.id == 0)
+		rc = mx_error_set(err, MX_ERR_NOTFOUND, "account of %s", id_s);
+	/* The server is told first; the store follows only on success. */
+	for (size_t i = 0; rc == MX_OK && i < fc.n; i++) {
+		struct mx_folder f;
+		struct mx_select_result sel;
+
+		rc = mx_store_folder_get(&t, fc.locs[i].folder_id, &f, err);
+		if (rc)
+			break;
+		if (conn == NULL) {
+			mx_txn_abort(&t);
+			rc = be->connect(&a, &conn, err);
+			if (rc == MX_OK)
+				rc = mx_txn_begin(st, false, &t, err);
+			if (rc) {
+				mx_folder_free(&f);
+				break;
+			}
+		}
+		rc = be->select(conn, f.wire, 0, 0, &sel, err);
+		if (rc == MX_OK && sel.uidvalidity != f.uidvalidity)
+			rc = mx_error_set(err, MX_ERR_PROTOCOL,
+					  "%s changed UIDVALIDITY; run mxsync "
+					  "sync %s first", f.name, a.name);
+		mx_select_result_free(&sel);
+		if (rc == MX_OK)
+			rc = be->store_flags(conn, fc.locs[i].uid, fc.add,
+					     fc.remove, err);
+		mx_folder_free(&f);
+	}
+	if (t.txn)
+		mx_txn_abort(&t);
+	if (rc == MX_OK)
+		rc = mx_store_write(st, flag_fn, &fc, err);
+	if (conn)
+		be->disconnect(&conn);
+	mx_locs_free(fc.locs, fc.n);
+	mx_account_free(&a);
+	return rc;
+}

@@ -1,1 +1,1246 @@
-/* placeholder: being written */
+/*
+ * The sync engine: one account, one connection, folder by folder.
+ *
+ * Invariants (doc/internals/sync.md):
+ *  - A folder's cursor (initial_low during the initial sync, uidnext and
+ *    highestmodseq afterwards) only moves in the same write transaction as
+ *    the messages it covers, so a crash at any point loses nothing and a
+ *    rerun fetches again only what was not committed.
+ *  - A message keeps its id across moves and UIDVALIDITY resets: a new
+ *    server message whose identity (mx_mime_identity) and bytes match a
+ *    stored record is attached to it as a new location instead of
+ *    becoming a second record.  Records that lose their last location are
+ *    orphans, deleted only by the garbage collection at the end of a
+ *    complete account sync, so a move whose source folder is synced first
+ *    still keeps its id.
+ *  - Bodies are FETCHed newest first in batches (count and bytes bounded);
+ *    one write transaction per batch.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "mime/mime.h"
+#include "sync/sync.h"
+
+#define DEFAULT_BATCH_MSGS 256
+#define DEFAULT_BATCH_BYTES ((uint64_t)32 << 20)
+
+struct pending {
+	uint32_t uid;
+	uint32_t flags;
+	char *keywords;
+	int64_t internaldate;
+	uint64_t modseq;
+	char *raw;
+	size_t len;
+	uint8_t sha[32];
+	uint8_t identity[32];
+	struct mx_parsed parsed;
+};
+
+struct uid_size {
+	uint32_t uid;
+	uint64_t size;
+};
+
+struct sync_ctx {
+	struct mx_store *st;
+	const struct mx_backend_ops *be;
+	struct mx_conn *conn;
+	struct mx_account acct;
+	const struct mx_sync_opts *opts;
+	struct mx_sync_stats *stats;
+	unsigned batch_msgs;
+	uint64_t batch_bytes;
+
+	/* Current folder. */
+	struct mx_folder folder;
+	struct mx_select_result sel;
+
+	/* Current batch. */
+	struct pending *batch;
+	size_t nbatch, capbatch;
+	uint64_t batch_bytes_now;
+	uint32_t batch_low;      /* lowest UID requested in this batch */
+	uint32_t batch_high;     /* highest UID requested */
+	bool initial;            /* batch belongs to the initial sync */
+	uint64_t batch_created;  /* records created by the last commit */
+	uint64_t batch_attached; /* locations attached to existing records */
+
+	/* Progress. */
+	struct mx_sync_progress prog;
+
+	/* Collected sizes (MX_FETCH_SIZES). */
+	struct uid_size *sizes;
+	size_t nsizes, capsizes;
+};
+
+static void pending_free(struct pending *p)
+{
+	free(p->keywords);
+	free(p->raw);
+	mx_parsed_free(&p->parsed);
+	memset(p, 0, sizeof(*p));
+}
+
+static void batch_clear(struct sync_ctx *c)
+{
+	for (size_t i = 0; i < c->nbatch; i++)
+		pending_free(&c->batch[i]);
+	c->nbatch = 0;
+	c->batch_bytes_now = 0;
+}
+
+static bool cancelled(const struct sync_ctx *c)
+{
+	return c->opts && c->opts->cancel && *c->opts->cancel;
+}
+
+static void progress(struct sync_ctx *c)
+{
+	if (c->opts && c->opts->progress)
+		c->opts->progress(&c->prog, c->opts->progress_ctx);
+}
+
+/* ---- fetch callbacks ---- */
+
+static int collect_size(const struct mx_fetched *m, void *ctx,
+			struct mx_error *err)
+{
+	struct sync_ctx *c = ctx;
+
+	if (c->nsizes == c->capsizes) {
+		size_t ncap = c->capsizes ? c->capsizes * 2 : 1024;
+		struct uid_size *nv = realloc(c->sizes, ncap * sizeof(*nv));
+
+		if (nv == NULL)
+			return mx_error_set(err, MX_ERR_NOMEM, NULL);
+		c->sizes = nv;
+		c->capsizes = ncap;
+	}
+	c->sizes[c->nsizes].uid = m->uid;
+	c->sizes[c->nsizes].size = m->size;
+	c->nsizes++;
+	return MX_OK;
+}
+
+static int collect_body(const struct mx_fetched *m, void *ctx,
+			struct mx_error *err)
+{
+	struct sync_ctx *c = ctx;
+	struct pending *p;
+	int rc;
+
+	if (m->body == NULL)
+		return mx_error_set(err, MX_ERR_PROTOCOL,
+				    "server sent no body for UID %u", m->uid);
+	if (m->uid < c->batch_low || m->uid > c->batch_high)
+		return MX_OK; /* unsolicited or out of range: ignore */
+	if (c->nbatch == c->capbatch) {
+		size_t ncap = c->capbatch ? c->capbatch * 2 : 64;
+		struct pending *nv = realloc(c->batch, ncap * sizeof(*nv));
+
+		if (nv == NULL)
+			return mx_error_set(err, MX_ERR_NOMEM, NULL);
+		c->batch = nv;
+		c->capbatch = ncap;
+	}
+	p = &c->batch[c->nbatch];
+	memset(p, 0, sizeof(*p));
+	p->uid = m->uid;
+	p->flags = m->flags;
+	p->keywords = mx_strdup(m->keywords);
+	p->internaldate = m->internaldate;
+	p->modseq = m->modseq;
+	p->len = m->body_len;
+	p->raw = malloc(m->body_len + 1);
+	if (p->raw == NULL || (m->keywords && p->keywords == NULL)) {
+		pending_free(p);
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	}
+	memcpy(p->raw, m->body, m->body_len);
+	p->raw[m->body_len] = '\0';
+	mx_sha256(p->raw, p->len, p->sha);
+	mx_mime_identity(p->raw, p->len, p->identity);
+	rc = mx_mime_parse(p->raw, p->len, &p->parsed, err);
+	if (rc) {
+		pending_free(p);
+		return rc;
+	}
+	c->nbatch++;
+	c->batch_bytes_now += p->len;
+	c->prog.msgs_done++;
+	c->prog.bytes_done += p->len;
+	return MX_OK;
+}
+
+/* ---- store helpers (run inside write transactions) ---- */
+
+static int event_flags(struct mx_txn *t, struct sync_ctx *c, uint64_t msg_id,
+		       uint32_t uid, uint32_t flags)
+{
+	json_t *x = json_object();
+	int rc;
+
+	json_object_set_new(x, "uid", json_integer(uid));
+	json_object_set_new(x, "flags", json_integer(flags));
+	rc = mx_store_event(t, "message.updated", c->acct.id, c->folder.id,
+			    msg_id, x, NULL);
+	json_decref(x);
+	return rc;
+}
+
+/* Removes a location; its message becomes an orphan if it was the last. */
+static int remove_loc(struct mx_txn *t, uint32_t folder_id, uint32_t uid,
+		      uint64_t msg_id, struct mx_error *err)
+{
+	struct mx_loc *locs = NULL;
+	size_t n = 0;
+	int rc;
+
+	rc = mx_store_loc_del(t, folder_id, uid, err);
+	if (rc == MX_ERR_NOTFOUND)
+		return MX_OK;
+	if (rc)
+		return rc;
+	rc = mx_store_msg_locs(t, msg_id, &locs, &n, err);
+	if (rc)
+		return rc;
+	mx_locs_free(locs, n);
+	if (n == 0)
+		rc = mx_store_orphan_add(t, msg_id, err);
+	return rc;
+}
+
+static bool has_loc_in_folder(struct mx_txn *t, uint64_t msg_id,
+			      uint32_t folder_id, size_t *nlocs_r)
+{
+	struct mx_loc *locs = NULL;
+	size_t n = 0;
+	bool found = false;
+
+	if (mx_store_msg_locs(t, msg_id, &locs, &n, NULL) != MX_OK)
+		return true; /* be conservative: do not attach */
+	for (size_t i = 0; i < n; i++)
+		if (locs[i].folder_id == folder_id)
+			found = true;
+	mx_locs_free(locs, n);
+	*nlocs_r = n;
+	return found;
+}
+
+/*
+ * Finds a stored record this server message is another location of: same
+ * identity and same bytes (SHA == NULL: same size, used when only headers
+ * were fetched), not already present in this folder.  Orphans (moved
+ * messages) are preferred.  0 if none.
+ */
+static uint64_t find_attachable(struct mx_txn *t, struct sync_ctx *c,
+				const uint8_t identity[32],
+				const uint8_t *sha, uint64_t size)
+{
+	uint64_t *ids = NULL, best = 0;
+	size_t n = 0;
+	bool best_orphan = false;
+
+	if (mx_store_identity_find(t, c->acct.id, identity, &ids, &n, NULL))
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		struct mx_msg m;
+		size_t nlocs = 0;
+		bool same;
+
+		if (mx_store_msg_get(t, ids[i], &m, NULL) != MX_OK)
+			continue;
+		same = sha ? memcmp(m.sha256, sha, 32) == 0 : m.size == size;
+		mx_msg_free(&m);
+		if (!same || has_loc_in_folder(t, ids[i], c->folder.id, &nlocs))
+			continue;
+		if (nlocs == 0 && !best_orphan) {
+			best = ids[i];
+			best_orphan = true;
+		} else if (best == 0) {
+			best = ids[i];
+		}
+	}
+	free(ids);
+	return best;
+}
+
+static int attach(struct mx_txn *t, struct sync_ctx *c, uint64_t msg_id,
+		  uint32_t uid, uint32_t flags, const char *kw,
+		  uint64_t modseq, struct mx_error *err)
+{
+	struct mx_loc l = {c->folder.id, uid, msg_id, modseq, flags,
+			   (char *)(uintptr_t)kw};
+	bool was_orphan = mx_store_is_orphan(t, msg_id);
+	json_t *x;
+	int rc;
+
+	rc = mx_store_loc_put(t, &l, err);
+	if (rc)
+		return rc;
+	if (was_orphan) {
+		rc = mx_store_orphan_del(t, msg_id, err);
+		if (rc)
+			return rc;
+	}
+	x = json_object();
+	json_object_set_new(x, "uid", json_integer(uid));
+	json_object_set_new(x, "folder_name", json_string(c->folder.name));
+	rc = mx_store_event(t, was_orphan ? "message.moved" : "message.copied",
+			    c->acct.id, c->folder.id, msg_id, x, err);
+	json_decref(x);
+	return rc;
+}
+
+static int put_folder(struct mx_txn *t, struct sync_ctx *c,
+		      struct mx_error *err)
+{
+	return mx_store_folder_put(t, &c->folder, err);
+}
+
+/* Commits the current batch and advances the folder cursor with it. */
+static int commit_batch_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
+{
+	struct sync_ctx *c = ctx;
+	uint64_t created = 0, attached = 0;
+	int rc;
+
+	for (size_t i = 0; i < c->nbatch; i++) {
+		struct pending *p = &c->batch[i];
+		struct mx_loc old;
+		struct mx_msg m;
+		uint64_t id;
+
+		rc = mx_store_loc_get(t, c->folder.id, p->uid, &old, err);
+		if (rc == MX_OK) { /* already stored by an earlier run */
+			free(old.keywords);
+			continue;
+		}
+		if (rc != MX_ERR_NOTFOUND)
+			return rc;
+		id = find_attachable(t, c, p->identity, p->sha, p->len);
+		if (id) {
+			rc = attach(t, c, id, p->uid, p->flags, p->keywords,
+				    p->modseq, err);
+			if (rc)
+				return rc;
+			attached++;
+			continue;
+		}
+		memset(&m, 0, sizeof(m));
+		m.account_id = c->acct.id;
+		memcpy(m.sha256, p->sha, 32);
+		memcpy(m.identity, p->identity, 32);
+		m.size = p->len;
+		m.internaldate = p->internaldate;
+		m.added = mx_wall_s();
+		/* The record borrows the parsed fields; not freed here. */
+		m.p = p->parsed;
+		rc = mx_store_msg_add(t, &m, p->raw, err);
+		if (rc)
+			return rc;
+		{
+			struct mx_loc l = {c->folder.id, p->uid, m.id,
+					   p->modseq, p->flags, p->keywords};
+			json_t *x = json_object();
+
+			rc = mx_store_loc_put(t, &l, err);
+			json_object_set_new(x, "uid", json_integer(p->uid));
+			json_object_set_new(x, "folder_name",
+					    json_string(c->folder.name));
+			if (rc == MX_OK)
+				rc = mx_store_event(t, "message.new",
+						    c->acct.id, c->folder.id,
+						    m.id, x, err);
+			json_decref(x);
+			if (rc)
+				return rc;
+		}
+		created++;
+	}
+	if (c->initial) {
+		if (c->folder.initial_low == 0 ||
+		    c->batch_low < c->folder.initial_low)
+			c->folder.initial_low = c->batch_low;
+	} else if (c->batch_high + 1 > c->folder.uidnext) {
+		c->folder.uidnext = c->batch_high + 1;
+	}
+	rc = put_folder(t, c, err);
+	if (rc)
+		return rc;
+	/* Stats become final only once the commit succeeds (a MAP_FULL
+	 * retry runs this function again); commit_batch() adds them. */
+	c->batch_created = created;
+	c->batch_attached = attached;
+	return MX_OK;
+}
+
+static int commit_batch(struct sync_ctx *c, struct mx_error *err)
+{
+	uint32_t saved_low = c->folder.initial_low, saved_next = c->folder.uidnext;
+	int rc;
+
+	rc = mx_store_write(c->st, commit_batch_fn, c, err);
+	if (rc) {
+		c->folder.initial_low = saved_low;
+		c->folder.uidnext = saved_next;
+		return rc;
+	}
+	for (size_t i = 0; i < c->nbatch; i++) {
+		c->stats->new_bytes += c->batch[i].len;
+		if (c->batch[i].parsed.flags & MX_PARSED_BROKEN)
+			c->stats->parse_errors++;
+	}
+	c->stats->new_msgs += c->batch_created;
+	c->stats->remapped += c->batch_attached;
+	batch_clear(c);
+	progress(c);
+	return MX_OK;
+}
+
+static int cmp_uid_desc(const void *a, const void *b)
+{
+	const struct uid_size *x = a, *y = b;
+
+	return x->uid < y->uid ? 1 : x->uid > y->uid ? -1 : 0;
+}
+
+static int cmp_uid_asc(const void *a, const void *b)
+{
+	return -cmp_uid_desc(a, b);
+}
+
+/*
+ * Fetches the bodies of SIZES[0..N) (already ordered) in batches, each
+ * committed on its own.  INITIAL selects which cursor moves.
+ */
+static int fetch_bodies(struct sync_ctx *c, const struct uid_size *v,
+			size_t n, bool initial, struct mx_error *err)
+{
+	struct mx_uid_range *ranges;
+	size_t i = 0;
+	int rc = MX_OK;
+
+	ranges = malloc((c->batch_msgs + 1) * sizeof(*ranges));
+	if (ranges == NULL)
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	c->initial = initial;
+	while (i < n) {
+		size_t nr = 0, cnt = 0;
+		uint64_t bytes = 0;
+
+		if (cancelled(c)) {
+			rc = mx_error_set(err, MX_ERR_CANCELLED,
+					  "interrupted; committed work is kept");
+			break;
+		}
+		c->batch_low = UINT32_MAX;
+		c->batch_high = 0;
+		while (i < n && cnt < c->batch_msgs &&
+		       (cnt == 0 || bytes + v[i].size <= c->batch_bytes)) {
+			uint32_t u = v[i].uid;
+
+			if (nr > 0 && ranges[nr - 1].lo == u + 1)
+				ranges[nr - 1].lo = u;
+			else if (nr > 0 && ranges[nr - 1].hi + 1 == u)
+				ranges[nr - 1].hi = u;
+			else {
+				ranges[nr].lo = ranges[nr].hi = u;
+				nr++;
+			}
+			if (u < c->batch_low)
+				c->batch_low = u;
+			if (u > c->batch_high)
+				c->batch_high = u;
+			bytes += v[i].size;
+			cnt++;
+			i++;
+		}
+		rc = c->be->fetch(c->conn, ranges, nr, MX_FETCH_FULL, 0,
+				  collect_body, c, err);
+		if (rc) {
+			batch_clear(c);
+			break;
+		}
+		rc = commit_batch(c, err);
+		if (rc) {
+			batch_clear(c);
+			break;
+		}
+	}
+	free(ranges);
+	return rc;
+}
+
+/* UIDs in [LO, HI] on the server with their sizes, minus stored ones. */
+static int list_missing(struct sync_ctx *c, uint32_t lo, uint32_t hi,
+			struct mx_error *err)
+{
+	struct mx_uid_range r = {lo, hi};
+	struct mx_txn t;
+	size_t j = 0;
+	int rc;
+
+	c->nsizes = 0;
+	if (lo == 0 || lo > hi)
+		return MX_OK;
+	rc = c->be->fetch(c->conn, &r, 1, MX_FETCH_SIZES, 0, collect_size, c,
+			  err);
+	if (rc)
+		return rc;
+	rc = mx_txn_begin(c->st, false, &t, err);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < c->nsizes; i++) {
+		struct mx_loc l;
+		uint32_t u = c->sizes[i].uid;
+
+		/* "N:*" returns the last message even when its UID < N. */
+		if (u < lo || u > hi)
+			continue;
+		if (mx_store_loc_get(&t, c->folder.id, u, &l, NULL) == MX_OK) {
+			free(l.keywords);
+			continue;
+		}
+		c->sizes[j++] = c->sizes[i];
+	}
+	mx_txn_abort(&t);
+	c->nsizes = j;
+	return MX_OK;
+}
+
+static void prog_totals(struct sync_ctx *c)
+{
+	c->prog.msgs_total = c->nsizes;
+	c->prog.bytes_total = 0;
+	for (size_t i = 0; i < c->nsizes; i++)
+		c->prog.bytes_total += c->sizes[i].size;
+	c->prog.msgs_done = 0;
+	c->prog.bytes_done = 0;
+}
+
+/* ---- initial sync ---- */
+
+static int folder_write_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
+{
+	return put_folder(t, ctx, err);
+}
+
+static int initial_sync(struct sync_ctx *c, struct mx_error *err)
+{
+	int rc;
+
+	if (c->folder.initial_top == 0) {
+		c->folder.uidvalidity = c->sel.uidvalidity;
+		c->folder.initial_top = c->sel.uidnext ? c->sel.uidnext : 1;
+		c->folder.initial_low = c->folder.initial_top;
+		c->folder.highestmodseq = c->sel.highestmodseq;
+		c->folder.uidnext = 0;
+		rc = mx_store_write(c->st, folder_write_fn, c, err);
+		if (rc)
+			return rc;
+	}
+	if (c->folder.initial_low > 1) {
+		rc = list_missing(c, 1, c->folder.initial_low - 1, err);
+		if (rc)
+			return rc;
+		qsort(c->sizes, c->nsizes, sizeof(*c->sizes), cmp_uid_desc);
+		prog_totals(c);
+		progress(c);
+		rc = fetch_bodies(c, c->sizes, c->nsizes, true, err);
+		if (rc)
+			return rc;
+	}
+	c->folder.initial_done = true;
+	c->folder.initial_low = 1;
+	c->folder.uidnext = c->folder.initial_top;
+	return mx_store_write(c->st, folder_write_fn, c, err);
+}
+
+/* ---- incremental sync ---- */
+
+struct changes_ctx {
+	struct sync_ctx *c;
+	struct mx_flag_change *v;
+	size_t n, cap;
+};
+
+static int collect_flags(const struct mx_fetched *m, void *ctx,
+			 struct mx_error *err)
+{
+	struct changes_ctx *cc = ctx;
+	struct mx_flag_change *ch;
+
+	if (cc->n == cc->cap) {
+		size_t ncap = cc->cap ? cc->cap * 2 : 256;
+		struct mx_flag_change *nv = realloc(cc->v, ncap * sizeof(*nv));
+
+		if (nv == NULL)
+			return mx_error_set(err, MX_ERR_NOMEM, NULL);
+		cc->v = nv;
+		cc->cap = ncap;
+	}
+	ch = &cc->v[cc->n];
+	ch->uid = m->uid;
+	ch->flags = m->flags;
+	ch->modseq = m->modseq;
+	ch->keywords = mx_strdup(m->keywords);
+	cc->n++;
+	return MX_OK;
+}
+
+struct apply_ctx {
+	struct sync_ctx *c;
+	const struct mx_flag_change *changes;
+	size_t nchanges;
+	const struct mx_uid_range *vanished;
+	size_t nvanished;
+	const uint32_t *server_uids; /* sorted; NULL = no diff */
+	size_t nserver;
+	uint64_t updated, expunged;
+};
+
+static bool kw_equal(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+static bool uid_in(const uint32_t *v, size_t n, uint32_t uid)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (v[mid] == uid)
+			return true;
+		if (v[mid] < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+static int apply_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
+{
+	struct apply_ctx *a = ctx;
+	struct sync_ctx *c = a->c;
+	int rc;
+
+	a->updated = a->expunged = 0;
+	for (size_t i = 0; i < a->nchanges; i++) {
+		const struct mx_flag_change *ch = &a->changes[i];
+		struct mx_loc l;
+
+		rc = mx_store_loc_get(t, c->folder.id, ch->uid, &l, err);
+		if (rc == MX_ERR_NOTFOUND)
+			continue; /* new mail: fetched separately */
+		if (rc)
+			return rc;
+		if (l.flags != ch->flags || !kw_equal(l.keywords, ch->keywords)) {
+			free(l.keywords);
+			l.flags = ch->flags;
+			l.keywords = ch->keywords;
+			l.modseq = ch->modseq;
+			rc = mx_store_loc_put(t, &l, err);
+			if (rc == MX_OK)
+				rc = event_flags(t, c, l.msg_id, l.uid, l.flags);
+			if (rc)
+				return rc;
+			a->updated++;
+		} else {
+			free(l.keywords);
+		}
+	}
+	if (a->nvanished || a->server_uids) {
+		struct mx_loc *locs = NULL;
+		size_t n = 0;
+
+		rc = mx_store_folder_locs(t, c->folder.id, &locs, &n, err);
+		if (rc)
+			return rc;
+		for (size_t i = 0; i < n; i++) {
+			bool gone = false;
+
+			if (a->server_uids)
+				gone = !uid_in(a->server_uids, a->nserver,
+					       locs[i].uid);
+			for (size_t j = 0; !gone && j < a->nvanished; j++)
+				gone = locs[i].uid >= a->vanished[j].lo &&
+				       locs[i].uid <= a->vanished[j].hi;
+			if (!gone)
+				continue;
+			rc = remove_loc(t, c->folder.id, locs[i].uid,
+					locs[i].msg_id, err);
+			if (rc) {
+				mx_locs_free(locs, n);
+				return rc;
+			}
+			a->expunged++;
+		}
+		mx_locs_free(locs, n);
+	}
+	return MX_OK;
+}
+
+static int apply_changes(struct sync_ctx *c, struct apply_ctx *a,
+			 struct mx_error *err)
+{
+	int rc;
+
+	if (a->nchanges == 0 && a->nvanished == 0 && a->server_uids == NULL)
+		return MX_OK;
+	a->c = c;
+	rc = mx_store_write(c->st, apply_fn, a, err);
+	if (rc == MX_OK) {
+		c->stats->updated += a->updated;
+		c->stats->expunged += a->expunged;
+	}
+	return rc;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int local_count(struct sync_ctx *c, size_t *n_r, struct mx_error *err)
+{
+	struct mx_loc *locs = NULL;
+	struct mx_txn t;
+	int rc;
+
+	rc = mx_txn_begin(c->st, false, &t, err);
+	if (rc)
+		return rc;
+	rc = mx_store_folder_locs(&t, c->folder.id, &locs, n_r, err);
+	mx_txn_abort(&t);
+	mx_locs_free(locs, rc ? 0 : *n_r);
+	return rc;
+}
+
+static int incremental_sync(struct sync_ctx *c, bool qresync_done,
+			    struct mx_error *err)
+{
+	unsigned caps = c->be->server_caps(c->conn);
+	struct apply_ctx a = {0};
+	size_t nlocal = 0;
+	int rc;
+
+	/* 1. Flag changes (and, with QRESYNC, expunges). */
+	if (qresync_done) {
+		a.changes = c->sel.changes;
+		a.nchanges = c->sel.nchanges;
+		a.vanished = c->sel.vanished;
+		a.nvanished = c->sel.nvanished;
+		rc = apply_changes(c, &a, err);
+		if (rc)
+			return rc;
+	} else if (c->folder.uidnext > 1 &&
+		   (!(caps & MX_CAP_CONDSTORE) || c->folder.highestmodseq == 0 ||
+		    c->sel.highestmodseq != c->folder.highestmodseq)) {
+		struct changes_ctx cc = {c, NULL, 0, 0};
+		struct mx_uid_range r = {1, c->folder.uidnext - 1};
+		uint64_t since = (caps & MX_CAP_CONDSTORE)
+					 ? c->folder.highestmodseq : 0;
+
+		rc = c->be->fetch(c->conn, &r, 1, MX_FETCH_FLAGS, since,
+				  collect_flags, &cc, err);
+		if (rc == MX_OK) {
+			a.changes = cc.v;
+			a.nchanges = cc.n;
+			rc = apply_changes(c, &a, err);
+		}
+		for (size_t i = 0; i < cc.n; i++)
+			free(cc.v[i].keywords);
+		free(cc.v);
+		if (rc)
+			return rc;
+	}
+
+	/* 2. New mail, oldest first. */
+	if (c->sel.uidnext == 0 || c->sel.uidnext > c->folder.uidnext) {
+		rc = list_missing(c, c->folder.uidnext ? c->folder.uidnext : 1,
+				  UINT32_MAX, err);
+		if (rc)
+			return rc;
+		qsort(c->sizes, c->nsizes, sizeof(*c->sizes), cmp_uid_asc);
+		prog_totals(c);
+		if (c->nsizes)
+			progress(c);
+		rc = fetch_bodies(c, c->sizes, c->nsizes, false, err);
+		if (rc)
+			return rc;
+	}
+
+	/* 3. Expunges without QRESYNC: only when the counts disagree. */
+	if (!qresync_done) {
+		rc = local_count(c, &nlocal, err);
+		if (rc)
+			return rc;
+		if (nlocal != c->sel.exists) {
+			uint32_t *uids = NULL;
+			size_t n = 0;
+
+			rc = c->be->uids(c->conn, &uids, &n, err);
+			if (rc)
+				return rc;
+			qsort(uids, n, sizeof(*uids), cmp_u32);
+			memset(&a, 0, sizeof(a));
+			a.server_uids = uids;
+			a.nserver = n;
+			rc = apply_changes(c, &a, err);
+			free(uids);
+			if (rc)
+				return rc;
+		}
+	}
+
+	/* 4. Advance the folder cursor. */
+	if (c->sel.uidnext > c->folder.uidnext)
+		c->folder.uidnext = c->sel.uidnext;
+	if (c->sel.highestmodseq)
+		c->folder.highestmodseq = c->sel.highestmodseq;
+	c->folder.last_sync = mx_wall_s();
+	c->folder.server_exists = c->sel.exists;
+	return mx_store_write(c->st, folder_write_fn, c, err);
+}
+
+/* ---- UIDVALIDITY change ---- */
+
+struct ident {
+	uint32_t uid, flags;
+	uint64_t size, modseq;
+	char *keywords;
+	uint8_t identity[32];
+};
+
+struct remap_ctx {
+	struct sync_ctx *c;
+	uint32_t old_uidvalidity;
+	struct ident *v;
+	size_t n, cap;
+	uint64_t remapped;
+};
+
+static int collect_ident(const struct mx_fetched *m, void *ctx,
+			 struct mx_error *err)
+{
+	struct remap_ctx *r = ctx;
+	struct ident *id;
+
+	if (r->n == r->cap) {
+		size_t ncap = r->cap ? r->cap * 2 : 256;
+		struct ident *nv = realloc(r->v, ncap * sizeof(*nv));
+
+		if (nv == NULL)
+			return mx_error_set(err, MX_ERR_NOMEM, NULL);
+		r->v = nv;
+		r->cap = ncap;
+	}
+	id = &r->v[r->n++];
+	id->uid = m->uid;
+	id->flags = m->flags;
+	id->size = m->size;
+	id->modseq = m->modseq;
+	id->keywords = mx_strdup(m->keywords);
+	mx_mime_identity(m->body ? m->body : "", m->body ? m->body_len : 0,
+			 id->identity);
+	return MX_OK;
+}
+
+static int remap_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
+{
+	struct remap_ctx *r = ctx;
+	struct sync_ctx *c = r->c;
+	struct mx_loc *old = NULL;
+	size_t nold = 0;
+	json_t *x;
+	int rc;
+
+	r->remapped = 0;
+	rc = mx_store_folder_locs(t, c->folder.id, &old, &nold, err);
+	if (rc)
+		return rc;
+	/* Every old location goes; matched messages come back below. */
+	for (size_t i = 0; i < nold; i++) {
+		rc = remove_loc(t, c->folder.id, old[i].uid, old[i].msg_id, err);
+		if (rc)
+			goto out;
+	}
+	for (size_t i = 0; i < r->n; i++) {
+		struct ident *id = &r->v[i];
+		uint64_t msg = find_attachable(t, c, id->identity, NULL,
+					       id->size);
+		struct mx_loc l = {c->folder.id, id->uid, msg, id->modseq,
+				   id->flags, id->keywords};
+
+		if (msg == 0)
+			continue;
+		rc = mx_store_loc_put(t, &l, err);
+		if (rc == MX_OK)
+			rc = mx_store_orphan_del(t, msg, err);
+		if (rc)
+			goto out;
+		r->remapped++;
+	}
+	x = json_object();
+	json_object_set_new(x, "old_uidvalidity",
+			    json_integer(r->old_uidvalidity));
+	json_object_set_new(x, "uidvalidity", json_integer(c->sel.uidvalidity));
+	json_object_set_new(x, "remapped", json_integer((json_int_t)r->remapped));
+	json_object_set_new(x, "folder_name", json_string(c->folder.name));
+	rc = mx_store_event(t, "folder.reset", c->acct.id, c->folder.id, 0, x,
+			    err);
+	json_decref(x);
+	if (rc)
+		goto out;
+	/* Restart the folder as a resumable initial sync; the remapped UIDs
+	 * are skipped by list_missing(). */
+	c->folder.uidvalidity = c->sel.uidvalidity;
+	c->folder.initial_top = c->sel.uidnext ? c->sel.uidnext : 1;
+	c->folder.initial_low = c->folder.initial_top;
+	c->folder.initial_done = false;
+	c->folder.uidnext = 0;
+	c->folder.highestmodseq = c->sel.highestmodseq;
+	rc = put_folder(t, c, err);
+out:
+	mx_locs_free(old, nold);
+	return rc;
+}
+
+static int uidvalidity_reset(struct sync_ctx *c, struct mx_error *err)
+{
+	struct remap_ctx r = {c, c->folder.uidvalidity, NULL, 0, 0, 0};
+	struct mx_uid_range all = {1, UINT32_MAX};
+	struct mx_folder saved;
+	int rc;
+
+	mx_warn("%s/%s: UIDVALIDITY changed (%u -> %u); re-mapping stored "
+		"messages by identity", c->acct.name, c->folder.name,
+		c->folder.uidvalidity, c->sel.uidvalidity);
+	rc = c->be->fetch(c->conn, &all, 1, MX_FETCH_IDENTITY, 0,
+			  collect_ident, &r, err);
+	if (rc == MX_OK) {
+		saved = c->folder;
+		rc = mx_store_write(c->st, remap_fn, &r, err);
+		if (rc) {
+			c->folder = saved;
+		} else {
+			c->stats->remapped += r.remapped;
+		}
+	}
+	for (size_t i = 0; i < r.n; i++)
+		free(r.v[i].keywords);
+	free(r.v);
+	return rc;
+}
+
+/* ---- folders ---- */
+
+static bool folder_wanted(const struct sync_ctx *c, const struct mx_folder *f)
+{
+	const struct mx_sync_opts *o = c->opts;
+
+	if (f->noselect || f->gone)
+		return false;
+	if (o && o->folders && o->nfolders) {
+		for (size_t i = 0; i < o->nfolders; i++)
+			if (strcmp(o->folders[i], f->name) == 0)
+				return true;
+		return false;
+	}
+	return !(f->special & (MX_SU_JUNK | MX_SU_TRASH));
+}
+
+static int sync_folder(struct sync_ctx *c, struct mx_error *err)
+{
+	bool qresync_done = false;
+	int rc;
+
+	c->prog.folder = c->folder.name;
+	c->prog.msgs_done = c->prog.msgs_total = 0;
+	c->prog.bytes_done = c->prog.bytes_total = 0;
+	rc = c->be->select(c->conn, c->folder.wire,
+			   c->folder.initial_done ? c->folder.uidvalidity : 0,
+			   c->folder.initial_done ? c->folder.highestmodseq : 0,
+			   &c->sel, err);
+	if (rc)
+		return rc;
+	if (c->folder.uidvalidity && c->sel.uidvalidity != c->folder.uidvalidity) {
+		/* QRESYNC data refers to the old UIDVALIDITY: discard. */
+		mx_select_result_free(&c->sel);
+		rc = c->be->select(c->conn, c->folder.wire, 0, 0, &c->sel, err);
+		if (rc == MX_OK)
+			rc = uidvalidity_reset(c, err);
+		if (rc)
+			goto out;
+	} else {
+		qresync_done = c->sel.qresync;
+	}
+	if (!c->folder.initial_done) {
+		rc = initial_sync(c, err);
+		if (rc)
+			goto out;
+		qresync_done = false;
+	}
+	rc = incremental_sync(c, qresync_done, err);
+out:
+	mx_select_result_free(&c->sel);
+	return rc;
+}
+
+struct folders_ctx {
+	struct sync_ctx *c;
+	struct mx_remote_folder *remote;
+	size_t nremote;
+	bool all; /* complete listing: mark missing folders gone */
+};
+
+static int folders_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
+{
+	struct folders_ctx *fc = ctx;
+	struct sync_ctx *c = fc->c;
+	struct mx_folder *local = NULL;
+	size_t nlocal = 0;
+	int rc;
+
+	for (size_t i = 0; i < fc->nremote; i++) {
+		struct mx_remote_folder *r = &fc->remote[i];
+		struct mx_folder f;
+
+		rc = mx_store_folder_find(t, c->acct.id, r->name, &f, NULL);
+		if (rc == MX_ERR_NOTFOUND) {
+			memset(&f, 0, sizeof(f));
+			f.account_id = c->acct.id;
+			f.name = strdup(r->name);
+			f.wire = strdup(r->wire);
+			if (f.name == NULL || f.wire == NULL) {
+				mx_folder_free(&f);
+				return mx_error_set(err, MX_ERR_NOMEM, NULL);
+			}
+		} else if (rc) {
+			return mx_error_set(err, rc, "folder %s", r->name);
+		}
+		if (f.special != r->special || f.noselect != r->noselect ||
+		    f.delim != r->delim || f.gone || f.id == 0) {
+			f.special = r->special;
+			f.noselect = r->noselect;
+			f.delim = r->delim;
+			f.gone = false;
+			rc = mx_store_folder_put(t, &f, err);
+		}
+		mx_folder_free(&f);
+		if (rc)
+			return rc;
+	}
+	if (!fc->all)
+		return MX_OK;
+	rc = mx_store_folder_list(t, c->acct.id, &local, &nlocal, err);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < nlocal; i++) {
+		struct mx_folder *f = &local[i];
+		struct mx_loc *locs = NULL;
+		size_t n = 0;
+		bool listed = false;
+
+		for (size_t j = 0; j < fc->nremote && !listed; j++)
+			listed = strcmp(fc->remote[j].name, f->name) == 0;
+		if (listed || f->gone)
+			continue;
+		/* Deleted or renamed on the server: its messages become
+		 * orphans (re-attached if they show up elsewhere). */
+		rc = mx_store_folder_locs(t, f->id, &locs, &n, err);
+		for (size_t j = 0; rc == MX_OK && j < n; j++)
+			rc = remove_loc(t, f->id, locs[j].uid, locs[j].msg_id,
+					err);
+		mx_locs_free(locs, n);
+		if (rc)
+			break;
+		f->gone = true;
+		f->initial_done = false;
+		f->initial_top = f->initial_low = f->uidnext = 0;
+		f->uidvalidity = 0;
+		rc = mx_store_folder_put(t, f, err);
+		if (rc)
+			break;
+	}
+	mx_folders_free(local, nlocal);
+	return rc;
+}
+
+static int gc_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
+{
+	struct sync_ctx *c = ctx;
+	uint64_t *ids = NULL;
+	size_t n = 0;
+	int rc;
+
+	c->stats->deleted = 0;
+	rc = mx_store_orphans(t, &ids, &n, err);
+	for (size_t i = 0; rc == MX_OK && i < n; i++) {
+		struct mx_loc *locs = NULL;
+		size_t nl = 0;
+		struct mx_msg m;
+
+		rc = mx_store_msg_get(t, ids[i], &m, err);
+		if (rc == MX_ERR_NOTFOUND) {
+			rc = mx_store_orphan_del(t, ids[i], err);
+			continue;
+		}
+		if (rc)
+			break;
+		if (m.account_id != c->acct.id) {
+			mx_msg_free(&m);
+			continue;
+		}
+		mx_msg_free(&m);
+		rc = mx_store_msg_locs(t, ids[i], &locs, &nl, err);
+		mx_locs_free(locs, nl);
+		if (rc)
+			break;
+		if (nl == 0) {
+			rc = mx_store_msg_del(t, ids[i], err);
+			if (rc == MX_OK)
+				rc = mx_store_event(t, "message.deleted",
+						    c->acct.id, 0, ids[i], NULL,
+						    err);
+			c->stats->deleted++;
+		}
+		if (rc == MX_OK)
+			rc = mx_store_orphan_del(t, ids[i], err);
+	}
+	free(ids);
+	return rc;
+}
+
+static bool fatal_for_account(int rc)
+{
+	switch (rc) {
+	case MX_ERR_SERVER:
+	case MX_ERR_NOTFOUND:
+		return false; /* e.g. SELECT refused: skip this folder */
+	default:
+		return true;
+	}
+}
+
+enum mx_err mx_sync(struct mx_store *st, const char *name,
+		    const struct mx_sync_opts *opts,
+		    struct mx_sync_stats *stats_r, struct mx_error *err)
+{
+	struct mx_sync_stats stats = {0};
+	struct sync_ctx c = {0};
+	struct folders_ctx fc = {0};
+	struct mx_folder *folders = NULL;
+	size_t nfolders = 0;
+	struct mx_txn t;
+	struct mx_error ferr;
+	int rc;
+
+	mx_error_clear(err);
+	c.st = st;
+	c.be = &mx_backend_imap;
+	c.opts = opts;
+	c.stats = &stats;
+	c.batch_msgs = opts && opts->batch_msgs ? opts->batch_msgs
+						: DEFAULT_BATCH_MSGS;
+	c.batch_bytes = opts && opts->batch_bytes ? opts->batch_bytes
+						  : DEFAULT_BATCH_BYTES;
+	rc = mx_account_load(st, name, &c.acct, err);
+	if (rc)
+		return rc;
+	c.prog.account = c.acct.name;
+	rc = c.be->connect(&c.acct, &c.conn, err);
+	if (rc) {
+		mx_error_prefix(err, "account %s", name);
+		goto out;
+	}
+	rc = c.be->list(c.conn, &fc.remote, &fc.nremote, err);
+	if (rc)
+		goto out;
+	fc.c = &c;
+	fc.all = !(opts && opts->folders && opts->nfolders);
+	rc = mx_store_write(st, folders_fn, &fc, err);
+	if (rc)
+		goto out;
+	rc = mx_txn_begin(st, false, &t, err);
+	if (rc)
+		goto out;
+	rc = mx_store_folder_list(&t, c.acct.id, &folders, &nfolders, err);
+	mx_txn_abort(&t);
+	if (rc)
+		goto out;
+	if (opts && opts->folders) {
+		for (size_t i = 0; i < opts->nfolders; i++) {
+			bool found = false;
+
+			for (size_t j = 0; j < nfolders && !found; j++)
+				found = strcmp(folders[j].name,
+					       opts->folders[i]) == 0 &&
+					!folders[j].gone;
+			if (!found) {
+				rc = mx_error_set(err, MX_ERR_NOTFOUND,
+						  "no folder '%s' on the server",
+						  opts->folders[i]);
+				goto out;
+			}
+		}
+	}
+	/* INBOX first: it is what users look at. */
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < nfolders; i++) {
+			bool inbox = (folders[i].special & MX_SU_INBOX) != 0;
+
+			if ((pass == 0) != inbox || !folder_wanted(&c, &folders[i]))
+				continue;
+			c.folder = folders[i];
+			mx_error_clear(&ferr);
+			rc = sync_folder(&c, &ferr);
+			folders[i] = c.folder; /* keeps ownership in the array */
+			stats.folders++;
+			if (rc == MX_OK)
+				continue;
+			if (fatal_for_account(rc)) {
+				if (err)
+					*err = ferr;
+				mx_error_prefix(err, "%s", folders[i].name);
+				goto out;
+			}
+			mx_warn("%s/%s: %s", name, folders[i].name, ferr.detail);
+			stats.folder_errors++;
+			rc = MX_OK;
+		}
+	}
+	memset(&c.folder, 0, sizeof(c.folder));
+	if (fc.all && stats.folder_errors == 0)
+		rc = mx_store_write(st, gc_fn, &c, err);
+	if (rc == MX_OK && stats.folder_errors)
+		rc = mx_error_set(err, MX_ERR_SERVER,
+				  "%" PRIu64 " folder(s) could not be synced",
+				  stats.folder_errors);
+out:
+	memset(&c.folder, 0, sizeof(c.folder));
+	batch_clear(&c);
+	free(c.batch);
+	free(c.sizes);
+	mx_folders_free(folders, nfolders);
+	mx_remote_folders_free(fc.remote, fc.nremote);
+	if (c.conn)
+		c.be->disconnect(&c.conn);
+	mx_account_free(&c.acct);
+	if (stats_r)
+		*stats_r = stats;
+	return rc;
+}
