@@ -9,6 +9,7 @@
  * so memory stays flat whatever the mailbox size (DESIGN.md, "Stream,
  * don't accumulate").
  */
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -99,6 +100,45 @@ static int imap_fail(struct mx_conn *c, int r, const char *what,
 		return mx_error_set(err, MX_ERR_SERVER, "%s: server said: %s",
 				    what, resp_text(c));
 	}
+}
+
+/*
+ * Protocol trace (-D imap).  Credentials never reach the log: libetpan
+ * marks secrets as private, and any LOGIN/AUTHENTICATE line is redacted
+ * whole as a second line of defence.  Literal data is cut short.
+ */
+static void trace_logger(mailimap *imap, int type, const char *str,
+			 size_t size, void *ctx)
+{
+	const char *dir;
+	size_t n = size;
+
+	(void)imap;
+	(void)ctx;
+	if (!(mx_trace_mask & MX_TRACE_IMAP))
+		return;
+	switch (type) {
+	case MAILSTREAM_LOG_TYPE_DATA_SENT_PRIVATE:
+		mx_trace(MX_TRACE_IMAP, "C: <redacted %zu bytes>", size);
+		return;
+	case MAILSTREAM_LOG_TYPE_DATA_SENT:
+		dir = "C";
+		break;
+	case MAILSTREAM_LOG_TYPE_DATA_RECEIVED:
+		dir = "S";
+		break;
+	default:
+		return;
+	}
+	if (*dir == 'C' && (memmem(str, size, "LOGIN ", 6) ||
+			    memmem(str, size, "AUTHENTICATE ", 13))) {
+		mx_trace(MX_TRACE_IMAP, "C: <authentication redacted>");
+		return;
+	}
+	while (n > 0 && (str[n - 1] == '\n' || str[n - 1] == '\r'))
+		n--;
+	mx_trace(MX_TRACE_IMAP, "%s: %.*s%s", dir, n > 2000 ? 2000 : (int)n, str,
+		 n > 200 ? " [...]" : "");
 }
 
 static bool has_cap(struct mx_conn *c, const char *name)
@@ -249,6 +289,8 @@ static int imap_connect(const struct mx_account *a, struct mx_conn **conn_r,
 		goto fail;
 	}
 	mailimap_set_timeout(c->imap, a->timeout_s > 0 ? a->timeout_s : 60);
+	if (mx_trace_mask & MX_TRACE_IMAP)
+		mailimap_set_logger(c->imap, trace_logger, NULL);
 	r = mailimap_connect(c->imap, c->stream);
 	if (r != MAILIMAP_NO_ERROR && r != MAILIMAP_NO_ERROR_AUTHENTICATED &&
 	    r != MAILIMAP_NO_ERROR_NON_AUTHENTICATED) {
@@ -560,6 +602,18 @@ static void att_handler(struct mailimap_msg_att *att, void *ctx)
 	c->have_body = false;
 }
 
+/*
+ * libetpan 1.9.4 only passes the msg_att handler to its parser when a
+ * progress callback is installed (mailimap.c, mailimap_parse_response), so
+ * streaming FETCH needs this no-op.
+ */
+static void progress_noop(size_t current, size_t maximum, void *ctx)
+{
+	(void)current;
+	(void)maximum;
+	(void)ctx;
+}
+
 static struct mailimap_set *make_set(const struct mx_uid_range *u, size_t n)
 {
 	struct mailimap_set *set = mailimap_set_new_empty();
@@ -639,6 +693,7 @@ static int imap_fetch(struct mx_conn *c, const struct mx_uid_range *uids,
 	c->cb_err = err;
 	mx_buf_reset(&c->body);
 	c->have_body = false;
+	mailimap_set_progress_callback(c->imap, progress_noop, NULL, NULL);
 	mailimap_set_msg_att_handler(c->imap, att_handler, c);
 	mailimap_set_msg_body_handler(c->imap, body_handler, c);
 	if (changedsince && (c->caps & MX_CAP_CONDSTORE))
@@ -648,6 +703,7 @@ static int imap_fetch(struct mx_conn *c, const struct mx_uid_range *uids,
 		r = mailimap_uid_fetch(c->imap, set, ft, &res);
 	mailimap_set_msg_att_handler(c->imap, NULL, NULL);
 	mailimap_set_msg_body_handler(c->imap, NULL, NULL);
+	mailimap_set_progress_callback(c->imap, NULL, NULL, NULL);
 	c->cb = NULL;
 	if (res)
 		mailimap_fetch_list_free(res);
@@ -761,6 +817,122 @@ static int collect_changes(struct mx_conn *c, clist *fetch_result,
 	return 0;
 }
 
+/* Appends WIRE as an IMAP quoted string; false if it cannot be quoted. */
+static bool quote_mailbox(struct mx_buf *b, const char *wire)
+{
+	mx_buf_puts(b, "\"");
+	for (const char *p = wire; *p; p++) {
+		unsigned char ch = (unsigned char)*p;
+
+		if (ch < 0x20 || ch >= 0x7f)
+			return false;
+		if (ch == '"' || ch == '\\')
+			mx_buf_puts(b, "\\");
+		mx_buf_append(b, p, 1);
+	}
+	return mx_buf_puts(b, "\"") == 0;
+}
+
+/*
+ * SELECT mailbox (QRESYNC (uidvalidity modseq)), RFC 7162 section 3.2.5.
+ * libetpan 1.9.4's mailimap_select_qresync() omits the parentheses around
+ * the select parameters, which Dovecot silently ignores (no VANISHED, no
+ * FETCH), so the command is sent here and libetpan only parses the reply.
+ */
+static int select_qresync(struct mx_conn *c, const char *wire,
+			  uint32_t uidvalidity, uint64_t modseq,
+			  struct mx_select_result *out, uint64_t *modseq_r)
+{
+	mailimap *imap = c->imap;
+	struct mailimap_response *resp = NULL;
+	struct mx_buf cmd = {0};
+	clist *fr;
+	int r, state;
+
+	if (!quote_mailbox(&cmd, wire)) {
+		mx_buf_free(&cmd);
+		return mailimap_select_condstore(imap, wire, modseq_r);
+	}
+	mx_buf_printf(&cmd, " (QRESYNC (%u %" PRIu64 "))", uidvalidity, modseq);
+	r = mailimap_send_current_tag(imap);
+	if (r == MAILIMAP_NO_ERROR &&
+	    (mailstream_write(imap->imap_stream, "SELECT ", 7) != 7 ||
+	     mailstream_write(imap->imap_stream, cmd.data, cmd.len) !=
+		     (ssize_t)cmd.len ||
+	     mailstream_write(imap->imap_stream, "\r\n", 2) != 2 ||
+	     mailstream_flush(imap->imap_stream) == -1))
+		r = MAILIMAP_ERROR_STREAM;
+	mx_buf_free(&cmd);
+	if (r != MAILIMAP_NO_ERROR)
+		return r;
+	if (mailimap_read_line(imap) == NULL)
+		return MAILIMAP_ERROR_STREAM;
+	if (imap->imap_selection_info)
+		mailimap_selection_info_free(imap->imap_selection_info);
+	imap->imap_selection_info = mailimap_selection_info_new();
+	r = mailimap_parse_response(imap, &resp);
+	if (r != MAILIMAP_NO_ERROR)
+		return r;
+	state = resp->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type;
+	mailimap_response_free(resp);
+	fr = imap->imap_response_info->rsp_fetch_list;
+	imap->imap_response_info->rsp_fetch_list = NULL;
+	*modseq_r = 0;
+	for (clistiter *it = imap->imap_response_info->rsp_extension_list
+				     ? clist_begin(imap->imap_response_info->rsp_extension_list)
+				     : NULL;
+	     it; it = clist_next(it)) {
+		struct mailimap_extension_data *ext = clist_content(it);
+
+		if (ext->ext_extension->ext_id == MAILIMAP_EXTENSION_QRESYNC &&
+		    ext->ext_type == MAILIMAP_QRESYNC_TYPE_VANISHED) {
+			struct mailimap_qresync_vanished *v = ext->ext_data;
+			struct mx_uid_range *add = NULL, *nv;
+			size_t nadd = 0;
+
+			if (set_to_ranges(v->qr_known_uids, &add, &nadd) < 0)
+				goto nomem;
+			nv = realloc(out->vanished, (out->nvanished + nadd + 1) *
+							    sizeof(*nv));
+			if (nv == NULL) {
+				free(add);
+				goto nomem;
+			}
+			memcpy(nv + out->nvanished, add, nadd * sizeof(*nv));
+			out->vanished = nv;
+			out->nvanished += nadd;
+			free(add);
+		} else if (ext->ext_extension->ext_id ==
+				   MAILIMAP_EXTENSION_CONDSTORE &&
+			   ext->ext_type ==
+				   MAILIMAP_CONDSTORE_TYPE_RESP_TEXT_CODE) {
+			struct mailimap_condstore_resptextcode *rc =
+				ext->ext_data;
+
+			if (rc->cs_type ==
+			    MAILIMAP_CONDSTORE_RESPTEXTCODE_HIGHESTMODSEQ)
+				*modseq_r = rc->cs_data.cs_modseq_value;
+		}
+	}
+	if (collect_changes(c, fr, out) < 0)
+		goto nomem;
+	if (fr)
+		mailimap_fetch_list_free(fr);
+	if (state != MAILIMAP_RESP_COND_STATE_OK) {
+		mailimap_selection_info_free(imap->imap_selection_info);
+		imap->imap_selection_info = NULL;
+		imap->imap_state = MAILIMAP_STATE_AUTHENTICATED;
+		return MAILIMAP_ERROR_SELECT;
+	}
+	imap->imap_state = MAILIMAP_STATE_SELECTED;
+	out->qresync = true;
+	return MAILIMAP_NO_ERROR;
+nomem:
+	if (fr)
+		mailimap_fetch_list_free(fr);
+	return MAILIMAP_ERROR_MEMORY;
+}
+
 static int imap_select(struct mx_conn *c, const char *wire,
 		       uint32_t known_uidvalidity, uint64_t known_modseq,
 		       struct mx_select_result *out, struct mx_error *err)
@@ -771,30 +943,11 @@ static int imap_select(struct mx_conn *c, const char *wire,
 
 	memset(out, 0, sizeof(*out));
 	if (c->qresync_enabled && known_uidvalidity && known_modseq) {
-		clist *fr = NULL;
-		struct mailimap_qresync_vanished *van = NULL;
-
-		r = mailimap_select_qresync(c->imap, wire, known_uidvalidity,
-					    known_modseq, NULL, NULL, NULL, &fr,
-					    &van, &modseq);
-		if (r == MAILIMAP_NO_ERROR) {
-			int bad = 0;
-
-			out->qresync = true;
-			if (van)
-				bad = set_to_ranges(van->qr_known_uids,
-						    &out->vanished,
-						    &out->nvanished);
-			if (!bad)
-				bad = collect_changes(c, fr, out);
-			if (fr)
-				mailimap_fetch_list_free(fr);
-			if (van)
-				mailimap_qresync_vanished_free(van);
-			if (bad) {
-				mx_select_result_free(out);
-				return mx_error_set(err, MX_ERR_NOMEM, NULL);
-			}
+		r = select_qresync(c, wire, known_uidvalidity, known_modseq,
+				   out, &modseq);
+		if (r == MAILIMAP_ERROR_MEMORY) {
+			mx_select_result_free(out);
+			return mx_error_set(err, MX_ERR_NOMEM, NULL);
 		}
 	} else if (c->caps & MX_CAP_CONDSTORE) {
 		r = mailimap_select_condstore(c->imap, wire, &modseq);

@@ -26,6 +26,8 @@ static const char usage[] =
 	"             $XDG_DATA_HOME/mxsync, else ~/.local/share/mxsync)\n"
 	"  -v         more log output (repeat for debug)\n"
 	"  -q         errors only\n"
+	"  -D CATS    trace categories: imap,sync,store,all (credentials are\n"
+	"             never printed); also MXSYNC_TRACE\n"
 	"  --version  print the version\n"
 	"\n"
 	"Run 'mxsync COMMAND --help' for a command's options; see mxsync(1).\n";
@@ -103,9 +105,17 @@ int main(int argc, char **argv)
 
 	/* libetpan and OpenSSL write to sockets without MSG_NOSIGNAL. */
 	signal(SIGPIPE, SIG_IGN);
+	if (getenv("MXSYNC_TRACE"))
+		mx_trace_parse(getenv("MXSYNC_TRACE"), &mx_trace_mask);
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "-d") == 0 && i + 1 < argc) {
 			c.data_dir = argv[++i];
+		} else if (strcmp(argv[i], "-D") == 0 && i + 1 < argc) {
+			if (mx_trace_parse(argv[++i], &mx_trace_mask) < 0) {
+				fprintf(stderr, "mxsync: -D: categories are "
+						"imap,sync,store,all\n");
+				return MX_EXIT_USAGE;
+			}
 		} else if (strcmp(argv[i], "-v") == 0) {
 			mx_log_level++;
 		} else if (strcmp(argv[i], "-vv") == 0) {

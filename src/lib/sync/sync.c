@@ -510,6 +510,8 @@ static int list_missing(struct sync_ctx *c, uint32_t lo, uint32_t hi,
 		c->sizes[j++] = c->sizes[i];
 	}
 	mx_txn_abort(&t);
+	mx_trace(MX_TRACE_SYNC, "%s: UIDs %u:%u: %zu on server, %zu to fetch",
+		 c->folder.name, lo, hi, c->nsizes, j);
 	c->nsizes = j;
 	return MX_OK;
 }

@@ -13,6 +13,51 @@
 #include "util.h"
 
 int mx_log_level = MX_LOG_INFO;
+unsigned mx_trace_mask;
+
+int mx_trace_parse(const char *spec, unsigned *mask_r)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} cats[] = {{"imap", MX_TRACE_IMAP}, {"sync", MX_TRACE_SYNC},
+		    {"store", MX_TRACE_STORE}, {"all", ~0u}};
+	unsigned mask = 0;
+	const char *p = spec;
+
+	while (*p) {
+		size_t n = strcspn(p, ",");
+		bool found = false;
+
+		for (size_t i = 0; i < MX_ARRAY_SIZE(cats); i++) {
+			if (strlen(cats[i].name) == n &&
+			    strncmp(p, cats[i].name, n) == 0) {
+				mask |= cats[i].bit;
+				found = true;
+			}
+		}
+		if (!found && n > 0)
+			return -1;
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	*mask_r = mask;
+	return 0;
+}
+
+void mx_trace(unsigned cat, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!(mx_trace_mask & cat))
+		return;
+	fprintf(stderr, "mxsync: trace: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
 
 int mx_buf_reserve(struct mx_buf *b, size_t extra)
 {

@@ -61,6 +61,17 @@ void mx_log(enum mx_log_level lvl, const char *fmt, ...)
 #define mx_info(...) mx_log(MX_LOG_INFO, __VA_ARGS__)
 #define mx_debug(...) mx_log(MX_LOG_DEBUG, __VA_ARGS__)
 
+/* Protocol/debug trace categories, switched on with -D or MXSYNC_TRACE
+ * (comma-separated names: imap, sync, store). */
+#define MX_TRACE_IMAP 0x1u
+#define MX_TRACE_SYNC 0x2u
+#define MX_TRACE_STORE 0x4u
+extern unsigned mx_trace_mask;
+/* Parses "imap,sync" into a mask; -1 on an unknown name. */
+int mx_trace_parse(const char *spec, unsigned *mask_r);
+void mx_trace(unsigned cat, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
 /* Lower-case hex of N bytes into OUT (2N+1 bytes). */
 void mx_hex(const uint8_t *in, size_t n, char *out);
 /* Parses 2N hex chars into N bytes; -1 on bad input. */
