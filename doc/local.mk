@@ -1,1 +1,2 @@
-EXTRA_DIST += doc
+dist_man_MANS += doc/mxsync.1
+EXTRA_DIST += doc/internals
