@@ -1,2 +1,7 @@
-# Integration tests: shell scripts (TAP) against a real Dovecot they start.
+# Integration tests: TAP shell scripts against a real Dovecot they start on
+# loopback (tests/integ/lib/), run by automake's tap-driver.
+MX_INTEG_TESTS = \
+	tests/integ/t-harness.sh \
+	tests/integ/t-sync.sh
+TESTS += $(MX_INTEG_TESTS)
 EXTRA_DIST += tests/integ
