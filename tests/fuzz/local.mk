@@ -1,1 +1,16 @@
-# libFuzzer targets (clang, --enable-fuzz); see tests/fuzz/README.
+# libFuzzer targets (clang, --enable-fuzz).  The library objects of the
+# convenience library are built with MX_CFLAGS only, which would leave
+# libFuzzer blind to them; so the sources under test are compiled again
+# into the target with the fuzzer instrumentation (per-target flags give
+# them their own object names).  The rest comes from libmxsync-internal.la.
+# Run: tests/fuzz/smoke.sh tests/fuzz/fuzz_mime CORPUS_DIR
+if ENABLE_FUZZ
+noinst_PROGRAMS += tests/fuzz/fuzz_mime
+tests_fuzz_fuzz_mime_SOURCES = tests/fuzz/fuzz_mime.c $(MX_MIME_SOURCES) \
+	src/lib/util/mutf7.c
+tests_fuzz_fuzz_mime_CFLAGS = $(AM_CFLAGS) -g \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+tests_fuzz_fuzz_mime_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer,address,undefined
+tests_fuzz_fuzz_mime_LDADD = libmxsync-internal.la $(MX_DEPLIBS)
+endif
+EXTRA_DIST += tests/fuzz/smoke.sh

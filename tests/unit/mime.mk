@@ -1,1 +1,14 @@
-# tests for mime: see tests/unit/local.mk
+# Tests of the MIME module (src/lib/mime) and modified UTF-7.
+check_PROGRAMS += tests/unit/test_mime tests/unit/test_mutf7 \
+	tests/unit/test_mime_corpus
+tests_unit_test_mime_SOURCES = tests/unit/test_mime.c
+tests_unit_test_mime_CFLAGS = $(MX_UNIT_CFLAGS)
+tests_unit_test_mime_LDADD = $(MX_UNIT_LDADD)
+tests_unit_test_mutf7_SOURCES = tests/unit/test_mutf7.c
+tests_unit_test_mutf7_CFLAGS = $(MX_UNIT_CFLAGS)
+tests_unit_test_mutf7_LDADD = $(MX_UNIT_LDADD)
+tests_unit_test_mime_corpus_SOURCES = tests/unit/test_mime_corpus.c
+tests_unit_test_mime_corpus_CFLAGS = $(MX_UNIT_CFLAGS)
+tests_unit_test_mime_corpus_LDADD = $(MX_UNIT_LDADD)
+TESTS += tests/unit/test_mime tests/unit/test_mutf7 \
+	tests/unit/test_mime_corpus

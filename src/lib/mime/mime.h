@@ -29,6 +29,7 @@ struct mx_addr_list {
 	size_t n;
 };
 
+/* Leaf parts; a message/rfc822 part is a leaf (not descended into). */
 struct mx_part {
 	char *part_id;      /* IMAP-style section number: "1", "2.1" ... */
 	char *content_type; /* "text/plain", lower-case */
