@@ -1,0 +1,251 @@
+#!/usr/bin/python3
+"""fakeimap.py -- hostile/broken IMAP servers on 127.0.0.1 for client tests.
+
+usage: fakeimap.py --mode MODE [--port N] [--log FILE] [mode options]
+
+Listens on 127.0.0.1:PORT (0 = kernel picks); the first line on stdout is
+the port number (flushed), then it serves until SIGTERM/SIGINT (exit 0).
+Connections are handled concurrently (threads).
+
+--log FILE   one line per event, flushed immediately:
+               conn N open / conn N closed
+               C N <line>            a client command line (all modes but proxy;
+                                      LOGIN/AUTHENTICATE arguments are logged
+                                      as-is, so tests can grep for secrets)
+               CREDENTIALS N <verb>  a LOGIN or AUTHENTICATE arrived
+               cut N after B bytes   (proxy)
+
+Modes:
+  nostarttls  "STARTTLS stripped": greets
+                * OK [CAPABILITY IMAP4rev1 AUTH=PLAIN LOGIN] fake ready
+              CAPABILITY without STARTTLS; STARTTLS -> BAD; LOGIN/AUTHENTICATE
+              -> OK (and "CREDENTIALS" in the log); LOGOUT -> BYE + OK;
+              anything else -> BAD. Assert `! grep -q CREDENTIALS LOG`.
+  garbage     greets with a normal "* OK" line, then answers every command
+              line with junk: random bytes, bogus literals ({999999999}),
+              unterminated strings, NUL bytes, huge lines, untagged lines
+              with the client's tag missing, ... (seeded: --seed, default 1,
+              so a run is reproducible). Never sends a tagged OK.
+  proxy       TCP proxy to --to HOST:PORT, both directions, byte-transparent
+              (TLS passes through). With --cut-after B the proxy forwards
+              exactly B server->client bytes, then closes BOTH sockets of
+              that connection (the client sees EOF mid-response):
+                default        only the FIRST accepted connection is cut;
+                               later connections pass through unlimited
+                               (so a retry/resume can succeed)
+                --cut-every    every connection is cut after B bytes
+                --cut-count K  the first K connections are cut
+              B counts server->client bytes of that connection only.
+  greet-only  greets and then never answers (hangs): tests client timeouts.
+  bye         greets with "* BYE server shutting down" and closes.
+"""
+import argparse, os, random, signal, socket, sys, threading
+
+LOCK = threading.Lock()
+LOGF = None
+CONN_N = 0
+
+def log(msg):
+    if LOGF:
+        with LOCK:
+            LOGF.write(msg + '\n'); LOGF.flush()
+
+class LineConn:
+    def __init__(self, sock):
+        self.s = sock; self.buf = b''
+    def readline(self):
+        while b'\n' not in self.buf:
+            d = self.s.recv(65536)
+            if not d:
+                return None
+            self.buf += d
+            if len(self.buf) > 1 << 20:
+                return None
+        line, _, self.buf = self.buf.partition(b'\n')
+        return line.rstrip(b'\r')
+    def send(self, data):
+        self.s.sendall(data)
+
+def tag_of(line):
+    return line.split(b' ', 1)[0] if line else b'*'
+
+def serve_nostarttls(sock, n, a):
+    c = LineConn(sock)
+    c.send(b'* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN LOGIN] fake ready\r\n')
+    while True:
+        line = c.readline()
+        if line is None:
+            return
+        log('C %d %s' % (n, line.decode('latin-1')))
+        parts = line.split(b' ')
+        tag = parts[0]
+        cmd = parts[1].upper() if len(parts) > 1 else b''
+        if cmd == b'CAPABILITY':
+            c.send(b'* CAPABILITY IMAP4rev1 AUTH=PLAIN LOGIN\r\n' + tag + b' OK done\r\n')
+        elif cmd == b'STARTTLS':
+            c.send(tag + b' BAD STARTTLS not supported\r\n')
+        elif cmd in (b'LOGIN', b'AUTHENTICATE'):
+            log('CREDENTIALS %d %s' % (n, cmd.decode()))
+            if cmd == b'AUTHENTICATE' and len(parts) == 3:
+                c.send(b'+ \r\n')
+                resp = c.readline()
+                log('C %d %s' % (n, (resp or b'').decode('latin-1')))
+            c.send(tag + b' OK logged in\r\n')
+        elif cmd == b'NOOP':
+            c.send(tag + b' OK noop\r\n')
+        elif cmd == b'LOGOUT':
+            c.send(b'* BYE bye\r\n' + tag + b' OK logout\r\n')
+            return
+        else:
+            c.send(tag + b' BAD unknown command\r\n')
+
+def junk(rng, tag):
+    k = rng.randrange(10)
+    if k == 0:
+        return bytes(rng.getrandbits(8) for _ in range(rng.randrange(1, 400)))
+    if k == 1:
+        return b'* 1 FETCH (BODY[] {999999999}\r\n' + b'x' * rng.randrange(100)
+    if k == 2:
+        return b'* 1 FETCH (UID "unterminated\r\n'
+    if k == 3:
+        return b'* OK \x00\x00\x00 nul\r\n'
+    if k == 4:
+        return b'* ' + b'A' * rng.randrange(70000, 200000) + b'\r\n'
+    if k == 5:
+        return tag + b'\r\n'
+    if k == 6:
+        return b'* 4294967297 EXISTS\r\n* -1 EXPUNGE\r\n'
+    if k == 7:
+        return b'* LIST (\\Noselect "/" {5}\r\nab'
+    if k == 8:
+        return b')))(((\r\n' + tag + b' MAYBE\r\n'
+    return b'+ ' + bytes(rng.getrandbits(8) for _ in range(50)) + b'\n\r\r\n'
+
+def serve_garbage(sock, n, a):
+    rng = random.Random('%s-%d' % (a.seed, n))
+    c = LineConn(sock)
+    c.send(b'* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] fake ready\r\n')
+    while True:
+        line = c.readline()
+        if line is None:
+            return
+        log('C %d %s' % (n, line.decode('latin-1')))
+        if line.split(b' ')[1:2] and line.split(b' ')[1].upper() in (b'LOGIN', b'AUTHENTICATE'):
+            log('CREDENTIALS %d %s' % (n, line.split(b' ')[1].decode('latin-1')))
+        c.send(junk(rng, tag_of(line)))
+
+def serve_greet_only(sock, n, a):
+    sock.sendall(b'* OK fake ready\r\n')
+    while True:
+        d = sock.recv(65536)
+        if not d:
+            return
+        log('C %d %s' % (n, d.decode('latin-1').rstrip()))
+
+def serve_bye(sock, n, a):
+    sock.sendall(b'* BYE server shutting down\r\n')
+
+def serve_proxy(sock, n, a):
+    host, _, port = a.to.rpartition(':')
+    try:
+        up = socket.create_connection((host, int(port)), timeout=10)
+    except OSError as e:
+        log('conn %d upstream failed: %s' % (n, e))
+        return
+    up.settimeout(None)
+    limit = None
+    if a.cut_after is not None:
+        if a.cut_every or n <= a.cut_count:
+            limit = a.cut_after
+    done = threading.Event()
+
+    def c2s():
+        try:
+            while True:
+                d = sock.recv(65536)
+                if not d:
+                    break
+                up.sendall(d)
+        except OSError:
+            pass
+        finally:
+            try:
+                up.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+    t = threading.Thread(target=c2s, daemon=True); t.start()
+    sent = 0
+    try:
+        while True:
+            want = 65536 if limit is None else min(65536, limit - sent)
+            if want <= 0:
+                log('cut %d after %d bytes' % (n, sent))
+                break
+            d = up.recv(want)
+            if not d:
+                break
+            sock.sendall(d)
+            sent += len(d)
+    except OSError:
+        pass
+    finally:
+        for s in (sock, up):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+MODES = {'nostarttls': serve_nostarttls, 'garbage': serve_garbage,
+         'proxy': serve_proxy, 'greet-only': serve_greet_only, 'bye': serve_bye}
+
+def handle(sock, n, a):
+    log('conn %d open' % n)
+    try:
+        MODES[a.mode](sock, n, a)
+    except OSError:
+        pass
+    finally:
+        try:
+            sock.close()
+        except OSError:
+            pass
+        log('conn %d closed' % n)
+
+def main():
+    global LOGF, CONN_N
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog='\n'.join(__doc__.split('\n')[1:]))
+    p.add_argument('--mode', required=True, choices=sorted(MODES))
+    p.add_argument('--port', type=int, default=0)
+    p.add_argument('--log')
+    p.add_argument('--to', help='proxy upstream HOST:PORT')
+    p.add_argument('--cut-after', type=int)
+    p.add_argument('--cut-every', action='store_true')
+    p.add_argument('--cut-count', type=int, default=1)
+    p.add_argument('--seed', default='1')
+    a = p.parse_args()
+    if a.mode == 'proxy' and not a.to:
+        p.error('--mode proxy needs --to HOST:PORT')
+    if a.log:
+        LOGF = open(a.log, 'a')
+
+    def stop(signum, frame):
+        log('exit on signal %d' % signum)
+        os._exit(0)
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(('127.0.0.1', a.port))
+    ls.listen(64)
+    print(ls.getsockname()[1], flush=True)
+    while True:
+        s, _ = ls.accept()
+        CONN_N += 1
+        threading.Thread(target=handle, args=(s, CONN_N, a), daemon=True).start()
+
+if __name__ == '__main__':
+    main()
