@@ -615,7 +615,7 @@ static int tls_start(struct mx_net_conn *c, SSL_CTX *ctx, const char *host,
 		if (X509_VERIFY_PARAM_set1_ip_asc(param, host) != 1)
 			rc = MX_ERR_TLS;
 	} else if (SSL_set1_host(ssl, host) != 1 ||
-		   SSL_set_tlsext_host_name(ssl, host) != 1) {
+		   SSL_set_tlsext_host_name(ssl, (char *)(uintptr_t)host) != 1) {
 		rc = MX_ERR_TLS;
 	}
 	/* A socket BIO (read()/write() on our fd); see SIGPIPE above. */
