@@ -885,11 +885,17 @@ out:
 
 /* ---- messages ---- */
 
+/*
+ * "Newest first" means by the Date: header, which is what users see; the
+ * server's INTERNALDATE stands in when there is none.
+ */
 static void bydate_key(uint8_t k[20], const struct mx_msg *m)
 {
+	int64_t when = m->p.date >= 0 ? m->p.date : m->internaldate;
+
 	mx_put_be32(k, m->account_id);
 	/* Offset so that negative dates still sort before positive ones. */
-	mx_put_be64(k + 4, (uint64_t)m->internaldate ^ (UINT64_C(1) << 63));
+	mx_put_be64(k + 4, (uint64_t)when ^ (UINT64_C(1) << 63));
 	mx_put_be64(k + 12, m->id);
 }
 

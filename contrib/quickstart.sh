@@ -1,0 +1,65 @@
+#!/bin/sh
+# The demo: installs what is missing, builds, starts a sandbox Dovecot on
+# loopback seeded with sample mail, adds it as an account, runs a full sync
+# into LMDB and shows what was synced.  Everything lives under
+# ${MXSYNC_DEMO_DIR:-/tmp/mxsync-demo}; the sandbox server is stopped at the
+# end, the synced store is kept for you to explore.
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+demo=${MXSYNC_DEMO_DIR:-/tmp/mxsync-demo}
+
+"$top/scripts/deps.sh" || { echo "quickstart: could not install dependencies" >&2; exit 1; }
+echo "== building mxsync"
+"$top/scripts/build.sh" "$top/_build/default" >/dev/null || {
+	echo "quickstart: build failed" >&2; exit 1; }
+MX="$top/_build/default/src/cli/mxsync"
+
+MX_TOP_SRCDIR=$top; export MX_TOP_SRCDIR
+. "$top/tests/integ/lib/tap.sh"
+. "$top/tests/integ/lib/dovecot.sh"
+trap - EXIT INT TERM
+
+rm -rf "$demo"
+mkdir -p "$demo" && chmod 755 "$demo"
+echo "== starting a sandbox Dovecot on 127.0.0.1 (its own config, CA and ports)"
+dc_setup "$demo/dovecot" >/dev/null || exit 1
+dc_start "$demo/dovecot" >/dev/null || { dc_log "$demo/dovecot"; exit 1; }
+trap 'dc_stop "$demo/dovecot" >/dev/null' EXIT INT TERM
+. "$demo/dovecot/env"
+
+echo "== seeding alice@example.test with sample mail"
+/usr/bin/python3 "$top/bench/gen-mail.py" 150 "$demo/mail/inbox" >/dev/null
+/usr/bin/python3 "$top/bench/gen-mail.py" --seed 2 20 "$demo/mail/archive" >/dev/null
+n1=$(dc_deliver "$demo/dovecot" alice@example.test "$demo/mail/inbox")
+n2=$(dc_deliver "$demo/dovecot" alice@example.test --folder Archive "$demo/mail/archive")
+echo "   $n1 messages in INBOX, $n2 in Archive"
+
+data="$demo/data"
+dc_password "$demo/dovecot" alice@example.test > "$demo/alice.pw"
+chmod 600 "$demo/alice.pw"
+echo
+echo "\$ mxsync -d $data account add demo --imap imaps://alice@example.test@127.0.0.1:$DC_IMAPS_PORT --password-file $demo/alice.pw --ca-file $DC_CA"
+"$MX" -d "$data" account add demo \
+	--imap "imaps://alice@example.test@127.0.0.1:$DC_IMAPS_PORT" \
+	--password-file "$demo/alice.pw" --ca-file "$DC_CA" || exit 1
+echo
+echo "\$ mxsync -d $data sync demo"
+"$MX" -d "$data" sync demo || exit 1
+echo
+echo "\$ mxsync -d $data status demo"
+"$MX" -d "$data" status demo
+echo
+echo "\$ mxsync -d $data ls demo --limit 8"
+"$MX" -d "$data" ls demo --limit 8
+first=$("$MX" -d "$data" ls demo --limit 1 | cut -d' ' -f1)
+echo
+echo "\$ mxsync -d $data show $first"
+"$MX" -d "$data" show "$first" | head -25
+echo
+echo "\$ mxsync -d $data sync demo      # again: incremental, nothing to fetch"
+"$MX" -d "$data" sync demo
+echo
+echo "The store is in $data (LMDB). Explore it with:"
+echo "  $MX -d $data ls demo"
+echo "  $MX -d $data export demo --format maildir --out $demo/export"
+echo "(the sandbox Dovecot is stopped now; rerun this script to start over)"
