@@ -31,6 +31,10 @@ is "$n" 60 "generated mail delivered"
 n=$(dc_deliver "$D" $U --folder Archive "$T/gen" 2>>"$T/deliver.err")
 is "$n" 60 "same generated mail delivered to Archive"
 
+# a folder whose name needs modified UTF-7 on the wire
+dc_imap "$D" $U create "Entwürfe/Café 日本" >/dev/null
+dc_imap "$D" $U append "Entwürfe/Café 日本" "$T/gen/$(ls "$T/gen" | head -1)" >/dev/null
+
 run_ok "account add (imaps, test CA)" mx_add a "$D" $U imaps
 run_ok "initial sync" mx sync a
 server=$(dc_digest "$D" $U)
@@ -41,8 +45,16 @@ ok $([ "$mine" = "$server" ]; echo $?) "maildir export == server bytes (SHA-256 
 blobs=$(mdb_stat -s blobs "$MXD" | sed -n 's/.*Entries: //p')
 msgs=$(mdb_stat -s messages "$MXD" | sed -n 's/.*Entries: //p')
 diag "records: $msgs, blobs: $blobs"
-ok $([ "$blobs" -le "$msgs" ]; echo $?) "identical bytes stored once (blobs <= records)"
+# identical bytes in a second account: a second record, no second blob
+F1="$T/gen/$(ls "$T/gen" | head -1)"
+dc_imap "$D" bob@example.test append INBOX "$F1" >/dev/null
+mx_add b "$D" bob@example.test imaps >/dev/null
+run_ok "second account syncs" mx sync b
+is "$(mdb_stat -s messages "$MXD" | sed -n 's/.*Entries: //p')" $((msgs + 1)) "bob's copy is its own record"
+is "$(mdb_stat -s blobs "$MXD" | sed -n 's/.*Entries: //p')" "$blobs" "identical bytes in two accounts are stored once"
 
+like "$(mx status a)" "Entwürfe/Café 日本 +synced +1 " "modified UTF-7 folder name decoded and synced"
+ok $([ -d "$T/exp-utf7" ] || mx export a --format maildir --out "$T/exp-utf7" >/dev/null; [ -d "$T/exp-utf7/Entwürfe/Café 日本/cur" ]; echo $?) "exported under its UTF-8 name"
 out=$(mx sync a)
 like "$out" " 0 new messages" "no-change resync fetches nothing"
 like "$out" " 0 flag updates, 0 expunged" "no-change resync changes nothing"
