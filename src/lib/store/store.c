@@ -5,7 +5,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include <jansson.h>
 
@@ -53,6 +55,8 @@ int mx_store_err(struct mx_error *err, int rc, const char *what)
 	return mx_error_set(err, MX_ERR_STORE, "%s: %s", what,
 			    mdb_strerror(rc));
 }
+
+static void store_find_map(struct mx_store *st);
 
 static int check_schema(struct mx_store *st, struct mx_error *err)
 {
@@ -146,6 +150,7 @@ int mx_store_open_ex(const char *dir, size_t map_size, size_t map_max,
 	rc = check_schema(st, err);
 	if (rc)
 		goto fail;
+	store_find_map(st);
 	*store_r = st;
 	return MX_OK;
 fail:
@@ -227,7 +232,57 @@ static int store_grow(struct mx_store *st, struct mx_error *err)
 	mx_debug("store map grown from %zu to %zu MiB", st->map_size >> 20,
 		 n >> 20);
 	st->map_size = n;
+	store_find_map(st);
 	return MX_OK;
+}
+
+/*
+ * Finds where LMDB mapped data.mdb (mdb_env_info() only reports the
+ * address for MDB_FIXEDMAP) by matching the file's device and inode in
+ * /proc/self/maps.  Linux only; elsewhere trimming is simply off.
+ */
+static void store_find_map(struct mx_store *st)
+{
+	struct stat sb;
+	char line[4096];
+	FILE *fp;
+	int fd;
+
+	st->map_addr = NULL;
+	st->map_len = 0;
+	if (mdb_env_get_fd(st->env, &fd) != 0 || fstat(fd, &sb) != 0)
+		return;
+	fp = fopen("/proc/self/maps", "re");
+	if (fp == NULL)
+		return;
+	while (fgets(line, sizeof(line), fp)) {
+		unsigned long lo, hi, ino;
+		unsigned int maj, min;
+
+		if (sscanf(line, "%lx-%lx %*s %*s %x:%x %lu", &lo, &hi, &maj,
+			   &min, &ino) != 5)
+			continue;
+		if (ino == (unsigned long)sb.st_ino &&
+		    makedev(maj, min) == sb.st_dev && hi - lo > st->map_len) {
+			st->map_addr = (void *)(uintptr_t)lo;
+			st->map_len = hi - lo;
+		}
+	}
+	fclose(fp);
+}
+
+/*
+ * Drops our page-table mappings of the LMDB file.  LMDB reads through its
+ * map and every read fault maps a whole fault-around window of the file,
+ * mostly neighbouring blob pages, so without this the resident size of a
+ * long sync grows with the store although those pages are clean page
+ * cache.  The map is read-only and shared (no MDB_WRITEMAP), so nothing is
+ * lost: the next access faults the page back in from the page cache.
+ */
+static void store_trim(struct mx_store *st)
+{
+	if (st->map_addr && st->map_len)
+		madvise(st->map_addr, st->map_len, MADV_DONTNEED);
 }
 
 int mx_store_write(struct mx_store *st, mx_store_write_fn *fn, void *ctx,
@@ -245,6 +300,8 @@ int mx_store_write(struct mx_store *st, mx_store_write_fn *fn, void *ctx,
 			rc = mx_txn_commit(&t, err);
 		else
 			mx_txn_abort(&t);
+		if (rc == MX_OK && ++st->writes > 0)
+			store_trim(st);
 		if (rc != MX_ERR_STORE_FULL)
 			return rc;
 		/* ENOSPC is a full disk: growing the map would not help. */

@@ -52,6 +52,9 @@ struct mx_store {
 	char *dir;          /* owned */
 	size_t map_size;    /* current */
 	size_t map_max;     /* growth limit */
+	uint64_t writes;    /* committed mx_store_write() calls */
+	void *map_addr;     /* where data.mdb is mapped (for trimming) */
+	size_t map_len;
 };
 
 struct mx_txn {
