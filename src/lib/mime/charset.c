@@ -5,6 +5,8 @@
  */
 #include <errno.h>
 #include <iconv.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -315,6 +317,101 @@ static int iconv_append(struct mx_buf *b, iconv_t cd, const char *in,
 	}
 }
 
+/*
+ * iconv_open() costs a gconv module lookup each time, which showed up as
+ * a tenth of a sync's CPU; so each thread keeps its last few descriptors
+ * (closed by the key's destructor when the thread ends, or at exit).
+ */
+#define CD_CACHE 8
+
+struct cd_cache {
+	struct {
+		char name[64];
+		iconv_t cd;
+	} e[CD_CACHE];
+	unsigned next;
+};
+
+static pthread_key_t cd_key;
+static pthread_once_t cd_once = PTHREAD_ONCE_INIT;
+
+static void cd_cache_free(void *p)
+{
+	struct cd_cache *cc = p;
+
+	for (unsigned i = 0; i < CD_CACHE; i++)
+		if (cc->e[i].name[0])
+			iconv_close(cc->e[i].cd);
+	free(cc);
+}
+
+static void cd_key_init(void)
+{
+	pthread_key_create(&cd_key, cd_cache_free);
+}
+
+static void cd_main_free(void)
+{
+	struct cd_cache *cc = pthread_getspecific(cd_key);
+
+	if (cc) {
+		pthread_setspecific(cd_key, NULL);
+		cd_cache_free(cc);
+	}
+}
+
+/* A descriptor from UTF-8 to NAME, in its initial state; (iconv_t)-1 if
+ * the charset is unknown to iconv. */
+static iconv_t cd_get(const char *name)
+{
+	struct cd_cache *cc;
+	iconv_t cd;
+	unsigned i;
+
+	pthread_once(&cd_once, cd_key_init);
+	cc = pthread_getspecific(cd_key);
+	if (cc == NULL) {
+		cc = calloc(1, sizeof(*cc));
+		if (cc == NULL || pthread_setspecific(cd_key, cc) != 0) {
+			free(cc);
+			return iconv_open("UTF-8", name);
+		}
+		/* The main thread never runs key destructors. */
+		static bool registered;
+		if (!registered) {
+			registered = true;
+			atexit(cd_main_free);
+		}
+	}
+	for (i = 0; i < CD_CACHE; i++) {
+		if (cc->e[i].name[0] && strcmp(cc->e[i].name, name) == 0) {
+			iconv(cc->e[i].cd, NULL, NULL, NULL, NULL);
+			return cc->e[i].cd;
+		}
+	}
+	cd = iconv_open("UTF-8", name);
+	if (cd == (iconv_t)-1 || strlen(name) >= sizeof(cc->e[0].name))
+		return cd;
+	i = cc->next++ % CD_CACHE;
+	if (cc->e[i].name[0])
+		iconv_close(cc->e[i].cd);
+	snprintf(cc->e[i].name, sizeof(cc->e[i].name), "%s", name);
+	cc->e[i].cd = cd;
+	return cd;
+}
+
+/* Releases CD unless it belongs to the cache. */
+static void cd_put(const char *name, iconv_t cd)
+{
+	struct cd_cache *cc = pthread_getspecific(cd_key);
+
+	for (unsigned i = 0; cc && i < CD_CACHE; i++)
+		if (cc->e[i].name[0] && cc->e[i].cd == cd &&
+		    strcmp(cc->e[i].name, name) == 0)
+			return;
+	iconv_close(cd);
+}
+
 int mx_charset_append(struct mx_buf *b, const char *charset, const char *in,
 		      size_t len, bool *unknown_r)
 {
@@ -334,10 +431,10 @@ int mx_charset_append(struct mx_buf *b, const char *charset, const char *in,
 	case CS_CP1252:
 		return cp1252_append(b, in, len);
 	case CS_ICONV:
-		cd = iconv_open("UTF-8", iname);
+		cd = cd_get(iname);
 		if (cd != (iconv_t)-1) {
 			rc = iconv_append(b, cd, in, len);
-			iconv_close(cd);
+			cd_put(iname, cd);
 			return rc;
 		}
 		break;

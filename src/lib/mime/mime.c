@@ -103,8 +103,8 @@ static size_t decoded_size(const char *body, size_t len, enum cte cte,
 	int rc = 0;
 
 	if (cte == CTE_BASE64)
-		rc = mx_base64_append(&b, body, len);
-	else if (cte == CTE_QP)
+		return mx_base64_decoded_len(body, len);
+	if (cte == CTE_QP)
 		rc = mx_qp_append(&b, body, len, false);
 	if (rc < 0)
 		*nomem = true;
@@ -574,7 +574,18 @@ static size_t count_containers(const char *s, size_t len)
 {
 	size_t i, j, n = 0;
 
+	/* Header fields start lines: jump from line to line instead of
+	   comparing at every byte of (mostly base64) bodies. */
 	for (i = 0; i + 12 < len; i++) {
+		if (i > 0) {
+			const char *nl = memchr(s + i - 1, '\n', len - i + 1);
+
+			if (nl == NULL)
+				break;
+			i = (size_t)(nl - s) + 1;
+			if (i + 12 >= len)
+				break;
+		}
 		if ((s[i] != 'c' && s[i] != 'C') ||
 		    strncasecmp(s + i, "content-type", 12) != 0)
 			continue;

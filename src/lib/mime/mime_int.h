@@ -95,6 +95,8 @@ int mx_unfold_append(struct mx_buf *b, const char *v, size_t len);
 
 /* Transfer decodings, tolerant of junk.  HEADER: "_" is a space (Q). */
 int mx_base64_append(struct mx_buf *b, const char *s, size_t len);
+/* Number of bytes mx_base64_append() would produce, without decoding. */
+size_t mx_base64_decoded_len(const char *s, size_t len);
 int mx_qp_append(struct mx_buf *b, const char *s, size_t len, bool header);
 
 /* Content-Type / Content-Disposition: "token; name=value; ...". */

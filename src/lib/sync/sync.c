@@ -17,6 +17,7 @@
  *    one write transaction per batch.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,7 +27,7 @@
 #include "sync/sync.h"
 
 #define DEFAULT_BATCH_MSGS 256
-#define DEFAULT_BATCH_BYTES ((uint64_t)32 << 20)
+#define DEFAULT_BATCH_BYTES ((uint64_t)16 << 20)
 
 struct pending {
 	uint32_t uid;
@@ -39,6 +40,18 @@ struct pending {
 	uint8_t sha[32];
 	uint8_t identity[32];
 	struct mx_parsed parsed;
+};
+
+/* One FETCH batch: filled by the network side, committed by the writer. */
+struct batch {
+	struct pending *v;
+	size_t n, cap;
+	uint64_t bytes;
+	uint32_t low;       /* lowest UID requested in this batch */
+	uint32_t high;      /* highest UID requested */
+	bool initial;       /* belongs to the initial sync */
+	uint64_t created;   /* records created by its commit */
+	uint64_t attached;  /* locations attached to existing records */
 };
 
 struct uid_size {
@@ -60,15 +73,10 @@ struct sync_ctx {
 	struct mx_folder folder;
 	struct mx_select_result sel;
 
-	/* Current batch. */
-	struct pending *batch;
-	size_t nbatch, capbatch;
-	uint64_t batch_bytes_now;
-	uint32_t batch_low;      /* lowest UID requested in this batch */
-	uint32_t batch_high;     /* highest UID requested */
-	bool initial;            /* batch belongs to the initial sync */
-	uint64_t batch_created;  /* records created by the last commit */
-	uint64_t batch_attached; /* locations attached to existing records */
+	/* The batch being fetched (network side) and the one being
+	 * committed (writer thread); see fetch_bodies(). */
+	struct batch *fetching;
+	struct batch *committing;
 
 	/* Progress. */
 	struct mx_sync_progress prog;
@@ -86,12 +94,14 @@ static void pending_free(struct pending *p)
 	memset(p, 0, sizeof(*p));
 }
 
-static void batch_clear(struct sync_ctx *c)
+static void batch_free(struct batch *b)
 {
-	for (size_t i = 0; i < c->nbatch; i++)
-		pending_free(&c->batch[i]);
-	c->nbatch = 0;
-	c->batch_bytes_now = 0;
+	if (b == NULL)
+		return;
+	for (size_t i = 0; i < b->n; i++)
+		pending_free(&b->v[i]);
+	free(b->v);
+	free(b);
 }
 
 static bool cancelled(const struct sync_ctx *c)
@@ -127,28 +137,30 @@ static int collect_size(const struct mx_fetched *m, void *ctx,
 	return MX_OK;
 }
 
+/* Network side: copies one FETCHed message into the current batch.
+ * Hashing and MIME parsing happen on the writer thread. */
 static int collect_body(const struct mx_fetched *m, void *ctx,
 			struct mx_error *err)
 {
 	struct sync_ctx *c = ctx;
+	struct batch *b = c->fetching;
 	struct pending *p;
-	int rc;
 
 	if (m->body == NULL)
 		return mx_error_set(err, MX_ERR_PROTOCOL,
 				    "server sent no body for UID %u", m->uid);
-	if (m->uid < c->batch_low || m->uid > c->batch_high)
+	if (m->uid < b->low || m->uid > b->high)
 		return MX_OK; /* unsolicited or out of range: ignore */
-	if (c->nbatch == c->capbatch) {
-		size_t ncap = c->capbatch ? c->capbatch * 2 : 64;
-		struct pending *nv = realloc(c->batch, ncap * sizeof(*nv));
+	if (b->n == b->cap) {
+		size_t ncap = b->cap ? b->cap * 2 : 64;
+		struct pending *nv = realloc(b->v, ncap * sizeof(*nv));
 
 		if (nv == NULL)
 			return mx_error_set(err, MX_ERR_NOMEM, NULL);
-		c->batch = nv;
-		c->capbatch = ncap;
+		b->v = nv;
+		b->cap = ncap;
 	}
-	p = &c->batch[c->nbatch];
+	p = &b->v[b->n];
 	memset(p, 0, sizeof(*p));
 	p->uid = m->uid;
 	p->flags = m->flags;
@@ -163,17 +175,24 @@ static int collect_body(const struct mx_fetched *m, void *ctx,
 	}
 	memcpy(p->raw, m->body, m->body_len);
 	p->raw[m->body_len] = '\0';
-	mx_sha256(p->raw, p->len, p->sha);
-	mx_mime_identity(p->raw, p->len, p->identity);
-	rc = mx_mime_parse(p->raw, p->len, &p->parsed, err);
-	if (rc) {
-		pending_free(p);
-		return rc;
+	b->n++;
+	b->bytes += p->len;
+	return MX_OK;
+}
+
+/* Writer side: hash, identity and MIME parse of a whole batch. */
+static int prepare_batch(struct batch *b, struct mx_error *err)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		struct pending *p = &b->v[i];
+		int rc;
+
+		mx_sha256(p->raw, p->len, p->sha);
+		mx_mime_identity(p->raw, p->len, p->identity);
+		rc = mx_mime_parse(p->raw, p->len, &p->parsed, err);
+		if (rc)
+			return rc;
 	}
-	c->nbatch++;
-	c->batch_bytes_now += p->len;
-	c->prog.msgs_done++;
-	c->prog.bytes_done += p->len;
 	return MX_OK;
 }
 
@@ -307,11 +326,12 @@ static int put_folder(struct mx_txn *t, struct sync_ctx *c,
 static int commit_batch_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 {
 	struct sync_ctx *c = ctx;
+	struct batch *b = c->committing;
 	uint64_t created = 0, attached = 0;
 	int rc;
 
-	for (size_t i = 0; i < c->nbatch; i++) {
-		struct pending *p = &c->batch[i];
+	for (size_t i = 0; i < b->n; i++) {
+		struct pending *p = &b->v[i];
 		struct mx_loc old;
 		struct mx_msg m;
 		uint64_t id;
@@ -363,56 +383,134 @@ static int commit_batch_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 		}
 		created++;
 	}
-	if (c->initial) {
-		if (c->folder.initial_low == 0 ||
-		    c->batch_low < c->folder.initial_low)
-			c->folder.initial_low = c->batch_low;
-	} else if (c->batch_high + 1 > c->folder.uidnext) {
-		c->folder.uidnext = c->batch_high + 1;
+	if (b->initial) {
+		if (c->folder.initial_low == 0 || b->low < c->folder.initial_low)
+			c->folder.initial_low = b->low;
+	} else if (b->high + 1 > c->folder.uidnext) {
+		c->folder.uidnext = b->high + 1;
 	}
 	rc = put_folder(t, c, err);
 	if (rc)
 		return rc;
 	/* Stats become final only once the commit succeeds (a MAP_FULL
 	 * retry runs this function again); commit_batch() adds them. */
-	c->batch_created = created;
-	c->batch_attached = attached;
+	b->created = created;
+	b->attached = attached;
 	return MX_OK;
 }
 
-static int commit_batch(struct sync_ctx *c, struct mx_error *err)
+/* Writer side: prepares and commits batch B (one write transaction). */
+static int commit_batch(struct sync_ctx *c, struct batch *b,
+			struct mx_error *err)
 {
 	uint32_t saved_low = c->folder.initial_low, saved_next = c->folder.uidnext;
+	uint64_t t0 = mx_now_ms(), t1;
 	int rc;
 
+	rc = prepare_batch(b, err);
+	if (rc)
+		return rc;
+	t1 = mx_now_ms();
+	c->committing = b;
 	rc = mx_store_write(c->st, commit_batch_fn, c, err);
+	c->committing = NULL;
+	mx_trace(MX_TRACE_SYNC, "batch of %zu (%" PRIu64 " KiB): parse %" PRIu64
+		 " ms, commit %" PRIu64 " ms", b->n, b->bytes >> 10, t1 - t0,
+		 mx_now_ms() - t1);
 	if (rc) {
 		c->folder.initial_low = saved_low;
 		c->folder.uidnext = saved_next;
 		return rc;
 	}
-	for (size_t i = 0; i < c->nbatch; i++) {
-		c->stats->new_bytes += c->batch[i].len;
-		if (c->batch[i].parsed.flags & MX_PARSED_BROKEN)
+	for (size_t i = 0; i < b->n; i++) {
+		c->stats->new_bytes += b->v[i].len;
+		if (b->v[i].parsed.flags & MX_PARSED_BROKEN)
 			c->stats->parse_errors++;
 	}
-	c->stats->new_msgs += c->batch_created;
-	c->stats->remapped += c->batch_attached;
-	batch_clear(c);
+	c->stats->new_msgs += b->created;
+	c->stats->remapped += b->attached;
+	c->prog.msgs_done += b->n;
+	c->prog.bytes_done += b->bytes;
 	progress(c);
 	return MX_OK;
 }
 
-static int cmp_uid_desc(const void *a, const void *b)
-{
-	const struct uid_size *x = a, *y = b;
+/*
+ * The network and the disk work at the same time: while the writer thread
+ * parses and commits batch k, this thread already FETCHes batch k+1.  At
+ * most one finished batch waits in the queue, so memory stays bounded by
+ * three batches whatever the mailbox size.  Batches are committed in
+ * order, so the folder cursor only moves forward.
+ */
+struct writer {
+	struct sync_ctx *c;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct batch *queued;   /* handed over, not yet taken */
+	bool closing;           /* no more batches will come */
+	bool busy;              /* writer is committing one */
+	int rc;                 /* first writer error */
+	struct mx_error err;
+};
 
-	return x->uid < y->uid ? 1 : x->uid > y->uid ? -1 : 0;
+static void *writer_main(void *arg)
+{
+	struct writer *w = arg;
+
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		struct batch *b;
+		int rc;
+
+		while (w->queued == NULL && !w->closing)
+			pthread_cond_wait(&w->cv, &w->mu);
+		if (w->queued == NULL)
+			break;
+		b = w->queued;
+		w->queued = NULL;
+		w->busy = true;
+		pthread_cond_broadcast(&w->cv);
+		pthread_mutex_unlock(&w->mu);
+		rc = w->rc == MX_OK ? commit_batch(w->c, b, &w->err) : w->rc;
+		batch_free(b);
+		pthread_mutex_lock(&w->mu);
+		w->busy = false;
+		if (rc != MX_OK && w->rc == MX_OK)
+			w->rc = rc;
+		pthread_cond_broadcast(&w->cv);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
 }
 
-static int cmp_uid_asc(const void *a, const void *b)
+/* Hands B to the writer; waits while the queue slot is taken.  Returns the
+ * writer's first error, if any (then B is freed here). */
+static int writer_push(struct writer *w, struct batch *b)
 {
-	return -cmp_uid_desc(a, b);
+	int rc;
+
+	pthread_mutex_lock(&w->mu);
+	while (w->queued != NULL && w->rc == MX_OK)
+		pthread_cond_wait(&w->cv, &w->mu);
+	rc = w->rc;
+	if (rc == MX_OK) {
+		w->queued = b;
+		pthread_cond_broadcast(&w->cv);
+	}
+	pthread_mutex_unlock(&w->mu);
+	if (rc != MX_OK)
+		batch_free(b);
+	return rc;
+}
+
+static int writer_rc(struct writer *w)
+{
+	int rc;
+
+	pthread_mutex_lock(&w->mu);
+	rc = w->rc;
+	pthread_mutex_unlock(&w->mu);
+	return rc;
 }
 
 /*
@@ -422,25 +520,45 @@ static int cmp_uid_asc(const void *a, const void *b)
 static int fetch_bodies(struct sync_ctx *c, const struct uid_size *v,
 			size_t n, bool initial, struct mx_error *err)
 {
+	struct writer w;
 	struct mx_uid_range *ranges;
+	pthread_t tid;
 	size_t i = 0;
-	int rc = MX_OK;
+	int rc = MX_OK, wrc;
 
+	if (n == 0)
+		return MX_OK;
 	ranges = malloc((c->batch_msgs + 1) * sizeof(*ranges));
 	if (ranges == NULL)
 		return mx_error_set(err, MX_ERR_NOMEM, NULL);
-	c->initial = initial;
+	memset(&w, 0, sizeof(w));
+	w.c = c;
+	pthread_mutex_init(&w.mu, NULL);
+	pthread_cond_init(&w.cv, NULL);
+	if (pthread_create(&tid, NULL, writer_main, &w) != 0) {
+		free(ranges);
+		return mx_error_set(err, MX_ERR_NOMEM, "cannot start writer");
+	}
 	while (i < n) {
+		struct batch *b;
 		size_t nr = 0, cnt = 0;
-		uint64_t bytes = 0;
+		uint64_t bytes = 0, t0;
 
 		if (cancelled(c)) {
 			rc = mx_error_set(err, MX_ERR_CANCELLED,
 					  "interrupted; committed work is kept");
 			break;
 		}
-		c->batch_low = UINT32_MAX;
-		c->batch_high = 0;
+		if (writer_rc(&w) != MX_OK)
+			break;
+		b = calloc(1, sizeof(*b));
+		if (b == NULL) {
+			rc = mx_error_set(err, MX_ERR_NOMEM, NULL);
+			break;
+		}
+		b->initial = initial;
+		b->low = UINT32_MAX;
+		b->high = 0;
 		while (i < n && cnt < c->batch_msgs &&
 		       (cnt == 0 || bytes + v[i].size <= c->batch_bytes)) {
 			uint32_t u = v[i].uid;
@@ -453,28 +571,56 @@ static int fetch_bodies(struct sync_ctx *c, const struct uid_size *v,
 				ranges[nr].lo = ranges[nr].hi = u;
 				nr++;
 			}
-			if (u < c->batch_low)
-				c->batch_low = u;
-			if (u > c->batch_high)
-				c->batch_high = u;
+			if (u < b->low)
+				b->low = u;
+			if (u > b->high)
+				b->high = u;
 			bytes += v[i].size;
 			cnt++;
 			i++;
 		}
+		c->fetching = b;
+		t0 = mx_now_ms();
 		rc = c->be->fetch(c->conn, ranges, nr, MX_FETCH_FULL, 0,
 				  collect_body, c, err);
+		c->fetching = NULL;
+		mx_trace(MX_TRACE_SYNC, "fetched %zu in %" PRIu64 " ms", b->n,
+			 mx_now_ms() - t0);
 		if (rc) {
-			batch_clear(c);
+			batch_free(b);
 			break;
 		}
-		rc = commit_batch(c, err);
-		if (rc) {
-			batch_clear(c);
+		if (writer_push(&w, b) != MX_OK)
 			break;
-		}
 	}
+	/* Let the writer finish what was fetched completely, then stop. */
+	pthread_mutex_lock(&w.mu);
+	w.closing = true;
+	pthread_cond_broadcast(&w.cv);
+	pthread_mutex_unlock(&w.mu);
+	pthread_join(tid, NULL);
+	wrc = w.rc;
+	if (rc == MX_OK && wrc != MX_OK) {
+		rc = wrc;
+		if (err)
+			*err = w.err;
+	}
+	pthread_cond_destroy(&w.cv);
+	pthread_mutex_destroy(&w.mu);
 	free(ranges);
 	return rc;
+}
+
+static int cmp_uid_desc(const void *a, const void *b)
+{
+	const struct uid_size *x = a, *y = b;
+
+	return x->uid < y->uid ? 1 : x->uid > y->uid ? -1 : 0;
+}
+
+static int cmp_uid_asc(const void *a, const void *b)
+{
+	return -cmp_uid_desc(a, b);
 }
 
 /* UIDs in [LO, HI] on the server with their sizes, minus stored ones. */
@@ -1234,8 +1380,6 @@ enum mx_err mx_sync(struct mx_store *st, const char *name,
 				  stats.folder_errors);
 out:
 	memset(&c.folder, 0, sizeof(c.folder));
-	batch_clear(&c);
-	free(c.batch);
 	free(c.sizes);
 	mx_folders_free(folders, nfolders);
 	mx_remote_folders_free(fc.remote, fc.nremote);
