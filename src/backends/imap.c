@@ -20,6 +20,9 @@
 #include "net/net.h"
 #include "util/mutf7.h"
 
+/* Largest message we accept (providers cap at 25-50 MB). */
+#define MX_IMAP_MAX_MESSAGE (256 << 20)
+
 struct mx_conn {
 	mailimap *imap;
 	mailstream *stream; /* foreign once mailimap_connect took it */
@@ -412,6 +415,12 @@ static int imap_list(struct mx_conn *c, struct mx_remote_folder **v_r,
 			f->name = mx_mutf7_decode(mb->mb_name);
 			if (f->name == NULL) /* malformed: keep wire name */
 				f->name = strdup(mb->mb_name);
+			/* Servers are supposed to send 7-bit names; raw 8-bit
+			 * ones are shown with '?' for non-UTF-8 bytes. */
+			if (f->name && !mx_utf8_valid_str(f->name))
+				for (char *q = f->name; *q; q++)
+					if ((unsigned char)*q >= 0x80)
+						*q = '?';
 		}
 		if (f->wire == NULL || f->name == NULL) {
 			mx_remote_folders_free(v, n + 1);
@@ -522,6 +531,13 @@ static bool body_handler(int type, struct mailimap_msg_att_body_section *sec,
 	(void)sec;
 	if (c->cb_rc != MX_OK)
 		return true; /* drain, keep the connection usable */
+	/* A hostile or broken server must not make us buffer without end. */
+	if (c->body.len + len > MX_IMAP_MAX_MESSAGE) {
+		c->cb_rc = mx_error_set(c->cb_err, MX_ERR_PROTOCOL,
+					"server sent a message larger than %d MiB",
+					MX_IMAP_MAX_MESSAGE >> 20);
+		return false;
+	}
 	if (mx_buf_append(&c->body, bytes, len) < 0) {
 		c->cb_rc = mx_error_set(c->cb_err, MX_ERR_NOMEM,
 					"message body of %zu bytes", len);

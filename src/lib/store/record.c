@@ -11,11 +11,18 @@
 
 #include "store/store.h"
 
+/* Sets K to V (skipped when NULL).  -1 when V is not UTF-8: jansson
+ * refuses such strings and a silently missing field would lose data. */
 static int set_str(json_t *o, const char *k, const char *v)
 {
+	json_t *js;
+
 	if (v == NULL)
 		return 0;
-	return json_object_set_new(o, k, json_string(v));
+	js = json_string(v);
+	if (js == NULL)
+		return -1;
+	return json_object_set_new(o, k, js);
 }
 
 static char *get_str(json_t *o, const char *k)
@@ -51,17 +58,22 @@ static char *dump(json_t *o, size_t *len_r, int indent)
 char *mx_account_encode(const struct mx_account *a, size_t *len_r)
 {
 	json_t *o = json_object();
+	int bad = 0;
 
 	json_object_set_new(o, "id", json_integer(a->id));
-	set_str(o, "name", a->name);
-	set_str(o, "imap_url", a->imap_url);
-	set_str(o, "host", a->host);
+	bad |= set_str(o, "name", a->name);
+	bad |= set_str(o, "imap_url", a->imap_url);
+	bad |= set_str(o, "host", a->host);
 	json_object_set_new(o, "port", json_integer(a->port));
 	json_object_set_new(o, "tls", json_integer(a->tls));
-	set_str(o, "user", a->user);
-	set_str(o, "password", a->password);
-	set_str(o, "password_file", a->password_file);
-	set_str(o, "ca_file", a->ca_file);
+	bad |= set_str(o, "user", a->user);
+	bad |= set_str(o, "password", a->password);
+	bad |= set_str(o, "password_file", a->password_file);
+	bad |= set_str(o, "ca_file", a->ca_file);
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
 	json_object_set_new(o, "insecure_plaintext",
 			    json_boolean(a->insecure_plaintext));
 	json_object_set_new(o, "timeout_s", json_integer(a->timeout_s));
@@ -125,9 +137,11 @@ char *mx_folder_encode(const struct mx_folder *f, size_t *len_r)
 
 	json_object_set_new(o, "id", json_integer(f->id));
 	json_object_set_new(o, "account", json_integer(f->account_id));
-	set_str(o, "name", f->name);
-	set_str(o, "wire", f->wire);
-	set_str(o, "delim", d);
+	if (set_str(o, "name", f->name) || set_str(o, "wire", f->wire) ||
+	    set_str(o, "delim", (unsigned char)d[0] < 0x80 ? d : "?")) {
+		json_decref(o);
+		return NULL;
+	}
 	json_object_set_new(o, "special", json_integer(f->special));
 	json_object_set_new(o, "noselect", json_boolean(f->noselect));
 	json_object_set_new(o, "gone", json_boolean(f->gone));

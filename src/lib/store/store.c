@@ -191,6 +191,13 @@ int mx_txn_begin(struct mx_store *st, bool write, struct mx_txn *t,
 		mdb_env_set_mapsize(st->env, 0);
 		rc = mdb_txn_begin(st->env, NULL, write ? 0 : MDB_RDONLY,
 				   &t->txn);
+		if (rc == 0) {
+			MDB_envinfo info;
+
+			if (mdb_env_info(st->env, &info) == 0)
+				st->map_size = info.me_mapsize;
+			store_find_map(st);
+		}
 	}
 	if (rc != 0)
 		return mx_store_err(err, rc, "begin transaction");
@@ -281,6 +288,10 @@ static void store_find_map(struct mx_store *st)
  */
 static void store_trim(struct mx_store *st)
 {
+	/* Looked up again each time: the map moves when this or another
+	 * process grows it, and MADV_DONTNEED on anything but our read-only
+	 * file mapping would destroy data. */
+	store_find_map(st);
 	if (st->map_addr && st->map_len)
 		madvise(st->map_addr, st->map_len, MADV_DONTNEED);
 }
@@ -423,7 +434,8 @@ int mx_store_account_put(struct mx_txn *t, struct mx_account *a,
 	mx_put_be32(k, a->id);
 	json = mx_account_encode(a, &len);
 	if (json == NULL)
-		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+		return mx_error_set(err, MX_ERR_INVAL,
+				    "account fields must be valid UTF-8");
 	rc = mx_db_put(t, MX_DB_ACCOUNTS, k, 4, json, len, 0, err);
 	free(json);
 	if (rc)
@@ -525,7 +537,8 @@ int mx_store_folder_put(struct mx_txn *t, struct mx_folder *f,
 	mx_put_be32(k, f->id);
 	json = mx_folder_encode(f, &len);
 	if (json == NULL)
-		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+		return mx_error_set(err, MX_ERR_INVAL,
+				    "folder name must be valid UTF-8");
 	rc = mx_db_put(t, MX_DB_FOLDERS, k, 4, json, len, 0, err);
 	free(json);
 	if (rc)
@@ -645,6 +658,23 @@ int mx_store_loc_put(struct mx_txn *t, const struct mx_loc *l,
 	size_t n;
 	int rc;
 
+	/* Replacing a location that pointed at another message: drop that
+	 * message's reverse entry, or it would still list this UID. */
+	{
+		struct mx_loc old;
+
+		if (mx_store_loc_get(t, l->folder_id, l->uid, &old, NULL) == MX_OK) {
+			free(old.keywords);
+			if (old.msg_id != l->msg_id) {
+				loc_key(k, l->folder_id, l->uid);
+				mx_put_be64(mk, old.msg_id);
+				memcpy(mk + 8, k, 8);
+				rc = mx_db_del(t, MX_DB_MSGLOCS, mk, 16, NULL, 0, err);
+				if (rc && rc != MX_ERR_NOTFOUND)
+					return rc;
+			}
+		}
+	}
 	n = mx_loc_encode(l, buf, sizeof(buf));
 	if (n == 0) {
 		/* Absurd keyword lists are dropped rather than failing. */

@@ -118,8 +118,11 @@ struct mx_account {
 };
 
 void mx_account_free(struct mx_account *a);
+/* Assigns a->id when 0.  Inside an mx_store_write() callback, reset the id
+ * to 0 at the start of the callback: a MAP_FULL retry rolls the counter
+ * back, so an id kept from the aborted run would be handed out twice. */
 int mx_store_account_put(struct mx_txn *t, struct mx_account *a,
-			 struct mx_error *err); /* assigns a->id when 0 */
+			 struct mx_error *err);
 int mx_store_account_get(struct mx_txn *t, const char *name,
 			 struct mx_account *a, struct mx_error *err);
 int mx_store_account_list(struct mx_txn *t, struct mx_account **v_r,
@@ -159,8 +162,9 @@ struct mx_folder {
 
 void mx_folder_free(struct mx_folder *f);
 void mx_folders_free(struct mx_folder *v, size_t n);
+/* Assigns f->id when 0; same retry rule as mx_store_account_put(). */
 int mx_store_folder_put(struct mx_txn *t, struct mx_folder *f,
-			struct mx_error *err); /* assigns f->id when 0 */
+			struct mx_error *err);
 int mx_store_folder_get(struct mx_txn *t, uint32_t id, struct mx_folder *f,
 			struct mx_error *err);
 int mx_store_folder_find(struct mx_txn *t, uint32_t account_id,

@@ -66,11 +66,20 @@ int mx_account_parse_url(const char *url, struct mx_account *a,
 		return mx_error_set(err, MX_ERR_PARSE,
 				    "bad URL '%s': missing USER@", url);
 	hostp = at + 1;
+	if (memchr(p, ':', (size_t)(at - p)))
+		return mx_error_set(err, MX_ERR_PARSE,
+				    "bad URL: a password does not belong in the "
+				    "URL; use --password-file");
 	free(a->user);
 	a->user = pct_decode(p, (size_t)(at - p));
 	if (a->user == NULL)
 		return mx_error_set(err, MX_ERR_PARSE, "bad user in URL '%s'",
 				    url);
+	for (const char *q = a->user; *q; q++)
+		if ((unsigned char)*q < 0x20 || *q == 0x7f)
+			return mx_error_set(err, MX_ERR_PARSE,
+					    "bad URL: control character in the "
+					    "user name");
 	free(a->host);
 	a->host = NULL;
 	if (*hostp == '[') {
@@ -101,6 +110,11 @@ int mx_account_parse_url(const char *url, struct mx_account *a,
 	if (hostp < end && *hostp == ':') {
 		char *e;
 
+		/* strtoul would accept "+993" and " 993": digits only. */
+		for (const char *q = hostp + 1; q < end; q++)
+			if (*q < '0' || *q > '9')
+				return mx_error_set(err, MX_ERR_PARSE,
+						    "bad URL '%s': bad port", url);
 		port = strtoul(hostp + 1, &e, 10);
 		if (e != end || port == 0 || port > 65535 || e == hostp + 1)
 			return mx_error_set(err, MX_ERR_PARSE,
@@ -124,7 +138,10 @@ static bool valid_name(const char *n)
 
 static int add_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 {
-	return mx_store_account_put(t, ctx, err);
+	struct mx_account *a = ctx;
+
+	a->id = 0; /* a MAP_FULL retry must assign it again */
+	return mx_store_account_put(t, a, err);
 }
 
 enum mx_err mx_account_add(struct mx_store *st,
@@ -145,6 +162,15 @@ enum mx_err mx_account_add(struct mx_store *st,
 	rc = mx_account_parse_url(p->imap_url, &a, err);
 	if (rc)
 		goto out;
+	if ((p->password && !mx_utf8_valid_str(p->password)) ||
+	    (p->password_file && !mx_utf8_valid_str(p->password_file)) ||
+	    (p->ca_file && !mx_utf8_valid_str(p->ca_file)) ||
+	    !mx_utf8_valid_str(p->imap_url) || !mx_utf8_valid_str(a.user)) {
+		rc = mx_error_set(err, MX_ERR_INVAL,
+				  "password, URL and file names must be UTF-8 "
+				  "(use --password-file for other bytes)");
+		goto out;
+	}
 	a.name = strdup(p->name);
 	a.imap_url = strdup(p->imap_url);
 	a.password = mx_strdup(p->password);

@@ -201,6 +201,33 @@ void mx_sha256(const void *data, size_t len, uint8_t out[32])
 	EVP_Digest(data, len, out, &outlen, EVP_sha256(), NULL);
 }
 
+bool mx_utf8_valid_str(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p) {
+		int n;
+
+		if (*p < 0x80)
+			n = 0;
+		else if (*p >= 0xc2 && *p <= 0xdf)
+			n = 1;
+		else if (*p >= 0xe0 && *p <= 0xef)
+			n = 2;
+		else if (*p >= 0xf0 && *p <= 0xf4)
+			n = 3;
+		else
+			return false;
+		p++;
+		while (n-- > 0) {
+			if ((*p & 0xc0) != 0x80)
+				return false;
+			p++;
+		}
+	}
+	return true;
+}
+
 char *mx_strdup(const char *s)
 {
 	return s ? strdup(s) : NULL;

@@ -79,6 +79,9 @@ int mx_unhex(const char *in, uint8_t *out, size_t n);
 
 void mx_sha256(const void *data, size_t len, uint8_t out[32]);
 
+/* True if the NUL-terminated S is valid UTF-8 (no overlongs). */
+bool mx_utf8_valid_str(const char *s);
+
 /* malloc-or-NULL duplicates; NULL in -> NULL out. */
 char *mx_strdup(const char *s);
 char *mx_strndup(const char *s, size_t n);
