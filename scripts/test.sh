@@ -47,6 +47,13 @@ run_suite() { # NAME BUILDDIR CONFIGURE-ARGS...
 }
 
 run_suite default "$out/default" --enable-werror
+echo "== distcheck"
+if (cd "$out/default" && make -s distcheck >"$out/distcheck.log" 2>&1); then
+	pass=$((pass + 1)); echo "PASS: make distcheck"
+else
+	fail=$((fail + 1)); echo "FAIL: make distcheck (log: $out/distcheck.log)"
+	tail -30 "$out/distcheck.log"
+fi
 if [ "$quick" = 0 ]; then
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

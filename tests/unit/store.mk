@@ -1,1 +1,13 @@
-# tests for store: see tests/unit/local.mk
+# Store (src/lib/store) and account URL parsing (src/lib/sync/account.c):
+# each test works on a fresh LMDB store in a mkdtemp() directory.
+check_PROGRAMS += tests/unit/test_store
+tests_unit_test_store_SOURCES = tests/unit/test_store.c
+tests_unit_test_store_CFLAGS = $(MX_UNIT_CFLAGS)
+tests_unit_test_store_LDADD = $(MX_UNIT_LDADD) $(LMDB_LIBS) $(JANSSON_LIBS)
+TESTS += tests/unit/test_store
+
+check_PROGRAMS += tests/unit/test_account
+tests_unit_test_account_SOURCES = tests/unit/test_account.c
+tests_unit_test_account_CFLAGS = $(MX_UNIT_CFLAGS)
+tests_unit_test_account_LDADD = $(MX_UNIT_LDADD) $(LMDB_LIBS) $(JANSSON_LIBS)
+TESTS += tests/unit/test_account

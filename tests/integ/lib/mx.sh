@@ -1,7 +1,7 @@
 # tests/integ/lib/mx.sh -- helpers for tests that drive the mxsync CLI.
 # Source tap.sh and dovecot.sh first.
 #
-#   mx_init TMPDIR            sets MXD (data dir) and MX_OUT (scratch)
+#   mx_init TMPDIR            sets MXD (data dir) and MX_SCRATCH (scratch)
 #   mx ARGS...                runs $MX_BIN -d $MXD ARGS...
 #   mx_add NAME DCDIR USER [imaps|imap] [extra account-add args...]
 #   mx_export_digest NAME     "FOLDER<TAB>SHA256" lines of a fresh maildir
@@ -13,9 +13,9 @@
 
 mx_init() {
     MXD=$1/mxdata
-    MX_OUT=$1/out
-    mkdir -p "$MX_OUT"
-    export MXD MX_OUT
+    MX_SCRATCH=$1/out
+    mkdir -p "$MX_SCRATCH"
+    export MXD MX_SCRATCH
 }
 
 mx() {
@@ -25,14 +25,14 @@ mx() {
 mx_add() {
     _n=$1; _dc=$2; _u=$3; _scheme=${4:-imaps}; shift 4 2>/dev/null || shift $#
     . "$_dc/env"
-    dc_password "$_dc" "$_u" > "$MX_OUT/$_n.pw"
+    dc_password "$_dc" "$_u" > "$MX_SCRATCH/$_n.pw"
     if [ "$_scheme" = imaps ]; then _port=$DC_IMAPS_PORT; else _port=$DC_IMAP_PORT; fi
     mx account add "$_n" --imap "$_scheme://$_u@127.0.0.1:$_port" \
-        --password-file "$MX_OUT/$_n.pw" --ca-file "$DC_CA" "$@"
+        --password-file "$MX_SCRATCH/$_n.pw" --ca-file "$DC_CA" "$@"
 }
 
 mx_export_digest() {
-    _e=$MX_OUT/export.$$
+    _e=$MX_SCRATCH/export.$$
     rm -rf "$_e"
     mx export "$1" --format maildir --out "$_e" >/dev/null || return 1
     (cd "$_e" && find . -path '*/cur/*' -type f | while read -r f; do

@@ -1,0 +1,453 @@
+/*
+ * Unit tests: account URL parsing (mx_account_parse_url), account names
+ * and the account list JSON (src/lib/sync/account.c), through a real
+ * store in a mkdtemp() directory.
+ */
+#include <check.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "sync/sync.h"
+
+struct url_case {
+	const char *url;
+	int rc;            /* expected return */
+	const char *user;  /* expected on success */
+	const char *host;
+	unsigned port;
+	enum mx_tls_mode tls;
+};
+
+/* Designated: the expectations of a rejected URL stay zero. */
+#define BAD(u) {.url = (u), .rc = MX_ERR_PARSE}
+
+static const struct url_case url_cases[] = {
+	{"imaps://u@h", MX_OK, "u", "h", 993, MX_TLS_IMPLICIT},
+	{"imaps://u@h/", MX_OK, "u", "h", 993, MX_TLS_IMPLICIT},
+	{"imap://u@h", MX_OK, "u", "h", 143, MX_TLS_STARTTLS},
+	{"imap://u@h:1143", MX_OK, "u", "h", 1143, MX_TLS_STARTTLS},
+	{"imaps://u@imap.example.test:65535", MX_OK, "u", "imap.example.test",
+	 65535, MX_TLS_IMPLICIT},
+	{"imaps://u@h:1", MX_OK, "u", "h", 1, MX_TLS_IMPLICIT},
+	{"imaps://alice@example.test@127.0.0.1:993", MX_OK,
+	 "alice@example.test", "127.0.0.1", 993, MX_TLS_IMPLICIT},
+	{"imaps://alice%40example.test@mail.example.test", MX_OK,
+	 "alice@example.test", "mail.example.test", 993, MX_TLS_IMPLICIT},
+	{"imaps://a%2fb%2Fc@h", MX_OK, "a/b/c", "h", 993, MX_TLS_IMPLICIT},
+	{"imaps://100%25@h", MX_OK, "100%", "h", 993, MX_TLS_IMPLICIT},
+	{"imaps://u@[::1]:993", MX_OK, "u", "::1", 993, MX_TLS_IMPLICIT},
+	{"imaps://u@[::1]", MX_OK, "u", "::1", 993, MX_TLS_IMPLICIT},
+	{"imap://u@[2001:db8::7]:10143", MX_OK, "u", "2001:db8::7", 10143,
+	 MX_TLS_STARTTLS},
+	{"imaps://u@my_host-1.example", MX_OK, "u", "my_host-1.example", 993,
+	 MX_TLS_IMPLICIT},
+	/* schemes */
+	BAD("http://u@h"),
+	BAD("pop3://u@h"),
+	BAD("imaps:/u@h"),
+	BAD("imapsx://u@h"),
+	BAD("u@h"),
+	BAD(""),
+	/* user and host */
+	BAD("imaps://"),
+	BAD("imaps://h"),
+	BAD("imaps://h:993"),
+	BAD("imaps://@h"),
+	BAD("imaps://u@"),
+	BAD("imaps://u@:993"),
+	BAD("imaps://u@[]:993"),
+	BAD("imaps://u@[::1"),
+	BAD("imaps://u@[::1]x"),
+	BAD("imaps://u@[::1]993"),
+	BAD("imaps://u@ho st"),
+	BAD("imaps://u@h\tx"),
+	BAD("imaps://u@h!x"),
+	BAD("imaps://u@h;x"),
+	BAD("imaps://u@h%41"),
+	BAD("imaps://u@h\xc3\xa9"),
+	BAD("imaps://u@[::1%eth0]"),
+	BAD("imaps://%00@h"),
+	BAD("imaps://a%00b@h"),
+	/* ports */
+	BAD("imaps://u@h:0"),
+	BAD("imaps://u@h:00"),
+	BAD("imaps://u@h:65536"),
+	BAD("imaps://u@h:70000"),
+	BAD("imaps://u@h:99999999999999999999999"),
+	BAD("imaps://u@h:x"),
+	BAD("imaps://u@h:993x"),
+	BAD("imaps://u@h:"),
+	BAD("imaps://u@h:993:1"),
+	BAD("imaps://u@[::1]:"),
+	BAD("imaps://u@[::1]:0"),
+	/* path, query, fragment */
+	BAD("imaps://u@h/INBOX"),
+	BAD("imaps://u@h:993/INBOX"),
+	BAD("imaps://u@h//"),
+	BAD("imaps://u@h?x=1"),
+	BAD("imaps://u@h/?x=1"),
+	BAD("imaps://u@h#frag"),
+	BAD("imaps://u@h:993?"),
+};
+
+static void check_case(const struct url_case *c)
+{
+	struct mx_account a = {0};
+	struct mx_error e;
+	int rc;
+
+	mx_error_clear(&e);
+	rc = mx_account_parse_url(c->url, &a, &e);
+	ck_assert_msg(rc == c->rc, "'%s': got %d (%s), want %d", c->url, rc,
+		      e.detail, c->rc);
+	if (rc == MX_OK) {
+		ck_assert_msg(a.user && strcmp(a.user, c->user) == 0,
+			      "'%s': user '%s'", c->url, a.user ? a.user : "");
+		ck_assert_msg(a.host && strcmp(a.host, c->host) == 0,
+			      "'%s': host '%s'", c->url, a.host ? a.host : "");
+		ck_assert_msg(a.port == c->port, "'%s': port %u", c->url,
+			      (unsigned)a.port);
+		ck_assert_msg(a.tls == c->tls, "'%s': tls %d", c->url,
+			      (int)a.tls);
+	} else {
+		ck_assert_msg(e.code == MX_ERR_PARSE && e.detail[0] != '\0',
+			      "'%s': no error detail", c->url);
+	}
+	mx_account_free(&a);
+}
+
+START_TEST(test_url_table)
+{
+	check_case(&url_cases[_i]);
+}
+END_TEST
+
+/* Reusing the struct: old user/host are replaced, not leaked (ASan). */
+START_TEST(test_url_reuse)
+{
+	struct mx_account a = {0};
+	struct mx_error e;
+
+	ck_assert_int_eq(mx_account_parse_url("imaps://a@h1", &a, &e), MX_OK);
+	ck_assert_int_eq(mx_account_parse_url("imap://b@h2:144", &a, &e),
+			 MX_OK);
+	ck_assert_str_eq(a.user, "b");
+	ck_assert_str_eq(a.host, "h2");
+	ck_assert_uint_eq(a.port, 144);
+	ck_assert_int_eq(mx_account_parse_url("imaps://c@h 3", &a, &e),
+			 MX_ERR_PARSE);
+	mx_account_free(&a);
+}
+END_TEST
+
+/*
+ * strtoul() skips white space and accepts a sign, and a negative number
+ * wraps: "-18446744073709550623" is 993.  A port is digits only.
+ */
+START_TEST(test_url_port_digits_only)
+{
+	static const char *const bad[] = {
+		"imaps://u@h:+993",
+		"imaps://u@h: 993",
+		"imaps://u@h:-993",
+		"imaps://u@h:-18446744073709550623",
+	};
+	struct mx_account a = {0};
+	struct mx_error e;
+
+	for (size_t i = 0; i < MX_ARRAY_SIZE(bad); i++) {
+		int rc = mx_account_parse_url(bad[i], &a, &e);
+
+		ck_assert_msg(rc == MX_ERR_PARSE, "'%s' accepted (port %u)",
+			      bad[i], (unsigned)a.port);
+		mx_account_free(&a);
+	}
+}
+END_TEST
+
+/*
+ * The decoded user name goes to IMAP LOGIN as a quoted string; CR/LF (or
+ * any control character) would end the command line there.
+ */
+START_TEST(test_url_user_control_chars)
+{
+	static const char *const bad[] = {
+		"imaps://u%0D%0AA1%20LOGOUT@h",
+		"imaps://u%0a@h",
+		"imaps://u%09x@h",
+		"imaps://u%7F@h",
+	};
+	struct mx_account a = {0};
+	struct mx_error e;
+
+	for (size_t i = 0; i < MX_ARRAY_SIZE(bad); i++) {
+		int rc = mx_account_parse_url(bad[i], &a, &e);
+
+		ck_assert_msg(rc == MX_ERR_PARSE, "'%s' accepted", bad[i]);
+		mx_account_free(&a);
+	}
+}
+END_TEST
+
+/*
+ * "imaps://alice:secret@h" (RFC 3986 userinfo with a password) is taken
+ * as the user name "alice:secret", and the URL, password included, is
+ * printed by the account list.  It must be refused.
+ */
+START_TEST(test_url_password_in_userinfo)
+{
+	struct mx_account a = {0};
+	struct mx_error e;
+	int rc;
+
+	rc = mx_account_parse_url("imaps://alice:s3cret-PW@h", &a, &e);
+	ck_assert_msg(rc == MX_ERR_PARSE, "accepted, user '%s'",
+		      a.user ? a.user : "");
+	mx_account_free(&a);
+	/* An escaped colon is part of the user name. */
+	ck_assert_int_eq(mx_account_parse_url("imaps://a%3Ab@h", &a, &e),
+			 MX_OK);
+	ck_assert_str_eq(a.user, "a:b");
+	mx_account_free(&a);
+}
+END_TEST
+
+/* ---- through a store ---- */
+
+static char g_top[64];
+static struct mx_store *g_st;
+
+static int rm_one(const char *path, const struct stat *sb, int flag,
+		  struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void setup(void)
+{
+	struct mx_error e;
+	char dir[128];
+
+	strcpy(g_top, "/tmp/mx-test-account.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(g_top));
+	snprintf(dir, sizeof(dir), "%s/data", g_top);
+	mx_error_clear(&e);
+	ck_assert_msg(mx_store_open(dir, &g_st, &e) == MX_OK, "%s", e.detail);
+}
+
+static void teardown(void)
+{
+	mx_store_close(&g_st);
+	nftw(g_top, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int add(const char *name, const char *url, const char *pw,
+	       struct mx_error *e)
+{
+	struct mx_account_params p = {0};
+
+	p.name = name;
+	p.imap_url = url;
+	p.password = pw;
+	return mx_account_add(g_st, &p, e);
+}
+
+START_TEST(test_add_names)
+{
+	static const char *const bad[] = {
+		"", "has space", "slash/x", "semi;colon", "ümlaut", "a\nb",
+		"tab\t", "at@x", "colon:x",
+		"x12345678901234567890123456789012345678901234567890123456789012"
+		"34", /* 65 */
+	};
+	struct mx_error e;
+	struct mx_account a;
+	char name64[65];
+
+	for (size_t i = 0; i < MX_ARRAY_SIZE(bad); i++) {
+		mx_error_clear(&e);
+		ck_assert_msg(add(bad[i], "imaps://u@h", NULL, &e) ==
+			      MX_ERR_INVAL, "name '%s' accepted", bad[i]);
+		ck_assert_str_ne(e.detail, "");
+	}
+	ck_assert_int_eq(strlen(bad[MX_ARRAY_SIZE(bad) - 1]), 65);
+	{
+		struct mx_account_params p = {0};
+
+		p.imap_url = "imaps://u@h";
+		ck_assert_int_eq(mx_account_add(g_st, &p, &e), MX_ERR_INVAL);
+		p.name = "nourl";
+		p.imap_url = NULL;
+		ck_assert_int_eq(mx_account_add(g_st, &p, &e), MX_ERR_INVAL);
+	}
+
+	memset(name64, 'n', 64);
+	name64[64] = '\0';
+	mx_error_clear(&e);
+	ck_assert_msg(add(name64, "imaps://u@h", NULL, &e) == MX_OK, "%s",
+		      e.detail);
+	ck_assert_msg(add("Work.mail_2-x", "imap://bob@h:1143", NULL, &e) ==
+		      MX_OK, "%s", e.detail);
+	ck_assert_int_eq(add("Work.mail_2-x", "imaps://u@h", NULL, &e),
+			 MX_ERR_EXISTS);
+	ck_assert_int_eq(add("badurl", "http://u@h", NULL, &e), MX_ERR_PARSE);
+	ck_assert_int_eq(mx_account_load(g_st, "badurl", &a, &e),
+			 MX_ERR_NOTFOUND);
+
+	ck_assert_int_eq(mx_account_load(g_st, "Work.mail_2-x", &a, &e), MX_OK);
+	ck_assert_str_eq(a.user, "bob");
+	ck_assert_str_eq(a.host, "h");
+	ck_assert_uint_eq(a.port, 1143);
+	ck_assert_int_eq(a.tls, MX_TLS_STARTTLS);
+	ck_assert_str_eq(a.imap_url, "imap://bob@h:1143");
+	ck_assert(a.created > 0);
+	mx_account_free(&a);
+}
+END_TEST
+
+START_TEST(test_list_json_no_password)
+{
+	struct mx_error e;
+	struct mx_account a;
+	char *json = NULL;
+	json_error_t je;
+	json_t *arr;
+
+	mx_error_clear(&e);
+	ck_assert_msg(add("main", "imaps://alice@example.test@127.0.0.1:993",
+			  "s3cret-PW", &e) == MX_OK, "%s", e.detail);
+	{
+		struct mx_account_params p = {0};
+
+		p.name = "filepw";
+		p.imap_url = "imap://bob@h";
+		p.password_file = "/run/secrets/pw";
+		p.insecure_plaintext = true;
+		ck_assert_int_eq(mx_account_add(g_st, &p, &e), MX_OK);
+	}
+	/* The password is stored (it is needed to log in)... */
+	ck_assert_int_eq(mx_account_load(g_st, "main", &a, &e), MX_OK);
+	ck_assert_str_eq(a.password, "s3cret-PW");
+	mx_account_free(&a);
+
+	/* ...but never listed. */
+	ck_assert_int_eq(mx_account_list_json(g_st, &json, &e), MX_OK);
+	ck_assert_ptr_nonnull(json);
+	ck_assert_msg(strstr(json, "s3cret-PW") == NULL, "%s", json);
+	ck_assert_msg(strstr(json, "s3cret") == NULL, "%s", json);
+	arr = json_loads(json, 0, &je);
+	ck_assert_msg(json_is_array(arr), "%s", je.text);
+	ck_assert_uint_eq(json_array_size(arr), 2);
+	for (size_t i = 0; i < 2; i++) {
+		json_t *o = json_array_get(arr, i);
+		const char *name = json_string_value(json_object_get(o, "name"));
+
+		ck_assert_ptr_null(json_object_get(o, "password"));
+		ck_assert_ptr_nonnull(name);
+		if (strcmp(name, "main") == 0) {
+			ck_assert_str_eq(json_string_value(json_object_get(
+						 o, "credentials")), "stored");
+			ck_assert_str_eq(json_string_value(json_object_get(
+						 o, "user")), "alice@example.test");
+			ck_assert_str_eq(json_string_value(json_object_get(
+						 o, "tls")), "implicit");
+		} else {
+			ck_assert_str_eq(name, "filepw");
+			ck_assert_str_eq(json_string_value(json_object_get(
+						 o, "credentials")), "file");
+			ck_assert_str_eq(json_string_value(json_object_get(
+						 o, "tls")), "none");
+			ck_assert_str_eq(json_string_value(json_object_get(
+						 o, "password_file")),
+					 "/run/secrets/pw");
+		}
+	}
+	json_decref(arr);
+	mx_free(json);
+}
+END_TEST
+
+/*
+ * A password (or %XX-escaped user name) that is not UTF-8 must not be
+ * dropped silently on the way into the store: the record codec passes it
+ * to json_string(), which refuses it, and the account ends up without
+ * credentials ("credentials": "none") or without a user.
+ */
+START_TEST(test_add_non_utf8_kept_or_refused)
+{
+	struct mx_error e;
+	struct mx_account a;
+	int rc;
+
+	rc = add("latin1pw", "imaps://u@h", "caf\xe9", &e);
+	if (rc == MX_OK) {
+		ck_assert_int_eq(mx_account_load(g_st, "latin1pw", &a, &e),
+				 MX_OK);
+		ck_assert_msg(a.password != NULL &&
+			      strcmp(a.password, "caf\xe9") == 0,
+			      "password silently dropped");
+		mx_account_free(&a);
+	}
+	/* Bytes a naive UTF-8 check lets through but JSON refuses:
+	 * surrogate, above U+10FFFF, overlong. */
+	{
+		static const char *const pws[] = {"\xed\xa0\x80x",
+						  "\xf4\x90\x80\x80",
+						  "\xe0\x80\xaf"};
+
+		for (size_t i = 0; i < MX_ARRAY_SIZE(pws); i++) {
+			char name[16];
+
+			snprintf(name, sizeof(name), "badpw%zu", i);
+			if (add(name, "imaps://u@h", pws[i], &e) != MX_OK)
+				continue;
+			ck_assert_int_eq(mx_account_load(g_st, name, &a, &e),
+					 MX_OK);
+			ck_assert_msg(a.password != NULL,
+				      "password %zu silently dropped", i);
+			mx_account_free(&a);
+		}
+	}
+	rc = add("latin1user", "imaps://j%E9r%F4me@h", "pw", &e);
+	if (rc == MX_OK) {
+		ck_assert_int_eq(mx_account_load(g_st, "latin1user", &a, &e),
+				 MX_OK);
+		ck_assert_msg(a.user != NULL, "user silently dropped");
+		mx_account_free(&a);
+	}
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("account");
+	TCase *tc = tcase_create("url");
+	TCase *ts = tcase_create("store");
+	SRunner *sr;
+	int nf;
+
+	tcase_add_loop_test(tc, test_url_table, 0,
+			    (int)MX_ARRAY_SIZE(url_cases));
+	tcase_add_test(tc, test_url_reuse);
+	tcase_add_test(tc, test_url_port_digits_only);
+	tcase_add_test(tc, test_url_user_control_chars);
+	tcase_add_test(tc, test_url_password_in_userinfo);
+	suite_add_tcase(s, tc);
+	tcase_add_checked_fixture(ts, setup, teardown);
+	tcase_add_test(ts, test_add_names);
+	tcase_add_test(ts, test_list_json_no_password);
+	tcase_add_test(ts, test_add_non_utf8_kept_or_refused);
+	suite_add_tcase(s, ts);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	nf = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return nf == 0 ? 0 : 1;
+}
