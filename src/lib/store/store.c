@@ -50,7 +50,7 @@ int mx_store_err(struct mx_error *err, int rc, const char *what)
 		return mx_error_set(err, MX_ERR_STORE_FULL,
 				    "%s: store map full", what);
 	if (rc == ENOSPC)
-		return mx_error_set(err, MX_ERR_STORE_FULL,
+		return mx_error_set(err, MX_ERR_IO,
 				    "%s: no space left on device", what);
 	return mx_error_set(err, MX_ERR_STORE, "%s: %s", what,
 			    mdb_strerror(rc));
@@ -313,10 +313,9 @@ int mx_store_write(struct mx_store *st, mx_store_write_fn *fn, void *ctx,
 			mx_txn_abort(&t);
 		if (rc == MX_OK && ++st->writes > 0)
 			store_trim(st);
+		/* Only a full map is retried; a full disk (ENOSPC) is
+		 * MX_ERR_IO and growing the map would not help. */
 		if (rc != MX_ERR_STORE_FULL)
-			return rc;
-		/* ENOSPC is a full disk: growing the map would not help. */
-		if (strstr(err ? err->detail : "", "no space left"))
 			return rc;
 		rc = store_grow(st, err);
 		if (rc)
@@ -376,7 +375,10 @@ int mx_db_next_id(struct mx_txn *t, const char *name, uint64_t *id_r,
 	rc = mx_db_get(t, MX_DB_META, name, strlen(name), &v, err);
 	if (rc == MX_OK && v.mv_size == 8)
 		id = mx_get_be64(v.mv_data);
-	else if (rc != MX_OK && rc != MX_ERR_NOTFOUND)
+	else if (rc == MX_OK)
+		return mx_error_set(err, MX_ERR_STORE, "corrupt counter %s",
+				    name);
+	else if (rc != MX_ERR_NOTFOUND)
 		return rc;
 	mx_put_be64(be, id + 1);
 	rc = mx_db_put(t, MX_DB_META, name, strlen(name), be, 8, 0, err);
@@ -578,6 +580,8 @@ int mx_store_folder_find(struct mx_txn *t, uint32_t account_id,
 		return mx_error_set(err, rc, "no folder '%s'", name);
 	if (rc)
 		return rc;
+	if (v.mv_size != 4)
+		return mx_error_set(err, MX_ERR_STORE, "corrupt folder index");
 	return mx_store_folder_get(t, mx_get_be32(v.mv_data), f, err);
 }
 
@@ -604,6 +608,8 @@ int mx_store_folder_list(struct mx_txn *t, uint32_t account_id,
 
 		if (k.mv_size < 4 || memcmp(k.mv_data, pre, 4) != 0)
 			break;
+		if (d.mv_size != 4)
+			continue;
 		nv = realloc(v, (n + 1) * sizeof(*v));
 		if (nv == NULL) {
 			mdb_cursor_close(c);
@@ -1253,8 +1259,8 @@ int mx_store_event(struct mx_txn *t, const char *type, uint32_t account_id,
 		mx_msg_id_str(msg_id, idstr);
 		json_object_set_new(o, "message", json_string(idstr));
 	}
-	if (extra)
-		json_object_update(o, (json_t *)(uintptr_t)extra);
+	if (extra) /* never overrides id, type, time, account */
+		json_object_update_missing(o, (json_t *)(uintptr_t)extra);
 	s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(o);
 	if (s == NULL)

@@ -251,7 +251,7 @@ bool mx_store_is_orphan(struct mx_txn *t, uint64_t id);
 int mx_store_orphans(struct mx_txn *t, uint64_t **ids_r, size_t *n_r,
 		     struct mx_error *err);
 
-/* Messages of an account, newest first (by internaldate). */
+/* Messages of an account, newest first (by Date:, else INTERNALDATE). */
 int mx_store_account_msgs(struct mx_txn *t, uint32_t account_id,
 			  uint64_t **ids_r, size_t *n_r, struct mx_error *err);
 
