@@ -52,7 +52,8 @@ enum mx_err {
 	MX_ERR_INSECURE = 18,    /* refusing to send credentials in clear text */
 	MX_ERR_CANCELLED = 19,   /* interrupted by a signal or the caller */
 	MX_ERR_CONFIG = 20,      /* bad configuration */
-	MX_ERR_CHARSET = 21      /* unknown or unconvertible charset */
+	MX_ERR_CHARSET = 21,     /* unknown or unconvertible charset */
+	MX_ERR_EXPIRED = 22      /* event cursor older than the retained feed */
 };
 
 /* How much a failure affects (isync's DRV_MSG_BAD / DRV_BOX_BAD / ...). */

@@ -35,6 +35,7 @@ static const struct {
 	[MX_DB_EVENTS] = {"events", 0},
 	[MX_DB_BYDATE] = {"bydate", 0},
 	[MX_DB_ORPHANS] = {"orphans", 0},
+	[MX_DB_WEBHOOKS] = {"webhooks", 0},
 };
 
 #define MX_MAP_DEFAULT ((size_t)1 << 30)  /* 1 GiB, grows on demand */

@@ -43,6 +43,7 @@ enum mx_dbi {
 	MX_DB_EVENTS,        /* u64 sequence -> JSON event */
 	MX_DB_BYDATE,        /* u32 account + u64 internaldate + u64 id -> "" */
 	MX_DB_ORPHANS,       /* u64 msg id -> "": records with no location */
+	MX_DB_WEBHOOKS,      /* endpoint name -> u64 last delivered event id */
 	MX_DB_COUNT
 };
 

@@ -30,6 +30,7 @@ static const struct {
 	[MX_ERR_CANCELLED] = {"cancelled", "cancelled"},
 	[MX_ERR_CONFIG] = {"config", "configuration error"},
 	[MX_ERR_CHARSET] = {"charset", "charset conversion error"},
+	[MX_ERR_EXPIRED] = {"expired", "cursor too old: resync"},
 };
 
 const char *mx_strerror(enum mx_err code)

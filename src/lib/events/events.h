@@ -1,0 +1,98 @@
+/*
+ * The durable event feed (reading, retention) and webhook delivery.
+ *
+ * Events are appended by the store in the same write transaction as the
+ * change they describe (mx_store_event(), src/lib/store/store.h); this
+ * module only reads and prunes them, and delivers them to webhooks.
+ * Event ids are a monotonic sequence starting at 1 and never reused.
+ */
+#ifndef MX_EVENTS_H
+#define MX_EVENTS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "store/store.h"
+
+/*
+ * Reads up to MAX events with id > AFTER, oldest first, into a new JSON
+ * array (*ARR_R, caller json_decref()s it).  *LAST_R (may be NULL) gets the
+ * id of the last event returned, or AFTER when none.
+ * If events after AFTER were already pruned by retention, fails with
+ * MX_ERR_EXPIRED ("cursor N is older than the retained feed (oldest M):
+ * resync") instead of silently skipping them.
+ */
+int mx_events_read(struct mx_store *st, uint64_t after, size_t max,
+		   json_t **arr_r, uint64_t *last_r, struct mx_error *err);
+
+/* Id of the newest event (0 when none). */
+int mx_events_last_id(struct mx_store *st, uint64_t *id_r,
+		      struct mx_error *err);
+
+/*
+ * Retention: deletes events older than MAX_AGE_S seconds (0 = no age
+ * limit) and beyond the newest MAX_COUNT (0 = no count limit), but never
+ * an event a webhook endpoint has not delivered yet unless it is older
+ * than twice the limits.  Records the lowest retained id so that
+ * mx_events_read() can tell a too-old cursor.  *PRUNED_R may be NULL.
+ */
+int mx_events_prune(struct mx_store *st, int64_t max_age_s,
+		    uint64_t max_count, uint64_t *pruned_r,
+		    struct mx_error *err);
+
+/* ---- webhooks ---- */
+
+struct mx_webhook_cfg {
+	const char *name;      /* [A-Za-z0-9._-]{1,64}: key of the cursor */
+	const char *url;       /* http:// only for loopback, else https:// */
+	const char *secret;    /* HMAC-SHA256 key */
+	const char *const *types; /* event types to send; NULL = all */
+	size_t ntypes;
+	const char *ca_file;   /* PEM bundle for https; NULL = system store */
+	int timeout_s;         /* per request, default 10 */
+	int max_backoff_s;     /* retry cap, default 300 */
+};
+
+struct mx_webhook;
+
+/*
+ * Starts delivering to one endpoint on its own thread, from the endpoint's
+ * persisted cursor (the first time: from the newest event at that moment,
+ * i.e. only new events).  Each event is POSTed alone, in order, as its
+ * JSON object, with headers:
+ *   Content-Type: application/json
+ *   X-Mxsync-Event-Id: <id>
+ *   X-Mxsync-Signature: t=<unix time>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>
+ * 2xx advances the cursor (persisted in LMDB); network errors, timeouts,
+ * 5xx and 429 are retried with exponential backoff and jitter (Retry-After
+ * honoured, capped at max_backoff_s); other 4xx are logged and the event is
+ * skipped (the receiver refused it; retrying cannot help).  A slow or dead
+ * endpoint only delays itself.
+ */
+int mx_webhook_start(struct mx_store *st, const struct mx_webhook_cfg *cfg,
+		     struct mx_webhook **wh_r, struct mx_error *err);
+
+/* New events may be available: wake the endpoint up now. */
+void mx_webhook_notify(struct mx_webhook *wh);
+
+/* Delivery statistics for status output. */
+struct mx_webhook_status {
+	uint64_t cursor;       /* last delivered event id */
+	uint64_t delivered;    /* since start */
+	uint64_t failures;     /* failed attempts since start */
+	int64_t next_attempt;  /* unix time of the next retry, 0 if none */
+	char last_error[256];
+};
+void mx_webhook_status(struct mx_webhook *wh, struct mx_webhook_status *s);
+
+/* Stops the thread (an in-flight request is aborted within ~1 s) and frees
+ * WH; sets *WH to NULL.  NULL-safe. */
+void mx_webhook_stop(struct mx_webhook **wh);
+
+/* Signature helper (exposed for tests): hex HMAC-SHA256 of "<t>.<body>". */
+void mx_webhook_sign(const char *secret, int64_t t, const char *body,
+		     size_t len, char out[65]);
+
+#endif

@@ -1,0 +1,3 @@
+MX_EVENTS_SOURCES = src/lib/events/events.h src/lib/events/feed.c \
+	src/lib/events/webhook.c
+libmxsync_internal_la_SOURCES += $(MX_EVENTS_SOURCES)
