@@ -178,6 +178,8 @@ struct mx_sync_stats {
 	uint64_t deleted;        /* records deleted (no location left) */
 	uint64_t parse_errors;   /* stored but flagged as unparsable */
 	uint64_t folder_errors;  /* folders skipped because of an error */
+	uint64_t missing;        /* requested but not returned by the server
+				    (asked for again on the next run) */
 };
 
 /*

@@ -975,16 +975,19 @@ static int imap_select(struct mx_conn *c, const char *wire,
 		return imap_fail(c, r, "SELECT", err);
 	}
 	si = c->imap->imap_selection_info;
-	if (si == NULL)
+	if (si == NULL) {
+		mx_select_result_free(out);
 		return mx_error_set(err, MX_ERR_PROTOCOL,
 				    "SELECT %s: no selection info", wire);
+	}
 	out->uidvalidity = si->sel_uidvalidity;
 	out->uidnext = si->sel_uidnext;
 	out->exists = si->sel_exists;
 	out->highestmodseq = modseq;
 	if (out->uidvalidity == 0) {
 		mx_select_result_free(out);
-		return mx_error_set(err, MX_ERR_PROTOCOL,
+		/* Only this folder is unusable: skip it, sync the rest. */
+		return mx_error_set(err, MX_ERR_SERVER,
 				    "SELECT %s: server sent no UIDVALIDITY",
 				    wire);
 	}

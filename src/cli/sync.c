@@ -126,6 +126,10 @@ int cli_sync(struct cli *c, int argc, char **argv)
 	       name, stats.folders, stats.new_msgs, (double)stats.new_bytes / 1e6,
 	       stats.updated, stats.expunged, stats.remapped, stats.deleted,
 	       stats.parse_errors, (double)(mx_now_ms() - t0) / 1000.0);
+	if (stats.missing)
+		fprintf(stderr, "mxsync: warning: %" PRIu64 " message(s) were "
+				"not returned by the server; the next sync asks "
+				"for them again\n", stats.missing);
 	if (rc != MX_OK) {
 		int code = cli_fail(&err);
 

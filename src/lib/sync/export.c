@@ -31,32 +31,45 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-/* Folder name -> relative path: '/' (or the delimiter) nests, unsafe
- * components ("", ".", "..") are replaced. */
+/*
+ * Folder name -> relative path, one to one: the hierarchy delimiter nests;
+ * in each component '%' and '/' are percent-encoded, and the components
+ * that mean something to a file system ("", ".", "..") are written as
+ * "%00", "%2E" and "%2E%2E", so two folders never share a path and no
+ * name can leave the output directory.
+ */
 static char *folder_path(const struct mx_folder *f)
 {
 	struct mx_buf b = {0};
 	const char *p = f->name;
 	char delim = f->delim ? f->delim : '/';
 
-	while (*p) {
+	for (;;) {
 		size_t n = 0;
 
-		while (p[n] && p[n] != delim && p[n] != '/')
+		while (p[n] && p[n] != delim)
 			n++;
 		if (b.len)
 			mx_buf_puts(&b, "/");
-		if (n == 0 || (n == 1 && p[0] == '.') ||
-		    (n == 2 && p[0] == '.' && p[1] == '.'))
-			mx_buf_puts(&b, "_");
+		if (n == 0)
+			mx_buf_puts(&b, "%00");
+		else if (n == 1 && p[0] == '.')
+			mx_buf_puts(&b, "%2E");
+		else if (n == 2 && p[0] == '.' && p[1] == '.')
+			mx_buf_puts(&b, "%2E%2E");
 		else
-			mx_buf_append(&b, p, n);
+			for (size_t i = 0; i < n; i++) {
+				if (p[i] == '%' || p[i] == '/')
+					mx_buf_printf(&b, "%%%02X",
+						      (unsigned char)p[i]);
+				else
+					mx_buf_append(&b, p + i, 1);
+			}
 		p += n;
-		if (*p)
-			p++;
+		if (*p == '\0')
+			break;
+		p++;
 	}
-	if (b.len == 0)
-		mx_buf_puts(&b, "_");
 	return mx_buf_steal(&b);
 }
 
@@ -85,9 +98,12 @@ static int export_maildir_msg(const char *dir, const struct mx_loc *l,
 
 	mx_msg_id_str(l->msg_id, id);
 	maildir_flags(l->flags, fl);
-	snprintf(tmp, sizeof(tmp), "%s/tmp/%s.%u.mxsync", dir, id, l->uid);
-	snprintf(dst, sizeof(dst), "%s/cur/%s.%u.mxsync:2,%s", dir, id, l->uid,
-		 fl);
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/tmp/%s.%u.mxsync", dir, id,
+			     l->uid) >= sizeof(tmp) ||
+	    (size_t)snprintf(dst, sizeof(dst), "%s/cur/%s.%u.mxsync:2,%s", dir,
+			     id, l->uid, fl) >= sizeof(dst))
+		return mx_error_set(err, MX_ERR_IO, "export path too long: %s",
+				    dir);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return mx_error_set(err, MX_ERR_IO, "create %s: %s", tmp,
@@ -177,7 +193,12 @@ enum mx_err mx_export(struct mx_store *st, const char *name,
 			rc = mx_error_set(err, MX_ERR_NOMEM, NULL);
 			break;
 		}
-		if (fmt == MX_EXPORT_MAILDIR) {
+		if ((size_t)snprintf(dir, sizeof(dir), "%s/%s.mbox/cur", out_dir,
+				     rel) >= sizeof(dir)) {
+			rc = mx_error_set(err, MX_ERR_IO,
+					  "export path too long for folder %s",
+					  f[i].name);
+		} else if (fmt == MX_EXPORT_MAILDIR) {
 			static const char *const sub[] = {"cur", "new", "tmp"};
 
 			for (int s = 0; rc == MX_OK && s < 3; s++) {
@@ -195,11 +216,14 @@ enum mx_err mx_export(struct mx_store *st, const char *name,
 			rc = mx_mkdir_p(dir, 0700, err);
 			*slash = '/';
 			if (rc == MX_OK) {
-				fp = fopen(dir, "wbe");
+				/* "x": never silently overwrite. */
+				fp = fopen(dir, "wxe");
 				if (fp == NULL)
 					rc = mx_error_set(err, MX_ERR_IO,
 							  "create %s: %s", dir,
 							  strerror(errno));
+				if (rc == MX_ERR_IO && errno == EEXIST)
+					mx_error_prefix(err, "export into an empty directory");
 			}
 		}
 		for (size_t j = 0; rc == MX_OK && j < n; j++) {

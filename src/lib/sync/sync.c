@@ -50,6 +50,8 @@ struct batch {
 	uint32_t low;       /* lowest UID requested in this batch */
 	uint32_t high;      /* highest UID requested */
 	bool initial;       /* belongs to the initial sync */
+	uint32_t *req;      /* requested UIDs in fetch order (owned) */
+	size_t nreq;
 	uint64_t created;   /* records created by its commit */
 	uint64_t attached;  /* locations attached to existing records */
 };
@@ -77,6 +79,11 @@ struct sync_ctx {
 	 * committed (writer thread); see fetch_bodies(). */
 	struct batch *fetching;
 	struct batch *committing;
+	/* A requested UID did not arrive in this pass (server error,
+	 * expunged meanwhile): the cursor stops before it, so the next run
+	 * asks again.  Written by the writer thread only. */
+	bool gap;
+	uint64_t missing;
 
 	/* Progress. */
 	struct mx_sync_progress prog;
@@ -101,6 +108,7 @@ static void batch_free(struct batch *b)
 	for (size_t i = 0; i < b->n; i++)
 		pending_free(&b->v[i]);
 	free(b->v);
+	free(b->req);
 	free(b);
 }
 
@@ -146,11 +154,12 @@ static int collect_body(const struct mx_fetched *m, void *ctx,
 	struct batch *b = c->fetching;
 	struct pending *p;
 
-	if (m->body == NULL)
-		return mx_error_set(err, MX_ERR_PROTOCOL,
-				    "server sent no body for UID %u", m->uid);
-	if (m->uid < b->low || m->uid > b->high)
-		return MX_OK; /* unsolicited or out of range: ignore */
+	/* Unsolicited FETCH responses (flag updates by another client,
+	 * RFC 3501 7.4.2) and UIDs we did not ask for are not ours to store;
+	 * a requested message that comes without a body is simply missing
+	 * and is asked for again next time. */
+	if (m->uid < b->low || m->uid > b->high || m->body == NULL)
+		return MX_OK;
 	if (b->n == b->cap) {
 		size_t ncap = b->cap ? b->cap * 2 : 64;
 		struct pending *nv = realloc(b->v, ncap * sizeof(*nv));
@@ -322,6 +331,14 @@ static int put_folder(struct mx_txn *t, struct sync_ctx *c,
 	return mx_store_folder_put(t, &c->folder, err);
 }
 
+static bool batch_has_uid(const struct batch *b, uint32_t uid)
+{
+	for (size_t i = 0; i < b->n; i++)
+		if (b->v[i].uid == uid)
+			return true;
+	return false;
+}
+
 /* Commits the current batch and advances the folder cursor with it. */
 static int commit_batch_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 {
@@ -383,11 +400,23 @@ static int commit_batch_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 		}
 		created++;
 	}
-	if (b->initial) {
-		if (c->folder.initial_low == 0 || b->low < c->folder.initial_low)
-			c->folder.initial_low = b->low;
-	} else if (b->high + 1 > c->folder.uidnext) {
-		c->folder.uidnext = b->high + 1;
+	/* The cursor moves over the requested UIDs that all arrived, in
+	 * fetch order, and stops at the first one that did not. */
+	if (!c->gap) {
+		uint32_t reached = 0;
+
+		for (size_t i = 0; i < b->nreq; i++) {
+			if (!batch_has_uid(b, b->req[i]))
+				break;
+			reached = b->req[i];
+		}
+		if (reached && b->initial) {
+			if (c->folder.initial_low == 0 ||
+			    reached < c->folder.initial_low)
+				c->folder.initial_low = reached;
+		} else if (reached && reached + 1 > c->folder.uidnext) {
+			c->folder.uidnext = reached + 1;
+		}
 	}
 	rc = put_folder(t, c, err);
 	if (rc)
@@ -429,6 +458,17 @@ static int commit_batch(struct sync_ctx *c, struct batch *b,
 	}
 	c->stats->new_msgs += b->created;
 	c->stats->remapped += b->attached;
+	for (size_t i = 0; i < b->nreq; i++) {
+		if (!batch_has_uid(b, b->req[i])) {
+			c->missing++;
+			if (!c->gap)
+				mx_warn("%s/%s: UID %u was not returned by the "
+					"server; it will be asked for again",
+					c->acct.name, c->folder.name,
+					b->req[i]);
+			c->gap = true;
+		}
+	}
 	c->prog.msgs_done += b->n;
 	c->prog.bytes_done += b->bytes;
 	progress(c);
@@ -528,6 +568,7 @@ static int fetch_bodies(struct sync_ctx *c, const struct uid_size *v,
 
 	if (n == 0)
 		return MX_OK;
+	c->gap = false;
 	ranges = malloc((c->batch_msgs + 1) * sizeof(*ranges));
 	if (ranges == NULL)
 		return mx_error_set(err, MX_ERR_NOMEM, NULL);
@@ -559,6 +600,12 @@ static int fetch_bodies(struct sync_ctx *c, const struct uid_size *v,
 		b->initial = initial;
 		b->low = UINT32_MAX;
 		b->high = 0;
+		b->req = malloc(c->batch_msgs * sizeof(*b->req) + 1);
+		if (b->req == NULL) {
+			free(b);
+			rc = mx_error_set(err, MX_ERR_NOMEM, NULL);
+			break;
+		}
 		while (i < n && cnt < c->batch_msgs &&
 		       (cnt == 0 || bytes + v[i].size <= c->batch_bytes)) {
 			uint32_t u = v[i].uid;
@@ -575,6 +622,7 @@ static int fetch_bodies(struct sync_ctx *c, const struct uid_size *v,
 				b->low = u;
 			if (u > b->high)
 				b->high = u;
+			b->req[b->nreq++] = u;
 			bytes += v[i].size;
 			cnt++;
 			i++;
@@ -703,6 +751,8 @@ static int initial_sync(struct sync_ctx *c, struct mx_error *err)
 		rc = fetch_bodies(c, c->sizes, c->nsizes, true, err);
 		if (rc)
 			return rc;
+		if (c->gap)
+			return MX_OK; /* not complete: the next run resumes */
 	}
 	c->folder.initial_done = true;
 	c->folder.initial_low = 1;
@@ -777,6 +827,50 @@ static bool uid_in(const uint32_t *v, size_t n, uint32_t uid)
 	return false;
 }
 
+static int cmp_range(const void *a, const void *b)
+{
+	const struct mx_uid_range *x = a, *y = b;
+
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/* Sorts and merges ranges in place; returns the new count. */
+static size_t ranges_normalize(struct mx_uid_range *v, size_t n)
+{
+	size_t j = 0;
+
+	if (n == 0)
+		return 0;
+	qsort(v, n, sizeof(*v), cmp_range);
+	for (size_t i = 1; i < n; i++) {
+		if (v[i].lo <= v[j].hi || v[j].hi == UINT32_MAX ||
+		    v[i].lo == v[j].hi + 1) {
+			if (v[i].hi > v[j].hi)
+				v[j].hi = v[i].hi;
+		} else {
+			v[++j] = v[i];
+		}
+	}
+	return j + 1;
+}
+
+static bool uid_in_ranges(const struct mx_uid_range *v, size_t n, uint32_t u)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (u < v[mid].lo)
+			hi = mid;
+		else if (u > v[mid].hi)
+			lo = mid + 1;
+		else
+			return true;
+	}
+	return false;
+}
+
 static int apply_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 {
 	struct apply_ctx *a = ctx;
@@ -821,9 +915,9 @@ static int apply_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 			if (a->server_uids)
 				gone = !uid_in(a->server_uids, a->nserver,
 					       locs[i].uid);
-			for (size_t j = 0; !gone && j < a->nvanished; j++)
-				gone = locs[i].uid >= a->vanished[j].lo &&
-				       locs[i].uid <= a->vanished[j].hi;
+			if (!gone && a->nvanished)
+				gone = uid_in_ranges(a->vanished, a->nvanished,
+						     locs[i].uid);
 			if (!gone)
 				continue;
 			rc = remove_loc(t, c->folder.id, locs[i].uid,
@@ -889,6 +983,8 @@ static int incremental_sync(struct sync_ctx *c, bool qresync_done,
 	if (qresync_done) {
 		a.changes = c->sel.changes;
 		a.nchanges = c->sel.nchanges;
+		c->sel.nvanished = ranges_normalize(c->sel.vanished,
+						    c->sel.nvanished);
 		a.vanished = c->sel.vanished;
 		a.nvanished = c->sel.nvanished;
 		rc = apply_changes(c, &a, err);
@@ -917,6 +1013,7 @@ static int incremental_sync(struct sync_ctx *c, bool qresync_done,
 	}
 
 	/* 2. New mail, oldest first. */
+	c->gap = false;
 	if (c->sel.uidnext == 0 || c->sel.uidnext > c->folder.uidnext) {
 		rc = list_missing(c, c->folder.uidnext ? c->folder.uidnext : 1,
 				  UINT32_MAX, err);
@@ -954,8 +1051,9 @@ static int incremental_sync(struct sync_ctx *c, bool qresync_done,
 		}
 	}
 
-	/* 4. Advance the folder cursor. */
-	if (c->sel.uidnext > c->folder.uidnext)
+	/* 4. Advance the folder cursor (not past a message that did not
+	 * arrive: it is asked for again next time). */
+	if (!c->gap && c->sel.uidnext > c->folder.uidnext)
 		c->folder.uidnext = c->sel.uidnext;
 	if (c->sel.highestmodseq)
 		c->folder.highestmodseq = c->sel.highestmodseq;
@@ -987,6 +1085,13 @@ static int collect_ident(const struct mx_fetched *m, void *ctx,
 	struct remap_ctx *r = ctx;
 	struct ident *id;
 
+	/* Without the header fields there is no identity to match on; a UID
+	 * answered twice is taken once. */
+	if (m->body == NULL)
+		return MX_OK;
+	for (size_t i = r->n; i > 0 && i + 8 > r->n; i--)
+		if (r->v[i - 1].uid == m->uid)
+			return MX_OK;
 	if (r->n == r->cap) {
 		size_t ncap = r->cap ? r->cap * 2 : 256;
 		struct ident *nv = realloc(r->v, ncap * sizeof(*nv));
@@ -1032,9 +1137,15 @@ static int remap_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 					       id->size);
 		struct mx_loc l = {c->folder.id, id->uid, msg, id->modseq,
 				   id->flags, id->keywords};
+		struct mx_loc taken;
 
 		if (msg == 0)
 			continue;
+		if (mx_store_loc_get(t, c->folder.id, id->uid, &taken, NULL) ==
+		    MX_OK) {
+			free(taken.keywords);
+			continue;
+		}
 		rc = mx_store_loc_put(t, &l, err);
 		if (rc == MX_OK)
 			rc = mx_store_orphan_del(t, msg, err);
@@ -1137,8 +1248,9 @@ static int sync_folder(struct sync_ctx *c, struct mx_error *err)
 		qresync_done = c->sel.qresync;
 	}
 	if (!c->folder.initial_done) {
+		c->gap = false;
 		rc = initial_sync(c, err);
-		if (rc)
+		if (rc || !c->folder.initial_done)
 			goto out;
 		qresync_done = false;
 	}
@@ -1205,8 +1317,17 @@ static int folders_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 
 		for (size_t j = 0; j < fc->nremote && !listed; j++)
 			listed = strcmp(fc->remote[j].name, f->name) == 0;
-		if (listed || f->gone)
+		if (listed)
 			continue;
+		if (!f->gone) {
+			/* Missing from LIST once: could be a server hiccup.
+			 * Keep its messages until a second listing agrees. */
+			f->gone = true;
+			rc = mx_store_folder_put(t, f, err);
+			if (rc)
+				break;
+			continue;
+		}
 		/* Deleted or renamed on the server: its messages become
 		 * orphans (re-attached if they show up elsewhere). */
 		rc = mx_store_folder_locs(t, f->id, &locs, &n, err);
@@ -1216,7 +1337,8 @@ static int folders_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 		mx_locs_free(locs, n);
 		if (rc)
 			break;
-		f->gone = true;
+		if (n == 0 && f->initial_top == 0)
+			continue; /* already emptied */
 		f->initial_done = false;
 		f->initial_top = f->initial_low = f->uidnext = 0;
 		f->uidvalidity = 0;
@@ -1318,6 +1440,20 @@ enum mx_err mx_sync(struct mx_store *st, const char *name,
 	rc = c.be->list(c.conn, &fc.remote, &fc.nremote, err);
 	if (rc)
 		goto out;
+	{
+		bool inbox = false;
+
+		for (size_t i = 0; i < fc.nremote; i++)
+			inbox |= (fc.remote[i].special & MX_SU_INBOX) != 0;
+		if (!inbox) {
+			/* Every IMAP account has an INBOX (RFC 3501 6.3.8):
+			 * a listing without it cannot be trusted to say what
+			 * was deleted. */
+			rc = mx_error_set(err, MX_ERR_PROTOCOL,
+					  "LIST did not return INBOX");
+			goto out;
+		}
+	}
 	fc.c = &c;
 	fc.all = !(opts && opts->folders && opts->nfolders);
 	rc = mx_store_write(st, folders_fn, &fc, err);
@@ -1386,6 +1522,7 @@ out:
 	if (c.conn)
 		c.be->disconnect(&c.conn);
 	mx_account_free(&c.acct);
+	stats.missing = c.missing;
 	if (stats_r)
 		*stats_r = stats;
 	return rc;

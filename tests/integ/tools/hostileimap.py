@@ -1,0 +1,444 @@
+#!/usr/bin/python3
+"""hostileimap.py -- a scripted IMAP4rev1 server that misbehaves on purpose.
+
+usage: hostileimap.py --scenario NAME [--port 0] [--log FILE] [--first-only]
+
+Plain TCP on 127.0.0.1:PORT (0 = kernel picks); the first stdout line is the
+port (flushed); serves until SIGTERM/SIGINT (exit 0).  Stdlib only.
+
+It plays a real-looking session: greeting with
+  * OK [CAPABILITY IMAP4rev1 IDLE UIDPLUS] hostile ready
+(no CONDSTORE/QRESYNC), CAPABILITY, LOGIN (any user/password), LIST,
+SELECT (FLAGS, EXISTS, RECENT, UIDVALIDITY, UIDNEXT), UID FETCH (UID, FLAGS,
+RFC822.SIZE, INTERNALDATE, BODY.PEEK[] and BODY.PEEK[HEADER.FIELDS (...)]),
+UID SEARCH ALL, NOOP, LOGOUT.  Mailboxes: INBOX with 3 messages (UIDs 1-3)
+and Archive with 2 (UIDs 1-2), UIDVALIDITY 777; the evil-names and select-no
+scenarios add folders.  Message N of folder F has Subject "F message N".
+
+--first-only  misbehave on the first connection only; later connections
+              get the well-behaved server with the same mailboxes (so a
+              test can check what a clean re-run recovers).
+
+Scenarios (what goes wrong; "body FETCH" = UID FETCH with BODY.PEEK[]):
+  normal          nothing
+  unsolicited     body FETCH: also a FETCH with a body for UID 999 (not
+                  requested, not in the mailbox) and one FETCH with a body
+                  but no UID, before the real answers
+  flags-unsolicited body FETCH: after the answers, an unsolicited
+                  "* 1 FETCH (UID 1 FLAGS (\\Seen))" (legal, RFC 3501 7.4.2)
+  nouid           body FETCH: the answer for INBOX UID 2 has no UID item
+  omit            body FETCH: INBOX UID 2 is silently left out, tagged OK
+  short-literal   body FETCH: the first literal announces 5000 bytes, 100
+                  are sent, then the connection is closed
+  huge            body FETCH: BODY[] {314572800} (300 MiB) announced, 64 KiB
+                  sent, then the server stalls (never closes)
+  huge-close      same, 1 MiB sent, then close
+  uidvalidity0    SELECT answers [UIDVALIDITY 0]
+  nouidvalidity   SELECT has no UIDVALIDITY at all
+  exists-lie      SELECT says 1000 EXISTS (SEARCH tells the truth)
+  evil-names      LIST adds "../../etc", "a/../../b", "..", "/abs",
+                  "&AC8ALgAu-" (modified UTF-7 for "/..") and the pair
+                  "x/." / "x/_", one message each
+  bye-fetch       body FETCH: first answer complete, then
+                  "* BYE going away" and close
+  select-no       LIST adds "Broken"; SELECT Broken -> NO
+  garbage-flags   FLAGS lists with unknown system flags, odd keywords and a
+                  2000-byte keyword
+
+Log lines (--log): conn N open|closed, C N <client line>, S N <note>.
+"""
+import argparse, os, re, signal, socket, sys, threading, time
+
+LOCK = threading.Lock()
+LOGF = None
+CONN_N = 0
+UIDVALIDITY = 777
+
+
+def log(msg):
+    if LOGF:
+        with LOCK:
+            LOGF.write(msg + '\n')
+            LOGF.flush()
+
+
+def message(folder, n):
+    return ('From: Sender %d <sender%d@example.test>\r\n'
+            'To: alice@example.test\r\n'
+            'Subject: %s message %d\r\n'
+            'Date: Mon, 1 Jan 2024 10:%02d:00 +0000\r\n'
+            'Message-ID: <%s.%d@hostile.example.test>\r\n'
+            'MIME-Version: 1.0\r\n'
+            'Content-Type: text/plain; charset=us-ascii\r\n'
+            '\r\n'
+            'Body of message %d in %s.\r\n' % (
+                n, n, folder, n, n % 60,
+                re.sub(r'[^A-Za-z0-9]', '_', folder), n, n, folder)).encode()
+
+
+class Mailbox:
+    def __init__(self, name, count, flags=None):
+        self.name = name
+        self.msgs = []  # (uid, flags, body)
+        for i in range(1, count + 1):
+            self.msgs.append((i, (flags or {}).get(i, ''), message(name, i)))
+
+    def uidnext(self):
+        return (self.msgs[-1][0] + 1) if self.msgs else 1
+
+
+def mailboxes(scenario):
+    boxes = [Mailbox('INBOX', 3), Mailbox('Archive', 2)]
+    if scenario == 'evil-names':
+        for n in ('../../etc', 'a/../../b', '..', '/abs', '&AC8ALgAu-',
+                  'x/.', 'x/_'):
+            boxes.append(Mailbox(n, 1))
+    if scenario == 'select-no':
+        boxes.insert(1, Mailbox('Broken', 2))
+    if scenario == 'garbage-flags':
+        boxes[0] = Mailbox('INBOX', 3, {
+            1: '\\Seen \\Xyzzy $Label1',
+            2: '\\Flagged Junk[1] %s' % ('K' * 2000),
+            3: '\\Answered \\Draft \\Deleted \\Recent NonJunk $Forwarded'})
+    return boxes
+
+
+def quote(s):
+    if re.fullmatch(r'[A-Za-z0-9_.\-/&+]+', s) and s.upper() != 'NIL':
+        return s
+    return '"' + s.replace('\\', '\\\\').replace('"', '\\"') + '"'
+
+
+class Conn:
+    def __init__(self, sock):
+        self.s = sock
+        self.buf = b''
+
+    def readline(self):
+        while b'\n' not in self.buf:
+            d = self.s.recv(65536)
+            if not d:
+                return None
+            self.buf += d
+            if len(self.buf) > 1 << 20:
+                return None
+        line, _, self.buf = self.buf.partition(b'\n')
+        return line.rstrip(b'\r')
+
+    def read_exact(self, n):
+        while len(self.buf) < n:
+            d = self.s.recv(65536)
+            if not d:
+                return None
+            self.buf += d
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def read_command(self):
+        """One command line with synchronizing literals resolved (as text)."""
+        line = self.readline()
+        if line is None:
+            return None
+        out = line
+        while True:
+            m = re.search(rb'\{(\d+)\+?\}$', out)
+            if not m:
+                return out
+            self.send(b'+ go ahead\r\n')
+            data = self.read_exact(int(m.group(1)))
+            rest = self.readline()
+            if data is None or rest is None:
+                return None
+            out = out[:m.start()] + b'"' + data.replace(b'\\', b'\\\\').replace(b'"', b'\\"') + b'"' + rest
+
+    def send(self, data):
+        self.s.sendall(data)
+
+
+def tokens(s):
+    """Splits an IMAP argument string into atoms / quoted strings / (...)."""
+    out, i = [], 0
+    while i < len(s):
+        c = s[i]
+        if c == ' ':
+            i += 1
+        elif c == '"':
+            j, v = i + 1, ''
+            while j < len(s) and s[j] != '"':
+                if s[j] == '\\' and j + 1 < len(s):
+                    j += 1
+                v += s[j]
+                j += 1
+            out.append(v)
+            i = j + 1
+        elif c == '(':
+            depth, j = 0, i
+            while j < len(s):
+                if s[j] == '(':
+                    depth += 1
+                elif s[j] == ')':
+                    depth -= 1
+                    if depth == 0:
+                        break
+                j += 1
+            out.append(s[i:j + 1])
+            i = j + 1
+        else:
+            j = i
+            while j < len(s) and s[j] != ' ':
+                if s[j] == '[':  # BODY.PEEK[HEADER.FIELDS (A B)]
+                    j = s.index(']', j)
+                j += 1
+            out.append(s[i:j])
+            i = j
+    return out
+
+
+def parse_set(spec, uids):
+    """UIDs of the mailbox matched by an IMAP sequence set of UIDs."""
+    top = uids[-1] if uids else 0
+    want = set()
+    for part in spec.split(','):
+        if ':' in part:
+            a, b = part.split(':', 1)
+        else:
+            a = b = part
+        a = top if a == '*' else int(a)
+        b = top if b == '*' else int(b)
+        lo, hi = min(a, b), max(a, b)
+        for u in uids:
+            if lo <= u <= hi:
+                want.add(u)
+    return want
+
+
+class Session:
+    def __init__(self, sock, n, args):
+        self.c = Conn(sock)
+        self.n = n
+        self.sc = args.scenario
+        if args.first_only and n > 1:
+            self.sc = 'normal'
+        self.boxes = mailboxes(args.scenario)
+        self.sel = None
+
+    def note(self, msg):
+        log('S %d %s' % (self.n, msg))
+
+    def box(self, name):
+        for b in self.boxes:
+            if b.name == name or (name.upper() == 'INBOX' and b.name == 'INBOX'):
+                return b
+        return None
+
+    def run(self):
+        c = self.c
+        c.send(b'* OK [CAPABILITY IMAP4rev1 IDLE UIDPLUS] hostile ready\r\n')
+        while True:
+            line = c.read_command()
+            if line is None:
+                return
+            text = line.decode('latin-1')
+            log('C %d %s' % (self.n, text))
+            parts = text.split(' ', 2)
+            tag = parts[0]
+            cmd = parts[1].upper() if len(parts) > 1 else ''
+            rest = parts[2] if len(parts) > 2 else ''
+            if cmd == 'UID' and rest:
+                sub, _, rest = rest.partition(' ')
+                cmd = 'UID ' + sub.upper()
+            h = getattr(self, 'cmd_' + cmd.replace(' ', '_').lower(), None)
+            if h is None:
+                c.send(('%s BAD unknown command\r\n' % tag).encode())
+                continue
+            if h(tag, rest) is False:
+                return
+
+    def ok(self, tag, text='done'):
+        self.c.send(('%s OK %s\r\n' % (tag, text)).encode())
+
+    def cmd_capability(self, tag, rest):
+        self.c.send(b'* CAPABILITY IMAP4rev1 IDLE UIDPLUS\r\n')
+        self.ok(tag, 'CAPABILITY completed')
+
+    def cmd_login(self, tag, rest):
+        self.ok(tag, '[CAPABILITY IMAP4rev1 IDLE UIDPLUS] logged in')
+
+    def cmd_noop(self, tag, rest):
+        self.ok(tag)
+
+    def cmd_logout(self, tag, rest):
+        self.c.send(('* BYE bye\r\n%s OK LOGOUT completed\r\n' % tag).encode())
+        return False
+
+    def cmd_list(self, tag, rest):
+        out = []
+        for b in self.boxes:
+            flags = '\\HasNoChildren'
+            if b.name == 'Archive':
+                flags += ' \\Archive'
+            out.append('* LIST (%s) "/" %s\r\n' % (flags, quote(b.name)))
+        self.c.send(''.join(out).encode())
+        self.ok(tag, 'LIST completed')
+
+    def cmd_select(self, tag, rest):
+        t = tokens(rest)
+        b = self.box(t[0]) if t else None
+        if b is None:
+            self.c.send(('%s NO [NONEXISTENT] no such mailbox\r\n' % tag).encode())
+            return
+        if self.sc == 'select-no' and b.name == 'Broken':
+            self.sel = None
+            self.c.send(('%s NO [SERVERBUG] internal error selecting Broken\r\n' % tag).encode())
+            return
+        self.sel = b
+        exists = 1000 if self.sc == 'exists-lie' else len(b.msgs)
+        out = ['* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n',
+               '* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] ok\r\n',
+               '* %d EXISTS\r\n' % exists, '* 0 RECENT\r\n']
+        if self.sc == 'uidvalidity0':
+            out.append('* OK [UIDVALIDITY 0] UIDs valid\r\n')
+        elif self.sc != 'nouidvalidity':
+            out.append('* OK [UIDVALIDITY %d] UIDs valid\r\n' % UIDVALIDITY)
+        out.append('* OK [UIDNEXT %d] next\r\n' % b.uidnext())
+        self.c.send(''.join(out).encode())
+        self.ok(tag, '[READ-WRITE] SELECT completed')
+
+    cmd_examine = cmd_select
+
+    def cmd_uid_search(self, tag, rest):
+        if self.sel is None:
+            self.c.send(('%s BAD no mailbox selected\r\n' % tag).encode())
+            return
+        uids = ' '.join(str(m[0]) for m in self.sel.msgs)
+        self.c.send(('* SEARCH %s\r\n' % uids).encode().replace(b' \r\n', b'\r\n'))
+        self.ok(tag, 'SEARCH completed')
+
+    def fetch_items(self, seq, uid, flags, body, items, with_uid=True):
+        """One FETCH response as bytes (literal included)."""
+        parts = []
+        if with_uid:
+            parts.append(b'UID %d' % uid)
+        if 'FLAGS' in items:
+            parts.append(b'FLAGS (' + flags.encode() + b')')
+        if 'RFC822.SIZE' in items:
+            parts.append(b'RFC822.SIZE %d' % len(body))
+        if 'INTERNALDATE' in items:
+            parts.append(b'INTERNALDATE "01-Jan-2024 10:00:00 +0000"')
+        if 'BODY.PEEK[]' in items:
+            parts.append(b'BODY[] {%d}\r\n' % len(body) + body)
+        m = re.search(r'BODY\.PEEK\[HEADER\.FIELDS \(([^)]*)\)\]', items)
+        if m:
+            want = m.group(1).upper().split()
+            hdr = b''
+            for hl in body.split(b'\r\n\r\n', 1)[0].split(b'\r\n'):
+                if hl.split(b':', 1)[0].decode().upper() in want:
+                    hdr += hl + b'\r\n'
+            hdr += b'\r\n'
+            parts.append(b'BODY[HEADER.FIELDS (' + m.group(1).encode() +
+                         b')] {%d}\r\n' % len(hdr) + hdr)
+        return b'* %d FETCH (' % seq + b' '.join(parts) + b')\r\n'
+
+    def cmd_uid_fetch(self, tag, rest):
+        c = self.c
+        if self.sel is None:
+            c.send(('%s BAD no mailbox selected\r\n' % tag).encode())
+            return
+        spec, _, items = rest.partition(' ')
+        items = items.upper()
+        uids = [m[0] for m in self.sel.msgs]
+        want = parse_set(spec, uids)
+        full = 'BODY.PEEK[]' in items
+        sc = self.sc if full else 'normal'
+        inbox = self.sel.name == 'INBOX'
+        if sc == 'unsolicited':
+            junk = message('INBOX', 999)
+            c.send(self.fetch_items(50, 999, '', junk, items))
+            c.send(self.fetch_items(1, 0, '\\Seen', message('INBOX', 998),
+                                    items, with_uid=False))
+            self.note('sent unsolicited FETCH for UID 999 and one without UID')
+        first = True
+        for seq, (uid, flags, body) in enumerate(self.sel.msgs, 1):
+            if uid not in want:
+                continue
+            if inbox and uid == 2 and sc == 'omit':
+                self.note('left out UID 2')
+                continue
+            if first and sc in ('short-literal', 'huge', 'huge-close'):
+                announced = 5000 if sc == 'short-literal' else 300 << 20
+                sent = {'short-literal': 100, 'huge': 64 << 10,
+                        'huge-close': 1 << 20}[sc]
+                c.send(b'* %d FETCH (UID %d RFC822.SIZE %d BODY[] {%d}\r\n'
+                       % (seq, uid, announced, announced))
+                chunk = (b'X' * 77 + b'\r\n') * (sent // 79 + 1)
+                c.send(chunk[:sent])
+                self.note('announced %d, sent %d' % (announced, sent))
+                if sc == 'huge':
+                    while c.s.recv(65536):
+                        pass  # stall until the client gives up
+                return False
+            c.send(self.fetch_items(seq, uid, flags, body, items,
+                                    with_uid=not (inbox and uid == 2 and sc == 'nouid')))
+            if first and sc == 'bye-fetch':
+                c.send(b'* BYE going away\r\n')
+                self.note('BYE after the first answer')
+                return False
+            first = False
+        if sc == 'flags-unsolicited':
+            c.send(b'* 1 FETCH (UID 1 FLAGS (\\Seen))\r\n')
+            self.note('sent unsolicited flags FETCH')
+        self.ok(tag, 'FETCH completed')
+
+
+def handle(sock, n, args):
+    log('conn %d open' % n)
+    try:
+        Session(sock, n, args).run()
+    except (OSError, ValueError, IndexError) as e:
+        log('conn %d error %r' % (n, e))
+    finally:
+        try:
+            sock.close()
+        except OSError:
+            pass
+        log('conn %d closed' % n)
+
+
+SCENARIOS = ('normal', 'unsolicited', 'flags-unsolicited', 'nouid', 'omit',
+             'short-literal', 'huge', 'huge-close', 'uidvalidity0',
+             'nouidvalidity', 'exists-lie', 'evil-names', 'bye-fetch',
+             'select-no', 'garbage-flags')
+
+
+def main():
+    global LOGF, CONN_N
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog='\n'.join(__doc__.split('\n')[1:]))
+    p.add_argument('--scenario', required=True, choices=SCENARIOS)
+    p.add_argument('--port', type=int, default=0)
+    p.add_argument('--log')
+    p.add_argument('--first-only', action='store_true')
+    a = p.parse_args()
+    if a.log:
+        LOGF = open(a.log, 'a')
+
+    def stop(signum, frame):
+        log('exit on signal %d' % signum)
+        os._exit(0)
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(('127.0.0.1', a.port))
+    ls.listen(16)
+    print(ls.getsockname()[1], flush=True)
+    while True:
+        s, _ = ls.accept()
+        CONN_N += 1
+        threading.Thread(target=handle, args=(s, CONN_N, a), daemon=True).start()
+
+
+if __name__ == '__main__':
+    main()
