@@ -125,6 +125,21 @@ struct mx_backend_ops {
 	/* UID STORE +FLAGS.SILENT / -FLAGS.SILENT on the selected folder. */
 	int (*store_flags)(struct mx_conn *conn, uint32_t uid, uint32_t add,
 			   uint32_t remove, struct mx_error *err);
+
+	/*
+	 * Push (RFC 2177).  idle_start selects WIRE and enters IDLE; the
+	 * caller then waits for idle_fd() to become readable -- but first
+	 * checks idle_pending(), since libetpan and OpenSSL may already hold
+	 * bytes that poll() cannot see.  Any data means "something may have
+	 * changed" (or a keepalive): the caller ends IDLE with idle_done()
+	 * and syncs.  idle_done() must be called before any other command.
+	 * Errors: MX_ERR_UNSUPPORTED (no IDLE), network/protocol errors.
+	 */
+	int (*idle_start)(struct mx_conn *conn, const char *wire,
+			  struct mx_error *err);
+	int (*idle_fd)(struct mx_conn *conn);
+	bool (*idle_pending)(struct mx_conn *conn);
+	int (*idle_done)(struct mx_conn *conn, struct mx_error *err);
 };
 
 extern const struct mx_backend_ops mx_backend_imap;

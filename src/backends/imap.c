@@ -1077,6 +1077,42 @@ static int imap_store_flags(struct mx_conn *c, uint32_t uid, uint32_t add,
 	return MX_OK;
 }
 
+static int imap_idle_start(struct mx_conn *c, const char *wire,
+			   struct mx_error *err)
+{
+	int r;
+
+	if (!(c->caps & MX_CAP_IDLE))
+		return mx_error_set(err, MX_ERR_UNSUPPORTED,
+				    "%s: server has no IDLE", c->host);
+	r = mailimap_select(c->imap, wire);
+	if (r != MAILIMAP_NO_ERROR)
+		return imap_fail(c, r, "SELECT", err);
+	r = mailimap_idle(c->imap);
+	if (r != MAILIMAP_NO_ERROR)
+		return imap_fail(c, r, "IDLE", err);
+	return MX_OK;
+}
+
+static int imap_idle_fd(struct mx_conn *c)
+{
+	return mailimap_idle_get_fd(c->imap);
+}
+
+static bool imap_idle_pending(struct mx_conn *c)
+{
+	return mx_net_pending(c->stream) > 0;
+}
+
+static int imap_idle_done(struct mx_conn *c, struct mx_error *err)
+{
+	int r = mailimap_idle_done(c->imap);
+
+	if (r != MAILIMAP_NO_ERROR)
+		return imap_fail(c, r, "IDLE DONE", err);
+	return MX_OK;
+}
+
 const struct mx_backend_ops mx_backend_imap = {
 	.name = "imap",
 	.caps = MX_CAP_IDLE | MX_CAP_CONDSTORE | MX_CAP_QRESYNC | MX_CAP_MOVE |
@@ -1089,4 +1125,8 @@ const struct mx_backend_ops mx_backend_imap = {
 	.fetch = imap_fetch,
 	.uids = imap_uids,
 	.store_flags = imap_store_flags,
+	.idle_start = imap_idle_start,
+	.idle_fd = imap_idle_fd,
+	.idle_pending = imap_idle_pending,
+	.idle_done = imap_idle_done,
 };

@@ -38,7 +38,10 @@ static const struct {
 	[MX_DB_WEBHOOKS] = {"webhooks", 0},
 };
 
-#define MX_MAP_DEFAULT ((size_t)1 << 30)  /* 1 GiB, grows on demand */
+/* Address space, not disk: on Linux the file only grows as data is
+ * written.  Large enough that the daemon, whose threads cannot resize the
+ * map while others hold transactions, practically never has to. */
+#define MX_MAP_DEFAULT ((size_t)64 << 30)
 #define MX_MAP_MAX_DEFAULT ((size_t)1 << 40) /* 1 TiB of address space */
 #define MX_KEY_MAX 480 /* below LMDB's 511-byte key limit */
 
@@ -110,6 +113,7 @@ int mx_store_open_ex(const char *dir, size_t map_size, size_t map_max,
 		free(st);
 		return mx_error_set(err, MX_ERR_NOMEM, NULL);
 	}
+	pthread_mutex_init(&st->trim_mu, NULL);
 	st->map_size = map_size ? map_size : MX_MAP_DEFAULT;
 	st->map_max = map_max ? map_max : MX_MAP_MAX_DEFAULT;
 	if ((rc = mdb_env_create(&st->env)) != 0 ||
@@ -168,6 +172,7 @@ void mx_store_close(struct mx_store **store)
 	st = *store;
 	if (st->env)
 		mdb_env_close(st->env);
+	pthread_mutex_destroy(&st->trim_mu);
 	free(st->dir);
 	free(st);
 	*store = NULL;
@@ -197,7 +202,9 @@ int mx_txn_begin(struct mx_store *st, bool write, struct mx_txn *t,
 
 			if (mdb_env_info(st->env, &info) == 0)
 				st->map_size = info.me_mapsize;
+			pthread_mutex_lock(&st->trim_mu);
 			store_find_map(st);
+			pthread_mutex_unlock(&st->trim_mu);
 		}
 	}
 	if (rc != 0)
@@ -240,7 +247,9 @@ static int store_grow(struct mx_store *st, struct mx_error *err)
 	mx_debug("store map grown from %zu to %zu MiB", st->map_size >> 20,
 		 n >> 20);
 	st->map_size = n;
+	pthread_mutex_lock(&st->trim_mu);
 	store_find_map(st);
+	pthread_mutex_unlock(&st->trim_mu);
 	return MX_OK;
 }
 
@@ -312,8 +321,11 @@ int mx_store_write(struct mx_store *st, mx_store_write_fn *fn, void *ctx,
 			rc = mx_txn_commit(&t, err);
 		else
 			mx_txn_abort(&t);
-		if (rc == MX_OK && ++st->writes > 0)
+		if (rc == MX_OK) {
+			pthread_mutex_lock(&st->trim_mu);
 			store_trim(st);
+			pthread_mutex_unlock(&st->trim_mu);
+		}
 		/* Only a full map is retried; a full disk (ENOSPC) is
 		 * MX_ERR_IO and growing the map would not help. */
 		if (rc != MX_ERR_STORE_FULL)

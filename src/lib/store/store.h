@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include <lmdb.h>
+#include <pthread.h>
 
 #include "mime/mime.h"
 #include "util/util.h"
@@ -53,9 +54,9 @@ struct mx_store {
 	char *dir;          /* owned */
 	size_t map_size;    /* current */
 	size_t map_max;     /* growth limit */
-	uint64_t writes;    /* committed mx_store_write() calls */
 	void *map_addr;     /* where data.mdb is mapped (for trimming) */
 	size_t map_len;
+	pthread_mutex_t trim_mu; /* several threads write (daemon) */
 };
 
 struct mx_txn {

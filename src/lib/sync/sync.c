@@ -1406,10 +1406,11 @@ static bool fatal_for_account(int rc)
 	}
 }
 
-enum mx_err mx_sync(struct mx_store *st, const char *name,
-		    const struct mx_sync_opts *opts,
-		    struct mx_sync_stats *stats_r, struct mx_error *err)
+int mx_sync_conn(struct mx_store *st, const struct mx_account *acct,
+		 struct mx_conn *conn, const struct mx_sync_opts *opts,
+		 struct mx_sync_stats *stats_r, struct mx_error *err)
 {
+	const char *name = acct->name;
 	struct mx_sync_stats stats = {0};
 	struct sync_ctx c = {0};
 	struct folders_ctx fc = {0};
@@ -1428,15 +1429,10 @@ enum mx_err mx_sync(struct mx_store *st, const char *name,
 						: DEFAULT_BATCH_MSGS;
 	c.batch_bytes = opts && opts->batch_bytes ? opts->batch_bytes
 						  : DEFAULT_BATCH_BYTES;
-	rc = mx_account_load(st, name, &c.acct, err);
-	if (rc)
-		return rc;
+	/* Borrowed: the caller owns the account and the connection. */
+	c.acct = *acct;
+	c.conn = conn;
 	c.prog.account = c.acct.name;
-	rc = c.be->connect(&c.acct, &c.conn, err);
-	if (rc) {
-		mx_error_prefix(err, "account %s", name);
-		goto out;
-	}
 	rc = c.be->list(c.conn, &fc.remote, &fc.nremote, err);
 	if (rc)
 		goto out;
@@ -1519,11 +1515,35 @@ out:
 	free(c.sizes);
 	mx_folders_free(folders, nfolders);
 	mx_remote_folders_free(fc.remote, fc.nremote);
-	if (c.conn)
-		c.be->disconnect(&c.conn);
-	mx_account_free(&c.acct);
 	stats.missing = c.missing;
 	if (stats_r)
 		*stats_r = stats;
+	return rc;
+}
+
+enum mx_err mx_sync(struct mx_store *st, const char *name,
+		    const struct mx_sync_opts *opts,
+		    struct mx_sync_stats *stats_r, struct mx_error *err)
+{
+	const struct mx_backend_ops *be = &mx_backend_imap;
+	struct mx_account acct = {0};
+	struct mx_conn *conn = NULL;
+	int rc;
+
+	mx_error_clear(err);
+	if (stats_r)
+		memset(stats_r, 0, sizeof(*stats_r));
+	rc = mx_account_load(st, name, &acct, err);
+	if (rc)
+		return rc;
+	rc = be->connect(&acct, &conn, err);
+	if (rc) {
+		mx_error_prefix(err, "account %s", name);
+		mx_account_free(&acct);
+		return rc;
+	}
+	rc = mx_sync_conn(st, &acct, conn, opts, stats_r, err);
+	be->disconnect(&conn);
+	mx_account_free(&acct);
 	return rc;
 }
