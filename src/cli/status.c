@@ -64,6 +64,30 @@ int cli_status(struct cli *c, int argc, char **argv)
 			       json_string_value(json_object_get(acct, "account")),
 			       (long long)json_integer_value(json_object_get(acct, "messages")),
 			       when);
+			{
+				json_t *ds = json_object_get(acct, "daemon");
+				const char *dst = json_string_value(json_object_get(ds, "state"));
+				const char *le = json_string_value(json_object_get(ds, "last_error"));
+				json_int_t ls = json_integer_value(json_object_get(ds, "last_success"));
+				json_int_t na = json_integer_value(json_object_get(ds, "next_attempt"));
+				char b2[64];
+
+				if (dst) {
+					fmt_time(json_integer_value(json_object_get(ds, "since")),
+						 b2, sizeof(b2));
+					printf("  daemon: %s since %s", dst, b2);
+					if (ls)
+						printf(", lag %llds",
+						       (long long)(time(NULL) - ls));
+					if (na) {
+						fmt_time(na, b2, sizeof(b2));
+						printf(", next attempt %s", b2);
+					}
+					printf("\n");
+					if (le)
+						printf("  last error: %s\n", le);
+				}
+			}
 			printf("  %-24s %-8s %8s %8s %8s %12s %8s\n", "FOLDER",
 			       "STATE", "MSGS", "UNSEEN", "SERVER", "UIDVALIDITY",
 			       "MODSEQ");

@@ -36,6 +36,7 @@ static const struct {
 	[MX_DB_BYDATE] = {"bydate", 0},
 	[MX_DB_ORPHANS] = {"orphans", 0},
 	[MX_DB_WEBHOOKS] = {"webhooks", 0},
+	[MX_DB_ACCTSTATE] = {"acctstate", 0},
 };
 
 /* Address space, not disk: on Linux the file only grows as data is

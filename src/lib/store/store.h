@@ -45,6 +45,7 @@ enum mx_dbi {
 	MX_DB_BYDATE,        /* u32 account + u64 internaldate + u64 id -> "" */
 	MX_DB_ORPHANS,       /* u64 msg id -> "": records with no location */
 	MX_DB_WEBHOOKS,      /* endpoint name -> u64 last delivered event id */
+	MX_DB_ACCTSTATE,     /* u32 account id -> JSON daemon state */
 	MX_DB_COUNT
 };
 

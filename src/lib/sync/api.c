@@ -130,6 +130,19 @@ static json_t *status_account(struct mx_txn *t, const struct mx_account *a,
 	}
 	json_object_set_new(o, "messages", json_integer((json_int_t)total));
 	json_object_set_new(o, "last_sync", json_integer(last));
+	{
+		/* The daemon's view, if one runs or ran on this data dir. */
+		uint8_t k[4];
+		MDB_val v;
+
+		mx_put_be32(k, a->id);
+		if (mx_db_get(t, MX_DB_ACCTSTATE, k, 4, &v, NULL) == MX_OK) {
+			json_t *ds = json_loadb(v.mv_data, v.mv_size, 0, NULL);
+
+			if (ds)
+				json_object_set_new(o, "daemon", ds);
+		}
+	}
 	json_object_set_new(o, "folders", fa);
 	return o;
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include "util.h"
 
 int mx_log_level = MX_LOG_INFO;
+const char *mx_log_ident = "mxsync";
 unsigned mx_trace_mask;
 
 int mx_trace_parse(const char *spec, unsigned *mask_r)
@@ -52,7 +54,7 @@ void mx_trace(unsigned cat, const char *fmt, ...)
 
 	if (!(mx_trace_mask & cat))
 		return;
-	fprintf(stderr, "mxsync: trace: ");
+	fprintf(stderr, "%s: trace: ", mx_log_ident);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
@@ -140,14 +142,29 @@ char *mx_buf_steal(struct mx_buf *b)
 	return p;
 }
 
+static bool log_to_syslog;
+
+void mx_log_syslog(const char *ident)
+{
+	openlog(ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	log_to_syslog = true;
+}
+
 void mx_log(enum mx_log_level lvl, const char *fmt, ...)
 {
 	static const char *const names[] = {"error", "warning", "info", "debug"};
+	static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
 	va_list ap;
 
 	if ((int)lvl > mx_log_level)
 		return;
-	fprintf(stderr, "mxsync: %s: ", names[lvl]);
+	if (log_to_syslog) {
+		va_start(ap, fmt);
+		vsyslog(prio[lvl], fmt, ap);
+		va_end(ap);
+		return;
+	}
+	fprintf(stderr, "%s: %s: ", mx_log_ident, names[lvl]);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);

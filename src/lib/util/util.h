@@ -55,8 +55,11 @@ char *mx_buf_steal(struct mx_buf *b);
 /* Logging to stderr.  Levels: 0 error, 1 warn, 2 info, 3 debug. */
 enum mx_log_level { MX_LOG_ERROR = 0, MX_LOG_WARN, MX_LOG_INFO, MX_LOG_DEBUG };
 extern int mx_log_level;
+extern const char *mx_log_ident; /* prefix on stderr, default "mxsync" */
 void mx_log(enum mx_log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Sends log lines to syslog (daemon facility) instead of stderr. */
+void mx_log_syslog(const char *ident);
 #define mx_warn(...) mx_log(MX_LOG_WARN, __VA_ARGS__)
 #define mx_info(...) mx_log(MX_LOG_INFO, __VA_ARGS__)
 #define mx_debug(...) mx_log(MX_LOG_DEBUG, __VA_ARGS__)

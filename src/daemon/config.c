@@ -1,0 +1,338 @@
+/*
+ * mxsync.conf: an INI file (doc/mxsync.conf.5).
+ *
+ *   [daemon]            workers, poll_interval, folder_interval,
+ *                       idle_restart, backoff_min, backoff_max, log,
+ *                       log_level, trace
+ *   [events]            retention_days, retention_count
+ *   [webhook NAME]      url, secret | secret_file, events, ca_file,
+ *                       timeout, max_backoff
+ *   [account NAME]      folders, enabled
+ *
+ * Unknown sections or keys are errors (a typo must not silently change
+ * behaviour); values are checked for range.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "daemon/daemon.h"
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+static int parse_int(const char *v, long lo, long hi, long *out)
+{
+	char *e;
+	long n;
+
+	errno = 0;
+	n = strtol(v, &e, 10);
+	if (errno || e == v || *trim(e) != '\0' || n < lo || n > hi)
+		return -1;
+	*out = n;
+	return 0;
+}
+
+static int parse_bool(const char *v, bool *out)
+{
+	if (!strcasecmp(v, "yes") || !strcasecmp(v, "true") || !strcmp(v, "1"))
+		*out = true;
+	else if (!strcasecmp(v, "no") || !strcasecmp(v, "false") ||
+		 !strcmp(v, "0"))
+		*out = false;
+	else
+		return -1;
+	return 0;
+}
+
+/* Splits "a, b,c" into a NULL-terminated array. */
+static char **split_list(const char *v, size_t *n_r)
+{
+	char *dup = strdup(v), *save = NULL, *tok;
+	char **out = calloc(strlen(v) / 2 + 2, sizeof(char *));
+	size_t n = 0;
+
+	if (dup == NULL || out == NULL) {
+		free(dup);
+		free(out);
+		return NULL;
+	}
+	for (tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *t = trim(tok);
+
+		if (*t)
+			out[n++] = strdup(t);
+	}
+	free(dup);
+	*n_r = n;
+	return out;
+}
+
+static void defaults(struct mx_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->workers = 4;
+	c->poll_interval_s = 60;
+	c->folder_interval_s = 120;
+	c->idle_restart_s = 1500;
+	c->backoff_min_s = 5;
+	c->backoff_max_s = 900;
+	c->retention_days = 30;
+	c->log_level = MX_LOG_INFO;
+}
+
+enum section { SEC_NONE, SEC_DAEMON, SEC_EVENTS, SEC_WEBHOOK, SEC_ACCOUNT };
+
+static bool valid_name(const char *n)
+{
+	size_t len = strlen(n);
+
+	if (len == 0 || len > 64)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!(isalnum((unsigned char)n[i]) || strchr("._-", n[i])))
+			return false;
+	return true;
+}
+
+int mx_config_load(const char *path, struct mx_config *cfg,
+		   struct mx_error *err)
+{
+	enum section sec = SEC_NONE;
+	char line[4096];
+	FILE *fp;
+	int lineno = 0, rc = MX_OK;
+
+	defaults(cfg);
+	fp = fopen(path, "re");
+	if (fp == NULL) {
+		if (errno == ENOENT)
+			return MX_OK;
+		return mx_error_set(err, MX_ERR_CONFIG, "%s: %s", path,
+				    strerror(errno));
+	}
+#define BAD(...) do { rc = mx_error_set(err, MX_ERR_CONFIG, __VA_ARGS__); goto out; } while (0)
+	while (fgets(line, sizeof(line), fp)) {
+		char *s, *eq, *k, *v;
+		long n;
+
+		lineno++;
+		if (strchr(line, '\n') == NULL && !feof(fp))
+			BAD("%s:%d: line too long", path, lineno);
+		s = trim(line);
+		if (*s == '\0' || *s == '#' || *s == ';')
+			continue;
+		if (*s == '[') {
+			char *e = strchr(s, ']'), *name;
+
+			if (e == NULL || *trim(e + 1) != '\0')
+				BAD("%s:%d: bad section header", path, lineno);
+			*e = '\0';
+			s = trim(s + 1);
+			name = strchr(s, ' ');
+			if (name) {
+				*name++ = '\0';
+				name = trim(name);
+			}
+			if (!strcmp(s, "daemon") && !name)
+				sec = SEC_DAEMON;
+			else if (!strcmp(s, "events") && !name)
+				sec = SEC_EVENTS;
+			else if (!strcmp(s, "webhook") && name && valid_name(name)) {
+				if (cfg->nwebhooks == MX_MAX_WEBHOOKS)
+					BAD("%s:%d: too many webhooks", path, lineno);
+				for (size_t i = 0; i < cfg->nwebhooks; i++)
+					if (!strcmp(cfg->webhooks[i].name, name))
+						BAD("%s:%d: webhook %s defined twice",
+						    path, lineno, name);
+				cfg->webhook_strs[cfg->nwebhooks][0] = strdup(name);
+				cfg->webhooks[cfg->nwebhooks].name =
+					cfg->webhook_strs[cfg->nwebhooks][0];
+				cfg->webhooks[cfg->nwebhooks].timeout_s = 10;
+				cfg->webhooks[cfg->nwebhooks].max_backoff_s = 300;
+				cfg->nwebhooks++;
+				sec = SEC_WEBHOOK;
+			} else if (!strcmp(s, "account") && name && valid_name(name)) {
+				if (cfg->naccts == MX_MAX_ACCT_CFG)
+					BAD("%s:%d: too many account sections", path, lineno);
+				cfg->accts[cfg->naccts].name = strdup(name);
+				cfg->naccts++;
+				sec = SEC_ACCOUNT;
+			} else {
+				BAD("%s:%d: unknown section [%s%s%s]", path,
+				    lineno, s, name ? " " : "", name ? name : "");
+			}
+			continue;
+		}
+		eq = strchr(s, '=');
+		if (eq == NULL)
+			BAD("%s:%d: expected key = value", path, lineno);
+		*eq = '\0';
+		k = trim(s);
+		v = trim(eq + 1);
+		switch (sec) {
+		case SEC_NONE:
+			BAD("%s:%d: key outside a section", path, lineno);
+		case SEC_DAEMON:
+			if (!strcmp(k, "workers") && !parse_int(v, 1, 64, &n))
+				cfg->workers = (int)n;
+			else if (!strcmp(k, "poll_interval") && !parse_int(v, 5, 86400, &n))
+				cfg->poll_interval_s = (int)n;
+			else if (!strcmp(k, "folder_interval") && !parse_int(v, 10, 86400, &n))
+				cfg->folder_interval_s = (int)n;
+			else if (!strcmp(k, "idle_restart") && !parse_int(v, 30, 1740, &n))
+				cfg->idle_restart_s = (int)n;
+			else if (!strcmp(k, "backoff_min") && !parse_int(v, 1, 3600, &n))
+				cfg->backoff_min_s = (int)n;
+			else if (!strcmp(k, "backoff_max") && !parse_int(v, 1, 86400, &n))
+				cfg->backoff_max_s = (int)n;
+			else if (!strcmp(k, "log") && (!strcmp(v, "stderr") || !strcmp(v, "syslog")))
+				cfg->syslog = !strcmp(v, "syslog");
+			else if (!strcmp(k, "log_level") && !strcmp(v, "error"))
+				cfg->log_level = MX_LOG_ERROR;
+			else if (!strcmp(k, "log_level") && !strcmp(v, "warning"))
+				cfg->log_level = MX_LOG_WARN;
+			else if (!strcmp(k, "log_level") && !strcmp(v, "info"))
+				cfg->log_level = MX_LOG_INFO;
+			else if (!strcmp(k, "log_level") && !strcmp(v, "debug"))
+				cfg->log_level = MX_LOG_DEBUG;
+			else if (!strcmp(k, "trace") && mx_trace_parse(v, &cfg->trace) == 0)
+				;
+			else
+				BAD("%s:%d: bad [daemon] setting '%s = %s'", path, lineno, k, v);
+			break;
+		case SEC_EVENTS:
+			if (!strcmp(k, "retention_days") && !parse_int(v, 0, 36500, &n))
+				cfg->retention_days = n;
+			else if (!strcmp(k, "retention_count") && !parse_int(v, 0, 2000000000L, &n))
+				cfg->retention_count = (uint64_t)n;
+			else
+				BAD("%s:%d: bad [events] setting '%s'", path, lineno, k);
+			break;
+		case SEC_WEBHOOK: {
+			size_t w = cfg->nwebhooks - 1;
+			struct mx_webhook_cfg *wc = &cfg->webhooks[w];
+
+			if (!strcmp(k, "url")) {
+				free(cfg->webhook_strs[w][1]);
+				wc->url = cfg->webhook_strs[w][1] = strdup(v);
+			} else if (!strcmp(k, "secret")) {
+				free(cfg->webhook_strs[w][2]);
+				wc->secret = cfg->webhook_strs[w][2] = strdup(v);
+			} else if (!strcmp(k, "secret_file")) {
+				char *data = NULL;
+				size_t len = 0;
+				struct mx_error e2;
+
+				if (mx_read_file(v, 4096, &data, &len, &e2))
+					BAD("%s:%d: %s", path, lineno, e2.detail);
+				while (len && (data[len - 1] == '\n' || data[len - 1] == '\r'))
+					data[--len] = '\0';
+				free(cfg->webhook_strs[w][2]);
+				wc->secret = cfg->webhook_strs[w][2] = data;
+			} else if (!strcmp(k, "ca_file")) {
+				free(cfg->webhook_strs[w][3]);
+				wc->ca_file = cfg->webhook_strs[w][3] = strdup(v);
+			} else if (!strcmp(k, "events")) {
+				size_t nt = 0;
+				char **t = split_list(v, &nt);
+
+				if (t == NULL)
+					BAD("%s:%d: out of memory", path, lineno);
+				cfg->webhook_types[w] = t;
+				wc->types = (const char *const *)t;
+				wc->ntypes = nt;
+			} else if (!strcmp(k, "timeout") && !parse_int(v, 1, 300, &n)) {
+				wc->timeout_s = (int)n;
+			} else if (!strcmp(k, "max_backoff") && !parse_int(v, 1, 86400, &n)) {
+				wc->max_backoff_s = (int)n;
+			} else {
+				BAD("%s:%d: bad [webhook] setting '%s'", path, lineno, k);
+			}
+			break;
+		}
+		case SEC_ACCOUNT: {
+			struct mx_acct_cfg *a = &cfg->accts[cfg->naccts - 1];
+			bool b;
+
+			if (!strcmp(k, "folders")) {
+				a->folders = split_list(v, &a->nfolders);
+				if (a->folders == NULL)
+					BAD("%s:%d: out of memory", path, lineno);
+			} else if (!strcmp(k, "enabled") && !parse_bool(v, &b)) {
+				a->disabled = !b;
+			} else {
+				BAD("%s:%d: bad [account] setting '%s'", path, lineno, k);
+			}
+			break;
+		}
+		}
+	}
+	for (size_t i = 0; i < cfg->nwebhooks; i++) {
+		if (cfg->webhooks[i].url == NULL)
+			BAD("%s: webhook %s has no url", path, cfg->webhooks[i].name);
+		if (cfg->webhooks[i].secret == NULL || !*cfg->webhooks[i].secret)
+			BAD("%s: webhook %s has no secret (secret or secret_file)",
+			    path, cfg->webhooks[i].name);
+	}
+#undef BAD
+out:
+	fclose(fp);
+	if (rc)
+		mx_config_free(cfg);
+	return rc;
+}
+
+void mx_config_free(struct mx_config *cfg)
+{
+	for (size_t i = 0; i < cfg->nwebhooks; i++) {
+		for (int j = 0; j < 4; j++) {
+			if (j == 2 && cfg->webhook_strs[i][j])
+				memset(cfg->webhook_strs[i][j], 0,
+				       strlen(cfg->webhook_strs[i][j]));
+			free(cfg->webhook_strs[i][j]);
+		}
+		for (size_t j = 0; cfg->webhook_types[i] && cfg->webhook_types[i][j]; j++)
+			free(cfg->webhook_types[i][j]);
+		free(cfg->webhook_types[i]);
+	}
+	for (size_t i = 0; i < cfg->naccts; i++) {
+		for (size_t j = 0; j < cfg->accts[i].nfolders; j++)
+			free(cfg->accts[i].folders[j]);
+		free(cfg->accts[i].folders);
+		free(cfg->accts[i].name);
+	}
+	defaults(cfg);
+}
+
+const struct mx_acct_cfg *mx_config_account(const struct mx_config *cfg,
+					    const char *name)
+{
+	for (size_t i = 0; i < cfg->naccts; i++)
+		if (!strcmp(cfg->accts[i].name, name))
+			return &cfg->accts[i];
+	return NULL;
+}
+
+const char *mx_acct_state_name(enum mx_acct_state s)
+{
+	static const char *const names[] = {
+		"connecting", "initial_sync", "syncing", "idle",
+		"polling", "backoff", "auth_failed", "disabled"};
+
+	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s]
+							      : "unknown";
+}

@@ -1,0 +1,866 @@
+/*
+ * mxsyncd: keeps every account of a data directory in sync, with IDLE push
+ * for INBOX, and delivers the event feed to webhooks.  doc/mxsyncd.8.
+ *
+ * One epoll loop (this thread) waits on the IDLE sockets, a signalfd, an
+ * eventfd for job completions and the next timer.  Blocking work runs as
+ * jobs on a worker pool; see daemon.h for the threading rules.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "daemon/daemon.h"
+#include "sync/sync.h"
+
+enum job_kind {
+	JOB_NONE = 0,
+	JOB_START,   /* connect, full sync, then IDLE (or poll) */
+	JOB_WAKE,    /* IDLE said something: DONE, sync INBOX, IDLE again */
+	JOB_REFRESH, /* periodic: DONE, sync every folder, IDLE again */
+	JOB_STOP     /* DONE if needed, LOGOUT, free the connection */
+};
+
+struct acct {
+	struct acct *next;
+	uint32_t id;
+	struct mx_account a;          /* owned copy from the store */
+	const struct mx_acct_cfg *cfg; /* foreign (config), may be NULL */
+	enum mx_acct_state state;
+	enum mx_acct_state last_reported; /* last state sent as an event */
+	bool reported;
+	struct mx_conn *conn;
+	bool busy;                    /* a worker has it */
+	bool idling;                  /* IDLE in progress on conn */
+	bool removed;                 /* stop and free after the job */
+	int fd;                       /* registered in epoll, or -1 */
+	enum job_kind job, pending;   /* running / queued after it */
+	int job_rc;
+	struct mx_error job_err;
+	struct mx_sync_stats job_stats;
+	uint64_t next_at;             /* monotonic ms of the next timer */
+	uint64_t next_refresh;        /* monotonic ms of the next full sync */
+	uint64_t backoff_ms;
+	int64_t last_success;         /* wall clock */
+	int64_t next_attempt_wall;
+	char last_error[MX_ERROR_DETAIL];
+};
+
+struct daemon {
+	struct mx_store *st;
+	const char *dir;
+	const char *conf_path;
+	struct mx_config cfg;
+	struct acct *accts;
+	int epfd, sigfd, donefd;
+	volatile int stopping;        /* also the sync cancel flag */
+	/* worker pool */
+	pthread_t *workers;
+	int nworkers;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct acct **queue;          /* jobs to run */
+	size_t nqueue, capqueue;
+	struct acct **done;           /* finished, for the loop */
+	size_t ndone, capdone;
+	bool quit;
+	struct mx_webhook *wh[MX_MAX_WEBHOOKS];
+	uint64_t next_prune;
+};
+
+static const struct mx_backend_ops *be = &mx_backend_imap;
+
+static uint64_t now_ms(void)
+{
+	return mx_now_ms();
+}
+
+/* ---- account state, persisted for `mxsync status` ---- */
+
+struct state_ctx {
+	struct acct *a;
+	const char *reason;
+	bool emit;
+};
+
+static int state_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
+{
+	struct state_ctx *sc = ctx;
+	struct acct *a = sc->a;
+	json_t *o = json_object();
+	uint8_t k[4];
+	char *s;
+	int rc;
+
+	json_object_set_new(o, "state", json_string(mx_acct_state_name(a->state)));
+	json_object_set_new(o, "since", json_integer(mx_wall_s()));
+	json_object_set_new(o, "pid", json_integer(getpid()));
+	if (a->last_success)
+		json_object_set_new(o, "last_success", json_integer(a->last_success));
+	if (a->last_error[0])
+		json_object_set_new(o, "last_error", json_string(a->last_error));
+	if (a->state == MX_ST_BACKOFF)
+		json_object_set_new(o, "next_attempt",
+				    json_integer(a->next_attempt_wall));
+	s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (s == NULL) {
+		json_decref(o);
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	}
+	mx_put_be32(k, a->id);
+	rc = mx_db_put(t, MX_DB_ACCTSTATE, k, 4, s, strlen(s), 0, err);
+	free(s);
+	if (rc == MX_OK && sc->emit) {
+		json_t *x = json_object();
+
+		json_object_set_new(x, "state",
+				    json_string(mx_acct_state_name(a->state)));
+		if (sc->reason)
+			json_object_set_new(x, "reason", json_string(sc->reason));
+		json_object_set_new(x, "account_name", json_string(a->a.name));
+		rc = mx_store_event(t, "account.state", a->id, 0, 0, x, err);
+		json_decref(x);
+	}
+	json_decref(o);
+	return rc;
+}
+
+static bool transient(enum mx_acct_state s)
+{
+	return s == MX_ST_SYNCING || s == MX_ST_CONNECTING ||
+	       s == MX_ST_INITIAL_SYNC;
+}
+
+static bool trouble(enum mx_acct_state s)
+{
+	return s == MX_ST_BACKOFF || s == MX_ST_AUTH_FAILED ||
+	       s == MX_ST_DISABLED;
+}
+
+/*
+ * Records a state change.  The feed gets an account.state event when an
+ * account gets into trouble (backoff, auth_failed, disabled), out of it,
+ * or first reaches idle/polling: the CRM needs those, not every
+ * idle -> syncing -> idle round of a push.  The transient sync states are
+ * not written to the store at all.
+ */
+static void set_state(struct daemon *d, struct acct *a, enum mx_acct_state s,
+		      const char *reason)
+{
+	enum mx_acct_state old = a->state;
+	struct state_ctx sc = {a, reason, false};
+	struct mx_error err;
+
+	sc.emit = old != s && (trouble(s) || trouble(old) ||
+			       (!a->reported && !transient(s)) ||
+			       (trouble(a->last_reported) && !transient(s)));
+	if (old != s && !(transient(s) && transient(old)) &&
+	    !(old == MX_ST_SYNCING && (s == MX_ST_IDLE || s == MX_ST_POLLING)) &&
+	    !(s == MX_ST_SYNCING))
+		mx_info("account %s: %s -> %s%s%s", a->a.name,
+			mx_acct_state_name(a->state), mx_acct_state_name(s),
+			reason ? ": " : "", reason ? reason : "");
+	a->state = s;
+	if (transient(s) && !sc.emit)
+		return;
+	if (sc.emit) {
+		a->reported = true;
+		a->last_reported = s;
+	}
+	if (mx_store_write(d->st, state_fn, &sc, &err) != MX_OK)
+		mx_warn("account %s: cannot record state: %s", a->a.name,
+			err.detail);
+}
+
+/* ---- worker pool ---- */
+
+static void job_run(struct daemon *d, struct acct *a)
+{
+	struct mx_sync_opts opts = {0};
+	const char *inbox[] = {"INBOX", NULL};
+	struct mx_error *err = &a->job_err;
+	int rc = MX_OK;
+
+	mx_error_clear(err);
+	memset(&a->job_stats, 0, sizeof(a->job_stats));
+	opts.cancel = &d->stopping;
+	if (a->cfg && a->cfg->folders && a->cfg->nfolders) {
+		opts.folders = (const char *const *)a->cfg->folders;
+		opts.nfolders = a->cfg->nfolders;
+	}
+	if (a->idling && a->conn) {
+		rc = be->idle_done(a->conn, err);
+		a->idling = false;
+	}
+	switch (a->job) {
+	case JOB_STOP:
+		if (a->conn)
+			be->disconnect(&a->conn);
+		a->job_rc = MX_OK;
+		return;
+	case JOB_START:
+		if (rc == MX_OK && a->conn == NULL)
+			rc = be->connect(&a->a, &a->conn, err);
+		break;
+	case JOB_WAKE:
+		/* Push is for INBOX; the other folders follow on REFRESH. */
+		if (!(a->cfg && a->cfg->folders && a->cfg->nfolders)) {
+			opts.folders = inbox;
+			opts.nfolders = 1;
+		}
+		break;
+	default:
+		break;
+	}
+	if (rc == MX_OK && a->conn == NULL)
+		rc = mx_error_set(err, MX_ERR_NET, "not connected");
+	if (rc == MX_OK)
+		rc = mx_sync_conn(d->st, &a->a, a->conn, &opts, &a->job_stats,
+				  err);
+	/* A partial sync (one folder refused) still leaves us connected. */
+	if (rc == MX_ERR_SERVER && a->job_stats.folder_errors)
+		rc = MX_OK;
+	if (rc == MX_OK && !d->stopping &&
+	    (be->server_caps(a->conn) & MX_CAP_IDLE)) {
+		rc = be->idle_start(a->conn, "INBOX", err);
+		if (rc == MX_OK)
+			a->idling = true;
+	}
+	if (rc != MX_OK && a->conn) {
+		be->disconnect(&a->conn);
+		a->idling = false;
+	}
+	a->job_rc = rc;
+}
+
+static void *worker_main(void *arg)
+{
+	struct daemon *d = arg;
+
+	pthread_mutex_lock(&d->mu);
+	for (;;) {
+		struct acct *a;
+		uint64_t one = 1;
+
+		while (d->nqueue == 0 && !d->quit)
+			pthread_cond_wait(&d->cv, &d->mu);
+		if (d->nqueue == 0)
+			break;
+		a = d->queue[0];
+		memmove(d->queue, d->queue + 1, --d->nqueue * sizeof(*d->queue));
+		pthread_mutex_unlock(&d->mu);
+		job_run(d, a);
+		pthread_mutex_lock(&d->mu);
+		if (d->ndone == d->capdone) {
+			size_t n = d->capdone ? d->capdone * 2 : 64;
+			struct acct **v = realloc(d->done, n * sizeof(*v));
+
+			if (v == NULL)
+				abort(); /* cannot report completion */
+			d->done = v;
+			d->capdone = n;
+		}
+		d->done[d->ndone++] = a;
+		if (write(d->donefd, &one, sizeof(one)) < 0)
+			mx_warn("eventfd write: %s", strerror(errno));
+	}
+	pthread_mutex_unlock(&d->mu);
+	return NULL;
+}
+
+static void submit(struct daemon *d, struct acct *a, enum job_kind k)
+{
+	if (a->busy) {
+		/* One job at a time per account; keep the strongest wish. */
+		if (k > a->pending || k == JOB_STOP)
+			a->pending = k;
+		return;
+	}
+	if (a->fd >= 0) {
+		epoll_ctl(d->epfd, EPOLL_CTL_DEL, a->fd, NULL);
+		a->fd = -1;
+	}
+	a->busy = true;
+	a->job = k;
+	pthread_mutex_lock(&d->mu);
+	if (d->nqueue == d->capqueue) {
+		size_t n = d->capqueue ? d->capqueue * 2 : 64;
+		struct acct **v = realloc(d->queue, n * sizeof(*v));
+
+		if (v == NULL)
+			abort();
+		d->queue = v;
+		d->capqueue = n;
+	}
+	d->queue[d->nqueue++] = a;
+	pthread_cond_signal(&d->cv);
+	pthread_mutex_unlock(&d->mu);
+	if (k == JOB_START && a->state != MX_ST_INITIAL_SYNC)
+		set_state(d, a, MX_ST_CONNECTING, NULL);
+	else if (k == JOB_WAKE || k == JOB_REFRESH)
+		set_state(d, a, MX_ST_SYNCING, NULL);
+}
+
+/* ---- after a job ---- */
+
+static void notify_webhooks(struct daemon *d)
+{
+	for (size_t i = 0; i < d->cfg.nwebhooks; i++)
+		if (d->wh[i])
+			mx_webhook_notify(d->wh[i]);
+}
+
+static uint64_t jitter(uint64_t ms)
+{
+	/* +-20 %: many accounts failing together must not retry together. */
+	uint64_t span = ms / 5;
+
+	if (span == 0)
+		return ms;
+	return ms - span + (uint64_t)rand() % (2 * span + 1);
+}
+
+static void arm_idle(struct daemon *d, struct acct *a)
+{
+	struct epoll_event ev = {0};
+	int fd = be->idle_fd(a->conn);
+
+	if (be->idle_pending(a->conn)) {
+		/* Bytes already buffered: poll() would not tell us. */
+		submit(d, a, JOB_WAKE);
+		return;
+	}
+	ev.events = EPOLLIN | EPOLLRDHUP;
+	ev.data.ptr = a;
+	if (fd < 0 || epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		submit(d, a, JOB_REFRESH);
+		return;
+	}
+	a->fd = fd;
+}
+
+static void free_acct(struct acct *a)
+{
+	if (a->conn)
+		be->disconnect(&a->conn);
+	mx_account_free(&a->a);
+	free(a);
+}
+
+static void job_done(struct daemon *d, struct acct *a)
+{
+	enum job_kind k = a->job;
+	uint64_t now = now_ms();
+
+	a->busy = false;
+	a->job = JOB_NONE;
+	if (k == JOB_STOP || a->removed) {
+		struct acct **pp;
+
+		if (a->conn && a->idling) {
+			struct mx_error e2;
+
+			be->idle_done(a->conn, &e2);
+		}
+		for (pp = &d->accts; *pp && *pp != a; pp = &(*pp)->next)
+			;
+		if (*pp)
+			*pp = a->next;
+		free_acct(a);
+		return;
+	}
+	notify_webhooks(d);
+	if (a->job_rc != MX_OK) {
+		snprintf(a->last_error, sizeof(a->last_error), "%s",
+			 a->job_err.detail[0] ? a->job_err.detail
+					      : mx_strerror(a->job_rc));
+		if (d->stopping)
+			return;
+		if (a->job_rc == MX_ERR_AUTH) {
+			/* Retrying cannot help until the credentials change:
+			 * no loop.  SIGHUP (or a restart) tries again. */
+			a->next_at = UINT64_MAX;
+			set_state(d, a, MX_ST_AUTH_FAILED, a->last_error);
+			return;
+		}
+		if (a->job_rc == MX_ERR_INSECURE || a->job_rc == MX_ERR_TLS_VERIFY ||
+		    a->job_rc == MX_ERR_CONFIG) {
+			/* A configuration problem: retry rarely. */
+			a->backoff_ms = (uint64_t)d->cfg.backoff_max_s * 1000;
+			a->next_at = now + a->backoff_ms;
+			a->next_attempt_wall = mx_wall_s() + d->cfg.backoff_max_s;
+			set_state(d, a, MX_ST_BACKOFF, a->last_error);
+			return;
+		}
+		if (a->backoff_ms == 0)
+			a->backoff_ms = (uint64_t)d->cfg.backoff_min_s * 1000;
+		else if (a->backoff_ms < (uint64_t)d->cfg.backoff_max_s * 1000)
+			a->backoff_ms *= 2;
+		if (a->backoff_ms > (uint64_t)d->cfg.backoff_max_s * 1000)
+			a->backoff_ms = (uint64_t)d->cfg.backoff_max_s * 1000;
+		a->next_at = now + jitter(a->backoff_ms);
+		a->next_attempt_wall = mx_wall_s() +
+				       (int64_t)((a->next_at - now) / 1000);
+		set_state(d, a, MX_ST_BACKOFF, a->last_error);
+		return;
+	}
+	a->backoff_ms = 0;
+	a->last_error[0] = '\0';
+	a->last_success = mx_wall_s();
+	if (k == JOB_START || k == JOB_REFRESH)
+		a->next_refresh = now + (uint64_t)d->cfg.folder_interval_s * 1000;
+	if (d->stopping)
+		return;
+	if (a->pending != JOB_NONE) {
+		enum job_kind p = a->pending;
+
+		a->pending = JOB_NONE;
+		submit(d, a, p);
+		return;
+	}
+	if (a->idling) {
+		set_state(d, a, MX_ST_IDLE, NULL);
+		/* IDLE is re-issued well before the server's 30 min limit
+		 * (RFC 2177), and other folders are checked on schedule;
+		 * both by a REFRESH on the same connection. */
+		a->next_at = now + (uint64_t)d->cfg.idle_restart_s * 1000;
+		if (a->next_refresh < a->next_at)
+			a->next_at = a->next_refresh;
+		arm_idle(d, a);
+	} else {
+		set_state(d, a, MX_ST_POLLING, NULL);
+		a->next_at = now + (uint64_t)d->cfg.poll_interval_s * 1000;
+	}
+}
+
+/* ---- accounts from the store ---- */
+
+static bool same_account(const struct mx_account *x, const struct mx_account *y)
+{
+#define EQ(f) ((x->f == NULL && y->f == NULL) || \
+	       (x->f && y->f && strcmp(x->f, y->f) == 0))
+	return EQ(imap_url) && EQ(password) && EQ(password_file) &&
+	       EQ(ca_file) && x->insecure_plaintext == y->insecure_plaintext &&
+	       x->timeout_s == y->timeout_s;
+#undef EQ
+}
+
+/* (Re)reads the accounts: starts new ones, restarts changed ones, stops
+ * removed ones, keeps the connections of unchanged ones. */
+static int load_accounts(struct daemon *d, struct mx_error *err)
+{
+	struct mx_account *v = NULL;
+	size_t n = 0;
+	struct mx_txn t;
+	int rc;
+
+	rc = mx_txn_begin(d->st, false, &t, err);
+	if (rc)
+		return rc;
+	rc = mx_store_account_list(&t, &v, &n, err);
+	mx_txn_abort(&t);
+	if (rc)
+		return rc;
+	for (struct acct *a = d->accts; a; a = a->next) {
+		bool found = false;
+
+		for (size_t i = 0; i < n && !found; i++)
+			found = v[i].id == a->id && same_account(&v[i], &a->a);
+		if (!found && !a->removed) {
+			a->removed = true;
+			if (a->busy) {
+				a->pending = JOB_STOP;
+			} else {
+				if (a->fd >= 0)
+					epoll_ctl(d->epfd, EPOLL_CTL_DEL, a->fd, NULL);
+				a->fd = -1;
+				submit(d, a, JOB_STOP);
+			}
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct acct *a;
+		bool kept = false;
+
+		for (a = d->accts; a; a = a->next)
+			if (!a->removed && a->id == v[i].id)
+				kept = true;
+		if (kept) {
+			for (a = d->accts; a; a = a->next)
+				if (!a->removed && a->id == v[i].id)
+					a->cfg = mx_config_account(&d->cfg, a->a.name);
+			mx_account_free(&v[i]);
+			continue;
+		}
+		a = calloc(1, sizeof(*a));
+		if (a == NULL) {
+			mx_account_free(&v[i]);
+			continue;
+		}
+		a->id = v[i].id;
+		a->a = v[i];
+		a->fd = -1;
+		a->cfg = mx_config_account(&d->cfg, a->a.name);
+		a->state = MX_ST_CONNECTING;
+		a->next = d->accts;
+		d->accts = a;
+		if (a->cfg && a->cfg->disabled) {
+			set_state(d, a, MX_ST_DISABLED, "disabled in the configuration");
+			a->next_at = UINT64_MAX;
+		} else {
+			a->state = MX_ST_INITIAL_SYNC;
+			set_state(d, a, MX_ST_CONNECTING, NULL);
+			submit(d, a, JOB_START);
+		}
+	}
+	free(v);
+	return MX_OK;
+}
+
+/* ---- webhooks and retention ---- */
+
+static void start_webhooks(struct daemon *d)
+{
+	for (size_t i = 0; i < d->cfg.nwebhooks; i++) {
+		struct mx_error err;
+
+		if (mx_webhook_start(d->st, &d->cfg.webhooks[i], &d->wh[i],
+				     &err) != MX_OK)
+			mx_log(MX_LOG_ERROR, "webhook %s: %s",
+			       d->cfg.webhooks[i].name, err.detail);
+	}
+}
+
+static void stop_webhooks(struct daemon *d)
+{
+	for (size_t i = 0; i < MX_MAX_WEBHOOKS; i++)
+		mx_webhook_stop(&d->wh[i]);
+}
+
+static void prune_events(struct daemon *d)
+{
+	struct mx_error err;
+	uint64_t n = 0;
+
+	if (d->cfg.retention_days == 0 && d->cfg.retention_count == 0)
+		return;
+	if (mx_events_prune(d->st, d->cfg.retention_days * 86400,
+			    d->cfg.retention_count, &n, &err) != MX_OK)
+		mx_warn("event retention: %s", err.detail);
+	else if (n)
+		mx_info("event retention: %" PRIu64 " events pruned", n);
+}
+
+/* ---- main loop ---- */
+
+static int reload(struct daemon *d)
+{
+	struct mx_config nc;
+	struct mx_error err;
+
+	if (mx_config_load(d->conf_path, &nc, &err) != MX_OK) {
+		mx_log(MX_LOG_ERROR, "reload: %s; keeping the old configuration",
+		       err.detail);
+		return -1;
+	}
+	stop_webhooks(d);
+	/* Accounts keep pointers into the config: refresh them after. */
+	for (struct acct *a = d->accts; a; a = a->next)
+		a->cfg = NULL;
+	mx_config_free(&d->cfg);
+	d->cfg = nc;
+	mx_log_level = d->cfg.log_level;
+	mx_trace_mask = d->cfg.trace;
+	for (struct acct *a = d->accts; a; a = a->next) {
+		a->cfg = mx_config_account(&d->cfg, a->a.name);
+		if (a->state == MX_ST_AUTH_FAILED && !a->busy) {
+			a->state = MX_ST_BACKOFF;
+			a->next_at = now_ms(); /* retry after a reload */
+		}
+	}
+	if (load_accounts(d, &err) != MX_OK)
+		mx_log(MX_LOG_ERROR, "reload: %s", err.detail);
+	start_webhooks(d);
+	mx_info("configuration reloaded");
+	return 0;
+}
+
+static void run_timers(struct daemon *d, uint64_t now)
+{
+	for (struct acct *a = d->accts; a; a = a->next) {
+		if (a->busy || a->removed || a->next_at > now)
+			continue;
+		a->next_at = UINT64_MAX;
+		switch (a->state) {
+		case MX_ST_BACKOFF:
+		case MX_ST_CONNECTING:
+			submit(d, a, JOB_START);
+			break;
+		case MX_ST_IDLE:
+		case MX_ST_POLLING:
+			submit(d, a, JOB_REFRESH);
+			break;
+		default:
+			break;
+		}
+	}
+	if (now >= d->next_prune) {
+		prune_events(d);
+		d->next_prune = now + 3600 * 1000;
+	}
+}
+
+static int next_timeout(struct daemon *d, uint64_t now)
+{
+	uint64_t next = now + 1000; /* webhooks also poll once a second */
+
+	for (struct acct *a = d->accts; a; a = a->next)
+		if (!a->busy && a->next_at < next)
+			next = a->next_at;
+	return next <= now ? 0 : (int)(next - now);
+}
+
+static void drain_done(struct daemon *d)
+{
+	uint64_t v;
+	struct acct **list;
+	size_t n;
+
+	if (read(d->donefd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		mx_warn("eventfd read: %s", strerror(errno));
+	pthread_mutex_lock(&d->mu);
+	list = d->done;
+	n = d->ndone;
+	d->done = NULL;
+	d->ndone = d->capdone = 0;
+	pthread_mutex_unlock(&d->mu);
+	for (size_t i = 0; i < n; i++)
+		job_done(d, list[i]);
+	free(list);
+}
+
+static bool any_busy(struct daemon *d)
+{
+	for (struct acct *a = d->accts; a; a = a->next)
+		if (a->busy)
+			return true;
+	return false;
+}
+
+static int loop(struct daemon *d)
+{
+	struct epoll_event evs[64];
+	uint64_t stop_deadline = 0;
+
+	for (;;) {
+		uint64_t now = now_ms();
+		int n, timeout;
+
+		if (d->stopping) {
+			if (!any_busy(d))
+				break;
+			if (now > stop_deadline) {
+				mx_warn("shutdown: jobs still running after %d s; "
+					"exiting (committed data is safe)", 10);
+				break;
+			}
+		}
+		timeout = d->stopping ? 100 : next_timeout(d, now);
+		n = epoll_wait(d->epfd, evs, 64, timeout);
+		if (n < 0 && errno != EINTR) {
+			mx_log(MX_LOG_ERROR, "epoll_wait: %s", strerror(errno));
+			return -1;
+		}
+		for (int i = 0; i < n; i++) {
+			void *p = evs[i].data.ptr;
+
+			if (p == &d->sigfd) {
+				struct signalfd_siginfo si;
+
+				while (read(d->sigfd, &si, sizeof(si)) == sizeof(si)) {
+					if (si.ssi_signo == SIGHUP && !d->stopping) {
+						reload(d);
+					} else if (si.ssi_signo == SIGTERM ||
+						   si.ssi_signo == SIGINT) {
+						if (!d->stopping)
+							mx_info("shutting down: "
+								"finishing batches in flight");
+						d->stopping = 1;
+						stop_deadline = now_ms() + 10000;
+					}
+				}
+			} else if (p == &d->donefd) {
+				drain_done(d);
+			} else {
+				struct acct *a = p;
+
+				/* IDLE said something (or the peer left). */
+				if (!a->busy && !d->stopping)
+					submit(d, a, JOB_WAKE);
+			}
+		}
+		if (!d->stopping) {
+			run_timers(d, now_ms());
+			notify_webhooks(d);
+		}
+	}
+	return 0;
+}
+
+static void usage(FILE *fp)
+{
+	fputs("usage: mxsyncd [-d DATA_DIR] [-c CONFIG] [-D CATS] [-v] [--syslog]\n"
+	      "Keeps every account of DATA_DIR in sync (IDLE push for INBOX),\n"
+	      "records every change in the event feed and delivers it to the\n"
+	      "configured webhooks.  CONFIG defaults to DATA_DIR/mxsync.conf.\n"
+	      "SIGHUP reloads the configuration and the account list; SIGTERM\n"
+	      "finishes the batches in flight and exits.  See mxsyncd(8).\n",
+	      fp);
+}
+
+int main(int argc, char **argv)
+{
+	struct daemon d;
+	struct mx_error err;
+	struct epoll_event ev = {0};
+	const char *dir = NULL;
+	char *conf = NULL;
+	bool use_syslog = false;
+	sigset_t mask;
+	int rc = 1;
+
+	memset(&d, 0, sizeof(d));
+	mx_log_ident = "mxsyncd";
+	signal(SIGPIPE, SIG_IGN);
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-d") && i + 1 < argc)
+			dir = argv[++i];
+		else if (!strcmp(argv[i], "-c") && i + 1 < argc)
+			d.conf_path = argv[++i];
+		else if (!strcmp(argv[i], "-D") && i + 1 < argc) {
+			if (mx_trace_parse(argv[++i], &mx_trace_mask) < 0) {
+				fprintf(stderr, "mxsyncd: -D: imap,sync,store,all\n");
+				return 2;
+			}
+		} else if (!strcmp(argv[i], "-v"))
+			mx_log_level = MX_LOG_DEBUG;
+		else if (!strcmp(argv[i], "--syslog"))
+			use_syslog = true;
+		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			usage(stdout);
+			return 0;
+		} else if (!strcmp(argv[i], "--version")) {
+			printf("mxsyncd %s\n", MX_VERSION_STRING);
+			return 0;
+		} else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (mx_store_open(dir, &d.st, &err) != MX_OK) {
+		fprintf(stderr, "mxsyncd: %s\n", err.detail);
+		return 6;
+	}
+	d.dir = mx_store_dir(d.st);
+	if (d.conf_path == NULL) {
+		if (asprintf(&conf, "%s/mxsync.conf", d.dir) < 0)
+			goto out;
+		d.conf_path = conf;
+	}
+	if (mx_config_load(d.conf_path, &d.cfg, &err) != MX_OK) {
+		fprintf(stderr, "mxsyncd: %s\n", err.detail);
+		rc = 2;
+		goto out;
+	}
+	if (mx_trace_mask == 0)
+		mx_trace_mask = d.cfg.trace;
+	if (mx_log_level == MX_LOG_INFO)
+		mx_log_level = d.cfg.log_level;
+	if (use_syslog || d.cfg.syslog)
+		mx_log_syslog("mxsyncd");
+	srand((unsigned)(time(NULL) ^ getpid()));
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	/* Blocked before the workers start, so they inherit the mask and
+	 * every signal arrives through the signalfd. */
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	d.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	d.donefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	d.epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (d.sigfd < 0 || d.donefd < 0 || d.epfd < 0) {
+		mx_log(MX_LOG_ERROR, "setup: %s", strerror(errno));
+		goto out;
+	}
+	ev.events = EPOLLIN;
+	ev.data.ptr = &d.sigfd;
+	epoll_ctl(d.epfd, EPOLL_CTL_ADD, d.sigfd, &ev);
+	ev.data.ptr = &d.donefd;
+	epoll_ctl(d.epfd, EPOLL_CTL_ADD, d.donefd, &ev);
+	pthread_mutex_init(&d.mu, NULL);
+	pthread_cond_init(&d.cv, NULL);
+	d.nworkers = d.cfg.workers;
+	d.workers = calloc((size_t)d.nworkers, sizeof(*d.workers));
+	for (int i = 0; d.workers && i < d.nworkers; i++)
+		pthread_create(&d.workers[i], NULL, worker_main, &d);
+	mx_info("mxsyncd %s: data dir %s, config %s, %d workers",
+		MX_VERSION_STRING, d.dir, d.conf_path, d.nworkers);
+	start_webhooks(&d);
+	if (load_accounts(&d, &err) != MX_OK) {
+		mx_log(MX_LOG_ERROR, "%s", err.detail);
+	} else {
+		d.next_prune = now_ms() + 60 * 1000;
+		loop(&d);
+		rc = 0;
+	}
+	/* Shutdown: workers first (they may hold connections), then
+	 * LOGOUT what is left, then webhooks. */
+	pthread_mutex_lock(&d.mu);
+	d.quit = true;
+	pthread_cond_broadcast(&d.cv);
+	pthread_mutex_unlock(&d.mu);
+	for (int i = 0; d.workers && i < d.nworkers; i++)
+		pthread_join(d.workers[i], NULL);
+	while (d.accts) {
+		struct acct *a = d.accts;
+
+		d.accts = a->next;
+		if (a->conn) {
+			struct mx_error e2;
+
+			if (a->idling)
+				be->idle_done(a->conn, &e2);
+			be->disconnect(&a->conn);
+		}
+		free_acct(a);
+	}
+	stop_webhooks(&d);
+	mx_info("stopped");
+out:
+	free(d.workers);
+	free(d.queue);
+	free(d.done);
+	mx_config_free(&d.cfg);
+	free(conf);
+	if (d.epfd > 0)
+		close(d.epfd);
+	if (d.sigfd > 0)
+		close(d.sigfd);
+	if (d.donefd > 0)
+		close(d.donefd);
+	mx_store_close(&d.st);
+	return rc;
+}
