@@ -1,2 +1,3 @@
-dist_man_MANS += doc/mxsync.1
-EXTRA_DIST += doc/internals/store.md doc/internals/sync.md
+dist_man_MANS += doc/mxsync.1 doc/mxsyncd.8 doc/mxsync.conf.5
+EXTRA_DIST += doc/internals/store.md doc/internals/sync.md \
+	contrib/mxsyncd.service
