@@ -331,7 +331,7 @@ const char *mx_acct_state_name(enum mx_acct_state s)
 {
 	static const char *const names[] = {
 		"connecting", "initial_sync", "syncing", "idle",
-		"polling", "backoff", "auth_failed", "disabled"};
+		"polling", "backoff", "auth_failed", "disabled", "stopped"};
 
 	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s]
 							      : "unknown";

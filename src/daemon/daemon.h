@@ -64,7 +64,8 @@ enum mx_acct_state {
 	MX_ST_POLLING,   /* no IDLE: waiting for the next poll */
 	MX_ST_BACKOFF,
 	MX_ST_AUTH_FAILED,
-	MX_ST_DISABLED
+	MX_ST_DISABLED,
+	MX_ST_STOPPED    /* the daemon shut down cleanly */
 };
 
 const char *mx_acct_state_name(enum mx_acct_state s);

@@ -57,8 +57,17 @@ struct acct {
 	char last_error[MX_ERROR_DETAIL];
 };
 
+struct retired_cfg {
+	struct retired_cfg *next;
+	struct mx_config cfg;
+};
+
 struct daemon {
 	struct mx_store *st;
+	/* Configurations replaced by SIGHUP: a worker may still read its
+	 * account's folder list from one, so they are freed only at exit. */
+	struct retired_cfg *retired;
+	bool stuck;                   /* shutdown gave up waiting */
 	const char *dir;
 	const char *conf_path;
 	struct mx_config cfg;
@@ -145,7 +154,7 @@ static bool transient(enum mx_acct_state s)
 static bool trouble(enum mx_acct_state s)
 {
 	return s == MX_ST_BACKOFF || s == MX_ST_AUTH_FAILED ||
-	       s == MX_ST_DISABLED;
+	       s == MX_ST_DISABLED || s == MX_ST_STOPPED;
 }
 
 /*
@@ -575,10 +584,17 @@ static int reload(struct daemon *d)
 		return -1;
 	}
 	stop_webhooks(d);
-	/* Accounts keep pointers into the config: refresh them after. */
-	for (struct acct *a = d->accts; a; a = a->next)
-		a->cfg = NULL;
-	mx_config_free(&d->cfg);
+	{
+		struct retired_cfg *r = calloc(1, sizeof(*r));
+
+		if (r == NULL) {
+			mx_config_free(&nc);
+			return -1;
+		}
+		r->cfg = d->cfg;
+		r->next = d->retired;
+		d->retired = r;
+	}
 	d->cfg = nc;
 	mx_log_level = d->cfg.log_level;
 	mx_trace_mask = d->cfg.trace;
@@ -673,6 +689,7 @@ static int loop(struct daemon *d)
 			if (now > stop_deadline) {
 				mx_warn("shutdown: jobs still running after %d s; "
 					"exiting (committed data is safe)", 10);
+				d->stuck = true;
 				break;
 			}
 		}
@@ -826,6 +843,13 @@ int main(int argc, char **argv)
 		loop(&d);
 		rc = 0;
 	}
+	if (d.stuck) {
+		/* A worker is blocked in network I/O: do not wait for its
+		 * timeout.  LMDB aborts its open transaction, so the store
+		 * stays consistent. */
+		stop_webhooks(&d);
+		_exit(0);
+	}
 	/* Shutdown: workers first (they may hold connections), then
 	 * LOGOUT what is left, then webhooks. */
 	pthread_mutex_lock(&d.mu);
@@ -838,6 +862,8 @@ int main(int argc, char **argv)
 		struct acct *a = d.accts;
 
 		d.accts = a->next;
+		if (!a->removed)
+			set_state(&d, a, MX_ST_STOPPED, "daemon stopped");
 		if (a->conn) {
 			struct mx_error e2;
 
@@ -854,6 +880,13 @@ out:
 	free(d.queue);
 	free(d.done);
 	mx_config_free(&d.cfg);
+	while (d.retired) {
+		struct retired_cfg *r = d.retired;
+
+		d.retired = r->next;
+		mx_config_free(&r->cfg);
+		free(r);
+	}
 	free(conf);
 	if (d.epfd > 0)
 		close(d.epfd);
