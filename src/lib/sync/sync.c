@@ -390,6 +390,12 @@ static int commit_batch_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 			json_object_set_new(x, "uid", json_integer(p->uid));
 			json_object_set_new(x, "folder_name",
 					    json_string(c->folder.name));
+			/* Lets a consumer match the event without a lookup. */
+			if (m.p.message_id)
+				json_object_set_new(x, "message_id",
+						    json_string(m.p.message_id));
+			json_object_set_new(x, "thread",
+					    json_integer((json_int_t)m.thread_id));
 			if (rc == MX_OK)
 				rc = mx_store_event(t, "message.new",
 						    c->acct.id, c->folder.id,
