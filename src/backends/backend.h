@@ -138,6 +138,13 @@ struct mx_backend_ops {
 	int (*idle_start)(struct mx_conn *conn, const char *wire,
 			  struct mx_error *err);
 	int (*idle_fd)(struct mx_conn *conn);
+	/* Reads what the server sent during IDLE (call only when idle_fd()
+	 * is readable or idle_pending()): *CHANGED_R is false when it was
+	 * only keepalives ("* OK Still here"), so the caller can keep
+	 * idling without a sync.  A BYE or a closed connection is an
+	 * error. */
+	int (*idle_check)(struct mx_conn *conn, bool *changed_r,
+			  struct mx_error *err);
 	bool (*idle_pending)(struct mx_conn *conn);
 	int (*idle_done)(struct mx_conn *conn, struct mx_error *err);
 };

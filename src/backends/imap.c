@@ -33,6 +33,7 @@ struct mx_conn {
 	/* Streaming FETCH state. */
 	struct mx_buf body;
 	bool have_body;
+	struct mx_buf idle_line; /* partial line read during IDLE */
 	mx_fetch_cb *cb;
 	void *cb_ctx;
 	int cb_rc;
@@ -233,6 +234,7 @@ static void imap_disconnect(struct mx_conn **cp)
 		mailstream_close(c->stream);
 	}
 	mx_buf_free(&c->body);
+	mx_buf_free(&c->idle_line);
 	free(c->host);
 	free(c);
 	*cp = NULL;
@@ -1099,6 +1101,58 @@ static int imap_idle_fd(struct mx_conn *c)
 	return mailimap_idle_get_fd(c->imap);
 }
 
+static int imap_idle_check(struct mx_conn *c, bool *changed_r,
+			   struct mx_error *err)
+{
+	char buf[4096];
+	ssize_t n;
+	size_t start = 0;
+
+	*changed_r = false;
+	/* One read: the socket is readable (or bytes are buffered), so this
+	 * returns what is there without waiting for more. */
+	n = mailstream_read(c->stream, buf, sizeof(buf));
+	if (n <= 0) {
+		mx_net_stream_error(c->stream, err);
+		mx_error_prefix(err, "IDLE");
+		return err ? (int)err->code : MX_ERR_NET;
+	}
+	if (mx_buf_append(&c->idle_line, buf, (size_t)n) < 0)
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	for (;;) {
+		char *nl = memchr(c->idle_line.data + start, '\n',
+				  c->idle_line.len - start);
+		const char *l = c->idle_line.data + start;
+
+		if (nl == NULL)
+			break;
+		if (strncasecmp(l, "* BYE", 5) == 0) {
+			mx_buf_reset(&c->idle_line);
+			return mx_error_set(err, MX_ERR_NET,
+					    "server ended IDLE: %.*s",
+					    (int)(nl - l > 200 ? 200 : nl - l), l);
+		}
+		/* Untagged OK is Dovecot's "Still here" and friends; any
+		 * other response (EXISTS, EXPUNGE, FETCH, VANISHED) is a
+		 * change. */
+		if (strncasecmp(l, "* OK", 4) != 0)
+			*changed_r = true;
+		start = (size_t)(nl - c->idle_line.data) + 1;
+	}
+	/* A line can still be partial; keep the rest.  A server that never
+	 * ends a line does not get to fill our memory. */
+	if (start) {
+		memmove(c->idle_line.data, c->idle_line.data + start,
+			c->idle_line.len - start);
+		c->idle_line.len -= start;
+	}
+	if (c->idle_line.len > 65536) {
+		mx_buf_reset(&c->idle_line);
+		*changed_r = true;
+	}
+	return MX_OK;
+}
+
 static bool imap_idle_pending(struct mx_conn *c)
 {
 	return mx_net_pending(c->stream) > 0;
@@ -1106,7 +1160,10 @@ static bool imap_idle_pending(struct mx_conn *c)
 
 static int imap_idle_done(struct mx_conn *c, struct mx_error *err)
 {
-	int r = mailimap_idle_done(c->imap);
+	int r;
+
+	mx_buf_reset(&c->idle_line);
+	r = mailimap_idle_done(c->imap);
 
 	if (r != MAILIMAP_NO_ERROR)
 		return imap_fail(c, r, "IDLE DONE", err);
@@ -1127,6 +1184,7 @@ const struct mx_backend_ops mx_backend_imap = {
 	.store_flags = imap_store_flags,
 	.idle_start = imap_idle_start,
 	.idle_fd = imap_idle_fd,
+	.idle_check = imap_idle_check,
 	.idle_pending = imap_idle_pending,
 	.idle_done = imap_idle_done,
 };

@@ -47,6 +47,7 @@ struct acct {
 	int fd;                       /* registered in epoll, or -1 */
 	enum job_kind job, pending;   /* running / queued after it */
 	int job_rc;
+	bool job_keepalive;           /* WAKE was only a keepalive */
 	struct mx_error job_err;
 	struct mx_sync_stats job_stats;
 	uint64_t next_at;             /* monotonic ms of the next timer */
@@ -85,6 +86,7 @@ struct daemon {
 	size_t ndone, capdone;
 	bool quit;
 	struct mx_webhook *wh[MX_MAX_WEBHOOKS];
+	pthread_rwlock_t wh_lock;     /* workers notify, reload replaces */
 	uint64_t next_prune;
 };
 
@@ -194,6 +196,16 @@ static void set_state(struct daemon *d, struct acct *a, enum mx_acct_state s,
 
 /* ---- worker pool ---- */
 
+static void notify_webhooks(struct daemon *d);
+
+/* Called by the sync engine after every committed batch: the webhooks
+ * need not wait for the rest of the job (re-IDLE, other folders). */
+static void on_commit(const struct mx_sync_progress *p, void *ctx)
+{
+	(void)p;
+	notify_webhooks(ctx);
+}
+
 static void job_run(struct daemon *d, struct acct *a)
 {
 	struct mx_sync_opts opts = {0};
@@ -204,10 +216,30 @@ static void job_run(struct daemon *d, struct acct *a)
 	mx_error_clear(err);
 	memset(&a->job_stats, 0, sizeof(a->job_stats));
 	opts.cancel = &d->stopping;
+	opts.progress = on_commit;
+	opts.progress_ctx = d;
 	if (a->cfg && a->cfg->folders && a->cfg->nfolders) {
 		opts.folders = (const char *const *)a->cfg->folders;
 		opts.nfolders = a->cfg->nfolders;
 	}
+	if (a->job == JOB_WAKE && a->idling && a->conn) {
+		bool changed = true;
+
+		rc = be->idle_check(a->conn, &changed, err);
+		if (rc == MX_OK && !changed) {
+			/* Only a keepalive: stay in IDLE, no sync. */
+			a->job_rc = MX_OK;
+			a->job_keepalive = true;
+			return;
+		}
+		if (rc != MX_OK) {
+			be->disconnect(&a->conn);
+			a->idling = false;
+			a->job_rc = rc;
+			return;
+		}
+	}
+	a->job_keepalive = false;
 	if (a->idling && a->conn) {
 		rc = be->idle_done(a->conn, err);
 		a->idling = false;
@@ -325,9 +357,11 @@ static void submit(struct daemon *d, struct acct *a, enum job_kind k)
 
 static void notify_webhooks(struct daemon *d)
 {
-	for (size_t i = 0; i < d->cfg.nwebhooks; i++)
+	pthread_rwlock_rdlock(&d->wh_lock);
+	for (size_t i = 0; i < MX_MAX_WEBHOOKS; i++)
 		if (d->wh[i])
 			mx_webhook_notify(d->wh[i]);
+	pthread_rwlock_unlock(&d->wh_lock);
 }
 
 static uint64_t jitter(uint64_t ms)
@@ -423,6 +457,14 @@ static void job_done(struct daemon *d, struct acct *a)
 				       (int64_t)((a->next_at - now) / 1000);
 		set_state(d, a, MX_ST_BACKOFF, a->last_error);
 		return;
+	}
+	if (k == JOB_WAKE && a->job_keepalive) {
+		/* The stored state never left "idle": no write needed. */
+		a->state = MX_ST_IDLE;
+		if (!d->stopping && a->pending == JOB_NONE) {
+			arm_idle(d, a);
+			return;
+		}
 	}
 	a->backoff_ms = 0;
 	a->last_error[0] = '\0';
@@ -541,6 +583,7 @@ static int load_accounts(struct daemon *d, struct mx_error *err)
 
 static void start_webhooks(struct daemon *d)
 {
+	pthread_rwlock_wrlock(&d->wh_lock);
 	for (size_t i = 0; i < d->cfg.nwebhooks; i++) {
 		struct mx_error err;
 
@@ -549,12 +592,15 @@ static void start_webhooks(struct daemon *d)
 			mx_log(MX_LOG_ERROR, "webhook %s: %s",
 			       d->cfg.webhooks[i].name, err.detail);
 	}
+	pthread_rwlock_unlock(&d->wh_lock);
 }
 
 static void stop_webhooks(struct daemon *d)
 {
+	pthread_rwlock_wrlock(&d->wh_lock);
 	for (size_t i = 0; i < MX_MAX_WEBHOOKS; i++)
 		mx_webhook_stop(&d->wh[i]);
+	pthread_rwlock_unlock(&d->wh_lock);
 }
 
 static void prune_events(struct daemon *d)
@@ -829,6 +875,7 @@ int main(int argc, char **argv)
 	epoll_ctl(d.epfd, EPOLL_CTL_ADD, d.donefd, &ev);
 	pthread_mutex_init(&d.mu, NULL);
 	pthread_cond_init(&d.cv, NULL);
+	pthread_rwlock_init(&d.wh_lock, NULL);
 	d.nworkers = d.cfg.workers;
 	d.workers = calloc((size_t)d.nworkers, sizeof(*d.workers));
 	for (int i = 0; d.workers && i < d.nworkers; i++)
