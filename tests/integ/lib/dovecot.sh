@@ -307,6 +307,8 @@ submission_relay_host = 127.0.0.1
 submission_relay_port = $DC_RELAY_PORT
 submission_relay_ssl = no
 submission_relay_trusted = no
+# per-instance additions (benchmarks: process limits for many clients)
+!include_try $_d/local.conf
 EOF
     cat > "$_d/oauth2.conf.ext" <<EOF
 # local JWT validation (no HTTP); key: keys/default/HS256/default
