@@ -17,6 +17,7 @@ enum {
 	MX_EXIT_STORE = 6,      /* local store or disk problem */
 	MX_EXIT_PARTIAL = 7,    /* some folders failed, the rest synced */
 	MX_EXIT_SECURITY = 8,   /* TLS verification or plaintext refused */
+	MX_EXIT_EXPIRED = 9,    /* event cursor older than the retained feed */
 	MX_EXIT_INTERRUPTED = 130
 };
 
@@ -32,6 +33,7 @@ int cli_ls(struct cli *c, int argc, char **argv);
 int cli_show(struct cli *c, int argc, char **argv);
 int cli_flag(struct cli *c, int argc, char **argv);
 int cli_export(struct cli *c, int argc, char **argv);
+int cli_events(struct cli *c, int argc, char **argv);
 
 /* Prints "mxsync: <detail>" and returns the exit code for ERR. */
 int cli_fail(const struct mx_error *err);

@@ -20,6 +20,8 @@ static const char usage[] =
 	"  show MESSAGE_ID [--raw|--json] one message\n"
 	"  flag MESSAGE_ID --seen|--unseen|--flagged|--unflagged\n"
 	"  export NAME --format maildir|mbox --out PATH\n"
+	"  events [--after ID] [--follow] [--json] [--limit N]\n"
+	"                                 the event feed, oldest first\n"
 	"\n"
 	"options:\n"
 	"  -d DIR     data directory (default: $MXSYNC_DATA_DIR, else\n"
@@ -65,6 +67,8 @@ int cli_exit_code(enum mx_err code)
 		return MX_EXIT_SECURITY;
 	case MX_ERR_CANCELLED:
 		return MX_EXIT_INTERRUPTED;
+	case MX_ERR_EXPIRED:
+		return MX_EXIT_EXPIRED;
 	default:
 		return MX_EXIT_FAIL;
 	}
@@ -95,7 +99,7 @@ static const struct {
 } commands[] = {
 	{"account", cli_account}, {"sync", cli_sync},   {"status", cli_status},
 	{"ls", cli_ls},           {"show", cli_show},   {"flag", cli_flag},
-	{"export", cli_export},
+	{"export", cli_export},   {"events", cli_events},
 };
 
 int main(int argc, char **argv)

@@ -11,4 +11,5 @@ include tests/unit/util.mk
 include tests/unit/mime.mk
 include tests/unit/net.mk
 include tests/unit/store.mk
+include tests/unit/events.mk
 endif

@@ -271,7 +271,7 @@ static int prune_batch(struct mx_txn *t, void *vctx, struct mx_error *err)
 	struct prune_ctx *c = vctx;
 	MDB_cursor *cur = NULL;
 	MDB_val k, v;
-	uint64_t last, min_cur, oldest, boundary;
+	uint64_t last = 0, min_cur = UINT64_MAX, oldest = 1, boundary;
 	uint8_t be[8];
 	int rc, mrc;
 

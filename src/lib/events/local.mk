@@ -1,3 +1,4 @@
-MX_EVENTS_SOURCES = src/lib/events/events.h src/lib/events/feed.c \
+MX_EVENTS_SOURCES = src/lib/events/events.h src/lib/events/events_int.h \
+	src/lib/events/feed.c \
 	src/lib/events/webhook.c
 libmxsync_internal_la_SOURCES += $(MX_EVENTS_SOURCES)

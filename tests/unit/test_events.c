@@ -1,0 +1,588 @@
+/*
+ * Unit tests: the event feed (src/lib/events/feed.c): reading by cursor,
+ * the newest id, retention by count and by age with the expired-cursor
+ * error, webhook cursors holding back retention; and the webhook module's
+ * signature, configuration checks, failure status and prompt stop
+ * (src/lib/events/webhook.c).  Delivery to a real receiver is tested end
+ * to end by tests/integ/t-webhook.sh.
+ *
+ * Every test runs on a fresh store in its own mkdtemp() directory.
+ */
+#include <check.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "events/events.h"
+#include "events/events_int.h"
+#include "store/store.h"
+
+static char g_top[64];
+static char g_dir[128];
+static struct mx_store *g_st;
+
+static int rm_one(const char *path, const struct stat *sb, int flag,
+		  struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void setup(void)
+{
+	struct mx_error e;
+
+	strcpy(g_top, "/tmp/mx-test-events.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(g_top));
+	snprintf(g_dir, sizeof(g_dir), "%s/data", g_top);
+	g_st = NULL;
+	mx_error_clear(&e);
+	ck_assert_msg(mx_store_open(g_dir, &g_st, &e) == MX_OK, "%s",
+		      e.detail);
+}
+
+static void teardown(void)
+{
+	mx_store_close(&g_st);
+	nftw(g_top, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ---- helpers ---- */
+
+struct append_ctx {
+	unsigned n;
+	const char *type;
+};
+
+static int append_fn(struct mx_txn *t, void *vctx, struct mx_error *err)
+{
+	const struct append_ctx *c = vctx;
+
+	for (unsigned i = 0; i < c->n; i++) {
+		int rc = mx_store_event(t, c->type, 1, 2, 0x100 + i, NULL,
+					err);
+
+		if (rc)
+			return rc;
+	}
+	return MX_OK;
+}
+
+/* Appends N events of TYPE the way the sync engine does. */
+static void append(unsigned n, const char *type)
+{
+	struct append_ctx c = {n, type};
+	struct mx_error e;
+
+	mx_error_clear(&e);
+	ck_assert_msg(mx_store_write(g_st, append_fn, &c, &e) == MX_OK, "%s",
+		      e.detail);
+}
+
+/* Writes event ID with time T straight into the log, in the format of
+ * mx_store_event(), and moves the counter past it: how an old event
+ * looks (mx_store_event() always stamps the current time). */
+static void put_raw(uint64_t id, int64_t t)
+{
+	struct mx_txn txn;
+	struct mx_error e;
+	uint8_t k[8], next[8];
+	char buf[160];
+	int n;
+
+	mx_error_clear(&e);
+	n = snprintf(buf, sizeof(buf),
+		     "{\"id\":%" PRIu64 ",\"type\":\"message.new\",\"time\":%"
+		     PRId64 ",\"account\":1}", id, t);
+	mx_put_be64(k, id);
+	mx_put_be64(next, id + 1);
+	ck_assert_int_eq(mx_txn_begin(g_st, true, &txn, &e), MX_OK);
+	ck_assert_int_eq(mx_db_put(&txn, MX_DB_EVENTS, k, 8, buf, (size_t)n,
+				   0, &e), MX_OK);
+	ck_assert_int_eq(mx_db_put(&txn, MX_DB_META, "next_event", 10, next,
+				   8, 0, &e), MX_OK);
+	ck_assert_int_eq(mx_txn_commit(&txn, &e), MX_OK);
+}
+
+static void set_cursor(const char *name, uint64_t id)
+{
+	struct mx_txn txn;
+	struct mx_error e;
+	uint8_t v[8];
+
+	mx_error_clear(&e);
+	mx_put_be64(v, id);
+	ck_assert_int_eq(mx_txn_begin(g_st, true, &txn, &e), MX_OK);
+	ck_assert_int_eq(mx_db_put(&txn, MX_DB_WEBHOOKS, name, strlen(name),
+				   v, 8, 0, &e), MX_OK);
+	ck_assert_int_eq(mx_txn_commit(&txn, &e), MX_OK);
+}
+
+static uint64_t get_cursor(const char *name)
+{
+	struct mx_txn txn;
+	struct mx_error e;
+	MDB_val v;
+	uint64_t id = UINT64_MAX;
+
+	mx_error_clear(&e);
+	ck_assert_int_eq(mx_txn_begin(g_st, false, &txn, &e), MX_OK);
+	if (mx_db_get(&txn, MX_DB_WEBHOOKS, name, strlen(name), &v, &e) ==
+	    MX_OK && v.mv_size == 8)
+		id = mx_get_be64(v.mv_data);
+	mx_txn_abort(&txn);
+	return id;
+}
+
+static uint64_t prune(int64_t age, uint64_t count)
+{
+	struct mx_error e;
+	uint64_t n = 12345;
+
+	mx_error_clear(&e);
+	ck_assert_msg(mx_events_prune(g_st, age, count, &n, &e) == MX_OK,
+		      "%s", e.detail);
+	return n;
+}
+
+static uint64_t ev_id(json_t *arr, size_t i)
+{
+	return (uint64_t)json_integer_value(
+		json_object_get(json_array_get(arr, i), "id"));
+}
+
+/* Reads after AFTER and checks the ids are FIRST..LAST in order. */
+static void expect_read(uint64_t after, size_t max, uint64_t first,
+			uint64_t last)
+{
+	struct mx_error e;
+	json_t *arr = NULL;
+	uint64_t got_last = 0;
+	size_t n = last >= first ? (size_t)(last - first + 1) : 0;
+
+	mx_error_clear(&e);
+	ck_assert_msg(mx_events_read(g_st, after, max, &arr, &got_last, &e) ==
+		      MX_OK, "read after %" PRIu64 ": %s", after, e.detail);
+	ck_assert_uint_eq(json_array_size(arr), n);
+	for (size_t i = 0; i < n; i++)
+		ck_assert_uint_eq(ev_id(arr, i), first + i);
+	ck_assert_uint_eq(got_last, n ? last : after);
+	json_decref(arr);
+}
+
+static void expect_expired(uint64_t after, uint64_t oldest)
+{
+	struct mx_error e;
+	json_t *arr = (json_t *)1;
+	char want[64];
+
+	mx_error_clear(&e);
+	ck_assert_int_eq(mx_events_read(g_st, after, 10, &arr, NULL, &e),
+			 MX_ERR_EXPIRED);
+	ck_assert_ptr_null(arr);
+	snprintf(want, sizeof(want), "(oldest %" PRIu64 "): resync", oldest);
+	ck_assert_msg(strstr(e.detail, want) != NULL, "detail: %s", e.detail);
+}
+
+static uint64_t last_id(void)
+{
+	struct mx_error e;
+	uint64_t id = 999;
+
+	mx_error_clear(&e);
+	ck_assert_int_eq(mx_events_last_id(g_st, &id, &e), MX_OK);
+	return id;
+}
+
+/* ---- feed ---- */
+
+START_TEST(test_read_empty)
+{
+	expect_read(0, 100, 1, 0);
+	expect_read(7, 100, 1, 0);
+	ck_assert_uint_eq(last_id(), 0);
+	ck_assert_uint_eq(prune(3600, 10), 0);
+	expect_read(0, 100, 1, 0);
+}
+END_TEST
+
+START_TEST(test_read_cursor)
+{
+	struct mx_error e;
+	json_t *arr, *ev;
+
+	append(5, "message.new");
+	append(2, "message.updated");
+	ck_assert_uint_eq(last_id(), 7);
+	expect_read(0, 100, 1, 7);
+	expect_read(2, 2, 3, 4);
+	expect_read(4, 1, 5, 5);
+	expect_read(6, 100, 7, 7);
+	expect_read(7, 100, 1, 0);
+	expect_read(1000, 100, 1, 0); /* a cursor from the future: nothing */
+	expect_read(0, 0, 1, 0);
+	/* The objects are the stored events. */
+	mx_error_clear(&e);
+	ck_assert_int_eq(mx_events_read(g_st, 5, 10, &arr, NULL, &e), MX_OK);
+	ev = json_array_get(arr, 0);
+	ck_assert_str_eq(json_string_value(json_object_get(ev, "type")),
+			 "message.updated");
+	ck_assert_int_eq(json_integer_value(json_object_get(ev, "account")), 1);
+	ck_assert_int_eq(json_integer_value(json_object_get(ev, "folder")), 2);
+	ck_assert_str_eq(json_string_value(json_object_get(ev, "message")),
+			 "0000000000000100");
+	ck_assert_int_ge(json_integer_value(json_object_get(ev, "time")),
+			 (json_int_t)time(NULL) - 60);
+	json_decref(arr);
+}
+END_TEST
+
+START_TEST(test_prune_count)
+{
+	ck_assert_uint_eq(prune(0, 0), 0); /* no limits: nothing to do */
+	append(20, "message.new");
+	ck_assert_uint_eq(prune(0, 30), 0);
+	ck_assert_uint_eq(prune(0, 5), 15);
+	ck_assert_uint_eq(prune(0, 5), 0);
+	expect_expired(0, 16);
+	expect_expired(14, 16);
+	expect_read(15, 100, 16, 20); /* the cursor just before is fine */
+	expect_read(17, 100, 18, 20);
+	ck_assert_uint_eq(last_id(), 20);
+	append(1, "message.new");
+	expect_read(15, 100, 16, 21); /* ids go on, never reused */
+	ck_assert_uint_eq(last_id(), 21);
+}
+END_TEST
+
+START_TEST(test_prune_age)
+{
+	int64_t now = time(NULL);
+
+	for (uint64_t id = 1; id <= 10; id++)
+		put_raw(id, id <= 6 ? now - 1000 : now - 10);
+	ck_assert_uint_eq(prune(2000, 0), 0);
+	ck_assert_uint_eq(prune(500, 0), 6);
+	expect_expired(5, 7);
+	expect_read(6, 100, 7, 10);
+	/* Age and count together: whichever removes more. */
+	ck_assert_uint_eq(prune(500, 2), 2);
+	expect_read(8, 100, 9, 10);
+	/* Everything too old: the log is empty, the ids are not reset. */
+	ck_assert_uint_eq(prune(5, 0), 2);
+	expect_expired(9, 11);
+	expect_read(10, 100, 1, 0);
+	ck_assert_uint_eq(last_id(), 10);
+	append(1, "message.new");
+	expect_read(10, 100, 11, 11);
+}
+END_TEST
+
+/* Prune is a prefix: an old event behind a young one stays (with its
+ * neighbours), so that one boundary describes what was removed. */
+START_TEST(test_prune_age_prefix_only)
+{
+	int64_t now = time(NULL);
+
+	put_raw(1, now - 1000);
+	put_raw(2, now - 10);
+	put_raw(3, now - 1000);
+	ck_assert_uint_eq(prune(500, 0), 1);
+	expect_read(1, 100, 2, 3);
+}
+END_TEST
+
+START_TEST(test_prune_keeps_undelivered_count)
+{
+	append(20, "message.new");
+	/* Soft limit 8 keeps 13..20; twice the limit keeps 5..20. */
+	set_cursor("crm", 6);
+	ck_assert_uint_eq(prune(0, 8), 6);
+	expect_read(6, 100, 7, 20);
+	set_cursor("crm", 20);
+	set_cursor("slow", 8);
+	ck_assert_uint_eq(prune(0, 8), 2); /* 7, 8: "slow" has them */
+	expect_read(8, 100, 9, 20);
+	set_cursor("slow", 0); /* has nothing at all: hard limit only */
+	append(4, "message.new"); /* last = 24: hard limit keeps 9.. */
+	ck_assert_uint_eq(prune(0, 8), 0);
+	append(4, "message.new"); /* last = 28: hard limit keeps 13.. */
+	ck_assert_uint_eq(prune(0, 8), 4);
+	expect_expired(11, 13);
+	expect_read(12, 100, 13, 28);
+}
+END_TEST
+
+START_TEST(test_prune_keeps_undelivered_age)
+{
+	int64_t now = time(NULL);
+
+	for (uint64_t id = 1; id <= 10; id++)
+		put_raw(id, id <= 3 ? now - 3000 : id <= 6 ? now - 1500
+							     : now);
+	set_cursor("crm", 0);
+	/* 1..3 are older than twice the limit: gone even undelivered. */
+	ck_assert_uint_eq(prune(1000, 0), 3);
+	set_cursor("crm", 5);
+	ck_assert_uint_eq(prune(1000, 0), 2);
+	expect_read(5, 100, 6, 10);
+	set_cursor("crm", 10);
+	ck_assert_uint_eq(prune(1000, 0), 1);
+	expect_expired(5, 7);
+}
+END_TEST
+
+/* Large prunes commit in bounded transactions. */
+START_TEST(test_prune_batches)
+{
+	MDB_envinfo before, after;
+
+	append(25000, "message.new");
+	ck_assert_int_eq(mdb_env_info(g_st->env, &before), 0);
+	ck_assert_uint_eq(prune(0, 10), 24990);
+	ck_assert_int_eq(mdb_env_info(g_st->env, &after), 0);
+	/* committed write transactions: 10,000 deletions at most each */
+	ck_assert_uint_ge(after.me_last_txnid - before.me_last_txnid, 3);
+	expect_expired(24989, 24991);
+	expect_read(24990, 100, 24991, 25000);
+}
+END_TEST
+
+/* ---- webhooks ---- */
+
+START_TEST(test_sign_known_answer)
+{
+	const char *body = "{\"id\":1,\"type\":\"message.new\",\"time\":"
+			   "1700000000,\"account\":1}";
+	char out[65], hex[65], msg[256];
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	int n;
+
+	/* Verified with: printf '%s' '1700000000.<body>' |
+	 *   openssl dgst -sha256 -hmac whsec_test */
+	mx_webhook_sign("whsec_test", 1700000000, body, strlen(body), out);
+	ck_assert_str_eq(out, "9781220c1d9164aab9a66f11fcf594db"
+			      "07a53ca7b043f8b560121964a8408100");
+	/* And against OpenSSL's one-shot HMAC() on "<t>.<body>". */
+	n = snprintf(msg, sizeof(msg), "%d.%s", 1234567890, body);
+	ck_assert_ptr_nonnull(HMAC(EVP_sha256(), "another key", 11,
+				   (const unsigned char *)msg, (size_t)n, md,
+				   &mdlen));
+	ck_assert_uint_eq(mdlen, 32);
+	mx_hex(md, 32, hex);
+	mx_webhook_sign("another key", 1234567890, body, strlen(body), out);
+	ck_assert_str_eq(out, hex);
+	/* Only LEN bytes of the body count. */
+	mx_webhook_sign("another key", 1234567890, msg, 0, out);
+	ck_assert_str_ne(out, hex);
+	ck_assert_uint_eq(strlen(out), 64);
+}
+END_TEST
+
+static int try_start(const char *name, const char *url, const char *secret,
+		     struct mx_error *e)
+{
+	struct mx_webhook_cfg cfg = {0};
+	struct mx_webhook *wh = NULL;
+	int rc;
+
+	cfg.name = name;
+	cfg.url = url;
+	cfg.secret = secret;
+	mx_error_clear(e);
+	rc = mx_webhook_start(g_st, &cfg, &wh, e);
+	ck_assert(rc == MX_OK ? wh != NULL : wh == NULL);
+	mx_webhook_stop(&wh);
+	ck_assert_ptr_null(wh);
+	return rc;
+}
+
+START_TEST(test_webhook_config)
+{
+	struct mx_error e;
+
+	ck_assert_int_eq(try_start("a b", "https://example.com/", "s", &e),
+			 MX_ERR_INVAL);
+	ck_assert_int_eq(try_start("", "https://example.com/", "s", &e),
+			 MX_ERR_INVAL);
+	ck_assert_int_eq(try_start("crm", "https://example.com/", "", &e),
+			 MX_ERR_CONFIG);
+	ck_assert_int_eq(try_start("crm", "http://example.com/hook", "s", &e),
+			 MX_ERR_INSECURE);
+	ck_assert_msg(strstr(e.detail, "refusing plain http://") &&
+		      strstr(e.detail, "example.com"), "%s", e.detail);
+	ck_assert_int_eq(try_start("crm", "http://127.0.0.1.example.com/",
+				   "s", &e), MX_ERR_INSECURE);
+	ck_assert_int_eq(try_start("crm", "ftp://127.0.0.1/", "s", &e),
+			 MX_ERR_CONFIG);
+	ck_assert_int_eq(try_start("crm", "not a url", "s", &e), MX_ERR_PARSE);
+	ck_assert_uint_eq(get_cursor("crm"), UINT64_MAX); /* none written */
+	append(3, "message.new");
+	ck_assert_int_eq(try_start("crm", "http://127.0.0.1:9/", "s", &e),
+			 MX_OK);
+	/* The first start records the newest event as the cursor. */
+	ck_assert_uint_eq(get_cursor("crm"), 3);
+	ck_assert_int_eq(try_start("l6", "http://[::1]:9/x", "s", &e), MX_OK);
+	ck_assert_int_eq(try_start("lh", "http://localhost:9/", "s", &e),
+			 MX_OK);
+	ck_assert_int_eq(try_start("tls", "https://example.com/", "s", &e),
+			 MX_OK);
+	append(1, "message.new");
+	/* An existing cursor is kept. */
+	ck_assert_int_eq(try_start("crm", "http://127.0.0.2:9/", "s", &e),
+			 MX_OK);
+	ck_assert_uint_eq(get_cursor("crm"), 3);
+}
+END_TEST
+
+/* A loopback port with nothing listening. */
+static int dead_port(void)
+{
+	struct sockaddr_in a = {0};
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+static uint64_t ms_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+START_TEST(test_webhook_failure_status)
+{
+	struct mx_webhook_cfg cfg = {0};
+	struct mx_webhook_status s;
+	struct mx_webhook *wh = NULL;
+	struct mx_error e;
+	char url[64];
+	uint64_t t0;
+
+	append(2, "message.new");
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/hook", dead_port());
+	cfg.name = "dead";
+	cfg.url = url;
+	cfg.secret = "sekrit-value";
+	cfg.max_backoff_s = 60;
+	mx_error_clear(&e);
+	ck_assert_int_eq(mx_webhook_start(g_st, &cfg, &wh, &e), MX_OK);
+	mx_webhook_status(wh, &s);
+	ck_assert_uint_eq(s.cursor, 2);
+	ck_assert_uint_eq(s.failures, 0);
+	append(1, "message.new");
+	mx_webhook_notify(wh);
+	t0 = ms_now();
+	do {
+		usleep(20000);
+		mx_webhook_status(wh, &s);
+	} while (s.failures < 2 && ms_now() - t0 < 10000);
+	/* first attempt, then a retry after about 1 s */
+	ck_assert_uint_eq(s.failures, 2);
+	ck_assert_uint_eq(s.delivered, 0);
+	ck_assert_uint_eq(s.cursor, 2);
+	ck_assert_int_gt(s.next_attempt, (int64_t)time(NULL));
+	ck_assert_msg(strstr(s.last_error, "event 3") != NULL, "%s",
+		      s.last_error);
+	ck_assert(strstr(s.last_error, "sekrit") == NULL);
+	/* Stop ends the backoff wait (2 s here) at once. */
+	t0 = ms_now();
+	mx_webhook_stop(&wh);
+	ck_assert_uint_lt(ms_now() - t0, 500);
+	ck_assert_uint_eq(get_cursor("dead"), 2);
+}
+END_TEST
+
+/* A receiver that accepts the connection and never answers: stop must
+ * abort the request in flight (contract: within about a second). */
+START_TEST(test_webhook_stop_aborts_request)
+{
+	struct mx_webhook_cfg cfg = {0};
+	struct mx_webhook_status s;
+	struct mx_webhook *wh = NULL;
+	struct sockaddr_in a = {0};
+	socklen_t len = sizeof(a);
+	struct mx_error e;
+	char url[64];
+	uint64_t t0;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	ck_assert_int_eq(listen(fd, 8), 0); /* the kernel completes it */
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", ntohs(a.sin_port));
+	cfg.name = "hang";
+	cfg.url = url;
+	cfg.secret = "s";
+	cfg.timeout_s = 60;
+	mx_error_clear(&e);
+	ck_assert_int_eq(mx_webhook_start(g_st, &cfg, &wh, &e), MX_OK);
+	append(1, "message.new");
+	mx_webhook_notify(wh);
+	usleep(1500000);
+	mx_webhook_status(wh, &s);
+	ck_assert_uint_eq(s.failures, 0); /* still waiting for an answer */
+	t0 = ms_now();
+	mx_webhook_stop(&wh);
+	ck_assert_uint_lt(ms_now() - t0, 1800);
+	ck_assert_uint_eq(get_cursor("hang"), 0);
+	close(fd);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("events");
+	TCase *tc = tcase_create("feed");
+	TCase *tw = tcase_create("webhook");
+	SRunner *sr;
+	int nf;
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_read_empty);
+	tcase_add_test(tc, test_read_cursor);
+	tcase_add_test(tc, test_prune_count);
+	tcase_add_test(tc, test_prune_age);
+	tcase_add_test(tc, test_prune_age_prefix_only);
+	tcase_add_test(tc, test_prune_keeps_undelivered_count);
+	tcase_add_test(tc, test_prune_keeps_undelivered_age);
+	tcase_add_test(tc, test_prune_batches);
+	suite_add_tcase(s, tc);
+	tcase_add_checked_fixture(tw, setup, teardown);
+	tcase_set_timeout(tw, 60);
+	tcase_add_test(tw, test_sign_known_answer);
+	tcase_add_test(tw, test_webhook_config);
+	tcase_add_test(tw, test_webhook_failure_status);
+	tcase_add_test(tw, test_webhook_stop_aborts_request);
+	suite_add_tcase(s, tw);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	nf = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return nf == 0 ? 0 : 1;
+}
