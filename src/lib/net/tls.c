@@ -730,6 +730,17 @@ static int connect_one(const struct addrinfo *ai, uint64_t deadline,
 	 */
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	{
+		/* The kernel's default waits two hours before the first probe;
+		 * an idling mail connection whose peer vanished should be
+		 * noticed within about two minutes. */
+		int idle = 60, intvl = 10, cnt = 6;
+
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl,
+				 sizeof(intvl));
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	}
 	return fd;
 }
 
