@@ -173,9 +173,11 @@ static void set_state(struct daemon *d, struct acct *a, enum mx_acct_state s,
 	struct state_ctx sc = {a, reason, false};
 	struct mx_error err;
 
-	sc.emit = old != s && (trouble(s) || trouble(old) ||
-			       (!a->reported && !transient(s)) ||
-			       (trouble(a->last_reported) && !transient(s)));
+	/* Transient states are never events: a recovery is reported when
+	 * the account next reaches a settled state. */
+	sc.emit = old != s && !transient(s) &&
+		  (trouble(s) || trouble(a->last_reported) || !a->reported) &&
+		  !(a->reported && a->last_reported == s);
 	if (old != s && !(transient(s) && transient(old)) &&
 	    !(old == MX_ST_SYNCING && (s == MX_ST_IDLE || s == MX_ST_POLLING)) &&
 	    !(s == MX_ST_SYNCING))
