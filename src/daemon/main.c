@@ -69,6 +69,8 @@ struct daemon {
 	 * account's folder list from one, so they are freed only at exit. */
 	struct retired_cfg *retired;
 	bool stuck;                   /* shutdown gave up waiting */
+	int cli_log_level;            /* from -v (or the default) */
+	unsigned cli_trace;           /* from -D */
 	const char *dir;
 	const char *conf_path;
 	struct mx_config cfg;
@@ -644,8 +646,10 @@ static int reload(struct daemon *d)
 		d->retired = r;
 	}
 	d->cfg = nc;
-	mx_log_level = d->cfg.log_level;
-	mx_trace_mask = d->cfg.trace;
+	/* The command line (-v, -D) wins over the file, as at start. */
+	mx_log_level = d->cli_log_level > d->cfg.log_level ? d->cli_log_level
+							    : d->cfg.log_level;
+	mx_trace_mask = d->cli_trace | d->cfg.trace;
 	for (struct acct *a = d->accts; a; a = a->next) {
 		a->cfg = mx_config_account(&d->cfg, a->a.name);
 		if (a->state == MX_ST_AUTH_FAILED && !a->busy) {
@@ -848,8 +852,9 @@ int main(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
-	if (mx_trace_mask == 0)
-		mx_trace_mask = d.cfg.trace;
+	d.cli_log_level = mx_log_level;
+	d.cli_trace = mx_trace_mask;
+	mx_trace_mask |= d.cfg.trace;
 	if (mx_log_level == MX_LOG_INFO)
 		mx_log_level = d.cfg.log_level;
 	if (use_syslog || d.cfg.syslog)

@@ -6,11 +6,13 @@ MX_INTEG_TESTS = \
 	tests/integ/t-tls.sh \
 	tests/integ/t-crash.sh \
 	tests/integ/t-drop.sh \
-	tests/integ/t-hostile.sh
+	tests/integ/t-hostile.sh \
+	tests/integ/t-daemon.sh
 TESTS += $(MX_INTEG_TESTS)
 EXTRA_DIST += $(MX_INTEG_TESTS) \
 	tests/integ/lib/README.md tests/integ/lib/dovecot.sh \
 	tests/integ/lib/fake.sh tests/integ/lib/mx.sh tests/integ/lib/tap.sh \
 	tests/integ/tools/dcwait.py tests/integ/tools/deliver.py \
 	tests/integ/tools/fakeimap.py tests/integ/tools/imaptool.py \
-	tests/integ/tools/mint.py tests/integ/tools/hostileimap.py
+	tests/integ/tools/mint.py tests/integ/tools/hostileimap.py \
+	tests/integ/tools/daemon_check.py
