@@ -193,8 +193,8 @@ is "$(cat "$T/resume.chk")" ok "all delivered, in order, at most the in-flight o
     "$MX_PY" "$MX_TOP_SRCDIR/bench/gen-mail.py" 5 "$T/gen2" >/dev/null
 rx_start live
 ( "$RUN" -d "$MXD" --secret "$SECRET" --endpoint live "$RX_URL" --seconds 60 \
-      >"$T/live.out" 2>"$T/live.err" </dev/null & echo $! > "$T/live.pid" )
-at_exit "kill \$(cat '$T/live.pid') 2>/dev/null"
+      >"$T/live.out" 2>"$T/live.err" </dev/null & echo $! > "$T/live-run.pid" )
+at_exit "kill \$(cat '$T/live-run.pid') 2>/dev/null"
 ( "$MX_BIN" -d "$MXD" events --follow --json >"$T/follow.out" 2>"$T/follow.err" </dev/null &
   echo $! > "$T/follow.pid" )
 at_exit "kill \$(cat '$T/follow.pid') 2>/dev/null"
@@ -208,7 +208,7 @@ diag "live delivery of 5 events took up to $(($(now_ms) - t0)) ms after the sync
 is "$(acked live)" "$(seq -s ' ' $((N + 1)) "$N2") " "new events delivered while running, in order"
 while [ "$(wc -l < "$T/follow.out")" -lt "$N2" ] && [ $(($(now_ms) - t0)) -lt 10000 ]; do sleep 0.05; done
 kill -INT "$(cat "$T/follow.pid")"
-kill -TERM "$(cat "$T/live.pid")"
+kill -TERM "$(cat "$T/live-run.pid")"
 fi=0; while kill -0 "$(cat "$T/follow.pid")" 2>/dev/null && [ $fi -lt 100 ]; do sleep 0.05; fi=$((fi + 1)); done
 ok $([ $fi -lt 100 ]; echo $?) "events --follow exits on SIGINT"
 is "$(ids_of < "$T/follow.out")" "$(seq -s ' ' 1 "$N2")" "events --follow printed the old and the new events, once each"
