@@ -574,7 +574,11 @@ static bool deliver(struct mx_webhook *wh, json_t *ev)
 		enum post_result r;
 		uint64_t delay;
 
+		mx_trace(MX_TRACE_WEBHOOK, "webhook %s: POST event %" PRIu64
+			 " (%zu bytes)", wh->name, id, len);
 		r = post_event(wh, id, body, len, detail, sizeof(detail));
+		mx_trace(MX_TRACE_WEBHOOK, "webhook %s: event %" PRIu64 ": %s",
+			 wh->name, id, r == POST_OK ? "acknowledged" : detail);
 		if (r == POST_STOPPED) {
 			go_on = false;
 			break;

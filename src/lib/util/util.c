@@ -23,7 +23,8 @@ int mx_trace_parse(const char *spec, unsigned *mask_r)
 		const char *name;
 		unsigned bit;
 	} cats[] = {{"imap", MX_TRACE_IMAP}, {"sync", MX_TRACE_SYNC},
-		    {"store", MX_TRACE_STORE}, {"all", ~0u}};
+		    {"store", MX_TRACE_STORE}, {"webhook", MX_TRACE_WEBHOOK},
+		    {"all", ~0u}};
 	unsigned mask = 0;
 	const char *p = spec;
 
