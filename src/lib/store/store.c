@@ -302,9 +302,21 @@ static void store_trim(struct mx_store *st)
 	/* Looked up again each time: the map moves when this or another
 	 * process grows it, and MADV_DONTNEED on anything but our read-only
 	 * file mapping would destroy data. */
+	MDB_envinfo info;
+	MDB_stat stat;
+	size_t len;
+
 	store_find_map(st);
-	if (st->map_addr && st->map_len)
-		madvise(st->map_addr, st->map_len, MADV_DONTNEED);
+	if (st->map_addr == NULL || st->map_len == 0)
+		return;
+	/* Only the part of the map the data file uses: the map itself is
+	 * mostly empty address space (64 GiB by default). */
+	len = st->map_len;
+	if (mdb_env_info(st->env, &info) == 0 &&
+	    mdb_env_stat(st->env, &stat) == 0 &&
+	    (size_t)(info.me_last_pgno + 1) * stat.ms_psize < len)
+		len = (size_t)(info.me_last_pgno + 1) * stat.ms_psize;
+	madvise(st->map_addr, len, MADV_DONTNEED);
 }
 
 int mx_store_write(struct mx_store *st, mx_store_write_fn *fn, void *ctx,
