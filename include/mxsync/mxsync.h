@@ -123,6 +123,14 @@ struct mx_account_params {
 	const char *ca_file;       /* PEM CA bundle; NULL = system store */
 	bool insecure_plaintext;   /* allow imap+plain:// style plaintext login */
 	int timeout_s;             /* network timeout, 0 = default (60 s) */
+	/* OAuth2 instead of a password (all optional; refresh_token and
+	 * oauth_token_url together select AUTHENTICATE OAUTHBEARER/XOAUTH2). */
+	const char *refresh_token;
+	const char *oauth_token_url;
+	const char *oauth_client_id;
+	const char *oauth_client_secret;
+	const char *oauth_scope;
+	const char *display_name;  /* sender display name */
 };
 
 /*

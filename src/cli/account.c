@@ -6,24 +6,58 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "sync/presets.h"
+#include "sync/sync.h"
 
 static const char usage[] =
 	"usage: mxsync account add NAME --imap imaps://USER@HOST[:PORT]\n"
+	"                 | --provider gmail|outlook|yahoo|icloud|fastmail|generic\n"
+	"                   --email USER@DOMAIN\n"
 	"                 [--password-file FILE] [--ca-file FILE]\n"
 	"                 [--insecure-plaintext] [--timeout SECONDS]\n"
+	"                 [--display-name NAME]\n"
+	"                 [--oauth-token-url URL --refresh-token-file FILE\n"
+	"                  [--oauth-client-id ID] [--oauth-client-secret-file FILE]\n"
+	"                  [--oauth-scope SCOPE]]\n"
 	"       mxsync account list [--json]\n"
+	"       mxsync account edit NAME [--imap URL] [--password-file FILE]\n"
+	"                 [--ca-file FILE] [--display-name NAME]\n"
+	"                 [--refresh-token-file FILE]\n"
+	"       mxsync account disable|enable NAME\n"
+	"       mxsync account remove NAME [--purge]\n"
 	"\n"
 	"imaps:// is implicit TLS (port 993), imap:// is STARTTLS (port 143,\n"
 	"required).  --insecure-plaintext allows an imap:// account to log in\n"
 	"without TLS (e.g. a loopback test server).  The password is read from\n"
 	"--password-file at each sync (first line), or, without it, from the\n"
-	"MXSYNC_PASSWORD environment variable at 'account add' time.\n";
+	"MXSYNC_PASSWORD environment variable at 'account add' time.  With\n"
+	"--oauth-token-url and --refresh-token-file the account logs in with\n"
+	"OAuth2 (AUTHENTICATE OAUTHBEARER or XOAUTH2), refreshing the access\n"
+	"token itself.  Secrets are stored encrypted (AES-256-GCM).\n"
+	"edit keeps the stored mail; remove keeps it too unless --purge.\n";
+
+/* First line of FILE, malloc()ed; NULL with a message on error. */
+static char *read_secret_file(const char *path)
+{
+	struct mx_error err;
+	char *data = NULL;
+	size_t len = 0;
+
+	if (mx_read_file(path, 65536, &data, &len, &err) != MX_OK) {
+		fprintf(stderr, "mxsync: %s\n", err.detail);
+		return NULL;
+	}
+	data[strcspn(data, "\r\n")] = '\0';
+	return data;
+}
 
 static int account_add(struct cli *c, int argc, char **argv)
 {
 	struct mx_account_params p = {0};
 	struct mx_store *st;
 	struct mx_error err;
+	char *refresh = NULL, *csecret = NULL, *url = NULL;
+	const char *provider = NULL, *email = NULL;
 	int rc = 0;
 
 	if (argc < 2 || argv[1][0] == '-') {
@@ -44,7 +78,29 @@ static int account_add(struct cli *c, int argc, char **argv)
 			p.insecure_plaintext = true;
 		else if (strcmp(a, "--timeout") == 0 && i + 1 < argc)
 			p.timeout_s = atoi(argv[++i]);
-		else if (cli_is_help(a)) {
+		else if (strcmp(a, "--display-name") == 0 && i + 1 < argc)
+			p.display_name = argv[++i];
+		else if (strcmp(a, "--provider") == 0 && i + 1 < argc)
+			provider = argv[++i];
+		else if (strcmp(a, "--email") == 0 && i + 1 < argc)
+			email = argv[++i];
+		else if (strcmp(a, "--oauth-token-url") == 0 && i + 1 < argc)
+			p.oauth_token_url = argv[++i];
+		else if (strcmp(a, "--oauth-client-id") == 0 && i + 1 < argc)
+			p.oauth_client_id = argv[++i];
+		else if (strcmp(a, "--oauth-scope") == 0 && i + 1 < argc)
+			p.oauth_scope = argv[++i];
+		else if (strcmp(a, "--refresh-token-file") == 0 && i + 1 < argc) {
+			free(refresh);
+			if ((refresh = read_secret_file(argv[++i])) == NULL)
+				return MX_EXIT_USAGE;
+			p.refresh_token = refresh;
+		} else if (strcmp(a, "--oauth-client-secret-file") == 0 && i + 1 < argc) {
+			free(csecret);
+			if ((csecret = read_secret_file(argv[++i])) == NULL)
+				return MX_EXIT_USAGE;
+			p.oauth_client_secret = csecret;
+		} else if (cli_is_help(a)) {
 			fputs(usage, stdout);
 			return MX_EXIT_OK;
 		} else {
@@ -53,15 +109,59 @@ static int account_add(struct cli *c, int argc, char **argv)
 			return MX_EXIT_USAGE;
 		}
 	}
+	if (provider) {
+		const struct mx_preset *pr = mx_preset_find(provider);
+		const char *dom = email ? strrchr(email, '@') : NULL;
+		char host[300];
+
+		if (pr == NULL) {
+			fprintf(stderr, "mxsync: account add: unknown provider "
+					"'%s' (see 'mxsync providers')\n", provider);
+			return MX_EXIT_USAGE;
+		}
+		if (email == NULL || dom == NULL || dom[1] == '\0') {
+			fprintf(stderr, "mxsync: account add: --provider needs "
+					"--email USER@DOMAIN\n");
+			return MX_EXIT_USAGE;
+		}
+		snprintf(host, sizeof(host), "%s%s",
+			 pr->imap_host ? pr->imap_host : "imap.",
+			 pr->imap_host ? "" : dom + 1);
+		if (p.imap_url == NULL) {
+			if (asprintf(&url, "%s://%s@%s:%d",
+				     pr->imap_implicit_tls ? "imaps" : "imap",
+				     email, host, pr->imap_port) < 0)
+				return MX_EXIT_FAIL;
+			p.imap_url = url;
+		}
+		if (p.oauth_token_url == NULL)
+			p.oauth_token_url = pr->token_url;
+		if (p.oauth_scope == NULL)
+			p.oauth_scope = pr->scope;
+		if (!(pr->auth & MX_AUTH_PLAIN) && p.refresh_token == NULL) {
+			fprintf(stderr, "mxsync: account add: %s accepts only "
+					"OAuth2: give --refresh-token-file (and "
+					"--oauth-client-id)\n", pr->name);
+			free(url);
+			return MX_EXIT_USAGE;
+		}
+		if (p.refresh_token == NULL)
+			p.oauth_token_url = NULL; /* password login */
+	}
 	if (p.imap_url == NULL) {
-		fprintf(stderr, "mxsync: account add: --imap URL is required\n");
+		fprintf(stderr, "mxsync: account add: --imap URL (or --provider "
+				"and --email) is required\n");
 		return MX_EXIT_USAGE;
 	}
-	if (p.password_file == NULL)
+	if (p.password_file == NULL && p.refresh_token == NULL)
 		p.password = getenv("MXSYNC_PASSWORD");
-	if (p.password_file == NULL && p.password == NULL) {
-		fprintf(stderr, "mxsync: account add: give --password-file or "
-				"set MXSYNC_PASSWORD\n");
+	if (p.password_file == NULL && p.password == NULL &&
+	    p.refresh_token == NULL) {
+		fprintf(stderr, "mxsync: account add: give --password-file, "
+				"set MXSYNC_PASSWORD, or use OAuth2 "
+				"(--oauth-token-url + --refresh-token-file)\n");
+		free(refresh);
+		free(csecret);
 		return MX_EXIT_USAGE;
 	}
 	if (p.insecure_plaintext)
@@ -74,6 +174,221 @@ static int account_add(struct cli *c, int argc, char **argv)
 		rc = cli_fail(&err);
 	else
 		printf("account %s added\n", p.name);
+	mx_store_close(&st);
+	if (refresh)
+		memset(refresh, 0, strlen(refresh));
+	if (csecret)
+		memset(csecret, 0, strlen(csecret));
+	free(refresh);
+	free(csecret);
+	free(url);
+	return rc;
+}
+
+/* `mxsync providers [--json]` lives here: it is about adding accounts. */
+int cli_providers(struct cli *c, int argc, char **argv)
+{
+	bool json = argc > 1 && strcmp(argv[1], "--json") == 0;
+	json_t *arr = json_array();
+
+	(void)c;
+	for (const struct mx_preset *p = mx_presets(); p->name; p++) {
+		json_t *o = json_object(), *auth = json_array();
+
+		if (p->auth & MX_AUTH_PLAIN)
+			json_array_append_new(auth, json_string("PLAIN"));
+		if (p->auth & MX_AUTH_XOAUTH2)
+			json_array_append_new(auth, json_string("XOAUTH2"));
+		if (p->auth & MX_AUTH_OAUTHBEARER)
+			json_array_append_new(auth, json_string("OAUTHBEARER"));
+		json_object_set_new(o, "name", json_string(p->name));
+		json_object_set_new(o, "imap", p->imap_host ? json_sprintf("%s:%d %s",
+				    p->imap_host, p->imap_port,
+				    p->imap_implicit_tls ? "TLS" : "STARTTLS")
+				    : json_sprintf("imap.DOMAIN:%d", p->imap_port));
+		json_object_set_new(o, "smtp", p->smtp_host ? json_sprintf("%s:%d %s",
+				    p->smtp_host, p->smtp_port,
+				    p->smtp_implicit_tls ? "TLS" : "STARTTLS")
+				    : json_sprintf("smtp.DOMAIN:%d", p->smtp_port));
+		json_object_set_new(o, "auth", auth);
+		if (p->token_url)
+			json_object_set_new(o, "token_url", json_string(p->token_url));
+		if (p->scope)
+			json_object_set_new(o, "scope", json_string(p->scope));
+		json_object_set_new(o, "saves_sent", json_boolean(p->saves_sent));
+		json_object_set_new(o, "daily_limit", json_integer(p->daily_limit));
+		if (p->note)
+			json_object_set_new(o, "note", json_string(p->note));
+		json_array_append_new(arr, o);
+	}
+	if (json) {
+		char *s2 = json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+		printf("%s\n", s2 ? s2 : "[]");
+		free(s2);
+	} else {
+		size_t i;
+		json_t *o;
+
+		json_array_foreach(arr, i, o) {
+			char *au = json_dumps(json_object_get(o, "auth"), JSON_COMPACT);
+
+			printf("%-9s %-32s %-30s %-26s %5lld/day%s\n",
+			       json_string_value(json_object_get(o, "name")),
+			       json_string_value(json_object_get(o, "imap")),
+			       json_string_value(json_object_get(o, "smtp")),
+			       au ? au : "",
+			       (long long)json_integer_value(json_object_get(o, "daily_limit")),
+			       json_is_true(json_object_get(o, "saves_sent"))
+				       ? "  saves Sent" : "");
+			free(au);
+		}
+	}
+	json_decref(arr);
+	return MX_EXIT_OK;
+}
+
+struct edit_args {
+	const char *imap_url;
+	const char *password_file;
+	const char *ca_file;
+	const char *display_name;
+	const char *refresh_token;
+	int disabled; /* -1 unchanged */
+};
+
+static int set_str(char **f, const char *v)
+{
+	char *n;
+
+	if (v == NULL)
+		return 0;
+	n = strdup(v);
+	if (n == NULL)
+		return -1;
+	free(*f);
+	*f = n;
+	return 0;
+}
+
+static int apply_edit(struct mx_account *a, const void *arg,
+		      struct mx_error *err)
+{
+	const struct edit_args *e = arg;
+	int rc;
+
+	if (e->imap_url) {
+		/* Same account, new address or server: the stored mail
+		 * stays; the next sync checks UIDVALIDITY per folder. */
+		rc = mx_account_parse_url(e->imap_url, a, err);
+		if (rc)
+			return rc;
+		if (set_str(&a->imap_url, e->imap_url) < 0)
+			return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	}
+	if (e->password_file) {
+		if (set_str(&a->password_file, e->password_file) < 0)
+			return mx_error_set(err, MX_ERR_NOMEM, NULL);
+		if (a->password)
+			memset(a->password, 0, strlen(a->password));
+		free(a->password);
+		a->password = NULL;
+	}
+	if (e->refresh_token) {
+		if (set_str(&a->refresh_token, e->refresh_token) < 0)
+			return mx_error_set(err, MX_ERR_NOMEM, NULL);
+		free(a->access_token);
+		a->access_token = NULL;
+		a->token_expires = 0;
+	}
+	if (set_str(&a->ca_file, e->ca_file) < 0 ||
+	    set_str(&a->display_name, e->display_name) < 0)
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	if (e->disabled >= 0)
+		a->disabled = e->disabled;
+	return MX_OK;
+}
+
+static int account_edit(struct cli *c, int argc, char **argv, int disabled)
+{
+	struct edit_args e = {NULL, NULL, NULL, NULL, NULL, disabled};
+	struct mx_store *st;
+	struct mx_error err;
+	char *refresh = NULL;
+	int rc = 0;
+
+	if (argc < 2 || argv[1][0] == '-') {
+		fputs(usage, stderr);
+		return MX_EXIT_USAGE;
+	}
+	for (int i = 2; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (disabled < 0 && strcmp(a, "--imap") == 0 && i + 1 < argc)
+			e.imap_url = argv[++i];
+		else if (disabled < 0 && strcmp(a, "--password-file") == 0 && i + 1 < argc)
+			e.password_file = argv[++i];
+		else if (disabled < 0 && strcmp(a, "--ca-file") == 0 && i + 1 < argc)
+			e.ca_file = argv[++i];
+		else if (disabled < 0 && strcmp(a, "--display-name") == 0 && i + 1 < argc)
+			e.display_name = argv[++i];
+		else if (disabled < 0 && strcmp(a, "--refresh-token-file") == 0 && i + 1 < argc) {
+			free(refresh);
+			if ((refresh = read_secret_file(argv[++i])) == NULL)
+				return MX_EXIT_USAGE;
+			e.refresh_token = refresh;
+		} else {
+			fprintf(stderr, "mxsync: account: bad argument '%s'\n%s",
+				a, usage);
+			free(refresh);
+			return MX_EXIT_USAGE;
+		}
+	}
+	st = cli_open(c, &rc);
+	if (st != NULL) {
+		if (mx_account_edit(st, argv[1], apply_edit, &e, &err) != MX_OK)
+			rc = cli_fail(&err);
+		else
+			printf("account %s %s\n", argv[1],
+			       disabled == 1 ? "disabled"
+			       : disabled == 0 ? "enabled" : "updated");
+		mx_store_close(&st);
+	}
+	if (refresh)
+		memset(refresh, 0, strlen(refresh));
+	free(refresh);
+	return rc;
+}
+
+static int account_remove(struct cli *c, int argc, char **argv)
+{
+	struct mx_store *st;
+	struct mx_error err;
+	bool purge = false;
+	int rc = 0;
+
+	if (argc < 2 || argv[1][0] == '-') {
+		fputs(usage, stderr);
+		return MX_EXIT_USAGE;
+	}
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--purge") == 0) {
+			purge = true;
+		} else {
+			fprintf(stderr, "mxsync: account remove: bad argument "
+					"'%s'\n", argv[i]);
+			return MX_EXIT_USAGE;
+		}
+	}
+	st = cli_open(c, &rc);
+	if (st == NULL)
+		return rc;
+	if (mx_account_remove(st, argv[1], purge, &err) != MX_OK)
+		rc = cli_fail(&err);
+	else
+		printf("account %s removed%s\n", argv[1],
+		       purge ? " with its stored mail"
+			     : " (stored mail kept; --purge deletes it)");
 	mx_store_close(&st);
 	return rc;
 }
@@ -129,6 +444,14 @@ int cli_account(struct cli *c, int argc, char **argv)
 		return account_add(c, argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "list") == 0)
 		return account_list(c, argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "edit") == 0)
+		return account_edit(c, argc - 1, argv + 1, -1);
+	if (argc >= 2 && strcmp(argv[1], "disable") == 0)
+		return account_edit(c, argc - 1, argv + 1, 1);
+	if (argc >= 2 && strcmp(argv[1], "enable") == 0)
+		return account_edit(c, argc - 1, argv + 1, 0);
+	if (argc >= 2 && strcmp(argv[1], "remove") == 0)
+		return account_remove(c, argc - 1, argv + 1);
 	if (argc >= 2 && cli_is_help(argv[1])) {
 		fputs(usage, stdout);
 		return MX_EXIT_OK;

@@ -20,6 +20,7 @@ static const char usage[] =
 	"  show MESSAGE_ID [--raw|--json] one message\n"
 	"  flag MESSAGE_ID --seen|--unseen|--flagged|--unflagged\n"
 	"  export NAME --format maildir|mbox --out PATH\n"
+	"  providers [--json]             provider presets for account add\n"
 	"  events [--after ID] [--follow] [--json] [--limit N]\n"
 	"                                 the event feed, oldest first\n"
 	"\n"
@@ -99,7 +100,7 @@ static const struct {
 } commands[] = {
 	{"account", cli_account}, {"sync", cli_sync},   {"status", cli_status},
 	{"ls", cli_ls},           {"show", cli_show},   {"flag", cli_flag},
-	{"export", cli_export},   {"events", cli_events},
+	{"export", cli_export},   {"providers", cli_providers},   {"events", cli_events},
 };
 
 int main(int argc, char **argv)

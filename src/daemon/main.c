@@ -256,7 +256,7 @@ static void job_run(struct daemon *d, struct acct *a)
 		return;
 	case JOB_START:
 		if (rc == MX_OK && a->conn == NULL)
-			rc = be->connect(&a->a, &a->conn, err);
+			rc = mx_account_connect(d->st, &a->a, &a->conn, err);
 		break;
 	case JOB_WAKE:
 		/* Push is for INBOX; the other folders follow on REFRESH. */
@@ -506,8 +506,9 @@ static bool same_account(const struct mx_account *x, const struct mx_account *y)
 #define EQ(f) ((x->f == NULL && y->f == NULL) || \
 	       (x->f && y->f && strcmp(x->f, y->f) == 0))
 	return EQ(imap_url) && EQ(password) && EQ(password_file) &&
-	       EQ(ca_file) && x->insecure_plaintext == y->insecure_plaintext &&
-	       x->timeout_s == y->timeout_s;
+	       EQ(ca_file) && EQ(refresh_token) && EQ(oauth_token_url) &&
+	       x->insecure_plaintext == y->insecure_plaintext &&
+	       x->disabled == y->disabled && x->timeout_s == y->timeout_s;
 #undef EQ
 }
 
@@ -570,8 +571,10 @@ static int load_accounts(struct daemon *d, struct mx_error *err)
 		a->state = MX_ST_CONNECTING;
 		a->next = d->accts;
 		d->accts = a;
-		if (a->cfg && a->cfg->disabled) {
-			set_state(d, a, MX_ST_DISABLED, "disabled in the configuration");
+		if ((a->cfg && a->cfg->disabled) || a->a.disabled) {
+			set_state(d, a, MX_ST_DISABLED,
+				  a->a.disabled ? "disabled (mxsync account disable)"
+						: "disabled in the configuration");
 			a->next_at = UINT64_MAX;
 		} else {
 			a->state = MX_ST_INITIAL_SYNC;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <openssl/crypto.h>
 
 #include "store/store.h"
 
@@ -68,6 +69,9 @@ char *mx_account_encode(const struct mx_account *a, size_t *len_r)
 	json_object_set_new(o, "tls", json_integer(a->tls));
 	bad |= set_str(o, "user", a->user);
 	bad |= set_str(o, "password", a->password);
+	bad |= set_str(o, "refresh_token", a->refresh_token);
+	bad |= set_str(o, "access_token", a->access_token);
+	bad |= set_str(o, "client_secret", a->client_secret);
 	bad |= set_str(o, "password_file", a->password_file);
 	bad |= set_str(o, "ca_file", a->ca_file);
 	if (bad) {
@@ -78,6 +82,19 @@ char *mx_account_encode(const struct mx_account *a, size_t *len_r)
 			    json_boolean(a->insecure_plaintext));
 	json_object_set_new(o, "timeout_s", json_integer(a->timeout_s));
 	json_object_set_new(o, "created", json_integer(a->created));
+	bad |= set_str(o, "oauth_token_url", a->oauth_token_url);
+	bad |= set_str(o, "oauth_client_id", a->oauth_client_id);
+	bad |= set_str(o, "oauth_scope", a->oauth_scope);
+	if (a->token_expires)
+		json_object_set_new(o, "token_expires",
+				    json_integer(a->token_expires));
+	bad |= set_str(o, "display_name", a->display_name);
+	if (a->disabled)
+		json_object_set_new(o, "disabled", json_true());
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
 	return dump(o, len_r, 0);
 }
 
@@ -102,14 +119,31 @@ int mx_account_decode(const char *data, size_t len, struct mx_account *a,
 	a->tls = (enum mx_tls_mode)get_int(o, "tls", MX_TLS_IMPLICIT);
 	a->user = get_str(o, "user");
 	a->password = get_str(o, "password");
+	a->refresh_token = get_str(o, "refresh_token");
+	a->access_token = get_str(o, "access_token");
+	a->client_secret = get_str(o, "client_secret");
 	a->password_file = get_str(o, "password_file");
 	a->ca_file = get_str(o, "ca_file");
 	a->insecure_plaintext =
 		json_is_true(json_object_get(o, "insecure_plaintext"));
 	a->timeout_s = (int)get_int(o, "timeout_s", 0);
 	a->created = get_int(o, "created", 0);
+	a->oauth_token_url = get_str(o, "oauth_token_url");
+	a->oauth_client_id = get_str(o, "oauth_client_id");
+	a->oauth_scope = get_str(o, "oauth_scope");
+	a->token_expires = get_int(o, "token_expires", 0);
+	a->display_name = get_str(o, "display_name");
+	a->disabled = json_is_true(json_object_get(o, "disabled"));
 	json_decref(o);
 	return MX_OK;
+}
+
+/* Wipes a secret before it goes back to the allocator. */
+static void free_secret(char *s)
+{
+	if (s)
+		OPENSSL_cleanse(s, strlen(s));
+	free(s);
 }
 
 void mx_account_free(struct mx_account *a)
@@ -120,11 +154,16 @@ void mx_account_free(struct mx_account *a)
 	free(a->imap_url);
 	free(a->host);
 	free(a->user);
-	if (a->password)
-		memset(a->password, 0, strlen(a->password));
-	free(a->password);
+	free_secret(a->password);
+	free_secret(a->refresh_token);
+	free_secret(a->access_token);
+	free_secret(a->client_secret);
 	free(a->password_file);
 	free(a->ca_file);
+	free(a->oauth_token_url);
+	free(a->oauth_client_id);
+	free(a->oauth_scope);
+	free(a->display_name);
 	memset(a, 0, sizeof(*a));
 }
 

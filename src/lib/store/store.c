@@ -3,6 +3,7 @@
  * accessors of store.h.  Layout and invariants: doc/internals/store.md.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -11,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "secrets/secrets.h"
 #include "store/store.h"
 
 static const struct {
@@ -115,6 +117,7 @@ int mx_store_open_ex(const char *dir, size_t map_size, size_t map_max,
 		return mx_error_set(err, MX_ERR_NOMEM, NULL);
 	}
 	pthread_mutex_init(&st->trim_mu, NULL);
+	pthread_mutex_init(&st->secrets_mu, NULL);
 	st->map_size = map_size ? map_size : MX_MAP_DEFAULT;
 	st->map_max = map_max ? map_max : MX_MAP_MAX_DEFAULT;
 	if ((rc = mdb_env_create(&st->env)) != 0 ||
@@ -173,7 +176,9 @@ void mx_store_close(struct mx_store **store)
 	st = *store;
 	if (st->env)
 		mdb_env_close(st->env);
+	mx_secrets_close(&st->secrets);
 	pthread_mutex_destroy(&st->trim_mu);
+	pthread_mutex_destroy(&st->secrets_mu);
 	free(st->dir);
 	free(st);
 	*store = NULL;
@@ -434,6 +439,168 @@ static size_t str_key(uint8_t *buf, uint32_t prefix, const char *s)
 
 /* ---- accounts ---- */
 
+/* The fields sealed at rest; their JSON keys are the names here. */
+static const char *const secret_names[] = {
+	"password", "refresh_token", "access_token", "client_secret",
+};
+
+static char **secret_field(struct mx_account *a, size_t i)
+{
+	char **f[] = {&a->password, &a->refresh_token, &a->access_token,
+		      &a->client_secret};
+
+	return f[i];
+}
+
+/* $MXSYNC_KEY_FILE, else NULL (mx_secrets_open: DIR/secret.key). */
+static const char *key_file_env(void)
+{
+	const char *f = getenv("MXSYNC_KEY_FILE");
+
+	return f && *f ? f : NULL;
+}
+
+/* Where the key comes from, for error messages. */
+static void key_file_path(const struct mx_store *st, char *buf, size_t n)
+{
+	const char *f = key_file_env();
+
+	if (f)
+		snprintf(buf, n, "%s", f);
+	else
+		snprintf(buf, n, "%s/secret.key", st->dir);
+}
+
+/*
+ * The store's secrets, opened on first use.  CREATE false (reading sealed
+ * values): a missing key file is an error instead of a new key, which
+ * could never open them and would be mistaken for the lost one.
+ */
+static int store_secrets(struct mx_store *st, bool create, const char *acct,
+			 struct mx_secrets **s_r, struct mx_error *err)
+{
+	const char *env = getenv("MXSYNC_KEY");
+	char path[4096];
+	struct stat sb;
+	int rc = MX_OK;
+
+	pthread_mutex_lock(&st->secrets_mu);
+	if (st->secrets == NULL) {
+		key_file_path(st, path, sizeof(path));
+		if (!create && !(env && *env) && stat(path, &sb) != 0 &&
+		    errno == ENOENT)
+			rc = mx_error_set(err, MX_ERR_CONFIG,
+					  "cannot decrypt account %s's secrets: "
+					  "key file %s is missing and MXSYNC_KEY "
+					  "is not set (restore the key file or "
+					  "set MXSYNC_KEY)", acct, path);
+		else
+			rc = mx_secrets_open(st->dir, key_file_env(),
+					     &st->secrets, err);
+	}
+	*s_r = st->secrets;
+	pthread_mutex_unlock(&st->secrets_mu);
+	return rc;
+}
+
+static void secret_aad(char *buf, size_t n, uint32_t id, size_t i)
+{
+	snprintf(buf, n, "account:%u:%s", id, secret_names[i]);
+}
+
+/* Encodes A with its secrets sealed. */
+static int account_encode_sealed(struct mx_txn *t, struct mx_account *a,
+				 char **json_r, size_t *len_r,
+				 struct mx_error *err)
+{
+	struct mx_account c = *a; /* shallow: only the secret slots change */
+	char *sealed[MX_ARRAY_SIZE(secret_names)] = {NULL};
+	struct mx_secrets *s = NULL;
+	int rc = MX_OK;
+
+	*json_r = NULL;
+	for (size_t i = 0; i < MX_ARRAY_SIZE(secret_names); i++) {
+		char **f = secret_field(&c, i), aad[64];
+
+		if (*f == NULL)
+			continue;
+		if (!mx_utf8_valid_str(*f)) {
+			rc = mx_error_set(err, MX_ERR_INVAL, "account fields "
+					  "must be valid UTF-8");
+			goto out;
+		}
+		if (s == NULL) {
+			rc = store_secrets(t->st, true, a->name, &s, err);
+			if (rc)
+				goto out;
+		}
+		secret_aad(aad, sizeof(aad), a->id, i);
+		rc = mx_secret_seal(s, aad, *f, strlen(*f), &sealed[i], err);
+		if (rc)
+			goto out;
+		*f = sealed[i];
+	}
+	*json_r = mx_account_encode(&c, len_r);
+	if (*json_r == NULL)
+		rc = mx_error_set(err, MX_ERR_INVAL,
+				  "account fields must be valid UTF-8");
+out:
+	for (size_t i = 0; i < MX_ARRAY_SIZE(sealed); i++)
+		free(sealed[i]);
+	return rc;
+}
+
+/*
+ * Replaces A's sealed secrets by their clear text.  A value that is not
+ * sealed is a record from before sealing: kept as it is (clear text).  On
+ * error A is freed: no half-opened account leaves.
+ */
+static int account_unseal(struct mx_txn *t, struct mx_account *a,
+			  struct mx_error *err)
+{
+	struct mx_secrets *s = NULL;
+	const char *name = a->name ? a->name : "?";
+	int rc = MX_OK;
+
+	for (size_t i = 0; i < MX_ARRAY_SIZE(secret_names); i++) {
+		char **f = secret_field(a, i), aad[64], *plain = NULL;
+
+		if (!mx_secret_is_sealed(*f))
+			continue;
+		if (s == NULL) {
+			rc = store_secrets(t->st, false, name, &s, err);
+			if (rc)
+				break;
+		}
+		secret_aad(aad, sizeof(aad), a->id, i);
+		rc = mx_secret_unseal(s, aad, *f, &plain, NULL, err);
+		if (rc == MX_ERR_PARSE) {
+			/* "v1:" + something that is no sealed value: a
+			 * clear-text password from before sealing. */
+			rc = MX_OK;
+			continue;
+		}
+		if (rc == MX_ERR_CONFIG) {
+			char path[4096];
+
+			key_file_path(t->st, path, sizeof(path));
+			rc = mx_error_set(err, MX_ERR_CONFIG,
+					  "cannot decrypt account %s's secrets: "
+					  "wrong key (MXSYNC_KEY / %s)", name,
+					  path);
+		}
+		if (rc)
+			break;
+		free(*f);
+		*f = plain;
+	}
+	if (rc) {
+		mx_error_scope(err, MX_SCOPE_ACCOUNT);
+		mx_account_free(a);
+	}
+	return rc;
+}
+
 int mx_store_account_put(struct mx_txn *t, struct mx_account *a,
 			 struct mx_error *err)
 {
@@ -460,10 +627,9 @@ int mx_store_account_put(struct mx_txn *t, struct mx_account *a,
 		a->id = (uint32_t)id;
 	}
 	mx_put_be32(k, a->id);
-	json = mx_account_encode(a, &len);
-	if (json == NULL)
-		return mx_error_set(err, MX_ERR_INVAL,
-				    "account fields must be valid UTF-8");
+	rc = account_encode_sealed(t, a, &json, &len, err);
+	if (rc)
+		return rc;
 	rc = mx_db_put(t, MX_DB_ACCOUNTS, k, 4, json, len, 0, err);
 	free(json);
 	if (rc)
@@ -486,7 +652,10 @@ static int account_get_id(struct mx_txn *t, uint32_t id, struct mx_account *a,
 		return mx_error_set(err, rc, "account #%u not found", id);
 	if (rc)
 		return rc;
-	return mx_account_decode(v.mv_data, v.mv_size, a, err);
+	rc = mx_account_decode(v.mv_data, v.mv_size, a, err);
+	if (rc)
+		return rc;
+	return account_unseal(t, a, err);
 }
 
 int mx_store_account_get(struct mx_txn *t, const char *name,
@@ -512,7 +681,7 @@ int mx_store_account_list(struct mx_txn *t, struct mx_account **v_r,
 	size_t n = 0;
 	MDB_cursor *c;
 	MDB_val k, d;
-	int rc;
+	int rc, mrc = MX_OK;
 
 	rc = mdb_cursor_open(t->txn, t->st->dbi[MX_DB_ACCOUNTS], &c);
 	if (rc)
@@ -528,13 +697,20 @@ int mx_store_account_list(struct mx_txn *t, struct mx_account **v_r,
 		v = nv;
 		if (mx_account_decode(d.mv_data, d.mv_size, &v[n], err))
 			continue;
+		/* An account whose secrets do not open fails the whole
+		 * list: skipping it would look like a removed account. */
+		mrc = account_unseal(t, &v[n], err);
+		if (mrc)
+			break;
 		n++;
 	}
 	mdb_cursor_close(c);
-	if (rc != MDB_NOTFOUND) {
+	if (mrc || rc != MDB_NOTFOUND) {
 		for (size_t i = 0; i < n; i++)
 			mx_account_free(&v[i]);
 		free(v);
+		if (mrc)
+			return mrc;
 		if (rc == ENOMEM)
 			return mx_error_set(err, MX_ERR_NOMEM, NULL);
 		return mx_store_err(err, rc, "accounts");

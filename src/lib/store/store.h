@@ -49,6 +49,8 @@ enum mx_dbi {
 	MX_DB_COUNT
 };
 
+struct mx_secrets;
+
 struct mx_store {
 	MDB_env *env;
 	MDB_dbi dbi[MX_DB_COUNT];
@@ -58,6 +60,12 @@ struct mx_store {
 	void *map_addr;     /* where data.mdb is mapped (for trimming) */
 	size_t map_len;
 	pthread_mutex_t trim_mu; /* several threads write (daemon) */
+	/* The key that seals account secrets (src/lib/secrets): owned, opened
+	 * on the first account put/get that needs it, from $MXSYNC_KEY, else
+	 * $MXSYNC_KEY_FILE, else DIR/secret.key.  secrets_mu guards the
+	 * lazy open (the daemon's workers share the store). */
+	struct mx_secrets *secrets;
+	pthread_mutex_t secrets_mu;
 };
 
 struct mx_txn {
@@ -112,15 +120,36 @@ struct mx_account {
 	uint16_t port;
 	enum mx_tls_mode tls;
 	char *user;
-	char *password;      /* clear text until the secrets issue lands */
+	char *password;      /* sealed at rest (src/lib/secrets) */
+	char *refresh_token; /* OAuth2; sealed at rest */
+	char *access_token;  /* OAuth2; sealed at rest */
+	char *client_secret; /* OAuth2; sealed at rest */
 	char *password_file;
 	char *ca_file;
 	bool insecure_plaintext;
 	int timeout_s;
 	int64_t created;
+	/* OAuth2 (access_token set = AUTHENTICATE OAUTHBEARER/XOAUTH2). */
+	char *oauth_token_url;
+	char *oauth_client_id;
+	char *oauth_scope;
+	int64_t token_expires;  /* unix time, 0 = unknown */
+	/* Lifecycle. */
+	char *display_name;     /* sender display name */
+	bool disabled;          /* `mxsync account disable` */
 };
 
+/* Wipes the secrets (password, tokens, client secret) and frees. */
 void mx_account_free(struct mx_account *a);
+/*
+ * Secrets at rest: put stores password, refresh_token, access_token and
+ * client_secret sealed (AES-256-GCM, AAD "account:ID:FIELD"); get and list
+ * return them in clear text.  A record from before sealing (clear text)
+ * still loads and is sealed by the next put.  Get/list errors besides the
+ * usual: MX_ERR_CONFIG "cannot decrypt account NAME's secrets: wrong key
+ * ..." or "... key file ... is missing" (never garbage), and the key
+ * errors of mx_secrets_open().
+ */
 /* Assigns a->id when 0.  Inside an mx_store_write() callback, reset the id
  * to 0 at the start of the callback: a MAP_FULL retry rolls the counter
  * back, so an id kept from the aborted run would be handed out twice. */

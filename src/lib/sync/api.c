@@ -505,7 +505,7 @@ enum mx_err mx_message_flag(struct mx_store *st, const char *id_s,
 			break;
 		if (conn == NULL) {
 			mx_txn_abort(&t);
-			rc = be->connect(&a, &conn, err);
+			rc = mx_account_connect(st, &a, &conn, err);
 			if (rc == MX_OK)
 				rc = mx_txn_begin(st, false, &t, err);
 			if (rc) {

@@ -1,3 +1,4 @@
 MX_SYNC_SOURCES = src/lib/sync/sync.h src/lib/sync/sync.c \
-	src/lib/sync/account.c src/lib/sync/api.c src/lib/sync/export.c
+	src/lib/sync/account.c src/lib/sync/api.c src/lib/sync/export.c \
+	src/lib/sync/presets.h src/lib/sync/presets.c
 libmxsync_internal_la_SOURCES += $(MX_SYNC_SOURCES)

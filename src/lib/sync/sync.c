@@ -1542,7 +1542,7 @@ enum mx_err mx_sync(struct mx_store *st, const char *name,
 	rc = mx_account_load(st, name, &acct, err);
 	if (rc)
 		return rc;
-	rc = be->connect(&acct, &conn, err);
+	rc = mx_account_connect(st, &acct, &conn, err);
 	if (rc) {
 		mx_error_prefix(err, "account %s", name);
 		mx_account_free(&acct);
