@@ -88,6 +88,9 @@ char *mx_account_encode(const struct mx_account *a, size_t *len_r)
 	if (a->token_expires)
 		json_object_set_new(o, "token_expires",
 				    json_integer(a->token_expires));
+	if (a->token_refreshed)
+		json_object_set_new(o, "token_refreshed",
+				    json_integer(a->token_refreshed));
 	bad |= set_str(o, "display_name", a->display_name);
 	if (a->disabled)
 		json_object_set_new(o, "disabled", json_true());
@@ -132,6 +135,7 @@ int mx_account_decode(const char *data, size_t len, struct mx_account *a,
 	a->oauth_client_id = get_str(o, "oauth_client_id");
 	a->oauth_scope = get_str(o, "oauth_scope");
 	a->token_expires = get_int(o, "token_expires", 0);
+	a->token_refreshed = get_int(o, "token_refreshed", 0);
 	a->display_name = get_str(o, "display_name");
 	a->disabled = json_is_true(json_object_get(o, "disabled"));
 	json_decref(o);

@@ -134,6 +134,7 @@ struct mx_account {
 	char *oauth_client_id;
 	char *oauth_scope;
 	int64_t token_expires;  /* unix time, 0 = unknown */
+	int64_t token_refreshed; /* unix time of the last refresh */
 	/* Lifecycle. */
 	char *display_name;     /* sender display name */
 	bool disabled;          /* `mxsync account disable` */

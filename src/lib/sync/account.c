@@ -303,9 +303,15 @@ int mx_account_fresh_token(struct mx_store *st, struct mx_account *a,
 		return MX_OK; /* password account, or a fixed token */
 	/* Refreshed ahead of expiry: a token that dies mid-sync costs a
 	 * reconnect. */
-	if (!force && a->access_token &&
-	    (a->token_expires == 0 || a->token_expires - 120 > mx_wall_s()))
-		return MX_OK;
+	if (!force && a->access_token) {
+		/* Two minutes before expiry, or a fifth of a short lifetime. */
+		int64_t margin = 120, life = a->token_expires - a->token_refreshed;
+
+		if (a->token_refreshed && life > 0 && life / 5 < margin)
+			margin = life / 5;
+		if (a->token_expires == 0 || a->token_expires - margin > mx_wall_s())
+			return MX_OK;
+	}
 	cfg.token_url = a->oauth_token_url;
 	cfg.client_id = a->oauth_client_id;
 	cfg.client_secret = a->client_secret;
@@ -323,6 +329,7 @@ int mx_account_fresh_token(struct mx_store *st, struct mx_account *a,
 	a->access_token = tok.access_token;
 	tok.access_token = NULL;
 	a->token_expires = tok.expires_at;
+	a->token_refreshed = mx_wall_s();
 	if (tok.refresh_token) { /* rotated (RFC 6749 6) */
 		memset(a->refresh_token, 0, strlen(a->refresh_token));
 		free(a->refresh_token);
