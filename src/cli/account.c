@@ -1,10 +1,13 @@
 /* mxsync account add|list */
+#include <signal.h>
 #include <stdio.h>
+#include <strings.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
+#include "auth/oauth.h"
 #include "cli/cli.h"
 #include "sync/presets.h"
 #include "sync/sync.h"
@@ -25,6 +28,9 @@ static const char usage[] =
 	"                 [--refresh-token-file FILE]\n"
 	"       mxsync account disable|enable NAME\n"
 	"       mxsync account remove NAME [--purge]\n"
+	"       mxsync account oauth NAME --device|--pkce [--device-url URL]\n"
+	"                 [--auth-url URL] [--oauth-client-id ID]\n"
+	"                 [--oauth-client-secret-file FILE] [--timeout S]\n"
 	"\n"
 	"imaps:// is implicit TLS (port 993), imap:// is STARTTLS (port 143,\n"
 	"required).  --insecure-plaintext allows an imap:// account to log in\n"
@@ -248,6 +254,176 @@ int cli_providers(struct cli *c, int argc, char **argv)
 	return MX_EXIT_OK;
 }
 
+/* ---- account oauth: obtain the first token ---- */
+
+static volatile int oauth_cancel;
+
+static void oauth_sig(int sig)
+{
+	(void)sig;
+	oauth_cancel = 1;
+}
+
+static void show_url(const char *url, void *ctx)
+{
+	(void)ctx;
+	printf("Open this URL in a browser and approve the access:\n  %s\n"
+	       "Waiting for the browser to come back to this machine...\n", url);
+	fflush(stdout);
+}
+
+struct token_set {
+	const char *refresh_token;
+	const char *access_token;
+	int64_t expires;
+	const char *token_url, *client_id, *scope;
+};
+
+static int set_str(char **f, const char *v);
+
+static int apply_tokens(struct mx_account *a, const void *arg,
+			struct mx_error *err)
+{
+	const struct token_set *ts = arg;
+
+	/* The account now logs in with these tokens, and refreshes them
+	 * at the endpoint that issued them. */
+	if (set_str(&a->refresh_token, ts->refresh_token) < 0 ||
+	    set_str(&a->access_token, ts->access_token) < 0 ||
+	    set_str(&a->oauth_token_url, ts->token_url) < 0 ||
+	    set_str(&a->oauth_client_id, ts->client_id) < 0 ||
+	    set_str(&a->oauth_scope, ts->scope) < 0)
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	a->token_expires = ts->expires;
+	a->token_refreshed = mx_wall_s();
+	return MX_OK;
+}
+
+static int account_oauth(struct cli *c, int argc, char **argv)
+{
+	struct mx_oauth_cfg cfg = {0};
+	struct mx_oauth_token tok = {0};
+	struct mx_account a = {0};
+	struct mx_store *st;
+	struct mx_error err;
+	const struct mx_preset *pr = NULL;
+	char *csecret = NULL;
+	bool device = false, pkce = false;
+	int timeout = 300, rc = 0;
+
+	if (argc < 2 || argv[1][0] == '-') {
+		fputs(usage, stderr);
+		return MX_EXIT_USAGE;
+	}
+	st = cli_open(c, &rc);
+	if (st == NULL)
+		return rc;
+	if (mx_account_load(st, argv[1], &a, &err) != MX_OK) {
+		rc = cli_fail(&err);
+		goto out;
+	}
+	/* Defaults from the account, then from a preset matching its host. */
+	for (const struct mx_preset *p = mx_presets(); p->name; p++)
+		if (p->imap_host && a.host && strcasecmp(p->imap_host, a.host) == 0)
+			pr = p;
+	cfg.token_url = a.oauth_token_url ? a.oauth_token_url
+					  : pr ? pr->token_url : NULL;
+	cfg.device_url = pr ? pr->device_url : NULL;
+	cfg.auth_url = pr ? pr->auth_url : NULL;
+	cfg.client_id = a.oauth_client_id;
+	cfg.client_secret = a.client_secret;
+	cfg.scope = a.oauth_scope ? a.oauth_scope : pr ? pr->scope : NULL;
+	cfg.ca_file = a.ca_file;
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--device") == 0)
+			device = true;
+		else if (strcmp(argv[i], "--pkce") == 0)
+			pkce = true;
+		else if (strcmp(argv[i], "--device-url") == 0 && i + 1 < argc)
+			cfg.device_url = argv[++i];
+		else if (strcmp(argv[i], "--auth-url") == 0 && i + 1 < argc)
+			cfg.auth_url = argv[++i];
+		else if (strcmp(argv[i], "--token-url") == 0 && i + 1 < argc)
+			cfg.token_url = argv[++i];
+		else if (strcmp(argv[i], "--oauth-client-id") == 0 && i + 1 < argc)
+			cfg.client_id = argv[++i];
+		else if (strcmp(argv[i], "--oauth-scope") == 0 && i + 1 < argc)
+			cfg.scope = argv[++i];
+		else if (strcmp(argv[i], "--oauth-client-secret-file") == 0 && i + 1 < argc) {
+			free(csecret);
+			if ((csecret = read_secret_file(argv[++i])) == NULL) {
+				rc = MX_EXIT_USAGE;
+				goto out;
+			}
+			cfg.client_secret = csecret;
+		} else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc)
+			timeout = atoi(argv[++i]);
+		else {
+			fprintf(stderr, "mxsync: account oauth: bad argument '%s'\n%s",
+				argv[i], usage);
+			rc = MX_EXIT_USAGE;
+			goto out;
+		}
+	}
+	if (device == pkce || cfg.token_url == NULL || cfg.client_id == NULL ||
+	    (device && cfg.device_url == NULL) || (pkce && cfg.auth_url == NULL)) {
+		fprintf(stderr, "mxsync: account oauth: choose --device or --pkce, "
+				"and give the endpoints (token, device or "
+				"authorization URL) and --oauth-client-id unless "
+				"the account or its provider preset has them\n");
+		rc = MX_EXIT_USAGE;
+		goto out;
+	}
+	signal(SIGINT, oauth_sig);
+	signal(SIGTERM, oauth_sig);
+	if (device) {
+		struct mx_oauth_device dev = {0};
+
+		rc = mx_oauth_device_start(&cfg, &dev, &err);
+		if (rc == MX_OK) {
+			printf("To authorize mxsync for %s, open\n  %s\nand enter "
+			       "the code  %s\n", a.name,
+			       dev.verification_uri_complete ? dev.verification_uri_complete
+							     : dev.verification_uri,
+			       dev.user_code);
+			fflush(stdout);
+			rc = mx_oauth_device_poll(&cfg, &dev, &oauth_cancel, &tok, &err);
+		}
+		mx_oauth_device_free(&dev);
+	} else {
+		rc = mx_oauth_pkce(&cfg, show_url, NULL, timeout, &oauth_cancel,
+				   &tok, &err);
+	}
+	if (rc == MX_OK && tok.refresh_token == NULL) {
+		rc = mx_error_set(&err, MX_ERR_PROTOCOL, "the provider returned "
+				  "no refresh token (is offline access in the "
+				  "scope?)");
+	}
+	if (rc == MX_OK) {
+		struct token_set ts = {tok.refresh_token, tok.access_token,
+				       tok.expires_at, NULL, NULL, NULL};
+
+		ts.token_url = cfg.token_url;
+		ts.client_id = cfg.client_id;
+		ts.scope = cfg.scope;
+		rc = mx_account_edit(st, a.name, apply_tokens, &ts, &err);
+	}
+	if (rc != MX_OK) {
+		rc = cli_fail(&err);
+	} else {
+		printf("account %s authorized; the refresh token is stored "
+		       "encrypted\n", a.name);
+	}
+out:
+	mx_oauth_token_free(&tok);
+	mx_account_free(&a);
+	if (csecret)
+		memset(csecret, 0, strlen(csecret));
+	free(csecret);
+	mx_store_close(&st);
+	return rc;
+}
+
 struct edit_args {
 	const char *imap_url;
 	const char *password_file;
@@ -452,6 +628,8 @@ int cli_account(struct cli *c, int argc, char **argv)
 		return account_edit(c, argc - 1, argv + 1, 0);
 	if (argc >= 2 && strcmp(argv[1], "remove") == 0)
 		return account_remove(c, argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "oauth") == 0)
+		return account_oauth(c, argc - 1, argv + 1);
 	if (argc >= 2 && cli_is_help(argv[1])) {
 		fputs(usage, stdout);
 		return MX_EXIT_OK;

@@ -113,9 +113,44 @@ mx sync o >"$T/d.out" 2>"$T/d.err"; rc=$?
 is "$rc" 4 "token endpoint down: exit 4 (temporary)"
 like "$(cat "$T/d.err")" "refused|connect" "the error says the endpoint is unreachable"
 
+# the first token by the device grant (RFC 8628): an account added with a
+# password is switched to OAuth2
+idp_start --lifetime 600
+MXSYNC_PASSWORD=alicepw mx account add dv --imap "imaps://alice@example.test@127.0.0.1:$DC_IMAPS_PORT" \
+    --ca-file "$DC_CA" >/dev/null
+run_ok "account oauth --device" mx account oauth dv --device \
+    --device-url "http://127.0.0.1:$IDP_PORT/device" \
+    --token-url "http://127.0.0.1:$IDP_PORT/token" \
+    --oauth-client-id test-client --oauth-client-secret-file "$T/client-secret"
+like "$MX_OUT" "enter the code" "the user is told where to go and which code to enter"
+is "$(mx account list --json | "$MX_PY" -c 'import json,sys; print([a["credentials"] for a in json.load(sys.stdin) if a["name"] == "dv"][0])')" oauth2 "dv now logs in with OAuth2"
+mx -D imap sync dv >"$T/dv.out" 2>"$T/dv.err"; rc=$?
+is "$rc" 0 "and syncs"
+like "$(cat "$T/dv.err")" "AUTHENTICATE OAUTHBEARER" "with AUTHENTICATE OAUTHBEARER"
+
+# lifecycle: disable, enable, edit, remove keeps the mail, --purge drops it
+run_ok "account disable" mx account disable dv
+run_fails "a disabled account does not sync" mx sync dv
+like "$MX_OUT" "disabled" "and says why"
+run_ok "account enable" mx account enable dv
+run_ok "syncs again" mx sync dv
+run_ok "account edit --display-name" mx account edit dv --display-name "Alice Support"
+like "$(mx account list --json)" '"display_name": "Alice Support"' "display name stored"
+id=$(mx ls dv --json | "$MX_PY" -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
+run_ok "account remove (keeps the mail)" mx account remove dv
+run_ok "its messages are still readable by id" mx show "$id" --raw
+run_fails "the account itself is gone" mx status dv
+MXSYNC_PASSWORD=alicepw mx account add pg --imap "imaps://alice@example.test@127.0.0.1:$DC_IMAPS_PORT" \
+    --ca-file "$DC_CA" >/dev/null
+mx sync pg >/dev/null 2>&1
+n_before=$(mdb_stat -s messages "$MXD" | sed -n 's/.*Entries: //p')
+run_ok "account remove --purge" mx account remove pg --purge
+n_after=$(mdb_stat -s messages "$MXD" | sed -n 's/.*Entries: //p')
+ok $([ "$n_after" -lt "$n_before" ]; echo $?) "purge deleted the account's messages ($n_before -> $n_after records)"
+
 # no token or secret in clear text anywhere
 leak=0
-for s in refresh-alice refresh-bob test-secret; do
+for s in refresh-alice refresh-bob test-secret alicepw; do
     if grep -a -q -- "$s" "$MXD"/*.mdb; then leak=1; diag "$s found in the store"; fi
 done
 is "$leak" 0 "refresh tokens and the client secret are not in the store in clear"
