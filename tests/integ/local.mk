@@ -7,7 +7,9 @@ MX_INTEG_TESTS = \
 	tests/integ/t-crash.sh \
 	tests/integ/t-drop.sh \
 	tests/integ/t-hostile.sh \
-	tests/integ/t-daemon.sh
+	tests/integ/t-daemon.sh \
+	tests/integ/t-secrets.sh \
+	tests/integ/t-oauth.sh
 TESTS += $(MX_INTEG_TESTS)
 EXTRA_DIST += $(MX_INTEG_TESTS) \
 	tests/integ/lib/README.md tests/integ/lib/dovecot.sh \

@@ -12,4 +12,6 @@ include tests/unit/mime.mk
 include tests/unit/net.mk
 include tests/unit/store.mk
 include tests/unit/events.mk
+include tests/unit/auth.mk
+include tests/unit/secrets.mk
 endif

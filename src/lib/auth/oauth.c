@@ -293,16 +293,52 @@ static size_t on_body(char *p, size_t size, size_t n, void *ctx)
 	return len;
 }
 
-static int on_progress(void *ctx, curl_off_t dlt, curl_off_t dln,
-		       curl_off_t ult, curl_off_t uln)
+/*
+ * curl_easy_perform() that looks at *CANCEL every CANCEL_SLICE_MS, also
+ * while the server is silent (libcurl's progress callback slows down to
+ * about once a second then).  *CANCELLED_R says why it stopped early.
+ */
+static CURLcode perform(CURL *c, volatile int *cancel, bool *cancelled_r)
 {
-	struct http_resp *r = ctx;
+	CURLM *m;
+	CURLMsg *msg;
+	CURLcode res = CURLE_OK;
+	int running = 1, left;
 
-	(void)dlt;
-	(void)dln;
-	(void)ult;
-	(void)uln;
-	return cancelled(r->cancel) ? 1 : 0;
+	*cancelled_r = false;
+	if (cancel == NULL)
+		return curl_easy_perform(c);
+	m = curl_multi_init();
+	if (m == NULL)
+		return CURLE_OUT_OF_MEMORY;
+	if (curl_multi_add_handle(m, c) != CURLM_OK) {
+		curl_multi_cleanup(m);
+		return CURLE_OUT_OF_MEMORY;
+	}
+	while (running) {
+		CURLMcode mc;
+
+		if (cancelled(cancel)) {
+			*cancelled_r = true;
+			res = CURLE_ABORTED_BY_CALLBACK;
+			break;
+		}
+		mc = curl_multi_perform(m, &running);
+		if (mc == CURLM_OK && running)
+			mc = curl_multi_poll(m, NULL, 0, CANCEL_SLICE_MS, NULL);
+		if (mc != CURLM_OK) {
+			res = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY
+							: CURLE_RECV_ERROR;
+			break;
+		}
+	}
+	if (!running)
+		while ((msg = curl_multi_info_read(m, &left)) != NULL)
+			if (msg->msg == CURLMSG_DONE)
+				res = msg->data.result;
+	curl_multi_remove_handle(m, c);
+	curl_multi_cleanup(m);
+	return res;
 }
 
 static int map_curl_error(CURLcode cc, const char *ebuf, const char *what,
@@ -358,6 +394,7 @@ static int http_post(const struct mx_oauth_cfg *cfg, const char *what,
 	struct curl_slist *hdrs = NULL, *h;
 	char ebuf[CURL_ERROR_SIZE];
 	char *authz = NULL;
+	bool was_cancelled = false;
 	CURLcode cc = CURLE_OK;
 	int rc = MX_OK;
 	long t = timeout_of(cfg);
@@ -448,17 +485,14 @@ static int http_post(const struct mx_oauth_cfg *cfg, const char *what,
 	SET(CURLOPT_ERRORBUFFER, ebuf);
 	SET(CURLOPT_WRITEFUNCTION, on_body);
 	SET(CURLOPT_WRITEDATA, r);
-	SET(CURLOPT_NOPROGRESS, 0L);
-	SET(CURLOPT_XFERINFOFUNCTION, on_progress);
-	SET(CURLOPT_XFERINFODATA, r);
 #undef SET
 	if (cc != CURLE_OK) {
 		rc = mx_error_set(err, MX_ERR_CONFIG, "%s: %s", what,
 				  curl_easy_strerror(cc));
 		goto out;
 	}
-	cc = curl_easy_perform(c);
-	if (cc == CURLE_ABORTED_BY_CALLBACK && cancelled(r->cancel)) {
+	cc = perform(c, r->cancel, &was_cancelled);
+	if (was_cancelled) {
 		rc = mx_error_set(err, MX_ERR_CANCELLED, "%s: cancelled",
 				  what);
 		goto out;
@@ -1129,7 +1163,10 @@ int mx_oauth_pkce(const struct mx_oauth_cfg *cfg,
 	if (cfg->auth_url == NULL)
 		return mx_error_set(err, MX_ERR_CONFIG,
 				    "oauth: no authorization endpoint");
+	/* Both URLs up front: no browser round trip for a doomed exchange. */
 	rc = check_url("authorization endpoint", cfg->auth_url, err);
+	if (rc == MX_OK)
+		rc = check_url("token endpoint", cfg->token_url, err);
 	if (rc)
 		return rc;
 	if (timeout_s <= 0)

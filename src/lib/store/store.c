@@ -503,6 +503,30 @@ static int store_secrets(struct mx_store *st, bool create, const char *acct,
 	return rc;
 }
 
+/*
+ * True if S has the shape of a sealed value: "v1:" and at least nonce +
+ * tag in padded base64.  A clear-text password from before sealing that
+ * merely starts with "v1:" fails this without the key being needed.
+ */
+static bool sealed_shape(const char *s)
+{
+	size_t n, pad = 0;
+
+	if (!mx_secret_is_sealed(s))
+		return false;
+	s += 3;
+	n = strlen(s);
+	if (n < 40 || n % 4 != 0) /* 28 bytes take 40 characters */
+		return false;
+	if (s[n - 1] == '=')
+		pad = s[n - 2] == '=' ? 2 : 1;
+	for (size_t i = 0; i < n - pad; i++)
+		if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '+' || s[i] == '/'))
+			return false;
+	return true;
+}
+
 static void secret_aad(char *buf, size_t n, uint32_t id, size_t i)
 {
 	snprintf(buf, n, "account:%u:%s", id, secret_names[i]);
@@ -565,7 +589,7 @@ static int account_unseal(struct mx_txn *t, struct mx_account *a,
 	for (size_t i = 0; i < MX_ARRAY_SIZE(secret_names); i++) {
 		char **f = secret_field(a, i), aad[64], *plain = NULL;
 
-		if (!mx_secret_is_sealed(*f))
+		if (!sealed_shape(*f))
 			continue;
 		if (s == NULL) {
 			rc = store_secrets(t->st, false, name, &s, err);
