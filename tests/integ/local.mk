@@ -9,7 +9,8 @@ MX_INTEG_TESTS = \
 	tests/integ/t-hostile.sh \
 	tests/integ/t-daemon.sh \
 	tests/integ/t-secrets.sh \
-	tests/integ/t-oauth.sh
+	tests/integ/t-oauth.sh \
+	tests/integ/t-fulldisk.sh
 TESTS += $(MX_INTEG_TESTS)
 EXTRA_DIST += $(MX_INTEG_TESTS) \
 	tests/integ/lib/README.md tests/integ/lib/dovecot.sh \

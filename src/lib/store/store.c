@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 
 #include <jansson.h>
@@ -221,11 +222,24 @@ int mx_txn_begin(struct mx_store *st, bool write, struct mx_txn *t,
 int mx_txn_commit(struct mx_txn *t, struct mx_error *err)
 {
 	int rc = mdb_txn_commit(t->txn);
+	struct statvfs vfs;
 
 	t->txn = NULL;
-	if (rc != 0)
-		return mx_store_err(err, rc, "commit");
-	return MX_OK;
+	if (rc == 0)
+		return MX_OK;
+	/* LMDB reports a short write on a full file system as EIO: say
+	 * what it is, so the operator frees space instead of suspecting the
+	 * disk.  The transaction was aborted whole either way. */
+	if ((rc == EIO || rc == ENOSPC) && statvfs(t->st->dir, &vfs) == 0 &&
+	    (uint64_t)vfs.f_bavail * vfs.f_frsize < ((uint64_t)64 << 20))
+		return mx_error_set(err, MX_ERR_IO,
+				    "commit: no space left on device (%llu KiB "
+				    "free in %s); nothing of this batch was "
+				    "written",
+				    (unsigned long long)((uint64_t)vfs.f_bavail *
+							 vfs.f_frsize >> 10),
+				    t->st->dir);
+	return mx_store_err(err, rc, "commit");
 }
 
 void mx_txn_abort(struct mx_txn *t)
