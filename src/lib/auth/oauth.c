@@ -31,6 +31,7 @@
 #include <openssl/rand.h>
 
 #include "auth/oauth.h"
+#include "net/net.h"
 
 #define DEFAULT_TIMEOUT_S 15
 #define MAX_RESPONSE (64 * 1024)
@@ -186,26 +187,6 @@ static void sanitize(const char *in, char *out, size_t cap)
 
 /* ---- URLs and forms ---- */
 
-static bool loopback_host(const char *h)
-{
-	struct in_addr a4;
-	struct in6_addr a6;
-	char buf[64];
-	size_t n = strlen(h);
-
-	if (strcasecmp(h, "localhost") == 0)
-		return true;
-	if (inet_pton(AF_INET, h, &a4) == 1)
-		return (ntohl(a4.s_addr) >> 24) == 127;
-	if (n >= 2 && n < sizeof(buf) && h[0] == '[' && h[n - 1] == ']') {
-		memcpy(buf, h + 1, n - 2);
-		buf[n - 2] = '\0';
-		h = buf;
-	}
-	return inet_pton(AF_INET6, h, &a6) == 1 &&
-	       memcmp(&a6, &in6addr_loopback, sizeof(a6)) == 0;
-}
-
 /* https:// anywhere, http:// only to this machine: the requests carry
  * client secrets and refresh tokens. */
 static int check_url(const char *what, const char *url, struct mx_error *err)
@@ -233,7 +214,7 @@ static int check_url(const char *what, const char *url, struct mx_error *err)
 		rc = mx_error_set(err, MX_ERR_CONFIG,
 				  "%s: URL scheme must be https://, not %s://",
 				  what, scheme);
-	else if (!loopback_host(host))
+	else if (!mx_net_is_loopback(host))
 		rc = mx_error_set(err, MX_ERR_INSECURE,
 				  "%s: refusing plain http:// to %s (allowed "
 				  "only for loopback addresses)", what, host);

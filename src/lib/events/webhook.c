@@ -33,6 +33,7 @@
 #include <openssl/rand.h>
 
 #include "events/events.h"
+#include "net/net.h"
 #include "events/events_int.h"
 
 #define FETCH_BATCH 100
@@ -126,26 +127,6 @@ static bool valid_name(const char *s)
 	return n >= 1 && n <= 64;
 }
 
-static bool loopback_host(const char *h)
-{
-	struct in_addr a4;
-	struct in6_addr a6;
-	char buf[64];
-	size_t n = strlen(h);
-
-	if (strcasecmp(h, "localhost") == 0)
-		return true;
-	if (inet_pton(AF_INET, h, &a4) == 1)
-		return (ntohl(a4.s_addr) >> 24) == 127;
-	if (n >= 2 && n < sizeof(buf) && h[0] == '[' && h[n - 1] == ']') {
-		memcpy(buf, h + 1, n - 2);
-		buf[n - 2] = '\0';
-		h = buf;
-	}
-	return inet_pton(AF_INET6, h, &a6) == 1 &&
-	       memcmp(&a6, &in6addr_loopback, sizeof(a6)) == 0;
-}
-
 /* https:// anywhere, http:// only to this machine: the signature proves
  * who sent an event but hides nothing of the mail metadata in it. */
 static int check_url(const char *name, const char *url, struct mx_error *err)
@@ -172,7 +153,7 @@ static int check_url(const char *name, const char *url, struct mx_error *err)
 				  "%s://", name, scheme);
 		goto out;
 	}
-	if (!loopback_host(host))
+	if (!mx_net_is_loopback(host))
 		rc = mx_error_set(err, MX_ERR_INSECURE,
 				  "webhook %s: refusing plain http:// to %s: "
 				  "use https:// (http:// is allowed only for "

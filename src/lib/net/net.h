@@ -67,7 +67,8 @@ size_t mx_net_pending(mailstream *s);
 /* The socket of S, or -1. */
 int mx_net_fd(mailstream *s);
 
-/* True if HOST is a loopback name or address (localhost, 127/8, ::1). */
+/* True if HOST is a loopback name or address (localhost, 127/8, ::1, also
+ * in URL brackets: [::1]). */
 bool mx_net_is_loopback(const char *host);
 
 #endif

@@ -932,9 +932,18 @@ bool mx_net_is_loopback(const char *host)
 {
 	unsigned char a[sizeof(struct in6_addr)];
 	struct in6_addr a6;
+	char buf[64];
+	size_t n;
 
 	if (host == NULL)
 		return false;
+	/* URL form of an IPv6 literal: "[::1]". */
+	n = strlen(host);
+	if (n >= 2 && n < sizeof(buf) && host[0] == '[' && host[n - 1] == ']') {
+		memcpy(buf, host + 1, n - 2);
+		buf[n - 2] = '\0';
+		host = buf;
+	}
 	if (strcasecmp(host, "localhost") == 0 ||
 	    strcasecmp(host, "localhost.") == 0)
 		return true;
