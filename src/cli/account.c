@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "auth/oauth.h"
+#include "backends/backend.h"
 #include "cli/cli.h"
 #include "sync/presets.h"
 #include "sync/sync.h"
@@ -28,6 +29,7 @@ static const char usage[] =
 	"                 [--refresh-token-file FILE]\n"
 	"       mxsync account disable|enable NAME\n"
 	"       mxsync account remove NAME [--purge]\n"
+	"       mxsync account reauth NAME\n"
 	"       mxsync account oauth NAME --device|--pkce [--device-url URL]\n"
 	"                 [--auth-url URL] [--oauth-client-id ID]\n"
 	"                 [--oauth-client-secret-file FILE] [--timeout S]\n"
@@ -40,7 +42,10 @@ static const char usage[] =
 	"--oauth-token-url and --refresh-token-file the account logs in with\n"
 	"OAuth2 (AUTHENTICATE OAUTHBEARER or XOAUTH2), refreshing the access\n"
 	"token itself.  Secrets are stored encrypted (AES-256-GCM).\n"
-	"edit keeps the stored mail; remove keeps it too unless --purge.\n";
+	"edit keeps the stored mail; remove keeps it too unless --purge.\n"
+	"reauth logs in once with the account's current credentials (after\n"
+	"'account edit' or 'account oauth') and, if that works, tells a\n"
+	"running mxsyncd to take the account out of auth_failed.\n";
 
 /* First line of FILE, malloc()ed; NULL with a message on error. */
 static char *read_secret_file(const char *path)
@@ -252,6 +257,58 @@ int cli_providers(struct cli *c, int argc, char **argv)
 	}
 	json_decref(arr);
 	return MX_EXIT_OK;
+}
+
+/* ---- account reauth ---- */
+
+static int reauth_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
+{
+	const struct mx_account *a = ctx;
+	char buf[128];
+	uint8_t k[4];
+	int rc;
+
+	/* The daemon looks for this mark while the account is in
+	 * auth_failed (src/daemon/main.c, check_reauth). */
+	snprintf(buf, sizeof(buf), "{\"state\":\"reauth\",\"since\":%lld}",
+		 (long long)mx_wall_s());
+	mx_put_be32(k, a->id);
+	rc = mx_db_put(t, MX_DB_ACCTSTATE, k, 4, buf, strlen(buf), 0, err);
+	if (rc == MX_OK)
+		rc = mx_store_event(t, "account.reauth", a->id, 0, 0, NULL, err);
+	return rc;
+}
+
+static int account_reauth(struct cli *c, int argc, char **argv)
+{
+	const struct mx_backend_ops *be = &mx_backend_imap;
+	struct mx_account a = {0};
+	struct mx_conn *conn = NULL;
+	struct mx_store *st;
+	struct mx_error err;
+	int rc = 0;
+
+	if (argc != 2 || argv[1][0] == '-') {
+		fputs(usage, stderr);
+		return MX_EXIT_USAGE;
+	}
+	st = cli_open(c, &rc);
+	if (st == NULL)
+		return rc;
+	if (mx_account_load(st, argv[1], &a, &err) != MX_OK ||
+	    mx_account_fresh_token(st, &a, a.refresh_token != NULL, &err) != MX_OK ||
+	    mx_account_connect(st, &a, &conn, &err) != MX_OK ||
+	    mx_store_write(st, reauth_fn, &a, &err) != MX_OK) {
+		rc = cli_fail(&err);
+	} else {
+		printf("account %s: login OK; a running mxsyncd will reconnect "
+		       "it within a second\n", a.name);
+	}
+	if (conn)
+		be->disconnect(&conn);
+	mx_account_free(&a);
+	mx_store_close(&st);
+	return rc;
 }
 
 /* ---- account oauth: obtain the first token ---- */
@@ -630,6 +687,8 @@ int cli_account(struct cli *c, int argc, char **argv)
 		return account_remove(c, argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "oauth") == 0)
 		return account_oauth(c, argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "reauth") == 0)
+		return account_reauth(c, argc - 1, argv + 1);
 	if (argc >= 2 && cli_is_help(argv[1])) {
 		fputs(usage, stdout);
 		return MX_EXIT_OK;

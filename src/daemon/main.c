@@ -52,6 +52,7 @@ struct acct {
 	struct mx_sync_stats job_stats;
 	uint64_t next_at;             /* monotonic ms of the next timer */
 	uint64_t next_refresh;        /* monotonic ms of the next full sync */
+	uint64_t next_reauth_check;   /* auth_failed: look for a reauth mark */
 	uint64_t backoff_ms;
 	int64_t last_success;         /* wall clock */
 	int64_t next_attempt_wall;
@@ -667,9 +668,56 @@ static int reload(struct daemon *d)
 	return 0;
 }
 
+/*
+ * `mxsync account reauth` verified new credentials and left a "reauth"
+ * mark in the account's state record: take the account out of
+ * auth_failed with its current record from the store (the credentials
+ * may have been edited meanwhile).
+ */
+static void check_reauth(struct daemon *d, struct acct *a)
+{
+	struct mx_account fresh = {0};
+	struct mx_error err;
+	struct mx_txn t;
+	uint8_t k[4];
+	MDB_val v;
+	bool asked = false;
+
+	if (mx_txn_begin(d->st, false, &t, NULL) != MX_OK)
+		return;
+	mx_put_be32(k, a->id);
+	if (mx_db_get(&t, MX_DB_ACCTSTATE, k, 4, &v, NULL) == MX_OK) {
+		json_t *o = json_loadb(v.mv_data, v.mv_size, 0, NULL);
+
+		asked = o && json_string_value(json_object_get(o, "state")) &&
+			strcmp(json_string_value(json_object_get(o, "state")),
+			       "reauth") == 0;
+		json_decref(o);
+	}
+	mx_txn_abort(&t);
+	if (!asked)
+		return;
+	if (mx_account_load(d->st, a->a.name, &fresh, &err) != MX_OK) {
+		mx_warn("account %s: reauth: %s", a->a.name, err.detail);
+		return;
+	}
+	mx_account_free(&a->a);
+	a->a = fresh;
+	mx_info("account %s: reauthorized, connecting again", a->a.name);
+	a->backoff_ms = 0;
+	a->next_at = now_ms();
+	set_state(d, a, MX_ST_CONNECTING, NULL);
+	submit(d, a, JOB_START);
+}
+
 static void run_timers(struct daemon *d, uint64_t now)
 {
 	for (struct acct *a = d->accts; a; a = a->next) {
+		if (a->state == MX_ST_AUTH_FAILED && !a->busy && !a->removed &&
+		    now >= a->next_reauth_check) {
+			a->next_reauth_check = now + 1000;
+			check_reauth(d, a);
+		}
 		if (a->busy || a->removed || a->next_at > now)
 			continue;
 		a->next_at = UINT64_MAX;

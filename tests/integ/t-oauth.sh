@@ -43,7 +43,8 @@ urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=sys.argv[2].enco
 at_exit "kill \$(cat '$T/idp.pid') 2>/dev/null"
 refreshes() { grep -c '"grant_type": "refresh_token"' "$T/idp.log" 2>/dev/null || echo 0; }
 
-idp_start --rotate --lifetime 6 --revoke refresh-bob
+idp_start --rotate --lifetime 6 --revoke refresh-bob \
+    --refresh refresh-alice=alice@example.test --refresh refresh-bob2=bob@example.test
 printf 'refresh-alice\n' > "$T/rt-alice"
 printf 'refresh-bob\n' > "$T/rt-bob"
 printf 'test-secret\n' > "$T/client-secret"
@@ -104,6 +105,12 @@ n1=$(grep -c '"status": 400' "$T/idp.log")
 sleep 4
 n2=$(grep -c '"status": 400' "$T/idp.log")
 is "$n2" "$n1" "no further requests for the revoked token"
+# a new refresh token, then `account reauth`: the daemon takes it back
+printf 'refresh-bob2\n' > "$T/rt-bob2"
+run_ok "account edit with a new refresh token" mx account edit r --refresh-token-file "$T/rt-bob2"
+run_ok "account reauth logs in once with it" mx account reauth r
+i=0; while [ "$(state_of r)" != idle ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+is "$(state_of r)" idle "the daemon leaves auth_failed by itself after reauth"
 kill -TERM $dpid; wait $dpid 2>/dev/null
 
 # token endpoint down: temporary
@@ -150,11 +157,11 @@ ok $([ "$n_after" -lt "$n_before" ]; echo $?) "purge deleted the account's messa
 
 # no token or secret in clear text anywhere
 leak=0
-for s in refresh-alice refresh-bob test-secret alicepw; do
+for s in refresh-alice refresh-bob2 test-secret alicepw; do
     if grep -a -q -- "$s" "$MXD"/*.mdb; then leak=1; diag "$s found in the store"; fi
 done
 is "$leak" 0 "refresh tokens and the client secret are not in the store in clear"
 tok=$("$MX_PY" "$MX_TOOLS/mint.py" alice@example.test 60 "$D/keys/secret.raw" | cut -c1-20)
 outs=$(cat "$T"/*.out "$T"/*.err "$T/daemon.log"; mx account list --json; mx status --json; mx events --json)
-unlike "$outs" "refresh-alice|refresh-bob|test-secret|eyJhbGciOi" "no token or secret in any output or log"
+unlike "$outs" "refresh-alice|refresh-bob2|test-secret|eyJhbGciOi" "no token or secret in any output or log"
 done_testing
