@@ -1331,39 +1331,67 @@ int mx_store_msg_del(struct mx_txn *t, uint64_t id, struct mx_error *err)
 	return rc;
 }
 
+/*
+ * Collects the u64 found in each entry a cursor walk visits: the data
+ * (FROM_KEY false) or the key.  FIRST positions the cursor (with KEY when
+ * it needs one), NEXT steps.  A failing LMDB call is an error, not a short
+ * list.
+ */
+static int collect_u64(struct mx_txn *t, enum mx_dbi db, MDB_val *key,
+		       MDB_cursor_op first, MDB_cursor_op next, bool from_key,
+		       uint64_t **v_r, size_t *n_r, struct mx_error *err)
+{
+	MDB_val k = key ? *key : (MDB_val){0, NULL}, d;
+	MDB_cursor *c;
+	uint64_t *v = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+
+	rc = mdb_cursor_open(t->txn, t->st->dbi[db], &c);
+	if (rc)
+		return mx_store_err(err, rc, db_defs[db].name);
+	for (rc = mdb_cursor_get(c, &k, &d, first); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &d, next)) {
+		const MDB_val *src = from_key ? &k : &d;
+
+		if (src->mv_size != 8)
+			continue;
+		if (n == cap) {
+			uint64_t *nv;
+
+			cap = cap ? cap * 2 : 16;
+			nv = realloc(v, cap * sizeof(*v));
+			if (nv == NULL) {
+				rc = ENOMEM;
+				break;
+			}
+			v = nv;
+		}
+		v[n++] = mx_get_be64(src->mv_data);
+	}
+	mdb_cursor_close(c);
+	if (rc != MDB_NOTFOUND) {
+		free(v);
+		if (rc == ENOMEM)
+			return mx_error_set(err, MX_ERR_NOMEM, NULL);
+		return mx_store_err(err, rc, db_defs[db].name);
+	}
+	*v_r = v;
+	*n_r = n;
+	return MX_OK;
+}
+
 int mx_store_identity_find(struct mx_txn *t, uint32_t account_id,
 			   const uint8_t identity[32], uint64_t **ids_r,
 			   size_t *n_r, struct mx_error *err)
 {
 	uint8_t k[36];
-	MDB_val key = {36, k}, d;
-	MDB_cursor *c;
-	uint64_t *v = NULL;
-	size_t n = 0;
-	int rc;
+	MDB_val key = {36, k};
 
 	mx_put_be32(k, account_id);
 	memcpy(k + 4, identity, 32);
-	rc = mdb_cursor_open(t->txn, t->st->dbi[MX_DB_IDENTITY], &c);
-	if (rc)
-		return mx_store_err(err, rc, "identity");
-	for (rc = mdb_cursor_get(c, &key, &d, MDB_SET_KEY); rc == 0;
-	     rc = mdb_cursor_get(c, &key, &d, MDB_NEXT_DUP)) {
-		uint64_t *nv = realloc(v, (n + 1) * sizeof(*v));
-
-		if (nv == NULL) {
-			free(v);
-			mdb_cursor_close(c);
-			return mx_error_set(err, MX_ERR_NOMEM, NULL);
-		}
-		v = nv;
-		if (d.mv_size == 8)
-			v[n++] = mx_get_be64(d.mv_data);
-	}
-	mdb_cursor_close(c);
-	*ids_r = v;
-	*n_r = n;
-	return MX_OK;
+	return collect_u64(t, MX_DB_IDENTITY, &key, MDB_SET_KEY, MDB_NEXT_DUP,
+			   false, ids_r, n_r, err);
 }
 
 int mx_store_account_msgs(struct mx_txn *t, uint32_t account_id,
@@ -1444,32 +1472,8 @@ bool mx_store_is_orphan(struct mx_txn *t, uint64_t id)
 int mx_store_orphans(struct mx_txn *t, uint64_t **ids_r, size_t *n_r,
 		     struct mx_error *err)
 {
-	MDB_cursor *c;
-	MDB_val k, d;
-	uint64_t *v = NULL;
-	size_t n = 0;
-	int rc;
-
-	rc = mdb_cursor_open(t->txn, t->st->dbi[MX_DB_ORPHANS], &c);
-	if (rc)
-		return mx_store_err(err, rc, "orphans");
-	for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
-		uint64_t *nv = realloc(v, (n + 1) * sizeof(*v));
-
-		if (nv == NULL) {
-			free(v);
-			mdb_cursor_close(c);
-			return mx_error_set(err, MX_ERR_NOMEM, NULL);
-		}
-		v = nv;
-		if (k.mv_size == 8)
-			v[n++] = mx_get_be64(k.mv_data);
-	}
-	mdb_cursor_close(c);
-	*ids_r = v;
-	*n_r = n;
-	return MX_OK;
+	return collect_u64(t, MX_DB_ORPHANS, NULL, MDB_FIRST, MDB_NEXT, true,
+			   ids_r, n_r, err);
 }
 
 /* ---- events ---- */
