@@ -14,4 +14,7 @@ include tests/unit/store.mk
 include tests/unit/events.mk
 include tests/unit/auth.mk
 include tests/unit/secrets.mk
+include tests/unit/send.mk
+include tests/unit/discover.mk
+include tests/unit/pop3.mk
 endif

@@ -1,0 +1,1 @@
+# Unit tests for discover (appended by that module).

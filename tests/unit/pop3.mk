@@ -1,0 +1,1 @@
+# Unit tests for pop3 (appended by that module).

@@ -1,0 +1,1 @@
+# Unit tests for send (appended by that module).
