@@ -29,7 +29,7 @@ static const char usage[] =
 	"             $XDG_DATA_HOME/mxsync, else ~/.local/share/mxsync)\n"
 	"  -v         more log output (repeat for debug)\n"
 	"  -q         errors only\n"
-	"  -D CATS    trace categories: imap,sync,store,webhook,all (credentials are\n"
+	"  -D CATS    trace categories: imap,sync,store,webhook,smtp,pop3,all (credentials are\n"
 	"             never printed); also MXSYNC_TRACE\n"
 	"  --version  print the version\n"
 	"\n"
@@ -118,7 +118,7 @@ int main(int argc, char **argv)
 		} else if (strcmp(argv[i], "-D") == 0 && i + 1 < argc) {
 			if (mx_trace_parse(argv[++i], &mx_trace_mask) < 0) {
 				fprintf(stderr, "mxsync: -D: categories are "
-						"imap,sync,store,webhook,all\n");
+						"imap,sync,store,webhook,smtp,pop3,all\n");
 				return MX_EXIT_USAGE;
 			}
 		} else if (strcmp(argv[i], "-v") == 0) {

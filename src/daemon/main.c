@@ -870,7 +870,7 @@ int main(int argc, char **argv)
 			d.conf_path = argv[++i];
 		else if (!strcmp(argv[i], "-D") && i + 1 < argc) {
 			if (mx_trace_parse(argv[++i], &mx_trace_mask) < 0) {
-				fprintf(stderr, "mxsyncd: -D: imap,sync,store,webhook,all\n");
+				fprintf(stderr, "mxsyncd: -D: imap,sync,store,webhook,smtp,pop3,all\n");
 				return 2;
 			}
 		} else if (!strcmp(argv[i], "-v"))

@@ -24,6 +24,7 @@ int mx_trace_parse(const char *spec, unsigned *mask_r)
 		unsigned bit;
 	} cats[] = {{"imap", MX_TRACE_IMAP}, {"sync", MX_TRACE_SYNC},
 		    {"store", MX_TRACE_STORE}, {"webhook", MX_TRACE_WEBHOOK},
+		    {"smtp", MX_TRACE_SMTP}, {"pop3", MX_TRACE_POP3},
 		    {"all", ~0u}};
 	unsigned mask = 0;
 	const char *p = spec;
