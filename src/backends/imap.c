@@ -266,34 +266,20 @@ static int read_password(const struct mx_account *a, char **pw_r,
 }
 
 /*
- * AUTHENTICATE with an OAuth2 bearer token (RFC 7628 OAUTHBEARER, or
- * Google/Microsoft's XOAUTH2), sent as an initial response when the
- * server has SASL-IR.  On failure the server sends a "+ <base64 JSON>"
- * challenge that must be answered before the tagged NO arrives.  libetpan
- * only knows XOAUTH2 and does not answer that challenge, so the exchange
- * is done here and libetpan is told the session is authenticated.
+ * AUTHENTICATE MECH with initial response IR (base64; owned, wiped and
+ * freed here), sent inline when the server has SASL-IR.  On failure an
+ * OAuth2 server sends a "+ <base64 JSON>" challenge that must be answered
+ * before the tagged NO arrives (RFC 7628 3.2.2); libetpan only knows
+ * XOAUTH2 and does not answer it, so the exchange is done here and
+ * libetpan is told the session is authenticated.
  */
-static int sasl_bearer(struct mx_conn *c, const struct mx_account *a,
-		       struct mx_error *err)
+static int sasl_auth(struct mx_conn *c, const char *mech, char *ir,
+		     struct mx_error *err)
 {
-	const char *mech;
-	char *ir;
 	MMAPString *line;
 	bool sent_ir, ir_inline = has_cap(c, "SASL-IR");
 	int rc = MX_OK;
 
-	if (mailimap_has_authentication(c->imap, "OAUTHBEARER")) {
-		mech = "OAUTHBEARER";
-		ir = mx_sasl_oauthbearer(a->user, a->host, a->port,
-					 a->access_token);
-	} else if (mailimap_has_authentication(c->imap, "XOAUTH2")) {
-		mech = "XOAUTH2";
-		ir = mx_sasl_xoauth2(a->user, a->access_token);
-	} else {
-		return mx_error_set(err, MX_ERR_UNSUPPORTED,
-				    "%s offers neither AUTH=OAUTHBEARER nor "
-				    "AUTH=XOAUTH2", a->host);
-	}
 	line = mmap_string_new("");
 	if (ir == NULL || line == NULL) {
 		free(ir);
@@ -331,7 +317,8 @@ static int sasl_bearer(struct mx_conn *c, const struct mx_account *a,
 			 * challenge, which is answered with an empty (XOAUTH2)
 			 * or %x01 (OAUTHBEARER) response to end the exchange. */
 			const char *reply = !sent_ir ? ir
-				: strcmp(mech, "OAUTHBEARER") == 0 ? "AQ==" : "";
+				: strcmp(mech, "OAUTHBEARER") == 0 ? "AQ=="
+				: strcmp(mech, "XOAUTH2") == 0 ? "" : "*";
 
 			sent_ir = true;
 			if (mailstream_write(c->stream, reply, strlen(reply)) !=
@@ -375,10 +362,58 @@ out:
 		mailimap_set_logger(c->imap, trace_logger, NULL);
 	mx_trace(MX_TRACE_IMAP, "S: AUTHENTICATE %s: %s", mech,
 		 rc == MX_OK ? "OK" : "failed");
-	/* The response held a bearer token: wipe it. */
+	/* The response held a bearer token or a password: wipe it. */
 	memset(ir, 0, strlen(ir));
 	free(ir);
 	mmap_string_free(line);
+	return rc;
+}
+
+/*
+ * Logs in with the strongest mechanism the server offers for the
+ * credentials we have: a token → OAUTHBEARER, else XOAUTH2; a password →
+ * AUTHENTICATE PLAIN (one round trip with SASL-IR, no LOGIN quoting rules
+ * for the password), else LOGIN unless LOGINDISABLED.
+ */
+static int imap_login(struct mx_conn *c, const struct mx_account *a,
+		      struct mx_error *err)
+{
+	char *pw = NULL, *ir;
+	int rc, r;
+
+	if (a->access_token) {
+		if (mailimap_has_authentication(c->imap, "OAUTHBEARER"))
+			return sasl_auth(c, "OAUTHBEARER",
+					 mx_sasl_oauthbearer(a->user, a->host,
+							     a->port,
+							     a->access_token),
+					 err);
+		if (mailimap_has_authentication(c->imap, "XOAUTH2"))
+			return sasl_auth(c, "XOAUTH2",
+					 mx_sasl_xoauth2(a->user,
+							 a->access_token),
+					 err);
+		return mx_error_set(err, MX_ERR_UNSUPPORTED,
+				    "%s offers neither AUTH=OAUTHBEARER nor "
+				    "AUTH=XOAUTH2", a->host);
+	}
+	rc = read_password(a, &pw, err);
+	if (rc)
+		return rc;
+	if (mailimap_has_authentication(c->imap, "PLAIN")) {
+		ir = mx_sasl_plain(a->user, pw);
+		rc = sasl_auth(c, "PLAIN", ir, err);
+	} else if (has_cap(c, "LOGINDISABLED")) {
+		rc = mx_error_set(err, MX_ERR_UNSUPPORTED,
+				  "%s: server has LOGINDISABLED and no "
+				  "AUTH=PLAIN", a->host);
+	} else {
+		r = mailimap_login(c->imap, a->user, pw);
+		if (r != MAILIMAP_NO_ERROR)
+			rc = imap_fail(c, r, "LOGIN", err);
+	}
+	memset(pw, 0, strlen(pw));
+	free(pw);
 	return rc;
 }
 
@@ -387,7 +422,6 @@ static int imap_connect(const struct mx_account *a, struct mx_conn **conn_r,
 {
 	struct mx_net_opts opts = {a->ca_file, a->timeout_s};
 	struct mx_conn *c;
-	char *pw = NULL;
 	int rc, r;
 
 	c = calloc(1, sizeof(*c));
@@ -453,27 +487,9 @@ static int imap_connect(const struct mx_account *a, struct mx_conn **conn_r,
 	rc = refresh_caps(c, err);
 	if (rc)
 		goto fail;
-	if (has_cap(c, "LOGINDISABLED")) {
-		rc = mx_error_set(err, MX_ERR_UNSUPPORTED,
-				  "%s: server has LOGINDISABLED", a->host);
+	rc = imap_login(c, a, err);
+	if (rc)
 		goto fail;
-	}
-	if (a->access_token) {
-		rc = sasl_bearer(c, a, err);
-		if (rc)
-			goto fail;
-	} else {
-		rc = read_password(a, &pw, err);
-		if (rc)
-			goto fail;
-		r = mailimap_login(c->imap, a->user, pw);
-		memset(pw, 0, strlen(pw));
-		free(pw);
-		if (r != MAILIMAP_NO_ERROR) {
-			rc = imap_fail(c, r, "LOGIN", err);
-			goto fail;
-		}
-	}
 	rc = refresh_caps(c, err);
 	if (rc == MX_OK)
 		rc = enable_qresync(c, err);

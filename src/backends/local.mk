@@ -1,2 +1,3 @@
-MX_BACKEND_SOURCES = src/backends/backend.h src/backends/imap.c
+MX_BACKEND_SOURCES = src/backends/backend.h src/backends/imap.c \
+	src/backends/pop3.h src/backends/pop3.c
 libmxsync_internal_la_SOURCES += $(MX_BACKEND_SOURCES)

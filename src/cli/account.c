@@ -1,5 +1,6 @@
 /* mxsync account add|list */
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <strings.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 
 static const char usage[] =
 	"usage: mxsync account add NAME --imap imaps://USER@HOST[:PORT]\n"
+	"                 | --pop3 pop3s://USER@HOST[:PORT]\n"
 	"                 | --provider gmail|outlook|yahoo|icloud|fastmail|generic\n"
 	"                   --email USER@DOMAIN\n"
 	"                 [--password-file FILE] [--ca-file FILE]\n"
@@ -23,25 +25,41 @@ static const char usage[] =
 	"                 [--oauth-token-url URL --refresh-token-file FILE\n"
 	"                  [--oauth-client-id ID] [--oauth-client-secret-file FILE]\n"
 	"                  [--oauth-scope SCOPE]]\n"
+	"                 [SETTINGS]\n"
 	"       mxsync account list [--json]\n"
-	"       mxsync account edit NAME [--imap URL] [--password-file FILE]\n"
+	"       mxsync account edit NAME [--imap URL|--pop3 URL] [--password-file FILE]\n"
 	"                 [--ca-file FILE] [--display-name NAME]\n"
-	"                 [--refresh-token-file FILE]\n"
+	"                 [--refresh-token-file FILE] [SETTINGS]\n"
 	"       mxsync account disable|enable NAME\n"
 	"       mxsync account remove NAME [--purge]\n"
 	"       mxsync account reauth NAME\n"
 	"       mxsync account oauth NAME --device|--pkce [--device-url URL]\n"
 	"                 [--auth-url URL] [--oauth-client-id ID]\n"
 	"                 [--oauth-client-secret-file FILE] [--timeout S]\n"
+	"SETTINGS (add and edit):\n"
+	"  --email ADDR               From address (default: the user name)\n"
+	"  --smtp URL                 smtps://[USER@]HOST[:465] or smtp://[USER@]HOST[:587]\n"
+	"  --smtp-password-file FILE  SMTP password if not the account's\n"
+	"  --relay URL                fallback relay (quota overflow, bulk mail)\n"
+	"  --relay-password-file FILE\n"
+	"  --saves-sent yes|no        the server files sent mail in Sent itself\n"
+	"  --daily-limit N            messages per rolling 24 h (0 = none)\n"
+	"  --quota-policy hold|relay  over the limit: wait, or use the relay\n"
+	"  --max-attachment SIZE      total attachment size (default 25M)\n"
+	"  --pop3-delete | --pop3-keep  POP3: delete mail on the server once stored\n"
+	"  --access owner|selected|all, --owner USER, --allow USER (repeatable)\n"
 	"\n"
 	"imaps:// is implicit TLS (port 993), imap:// is STARTTLS (port 143,\n"
-	"required).  --insecure-plaintext allows an imap:// account to log in\n"
+	"required); pop3s:// (995) and pop3:// (110, STLS required) likewise.\n"
+	"--insecure-plaintext allows an imap:// account to log in\n"
 	"without TLS (e.g. a loopback test server).  The password is read from\n"
 	"--password-file at each sync (first line), or, without it, from the\n"
 	"MXSYNC_PASSWORD environment variable at 'account add' time.  With\n"
 	"--oauth-token-url and --refresh-token-file the account logs in with\n"
 	"OAuth2 (AUTHENTICATE OAUTHBEARER or XOAUTH2), refreshing the access\n"
 	"token itself.  Secrets are stored encrypted (AES-256-GCM).\n"
+	"--provider fills in the IMAP and SMTP servers, OAuth2 endpoints, Sent\n"
+	"behaviour and daily limit; explicit options win.\n"
 	"edit keeps the stored mail; remove keeps it too unless --purge.\n"
 	"reauth logs in once with the account's current credentials (after\n"
 	"'account edit' or 'account oauth') and, if that works, tells a\n"
@@ -62,14 +80,105 @@ static char *read_secret_file(const char *path)
 	return data;
 }
 
+
+/* Settings options shared by add and edit (struct mx_account_settings),
+ * with the secrets read from files kept here to be wiped afterwards. */
+struct settings_args {
+	struct mx_account_settings s;
+	const char **allow;
+	char *smtp_pw, *relay_pw;
+};
+
+static void settings_args_free(struct settings_args *sa)
+{
+	if (sa->smtp_pw)
+		memset(sa->smtp_pw, 0, strlen(sa->smtp_pw));
+	if (sa->relay_pw)
+		memset(sa->relay_pw, 0, strlen(sa->relay_pw));
+	free(sa->smtp_pw);
+	free(sa->relay_pw);
+	free(sa->allow);
+	memset(sa, 0, sizeof(*sa));
+}
+
+/* 1: argv[*I] was a setting (its value consumed), 0: not one, -1: error
+ * (printed). */
+static int settings_opt(int argc, char **argv, int *i, struct settings_args *sa)
+{
+	static const struct {
+		const char *opt;
+		size_t off;
+	} plain[] = {
+		{"--email", offsetof(struct mx_account_settings, email)},
+		{"--smtp", offsetof(struct mx_account_settings, smtp_url)},
+		{"--relay", offsetof(struct mx_account_settings, relay_url)},
+		{"--saves-sent", offsetof(struct mx_account_settings, saves_sent)},
+		{"--daily-limit", offsetof(struct mx_account_settings, daily_limit)},
+		{"--quota-policy", offsetof(struct mx_account_settings, quota_policy)},
+		{"--max-attachment", offsetof(struct mx_account_settings, max_attach)},
+		{"--access", offsetof(struct mx_account_settings, access)},
+		{"--owner", offsetof(struct mx_account_settings, owner)},
+	};
+	const char *a = argv[*i];
+	bool has_val = *i + 1 < argc;
+
+	for (size_t k = 0; k < MX_ARRAY_SIZE(plain); k++)
+		if (strcmp(a, plain[k].opt) == 0 && has_val) {
+			*(const char **)((char *)&sa->s + plain[k].off) =
+				argv[++*i];
+			return 1;
+		}
+	if (strcmp(a, "--pop3-delete") == 0 || strcmp(a, "--pop3-keep") == 0) {
+		sa->s.pop3_delete = a[7] == 'd' ? "yes" : "no";
+		return 1;
+	}
+	if (strcmp(a, "--allow") == 0 && has_val) {
+		if (sa->allow == NULL &&
+		    (sa->allow = calloc((size_t)argc, sizeof(char *))) == NULL)
+			return -1;
+		sa->allow[sa->s.nallow++] = argv[++*i];
+		sa->s.allow = sa->allow;
+		return 1;
+	}
+	if ((strcmp(a, "--smtp-password-file") == 0 ||
+	     strcmp(a, "--relay-password-file") == 0) && has_val) {
+		char **slot = a[2] == 's' ? &sa->smtp_pw : &sa->relay_pw;
+
+		free(*slot);
+		if ((*slot = read_secret_file(argv[++*i])) == NULL)
+			return -1;
+		if (a[2] == 's')
+			sa->s.smtp_password = *slot;
+		else
+			sa->s.relay_password = *slot;
+		return 1;
+	}
+	return 0;
+}
+
+/* Gmail's limit depends on the account kind: consumer addresses are
+ * @gmail.com / @googlemail.com, anything else is Google Workspace. */
+static int preset_daily_limit(const struct mx_preset *pr, const char *email)
+{
+	const char *dom = strrchr(email, '@');
+
+	if (strcmp(pr->name, "gmail") == 0 && dom &&
+	    strcasecmp(dom + 1, "gmail.com") != 0 &&
+	    strcasecmp(dom + 1, "googlemail.com") != 0)
+		return 2000;
+	return pr->daily_limit;
+}
+
 static int account_add(struct cli *c, int argc, char **argv)
 {
 	struct mx_account_params p = {0};
+	struct settings_args sa = {0};
 	struct mx_store *st;
 	struct mx_error err;
-	char *refresh = NULL, *csecret = NULL, *url = NULL;
-	const char *provider = NULL, *email = NULL;
-	int rc = 0;
+	char *refresh = NULL, *csecret = NULL, *url = NULL, *smtp_url = NULL;
+	char limit[16];
+	const char *provider = NULL, *email = NULL, *pop3 = NULL;
+	int rc = 0, r;
 
 	if (argc < 2 || argv[1][0] == '-') {
 		fputs(usage, stderr);
@@ -81,6 +190,8 @@ static int account_add(struct cli *c, int argc, char **argv)
 
 		if (strcmp(a, "--imap") == 0 && i + 1 < argc)
 			p.imap_url = argv[++i];
+		else if (strcmp(a, "--pop3") == 0 && i + 1 < argc)
+			pop3 = argv[++i];
 		else if (strcmp(a, "--password-file") == 0 && i + 1 < argc)
 			p.password_file = argv[++i];
 		else if (strcmp(a, "--ca-file") == 0 && i + 1 < argc)
@@ -93,8 +204,6 @@ static int account_add(struct cli *c, int argc, char **argv)
 			p.display_name = argv[++i];
 		else if (strcmp(a, "--provider") == 0 && i + 1 < argc)
 			provider = argv[++i];
-		else if (strcmp(a, "--email") == 0 && i + 1 < argc)
-			email = argv[++i];
 		else if (strcmp(a, "--oauth-token-url") == 0 && i + 1 < argc)
 			p.oauth_token_url = argv[++i];
 		else if (strcmp(a, "--oauth-client-id") == 0 && i + 1 < argc)
@@ -113,12 +222,38 @@ static int account_add(struct cli *c, int argc, char **argv)
 			p.oauth_client_secret = csecret;
 		} else if (cli_is_help(a)) {
 			fputs(usage, stdout);
-			return MX_EXIT_OK;
-		} else {
-			fprintf(stderr, "mxsync: account add: bad argument '%s'\n%s",
-				a, usage);
-			return MX_EXIT_USAGE;
+			rc = MX_EXIT_OK;
+			goto out;
+		} else if ((r = settings_opt(argc, argv, &i, &sa)) != 1) {
+			if (r == 0)
+				fprintf(stderr, "mxsync: account add: bad "
+						"argument '%s'\n%s", a, usage);
+			rc = MX_EXIT_USAGE;
+			goto out;
 		}
+	}
+	email = sa.s.email;
+	if (pop3 && p.imap_url) {
+		fprintf(stderr, "mxsync: account add: give --imap or --pop3, "
+				"not both\n");
+		rc = MX_EXIT_USAGE;
+		goto out;
+	}
+	if (pop3) {
+		if (strncmp(pop3, "pop3://", 7) != 0 &&
+		    strncmp(pop3, "pop3s://", 8) != 0) {
+			fprintf(stderr, "mxsync: account add: --pop3 takes "
+					"pop3s://USER@HOST[:PORT] or "
+					"pop3://USER@HOST[:PORT]\n");
+			rc = MX_EXIT_USAGE;
+			goto out;
+		}
+		p.imap_url = pop3;
+	} else if (p.imap_url && strncmp(p.imap_url, "pop3", 4) == 0) {
+		fprintf(stderr, "mxsync: account add: use --pop3 for a POP3 "
+				"URL\n");
+		rc = MX_EXIT_USAGE;
+		goto out;
 	}
 	if (provider) {
 		const struct mx_preset *pr = mx_preset_find(provider);
@@ -128,12 +263,36 @@ static int account_add(struct cli *c, int argc, char **argv)
 		if (pr == NULL) {
 			fprintf(stderr, "mxsync: account add: unknown provider "
 					"'%s' (see 'mxsync providers')\n", provider);
-			return MX_EXIT_USAGE;
+			rc = MX_EXIT_USAGE;
+			goto out;
 		}
 		if (email == NULL || dom == NULL || dom[1] == '\0') {
 			fprintf(stderr, "mxsync: account add: --provider needs "
 					"--email USER@DOMAIN\n");
-			return MX_EXIT_USAGE;
+			rc = MX_EXIT_USAGE;
+			goto out;
+		}
+		sa.s.provider = pr->name;
+		if (sa.s.smtp_url == NULL) {
+			snprintf(host, sizeof(host), "%s%s",
+				 pr->smtp_host ? pr->smtp_host : "smtp.",
+				 pr->smtp_host ? "" : dom + 1);
+			/* The user part is percent-encoded by nobody here:
+			 * the URL parser takes the last '@' as the split. */
+			if (asprintf(&smtp_url, "%s://%s@%s:%d",
+				     pr->smtp_implicit_tls ? "smtps" : "smtp",
+				     email, host, pr->smtp_port) < 0) {
+				rc = MX_EXIT_FAIL;
+				goto out;
+			}
+			sa.s.smtp_url = smtp_url;
+		}
+		if (sa.s.saves_sent == NULL)
+			sa.s.saves_sent = pr->saves_sent ? "yes" : "no";
+		if (sa.s.daily_limit == NULL) {
+			snprintf(limit, sizeof(limit), "%d",
+				 preset_daily_limit(pr, email));
+			sa.s.daily_limit = limit;
 		}
 		snprintf(host, sizeof(host), "%s%s",
 			 pr->imap_host ? pr->imap_host : "imap.",
@@ -141,8 +300,10 @@ static int account_add(struct cli *c, int argc, char **argv)
 		if (p.imap_url == NULL) {
 			if (asprintf(&url, "%s://%s@%s:%d",
 				     pr->imap_implicit_tls ? "imaps" : "imap",
-				     email, host, pr->imap_port) < 0)
-				return MX_EXIT_FAIL;
+				     email, host, pr->imap_port) < 0) {
+				rc = MX_EXIT_FAIL;
+				goto out;
+			}
 			p.imap_url = url;
 		}
 		if (p.oauth_token_url == NULL)
@@ -153,8 +314,8 @@ static int account_add(struct cli *c, int argc, char **argv)
 			fprintf(stderr, "mxsync: account add: %s accepts only "
 					"OAuth2: give --refresh-token-file (and "
 					"--oauth-client-id)\n", pr->name);
-			free(url);
-			return MX_EXIT_USAGE;
+			rc = MX_EXIT_USAGE;
+			goto out;
 		}
 		if (p.refresh_token == NULL)
 			p.oauth_token_url = NULL; /* password login */
@@ -162,7 +323,8 @@ static int account_add(struct cli *c, int argc, char **argv)
 	if (p.imap_url == NULL) {
 		fprintf(stderr, "mxsync: account add: --imap URL (or --provider "
 				"and --email) is required\n");
-		return MX_EXIT_USAGE;
+		rc = MX_EXIT_USAGE;
+		goto out;
 	}
 	if (p.password_file == NULL && p.refresh_token == NULL)
 		p.password = getenv("MXSYNC_PASSWORD");
@@ -171,21 +333,23 @@ static int account_add(struct cli *c, int argc, char **argv)
 		fprintf(stderr, "mxsync: account add: give --password-file, "
 				"set MXSYNC_PASSWORD, or use OAuth2 "
 				"(--oauth-token-url + --refresh-token-file)\n");
-		free(refresh);
-		free(csecret);
-		return MX_EXIT_USAGE;
+		rc = MX_EXIT_USAGE;
+		goto out;
 	}
 	if (p.insecure_plaintext)
 		fprintf(stderr, "mxsync: warning: account %s will log in "
 				"without TLS (--insecure-plaintext)\n", p.name);
 	st = cli_open(c, &rc);
 	if (st == NULL)
-		return rc;
-	if (mx_account_add(st, &p, &err) != MX_OK)
+		goto out;
+	if (mx_account_add_with(st, &p, &sa.s, &err) != MX_OK)
 		rc = cli_fail(&err);
 	else
 		printf("account %s added\n", p.name);
 	mx_store_close(&st);
+out:
+	settings_args_free(&sa);
+	free(smtp_url);
 	if (refresh)
 		memset(refresh, 0, strlen(refresh));
 	if (csecret)
@@ -488,6 +652,7 @@ struct edit_args {
 	const char *display_name;
 	const char *refresh_token;
 	int disabled; /* -1 unchanged */
+	const struct mx_account_settings *settings;
 };
 
 static int set_str(char **f, const char *v)
@@ -539,16 +704,17 @@ static int apply_edit(struct mx_account *a, const void *arg,
 		return mx_error_set(err, MX_ERR_NOMEM, NULL);
 	if (e->disabled >= 0)
 		a->disabled = e->disabled;
-	return MX_OK;
+	return mx_account_apply_settings(a, e->settings, err);
 }
 
 static int account_edit(struct cli *c, int argc, char **argv, int disabled)
 {
-	struct edit_args e = {NULL, NULL, NULL, NULL, NULL, disabled};
+	struct edit_args e = {NULL, NULL, NULL, NULL, NULL, disabled, NULL};
+	struct settings_args sa = {0};
 	struct mx_store *st;
 	struct mx_error err;
 	char *refresh = NULL;
-	int rc = 0;
+	int rc = 0, r;
 
 	if (argc < 2 || argv[1][0] == '-') {
 		fputs(usage, stderr);
@@ -557,7 +723,8 @@ static int account_edit(struct cli *c, int argc, char **argv, int disabled)
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i];
 
-		if (disabled < 0 && strcmp(a, "--imap") == 0 && i + 1 < argc)
+		if (disabled < 0 && (strcmp(a, "--imap") == 0 ||
+				      strcmp(a, "--pop3") == 0) && i + 1 < argc)
 			e.imap_url = argv[++i];
 		else if (disabled < 0 && strcmp(a, "--password-file") == 0 && i + 1 < argc)
 			e.password_file = argv[++i];
@@ -567,16 +734,21 @@ static int account_edit(struct cli *c, int argc, char **argv, int disabled)
 			e.display_name = argv[++i];
 		else if (disabled < 0 && strcmp(a, "--refresh-token-file") == 0 && i + 1 < argc) {
 			free(refresh);
-			if ((refresh = read_secret_file(argv[++i])) == NULL)
-				return MX_EXIT_USAGE;
+			if ((refresh = read_secret_file(argv[++i])) == NULL) {
+				rc = MX_EXIT_USAGE;
+				goto out;
+			}
 			e.refresh_token = refresh;
-		} else {
-			fprintf(stderr, "mxsync: account: bad argument '%s'\n%s",
-				a, usage);
-			free(refresh);
-			return MX_EXIT_USAGE;
+		} else if (disabled >= 0 ||
+			   (r = settings_opt(argc, argv, &i, &sa)) != 1) {
+			if (disabled >= 0 || r == 0)
+				fprintf(stderr, "mxsync: account: bad argument "
+						"'%s'\n%s", a, usage);
+			rc = MX_EXIT_USAGE;
+			goto out;
 		}
 	}
+	e.settings = &sa.s;
 	st = cli_open(c, &rc);
 	if (st != NULL) {
 		if (mx_account_edit(st, argv[1], apply_edit, &e, &err) != MX_OK)
@@ -587,6 +759,8 @@ static int account_edit(struct cli *c, int argc, char **argv, int disabled)
 			       : disabled == 0 ? "enabled" : "updated");
 		mx_store_close(&st);
 	}
+out:
+	settings_args_free(&sa);
 	if (refresh)
 		memset(refresh, 0, strlen(refresh));
 	free(refresh);

@@ -1254,3 +1254,19 @@ char *mx_sasl_oauthbearer(const char *user, const char *host, int port,
 	body_free(&b);
 	return out;
 }
+
+char *mx_sasl_plain(const char *user, const char *password)
+{
+	struct mx_buf b = {0};
+	char *out = NULL;
+
+	if (user == NULL || password == NULL)
+		return NULL;
+	/* authzid (empty) NUL authcid NUL passwd (RFC 4616); the strings
+	 * cannot hold a NUL themselves. */
+	if (mx_buf_append(&b, "", 1) == 0 && mx_buf_puts(&b, user) == 0 &&
+	    mx_buf_append(&b, "", 1) == 0 && mx_buf_puts(&b, password) == 0)
+		out = b64_encode((unsigned char *)b.data, b.len);
+	body_free(&b);
+	return out;
+}

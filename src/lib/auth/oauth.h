@@ -81,5 +81,9 @@ int mx_oauth_pkce(const struct mx_oauth_cfg *cfg,
 char *mx_sasl_xoauth2(const char *user, const char *token);
 char *mx_sasl_oauthbearer(const char *user, const char *host, int port,
 			  const char *token);
+/* PLAIN (RFC 4616): "" NUL USER NUL PASSWORD, base64, malloc()ed; NULL on
+ * a NULL argument or out of memory.  Wipe it after use: it holds the
+ * password. */
+char *mx_sasl_plain(const char *user, const char *password);
 
 #endif

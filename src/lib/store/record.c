@@ -56,6 +56,50 @@ static char *dump(json_t *o, size_t *len_r, int indent)
 
 /* ---- accounts ---- */
 
+/* An SMTP endpoint as PREFIX_url, PREFIX_host, ... (flat keys: the
+ * secret sealing in store.c addresses PREFIX_password by name). */
+static int smtp_encode(json_t *o, const char *prefix,
+		       const struct mx_smtp_server *s)
+{
+	char k[32];
+	int bad = 0;
+
+	if (s->host == NULL)
+		return 0;
+	snprintf(k, sizeof(k), "%s_url", prefix);
+	bad |= set_str(o, k, s->url);
+	snprintf(k, sizeof(k), "%s_host", prefix);
+	bad |= set_str(o, k, s->host);
+	snprintf(k, sizeof(k), "%s_port", prefix);
+	json_object_set_new(o, k, json_integer(s->port));
+	snprintf(k, sizeof(k), "%s_tls", prefix);
+	json_object_set_new(o, k, json_integer(s->tls));
+	snprintf(k, sizeof(k), "%s_user", prefix);
+	bad |= set_str(o, k, s->user);
+	snprintf(k, sizeof(k), "%s_password", prefix);
+	bad |= set_str(o, k, s->password);
+	return bad;
+}
+
+static void smtp_decode(json_t *o, const char *prefix,
+			struct mx_smtp_server *s)
+{
+	char k[32];
+
+	snprintf(k, sizeof(k), "%s_url", prefix);
+	s->url = get_str(o, k);
+	snprintf(k, sizeof(k), "%s_host", prefix);
+	s->host = get_str(o, k);
+	snprintf(k, sizeof(k), "%s_port", prefix);
+	s->port = (uint16_t)get_int(o, k, 0);
+	snprintf(k, sizeof(k), "%s_tls", prefix);
+	s->tls = (enum mx_tls_mode)get_int(o, k, MX_TLS_STARTTLS);
+	snprintf(k, sizeof(k), "%s_user", prefix);
+	s->user = get_str(o, k);
+	snprintf(k, sizeof(k), "%s_password", prefix);
+	s->password = get_str(o, k);
+}
+
 char *mx_account_encode(const struct mx_account *a, size_t *len_r)
 {
 	json_t *o = json_object();
@@ -94,6 +138,40 @@ char *mx_account_encode(const struct mx_account *a, size_t *len_r)
 	bad |= set_str(o, "display_name", a->display_name);
 	if (a->disabled)
 		json_object_set_new(o, "disabled", json_true());
+	if (a->proto != MX_PROTO_IMAP)
+		json_object_set_new(o, "proto", json_integer(a->proto));
+	if (a->pop3_delete)
+		json_object_set_new(o, "pop3_delete", json_true());
+	bad |= set_str(o, "email", a->email);
+	bad |= set_str(o, "provider", a->provider);
+	bad |= smtp_encode(o, "smtp", &a->smtp);
+	bad |= smtp_encode(o, "relay", &a->relay);
+	if (a->saves_sent)
+		json_object_set_new(o, "saves_sent", json_true());
+	if (a->daily_limit)
+		json_object_set_new(o, "daily_limit",
+				    json_integer(a->daily_limit));
+	if (a->quota_policy != MX_QUOTA_HOLD)
+		json_object_set_new(o, "quota_policy",
+				    json_integer(a->quota_policy));
+	if (a->max_attach)
+		json_object_set_new(o, "max_attach",
+				    json_integer((json_int_t)a->max_attach));
+	json_object_set_new(o, "access", json_integer(a->access));
+	bad |= set_str(o, "owner", a->owner);
+	if (a->nallowed) {
+		json_t *arr = json_array();
+
+		json_object_set_new(o, "allowed", arr);
+		for (size_t i = 0; i < a->nallowed; i++) {
+			json_t *js = json_string(a->allowed[i]);
+
+			if (js == NULL)
+				bad = -1;
+			else
+				json_array_append_new(arr, js);
+		}
+	}
 	if (bad) {
 		json_decref(o);
 		return NULL;
@@ -138,6 +216,42 @@ int mx_account_decode(const char *data, size_t len, struct mx_account *a,
 	a->token_refreshed = get_int(o, "token_refreshed", 0);
 	a->display_name = get_str(o, "display_name");
 	a->disabled = json_is_true(json_object_get(o, "disabled"));
+	a->proto = get_int(o, "proto", 0) == MX_PROTO_POP3 ? MX_PROTO_POP3
+							   : MX_PROTO_IMAP;
+	a->pop3_delete = json_is_true(json_object_get(o, "pop3_delete"));
+	a->email = get_str(o, "email");
+	a->provider = get_str(o, "provider");
+	smtp_decode(o, "smtp", &a->smtp);
+	smtp_decode(o, "relay", &a->relay);
+	a->saves_sent = json_is_true(json_object_get(o, "saves_sent"));
+	a->daily_limit = (int)get_int(o, "daily_limit", 0);
+	a->quota_policy = get_int(o, "quota_policy", 0) == MX_QUOTA_RELAY
+				  ? MX_QUOTA_RELAY : MX_QUOTA_HOLD;
+	a->max_attach = (uint64_t)get_int(o, "max_attach", 0);
+	/* Records from before permissions: owner-only is the safe default. */
+	switch (get_int(o, "access", MX_ACCESS_OWNER)) {
+	case MX_ACCESS_SELECTED: a->access = MX_ACCESS_SELECTED; break;
+	case MX_ACCESS_ALL: a->access = MX_ACCESS_ALL; break;
+	default: a->access = MX_ACCESS_OWNER; break;
+	}
+	a->owner = get_str(o, "owner");
+	{
+		json_t *arr = json_object_get(o, "allowed"), *v;
+		size_t i;
+
+		if (json_is_array(arr) && json_array_size(arr) > 0) {
+			a->allowed = calloc(json_array_size(arr), sizeof(char *));
+			if (a->allowed == NULL) {
+				json_decref(o);
+				mx_account_free(a);
+				return mx_error_set(err, MX_ERR_NOMEM, NULL);
+			}
+			json_array_foreach(arr, i, v)
+				if (json_is_string(v))
+					a->allowed[a->nallowed++] =
+						strdup(json_string_value(v));
+		}
+	}
 	json_decref(o);
 	return MX_OK;
 }
@@ -168,7 +282,33 @@ void mx_account_free(struct mx_account *a)
 	free(a->oauth_client_id);
 	free(a->oauth_scope);
 	free(a->display_name);
+	free(a->email);
+	free(a->provider);
+	mx_smtp_server_free(&a->smtp);
+	mx_smtp_server_free(&a->relay);
+	free(a->owner);
+	for (size_t i = 0; i < a->nallowed; i++)
+		free(a->allowed[i]);
+	free(a->allowed);
 	memset(a, 0, sizeof(*a));
+}
+
+void mx_smtp_server_free(struct mx_smtp_server *s)
+{
+	free(s->url);
+	free(s->host);
+	free(s->user);
+	free_secret(s->password);
+	memset(s, 0, sizeof(*s));
+}
+
+const char *mx_account_from(const struct mx_account *a)
+{
+	if (a->email)
+		return a->email;
+	if (a->user && strchr(a->user, '@'))
+		return a->user;
+	return NULL;
 }
 
 /* ---- folders ---- */

@@ -456,12 +456,14 @@ static size_t str_key(uint8_t *buf, uint32_t prefix, const char *s)
 /* The fields sealed at rest; their JSON keys are the names here. */
 static const char *const secret_names[] = {
 	"password", "refresh_token", "access_token", "client_secret",
+	"smtp_password", "relay_password",
 };
 
 static char **secret_field(struct mx_account *a, size_t i)
 {
 	char **f[] = {&a->password, &a->refresh_token, &a->access_token,
-		      &a->client_secret};
+		      &a->client_secret, &a->smtp.password,
+		      &a->relay.password};
 
 	return f[i];
 }

@@ -112,6 +112,31 @@ int mx_db_next_id(struct mx_txn *t, const char *name, uint64_t *id_r,
 
 enum mx_tls_mode { MX_TLS_IMPLICIT = 0, MX_TLS_STARTTLS = 1, MX_TLS_NONE = 2 };
 
+/* How mail comes in: IMAP (two-way) or POP3 (download by UIDL). */
+enum mx_proto { MX_PROTO_IMAP = 0, MX_PROTO_POP3 = 1 };
+
+/* Who may see an account's mail through the HTTP API (stored here,
+ * enforced by the API): only its owner, the owner and listed users, or
+ * every API user. */
+enum mx_access { MX_ACCESS_OWNER = 0, MX_ACCESS_SELECTED = 1, MX_ACCESS_ALL = 2 };
+
+/* What happens to mail over the daily quota: wait for the rolling window,
+ * or go out through the fallback relay. */
+enum mx_quota_policy { MX_QUOTA_HOLD = 0, MX_QUOTA_RELAY = 1 };
+
+/* An SMTP endpoint: the account's submission server, or the operator's
+ * fallback relay. */
+struct mx_smtp_server {
+	char *url;      /* as given: smtps://[USER@]HOST[:465], smtp://...[:587]
+			 * (STARTTLS required), smtp+plain://... (no TLS) */
+	char *host;     /* NULL: not configured */
+	uint16_t port;
+	enum mx_tls_mode tls;
+	char *user;     /* NULL: no AUTH (relay) / the account's user (smtp) */
+	char *password; /* sealed at rest; NULL: the account's credentials
+			 * (smtp) or none (relay) */
+};
+
 struct mx_account {
 	uint32_t id;
 	char *name;
@@ -138,10 +163,32 @@ struct mx_account {
 	/* Lifecycle. */
 	char *display_name;     /* sender display name */
 	bool disabled;          /* `mxsync account disable` */
+	/* Incoming protocol (the URL's scheme). */
+	enum mx_proto proto;
+	bool pop3_delete;       /* POP3: delete on the server once stored */
+	/* Sending. */
+	char *email;            /* From address; NULL: user if it has an @ */
+	char *provider;         /* preset name, NULL if none */
+	struct mx_smtp_server smtp;
+	struct mx_smtp_server relay;  /* fallback relay (quota, bulk mail) */
+	bool saves_sent;        /* the server files SMTP-sent mail in Sent */
+	int daily_limit;        /* messages per rolling 24 h; 0 = no limit */
+	enum mx_quota_policy quota_policy;
+	uint64_t max_attach;    /* total attachment bytes; 0 = 25 MB */
+	/* Access permissions (enforced by the HTTP API). */
+	enum mx_access access;
+	char *owner;            /* API user who owns the account, or NULL */
+	char **allowed;         /* owned; MX_ACCESS_SELECTED: these users */
+	size_t nallowed;
 };
+
+/* The From address of A: a->email, else a->user when it contains '@',
+ * else NULL. */
+const char *mx_account_from(const struct mx_account *a);
 
 /* Wipes the secrets (password, tokens, client secret) and frees. */
 void mx_account_free(struct mx_account *a);
+void mx_smtp_server_free(struct mx_smtp_server *s);
 /*
  * Secrets at rest: put stores password, refresh_token, access_token and
  * client_secret sealed (AES-256-GCM, AAD "account:ID:FIELD"); get and list

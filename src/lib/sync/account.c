@@ -5,7 +5,10 @@
 
 #include <jansson.h>
 
+#include <openssl/crypto.h>
+
 #include "auth/oauth.h"
+#include "sync/presets.h"
 #include "sync/sync.h"
 
 static char *pct_decode(const char *s, size_t n)
@@ -35,25 +38,63 @@ static char *pct_decode(const char *s, size_t n)
 	return out;
 }
 
-int mx_account_parse_url(const char *url, struct mx_account *a,
-			 struct mx_error *err)
+struct scheme {
+	const char *prefix;
+	enum mx_tls_mode tls;
+	uint16_t port;
+	int proto; /* enum mx_proto, or -1 for SMTP */
+};
+
+static const struct scheme incoming[] = {
+	{"imaps://", MX_TLS_IMPLICIT, 993, MX_PROTO_IMAP},
+	{"imap://", MX_TLS_STARTTLS, 143, MX_PROTO_IMAP},
+	{"pop3s://", MX_TLS_IMPLICIT, 995, MX_PROTO_POP3},
+	{"pop3://", MX_TLS_STARTTLS, 110, MX_PROTO_POP3},
+	{NULL, 0, 0, 0},
+};
+
+static const struct scheme outgoing[] = {
+	{"smtps://", MX_TLS_IMPLICIT, 465, -1},
+	{"smtp://", MX_TLS_STARTTLS, 587, -1},
+	{"smtp+plain://", MX_TLS_NONE, 25, -1},
+	{NULL, 0, 0, 0},
+};
+
+struct url_parts {
+	const struct scheme *scheme;
+	char *user; /* NULL when the URL has no USER@ */
+	char *host;
+	uint16_t port;
+};
+
+static void url_parts_free(struct url_parts *u)
 {
-	const char *p, *at, *hostp, *end;
+	free(u->user);
+	free(u->host);
+	memset(u, 0, sizeof(*u));
+}
+
+/* SCHEME://[USER@]HOST[:PORT][/] with HOST a name, an IPv4 address or a
+ * bracketed IPv6 address; USER percent-decoded.  USAGE names the accepted
+ * forms for the error message. */
+static int parse_server_url(const char *url, const struct scheme *schemes,
+			    bool need_user, const char *usage,
+			    struct url_parts *u, struct mx_error *err)
+{
+	const char *p = NULL, *at, *hostp, *end;
 	unsigned long port = 0;
 
-	if (strncmp(url, "imaps://", 8) == 0) {
-		a->tls = MX_TLS_IMPLICIT;
-		p = url + 8;
-		a->port = 993;
-	} else if (strncmp(url, "imap://", 7) == 0) {
-		a->tls = MX_TLS_STARTTLS;
-		p = url + 7;
-		a->port = 143;
-	} else {
+	memset(u, 0, sizeof(*u));
+	for (const struct scheme *sc = schemes; sc->prefix; sc++)
+		if (strncmp(url, sc->prefix, strlen(sc->prefix)) == 0) {
+			u->scheme = sc;
+			p = url + strlen(sc->prefix);
+			break;
+		}
+	if (p == NULL)
 		return mx_error_set(err, MX_ERR_PARSE,
-				    "bad URL '%s': expected imaps://USER@HOST"
-				    "[:PORT] or imap://USER@HOST[:PORT]", url);
-	}
+				    "bad URL '%s': expected %s", url, usage);
+	u->port = u->scheme->port;
 	end = p + strcspn(p, "/?#");
 	if (*end != '\0' && !(end[0] == '/' && end[1] == '\0'))
 		return mx_error_set(err, MX_ERR_PARSE,
@@ -63,33 +104,33 @@ int mx_account_parse_url(const char *url, struct mx_account *a,
 	for (const char *q = p; q < end; q++)
 		if (*q == '@')
 			at = q;
-	if (at == NULL || at == p)
+	if (at == p || (at == NULL && need_user))
 		return mx_error_set(err, MX_ERR_PARSE,
 				    "bad URL '%s': missing USER@", url);
-	hostp = at + 1;
-	if (memchr(p, ':', (size_t)(at - p)))
-		return mx_error_set(err, MX_ERR_PARSE,
-				    "bad URL: a password does not belong in the "
-				    "URL; use --password-file");
-	free(a->user);
-	a->user = pct_decode(p, (size_t)(at - p));
-	if (a->user == NULL)
-		return mx_error_set(err, MX_ERR_PARSE, "bad user in URL '%s'",
-				    url);
-	for (const char *q = a->user; *q; q++)
-		if ((unsigned char)*q < 0x20 || *q == 0x7f)
+	hostp = at ? at + 1 : p;
+	if (at) {
+		if (memchr(p, ':', (size_t)(at - p)))
 			return mx_error_set(err, MX_ERR_PARSE,
-					    "bad URL: control character in the "
-					    "user name");
-	free(a->host);
-	a->host = NULL;
+					    "bad URL: a password does not "
+					    "belong in the URL; use a password "
+					    "file");
+		u->user = pct_decode(p, (size_t)(at - p));
+		if (u->user == NULL)
+			return mx_error_set(err, MX_ERR_PARSE,
+					    "bad user in URL '%s'", url);
+		for (const char *q = u->user; *q; q++)
+			if ((unsigned char)*q < 0x20 || *q == 0x7f)
+				return mx_error_set(err, MX_ERR_PARSE,
+						    "bad URL: control character "
+						    "in the user name");
+	}
 	if (*hostp == '[') {
 		const char *rb = memchr(hostp, ']', (size_t)(end - hostp));
 
 		if (rb == NULL)
 			return mx_error_set(err, MX_ERR_PARSE,
 					    "bad URL '%s': unterminated [", url);
-		a->host = mx_strndup(hostp + 1, (size_t)(rb - hostp - 1));
+		u->host = mx_strndup(hostp + 1, (size_t)(rb - hostp - 1));
 		hostp = rb + 1;
 		if (hostp < end && *hostp != ':')
 			return mx_error_set(err, MX_ERR_PARSE,
@@ -98,13 +139,13 @@ int mx_account_parse_url(const char *url, struct mx_account *a,
 		const char *colon = memchr(hostp, ':', (size_t)(end - hostp));
 		const char *hend = colon ? colon : end;
 
-		a->host = mx_strndup(hostp, (size_t)(hend - hostp));
+		u->host = mx_strndup(hostp, (size_t)(hend - hostp));
 		hostp = hend;
 	}
-	if (a->host == NULL || a->host[0] == '\0')
+	if (u->host == NULL || u->host[0] == '\0')
 		return mx_error_set(err, MX_ERR_PARSE,
 				    "bad URL '%s': missing host", url);
-	for (const char *q = a->host; *q; q++)
+	for (const char *q = u->host; *q; q++)
 		if (!(isalnum((unsigned char)*q) || strchr(".-_:", *q)))
 			return mx_error_set(err, MX_ERR_PARSE,
 					    "bad URL '%s': invalid host", url);
@@ -120,9 +161,61 @@ int mx_account_parse_url(const char *url, struct mx_account *a,
 		if (e != end || port == 0 || port > 65535 || e == hostp + 1)
 			return mx_error_set(err, MX_ERR_PARSE,
 					    "bad URL '%s': bad port", url);
-		a->port = (uint16_t)port;
+		u->port = (uint16_t)port;
 	}
 	return MX_OK;
+}
+
+int mx_account_parse_url(const char *url, struct mx_account *a,
+			 struct mx_error *err)
+{
+	struct url_parts u;
+	int rc;
+
+	rc = parse_server_url(url, incoming, true,
+			      "imaps://USER@HOST[:PORT], imap://USER@HOST"
+			      "[:PORT] (STARTTLS), pop3s://USER@HOST[:PORT] or "
+			      "pop3://USER@HOST[:PORT] (STLS)", &u, err);
+	if (rc == MX_OK) {
+		free(a->user);
+		free(a->host);
+		a->user = u.user;
+		a->host = u.host;
+		a->port = u.port;
+		a->tls = u.scheme->tls;
+		a->proto = (enum mx_proto)u.scheme->proto;
+		u.user = u.host = NULL;
+	}
+	url_parts_free(&u);
+	return rc;
+}
+
+int mx_smtp_url_parse(const char *url, struct mx_smtp_server *s,
+		      struct mx_error *err)
+{
+	struct url_parts u;
+	char *copy;
+	int rc;
+
+	rc = parse_server_url(url, outgoing, false,
+			      "smtps://[USER@]HOST[:PORT] (implicit TLS, 465), "
+			      "smtp://[USER@]HOST[:PORT] (STARTTLS, 587) or "
+			      "smtp+plain://HOST[:PORT] (no TLS)", &u, err);
+	if (rc == MX_OK && (copy = strdup(url)) == NULL)
+		rc = mx_error_set(err, MX_ERR_NOMEM, NULL);
+	if (rc == MX_OK) {
+		free(s->url);
+		free(s->host);
+		free(s->user);
+		s->url = copy;
+		s->host = u.host;
+		s->user = u.user;
+		s->port = u.port;
+		s->tls = u.scheme->tls;
+		u.user = u.host = NULL;
+	}
+	url_parts_free(&u);
+	return rc;
 }
 
 static bool valid_name(const char *n)
@@ -145,9 +238,251 @@ static int add_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 	return mx_store_account_put(t, a, err);
 }
 
+/* "yes"/"no" into *B; -1 on anything else. */
+static int parse_yes_no(const char *v, bool *b)
+{
+	if (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0 ||
+	    strcmp(v, "1") == 0)
+		*b = true;
+	else if (strcmp(v, "no") == 0 || strcmp(v, "false") == 0 ||
+		 strcmp(v, "0") == 0)
+		*b = false;
+	else
+		return -1;
+	return 0;
+}
+
+/* Digits with an optional K, M or G (powers of 1000, as providers state
+ * their limits: "25 MB"). */
+static int parse_bytes(const char *v, uint64_t *r)
+{
+	uint64_t n = 0, mul = 1;
+	const char *p = v;
+
+	if (*p < '0' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (n > UINT64_MAX / 10 - 9)
+			return -1;
+		n = n * 10 + (uint64_t)(*p - '0');
+	}
+	switch (*p) {
+	case '\0': break;
+	case 'k': case 'K': mul = 1000; p++; break;
+	case 'm': case 'M': mul = 1000 * 1000; p++; break;
+	case 'g': case 'G': mul = 1000 * 1000 * 1000; p++; break;
+	default: return -1;
+	}
+	if ((*p == 'B' || *p == 'b') && mul > 1)
+		p++;
+	if (*p != '\0' || n > UINT64_MAX / mul)
+		return -1;
+	*r = n * mul;
+	return 0;
+}
+
+/* An addr-spec as a From address: one '@', no spaces, controls, angle
+ * brackets, commas or quotes (header injection and address lists). */
+static bool valid_email(const char *v)
+{
+	const char *at = strchr(v, '@');
+
+	if (at == NULL || at == v || at[1] == '\0' || strchr(at + 1, '@') ||
+	    strlen(v) > 254)
+		return false;
+	for (const char *q = v; *q; q++)
+		if ((unsigned char)*q <= 0x20 || *q == 0x7f ||
+		    strchr("<>,;\"()[]\\", *q))
+			return false;
+	return mx_utf8_valid_str(v);
+}
+
+/* API user names: what an HTTP API token maps to. */
+static bool valid_user_name(const char *v)
+{
+	size_t n = strlen(v);
+
+	if (n == 0 || n > 128)
+		return false;
+	for (const char *q = v; *q; q++)
+		if (!(isalnum((unsigned char)*q) || strchr("._@+-", *q)))
+			return false;
+	return true;
+}
+
+static int set_dup(char **f, const char *v)
+{
+	char *n = NULL;
+
+	if (v != NULL && v[0] != '\0' && (n = strdup(v)) == NULL)
+		return -1;
+	if (*f)
+		OPENSSL_cleanse(*f, strlen(*f)); /* may be a secret */
+	free(*f);
+	*f = n;
+	return 0;
+}
+
+int mx_account_apply_settings(struct mx_account *a,
+			      const struct mx_account_settings *s,
+			      struct mx_error *err)
+{
+	struct mx_smtp_server smtp = {0}, relay = {0};
+	bool saves_sent = a->saves_sent, pop3_delete = a->pop3_delete;
+	int daily = a->daily_limit;
+	enum mx_quota_policy qp = a->quota_policy;
+	enum mx_access access = a->access;
+	uint64_t max_attach = a->max_attach;
+	char **allowed = NULL;
+	int rc = MX_OK;
+
+	if (s == NULL)
+		return MX_OK;
+	/* Check everything first: nothing changes on error. */
+	if (s->email && !valid_email(s->email))
+		return mx_error_set(err, MX_ERR_INVAL, "bad --email '%s': "
+				    "expected one address like user@example.org",
+				    s->email);
+	if (s->provider && mx_preset_find(s->provider) == NULL)
+		return mx_error_set(err, MX_ERR_INVAL, "unknown provider '%s'",
+				    s->provider);
+	if (s->saves_sent && parse_yes_no(s->saves_sent, &saves_sent) < 0)
+		return mx_error_set(err, MX_ERR_INVAL, "bad --saves-sent '%s': "
+				    "yes or no", s->saves_sent);
+	if (s->pop3_delete && parse_yes_no(s->pop3_delete, &pop3_delete) < 0)
+		return mx_error_set(err, MX_ERR_INVAL, "bad --pop3-delete '%s': "
+				    "yes or no", s->pop3_delete);
+	if (s->daily_limit) {
+		uint64_t n;
+
+		if (parse_bytes(s->daily_limit, &n) < 0 || n > 1000000 ||
+		    strspn(s->daily_limit, "0123456789") !=
+			    strlen(s->daily_limit))
+			return mx_error_set(err, MX_ERR_INVAL, "bad --daily-limit "
+					    "'%s': 0 (none) to 1000000 messages",
+					    s->daily_limit);
+		daily = (int)n;
+	}
+	if (s->quota_policy) {
+		if (strcmp(s->quota_policy, "hold") == 0)
+			qp = MX_QUOTA_HOLD;
+		else if (strcmp(s->quota_policy, "relay") == 0)
+			qp = MX_QUOTA_RELAY;
+		else
+			return mx_error_set(err, MX_ERR_INVAL, "bad --quota-policy "
+					    "'%s': hold or relay",
+					    s->quota_policy);
+	}
+	if (s->max_attach && (parse_bytes(s->max_attach, &max_attach) < 0 ||
+			      max_attach == 0))
+		return mx_error_set(err, MX_ERR_INVAL, "bad --max-attachment "
+				    "'%s': a size such as 25M", s->max_attach);
+	if (s->access) {
+		if (strcmp(s->access, "owner") == 0)
+			access = MX_ACCESS_OWNER;
+		else if (strcmp(s->access, "selected") == 0)
+			access = MX_ACCESS_SELECTED;
+		else if (strcmp(s->access, "all") == 0)
+			access = MX_ACCESS_ALL;
+		else
+			return mx_error_set(err, MX_ERR_INVAL, "bad --access '%s': "
+					    "owner, selected or all", s->access);
+	}
+	if (s->owner && s->owner[0] && !valid_user_name(s->owner))
+		return mx_error_set(err, MX_ERR_INVAL, "bad --owner '%s': use "
+				    "A-Z a-z 0-9 . _ @ + -", s->owner);
+	for (size_t i = 0; i < s->nallow; i++)
+		if (!valid_user_name(s->allow[i]))
+			return mx_error_set(err, MX_ERR_INVAL, "bad --allow '%s': "
+					    "use A-Z a-z 0-9 . _ @ + -",
+					    s->allow[i]);
+	if (access == MX_ACCESS_SELECTED && s->nallow == 0 && a->nallowed == 0)
+		return mx_error_set(err, MX_ERR_INVAL, "--access selected needs "
+				    "at least one --allow USER");
+	if ((s->smtp_password && !mx_utf8_valid_str(s->smtp_password)) ||
+	    (s->relay_password && !mx_utf8_valid_str(s->relay_password)))
+		return mx_error_set(err, MX_ERR_INVAL, "passwords must be UTF-8");
+	if (s->smtp_url && s->smtp_url[0] &&
+	    (rc = mx_smtp_url_parse(s->smtp_url, &smtp, err)) != MX_OK)
+		goto out;
+	if (s->relay_url && s->relay_url[0] &&
+	    (rc = mx_smtp_url_parse(s->relay_url, &relay, err)) != MX_OK)
+		goto out;
+	if (qp == MX_QUOTA_RELAY &&
+	    (s->relay_url ? relay.host == NULL : a->relay.host == NULL)) {
+		rc = mx_error_set(err, MX_ERR_INVAL, "--quota-policy relay needs "
+				  "a fallback relay (--relay URL)");
+		goto out;
+	}
+	if (s->nallow) {
+		allowed = calloc(s->nallow, sizeof(*allowed));
+		if (allowed == NULL)
+			goto nomem;
+		for (size_t i = 0; i < s->nallow; i++)
+			if ((allowed[i] = strdup(s->allow[i])) == NULL)
+				goto nomem;
+	}
+	/* Apply. */
+	if (set_dup(&a->email, s->email ? s->email : a->email) < 0 ||
+	    set_dup(&a->provider, s->provider ? s->provider : a->provider) < 0 ||
+	    (s->owner && set_dup(&a->owner, s->owner) < 0))
+		goto nomem;
+	if (s->smtp_url) {
+		smtp.password = a->smtp.password; /* kept unless replaced */
+		a->smtp.password = NULL;
+		mx_smtp_server_free(&a->smtp);
+		a->smtp = smtp;
+		memset(&smtp, 0, sizeof(smtp));
+	}
+	if (s->relay_url) {
+		relay.password = a->relay.password;
+		a->relay.password = NULL;
+		mx_smtp_server_free(&a->relay);
+		a->relay = relay;
+		memset(&relay, 0, sizeof(relay));
+	}
+	if ((s->smtp_password && set_dup(&a->smtp.password, s->smtp_password) < 0) ||
+	    (s->relay_password && set_dup(&a->relay.password, s->relay_password) < 0))
+		goto nomem;
+	if (allowed) {
+		for (size_t i = 0; i < a->nallowed; i++)
+			free(a->allowed[i]);
+		free(a->allowed);
+		a->allowed = allowed;
+		a->nallowed = s->nallow;
+		allowed = NULL;
+	}
+	a->saves_sent = saves_sent;
+	a->pop3_delete = pop3_delete;
+	a->daily_limit = daily;
+	a->quota_policy = qp;
+	a->max_attach = max_attach;
+	a->access = access;
+	goto out;
+nomem:
+	rc = mx_error_set(err, MX_ERR_NOMEM, NULL);
+out:
+	if (allowed) {
+		for (size_t i = 0; i < s->nallow; i++)
+			free(allowed[i]);
+		free(allowed);
+	}
+	mx_smtp_server_free(&smtp);
+	mx_smtp_server_free(&relay);
+	return rc;
+}
+
 enum mx_err mx_account_add(struct mx_store *st,
 			   const struct mx_account_params *p,
 			   struct mx_error *err)
+{
+	return (enum mx_err)mx_account_add_with(st, p, NULL, err);
+}
+
+int mx_account_add_with(struct mx_store *st,
+			const struct mx_account_params *p,
+			const struct mx_account_settings *set,
+			struct mx_error *err)
 {
 	struct mx_account a = {0};
 	int rc;
@@ -194,7 +529,9 @@ enum mx_err mx_account_add(struct mx_store *st,
 	a.created = mx_wall_s();
 	if (p->insecure_plaintext && a.tls == MX_TLS_STARTTLS)
 		a.tls = MX_TLS_NONE; /* explicit opt-in: no STARTTLS */
-	rc = mx_store_write(st, add_fn, &a, err);
+	rc = mx_account_apply_settings(&a, set, err);
+	if (rc == MX_OK)
+		rc = mx_store_write(st, add_fn, &a, err);
 out:
 	mx_account_free(&a);
 	return rc;
@@ -212,6 +549,34 @@ int mx_account_load(struct mx_store *st, const char *name,
 	rc = mx_store_account_get(&t, name, a, err);
 	mx_txn_abort(&t);
 	return rc;
+}
+
+/* An SMTP endpoint for listings: where, never the password. */
+static void smtp_json(json_t *o, const char *key,
+		      const struct mx_smtp_server *sv)
+{
+	json_t *j;
+
+	if (sv->host == NULL)
+		return;
+	j = json_object();
+	json_object_set_new(j, "url", json_string(sv->url));
+	json_object_set_new(j, "host", json_string(sv->host));
+	json_object_set_new(j, "port", json_integer(sv->port));
+	json_object_set_new(j, "tls", json_string(
+		sv->tls == MX_TLS_IMPLICIT ? "implicit"
+		: sv->tls == MX_TLS_STARTTLS ? "starttls" : "none"));
+	if (sv->user)
+		json_object_set_new(j, "user", json_string(sv->user));
+	json_object_set_new(j, "credentials", json_string(
+		sv->password ? "stored"
+		: strcmp(key, "smtp") == 0 ? "account" : "none"));
+	json_object_set_new(o, key, j);
+}
+
+uint64_t mx_account_max_attach(const struct mx_account *a)
+{
+	return a->max_attach ? a->max_attach : MX_DEFAULT_MAX_ATTACH;
 }
 
 enum mx_err mx_account_list_json(struct mx_store *st, char **json_r,
@@ -259,6 +624,41 @@ enum mx_err mx_account_list_json(struct mx_store *st, char **json_r,
 		if (v[i].ca_file)
 			json_object_set_new(o, "ca_file",
 					    json_string(v[i].ca_file));
+		json_object_set_new(o, "protocol", json_string(
+			v[i].proto == MX_PROTO_POP3 ? "pop3" : "imap"));
+		if (v[i].proto == MX_PROTO_POP3)
+			json_object_set_new(o, "pop3_delete",
+					    json_boolean(v[i].pop3_delete));
+		if (mx_account_from(&v[i]))
+			json_object_set_new(o, "email",
+					    json_string(mx_account_from(&v[i])));
+		if (v[i].provider)
+			json_object_set_new(o, "provider",
+					    json_string(v[i].provider));
+		smtp_json(o, "smtp", &v[i].smtp);
+		smtp_json(o, "relay", &v[i].relay);
+		json_object_set_new(o, "saves_sent", json_boolean(v[i].saves_sent));
+		json_object_set_new(o, "daily_limit",
+				    json_integer(v[i].daily_limit));
+		json_object_set_new(o, "quota_policy", json_string(
+			v[i].quota_policy == MX_QUOTA_RELAY ? "relay" : "hold"));
+		json_object_set_new(o, "max_attachment", json_integer(
+			(json_int_t)mx_account_max_attach(&v[i])));
+		{
+			static const char *const acc[] = {"owner", "selected",
+							  "all"};
+			json_t *al = json_array();
+
+			json_object_set_new(o, "access",
+					    json_string(acc[v[i].access]));
+			if (v[i].owner)
+				json_object_set_new(o, "owner",
+						    json_string(v[i].owner));
+			for (size_t k = 0; k < v[i].nallowed; k++)
+				json_array_append_new(al,
+					json_string(v[i].allowed[k]));
+			json_object_set_new(o, "allowed", al);
+		}
 		json_object_set_new(o, "created", json_integer(v[i].created));
 		json_array_append_new(arr, o);
 		mx_account_free(&v[i]);

@@ -6,13 +6,26 @@
 #include "store/store.h"
 
 /*
- * Parses an account URL: imaps://USER@HOST[:PORT] (implicit TLS, 993),
- * imap://USER@HOST[:PORT] (STARTTLS required, 143).  USER may contain '@'
- * (the last '@' separates the host) and %XX escapes; HOST may be an IPv6
- * literal in brackets.  Fills host, port, user, tls of A.
+ * Parses an incoming-server URL: imaps://USER@HOST[:PORT] (implicit TLS,
+ * 993), imap://USER@HOST[:PORT] (STARTTLS required, 143),
+ * pop3s://USER@HOST[:PORT] (995) or pop3://USER@HOST[:PORT] (STLS
+ * required, 110).  USER may contain '@' (the last '@' separates the host)
+ * and %XX escapes; HOST may be an IPv6 literal in brackets.  Fills host,
+ * port, user, tls and proto of A.  Errors: MX_ERR_PARSE, MX_ERR_NOMEM.
  */
 int mx_account_parse_url(const char *url, struct mx_account *a,
 			 struct mx_error *err);
+
+/*
+ * Parses an SMTP URL: smtps://[USER@]HOST[:PORT] (implicit TLS, 465),
+ * smtp://[USER@]HOST[:PORT] (STARTTLS required, 587) or
+ * smtp+plain://[USER@]HOST[:PORT] (no TLS, 25; credentials are then only
+ * sent to a loopback host).  Fills url, host, port, tls and user of S
+ * (user NULL when the URL has none); keeps S->password.
+ * Errors: MX_ERR_PARSE, MX_ERR_NOMEM.
+ */
+int mx_smtp_url_parse(const char *url, struct mx_smtp_server *s,
+		      struct mx_error *err);
 
 /*
  * Syncs ACCT over an already connected CONN (both borrowed), like mx_sync().
@@ -45,6 +58,49 @@ int mx_account_connect(struct mx_store *st, struct mx_account *a,
 		       struct mx_conn **conn_r, struct mx_error *err);
 
 /* Loads NAME, calls APPLY on it and writes it back, in one transaction. */
+/*
+ * Account settings that `account add` and `account edit` share.  Every
+ * field is optional: NULL leaves the setting as it is.  Values are text as
+ * an operator types them and are validated by mx_account_apply_settings().
+ */
+struct mx_account_settings {
+	const char *email;          /* From address: addr-spec */
+	const char *provider;       /* preset name, recorded */
+	const char *smtp_url;       /* see mx_smtp_url_parse(); "" removes */
+	const char *smtp_password;  /* "" = use the account's credentials */
+	const char *relay_url;      /* fallback relay; "" removes it */
+	const char *relay_password; /* "" = none */
+	const char *saves_sent;     /* "yes" | "no" */
+	const char *daily_limit;    /* 0 .. 1000000, 0 = no limit */
+	const char *quota_policy;   /* "hold" | "relay" */
+	const char *max_attach;     /* bytes, K/M/G suffix (powers of 1000) */
+	const char *pop3_delete;    /* "yes" | "no" */
+	const char *access;         /* "owner" | "selected" | "all" */
+	const char *owner;          /* API user name */
+	const char *const *allow;   /* users for "selected"; replaces the list */
+	size_t nallow;
+};
+
+/*
+ * Applies S to A after checking every value, so nothing changes on error
+ * (MX_ERR_INVAL or MX_ERR_PARSE naming the option and the bad value;
+ * MX_ERR_NOMEM).  Also checks the result as a whole: quota policy "relay"
+ * needs a relay, "selected" needs at least one allowed user.
+ */
+int mx_account_apply_settings(struct mx_account *a,
+			      const struct mx_account_settings *s,
+			      struct mx_error *err);
+
+/* Total attachment bytes per message unless the account says otherwise. */
+#define MX_DEFAULT_MAX_ATTACH (25u * 1000 * 1000)
+uint64_t mx_account_max_attach(const struct mx_account *a);
+
+/* mx_account_add() with settings (may be NULL), in one transaction. */
+int mx_account_add_with(struct mx_store *st,
+			const struct mx_account_params *p,
+			const struct mx_account_settings *s,
+			struct mx_error *err);
+
 int mx_account_edit(struct mx_store *st, const char *name,
 		    int (*apply)(struct mx_account *a, const void *arg,
 				 struct mx_error *err),
