@@ -1,4 +1,5 @@
 # Sending (src/lib/send): SMTP client, message composition, outbox.
 # Each part appends its sources here.
 MX_SEND_SOURCES =
+MX_SEND_SOURCES += src/lib/send/smtp.h src/lib/send/smtp.c
 libmxsync_internal_la_SOURCES += $(MX_SEND_SOURCES)
