@@ -863,6 +863,8 @@ int cli_account(struct cli *c, int argc, char **argv)
 		return account_oauth(c, argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "reauth") == 0)
 		return account_reauth(c, argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "discover") == 0)
+		return cli_account_discover(c, argc - 1, argv + 1);
 	if (argc >= 2 && cli_is_help(argv[1])) {
 		fputs(usage, stdout);
 		return MX_EXIT_OK;

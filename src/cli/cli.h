@@ -27,6 +27,7 @@ struct cli {
 };
 
 int cli_account(struct cli *c, int argc, char **argv);
+int cli_account_discover(struct cli *c, int argc, char **argv); /* discover.c */
 int cli_providers(struct cli *c, int argc, char **argv);
 int cli_sync(struct cli *c, int argc, char **argv);
 int cli_status(struct cli *c, int argc, char **argv);

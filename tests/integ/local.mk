@@ -10,7 +10,8 @@ MX_INTEG_TESTS = \
 	tests/integ/t-daemon.sh \
 	tests/integ/t-secrets.sh \
 	tests/integ/t-oauth.sh \
-	tests/integ/t-fulldisk.sh
+	tests/integ/t-fulldisk.sh \
+	tests/integ/t-discover.sh
 TESTS += $(MX_INTEG_TESTS)
 EXTRA_DIST += $(MX_INTEG_TESTS) \
 	tests/integ/lib/README.md tests/integ/lib/dovecot.sh \
@@ -18,4 +19,5 @@ EXTRA_DIST += $(MX_INTEG_TESTS) \
 	tests/integ/tools/dcwait.py tests/integ/tools/deliver.py \
 	tests/integ/tools/fakeimap.py tests/integ/tools/imaptool.py \
 	tests/integ/tools/mint.py tests/integ/tools/hostileimap.py \
-	tests/integ/tools/daemon_check.py
+	tests/integ/tools/daemon_check.py \
+	tests/integ/tools/dnsfixture.py tests/integ/tools/httpsfixture.py
