@@ -125,6 +125,17 @@ struct mx_backend_ops {
 	/* UID STORE +FLAGS.SILENT / -FLAGS.SILENT on the selected folder. */
 	int (*store_flags)(struct mx_conn *conn, uint32_t uid, uint32_t add,
 			   uint32_t remove, struct mx_error *err);
+	/* APPEND DATA (LEN bytes, CRLF lines) to folder WIRE with FLAGS
+	 * (MX_FL_*); *UID_R (may be NULL) gets the new UID when the server
+	 * has UIDPLUS, else 0.  No folder needs to be selected. */
+	int (*append)(struct mx_conn *conn, const char *wire, uint32_t flags,
+		      const char *data, size_t len, uint32_t *uid_r,
+		      struct mx_error *err);
+	/* UID SEARCH HEADER FIELD VALUE on the selected folder (substring
+	 * match, RFC 3501 6.4.4): the UIDs, malloc()ed. */
+	int (*search_header)(struct mx_conn *conn, const char *field,
+			     const char *value, uint32_t **uids_r,
+			     size_t *n_r, struct mx_error *err);
 
 	/*
 	 * Push (RFC 2177).  idle_start selects WIRE and enters IDLE; the

@@ -241,30 +241,6 @@ static void imap_disconnect(struct mx_conn **cp)
 	*cp = NULL;
 }
 
-static int read_password(const struct mx_account *a, char **pw_r,
-			 struct mx_error *err)
-{
-	char *data;
-	size_t len;
-	int rc;
-
-	if (a->password) {
-		*pw_r = strdup(a->password);
-		return *pw_r ? MX_OK : mx_error_set(err, MX_ERR_NOMEM, NULL);
-	}
-	if (a->password_file == NULL)
-		return mx_error_set(err, MX_ERR_CONFIG,
-				    "account %s has no password or "
-				    "password file", a->name);
-	rc = mx_read_file(a->password_file, 4096, &data, &len, err);
-	if (rc)
-		return rc;
-	while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
-		data[--len] = '\0';
-	*pw_r = data;
-	return MX_OK;
-}
-
 /*
  * AUTHENTICATE MECH with initial response IR (base64; owned, wiped and
  * freed here), sent inline when the server has SASL-IR.  On failure an
@@ -397,7 +373,7 @@ static int imap_login(struct mx_conn *c, const struct mx_account *a,
 				    "%s offers neither AUTH=OAUTHBEARER nor "
 				    "AUTH=XOAUTH2", a->host);
 	}
-	rc = read_password(a, &pw, err);
+	rc = mx_account_password(a, &pw, err);
 	if (rc)
 		return rc;
 	if (mailimap_has_authentication(c->imap, "PLAIN")) {
@@ -1219,6 +1195,65 @@ static int imap_store_flags(struct mx_conn *c, uint32_t uid, uint32_t add,
 	return MX_OK;
 }
 
+static int imap_append(struct mx_conn *c, const char *wire, uint32_t flags,
+		       const char *data, size_t len, uint32_t *uid_r,
+		       struct mx_error *err)
+{
+	struct mailimap_flag_list *l = flag_list(flags);
+	uint32_t uidvalidity = 0, uid = 0;
+	int r;
+
+	if (l == NULL)
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	if (mailimap_has_extension(c->imap, "UIDPLUS"))
+		r = mailimap_uidplus_append(c->imap, wire, l, NULL, data, len,
+					    &uidvalidity, &uid);
+	else
+		r = mailimap_append(c->imap, wire, l, NULL, data, len);
+	mailimap_flag_list_free(l);
+	if (r != MAILIMAP_NO_ERROR)
+		return imap_fail(c, r, "APPEND", err);
+	if (uid_r)
+		*uid_r = uid;
+	return MX_OK;
+}
+
+static int imap_search_header(struct mx_conn *c, const char *field,
+			      const char *value, uint32_t **uids_r,
+			      size_t *n_r, struct mx_error *err)
+{
+	struct mailimap_search_key *key;
+	char *f = strdup(field), *v = strdup(value);
+	clist *res = NULL;
+	uint32_t *out;
+	size_t n = 0;
+	int r;
+
+	/* The value goes out as an IMAP string: libetpan quotes it, or
+	 * sends a literal for bytes a quoted string cannot carry. */
+	key = f && v ? mailimap_search_key_new_header(f, v) : NULL;
+	if (key == NULL) {
+		free(f);
+		free(v);
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	}
+	r = mailimap_uid_search(c->imap, NULL, key, &res);
+	mailimap_search_key_free(key);
+	if (r != MAILIMAP_NO_ERROR)
+		return imap_fail(c, r, "UID SEARCH HEADER", err);
+	out = malloc((clist_count(res) + 1) * sizeof(*out));
+	if (out == NULL) {
+		mailimap_search_result_free(res);
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	}
+	for (clistiter *it = clist_begin(res); it; it = clist_next(it))
+		out[n++] = *(uint32_t *)clist_content(it);
+	mailimap_search_result_free(res);
+	*uids_r = out;
+	*n_r = n;
+	return MX_OK;
+}
+
 static int imap_idle_start(struct mx_conn *c, const char *wire,
 			   struct mx_error *err)
 {
@@ -1322,6 +1357,8 @@ const struct mx_backend_ops mx_backend_imap = {
 	.fetch = imap_fetch,
 	.uids = imap_uids,
 	.store_flags = imap_store_flags,
+	.append = imap_append,
+	.search_header = imap_search_header,
 	.idle_start = imap_idle_start,
 	.idle_fd = imap_idle_fd,
 	.idle_check = imap_idle_check,

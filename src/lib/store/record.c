@@ -302,6 +302,30 @@ void mx_smtp_server_free(struct mx_smtp_server *s)
 	memset(s, 0, sizeof(*s));
 }
 
+int mx_account_password(const struct mx_account *a, char **pw_r,
+			struct mx_error *err)
+{
+	char *data;
+	size_t len;
+	int rc;
+
+	if (a->password) {
+		*pw_r = strdup(a->password);
+		return *pw_r ? MX_OK : mx_error_set(err, MX_ERR_NOMEM, NULL);
+	}
+	if (a->password_file == NULL)
+		return mx_error_set(err, MX_ERR_CONFIG,
+				    "account %s has no password or "
+				    "password file", a->name);
+	rc = mx_read_file(a->password_file, 4096, &data, &len, err);
+	if (rc)
+		return rc;
+	while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
+		data[--len] = '\0';
+	*pw_r = data;
+	return MX_OK;
+}
+
 const char *mx_account_from(const struct mx_account *a)
 {
 	if (a->email)

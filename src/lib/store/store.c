@@ -40,6 +40,9 @@ static const struct {
 	[MX_DB_ORPHANS] = {"orphans", 0},
 	[MX_DB_WEBHOOKS] = {"webhooks", 0},
 	[MX_DB_ACCTSTATE] = {"acctstate", 0},
+	[MX_DB_OUTBOX] = {"outbox", 0},
+	[MX_DB_OUTBOX_KEYS] = {"outbox_keys", 0},
+	[MX_DB_SENDLOG] = {"sendlog", 0},
 };
 
 /* Address space, not disk: on Linux the file only grows as data is
@@ -1093,6 +1096,49 @@ static int blob_unref(struct mx_txn *t, const uint8_t sha[32],
 	}
 	mx_put_be32(be, refs - 1);
 	return mx_db_put(t, MX_DB_BLOBREFS, sha, 32, be, 4, 0, err);
+}
+
+int mx_store_blob_reserve(struct mx_txn *t, const uint8_t sha[32],
+			  size_t len, void **dst_r, struct mx_error *err)
+{
+	MDB_val key = {32, (void *)(uintptr_t)sha}, val = {len, NULL};
+	uint8_t be[4];
+	uint32_t refs = 0;
+	MDB_val v;
+	int rc;
+
+	*dst_r = NULL;
+	rc = mx_db_get(t, MX_DB_BLOBREFS, sha, 32, &v, err);
+	if (rc == MX_OK && v.mv_size == 4)
+		refs = mx_get_be32(v.mv_data);
+	else if (rc != MX_OK && rc != MX_ERR_NOTFOUND)
+		return rc;
+	if (refs == 0) {
+		rc = mdb_put(t->txn, t->st->dbi[MX_DB_BLOBS], &key, &val,
+			     MDB_RESERVE);
+		if (rc != 0)
+			return mx_store_err(err, rc, "blobs");
+		*dst_r = val.mv_data;
+	}
+	mx_put_be32(be, refs + 1);
+	return mx_db_put(t, MX_DB_BLOBREFS, sha, 32, be, 4, 0, err);
+}
+
+int mx_store_blob_ref(struct mx_txn *t, const uint8_t sha[32],
+		      struct mx_error *err)
+{
+	void *dst;
+	int rc = mx_store_blob_reserve(t, sha, 0, &dst, err);
+
+	if (rc == MX_OK && dst != NULL)
+		rc = mx_error_set(err, MX_ERR_NOTFOUND, "no such blob");
+	return rc;
+}
+
+int mx_store_blob_unref(struct mx_txn *t, const uint8_t sha[32],
+			struct mx_error *err)
+{
+	return blob_unref(t, sha, err);
 }
 
 int mx_store_blob_get(struct mx_txn *t, const uint8_t sha[32],

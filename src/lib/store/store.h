@@ -46,6 +46,9 @@ enum mx_dbi {
 	MX_DB_ORPHANS,       /* u64 msg id -> "": records with no location */
 	MX_DB_WEBHOOKS,      /* endpoint name -> u64 last delivered event id */
 	MX_DB_ACCTSTATE,     /* u32 account id -> JSON daemon state */
+	MX_DB_OUTBOX,        /* u64 outbox id -> JSON entry (src/lib/send) */
+	MX_DB_OUTBOX_KEYS,   /* u32 account + idempotency key -> u64 id */
+	MX_DB_SENDLOG,       /* u32 account + u64 time + u64 outbox id -> "" */
 	MX_DB_COUNT
 };
 
@@ -186,6 +189,13 @@ struct mx_account {
  * else NULL. */
 const char *mx_account_from(const struct mx_account *a);
 
+/* A's password: the stored one, else the first line of its password file
+ * (read now, so a changed file takes effect at the next login).  *PW_R is
+ * malloc()ed; wipe and free it.  Errors: MX_ERR_CONFIG (neither),
+ * MX_ERR_IO (file), MX_ERR_NOMEM. */
+int mx_account_password(const struct mx_account *a, char **pw_r,
+			struct mx_error *err);
+
 /* Wipes the secrets (password, tokens, client secret) and frees. */
 void mx_account_free(struct mx_account *a);
 void mx_smtp_server_free(struct mx_smtp_server *s);
@@ -321,6 +331,23 @@ int mx_store_identity_find(struct mx_txn *t, uint32_t account_id,
 int mx_store_blob_get(struct mx_txn *t, const uint8_t sha[32],
 		      const char **data_r, size_t *len_r,
 		      struct mx_error *err);
+
+/*
+ * Blob references held by something other than a message record (the
+ * outbox).  mx_store_blob_reserve adds a reference to SHA; if the blob is
+ * new it reserves LEN bytes and sets *DST_R to where the caller writes
+ * them (valid until the next write in T; the caller must fill them all),
+ * else *DST_R is NULL: the bytes are stored already.  mx_store_blob_ref
+ * references an existing blob (MX_ERR_NOTFOUND if there is none; the
+ * transaction must then be aborted).  mx_store_blob_unref drops one and
+ * deletes the bytes with the last.
+ */
+int mx_store_blob_reserve(struct mx_txn *t, const uint8_t sha[32],
+			  size_t len, void **dst_r, struct mx_error *err);
+int mx_store_blob_ref(struct mx_txn *t, const uint8_t sha[32],
+		      struct mx_error *err);
+int mx_store_blob_unref(struct mx_txn *t, const uint8_t sha[32],
+			struct mx_error *err);
 
 /* Orphans: records whose last location went away.  They are deleted by
  * the garbage collection at the end of a complete account sync unless a
