@@ -1055,23 +1055,12 @@ int mx_store_msg_locs(struct mx_txn *t, uint64_t msg_id, struct mx_loc **v_r,
 static int blob_ref(struct mx_txn *t, const uint8_t sha[32], const char *raw,
 		    size_t len, struct mx_error *err)
 {
-	uint8_t be[4];
-	uint32_t refs = 0;
-	MDB_val v;
-	int rc;
+	void *dst;
+	int rc = mx_store_blob_reserve(t, sha, len, &dst, err);
 
-	rc = mx_db_get(t, MX_DB_BLOBREFS, sha, 32, &v, err);
-	if (rc == MX_OK && v.mv_size == 4)
-		refs = mx_get_be32(v.mv_data);
-	else if (rc != MX_OK && rc != MX_ERR_NOTFOUND)
-		return rc;
-	if (refs == 0) {
-		rc = mx_db_put(t, MX_DB_BLOBS, sha, 32, raw, len, 0, err);
-		if (rc)
-			return rc;
-	}
-	mx_put_be32(be, refs + 1);
-	return mx_db_put(t, MX_DB_BLOBREFS, sha, 32, be, 4, 0, err);
+	if (rc == MX_OK && dst != NULL)
+		memcpy(dst, raw, len);
+	return rc;
 }
 
 static int blob_unref(struct mx_txn *t, const uint8_t sha[32],
