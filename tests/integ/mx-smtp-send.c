@@ -17,8 +17,8 @@
  * the message source fail after that many bytes.  --trace: -D smtp.
  * Output on stdout:
  *   mechanism NAME|-            ext NAME...      size_limit N
- *   rcpt ADDR CODE ENH|- REPLY  (per recipient, per transaction)
- *   data CODE REPLY|-           accepted N/M
+ *   rcpt ADDR CODE ENH|- TEXT   (per recipient, per transaction)
+ *   data CODE TEXT|-            accepted N/M
  *   error NAME retry=temp|wait|final DETAIL   (on failure)
  * Exit status: 0 sent to every recipient, 2 sent to some, 3 temporary
  * error (retry temp or wait), 4 final error, 1 usage.
@@ -139,16 +139,27 @@ static void print_session(struct mx_smtp *s)
 	printf("\nsize_limit %" PRIu64 "\n", mx_smtp_size_limit(s));
 }
 
+/* "550 5.1.1 text" -> "text" after the code (the enhanced code is
+ * printed on its own). */
+static const char *text_of(const char *reply, const char *enh)
+{
+	if (reply == NULL)
+		return "-";
+	reply += strlen(reply) >= 4 ? 4 : strlen(reply);
+	if (*enh && strncmp(reply, enh, strlen(enh)) == 0)
+		reply += strlen(enh) + (reply[strlen(enh)] == ' ');
+	return reply;
+}
+
 static void print_result(const struct mx_smtp_result *res)
 {
 	for (size_t i = 0; i < res->nrcpt; i++)
 		printf("rcpt %s %d %s %s\n", res->rcpt[i].addr,
 		       res->rcpt[i].code,
 		       res->rcpt[i].enh[0] ? res->rcpt[i].enh : "-",
-		       res->rcpt[i].reply ? res->rcpt[i].reply : "-");
+		       text_of(res->rcpt[i].reply, res->rcpt[i].enh));
 	printf("data %d %s\naccepted %zu/%zu\n", res->data_code,
-	       res->data_reply ? res->data_reply : "-", res->accepted,
-	       res->nrcpt);
+	       text_of(res->data_reply, ""), res->accepted, res->nrcpt);
 }
 
 int main(int argc, char **argv)
