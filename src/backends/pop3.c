@@ -636,7 +636,6 @@ int mx_pop3_connect_account(const struct mx_account *a, struct mx_pop3 **p_r,
 {
 	struct mx_pop3_cfg cfg = {0};
 	char *pw = NULL;
-	size_t len = 0;
 	int rc;
 
 	cfg.host = a->host;
@@ -651,20 +650,14 @@ int mx_pop3_connect_account(const struct mx_account *a, struct mx_pop3 **p_r,
 	if (cfg.mech && cfg.mech[0] == '\0')
 		cfg.mech = NULL;
 	if (a->access_token == NULL) {
-		if (a->password) {
-			cfg.password = a->password;
-		} else if (a->password_file) {
-			rc = mx_read_file(a->password_file, 4096, &pw, &len, err);
-			if (rc)
-				return rc;
-			len = strcspn(pw, "\r\n"); /* the first line */
-			pw[len] = '\0';
-			cfg.password = pw;
-		}
+		rc = mx_account_password(a, &pw, err);
+		if (rc)
+			return rc;
+		cfg.password = pw;
 	}
 	rc = mx_pop3_connect(&cfg, p_r, err);
 	if (pw) {
-		memset(pw, 0, len);
+		memset(pw, 0, strlen(pw));
 		free(pw);
 	}
 	return rc;

@@ -90,10 +90,11 @@ int mx_pop3_connect(const struct mx_pop3_cfg *cfg, struct mx_pop3 **p_r,
 /*
  * mx_pop3_connect() for a stored account: host, port, TLS mode, user,
  * CA file and timeout from A; the access token if A has one, else the
- * password (A->password, else the first line of A->password_file).  The
+ * password (mx_account_password(): stored, else the password file).  The
  * environment variable MXSYNC_POP3_MECH, if set, forces the mechanism
  * (see mx_pop3_cfg.mech; meant for tests).  Errors: as mx_pop3_connect(),
- * plus MX_ERR_IO for an unreadable password file.
+ * plus those of mx_account_password() (MX_ERR_CONFIG: no password,
+ * MX_ERR_IO: unreadable password file).
  */
 int mx_pop3_connect_account(const struct mx_account *a, struct mx_pop3 **p_r,
 			    struct mx_error *err);

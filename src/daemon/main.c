@@ -223,6 +223,16 @@ static void job_run(struct daemon *d, struct acct *a)
 	opts.cancel = &d->stopping;
 	opts.progress = on_commit;
 	opts.progress_ctx = d;
+	if (a->a.proto == MX_PROTO_POP3) {
+		/* POP3: no IDLE, and a session locks the maildrop; one session
+		 * per poll (src/lib/sync/pop3sync.c).  Without a connection
+		 * job_done() schedules the next poll at poll_interval. */
+		a->job_keepalive = false;
+		a->job_rc = a->job == JOB_STOP ? MX_OK
+			    : mx_pop3_sync(d->st, &a->a, &opts, &a->job_stats,
+					   err);
+		return;
+	}
 	if (a->cfg && a->cfg->folders && a->cfg->nfolders) {
 		opts.folders = (const char *const *)a->cfg->folders;
 		opts.nfolders = a->cfg->nfolders;
@@ -509,7 +519,8 @@ static bool same_account(const struct mx_account *x, const struct mx_account *y)
 	return EQ(imap_url) && EQ(password) && EQ(password_file) &&
 	       EQ(ca_file) && EQ(refresh_token) && EQ(oauth_token_url) &&
 	       x->insecure_plaintext == y->insecure_plaintext &&
-	       x->disabled == y->disabled && x->timeout_s == y->timeout_s;
+	       x->disabled == y->disabled && x->timeout_s == y->timeout_s &&
+	       x->proto == y->proto && x->pop3_delete == y->pop3_delete;
 #undef EQ
 }
 

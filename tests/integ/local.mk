@@ -11,6 +11,7 @@ MX_INTEG_TESTS = \
 	tests/integ/t-secrets.sh \
 	tests/integ/t-oauth.sh \
 	tests/integ/t-fulldisk.sh \
+	tests/integ/t-pop3.sh \
 	tests/integ/t-discover.sh
 TESTS += $(MX_INTEG_TESTS)
 EXTRA_DIST += $(MX_INTEG_TESTS) \
@@ -19,5 +20,5 @@ EXTRA_DIST += $(MX_INTEG_TESTS) \
 	tests/integ/tools/dcwait.py tests/integ/tools/deliver.py \
 	tests/integ/tools/fakeimap.py tests/integ/tools/imaptool.py \
 	tests/integ/tools/mint.py tests/integ/tools/hostileimap.py \
-	tests/integ/tools/daemon_check.py \
+	tests/integ/tools/daemon_check.py tests/integ/tools/fakepop3.py \
 	tests/integ/tools/dnsfixture.py tests/integ/tools/httpsfixture.py

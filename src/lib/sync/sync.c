@@ -1542,6 +1542,11 @@ enum mx_err mx_sync(struct mx_store *st, const char *name,
 	rc = mx_account_load(st, name, &acct, err);
 	if (rc)
 		return rc;
+	if (acct.proto == MX_PROTO_POP3) { /* download by UIDL: pop3sync.c */
+		rc = mx_pop3_sync(st, &acct, opts, stats_r, err);
+		mx_account_free(&acct);
+		return rc;
+	}
 	rc = mx_account_connect(st, &acct, &conn, err);
 	if (rc) {
 		mx_error_prefix(err, "account %s", name);

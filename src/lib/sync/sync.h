@@ -115,4 +115,27 @@ int mx_account_remove(struct mx_store *st, const char *name, bool purge,
 int mx_account_load(struct mx_store *st, const char *name,
 		    struct mx_account *a, struct mx_error *err);
 
+/* ---- POP3 (pop3sync.c) ---- */
+
+/*
+ * Syncs POP3 account A (proto MX_PROTO_POP3): connects (a fresh OAuth2
+ * token first, one forced refresh if the server refuses it), lists the
+ * maildrop by UIDL, downloads every message whose unique-id is not yet
+ * recorded for A into A's folder "INBOX" (stored, indexed, a message.new
+ * event each, the unique-id recorded, one write transaction per batch),
+ * then with A->pop3_delete marks stored messages for deletion, and QUITs.
+ * OPTS as for mx_sync() (folders: only "INBOX" exists; cancel stops after
+ * committing what was downloaded).  STATS_R (may be NULL): folders = 1,
+ * new_msgs, new_bytes, remapped (a new unique-id for a message already
+ * stored: the server renumbered), parse_errors, expunged (messages
+ * deleted on the server).  A->access_token and its expiry may be
+ * refreshed and saved.  Errors: those of mx_pop3_connect() and
+ * mx_pop3_list()/mx_pop3_retr() (src/backends/pop3.h), MX_ERR_NOTFOUND
+ * (a folder other than INBOX asked for), MX_ERR_STORE, MX_ERR_STORE_FULL,
+ * MX_ERR_CANCELLED, MX_ERR_CONFIG (disabled account).
+ */
+int mx_pop3_sync(struct mx_store *st, struct mx_account *a,
+		 const struct mx_sync_opts *opts,
+		 struct mx_sync_stats *stats_r, struct mx_error *err);
+
 #endif

@@ -1,0 +1,569 @@
+/*
+ * POP3 sync: download by UIDL, optional delete-after-store.
+ * Reasoning and invariants: doc/internals/pop3.md.
+ *
+ *  - A POP3 account has one folder in the store, "INBOX".  Each downloaded
+ *    message gets a location there with a synthetic UID (the folder's
+ *    uidnext, counting up), so status, ls, show and export treat it like
+ *    IMAP mail.
+ *  - The UIDL of every stored message is recorded in the meta database,
+ *    key "pop3uidl" + u32 account id + unique-id, value u64 message id,
+ *    written in the same transaction as the message, its location and its
+ *    message.new event: a crash at any point loses nothing and a rerun
+ *    downloads again only what was not committed.
+ *  - DELE only for messages whose UIDL is committed; the server applies
+ *    deletions at QUIT, which comes last.
+ *  - Messages that vanish from the server stay in the store: POP3 is a
+ *    download protocol, the store is the mailbox.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "backends/pop3.h"
+#include "mime/mime.h"
+#include "sync/sync.h"
+
+#define POP3_BATCH_MSGS 64
+#define POP3_BATCH_BYTES ((uint64_t)16 << 20)
+#define UIDL_KEY_PREFIX "pop3uidl"
+#define UIDL_KEY_MAX (sizeof(UIDL_KEY_PREFIX) - 1 + 4 + MX_POP3_UIDL_MAX)
+
+struct dl {
+	const struct mx_pop3_msg *m; /* foreign (the listing) */
+	char *raw;                   /* owned */
+	size_t len;
+	uint8_t sha[32];
+	uint8_t identity[32];
+	struct mx_parsed parsed;
+	uint64_t msg_id;             /* after commit */
+	enum { DL_CREATED, DL_REMAPPED, DL_KNOWN } state; /* after commit */
+};
+
+struct psync {
+	struct mx_store *st;
+	struct mx_account *a;        /* foreign */
+	const struct mx_sync_opts *opts;
+	struct mx_sync_stats *stats;
+	struct mx_pop3 *pop;
+	struct mx_folder folder;     /* "INBOX" */
+	uint32_t next_uid;           /* folder uidnext after the commit */
+	/* Records already claimed by a unique-id on the server (sorted), so
+	 * a new unique-id is attached only to a record nobody else has. */
+	uint64_t *claimed;
+	size_t nclaimed;
+	/* The batch being downloaded. */
+	struct dl *batch;
+	size_t nbatch, capbatch;
+	uint64_t batch_bytes;
+	/* Download buffer for one message. */
+	struct mx_buf body;
+	struct mx_sync_progress prog;
+};
+
+static size_t uidl_key(uint32_t account_id, const char *uidl,
+		       uint8_t out[UIDL_KEY_MAX])
+{
+	size_t pl = sizeof(UIDL_KEY_PREFIX) - 1, ul = strlen(uidl);
+
+	memcpy(out, UIDL_KEY_PREFIX, pl);
+	mx_put_be32(out + pl, account_id);
+	memcpy(out + pl + 4, uidl, ul);
+	return pl + 4 + ul;
+}
+
+/* The record stored for UIDL, or 0. */
+static uint64_t uidl_lookup(struct mx_txn *t, uint32_t account_id,
+			    const char *uidl)
+{
+	uint8_t k[UIDL_KEY_MAX];
+	size_t kl = uidl_key(account_id, uidl, k);
+	MDB_val v;
+
+	if (mx_db_get(t, MX_DB_META, k, kl, &v, NULL) != MX_OK ||
+	    v.mv_size != 8)
+		return 0;
+	return mx_get_be64(v.mv_data);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static bool is_claimed(const struct psync *c, uint64_t id)
+{
+	return bsearch(&id, c->claimed, c->nclaimed, sizeof(id), cmp_u64) !=
+	       NULL;
+}
+
+static void dl_free(struct dl *d)
+{
+	free(d->raw);
+	mx_parsed_free(&d->parsed);
+	memset(d, 0, sizeof(*d));
+}
+
+static void batch_clear(struct psync *c)
+{
+	for (size_t i = 0; i < c->nbatch; i++)
+		dl_free(&c->batch[i]);
+	c->nbatch = 0;
+	c->batch_bytes = 0;
+}
+
+/* ---- the folder ---- */
+
+static int folder_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
+{
+	struct psync *c = ctx;
+	int rc;
+
+	mx_folder_free(&c->folder);
+	memset(&c->folder, 0, sizeof(c->folder));
+	rc = mx_store_folder_find(t, c->a->id, "INBOX", &c->folder, NULL);
+	if (rc == MX_OK)
+		return MX_OK;
+	if (rc != MX_ERR_NOTFOUND)
+		return mx_error_set(err, rc, "folder INBOX");
+	c->folder.account_id = c->a->id;
+	c->folder.name = strdup("INBOX");
+	c->folder.wire = strdup("INBOX");
+	if (c->folder.name == NULL || c->folder.wire == NULL)
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	c->folder.delim = '/';
+	c->folder.special = MX_SU_INBOX;
+	/* Synthetic UIDs; there is no UIDVALIDITY in POP3, and they never
+	 * change meaning. */
+	c->folder.uidvalidity = 1;
+	c->folder.uidnext = 1;
+	c->folder.initial_top = 1;
+	c->folder.initial_low = 1;
+	c->folder.initial_done = true;
+	return mx_store_folder_put(t, &c->folder, err);
+}
+
+/* ---- commit ---- */
+
+/* A stored record of this account with the same identity and bytes that
+ * no unique-id on the server claims (the server renumbered its UIDLs). */
+static uint64_t find_same(struct mx_txn *t, struct psync *c,
+			  const struct dl *d, const uint64_t *taken,
+			  size_t ntaken)
+{
+	uint64_t *ids = NULL, found = 0;
+	size_t n = 0;
+
+	if (mx_store_identity_find(t, c->a->id, d->identity, &ids, &n, NULL))
+		return 0;
+	for (size_t i = 0; i < n && found == 0; i++) {
+		struct mx_msg m;
+		bool same, busy = is_claimed(c, ids[i]);
+
+		for (size_t j = 0; j < ntaken && !busy; j++)
+			busy = taken[j] == ids[i];
+		if (busy || mx_store_msg_get(t, ids[i], &m, NULL) != MX_OK)
+			continue;
+		same = memcmp(m.sha256, d->sha, 32) == 0;
+		mx_msg_free(&m);
+		if (same)
+			found = ids[i];
+	}
+	free(ids);
+	return found;
+}
+
+static int new_event(struct mx_txn *t, struct psync *c, const struct mx_msg *m,
+		     uint32_t uid, const char *uidl, struct mx_error *err)
+{
+	json_t *x = json_object();
+	int rc;
+
+	json_object_set_new(x, "uid", json_integer(uid));
+	json_object_set_new(x, "folder_name", json_string(c->folder.name));
+	json_object_set_new(x, "uidl", json_string(uidl));
+	if (m->p.message_id)
+		json_object_set_new(x, "message_id",
+				    json_string(m->p.message_id));
+	json_object_set_new(x, "thread", json_integer((json_int_t)m->thread_id));
+	rc = mx_store_event(t, "message.new", c->a->id, c->folder.id, m->id, x,
+			    err);
+	json_decref(x);
+	return rc;
+}
+
+static int commit_msgs(struct mx_txn *t, struct psync *c, struct mx_folder *fp,
+		       uint64_t *taken, size_t *ntaken_r, struct mx_error *err);
+
+/*
+ * One write transaction for the batch: records, locations, events, the
+ * UIDL map and the folder's uidnext.  Everything it decides is kept in
+ * locals and the batch entries, so that a MAP_FULL retry starts over.
+ */
+static int commit_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
+{
+	struct psync *c = ctx;
+	struct mx_folder f;
+	uint64_t taken[POP3_BATCH_MSGS];
+	size_t ntaken = 0;
+	int rc;
+
+	/* The folder as committed: another process (a second `mxsync sync`,
+	 * the daemon) may have stored messages of this account meanwhile. */
+	rc = mx_store_folder_get(t, c->folder.id, &f, err);
+	if (rc)
+		return rc;
+	rc = commit_msgs(t, c, &f, taken, &ntaken, err);
+	if (rc == MX_OK) {
+		f.last_sync = mx_wall_s();
+		c->next_uid = f.uidnext; /* adopted once the commit succeeded */
+		rc = mx_store_folder_put(t, &f, err);
+	}
+	mx_folder_free(&f);
+	return rc;
+}
+
+static int commit_msgs(struct mx_txn *t, struct psync *c, struct mx_folder *fp,
+		       uint64_t *taken, size_t *ntaken_r, struct mx_error *err)
+{
+	struct mx_folder f = *fp; /* borrowed strings; uidnext copied back */
+	size_t ntaken = 0;
+	int rc;
+
+	for (size_t i = 0; i < c->nbatch; i++) {
+		struct dl *d = &c->batch[i];
+		uint8_t k[UIDL_KEY_MAX], v[8];
+		size_t kl = uidl_key(c->a->id, d->m->uidl, k);
+		uint64_t id;
+
+		d->msg_id = 0;
+		d->state = DL_REMAPPED;
+		id = uidl_lookup(t, c->a->id, d->m->uidl);
+		if (id) {
+			d->state = DL_KNOWN; /* stored by another process */
+			d->msg_id = id;
+			continue;
+		}
+		id = find_same(t, c, d, taken, ntaken);
+		if (id == 0) {
+			struct mx_msg m = {0};
+			struct mx_loc l = {0};
+
+			m.account_id = c->a->id;
+			memcpy(m.sha256, d->sha, 32);
+			memcpy(m.identity, d->identity, 32);
+			m.size = d->len;
+			m.internaldate = mx_wall_s(); /* POP3 has none */
+			m.added = m.internaldate;
+			m.p = d->parsed; /* borrowed */
+			rc = mx_store_msg_add(t, &m, d->raw, err);
+			if (rc)
+				return rc;
+			l.folder_id = f.id;
+			l.uid = f.uidnext++;
+			l.msg_id = m.id;
+			rc = mx_store_loc_put(t, &l, err);
+			if (rc == MX_OK)
+				rc = new_event(t, c, &m, l.uid, d->m->uidl, err);
+			if (rc)
+				return rc;
+			id = m.id;
+			d->state = DL_CREATED;
+		}
+		mx_put_be64(v, id);
+		rc = mx_db_put(t, MX_DB_META, k, kl, v, 8, 0, err);
+		if (rc)
+			return rc;
+		d->msg_id = id;
+		if (ntaken < POP3_BATCH_MSGS)
+			taken[ntaken++] = id;
+	}
+	fp->uidnext = f.uidnext;
+	*ntaken_r = ntaken;
+	return MX_OK;
+}
+
+/* Commits the batch, then (pop3_delete) marks its messages for deletion. */
+static int commit_batch(struct psync *c, struct mx_error *err)
+{
+	int rc;
+
+	if (c->nbatch == 0)
+		return MX_OK;
+	for (size_t i = 0; i < c->nbatch; i++) {
+		struct dl *d = &c->batch[i];
+
+		mx_sha256(d->raw, d->len, d->sha);
+		mx_mime_identity(d->raw, d->len, d->identity);
+		rc = mx_mime_parse(d->raw, d->len, &d->parsed, err);
+		if (rc)
+			return rc;
+	}
+	rc = mx_store_write(c->st, commit_fn, c, err);
+	if (rc)
+		return rc;
+	c->folder.uidnext = c->next_uid;
+	for (size_t i = 0; i < c->nbatch; i++) {
+		struct dl *d = &c->batch[i];
+
+		c->stats->new_bytes += d->len;
+		if (d->state == DL_CREATED)
+			c->stats->new_msgs++;
+		else if (d->state == DL_REMAPPED)
+			c->stats->remapped++;
+		if (d->parsed.flags & MX_PARSED_BROKEN)
+			c->stats->parse_errors++;
+		c->prog.msgs_done++;
+		c->prog.bytes_done += d->len;
+	}
+	mx_trace(MX_TRACE_SYNC, "%s: committed %zu POP3 messages", c->a->name,
+		 c->nbatch);
+	/* Committed: now the server may forget them (at QUIT). */
+	for (size_t i = 0; c->a->pop3_delete && i < c->nbatch; i++) {
+		rc = mx_pop3_dele(c->pop, c->batch[i].m->num, err);
+		if (rc)
+			return rc;
+		c->stats->expunged++;
+	}
+	batch_clear(c);
+	if (c->opts && c->opts->progress)
+		c->opts->progress(&c->prog, c->opts->progress_ctx);
+	return MX_OK;
+}
+
+/* ---- download ---- */
+
+static int body_cb(const char *data, size_t len, void *ctx,
+		   struct mx_error *err)
+{
+	struct psync *c = ctx;
+
+	if (mx_buf_append(&c->body, data, len) < 0)
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	return MX_OK;
+}
+
+static int download(struct psync *c, const struct mx_pop3_msg *m,
+		    struct mx_error *err)
+{
+	struct dl *d;
+	uint64_t want = m->size + 64;
+	int rc;
+
+	if (c->nbatch == c->capbatch) {
+		size_t ncap = c->capbatch ? c->capbatch * 2 : 16;
+		struct dl *nv = realloc(c->batch, ncap * sizeof(*nv));
+
+		if (nv == NULL)
+			return mx_error_set(err, MX_ERR_NOMEM, NULL);
+		c->batch = nv;
+		c->capbatch = ncap;
+	}
+	/* LIST's size, so the buffer is not grown (and copied) on the way;
+	 * a lying server only costs reallocations. */
+	mx_buf_reset(&c->body);
+	if (want > MX_POP3_MAX_MESSAGE)
+		want = MX_POP3_MAX_MESSAGE;
+	if (mx_buf_reserve(&c->body, (size_t)want) < 0)
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	rc = mx_pop3_retr(c->pop, m->num, body_cb, c, err);
+	if (rc) {
+		mx_error_prefix(err, "RETR %" PRIu32 " (UIDL %s)", m->num,
+				m->uidl);
+		return rc;
+	}
+	d = &c->batch[c->nbatch++];
+	memset(d, 0, sizeof(*d));
+	d->m = m;
+	d->len = c->body.len;
+	d->raw = mx_buf_steal(&c->body); /* the batch keeps the only copy */
+	c->batch_bytes += d->len;
+	return MX_OK;
+}
+
+/* ---- connect (with one forced token refresh, as mx_account_connect) ---- */
+
+static int pop3_login(struct mx_store *st, struct mx_account *a,
+		      struct mx_pop3 **pop_r, struct mx_error *err)
+{
+	int rc;
+
+	if (a->disabled)
+		return mx_error_set(err, MX_ERR_CONFIG,
+				    "account %s is disabled", a->name);
+	rc = mx_account_fresh_token(st, a, false, err);
+	if (rc == MX_OK)
+		rc = mx_pop3_connect_account(a, pop_r, err);
+	if (rc == MX_ERR_AUTH && a->refresh_token && a->oauth_token_url) {
+		/* Refused before we thought it expired (revoked, clock
+		 * skew): refresh once, then the error stands. */
+		rc = mx_account_fresh_token(st, a, true, err);
+		if (rc == MX_OK)
+			rc = mx_pop3_connect_account(a, pop_r, err);
+	}
+	return rc;
+}
+
+/* ---- entry point ---- */
+
+static bool cancelled(const struct psync *c)
+{
+	return c->opts && c->opts->cancel && *c->opts->cancel;
+}
+
+static int run(struct psync *c, struct mx_error *err)
+{
+	struct mx_pop3_msg *v = NULL;
+	const struct mx_pop3_msg **todo = NULL;
+	size_t n = 0, ntodo = 0;
+	unsigned batch_msgs = c->opts && c->opts->batch_msgs
+				      ? c->opts->batch_msgs : POP3_BATCH_MSGS;
+	uint64_t batch_bytes = c->opts && c->opts->batch_bytes
+				       ? c->opts->batch_bytes : POP3_BATCH_BYTES;
+	struct mx_txn t;
+	int rc;
+
+	if (batch_msgs > POP3_BATCH_MSGS)
+		batch_msgs = POP3_BATCH_MSGS;
+	rc = mx_store_write(c->st, folder_fn, c, err);
+	if (rc)
+		return rc;
+	rc = mx_pop3_list(c->pop, &v, &n, err);
+	if (rc)
+		return rc;
+	todo = malloc((n ? n : 1) * sizeof(*todo));
+	c->claimed = malloc((n ? n : 1) * sizeof(*c->claimed));
+	if (todo == NULL || c->claimed == NULL) {
+		rc = mx_error_set(err, MX_ERR_NOMEM, NULL);
+		goto out;
+	}
+	rc = mx_txn_begin(c->st, false, &t, err);
+	if (rc)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t id = uidl_lookup(&t, c->a->id, v[i].uidl);
+
+		if (id)
+			c->claimed[c->nclaimed++] = id;
+		else
+			todo[ntodo++] = &v[i];
+	}
+	mx_txn_abort(&t);
+	qsort(c->claimed, c->nclaimed, sizeof(*c->claimed), cmp_u64);
+	mx_trace(MX_TRACE_SYNC, "%s: POP3 maildrop has %zu messages, %zu new",
+		 c->a->name, n, ntodo);
+	/* Stored by an earlier run whose QUIT never came (or before
+	 * --pop3-delete was set): safe to delete now. */
+	for (size_t i = 0; c->a->pop3_delete && i < n; i++) {
+		bool known = true;
+
+		for (size_t j = 0; j < ntodo && known; j++)
+			known = todo[j] != &v[i];
+		if (!known)
+			continue;
+		rc = mx_pop3_dele(c->pop, v[i].num, err);
+		if (rc)
+			goto out;
+		c->stats->expunged++;
+	}
+	c->prog.msgs_total = ntodo;
+	for (size_t i = 0; i < ntodo; i++)
+		c->prog.bytes_total += todo[i]->size;
+	for (size_t i = 0; i < ntodo; i++) {
+		if (cancelled(c)) {
+			rc = commit_batch(c, err);
+			if (rc == MX_OK)
+				rc = mx_error_set(err, MX_ERR_CANCELLED,
+						  "interrupted; committed work "
+						  "is kept");
+			goto out;
+		}
+		rc = download(c, todo[i], err);
+		if (rc)
+			goto out;
+		if (c->nbatch >= batch_msgs || c->batch_bytes >= batch_bytes) {
+			rc = commit_batch(c, err);
+			if (rc)
+				goto out;
+		}
+	}
+	rc = commit_batch(c, err);
+	if (rc)
+		goto out;
+	c->folder.server_exists = (uint32_t)n;
+	c->folder.last_sync = mx_wall_s();
+	/* Deletions (if any) take effect now, after everything committed. */
+	rc = mx_pop3_quit(c->pop, err);
+out:
+	batch_clear(c);
+	free(todo);
+	free(v);
+	return rc;
+}
+
+static int folder_stat_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
+{
+	struct psync *c = ctx;
+	struct mx_folder f;
+	int rc;
+
+	/* Re-read: only the server count and the time change here. */
+	rc = mx_store_folder_get(t, c->folder.id, &f, err);
+	if (rc)
+		return rc;
+	f.server_exists = c->folder.server_exists;
+	f.last_sync = c->folder.last_sync;
+	rc = mx_store_folder_put(t, &f, err);
+	mx_folder_free(&f);
+	return rc;
+}
+
+int mx_pop3_sync(struct mx_store *st, struct mx_account *a,
+		 const struct mx_sync_opts *opts,
+		 struct mx_sync_stats *stats_r, struct mx_error *err)
+{
+	struct mx_sync_stats stats = {0};
+	struct psync c = {0};
+	int rc;
+
+	mx_error_clear(err);
+	c.st = st;
+	c.a = a;
+	c.opts = opts;
+	c.stats = &stats;
+	c.prog.account = a->name;
+	c.prog.folder = "INBOX";
+	if (opts && opts->folders && opts->nfolders) {
+		for (size_t i = 0; i < opts->nfolders; i++)
+			if (strcmp(opts->folders[i], "INBOX") != 0) {
+				rc = mx_error_set(err, MX_ERR_NOTFOUND,
+						  "no folder '%s': a POP3 "
+						  "account has only INBOX",
+						  opts->folders[i]);
+				goto out;
+			}
+	}
+	rc = pop3_login(st, a, &c.pop, err);
+	if (rc) {
+		mx_error_prefix(err, "account %s", a->name);
+		goto out;
+	}
+	stats.folders = 1;
+	rc = run(&c, err);
+	if (rc == MX_OK && c.folder.id)
+		rc = mx_store_write(st, folder_stat_fn, &c, err);
+out:
+	/* Without QUIT (an error), the server discards pending DELEs. */
+	mx_pop3_close(&c.pop);
+	mx_buf_free(&c.body);
+	free(c.batch);
+	free(c.claimed);
+	mx_folder_free(&c.folder);
+	if (stats_r)
+		*stats_r = stats;
+	return rc;
+}
