@@ -12,5 +12,12 @@ tests_fuzz_fuzz_mime_CFLAGS = $(AM_CFLAGS) -g \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 tests_fuzz_fuzz_mime_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer,address,undefined
 tests_fuzz_fuzz_mime_LDADD = libmxsync-internal.la $(MX_DEPLIBS)
+# tests/fuzz/smoke.sh tests/fuzz/fuzz_autoconfig DIR_OF_XML_DOCUMENTS
+noinst_PROGRAMS += tests/fuzz/fuzz_autoconfig
+tests_fuzz_fuzz_autoconfig_SOURCES = tests/fuzz/fuzz_autoconfig.c \
+	$(MX_DISCOVER_SOURCES)
+tests_fuzz_fuzz_autoconfig_CFLAGS = $(tests_fuzz_fuzz_mime_CFLAGS)
+tests_fuzz_fuzz_autoconfig_LDFLAGS = $(tests_fuzz_fuzz_mime_LDFLAGS)
+tests_fuzz_fuzz_autoconfig_LDADD = libmxsync-internal.la $(MX_DEPLIBS)
 endif
 EXTRA_DIST += tests/fuzz/smoke.sh
