@@ -474,6 +474,97 @@ START_TEST(test_session_hostile)
 }
 END_TEST
 
+/* Refusals before any traffic, and a server that stops answering. */
+START_TEST(test_session_refusals_and_timeout)
+{
+	static const struct step silent[] = {
+		{NULL, "220 x\r\n"},
+		{"EHLO", ""},
+		{"never sent", NULL},
+		{NULL, NULL},
+	};
+	struct mx_smtp_cfg cfg = {0};
+	struct mx_smtp *s = NULL;
+	struct mx_error err = {0};
+	struct server sv;
+
+	/* plaintext to a non-loopback host: refused before connecting */
+	cfg.host = "192.0.2.1";
+	cfg.port = 25;
+	cfg.tls = MX_TLS_NONE;
+	ck_assert_int_eq(mx_smtp_open(&cfg, &s, &err), MX_ERR_INSECURE);
+	cfg.tls = MX_TLS_STARTTLS;
+	cfg.user = "u";
+	ck_assert_int_eq(mx_smtp_open(&cfg, &s, &err), MX_ERR_INVAL);
+	cfg.password = "p";
+	cfg.mechanism = "CRAM-MD5";
+	ck_assert_int_eq(mx_smtp_open(&cfg, &s, &err), MX_ERR_INVAL);
+	cfg.mechanism = "XOAUTH2"; /* needs a token */
+	cfg.helo_name = "bad name";
+	ck_assert_int_eq(mx_smtp_open(&cfg, &s, &err), MX_ERR_INVAL);
+	ck_assert_ptr_null(s);
+
+	cfg = start(&sv, silent);
+	cfg.timeout_s = 1;
+	ck_assert_int_eq(mx_smtp_open(&cfg, &s, &err), MX_ERR_TIMEOUT);
+	ck_assert_ptr_null(s);
+	server_join(&sv);
+}
+END_TEST
+
+/* Pipelined, MAIL refused although DATA gets 354: a lone dot ends it,
+ * the MAIL refusal is the error, and the next transaction starts with
+ * RSET. */
+START_TEST(test_session_mail_refused_pipelined)
+{
+	static const struct step steps[] = {
+		{NULL, "220 x\r\n"},
+		{"EHLO", "250-x\r\n250 PIPELINING\r\n"},
+		{"MAIL FROM:<a@x>", ""},
+		{"RCPT TO:<b@x>", ""},
+		{"DATA", "553 5.7.1 sender not yours\r\n503 5.5.1 no MAIL\r\n"
+			 "354 go\r\n"},
+		{".\r", "554 5.5.1 no valid recipients\r\n"},
+		{"RSET", "250 ok\r\n"},
+		{"MAIL FROM:<a@x>", ""},
+		{"RCPT TO:<b@x>", ""},
+		{"DATA", "250 ok\r\n250 ok\r\n354 go\r\n"},
+		{"<body>", "250 queued\r\n"},
+		{"QUIT", "221 bye\r\n"},
+		{NULL, NULL},
+	};
+	struct server sv;
+	struct mx_smtp_cfg cfg;
+	struct mx_smtp *s = NULL;
+	struct mx_smtp_result res;
+	struct mx_error err = {0};
+	const char *rcpts[] = {"b@x"};
+	struct src src = {"x\r\n", 3};
+
+	cfg = start(&sv, steps);
+	ck_assert_int_eq(mx_smtp_open(&cfg, &s, &err), MX_OK);
+	ck_assert_int_eq(mx_smtp_send(s, "a@x", rcpts, 1, src_read, &src, 3, 0,
+				      &res, &err), MX_ERR_SERVER);
+	ck_assert(strstr(err.detail, "MAIL FROM: 553 5.7.1 sender not yours"));
+	ck_assert_int_eq(err.retry, MX_RETRY_FINAL);
+	ck_assert_int_eq(res.rcpt[0].code, 503);
+	mx_smtp_result_free(&res);
+	/* bad input: refused before anything is sent */
+	rcpts[0] = "b@x>\r\nRCPT TO:<evil@x";
+	ck_assert_int_eq(mx_smtp_send(s, "a@x", rcpts, 1, src_read, &src, 3, 0,
+				      &res, &err), MX_ERR_INVAL);
+	rcpts[0] = "b@x";
+	ck_assert_int_eq(mx_smtp_send(s, "a@x", rcpts, 0, src_read, &src, 3, 0,
+				      &res, &err), MX_ERR_INVAL);
+	ck_assert_int_eq(mx_smtp_send(s, "a@x", rcpts, 1, src_read, &src, 3, 0,
+				      &res, &err), MX_OK);
+	ck_assert_int_eq(res.data_code, 250);
+	mx_smtp_result_free(&res);
+	mx_smtp_close(&s);
+	server_join(&sv);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("smtp");
@@ -490,6 +581,8 @@ int main(void)
 	tcase_add_test(tc, test_session_no_starttls);
 	tcase_add_test(tc, test_session_login_and_bearer_failure);
 	tcase_add_test(tc, test_session_hostile);
+	tcase_add_test(tc, test_session_refusals_and_timeout);
+	tcase_add_test(tc, test_session_mail_refused_pipelined);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
