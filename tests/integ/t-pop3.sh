@@ -55,6 +55,8 @@ is "$(mx_count p INBOX)" 5 "5 messages in INBOX"
 like "$(mx status p --json)" '"folder": "INBOX"' "status shows INBOX"
 id=$(mx ls p --json | "$MX_PY" -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
 run_ok "show works for POP3 mail" mx show "$id"
+run_fails "flag on POP3 mail is refused (no flags on a POP3 server)" mx flag "$id" --seen
+like "$MX_OUT" 'is POP3' "says why"
 is "$(mx events --json | grep -c '"message.new"')" 5 "5 message.new events"
 
 mx sync p >"$T/p2.out" 2>&1

@@ -280,6 +280,9 @@ enum mx_err mx_list_json(struct mx_store *st, const char *name,
 						    json_string(m.p.from.v[0].name));
 		}
 		json_object_set_new(o, "subject", json_string(m.p.subject ? m.p.subject : ""));
+		if (m.p.message_id)
+			json_object_set_new(o, "message_id",
+					    json_string(m.p.message_id));
 		json_object_set_new(o, "size", json_integer((json_int_t)m.size));
 		json_object_set_new(o, "thread", json_integer((json_int_t)m.thread_id));
 		json_object_set_new(o, "attachments", json_integer(0));
@@ -495,6 +498,10 @@ enum mx_err mx_message_flag(struct mx_store *st, const char *id_s,
 	}
 	if (rc == MX_OK && a.id == 0)
 		rc = mx_error_set(err, MX_ERR_NOTFOUND, "account of %s", id_s);
+	if (rc == MX_OK && a.proto == MX_PROTO_POP3) /* see doc/internals/pop3.md */
+		rc = mx_error_set(err, MX_ERR_UNSUPPORTED,
+				  "account %s is POP3: a POP3 server keeps no "
+				  "flags; nothing to change there", a.name);
 	/* The server is told first; the store follows only on success. */
 	for (size_t i = 0; rc == MX_OK && i < fc.n; i++) {
 		struct mx_folder f;
