@@ -971,9 +971,10 @@ int mx_smtp_send(struct mx_smtp *s, const char *from,
 	int rc, data_code = 0;
 	char *data_txt = NULL;
 
+	if (res == NULL || read == NULL)
+		return mx_error_set(err, MX_ERR_INVAL,
+				    "no result or no message source");
 	memset(res, 0, sizeof(*res));
-	if (read == NULL)
-		return mx_error_set(err, MX_ERR_INVAL, "no message source");
 	if (s->broken || s->st == NULL)
 		return mx_error_set(err, MX_ERR_NET,
 				    "%s: session closed after an earlier error",
@@ -1016,7 +1017,7 @@ int mx_smtp_send(struct mx_smtp *s, const char *from,
 		rc = flush(s, err);
 	if (rc == MX_OK && !pipelined) {
 		rc = read_reply(s, &r, "MAIL FROM", err);
-		if (rc == MX_OK && r.code != 250) {
+		if (rc == MX_OK && r.code / 100 != 2) {
 			rc = reply_error(s, &r, MX_ERR_SERVER, "MAIL FROM", err);
 			goto out;
 		}
@@ -1056,7 +1057,7 @@ int mx_smtp_send(struct mx_smtp *s, const char *from,
 	if (rc == MX_OK && pipelined) {
 		/* Replies in command order (RFC 2920 3.1). */
 		rc = read_reply(s, &r, "MAIL FROM", err);
-		if (rc == MX_OK && r.code == 250)
+		if (rc == MX_OK && r.code / 100 == 2)
 			mail_ok = true;
 		else if (rc == MX_OK)
 			reply_error(s, &r, MX_ERR_SERVER, "MAIL FROM", err);
@@ -1114,7 +1115,7 @@ int mx_smtp_send(struct mx_smtp *s, const char *from,
 	res->data_code = data_code;
 	res->data_reply = data_txt;
 	data_txt = NULL;
-	if (r.code != 250) {
+	if (r.code / 100 != 2) {
 		rc = reply_error(s, &r, MX_ERR_SERVER, "message", err);
 		goto out;
 	}
