@@ -11,6 +11,7 @@
 #include "auth/oauth.h"
 #include "backends/backend.h"
 #include "cli/cli.h"
+#include "discover/discover.h"
 #include "sync/presets.h"
 #include "sync/sync.h"
 
@@ -19,6 +20,7 @@ static const char usage[] =
 	"                 | --pop3 pop3s://USER@HOST[:PORT]\n"
 	"                 | --provider gmail|outlook|yahoo|icloud|fastmail|generic\n"
 	"                   --email USER@DOMAIN\n"
+	"                 | --email USER@DOMAIN (servers discovered: SRV, autoconfig)\n"
 	"                 [--password-file FILE] [--ca-file FILE]\n"
 	"                 [--insecure-plaintext] [--timeout SECONDS]\n"
 	"                 [--display-name NAME]\n"
@@ -26,6 +28,7 @@ static const char usage[] =
 	"                  [--oauth-client-id ID] [--oauth-client-secret-file FILE]\n"
 	"                  [--oauth-scope SCOPE]]\n"
 	"                 [SETTINGS]\n"
+	"       mxsync account discover EMAIL [--json]\n"
 	"       mxsync account list [--json]\n"
 	"       mxsync account edit NAME [--imap URL|--pop3 URL] [--password-file FILE]\n"
 	"                 [--ca-file FILE] [--display-name NAME]\n"
@@ -167,6 +170,80 @@ static int preset_daily_limit(const struct mx_preset *pr, const char *email)
 	    strcasecmp(dom + 1, "googlemail.com") != 0)
 		return 2000;
 	return pr->daily_limit;
+}
+
+/* URL for a discovered server: SCHEME://USER@HOST:PORT, the user being
+ * what the source says, else the address. */
+static char *disc_url(const struct mx_disc_server *sv, const char *email)
+{
+	const char *scheme;
+	char *u;
+
+	if (strcmp(sv->proto, "smtp") == 0)
+		scheme = sv->tls == MX_TLS_IMPLICIT ? "smtps" : "smtp";
+	else if (strcmp(sv->proto, "pop3") == 0)
+		scheme = sv->tls == MX_TLS_IMPLICIT ? "pop3s" : "pop3";
+	else
+		scheme = sv->tls == MX_TLS_IMPLICIT ? "imaps" : "imap";
+	if (asprintf(&u, "%s://%s@%s:%u", scheme, sv->user ? sv->user : email,
+		     sv->host, (unsigned)sv->port) < 0)
+		return NULL;
+	return u;
+}
+
+/*
+ * `account add NAME --email ADDR` without servers: RFC 6186 SRV records,
+ * then the autoconfig document (src/lib/discover).  Fills the incoming
+ * URL (IMAP preferred, else POP3) and, unless given, the SMTP URL.
+ */
+static int discover_servers(const char *email, struct mx_account_params *p,
+			    struct settings_args *sa, char **in_url,
+			    char **smtp_url)
+{
+	struct mx_discover_opts o = {0};
+	struct mx_discovery d = {0};
+	const struct mx_disc_server *in, *out;
+	struct mx_error err;
+	int rc = MX_EXIT_OK;
+
+	o.dns_server = getenv("MXSYNC_DNS_SERVER");
+	o.connect_to = getenv("MXSYNC_DISCOVER_CONNECT_TO");
+	o.ca_file = p->ca_file;
+	o.timeout_s = p->timeout_s;
+	if (mx_discover(email, &o, &d, &err) != MX_OK)
+		return cli_fail(&err);
+	in = mx_discovery_best(&d, "imap");
+	if (in == NULL)
+		in = mx_discovery_best(&d, "pop3");
+	out = mx_discovery_best(&d, "smtp");
+	if (in == NULL) {
+		fprintf(stderr, "mxsync: account add: no IMAP or POP3 server "
+				"found for %s (only SMTP); give --imap URL\n%s",
+			email, d.log);
+		mx_discovery_free(&d);
+		return MX_EXIT_NOTFOUND;
+	}
+	*in_url = disc_url(in, email);
+	if (out && sa->s.smtp_url == NULL) {
+		*smtp_url = disc_url(out, email);
+		sa->s.smtp_url = *smtp_url;
+	}
+	if (*in_url == NULL || (out && sa->s.smtp_url == NULL)) {
+		mx_discovery_free(&d);
+		return MX_EXIT_FAIL;
+	}
+	p->imap_url = *in_url;
+	printf("discovered %s (%s)\n", *in_url, in->source);
+	if (out && *smtp_url)
+		printf("discovered %s (%s)\n", *smtp_url, out->source);
+	for (const struct mx_disc_server *sv = in; sv; sv = sv == in ? out : NULL)
+		if (sv->foreign_domain)
+			fprintf(stderr, "mxsync: warning: %s is outside %s's "
+					"domain and DNS answers are not "
+					"authenticated: check that it is your "
+					"provider's server\n", sv->host, email);
+	mx_discovery_free(&d);
+	return rc;
 }
 
 static int account_add(struct cli *c, int argc, char **argv)
@@ -320,6 +397,11 @@ static int account_add(struct cli *c, int argc, char **argv)
 		if (p.refresh_token == NULL)
 			p.oauth_token_url = NULL; /* password login */
 	}
+	if (p.imap_url == NULL && email != NULL) {
+		rc = discover_servers(email, &p, &sa, &url, &smtp_url);
+		if (rc != MX_EXIT_OK)
+			goto out;
+	}
 	if (p.imap_url == NULL) {
 		fprintf(stderr, "mxsync: account add: --imap URL (or --provider "
 				"and --email) is required\n");
@@ -397,10 +479,7 @@ int cli_providers(struct cli *c, int argc, char **argv)
 		json_array_append_new(arr, o);
 	}
 	if (json) {
-		char *s2 = json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-
-		printf("%s\n", s2 ? s2 : "[]");
-		free(s2);
+		cli_print_json(arr, "[]");
 	} else {
 		size_t i;
 		json_t *o;

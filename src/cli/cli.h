@@ -36,12 +36,17 @@ int cli_show(struct cli *c, int argc, char **argv);
 int cli_flag(struct cli *c, int argc, char **argv);
 int cli_export(struct cli *c, int argc, char **argv);
 int cli_events(struct cli *c, int argc, char **argv);
+int cli_send(struct cli *c, int argc, char **argv);   /* send.c */
+int cli_outbox(struct cli *c, int argc, char **argv); /* send.c */
 
 /* Prints "mxsync: <detail>" and returns the exit code for ERR. */
 int cli_fail(const struct mx_error *err);
 int cli_exit_code(enum mx_err code);
 /* Opens the store or prints the error; returns NULL on failure. */
 struct mx_store *cli_open(struct cli *c, int *exit_r);
+/* Prints V (a json_t *) indented, with a newline, or FALLBACK if it
+ * cannot be encoded. */
+void cli_print_json(const void *v, const char *fallback);
 /* True if ARG is -h or --help. */
 bool cli_is_help(const char *arg);
 

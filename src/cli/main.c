@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "cli/cli.h"
 #include "util/util.h"
 
@@ -23,6 +25,10 @@ static const char usage[] =
 	"  providers [--json]             provider presets for account add\n"
 	"  events [--after ID] [--follow] [--json] [--limit N]\n"
 	"                                 the event feed, oldest first\n"
+	"  send NAME --to ADDR --subject S [--text F] [--attach F]...\n"
+	"                                 compose, queue and send a message\n"
+	"  outbox [NAME] [--json] | run | retry ID | cancel ID\n"
+	"                                 the durable outbox\n"
 	"\n"
 	"options:\n"
 	"  -d DIR     data directory (default: $MXSYNC_DATA_DIR, else\n"
@@ -34,6 +40,14 @@ static const char usage[] =
 	"  --version  print the version\n"
 	"\n"
 	"Run 'mxsync COMMAND --help' for a command's options; see mxsync(1).\n";
+
+void cli_print_json(const void *v, const char *fallback)
+{
+	char *s = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+	printf("%s\n", s ? s : fallback);
+	free(s);
+}
 
 bool cli_is_help(const char *arg)
 {
@@ -101,6 +115,7 @@ static const struct {
 	{"account", cli_account}, {"sync", cli_sync},   {"status", cli_status},
 	{"ls", cli_ls},           {"show", cli_show},   {"flag", cli_flag},
 	{"export", cli_export},   {"providers", cli_providers},   {"events", cli_events},
+	{"send", cli_send},       {"outbox", cli_outbox},
 };
 
 int main(int argc, char **argv)

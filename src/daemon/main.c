@@ -530,14 +530,9 @@ static int load_accounts(struct daemon *d, struct mx_error *err)
 {
 	struct mx_account *v = NULL;
 	size_t n = 0;
-	struct mx_txn t;
 	int rc;
 
-	rc = mx_txn_begin(d->st, false, &t, err);
-	if (rc)
-		return rc;
-	rc = mx_store_account_list(&t, &v, &n, err);
-	mx_txn_abort(&t);
+	rc = mx_account_list_all(d->st, &v, &n, err);
 	if (rc)
 		return rc;
 	for (struct acct *a = d->accts; a; a = a->next) {

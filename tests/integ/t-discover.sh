@@ -300,6 +300,39 @@ MXSYNC_DNS_SERVER=nonsense disc a@srv.test
 is "$RC" 2 "bad --dns-server: usage error"
 like "$(cat "$T/err")" 'bad DNS server "nonsense"' "bad --dns-server: said so"
 
+# ---- account add --email: the servers come from discovery
+MXD=$T/mxdata
+addd() { # NAME EMAIL: account add with discovery; output in $T/out, $RC
+    MXSYNC_PASSWORD=pw "$MX_BIN" -d "$MXD" account add "$1" --email "$2" \
+        --ca-file "$CA" --timeout 5 >"$T/out" 2>&1
+    RC=$?
+}
+acct() { # NAME KEY: a field of the account listing
+    "$MX_BIN" -d "$MXD" account list --json | "$MX_PY" -c 'import json, sys
+a = [x for x in json.load(sys.stdin) if x["name"] == sys.argv[1]][0]
+v = a.get(sys.argv[2])
+print(v["url"] if isinstance(v, dict) else v)' "$1" "$2"
+}
+addd viaac alice@ac.test
+is "$RC" 0 "account add --email (autoconfig): exit 0"
+like "$(cat "$T/out")" '^discovered imaps://alice@ac\.test@imap\.ac\.test:993 \(autoconfig https://autoconfig\.ac\.test/' \
+    "account add --email: says what it found and where"
+is "$(acct viaac imap)" "imaps://alice@ac.test@imap.ac.test:993" "IMAP URL from the autoconfig document"
+is "$(acct viaac smtp)" "smtp://alice@smtp.ac.test:587" "SMTP URL from it too (STARTTLS, local part as user)"
+is "$(acct viaac email)" "alice@ac.test" "the address is the From address"
+addd viasrv bob@srv.test
+is "$RC" 0 "account add --email (SRV): exit 0"
+is "$(acct viasrv imap)" "imaps://bob@srv.test@imap-a.srv.test:9993" "best SRV target, the address as user"
+is "$(acct viasrv smtp)" "smtps://bob@srv.test@smtp.srv.test:465" "SMTP from _submissions._tcp"
+addd viaforeign carol@foreign.test
+is "$RC" 0 "account add --email (foreign SRV target): added"
+like "$(cat "$T/out")" 'warning: mail\.other\.test is outside carol@foreign\.test.s domain' \
+    "foreign SRV target: warned"
+addd none nobody@none.test
+is "$RC" 3 "account add --email, nothing found: exit 3"
+like "$(cat "$T/out")" 'no mail servers found for none\.test' "nothing found: said so"
+unlike "$("$MX_BIN" -d "$MXD" account list)" '^none ' "nothing found: no account added"
+
 # ---- DNS traffic stayed on the fixture
 like "$(cat "$T/dns.log")" '^_submission\._tcp\.none\.test 33$' "DNS queries went to the fixture"
 done_testing

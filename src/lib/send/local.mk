@@ -4,4 +4,5 @@ MX_SEND_SOURCES =
 MX_SEND_SOURCES += src/lib/send/smtp.h src/lib/send/smtp.c
 MX_SEND_SOURCES += src/lib/send/compose.h src/lib/send/compose.c \
 	src/lib/send/compose_json.c
+MX_SEND_SOURCES += src/lib/send/outbox.h src/lib/send/outbox.c
 libmxsync_internal_la_SOURCES += $(MX_SEND_SOURCES)

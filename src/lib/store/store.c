@@ -1431,6 +1431,17 @@ int mx_store_identity_find(struct mx_txn *t, uint32_t account_id,
 			   false, ids_r, n_r, err);
 }
 
+int mx_store_msgid_find(struct mx_txn *t, uint32_t account_id,
+			const char *message_id, uint64_t **ids_r, size_t *n_r,
+			struct mx_error *err)
+{
+	uint8_t k[MX_KEY_MAX + 8];
+	MDB_val key = {str_key(k, account_id, message_id), k};
+
+	return collect_u64(t, MX_DB_MSGID, &key, MDB_SET_KEY, MDB_NEXT_DUP,
+			   false, ids_r, n_r, err);
+}
+
 int mx_store_account_msgs(struct mx_txn *t, uint32_t account_id,
 			  uint64_t **ids_r, size_t *n_r, struct mx_error *err)
 {

@@ -327,6 +327,11 @@ int mx_store_msg_del(struct mx_txn *t, uint64_t id, struct mx_error *err);
 int mx_store_identity_find(struct mx_txn *t, uint32_t account_id,
 			   const uint8_t identity[32], uint64_t **ids_r,
 			   size_t *n_r, struct mx_error *err);
+/* Message ids with MESSAGE_ID (without <>) in ACCOUNT (malloc()ed array;
+ * none: MX_OK with *N_R 0). */
+int mx_store_msgid_find(struct mx_txn *t, uint32_t account_id,
+			const char *message_id, uint64_t **ids_r, size_t *n_r,
+			struct mx_error *err);
 /* Borrowed pointer to the raw bytes, valid until the transaction ends. */
 int mx_store_blob_get(struct mx_txn *t, const uint8_t sha[32],
 		      const char **data_r, size_t *len_r,

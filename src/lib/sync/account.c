@@ -252,8 +252,8 @@ static int parse_yes_no(const char *v, bool *b)
 	return 0;
 }
 
-/* Digits with an optional K, M or G (powers of 1000, as providers state
- * their limits: "25 MB"). */
+/* Digits with an optional K, M or G (powers of 1024, as the composer
+ * counts: the default "25 MB" is 25 MiB). */
 static int parse_bytes(const char *v, uint64_t *r)
 {
 	uint64_t n = 0, mul = 1;
@@ -268,9 +268,9 @@ static int parse_bytes(const char *v, uint64_t *r)
 	}
 	switch (*p) {
 	case '\0': break;
-	case 'k': case 'K': mul = 1000; p++; break;
-	case 'm': case 'M': mul = 1000 * 1000; p++; break;
-	case 'g': case 'G': mul = 1000 * 1000 * 1000; p++; break;
+	case 'k': case 'K': mul = 1024; p++; break;
+	case 'm': case 'M': mul = 1024 * 1024; p++; break;
+	case 'g': case 'G': mul = 1024 * 1024 * 1024; p++; break;
 	default: return -1;
 	}
 	if ((*p == 'B' || *p == 'b') && mul > 1)
@@ -579,20 +579,62 @@ uint64_t mx_account_max_attach(const struct mx_account *a)
 	return a->max_attach ? a->max_attach : MX_DEFAULT_MAX_ATTACH;
 }
 
+int mx_account_list_all(struct mx_store *st, struct mx_account **v_r,
+			size_t *n_r, struct mx_error *err)
+{
+	struct mx_txn t;
+	int rc;
+
+	*v_r = NULL;
+	*n_r = 0;
+	rc = mx_txn_begin(st, false, &t, err);
+	if (rc)
+		return rc;
+	rc = mx_store_account_list(&t, v_r, n_r, err);
+	mx_txn_abort(&t);
+	return rc;
+}
+
+void mx_accounts_free(struct mx_account *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		mx_account_free(&v[i]);
+	free(v);
+}
+
+int mx_account_load_id(struct mx_store *st, uint32_t id,
+		       struct mx_account *a, struct mx_error *err)
+{
+	struct mx_account *v = NULL;
+	size_t n = 0;
+	int rc;
+
+	memset(a, 0, sizeof(*a));
+	rc = mx_account_list_all(st, &v, &n, err);
+	if (rc)
+		return rc;
+	rc = mx_error_set(err, MX_ERR_NOTFOUND, "no account with id %u", id);
+	for (size_t i = 0; i < n; i++)
+		if (v[i].id == id) {
+			*a = v[i];
+			memset(&v[i], 0, sizeof(v[i]));
+			mx_error_clear(err);
+			rc = MX_OK;
+			break;
+		}
+	mx_accounts_free(v, n);
+	return rc;
+}
+
 enum mx_err mx_account_list_json(struct mx_store *st, char **json_r,
 				 struct mx_error *err)
 {
 	struct mx_account *v = NULL;
 	size_t n = 0;
-	struct mx_txn t;
 	json_t *arr;
 	int rc;
 
-	rc = mx_txn_begin(st, false, &t, err);
-	if (rc)
-		return rc;
-	rc = mx_store_account_list(&t, &v, &n, err);
-	mx_txn_abort(&t);
+	rc = mx_account_list_all(st, &v, &n, err);
 	if (rc)
 		return rc;
 	arr = json_array();

@@ -73,7 +73,7 @@ struct mx_account_settings {
 	const char *saves_sent;     /* "yes" | "no" */
 	const char *daily_limit;    /* 0 .. 1000000, 0 = no limit */
 	const char *quota_policy;   /* "hold" | "relay" */
-	const char *max_attach;     /* bytes, K/M/G suffix (powers of 1000) */
+	const char *max_attach;     /* bytes, K/M/G suffix (powers of 1024) */
 	const char *pop3_delete;    /* "yes" | "no" */
 	const char *access;         /* "owner" | "selected" | "all" */
 	const char *owner;          /* API user name */
@@ -92,7 +92,7 @@ int mx_account_apply_settings(struct mx_account *a,
 			      struct mx_error *err);
 
 /* Total attachment bytes per message unless the account says otherwise. */
-#define MX_DEFAULT_MAX_ATTACH (25u * 1000 * 1000)
+#define MX_DEFAULT_MAX_ATTACH ((uint64_t)25 * 1024 * 1024)
 uint64_t mx_account_max_attach(const struct mx_account *a);
 
 /* mx_account_add() with settings (may be NULL), in one transaction. */
@@ -114,6 +114,13 @@ int mx_account_remove(struct mx_store *st, const char *name, bool purge,
 /* Loads account NAME inside its own read transaction. */
 int mx_account_load(struct mx_store *st, const char *name,
 		    struct mx_account *a, struct mx_error *err);
+/* Account with id ID (MX_ERR_NOTFOUND), secrets in clear text. */
+int mx_account_load_id(struct mx_store *st, uint32_t id,
+		       struct mx_account *a, struct mx_error *err);
+/* Every account, in one read transaction; free with mx_accounts_free(). */
+int mx_account_list_all(struct mx_store *st, struct mx_account **v_r,
+			size_t *n_r, struct mx_error *err);
+void mx_accounts_free(struct mx_account *v, size_t n);
 
 /* ---- POP3 (pop3sync.c) ---- */
 

@@ -1,0 +1,1543 @@
+/* The durable outbox (see outbox.h for the state machine and routing). */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "backends/backend.h"
+#include "send/outbox.h"
+#include "send/smtp.h"
+#include "sync/sync.h"
+
+#define OB_MAX_ATTEMPTS 12       /* then failed */
+#define OB_MAX_AGE (2 * 86400)   /* queued longer than this: failed */
+#define OB_BACKOFF_MIN 60
+#define OB_BACKOFF_MAX 3600
+#define OB_APPEND_MAX_ATTEMPTS 8 /* copies to Sent: then given up (logged) */
+#define OB_WINDOW 86400          /* the daily quota's rolling window */
+
+const char *mx_ob_state_name(enum mx_ob_state s)
+{
+	static const char *const n[] = {"queued", "sending", "sent", "failed",
+					"cancelled"};
+
+	return (unsigned)s < MX_ARRAY_SIZE(n) ? n[s] : "unknown";
+}
+
+static int state_from_name(const char *s)
+{
+	for (int i = 0; i <= MX_OB_CANCELLED; i++)
+		if (s && strcmp(s, mx_ob_state_name((enum mx_ob_state)i)) == 0)
+			return i;
+	return -1;
+}
+
+/* Test hook: MXSYNC_TEST_KILL_AT=data|sent makes the process kill itself
+ * with SIGKILL in the middle of DATA, or after "sent" is committed and
+ * before the copy goes to Sent (tests/integ/t-send.sh). */
+static void test_kill_at(const char *point)
+{
+	const char *v = getenv("MXSYNC_TEST_KILL_AT");
+
+	if (v && strcmp(v, point) == 0)
+		raise(SIGKILL);
+}
+
+/* ---- entries ---- */
+
+void mx_ob_entry_free(struct mx_ob_entry *e)
+{
+	if (e == NULL)
+		return;
+	free(e->message_id);
+	free(e->from);
+	free(e->subject);
+	for (size_t i = 0; i < e->nrcpts; i++)
+		free(e->rcpts[i]);
+	free(e->rcpts);
+	free(e->idem_key);
+	free(e->last_error);
+	for (size_t i = 0; i < e->nresults; i++) {
+		free(e->results[i].addr);
+		free(e->results[i].reply);
+	}
+	free(e->results);
+	free(e->data_reply);
+	memset(e, 0, sizeof(*e));
+}
+
+void mx_ob_entries_free(struct mx_ob_entry *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		mx_ob_entry_free(&v[i]);
+	free(v);
+}
+
+static void set_opt_str(json_t *o, const char *k, const char *v)
+{
+	if (v)
+		json_object_set_new(o, k, json_string(v));
+}
+
+static json_t *entry_to_json(const struct mx_ob_entry *e)
+{
+	json_t *o = json_object(), *r = json_array(), *res = json_array();
+	char hex[65];
+
+	json_object_set_new(o, "id", json_integer((json_int_t)e->id));
+	json_object_set_new(o, "account", json_integer(e->account_id));
+	json_object_set_new(o, "state", json_string(mx_ob_state_name(e->state)));
+	if (e->bulk)
+		json_object_set_new(o, "bulk", json_true());
+	if (e->relay)
+		json_object_set_new(o, "relay", json_true());
+	set_opt_str(o, "message_id", e->message_id);
+	set_opt_str(o, "from", e->from);
+	set_opt_str(o, "subject", e->subject);
+	for (size_t i = 0; i < e->nrcpts; i++)
+		json_array_append_new(r, json_string(e->rcpts[i]));
+	json_object_set_new(o, "rcpts", r);
+	mx_hex(e->sha256, 32, hex);
+	json_object_set_new(o, "sha256", json_string(hex));
+	json_object_set_new(o, "size", json_integer((json_int_t)e->size));
+	set_opt_str(o, "idempotency_key", e->idem_key);
+	json_object_set_new(o, "created", json_integer(e->created));
+	json_object_set_new(o, "next_attempt", json_integer(e->next_attempt));
+	if (e->sent_at)
+		json_object_set_new(o, "sent_at", json_integer(e->sent_at));
+	json_object_set_new(o, "attempts", json_integer(e->attempts));
+	set_opt_str(o, "last_error", e->last_error);
+	json_object_set_new(o, "appended", json_boolean(e->appended));
+	if (e->append_attempts)
+		json_object_set_new(o, "append_attempts",
+				    json_integer(e->append_attempts));
+	if (e->msg_id)
+		json_object_set_new(o, "msg", json_integer((json_int_t)e->msg_id));
+	for (size_t i = 0; i < e->nresults; i++) {
+		json_t *x = json_object();
+
+		json_object_set_new(x, "addr", json_string(e->results[i].addr));
+		json_object_set_new(x, "code", json_integer(e->results[i].code));
+		set_opt_str(x, "reply", e->results[i].reply);
+		json_array_append_new(res, x);
+	}
+	json_object_set_new(o, "results", res);
+	set_opt_str(o, "data_reply", e->data_reply);
+	return o;
+}
+
+static char *jstr(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+
+	return s ? strdup(s) : NULL;
+}
+
+static int64_t jint(json_t *o, const char *k)
+{
+	return json_integer_value(json_object_get(o, k));
+}
+
+static int entry_decode(const void *data, size_t len, struct mx_ob_entry *e,
+			struct mx_error *err)
+{
+	json_error_t je;
+	json_t *o = json_loadb(data, len, 0, &je), *a, *v;
+	const char *hex;
+	size_t i;
+	int st;
+
+	memset(e, 0, sizeof(*e));
+	if (!json_is_object(o)) {
+		json_decref(o);
+		return mx_error_set(err, MX_ERR_STORE, "corrupt outbox entry: %s",
+				    je.text);
+	}
+	e->id = (uint64_t)jint(o, "id");
+	e->account_id = (uint32_t)jint(o, "account");
+	st = state_from_name(json_string_value(json_object_get(o, "state")));
+	e->state = st < 0 ? MX_OB_FAILED : (enum mx_ob_state)st;
+	e->bulk = json_is_true(json_object_get(o, "bulk"));
+	e->relay = json_is_true(json_object_get(o, "relay"));
+	e->message_id = jstr(o, "message_id");
+	e->from = jstr(o, "from");
+	e->subject = jstr(o, "subject");
+	a = json_object_get(o, "rcpts");
+	e->rcpts = calloc(json_array_size(a) + 1, sizeof(char *));
+	json_array_foreach(a, i, v)
+		if (e->rcpts && json_is_string(v))
+			e->rcpts[e->nrcpts++] = strdup(json_string_value(v));
+	hex = json_string_value(json_object_get(o, "sha256"));
+	if (hex == NULL || strlen(hex) != 64 || mx_unhex(hex, e->sha256, 32) < 0) {
+		json_decref(o);
+		mx_ob_entry_free(e);
+		return mx_error_set(err, MX_ERR_STORE,
+				    "corrupt outbox entry: bad sha256");
+	}
+	e->size = (uint64_t)jint(o, "size");
+	e->idem_key = jstr(o, "idempotency_key");
+	e->created = jint(o, "created");
+	e->next_attempt = jint(o, "next_attempt");
+	e->sent_at = jint(o, "sent_at");
+	e->attempts = (unsigned)jint(o, "attempts");
+	e->last_error = jstr(o, "last_error");
+	e->appended = json_is_true(json_object_get(o, "appended"));
+	e->append_attempts = (unsigned)jint(o, "append_attempts");
+	e->msg_id = (uint64_t)jint(o, "msg");
+	a = json_object_get(o, "results");
+	e->results = calloc(json_array_size(a) + 1, sizeof(*e->results));
+	json_array_foreach(a, i, v) {
+		if (e->results == NULL)
+			break;
+		e->results[e->nresults].addr = jstr(v, "addr");
+		e->results[e->nresults].code = (int)jint(v, "code");
+		e->results[e->nresults].reply = jstr(v, "reply");
+		e->nresults++;
+	}
+	e->data_reply = jstr(o, "data_reply");
+	json_decref(o);
+	if (e->rcpts == NULL || e->results == NULL) {
+		mx_ob_entry_free(e);
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	}
+	return MX_OK;
+}
+
+void *mx_ob_entry_json(const struct mx_ob_entry *e, const char *account)
+{
+	json_t *o = entry_to_json(e);
+
+	if (account)
+		json_object_set_new(o, "account_name", json_string(account));
+	return o;
+}
+
+static int entry_get(struct mx_txn *t, uint64_t id, struct mx_ob_entry *e,
+		     struct mx_error *err)
+{
+	uint8_t k[8];
+	MDB_val v;
+	int rc;
+
+	mx_put_be64(k, id);
+	rc = mx_db_get(t, MX_DB_OUTBOX, k, 8, &v, err);
+	if (rc == MX_ERR_NOTFOUND)
+		return mx_error_set(err, rc, "no outbox entry %llu",
+				    (unsigned long long)id);
+	if (rc)
+		return rc;
+	return entry_decode(v.mv_data, v.mv_size, e, err);
+}
+
+static int entry_put(struct mx_txn *t, const struct mx_ob_entry *e,
+		     struct mx_error *err)
+{
+	json_t *o = entry_to_json(e);
+	char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	uint8_t k[8];
+	int rc;
+
+	json_decref(o);
+	if (s == NULL)
+		return mx_error_set(err, MX_ERR_INVAL, "outbox entry %llu: "
+				    "fields must be UTF-8",
+				    (unsigned long long)e->id);
+	mx_put_be64(k, e->id);
+	rc = mx_db_put(t, MX_DB_OUTBOX, k, 8, s, strlen(s), 0, err);
+	free(s);
+	return rc;
+}
+
+static int replace_str(char **f, const char *v)
+{
+	char *n = NULL;
+
+	if (v && (n = strdup(v)) == NULL)
+		return -1;
+	free(*f);
+	*f = n;
+	return 0;
+}
+
+/* An outbox event with the entry's essentials. */
+static int entry_event(struct mx_txn *t, const char *type,
+		       const struct mx_ob_entry *e, json_t *x,
+		       struct mx_error *err)
+{
+	int rc;
+
+	if (x == NULL)
+		x = json_object();
+	else
+		json_incref(x);
+	json_object_set_new(x, "outbox_id", json_integer((json_int_t)e->id));
+	set_opt_str(x, "message_id", e->message_id);
+	rc = mx_store_event(t, type, e->account_id, 0, e->msg_id, x, err);
+	json_decref(x);
+	return rc;
+}
+
+/* ---- the daily quota ---- */
+
+static size_t sendlog_key(uint8_t *k, uint32_t account, int64_t when,
+			  uint64_t id)
+{
+	mx_put_be32(k, account);
+	mx_put_be64(k + 4, (uint64_t)when);
+	mx_put_be64(k + 12, id);
+	return 20;
+}
+
+int mx_outbox_sent_24h(struct mx_txn *t, uint32_t account_id, int64_t now,
+		       unsigned *n_r, int64_t *oldest_r, struct mx_error *err)
+{
+	uint8_t k[20];
+	MDB_cursor *cur;
+	MDB_val key, val;
+	unsigned n = 0;
+	int64_t oldest = 0;
+	int rc;
+
+	rc = mdb_cursor_open(t->txn, t->st->dbi[MX_DB_SENDLOG], &cur);
+	if (rc)
+		return mx_store_err(err, rc, "sendlog");
+	key.mv_size = sendlog_key(k, account_id, now - OB_WINDOW, 0);
+	key.mv_data = k;
+	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); rc == 0;
+	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		const uint8_t *p = key.mv_data;
+
+		if (key.mv_size != 20 || mx_get_be32(p) != account_id)
+			break;
+		if (n == 0)
+			oldest = (int64_t)mx_get_be64(p + 4);
+		n++;
+	}
+	mdb_cursor_close(cur);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return mx_store_err(err, rc, "sendlog");
+	*n_r = n;
+	if (oldest_r)
+		*oldest_r = oldest;
+	return MX_OK;
+}
+
+/* Drops send-log records older than the window (they count for nothing). */
+static int sendlog_trim(struct mx_txn *t, uint32_t account_id, int64_t now,
+			struct mx_error *err)
+{
+	uint8_t k[20];
+	MDB_cursor *cur;
+	MDB_val key, val;
+	int rc;
+
+	rc = mdb_cursor_open(t->txn, t->st->dbi[MX_DB_SENDLOG], &cur);
+	if (rc)
+		return mx_store_err(err, rc, "sendlog");
+	key.mv_size = sendlog_key(k, account_id, 0, 0);
+	key.mv_data = k;
+	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); rc == 0;
+	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		const uint8_t *p = key.mv_data;
+
+		if (key.mv_size != 20 || mx_get_be32(p) != account_id ||
+		    (int64_t)mx_get_be64(p + 4) >= now - OB_WINDOW)
+			break;
+		rc = mdb_cursor_del(cur, 0);
+		if (rc)
+			break;
+	}
+	mdb_cursor_close(cur);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return mx_store_err(err, rc, "sendlog");
+	return MX_OK;
+}
+
+/* ---- enqueue ---- */
+
+struct enq_ctx {
+	const struct mx_account *a;
+	struct mx_compose *c;
+	struct mx_compose_out *out;
+	const char *idem_key;
+	bool bulk;
+	FILE *spool;
+	uint8_t sha[32];
+	uint64_t id;
+	bool existing;
+};
+
+static size_t idem_key(uint8_t *k, uint32_t account, const char *key)
+{
+	size_t n = strlen(key);
+
+	mx_put_be32(k, account);
+	memcpy(k + 4, key, n);
+	return 4 + n;
+}
+
+static int idem_find(struct mx_txn *t, uint32_t account, const char *key,
+		     uint64_t *id_r, struct mx_error *err)
+{
+	uint8_t k[4 + 256];
+	MDB_val v;
+	int rc;
+
+	rc = mx_db_get(t, MX_DB_OUTBOX_KEYS, k, idem_key(k, account, key), &v,
+		       err);
+	if (rc)
+		return rc;
+	if (v.mv_size != 8)
+		return mx_error_set(err, MX_ERR_STORE, "corrupt outbox key");
+	*id_r = mx_get_be64(v.mv_data);
+	return MX_OK;
+}
+
+static int enq_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
+{
+	struct enq_ctx *q = ctx;
+	struct mx_ob_entry e = {0};
+	uint8_t k[4 + 256], idbe[8];
+	void *dst;
+	int rc;
+
+	q->existing = false;
+	if (q->idem_key) {
+		rc = idem_find(t, q->a->id, q->idem_key, &q->id, err);
+		if (rc == MX_OK) {
+			q->existing = true;
+			return MX_OK;
+		}
+		if (rc != MX_ERR_NOTFOUND)
+			return rc;
+	}
+	rc = mx_db_next_id(t, "next_outbox", &q->id, err);
+	if (rc)
+		return rc;
+	/* The bytes go straight from the spool file into the store. */
+	rc = mx_store_blob_reserve(t, q->sha, q->out->size, &dst, err);
+	if (rc)
+		return rc;
+	if (dst) {
+		size_t got = 0;
+
+		rewind(q->spool);
+		while (got < q->out->size) {
+			size_t r = fread((char *)dst + got, 1,
+					 q->out->size - got, q->spool);
+
+			if (r == 0)
+				return mx_error_set(err, MX_ERR_IO, "reading "
+						    "the composed message: %s",
+						    strerror(errno));
+			got += r;
+		}
+	}
+	e.id = q->id;
+	e.account_id = q->a->id;
+	e.state = MX_OB_QUEUED;
+	e.bulk = q->bulk;
+	e.relay = q->bulk;
+	e.message_id = q->out->message_id;
+	e.from = (char *)(uintptr_t)q->c->from_addr;
+	e.subject = (char *)(uintptr_t)q->c->subject;
+	e.rcpts = q->out->rcpts;
+	e.nrcpts = q->out->nrcpts;
+	memcpy(e.sha256, q->sha, 32);
+	e.size = q->out->size;
+	e.idem_key = (char *)(uintptr_t)q->idem_key;
+	e.created = e.next_attempt = mx_wall_s();
+	rc = entry_put(t, &e, err);
+	if (rc == MX_OK && q->idem_key) {
+		mx_put_be64(idbe, q->id);
+		rc = mx_db_put(t, MX_DB_OUTBOX_KEYS, k,
+			       idem_key(k, q->a->id, q->idem_key), idbe, 8, 0,
+			       err);
+	}
+	if (rc == MX_OK) {
+		json_t *x = json_object();
+
+		json_object_set_new(x, "rcpts", json_integer((json_int_t)e.nrcpts));
+		json_object_set_new(x, "bulk", json_boolean(e.bulk));
+		rc = entry_event(t, "message.queued", &e, x, err);
+		json_decref(x);
+	}
+	return rc;
+}
+
+/* SHA-256 of the spool file, streamed. */
+static int file_sha256(FILE *f, uint8_t out[32], struct mx_error *err)
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	char buf[65536];
+	size_t n;
+	unsigned len = 32;
+	int rc = MX_OK;
+
+	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(md);
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	}
+	rewind(f);
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		EVP_DigestUpdate(md, buf, n);
+	if (ferror(f))
+		rc = mx_error_set(err, MX_ERR_IO, "reading the composed "
+				  "message: %s", strerror(errno));
+	EVP_DigestFinal_ex(md, out, &len);
+	EVP_MD_CTX_free(md);
+	return rc;
+}
+
+int mx_outbox_enqueue(struct mx_store *st, const struct mx_account *a,
+		      struct mx_compose *c, const char *idem_key, bool bulk,
+		      uint64_t *id_r, bool *existing_r, struct mx_error *err)
+{
+	struct mx_compose_out out = {0};
+	struct enq_ctx q = {a, c, &out, idem_key, bulk, NULL, {0}, 0, false};
+	struct mx_txn t;
+	int rc;
+
+	*existing_r = false;
+	if (idem_key && (idem_key[0] == '\0' || strlen(idem_key) > 200))
+		return mx_error_set(err, MX_ERR_INVAL, "idempotency key: 1 to "
+				    "200 characters");
+	if (idem_key) {
+		rc = mx_txn_begin(st, false, &t, err);
+		if (rc)
+			return rc;
+		rc = idem_find(&t, a->id, idem_key, id_r, err);
+		mx_txn_abort(&t);
+		if (rc == MX_OK) {
+			*existing_r = true;
+			return MX_OK;
+		}
+		if (rc != MX_ERR_NOTFOUND)
+			return rc;
+		mx_error_clear(err);
+	}
+	c->from_addr = mx_account_from(a);
+	if (c->from_addr == NULL)
+		return mx_error_set(err, MX_ERR_CONFIG, "account %s has no "
+				    "From address: set one with 'mxsync "
+				    "account edit %s --email ADDR'", a->name,
+				    a->name);
+	if (c->from_name == NULL)
+		c->from_name = a->display_name;
+	c->max_attach_bytes = mx_account_max_attach(a);
+	c->bulk = bulk;
+	if (bulk && a->relay.host == NULL)
+		return mx_error_set(err, MX_ERR_CONFIG, "bulk mail goes only "
+				    "through a fallback relay, and account %s "
+				    "has none (--relay URL)", a->name);
+	if (!bulk && a->smtp.host == NULL && a->relay.host == NULL)
+		return mx_error_set(err, MX_ERR_CONFIG, "account %s has no "
+				    "SMTP server (account edit --smtp URL)",
+				    a->name);
+	q.spool = tmpfile();
+	if (q.spool == NULL)
+		return mx_error_set(err, MX_ERR_IO, "temporary file for the "
+				    "message: %s", strerror(errno));
+	rc = mx_compose_write(c, q.spool, &out, err);
+	if (rc == MX_OK && fflush(q.spool) != 0)
+		rc = mx_error_set(err, MX_ERR_IO, "writing the message: %s",
+				  strerror(errno));
+	if (rc == MX_OK)
+		rc = file_sha256(q.spool, q.sha, err);
+	if (rc == MX_OK)
+		rc = mx_store_write(st, enq_fn, &q, err);
+	if (rc == MX_OK) {
+		*id_r = q.id;
+		*existing_r = q.existing;
+	}
+	fclose(q.spool);
+	mx_compose_out_free(&out);
+	return rc;
+}
+
+/* ---- replies ---- */
+
+int mx_outbox_reply_headers(struct mx_store *st, const struct mx_account *a,
+			    const char *ref, char **irt_r, char **refs_r,
+			    char **subject_r, struct mx_error *err)
+{
+	struct mx_msg m = {0};
+	struct mx_buf refs = {0};
+	struct mx_txn t;
+	uint64_t id = 0;
+	const char *subj;
+	int rc;
+
+	*irt_r = *refs_r = *subject_r = NULL;
+	rc = mx_txn_begin(st, false, &t, err);
+	if (rc)
+		return rc;
+	if (strlen(ref) == 16 && strspn(ref, "0123456789abcdef") == 16) {
+		uint8_t b[8];
+
+		mx_unhex(ref, b, 8);
+		id = mx_get_be64(b);
+	} else {
+		char *mid = mx_strndup(ref + (ref[0] == '<'),
+				       strlen(ref) - (ref[0] == '<') -
+					       (ref[0] == '<' &&
+						ref[strlen(ref) - 1] == '>'));
+		uint64_t *ids = NULL;
+		size_t n = 0;
+
+		if (mid == NULL)
+			rc = mx_error_set(err, MX_ERR_NOMEM, NULL);
+		else
+			rc = mx_store_msgid_find(&t, a->id, mid, &ids, &n, err);
+		free(mid);
+		if (rc == MX_OK && n > 0)
+			id = ids[0];
+		free(ids);
+	}
+	if (rc == MX_OK && id == 0)
+		rc = mx_error_set(err, MX_ERR_NOTFOUND, "no stored message %s "
+				  "in account %s", ref, a->name);
+	if (rc == MX_OK)
+		rc = mx_store_msg_get(&t, id, &m, err);
+	mx_txn_abort(&t);
+	if (rc == MX_OK && m.account_id != a->id)
+		rc = mx_error_set(err, MX_ERR_NOTFOUND, "message %s belongs to "
+				  "another account", ref);
+	if (rc == MX_OK && (m.p.message_id == NULL || !*m.p.message_id))
+		rc = mx_error_set(err, MX_ERR_INVAL, "message %s has no "
+				  "Message-ID to reply to", ref);
+	if (rc) {
+		mx_msg_free(&m);
+		return rc;
+	}
+	for (size_t i = 0; i < m.p.nreferences; i++)
+		mx_buf_printf(&refs, "<%s> ", m.p.references[i]);
+	mx_buf_printf(&refs, "<%s>", m.p.message_id);
+	subj = m.p.subject ? m.p.subject : "";
+	if (strncasecmp(subj, "re:", 3) == 0)
+		*subject_r = strdup(subj);
+	else if (asprintf(subject_r, "Re: %s", subj) < 0)
+		*subject_r = NULL;
+	if (asprintf(irt_r, "<%s>", m.p.message_id) < 0)
+		*irt_r = NULL;
+	*refs_r = mx_buf_steal(&refs);
+	mx_msg_free(&m);
+	if (*irt_r == NULL || *refs_r == NULL || *subject_r == NULL) {
+		free(*irt_r);
+		free(*refs_r);
+		free(*subject_r);
+		*irt_r = *refs_r = *subject_r = NULL;
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	}
+	return MX_OK;
+}
+
+/* ---- running ---- */
+
+/* A write step on one entry: load, APPLY, store (plus what APPLY adds to
+ * the same transaction). */
+struct step {
+	uint64_t id;
+	int (*apply)(struct mx_txn *t, struct mx_ob_entry *e, void *arg,
+		     struct mx_error *err);
+	void *arg;
+	struct mx_ob_entry out; /* the entry as stored by the step */
+};
+
+static int step_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
+{
+	struct step *s = ctx;
+	int rc;
+
+	mx_ob_entry_free(&s->out);
+	rc = entry_get(t, s->id, &s->out, err);
+	if (rc == MX_OK)
+		rc = s->apply(t, &s->out, s->arg, err);
+	if (rc == MX_OK)
+		rc = entry_put(t, &s->out, err);
+	return rc;
+}
+
+static int run_step(struct mx_store *st, struct mx_ob_entry *e,
+		    int (*apply)(struct mx_txn *, struct mx_ob_entry *, void *,
+				 struct mx_error *),
+		    void *arg, struct mx_error *err)
+{
+	struct step s = {e->id, apply, arg, {0}};
+	int rc = mx_store_write(st, step_fn, &s, err);
+
+	if (rc == MX_OK) {
+		mx_ob_entry_free(e);
+		*e = s.out;
+	} else {
+		mx_ob_entry_free(&s.out);
+	}
+	return rc;
+}
+
+static int apply_sending(struct mx_txn *t, struct mx_ob_entry *e, void *arg,
+			 struct mx_error *err)
+{
+	const bool *relay = arg;
+
+	(void)t;
+	(void)err;
+	e->state = MX_OB_SENDING;
+	e->relay = *relay;
+	e->attempts++;
+	return MX_OK;
+}
+
+struct defer_arg {
+	const char *error;
+	int64_t next;
+	bool final;
+	const struct mx_smtp_result *res;
+};
+
+static int set_results(struct mx_ob_entry *e, const struct mx_smtp_result *r)
+{
+	for (size_t i = 0; i < e->nresults; i++) {
+		free(e->results[i].addr);
+		free(e->results[i].reply);
+	}
+	free(e->results);
+	e->results = NULL;
+	e->nresults = 0;
+	if (r == NULL)
+		return 0;
+	e->results = calloc(r->nrcpt + 1, sizeof(*e->results));
+	if (e->results == NULL)
+		return -1;
+	for (size_t i = 0; i < r->nrcpt; i++) {
+		e->results[i].addr = strdup(r->rcpt[i].addr);
+		e->results[i].code = r->rcpt[i].code;
+		e->results[i].reply = r->rcpt[i].reply ? strdup(r->rcpt[i].reply)
+						       : NULL;
+		e->nresults++;
+	}
+	return replace_str(&e->data_reply, r->data_reply);
+}
+
+static int apply_defer(struct mx_txn *t, struct mx_ob_entry *e, void *arg,
+		       struct mx_error *err)
+{
+	const struct defer_arg *d = arg;
+
+	if (replace_str(&e->last_error, d->error) < 0 ||
+	    (d->res && set_results(e, d->res) < 0))
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	e->state = d->final ? MX_OB_FAILED : MX_OB_QUEUED;
+	e->next_attempt = d->next;
+	if (d->final) {
+		json_t *x = json_object();
+		int rc;
+
+		json_object_set_new(x, "error", json_string(d->error));
+		json_object_set_new(x, "attempts", json_integer(e->attempts));
+		/* The bytes stay until the entry is cancelled: a failed
+		 * message can be retried once the cause is fixed. */
+		rc = entry_event(t, "message.failed", e, x, err);
+		json_decref(x);
+		return rc;
+	}
+	return MX_OK;
+}
+
+/*
+ * The sent message as a record of the store, in its thread: the record
+ * the next sync of Sent attaches its UID to (same identity), so there is
+ * one record, not two.  A record of the same identity already there (the
+ * sync was quicker) is used as it is.
+ */
+static int sent_record(struct mx_txn *t, struct mx_ob_entry *e,
+		       struct mx_error *err)
+{
+	struct mx_msg m = {0};
+	const char *raw;
+	uint64_t *ids = NULL;
+	size_t len, n = 0;
+	int rc;
+
+	rc = mx_store_blob_get(t, e->sha256, &raw, &len, err);
+	if (rc)
+		return rc;
+	mx_mime_identity(raw, len, m.identity);
+	rc = mx_store_identity_find(t, e->account_id, m.identity, &ids, &n, err);
+	if (rc == MX_OK && n > 0) {
+		e->msg_id = ids[0];
+		free(ids);
+		return MX_OK;
+	}
+	free(ids);
+	if (rc && rc != MX_ERR_NOTFOUND)
+		return rc;
+	rc = mx_mime_parse(raw, len, &m.p, err);
+	if (rc)
+		return rc;
+	m.account_id = e->account_id;
+	memcpy(m.sha256, e->sha256, 32);
+	m.size = len;
+	m.internaldate = m.added = mx_wall_s();
+	rc = mx_store_msg_add(t, &m, raw, err);
+	if (rc == MX_OK) {
+		json_t *x = json_object();
+
+		e->msg_id = m.id;
+		json_object_set_new(x, "thread",
+				    json_integer((json_int_t)m.thread_id));
+		json_object_set_new(x, "origin", json_string("outbox"));
+		if (m.p.message_id)
+			json_object_set_new(x, "message_id",
+					    json_string(m.p.message_id));
+		rc = mx_store_event(t, "message.new", e->account_id, 0, m.id, x,
+				    err);
+		json_decref(x);
+	}
+	mx_msg_free(&m);
+	return rc;
+}
+
+struct sent_arg {
+	const struct mx_smtp_result *res;
+	const struct mx_account *a;
+	bool needs_append;
+};
+
+static int apply_sent(struct mx_txn *t, struct mx_ob_entry *e, void *arg,
+		      struct mx_error *err)
+{
+	const struct sent_arg *s = arg;
+	const struct mx_account *a = s->a;
+	json_t *x, *rej;
+	int64_t now = mx_wall_s();
+	int rc;
+
+	if (set_results(e, s->res) < 0)
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	e->state = MX_OB_SENT;
+	e->sent_at = now;
+	free(e->last_error);
+	e->last_error = NULL;
+	e->appended = !s->needs_append;
+	rc = sent_record(t, e, err);
+	if (rc == MX_OK && e->appended)
+		rc = mx_store_blob_unref(t, e->sha256, err);
+	if (rc)
+		return rc;
+	if (!e->relay && a->daily_limit > 0) {
+		uint8_t k[20];
+		unsigned before = 0;
+
+		rc = sendlog_trim(t, a->id, now, err);
+		if (rc == MX_OK)
+			rc = mx_outbox_sent_24h(t, a->id, now, &before, NULL, err);
+		if (rc == MX_OK)
+			rc = mx_db_put(t, MX_DB_SENDLOG, k,
+				       sendlog_key(k, a->id, now, e->id), "", 0,
+				       0, err);
+		/* 80%: warn once, when this message crosses the mark. */
+		if (rc == MX_OK && (before + 1) * 5 >= (unsigned)a->daily_limit * 4 &&
+		    before * 5 < (unsigned)a->daily_limit * 4) {
+			json_t *q = json_object();
+
+			json_object_set_new(q, "used", json_integer(before + 1));
+			json_object_set_new(q, "limit", json_integer(a->daily_limit));
+			json_object_set_new(q, "window_s", json_integer(OB_WINDOW));
+			rc = mx_store_event(t, "account.quota", a->id, 0, 0, q, err);
+			json_decref(q);
+		}
+		if (rc)
+			return rc;
+	}
+	x = json_object();
+	rej = json_array();
+	for (size_t i = 0; i < e->nresults; i++)
+		if (e->results[i].code < 200 || e->results[i].code > 299) {
+			json_t *r = json_object();
+
+			json_object_set_new(r, "addr", json_string(e->results[i].addr));
+			json_object_set_new(r, "code", json_integer(e->results[i].code));
+			set_opt_str(r, "reply", e->results[i].reply);
+			json_array_append_new(rej, r);
+		}
+	json_object_set_new(x, "accepted",
+			    json_integer((json_int_t)(e->nresults -
+						      json_array_size(rej))));
+	json_object_set_new(x, "rejected", rej);
+	json_object_set_new(x, "route", json_string(e->relay ? "relay" : "account"));
+	set_opt_str(x, "reply", e->data_reply);
+	rc = entry_event(t, "message.sent", e, x, err);
+	json_decref(x);
+	return rc;
+}
+
+static int apply_appended(struct mx_txn *t, struct mx_ob_entry *e, void *arg,
+			  struct mx_error *err)
+{
+	const char *failure = arg;
+
+	if (failure) {
+		e->append_attempts++;
+		if (replace_str(&e->last_error, failure) < 0)
+			return mx_error_set(err, MX_ERR_NOMEM, NULL);
+		if (e->append_attempts < OB_APPEND_MAX_ATTEMPTS)
+			return MX_OK;
+		/* Given up; the error stays in the entry. */
+	} else {
+		free(e->last_error);
+		e->last_error = NULL;
+	}
+	e->appended = true;
+	/* Done with the bytes: the message record holds its own reference. */
+	return mx_store_blob_unref(t, e->sha256, err);
+}
+
+static int apply_recovered(struct mx_txn *t, struct mx_ob_entry *e, void *arg,
+			   struct mx_error *err)
+{
+	struct sent_arg s = {NULL, arg, false};
+	int rc = apply_sent(t, e, &s, err);
+
+	if (rc == MX_OK && replace_str(&e->data_reply, "(found in Sent after "
+				       "an interrupted attempt)") < 0)
+		rc = mx_error_set(err, MX_ERR_NOMEM, NULL);
+	return rc;
+}
+
+/* ---- the Sent folder over IMAP ---- */
+
+struct imap_session {
+	struct mx_conn *conn;
+	char *sent_wire;
+};
+
+static void imap_session_close(struct imap_session *s)
+{
+	if (s->conn)
+		mx_backend_imap.disconnect(&s->conn);
+	free(s->sent_wire);
+	s->sent_wire = NULL;
+}
+
+/* Connects and finds the Sent folder: \Sent (RFC 6154), else a folder
+ * named like one. */
+static int imap_sent_open(struct mx_store *st, struct mx_account *a,
+			  struct imap_session *s, struct mx_error *err)
+{
+	static const char *const names[] = {"Sent", "Sent Items",
+					    "Sent Messages", "Sent Mail"};
+	const struct mx_backend_ops *be = &mx_backend_imap;
+	struct mx_remote_folder *v = NULL;
+	struct mx_select_result sel = {0};
+	size_t n = 0;
+	int rc;
+
+	if (s->conn)
+		return MX_OK;
+	if (a->proto != MX_PROTO_IMAP)
+		return mx_error_set(err, MX_ERR_UNSUPPORTED, "account %s has no "
+				    "IMAP server for a Sent folder", a->name);
+	rc = mx_account_connect(st, a, &s->conn, err);
+	if (rc == MX_OK)
+		rc = be->list(s->conn, &v, &n, err);
+	for (size_t i = 0; rc == MX_OK && i < n && !s->sent_wire; i++)
+		if (v[i].special & MX_SU_SENT)
+			s->sent_wire = strdup(v[i].wire);
+	for (size_t k = 0; rc == MX_OK && k < MX_ARRAY_SIZE(names) &&
+			   !s->sent_wire; k++)
+		for (size_t i = 0; i < n && !s->sent_wire; i++)
+			if (!v[i].noselect && strcasecmp(v[i].name, names[k]) == 0)
+				s->sent_wire = strdup(v[i].wire);
+	mx_remote_folders_free(v, n);
+	if (rc == MX_OK && s->sent_wire == NULL)
+		rc = mx_error_set(err, MX_ERR_NOTFOUND, "account %s: no Sent "
+				  "folder (no \\Sent special-use folder and "
+				  "none named Sent)", a->name);
+	if (rc == MX_OK)
+		rc = be->select(s->conn, s->sent_wire, 0, 0, &sel, err);
+	mx_select_result_free(&sel);
+	if (rc)
+		imap_session_close(s);
+	return rc;
+}
+
+/* Whether a message with E's Message-ID is in Sent. */
+static int in_sent(struct imap_session *s, const struct mx_ob_entry *e,
+		   bool *found_r, struct mx_error *err)
+{
+	const struct mx_backend_ops *be = &mx_backend_imap;
+	struct mx_select_result sel = {0};
+	uint32_t *uids = NULL;
+	size_t n = 0;
+	int rc;
+
+	/* Select again: a fresh view of the folder, for a copy the server
+	 * filed a moment ago. */
+	rc = be->select(s->conn, s->sent_wire, 0, 0, &sel, err);
+	mx_select_result_free(&sel);
+	if (rc == MX_OK)
+		rc = be->search_header(s->conn, "Message-ID", e->message_id,
+				       &uids, &n, err);
+	free(uids);
+	*found_r = n > 0;
+	return rc;
+}
+
+static int append_to_sent(struct mx_store *st, struct imap_session *s,
+			  const struct mx_ob_entry *e, struct mx_error *err)
+{
+	struct mx_txn t;
+	const char *raw;
+	size_t len;
+	bool found = false;
+	int rc;
+
+	rc = in_sent(s, e, &found, err);
+	if (rc || found)
+		return rc;
+	/* The bytes are read from the store's map: no copy. */
+	rc = mx_txn_begin(st, false, &t, err);
+	if (rc)
+		return rc;
+	rc = mx_store_blob_get(&t, e->sha256, &raw, &len, err);
+	if (rc == MX_OK)
+		rc = mx_backend_imap.append(s->conn, s->sent_wire, MX_FL_SEEN,
+					    raw, len, NULL, err);
+	mx_txn_abort(&t);
+	return rc;
+}
+
+/* ---- SMTP ---- */
+
+struct blob_reader {
+	const char *p;
+	size_t len, off;
+};
+
+static ssize_t blob_read(void *ctx, char *buf, size_t cap)
+{
+	struct blob_reader *r = ctx;
+	size_t n = r->len - r->off < cap ? r->len - r->off : cap;
+
+	if (r->off > 0)
+		test_kill_at("data"); /* mid-DATA: some bytes went out */
+	memcpy(buf, r->p + r->off, n);
+	r->off += n;
+	return (ssize_t)n;
+}
+
+/* The SMTP settings for A's own server (RELAY false) or its relay.
+ * *PW_R holds a password read from a file (wipe and free). */
+static int smtp_cfg(struct mx_store *st, struct mx_account *a, bool relay,
+		    bool force_refresh, struct mx_smtp_cfg *cfg, char **pw_r,
+		    struct mx_error *err)
+{
+	const struct mx_smtp_server *sv = relay ? &a->relay : &a->smtp;
+	int rc;
+
+	memset(cfg, 0, sizeof(*cfg));
+	*pw_r = NULL;
+	if (sv->host == NULL)
+		return mx_error_set(err, MX_ERR_CONFIG, relay
+				    ? "account %s has no fallback relay"
+				    : "account %s has no SMTP server", a->name);
+	cfg->host = sv->host;
+	cfg->port = sv->port;
+	cfg->tls = sv->tls;
+	cfg->ca_file = a->ca_file;
+	cfg->timeout_s = a->timeout_s;
+	if (relay) {
+		cfg->user = sv->user;
+		cfg->password = sv->password;
+		/* smtp+plain:// to a relay without credentials is the
+		 * operator's explicit choice (a LAN MTA on port 25). */
+		cfg->insecure_plaintext = sv->tls == MX_TLS_NONE && !sv->user;
+		return MX_OK;
+	}
+	cfg->user = sv->user ? sv->user : a->user;
+	cfg->insecure_plaintext = a->insecure_plaintext;
+	if (sv->password) {
+		cfg->password = sv->password;
+		return MX_OK;
+	}
+	if (a->refresh_token || a->access_token) {
+		rc = mx_account_fresh_token(st, a, force_refresh, err);
+		if (rc)
+			return rc;
+		cfg->access_token = a->access_token;
+		return MX_OK;
+	}
+	rc = mx_account_password(a, pw_r, err);
+	cfg->password = *pw_r;
+	return rc;
+}
+
+static int64_t backoff(unsigned attempts)
+{
+	int64_t d = OB_BACKOFF_MIN;
+
+	for (unsigned i = 1; i < attempts && d < OB_BACKOFF_MAX; i++)
+		d *= 2;
+	return d < OB_BACKOFF_MAX ? d : OB_BACKOFF_MAX;
+}
+
+/* One SMTP attempt for E through A's server or relay.  *RES gets the
+ * server's replies. */
+static int smtp_attempt(struct mx_store *st, struct mx_account *a,
+			struct mx_ob_entry *e, struct mx_smtp_result *res,
+			struct mx_error *err)
+{
+	struct mx_smtp *s = NULL;
+	struct mx_smtp_cfg cfg;
+	struct blob_reader br = {0};
+	struct mx_txn t;
+	char *pw = NULL;
+	int rc;
+
+	for (int pass = 0; pass < 2; pass++) {
+		rc = smtp_cfg(st, a, e->relay, pass == 1, &cfg, &pw, err);
+		if (rc == MX_OK)
+			rc = mx_smtp_open(&cfg, &s, err);
+		if (pw) {
+			memset(pw, 0, strlen(pw));
+			free(pw);
+			pw = NULL;
+		}
+		/* A refused access token: refresh it once, then no more. */
+		if (rc == MX_ERR_AUTH && cfg.access_token && pass == 0)
+			continue;
+		break;
+	}
+	if (rc)
+		return rc;
+	rc = mx_txn_begin(st, false, &t, err);
+	if (rc == MX_OK) {
+		rc = mx_store_blob_get(&t, e->sha256, &br.p, &br.len, err);
+		if (rc == MX_OK)
+			rc = mx_smtp_send(s, e->from, (const char *const *)e->rcpts,
+					  e->nrcpts, blob_read, &br, br.len, 0,
+					  res, err);
+		mx_txn_abort(&t);
+	}
+	mx_smtp_close(&s);
+	return rc;
+}
+
+static bool needs_append(const struct mx_account *a,
+			 const struct mx_ob_entry *e)
+{
+	/* Bulk mail is not the user's correspondence; mail that went
+	 * through the relay was never seen by the provider; otherwise the
+	 * provider files it itself when it says so (Gmail). */
+	if (e->bulk || a->proto != MX_PROTO_IMAP)
+		return false;
+	return e->relay || !a->saves_sent;
+}
+
+/* Sends E (queued and due). */
+static int send_entry(struct mx_store *st, struct mx_account *a,
+		      struct mx_ob_entry *e, struct imap_session *is,
+		      struct mx_ob_run_stats *stats, struct mx_error *err)
+{
+	struct mx_smtp_result res = {0};
+	struct mx_error serr = {0};
+	bool relay = e->bulk;
+	int64_t now = mx_wall_s();
+	int rc;
+
+	if (a->disabled)
+		return MX_OK; /* stays queued until the account is enabled */
+	if (!e->bulk && a->smtp.host == NULL)
+		relay = true; /* the relay is all the account has */
+	if (!relay && a->daily_limit > 0) {
+		struct mx_txn t;
+		unsigned used = 0;
+		int64_t oldest = 0;
+
+		rc = mx_txn_begin(st, false, &t, err);
+		if (rc)
+			return rc;
+		rc = mx_outbox_sent_24h(&t, a->id, now, &used, &oldest, err);
+		mx_txn_abort(&t);
+		if (rc)
+			return rc;
+		if (used >= (unsigned)a->daily_limit) {
+			char msg[200];
+			struct defer_arg d = {msg, oldest + OB_WINDOW + 1, false,
+					      NULL};
+
+			if (a->quota_policy == MX_QUOTA_RELAY && a->relay.host) {
+				relay = true;
+			} else {
+				snprintf(msg, sizeof(msg), "daily limit of %d "
+					 "messages reached; held until the "
+					 "rolling 24 h window allows it",
+					 a->daily_limit);
+				if (stats)
+					stats->held++;
+				return run_step(st, e, apply_defer, &d, err);
+			}
+		}
+	}
+	rc = run_step(st, e, apply_sending, &relay, err);
+	if (rc)
+		return rc;
+	rc = smtp_attempt(st, a, e, &res, &serr);
+	if (rc == MX_OK) {
+		struct sent_arg s = {&res, a, needs_append(a, e)};
+
+		rc = run_step(st, e, apply_sent, &s, err);
+		mx_smtp_result_free(&res);
+		if (rc)
+			return rc;
+		if (stats) {
+			stats->sent++;
+			stats->relayed += e->relay;
+		}
+		test_kill_at("sent");
+		if (!e->appended) {
+			struct mx_error aerr = {0};
+
+			rc = imap_sent_open(st, a, is, &aerr);
+			if (rc == MX_OK)
+				rc = append_to_sent(st, is, e, &aerr);
+			if (rc != MX_OK)
+				imap_session_close(is);
+			rc = run_step(st, e, apply_appended,
+				      rc == MX_OK ? NULL : aerr.detail, err);
+			if (rc == MX_OK && stats && e->appended &&
+			    e->last_error == NULL)
+				stats->appended++;
+		}
+		return rc;
+	}
+	{
+		/* Not sent: a final answer fails the entry, anything else is
+		 * retried with back-off, up to a limit. */
+		struct defer_arg d = {serr.detail, 0, false, &res};
+		bool final = serr.retry == MX_RETRY_FINAL &&
+			     (rc == MX_ERR_SERVER || rc == MX_ERR_INVAL ||
+			      rc == MX_ERR_UNSUPPORTED || rc == MX_ERR_CONFIG ||
+			      rc == MX_ERR_TLS_VERIFY || rc == MX_ERR_INSECURE);
+		char msg[sizeof(serr.detail) + 64];
+
+		if (!final && (e->attempts >= OB_MAX_ATTEMPTS ||
+			       now - e->created > OB_MAX_AGE)) {
+			snprintf(msg, sizeof(msg), "gave up after %u attempts: %s",
+				 e->attempts, serr.detail);
+			d.error = msg;
+			final = true;
+		}
+		d.final = final;
+		d.next = now + backoff(e->attempts);
+		rc = run_step(st, e, apply_defer, &d, err);
+		mx_smtp_result_free(&res);
+		if (stats) {
+			if (final)
+				stats->failed++;
+			else
+				stats->deferred++;
+		}
+		return rc;
+	}
+}
+
+/* An entry left in "sending": did it go out? */
+static int recover_entry(struct mx_store *st, struct mx_account *a,
+			 struct mx_ob_entry *e, struct imap_session *is,
+			 struct mx_ob_run_stats *stats, struct mx_error *err)
+{
+	struct mx_error ierr = {0};
+	bool found = false;
+	int rc;
+
+	if (a->proto == MX_PROTO_IMAP && !e->bulk) {
+		rc = imap_sent_open(st, a, is, &ierr);
+		if (rc == MX_OK)
+			rc = in_sent(is, e, &found, &ierr);
+		if (rc != MX_OK) {
+			/* Cannot tell now: try again at the next run rather
+			 * than risk a second delivery. */
+			imap_session_close(is);
+			mx_warn("outbox %llu: cannot check Sent for an "
+				"interrupted send: %s",
+				(unsigned long long)e->id, ierr.detail);
+			return MX_OK;
+		}
+	}
+	if (found) {
+		if (stats)
+			stats->recovered++;
+		return run_step(st, e, apply_recovered, a, err);
+	}
+	/* Not in Sent: the transaction never completed; send again. */
+	{
+		struct defer_arg d = {"interrupted; sending again", mx_wall_s(),
+				      false, NULL};
+
+		return run_step(st, e, apply_defer, &d, err);
+	}
+}
+
+struct due {
+	uint64_t id;
+	uint32_t account;
+};
+
+static int collect_due(struct mx_store *st, const struct mx_ob_run_opts *o,
+		       struct due **v_r, size_t *n_r, struct mx_error *err)
+{
+	struct mx_ob_entry *v = NULL;
+	struct due *d;
+	size_t n = 0, k = 0;
+	int64_t now = mx_wall_s();
+	int rc;
+
+	rc = mx_outbox_list(st, o ? o->account_id : 0, &v, &n, err);
+	if (rc)
+		return rc;
+	d = calloc(n + 1, sizeof(*d));
+	if (d == NULL) {
+		mx_ob_entries_free(v, n);
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct mx_ob_entry *e = &v[i];
+		bool due = e->state == MX_OB_SENDING ||
+			   (e->state == MX_OB_SENT && !e->appended) ||
+			   (e->state == MX_OB_QUEUED &&
+			    (e->next_attempt <= now || (o && o->now)));
+
+		if (o && o->only_id && e->id != o->only_id)
+			continue;
+		if (due)
+			d[k++] = (struct due){e->id, e->account_id};
+	}
+	mx_ob_entries_free(v, n);
+	*v_r = d;
+	*n_r = k;
+	return MX_OK;
+}
+
+int mx_outbox_run(struct mx_store *st, const struct mx_ob_run_opts *o,
+		  struct mx_ob_run_stats *stats, struct mx_error *err)
+{
+	struct imap_session is = {0};
+	struct mx_account a = {0};
+	struct due *d = NULL;
+	size_t n = 0;
+	int rc;
+
+	if (stats)
+		memset(stats, 0, sizeof(*stats));
+	rc = collect_due(st, o, &d, &n, err);
+	for (size_t i = 0; rc == MX_OK && i < n; i++) {
+		struct mx_ob_entry e = {0};
+		struct mx_txn t;
+
+		if (o && o->cancel && *o->cancel) {
+			rc = mx_error_set(err, MX_ERR_CANCELLED, "interrupted");
+			break;
+		}
+		if (a.id != d[i].account) {
+			imap_session_close(&is);
+			mx_account_free(&a);
+			rc = mx_account_load_id(st, d[i].account, &a, err);
+			if (rc == MX_ERR_NOTFOUND) {
+				rc = MX_OK; /* removed account: left alone */
+				continue;
+			}
+			if (rc)
+				break;
+		}
+		rc = mx_txn_begin(st, false, &t, err);
+		if (rc)
+			break;
+		rc = entry_get(&t, d[i].id, &e, err);
+		mx_txn_abort(&t);
+		if (rc)
+			break;
+		switch (e.state) {
+		case MX_OB_SENDING:
+			rc = recover_entry(st, &a, &e, &is, stats, err);
+			if (rc == MX_OK && e.state == MX_OB_QUEUED)
+				rc = send_entry(st, &a, &e, &is, stats, err);
+			break;
+		case MX_OB_QUEUED:
+			rc = send_entry(st, &a, &e, &is, stats, err);
+			break;
+		case MX_OB_SENT:
+			if (!e.appended) {
+				struct mx_error aerr = {0};
+				int r = imap_sent_open(st, &a, &is, &aerr);
+
+				if (r == MX_OK)
+					r = append_to_sent(st, &is, &e, &aerr);
+				if (r != MX_OK)
+					imap_session_close(&is);
+				rc = run_step(st, &e, apply_appended,
+					      r == MX_OK ? NULL : aerr.detail,
+					      err);
+				if (rc == MX_OK && r == MX_OK && stats)
+					stats->appended++;
+			}
+			break;
+		default:
+			break;
+		}
+		mx_ob_entry_free(&e);
+	}
+	imap_session_close(&is);
+	mx_account_free(&a);
+	free(d);
+	return rc;
+}
+
+/* ---- listing and user actions ---- */
+
+int mx_outbox_list(struct mx_store *st, uint32_t account_id,
+		   struct mx_ob_entry **v_r, size_t *n_r, struct mx_error *err)
+{
+	struct mx_ob_entry *v = NULL;
+	size_t n = 0, cap = 0;
+	MDB_cursor *cur;
+	MDB_val key, val;
+	struct mx_txn t;
+	int rc, mrc;
+
+	*v_r = NULL;
+	*n_r = 0;
+	rc = mx_txn_begin(st, false, &t, err);
+	if (rc)
+		return rc;
+	mrc = mdb_cursor_open(t.txn, st->dbi[MX_DB_OUTBOX], &cur);
+	if (mrc) {
+		mx_txn_abort(&t);
+		return mx_store_err(err, mrc, "outbox");
+	}
+	for (mrc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); mrc == 0;
+	     mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		struct mx_ob_entry e;
+
+		rc = entry_decode(val.mv_data, val.mv_size, &e, err);
+		if (rc)
+			break;
+		if (account_id && e.account_id != account_id) {
+			mx_ob_entry_free(&e);
+			continue;
+		}
+		if (n == cap) {
+			struct mx_ob_entry *nv;
+
+			cap = cap ? cap * 2 : 16;
+			nv = realloc(v, cap * sizeof(*v));
+			if (nv == NULL) {
+				mx_ob_entry_free(&e);
+				rc = mx_error_set(err, MX_ERR_NOMEM, NULL);
+				break;
+			}
+			v = nv;
+		}
+		v[n++] = e;
+	}
+	mdb_cursor_close(cur);
+	mx_txn_abort(&t);
+	if (rc == MX_OK && mrc != 0 && mrc != MDB_NOTFOUND)
+		rc = mx_store_err(err, mrc, "outbox");
+	if (rc) {
+		mx_ob_entries_free(v, n);
+		return rc;
+	}
+	*v_r = v;
+	*n_r = n;
+	return MX_OK;
+}
+
+int mx_outbox_get(struct mx_store *st, uint64_t id, struct mx_ob_entry *e,
+		  struct mx_error *err)
+{
+	struct mx_txn t;
+	int rc = mx_txn_begin(st, false, &t, err);
+
+	if (rc)
+		return rc;
+	rc = entry_get(&t, id, e, err);
+	mx_txn_abort(&t);
+	return rc;
+}
+
+int64_t mx_outbox_next_due(struct mx_store *st)
+{
+	struct mx_ob_entry *v = NULL;
+	size_t n = 0;
+	int64_t next = 0;
+
+	if (mx_outbox_list(st, 0, &v, &n, NULL) != MX_OK)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		int64_t when = v[i].state == MX_OB_QUEUED ? v[i].next_attempt
+			     : v[i].state == MX_OB_SENDING ||
+					 (v[i].state == MX_OB_SENT && !v[i].appended)
+				     ? 1 : 0;
+
+		if (when && (next == 0 || when < next))
+			next = when;
+	}
+	mx_ob_entries_free(v, n);
+	return next;
+}
+
+static int apply_retry(struct mx_txn *t, struct mx_ob_entry *e, void *arg,
+		       struct mx_error *err)
+{
+	(void)arg;
+	if (e->state != MX_OB_QUEUED && e->state != MX_OB_FAILED)
+		return mx_error_set(err, MX_ERR_INVAL, "outbox entry %llu is "
+				    "%s: only queued or failed mail can be "
+				    "retried", (unsigned long long)e->id,
+				    mx_ob_state_name(e->state));
+	(void)t;
+	e->state = MX_OB_QUEUED;
+	e->next_attempt = mx_wall_s();
+	e->attempts = 0;
+	e->created = mx_wall_s(); /* the age limit counts from now */
+	return MX_OK;
+}
+
+static int apply_cancel(struct mx_txn *t, struct mx_ob_entry *e, void *arg,
+			struct mx_error *err)
+{
+	(void)arg;
+	if (e->state != MX_OB_QUEUED && e->state != MX_OB_FAILED)
+		return mx_error_set(err, MX_ERR_INVAL, "outbox entry %llu is "
+				    "%s: only queued or failed mail can be "
+				    "cancelled", (unsigned long long)e->id,
+				    mx_ob_state_name(e->state));
+	e->state = MX_OB_CANCELLED;
+	return mx_store_blob_unref(t, e->sha256, err);
+}
+
+int mx_outbox_retry(struct mx_store *st, uint64_t id, struct mx_error *err)
+{
+	struct mx_ob_entry e = {.id = id};
+	int rc = run_step(st, &e, apply_retry, NULL, err);
+
+	mx_ob_entry_free(&e);
+	return rc;
+}
+
+int mx_outbox_cancel(struct mx_store *st, uint64_t id, struct mx_error *err)
+{
+	struct mx_ob_entry e = {.id = id};
+	int rc = run_step(st, &e, apply_cancel, NULL, err);
+
+	mx_ob_entry_free(&e);
+	return rc;
+}

@@ -1,0 +1,164 @@
+/*
+ * The durable outbox: mail queued for sending lives in the LMDB store
+ * (MX_DB_OUTBOX) with its bytes as a blob, and moves
+ *
+ *     queued -> sending -> sent | failed        (or cancelled by the user)
+ *
+ * with every step committed before the next network action, so that a
+ * crash at any point loses nothing and sends nothing twice:
+ *
+ *  - "sending" is committed before MAIL FROM.  An entry found in "sending"
+ *    at start-up was interrupted: its Message-ID is looked up in the
+ *    account's Sent folder first (present: it went out; mark it sent),
+ *    otherwise it is sent again.  An SMTP transaction cut before the final
+ *    dot delivers nothing (RFC 5321 4.1.1.4), so this cannot duplicate.
+ *  - "sent" is committed as soon as the server says 250, before the copy
+ *    is APPENDed to Sent; "appended" is a separate, later step, retried on
+ *    its own and guarded by a Message-ID search, so a crash between the
+ *    two gives exactly one delivery and exactly one copy in Sent.
+ *  The one window left is between the server's 250 and our commit (a few
+ *    milliseconds); doc/internals/send.md discusses it.
+ *
+ * Routing: mail marked bulk always goes through the account's fallback
+ * relay; personal mail goes through the account's SMTP server until its
+ * daily quota (rolling 24 h, MX_DB_SENDLOG) is used up, then waits or
+ * goes to the relay, per the account's quota policy.  At 80% of the quota
+ * an "account.quota" event warns once per crossing.
+ *
+ * Events (same transaction as the change): message.queued, message.sent,
+ * message.failed, account.quota.
+ */
+#ifndef MX_SEND_OUTBOX_H
+#define MX_SEND_OUTBOX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "send/compose.h"
+#include "store/store.h"
+
+enum mx_ob_state {
+	MX_OB_QUEUED = 0,
+	MX_OB_SENDING = 1,
+	MX_OB_SENT = 2,
+	MX_OB_FAILED = 3,
+	MX_OB_CANCELLED = 4,
+};
+
+/* "queued", "sending", ... */
+const char *mx_ob_state_name(enum mx_ob_state s);
+
+struct mx_ob_rcpt {
+	char *addr;  /* owned */
+	int code;    /* 0: not tried */
+	char *reply; /* owned, NULL if none */
+};
+
+struct mx_ob_entry {
+	uint64_t id;
+	uint32_t account_id;
+	enum mx_ob_state state;
+	bool bulk;
+	bool relay;            /* goes (went) through the fallback relay */
+	char *message_id;      /* "<...>" */
+	char *from;            /* envelope sender */
+	char *subject;         /* for listings, UTF-8, may be NULL */
+	char **rcpts;          /* envelope recipients */
+	size_t nrcpts;
+	uint8_t sha256[32];    /* the message bytes (a store blob) */
+	uint64_t size;
+	char *idem_key;        /* caller's idempotency key, or NULL */
+	int64_t created;
+	int64_t next_attempt;  /* queued: not before this time */
+	int64_t sent_at;
+	unsigned attempts;
+	char *last_error;      /* why the last attempt did not send */
+	bool appended;         /* a copy is in the Sent folder */
+	unsigned append_attempts;
+	uint64_t msg_id;       /* store record of the sent message, or 0 */
+	struct mx_ob_rcpt *results; /* per recipient, after an attempt */
+	size_t nresults;
+	char *data_reply;      /* the server's reply to the message */
+};
+
+void mx_ob_entry_free(struct mx_ob_entry *e);
+/* JSON object for `mxsync outbox --json` and the API (json_t *). */
+void *mx_ob_entry_json(const struct mx_ob_entry *e, const char *account);
+
+/*
+ * Queues C for account A: fills the sender (A's address and display
+ * name), the attachment limit and the bulk flag, composes the message
+ * into a temporary file, and stores it with a new entry in one write
+ * transaction (the bytes are copied once, into the store).  With IDEM_KEY
+ * set and an entry with that key already queued for A, nothing is
+ * composed and that entry's id is returned with *EXISTING_R true.
+ * Errors: MX_ERR_CONFIG (the account has no From address or, for BULK,
+ * no relay; no SMTP server), the errors of mx_compose_write() (nothing
+ * queued), MX_ERR_STORE, MX_ERR_STORE_FULL, MX_ERR_IO, MX_ERR_NOMEM.
+ */
+int mx_outbox_enqueue(struct mx_store *st, const struct mx_account *a,
+		      struct mx_compose *c, const char *idem_key, bool bulk,
+		      uint64_t *id_r, bool *existing_r, struct mx_error *err);
+
+/*
+ * Reply headers for a reply to stored message REF (16-hex record id or a
+ * "<Message-ID>") of account A: *IRT_R its Message-ID, *REFS_R its
+ * References plus that id; *SUBJECT_R "Re: " + its subject unless it
+ * starts with "Re:" already.  All malloc()ed.  Errors: MX_ERR_NOTFOUND,
+ * MX_ERR_INVAL (the original has no Message-ID), MX_ERR_STORE.
+ */
+int mx_outbox_reply_headers(struct mx_store *st, const struct mx_account *a,
+			    const char *ref, char **irt_r, char **refs_r,
+			    char **subject_r, struct mx_error *err);
+
+struct mx_ob_run_opts {
+	uint32_t account_id;  /* 0: every account */
+	uint64_t only_id;     /* 0: every due entry */
+	bool now;             /* ignore retry back-off (not quota holds) */
+	volatile int *cancel; /* stop between entries when non-zero */
+};
+
+struct mx_ob_run_stats {
+	unsigned sent;      /* accepted by a server */
+	unsigned relayed;   /* of which through the fallback relay */
+	unsigned failed;    /* final failures */
+	unsigned deferred;  /* temporary failures, retried later */
+	unsigned held;      /* waiting for the daily quota */
+	unsigned appended;  /* copies put into Sent */
+	unsigned recovered; /* interrupted sends found already in Sent */
+};
+
+/*
+ * Works through the due entries (queued and due, left in sending by a
+ * crash, or sent but not yet in Sent).  Per-entry outcomes are recorded in
+ * the entries and counted in STATS (may be NULL); the return value is an
+ * error only when the store fails (MX_ERR_STORE, MX_ERR_STORE_FULL,
+ * MX_ERR_IO) or on cancel (MX_ERR_CANCELLED).
+ */
+int mx_outbox_run(struct mx_store *st, const struct mx_ob_run_opts *o,
+		  struct mx_ob_run_stats *stats, struct mx_error *err);
+
+/* Earliest next_attempt of a queued entry (unix time), 0 if none: when the
+ * daemon should run the outbox again. */
+int64_t mx_outbox_next_due(struct mx_store *st);
+
+/* All entries of account ACCOUNT_ID (0: all), oldest first. */
+int mx_outbox_list(struct mx_store *st, uint32_t account_id,
+		   struct mx_ob_entry **v_r, size_t *n_r, struct mx_error *err);
+void mx_ob_entries_free(struct mx_ob_entry *v, size_t n);
+int mx_outbox_get(struct mx_store *st, uint64_t id, struct mx_ob_entry *e,
+		  struct mx_error *err);
+
+/* `outbox retry ID`: a failed or queued entry becomes queued and due now
+ * (attempts reset).  `outbox cancel ID`: a queued or failed entry becomes
+ * cancelled and its bytes are released.  MX_ERR_INVAL for an entry in
+ * another state (a sent message cannot be unsent). */
+int mx_outbox_retry(struct mx_store *st, uint64_t id, struct mx_error *err);
+int mx_outbox_cancel(struct mx_store *st, uint64_t id, struct mx_error *err);
+
+/* Messages sent by account ACCOUNT_ID through its own server in the 24 h
+ * before NOW. */
+int mx_outbox_sent_24h(struct mx_txn *t, uint32_t account_id, int64_t now,
+		       unsigned *n_r, int64_t *oldest_r, struct mx_error *err);
+
+#endif
