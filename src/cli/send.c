@@ -26,10 +26,11 @@ static const char send_usage[] =
 	"--reply-to-message takes a stored message's id or <Message-ID>: the\n"
 	"reply gets In-Reply-To, References and \"Re: subject\" and joins its\n"
 	"thread.  --bulk mail goes only through the account's fallback relay.\n"
+	"With --queue-only a running mxsyncd sends it within a second or two.\n"
 	"The same --idempotency-key again returns the queued entry instead of\n"
 	"sending a second message.  Exit status: 0 sent, 4 queued for a later\n"
-	"attempt (temporary failure or daily limit), 1 failed, 2 bad input\n"
-	"(nothing queued).\n";
+	"attempt (temporary failure or daily limit; 0 with --queue-only), 1\n"
+	"failed, 2 bad input (nothing queued).\n";
 
 static const char outbox_usage[] =
 	"usage: mxsync outbox [NAME] [--json]       queued, sent and failed mail\n"
@@ -288,6 +289,9 @@ int cli_send(struct cli *c, int argc, char **argv)
 		}
 	}
 	rc = report(st, id);
+	/* Queued is what --queue-only asked for. */
+	if (queue_only && rc == MX_EXIT_TEMP)
+		rc = MX_EXIT_OK;
 	goto out;
 nomem:
 	fprintf(stderr, "mxsync: out of memory\n");

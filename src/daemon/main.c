@@ -22,6 +22,8 @@
 #include <jansson.h>
 
 #include "daemon/daemon.h"
+#include "events/events.h"
+#include "send/outbox.h"
 #include "sync/sync.h"
 
 enum job_kind {
@@ -91,6 +93,12 @@ struct daemon {
 	struct mx_webhook *wh[MX_MAX_WEBHOOKS];
 	pthread_rwlock_t wh_lock;     /* workers notify, reload replaces */
 	uint64_t next_prune;
+	/* the outbox sender (one thread: sends are few, and one session
+	 * at a time keeps each provider's rate limits simple) */
+	pthread_t ob_thread;
+	bool ob_started, ob_quit;
+	pthread_mutex_t ob_mu;
+	pthread_cond_t ob_cv;
 };
 
 static const struct mx_backend_ops *be = &mx_backend_imap;
@@ -631,6 +639,83 @@ static void prune_events(struct daemon *d)
 		mx_info("event retention: %" PRIu64 " events pruned", n);
 }
 
+/* ---- the outbox ---- */
+
+/*
+ * Sends queued mail (src/lib/send/outbox.c).  Wakes every second and runs
+ * the outbox when something was written to the store since the last run
+ * (the event log's last id moved: `mxsync send --queue-only` or the API
+ * queued mail) or when a retry or quota hold falls due.  Entries left in
+ * "sending" by a crash are recovered at the first run.
+ */
+static void *outbox_main(void *arg)
+{
+	struct daemon *d = arg;
+	uint64_t seen = 0;
+	int64_t next_due = 0;
+	bool first = true;
+
+	pthread_mutex_lock(&d->ob_mu);
+	while (!d->ob_quit) {
+		struct mx_error err;
+		uint64_t last = 0;
+		struct timespec ts;
+
+		pthread_mutex_unlock(&d->ob_mu);
+		if (mx_events_last_id(d->st, &last, &err) == MX_OK &&
+		    (first || last != seen ||
+		     (next_due && next_due <= mx_wall_s()))) {
+			struct mx_ob_run_opts o = {0, 0, false, &d->stopping};
+			struct mx_ob_run_stats s;
+
+			if (mx_outbox_run(d->st, &o, &s, &err) != MX_OK) {
+				if (err.code != MX_ERR_CANCELLED)
+					mx_warn("outbox: %s", err.detail);
+			} else if (s.sent || s.failed || s.deferred || s.held ||
+				   s.appended || s.recovered) {
+				mx_info("outbox: sent %u (relay %u), failed %u, "
+					"deferred %u, held %u, copied to Sent %u, "
+					"recovered %u", s.sent, s.relayed,
+					s.failed, s.deferred, s.held, s.appended,
+					s.recovered);
+			}
+			/* Our own events do not count as news. */
+			if (mx_events_last_id(d->st, &seen, NULL) != MX_OK)
+				seen = last;
+			next_due = mx_outbox_next_due(d->st);
+			first = false;
+		}
+		pthread_mutex_lock(&d->ob_mu);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		if (!d->ob_quit)
+			pthread_cond_timedwait(&d->ob_cv, &d->ob_mu, &ts);
+	}
+	pthread_mutex_unlock(&d->ob_mu);
+	return NULL;
+}
+
+static void start_outbox(struct daemon *d)
+{
+	pthread_mutex_init(&d->ob_mu, NULL);
+	pthread_cond_init(&d->ob_cv, NULL);
+	d->ob_started = pthread_create(&d->ob_thread, NULL, outbox_main, d) == 0;
+	if (!d->ob_started)
+		mx_log(MX_LOG_ERROR, "outbox: cannot start its thread");
+}
+
+static void stop_outbox(struct daemon *d)
+{
+	if (!d->ob_started)
+		return;
+	pthread_mutex_lock(&d->ob_mu);
+	d->ob_quit = true;
+	pthread_cond_signal(&d->ob_cv);
+	pthread_mutex_unlock(&d->ob_mu);
+	pthread_join(d->ob_thread, NULL);
+	d->ob_started = false;
+}
+
 /* ---- main loop ---- */
 
 static int reload(struct daemon *d)
@@ -947,6 +1032,7 @@ int main(int argc, char **argv)
 	mx_info("mxsyncd %s: data dir %s, config %s, %d workers",
 		MX_VERSION_STRING, d.dir, d.conf_path, d.nworkers);
 	start_webhooks(&d);
+	start_outbox(&d);
 	if (load_accounts(&d, &err) != MX_OK) {
 		mx_log(MX_LOG_ERROR, "%s", err.detail);
 	} else {
@@ -961,8 +1047,9 @@ int main(int argc, char **argv)
 		stop_webhooks(&d);
 		_exit(0);
 	}
-	/* Shutdown: workers first (they may hold connections), then
-	 * LOGOUT what is left, then webhooks. */
+	/* Shutdown: the sender and the workers first (they may hold
+	 * connections), then LOGOUT what is left, then webhooks. */
+	stop_outbox(&d);
 	pthread_mutex_lock(&d.mu);
 	d.quit = true;
 	pthread_cond_broadcast(&d.cv);

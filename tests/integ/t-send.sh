@@ -217,6 +217,40 @@ run_ok "same key again" mx send q --to bob@example.test \
 like "$MX_OUT" 'already queued as' "the existing entry is returned"
 is "$(grep -l 't-send idem' "$T/sink-fallback/mail"/*.eml | grep -c .)" 1 "one message"
 
+# --- mxsyncd sends queued mail and finishes interrupted work --------------
+MXSYNCD=${MX_TOP_BUILDDIR:-$MX_TOP_SRCDIR}/src/daemon/mxsyncd
+MXSYNC_TEST_KILL_AT=sent mx send a --to bob@example.test --subject "t-send daemon recovers" \
+    --body "the daemon puts this into Sent" >/dev/null 2>&1
+DMID=$(mx outbox --json | "$MX_PY" -c 'import json,sys
+print([e["message_id"] for e in json.load(sys.stdin) if e.get("subject")=="t-send daemon recovers"][0])')
+sink_start dq --offer-auth
+run_ok "account for daemon sending" mx_add dq "$D" alice@example.test imaps \
+    --smtp "smtp+plain://127.0.0.1:$SINK_PORT"
+printf '[daemon]\nworkers = 2\n' > "$MXD/mxsync.conf"
+"$MXSYNCD" -d "$MXD" </dev/null >>"$T/mxsyncd.log" 2>&1 &
+DPID=$!
+at_exit "kill -TERM $DPID 2>/dev/null"
+wait_for() { # SECONDS CMD...: until CMD succeeds
+    _w=$1; shift; _i=0
+    while [ $_i -lt $((_w * 10)) ]; do "$@" && return 0; sleep 0.1; _i=$((_i + 1)); done
+    return 1
+}
+sent_copy() { [ "$(count_mid alice@example.test Sent "$DMID")" = 1 ]; }
+wait_for 20 sent_copy
+ok $? "mxsyncd copied the interrupted send into Sent at start"
+run_ok "queue only" mx send dq --to bob@example.test --subject "t-send via daemon" \
+    --body x --queue-only
+like "$MX_OUT" '^queued ' "left queued for the daemon"
+has_one() { [ "$(sink_count dq)" = 1 ]; }
+wait_for 20 has_one
+ok $? "mxsyncd sent it"
+sleep 2
+is "$(sink_count dq)" 1 "exactly once"
+like "$(mx outbox dq)" 'sent .*t-send via daemon' "the entry says sent"
+kill -TERM $DPID; wait $DPID
+is "$?" 0 "mxsyncd stops cleanly"
+is "$(count_mid bob@example.test INBOX "$DMID")" 1 "the interrupted one was delivered once"
+
 # --- secrets never in outputs ---------------------------------------------
 unlike "$(mx outbox --json) $(mx account list --json)" "$(dc_password "$D" alice@example.test)" \
     "no password in outbox or account listings"

@@ -235,6 +235,13 @@ static int entry_get(struct mx_txn *t, uint64_t id, struct mx_ob_entry *e,
 	return entry_decode(v.mv_data, v.mv_size, e, err);
 }
 
+/* Work left: to send, to recover, or to copy into Sent. */
+static bool entry_pending(const struct mx_ob_entry *e)
+{
+	return e->state == MX_OB_QUEUED || e->state == MX_OB_SENDING ||
+	       (e->state == MX_OB_SENT && !e->appended);
+}
+
 static int entry_put(struct mx_txn *t, const struct mx_ob_entry *e,
 		     struct mx_error *err)
 {
@@ -251,6 +258,15 @@ static int entry_put(struct mx_txn *t, const struct mx_ob_entry *e,
 	mx_put_be64(k, e->id);
 	rc = mx_db_put(t, MX_DB_OUTBOX, k, 8, s, strlen(s), 0, err);
 	free(s);
+	/* The pending index keeps the daemon's scans proportional to the
+	 * work left, not to the history. */
+	if (rc == MX_OK && entry_pending(e))
+		rc = mx_db_put(t, MX_DB_OUTBOX_PENDING, k, 8, "", 0, 0, err);
+	else if (rc == MX_OK) {
+		rc = mx_db_del(t, MX_DB_OUTBOX_PENDING, k, 8, NULL, 0, err);
+		if (rc == MX_ERR_NOTFOUND)
+			rc = MX_OK;
+	}
 	return rc;
 }
 
@@ -1286,10 +1302,89 @@ static int recover_entry(struct mx_store *st, struct mx_account *a,
 	}
 }
 
+/*
+ * Entries in id order: every entry (DB MX_DB_OUTBOX) or those the pending
+ * index names (MX_DB_OUTBOX_PENDING); ACCOUNT_ID 0 = all accounts.
+ */
+static int scan_entries(struct mx_store *st, enum mx_dbi db,
+			uint32_t account_id, struct mx_ob_entry **v_r,
+			size_t *n_r, struct mx_error *err)
+{
+	struct mx_ob_entry *v = NULL;
+	size_t n = 0, cap = 0;
+	MDB_cursor *cur;
+	MDB_val key, val;
+	struct mx_txn t;
+	int rc, mrc;
+
+	*v_r = NULL;
+	*n_r = 0;
+	rc = mx_txn_begin(st, false, &t, err);
+	if (rc)
+		return rc;
+	mrc = mdb_cursor_open(t.txn, st->dbi[db], &cur);
+	if (mrc) {
+		mx_txn_abort(&t);
+		return mx_store_err(err, mrc, "outbox");
+	}
+	for (mrc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); mrc == 0;
+	     mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		struct mx_ob_entry e;
+
+		if (db == MX_DB_OUTBOX)
+			rc = entry_decode(val.mv_data, val.mv_size, &e, err);
+		else if (key.mv_size == 8)
+			rc = entry_get(&t, mx_get_be64(key.mv_data), &e, err);
+		else
+			continue;
+		if (rc == MX_ERR_NOTFOUND && db != MX_DB_OUTBOX) {
+			rc = MX_OK; /* stale index entry: nothing to do */
+			continue;
+		}
+		if (rc)
+			break;
+		if (account_id && e.account_id != account_id) {
+			mx_ob_entry_free(&e);
+			continue;
+		}
+		if (n == cap) {
+			struct mx_ob_entry *nv;
+
+			cap = cap ? cap * 2 : 16;
+			nv = realloc(v, cap * sizeof(*v));
+			if (nv == NULL) {
+				mx_ob_entry_free(&e);
+				rc = mx_error_set(err, MX_ERR_NOMEM, NULL);
+				break;
+			}
+			v = nv;
+		}
+		v[n++] = e;
+	}
+	mdb_cursor_close(cur);
+	mx_txn_abort(&t);
+	if (rc == MX_OK && mrc != 0 && mrc != MDB_NOTFOUND)
+		rc = mx_store_err(err, mrc, "outbox");
+	if (rc) {
+		mx_ob_entries_free(v, n);
+		return rc;
+	}
+	*v_r = v;
+	*n_r = n;
+	return MX_OK;
+}
+
 struct due {
 	uint64_t id;
 	uint32_t account;
 };
+
+/* The pending entries (MX_DB_OUTBOX_PENDING), decoded. */
+static int pending_entries(struct mx_store *st, struct mx_ob_entry **v_r,
+			   size_t *n_r, struct mx_error *err)
+{
+	return scan_entries(st, MX_DB_OUTBOX_PENDING, 0, v_r, n_r, err);
+}
 
 static int collect_due(struct mx_store *st, const struct mx_ob_run_opts *o,
 		       struct due **v_r, size_t *n_r, struct mx_error *err)
@@ -1300,7 +1395,7 @@ static int collect_due(struct mx_store *st, const struct mx_ob_run_opts *o,
 	int64_t now = mx_wall_s();
 	int rc;
 
-	rc = mx_outbox_list(st, o ? o->account_id : 0, &v, &n, err);
+	rc = pending_entries(st, &v, &n, err);
 	if (rc)
 		return rc;
 	d = calloc(n + 1, sizeof(*d));
@@ -1310,12 +1405,12 @@ static int collect_due(struct mx_store *st, const struct mx_ob_run_opts *o,
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct mx_ob_entry *e = &v[i];
-		bool due = e->state == MX_OB_SENDING ||
-			   (e->state == MX_OB_SENT && !e->appended) ||
-			   (e->state == MX_OB_QUEUED &&
-			    (e->next_attempt <= now || (o && o->now)));
+		bool due = e->state != MX_OB_QUEUED || e->next_attempt <= now ||
+			   (o && o->now);
 
 		if (o && o->only_id && e->id != o->only_id)
+			continue;
+		if (o && o->account_id && e->account_id != o->account_id)
 			continue;
 		if (due)
 			d[k++] = (struct due){e->id, e->account_id};
@@ -1405,59 +1500,7 @@ int mx_outbox_run(struct mx_store *st, const struct mx_ob_run_opts *o,
 int mx_outbox_list(struct mx_store *st, uint32_t account_id,
 		   struct mx_ob_entry **v_r, size_t *n_r, struct mx_error *err)
 {
-	struct mx_ob_entry *v = NULL;
-	size_t n = 0, cap = 0;
-	MDB_cursor *cur;
-	MDB_val key, val;
-	struct mx_txn t;
-	int rc, mrc;
-
-	*v_r = NULL;
-	*n_r = 0;
-	rc = mx_txn_begin(st, false, &t, err);
-	if (rc)
-		return rc;
-	mrc = mdb_cursor_open(t.txn, st->dbi[MX_DB_OUTBOX], &cur);
-	if (mrc) {
-		mx_txn_abort(&t);
-		return mx_store_err(err, mrc, "outbox");
-	}
-	for (mrc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); mrc == 0;
-	     mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-		struct mx_ob_entry e;
-
-		rc = entry_decode(val.mv_data, val.mv_size, &e, err);
-		if (rc)
-			break;
-		if (account_id && e.account_id != account_id) {
-			mx_ob_entry_free(&e);
-			continue;
-		}
-		if (n == cap) {
-			struct mx_ob_entry *nv;
-
-			cap = cap ? cap * 2 : 16;
-			nv = realloc(v, cap * sizeof(*v));
-			if (nv == NULL) {
-				mx_ob_entry_free(&e);
-				rc = mx_error_set(err, MX_ERR_NOMEM, NULL);
-				break;
-			}
-			v = nv;
-		}
-		v[n++] = e;
-	}
-	mdb_cursor_close(cur);
-	mx_txn_abort(&t);
-	if (rc == MX_OK && mrc != 0 && mrc != MDB_NOTFOUND)
-		rc = mx_store_err(err, mrc, "outbox");
-	if (rc) {
-		mx_ob_entries_free(v, n);
-		return rc;
-	}
-	*v_r = v;
-	*n_r = n;
-	return MX_OK;
+	return scan_entries(st, MX_DB_OUTBOX, account_id, v_r, n_r, err);
 }
 
 int mx_outbox_get(struct mx_store *st, uint64_t id, struct mx_ob_entry *e,
@@ -1479,15 +1522,12 @@ int64_t mx_outbox_next_due(struct mx_store *st)
 	size_t n = 0;
 	int64_t next = 0;
 
-	if (mx_outbox_list(st, 0, &v, &n, NULL) != MX_OK)
+	if (pending_entries(st, &v, &n, NULL) != MX_OK)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
-		int64_t when = v[i].state == MX_OB_QUEUED ? v[i].next_attempt
-			     : v[i].state == MX_OB_SENDING ||
-					 (v[i].state == MX_OB_SENT && !v[i].appended)
-				     ? 1 : 0;
+		int64_t when = v[i].state == MX_OB_QUEUED ? v[i].next_attempt : 1;
 
-		if (when && (next == 0 || when < next))
+		if (next == 0 || when < next)
 			next = when;
 	}
 	mx_ob_entries_free(v, n);

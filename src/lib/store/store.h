@@ -49,6 +49,7 @@ enum mx_dbi {
 	MX_DB_OUTBOX,        /* u64 outbox id -> JSON entry (src/lib/send) */
 	MX_DB_OUTBOX_KEYS,   /* u32 account + idempotency key -> u64 id */
 	MX_DB_SENDLOG,       /* u32 account + u64 time + u64 outbox id -> "" */
+	MX_DB_OUTBOX_PENDING, /* u64 outbox id -> "": entries with work left */
 	MX_DB_COUNT
 };
 
