@@ -20,4 +20,15 @@ tests_fuzz_fuzz_autoconfig_CFLAGS = $(tests_fuzz_fuzz_mime_CFLAGS)
 tests_fuzz_fuzz_autoconfig_LDFLAGS = $(tests_fuzz_fuzz_mime_LDFLAGS)
 tests_fuzz_fuzz_autoconfig_LDADD = libmxsync-internal.la $(MX_DEPLIBS)
 endif
-EXTRA_DIST += tests/fuzz/smoke.sh
+# The composer's JSON front end (src/lib/send/compose*.c); seeds in
+# tests/fuzz/compose_json/.
+if ENABLE_FUZZ
+noinst_PROGRAMS += tests/fuzz/fuzz_compose_json
+tests_fuzz_fuzz_compose_json_SOURCES = tests/fuzz/fuzz_compose_json.c \
+	src/lib/send/compose.c src/lib/send/compose_json.c
+tests_fuzz_fuzz_compose_json_CFLAGS = $(tests_fuzz_fuzz_mime_CFLAGS)
+tests_fuzz_fuzz_compose_json_LDFLAGS = $(tests_fuzz_fuzz_mime_LDFLAGS)
+tests_fuzz_fuzz_compose_json_LDADD = libmxsync-internal.la $(MX_DEPLIBS)
+endif
+EXTRA_DIST += tests/fuzz/smoke.sh tests/fuzz/compose_json/full.json \
+	tests/fuzz/compose_json/minimal.json

@@ -139,6 +139,10 @@ void mx_compose_out_free(struct mx_compose_out *res);
  * REQ->c.from_addr/from_name/date are left zero, and for
  * REPLY_TO_MESSAGE the caller looks the original up and sets
  * c.in_reply_to and c.references.
+ * Security: a "path" attachment is a local file read with the caller's
+ * rights when the message is composed.  A front end serving remote
+ * clients (the HTTP API) must refuse requests with one (any
+ * REQ->atts[i].path != NULL) or confine the paths itself.
  */
 struct mx_compose_req {
 	struct mx_compose c;       /* points into the storage below */
