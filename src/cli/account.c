@@ -43,6 +43,7 @@ static const char usage[] =
 	"  --email ADDR               From address (default: the user name)\n"
 	"  --smtp URL                 smtps://[USER@]HOST[:465] or smtp://[USER@]HOST[:587]\n"
 	"  --smtp-password-file FILE  SMTP password if not the account's\n"
+	"  --smtp-mechanism MECH      force PLAIN, LOGIN, XOAUTH2 or OAUTHBEARER\n"
 	"  --relay URL                fallback relay (quota overflow, bulk mail)\n"
 	"  --relay-password-file FILE\n"
 	"  --saves-sent yes|no        the server files sent mail in Sent itself\n"
@@ -121,6 +122,8 @@ static int settings_opt(int argc, char **argv, int *i, struct settings_args *sa)
 		{"--max-attachment", offsetof(struct mx_account_settings, max_attach)},
 		{"--access", offsetof(struct mx_account_settings, access)},
 		{"--owner", offsetof(struct mx_account_settings, owner)},
+		{"--smtp-mechanism",
+		 offsetof(struct mx_account_settings, smtp_mechanism)},
 	};
 	const char *a = argv[*i];
 	bool has_val = *i + 1 < argc;

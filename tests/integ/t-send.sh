@@ -184,6 +184,22 @@ like "$(cat "$T/r1.out")" '^failed [0-9]+ .*550 5\.1\.1' "failed with the server
 like "$(mx events)" 'message\.failed .*550' "message.failed event"
 is "$(sink_count reject)" 0 "nothing delivered"
 
+# --- some recipients deferred (4xx): retried on their own ------------------
+sink_start partial --offer-auth --reply-rcpt 'carol@example.test=451 4.2.1 mailbox busy'
+PPORT=$SINK_PORT
+run_ok "account on a server deferring one recipient" mx_add pa "$D" alice@example.test \
+    imaps --smtp "smtp+plain://127.0.0.1:$PPORT" --saves-sent yes
+run_ok "send to two, one deferred" mx send pa --to bob@example.test \
+    --to carol@example.test --subject "t-send partial" --body x
+like "$MX_OUT" 'not accepted: carol@example.test: 451 4\.2\.1' "the deferral is reported"
+like "$(mx events)" 'message\.sent .*retry_entry=' "message.sent names the retry entry"
+kill "$(cat "$T/sink-partial/pid")"; sleep 0.3
+sink_start partial2 --offer-auth --port "$PPORT"
+run_ok "retry the deferred recipient" mx outbox run pa --now
+like "$MX_OUT" 'sent 1' "sent to the deferred recipient"
+is "$(grep -c 'carol@example.test' "$T/sink-partial2/mail"/*.env)" 1 "carol got it on the retry"
+unlike "$(cat "$T/sink-partial2/mail"/*.env)" 'bob@example' "bob was not sent a second copy"
+
 # --- daily quota: relay policy, hold policy, bulk -------------------------
 sink_start own --offer-auth
 OWN=$SINK_PORT

@@ -129,6 +129,11 @@ static json_t *entry_to_json(const struct mx_ob_entry *e)
 	}
 	json_object_set_new(o, "results", res);
 	set_opt_str(o, "data_reply", e->data_reply);
+	if (e->parent)
+		json_object_set_new(o, "parent", json_integer((json_int_t)e->parent));
+	if (e->retry_entry)
+		json_object_set_new(o, "retry_entry",
+				    json_integer((json_int_t)e->retry_entry));
 	return o;
 }
 
@@ -201,6 +206,8 @@ static int entry_decode(const void *data, size_t len, struct mx_ob_entry *e,
 		e->nresults++;
 	}
 	e->data_reply = jstr(o, "data_reply");
+	e->parent = (uint64_t)jint(o, "parent");
+	e->retry_entry = (uint64_t)jint(o, "retry_entry");
 	json_decref(o);
 	if (e->rcpts == NULL || e->results == NULL) {
 		mx_ob_entry_free(e);
@@ -820,6 +827,65 @@ static int sent_record(struct mx_txn *t, struct mx_ob_entry *e,
 	return rc;
 }
 
+static int64_t backoff(unsigned attempts);
+
+static bool deferred_code(int code)
+{
+	return code >= 400 && code < 500;
+}
+
+/*
+ * Recipients the server deferred (4xx) while it accepted others: a new
+ * entry retries just them later, sharing the bytes; the copy in Sent is
+ * this entry's job, not the new one's.
+ */
+static int split_deferred(struct mx_txn *t, struct mx_ob_entry *e,
+			  struct mx_error *err)
+{
+	struct mx_ob_entry c = {0};
+	size_t nd = 0;
+	int rc;
+
+	for (size_t i = 0; i < e->nresults; i++)
+		nd += deferred_code(e->results[i].code);
+	if (nd == 0)
+		return MX_OK;
+	c.rcpts = calloc(nd, sizeof(char *));
+	if (c.rcpts == NULL)
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	for (size_t i = 0; i < e->nresults; i++)
+		if (deferred_code(e->results[i].code))
+			c.rcpts[c.nrcpts++] = e->results[i].addr; /* borrowed */
+	rc = mx_db_next_id(t, "next_outbox", &c.id, err);
+	if (rc == MX_OK)
+		rc = mx_store_blob_ref(t, e->sha256, err);
+	if (rc == MX_OK) {
+		c.account_id = e->account_id;
+		c.state = MX_OB_QUEUED;
+		c.bulk = c.relay = e->bulk;
+		c.message_id = e->message_id;
+		c.from = e->from;
+		c.subject = e->subject;
+		memcpy(c.sha256, e->sha256, 32);
+		c.size = e->size;
+		c.created = mx_wall_s();
+		c.next_attempt = c.created + backoff(1);
+		c.parent = e->id;
+		rc = entry_put(t, &c, err);
+	}
+	if (rc == MX_OK) {
+		json_t *x = json_object();
+
+		json_object_set_new(x, "rcpts", json_integer((json_int_t)c.nrcpts));
+		json_object_set_new(x, "parent", json_integer((json_int_t)e->id));
+		rc = entry_event(t, "message.queued", &c, x, err);
+		json_decref(x);
+		e->retry_entry = c.id;
+	}
+	free(c.rcpts);
+	return rc;
+}
+
 struct sent_arg {
 	const struct mx_smtp_result *res;
 	const struct mx_account *a;
@@ -842,7 +908,9 @@ static int apply_sent(struct mx_txn *t, struct mx_ob_entry *e, void *arg,
 	free(e->last_error);
 	e->last_error = NULL;
 	e->appended = !s->needs_append;
-	rc = sent_record(t, e, err);
+	rc = split_deferred(t, e, err);
+	if (rc == MX_OK)
+		rc = sent_record(t, e, err);
 	if (rc == MX_OK && e->appended)
 		rc = mx_store_blob_unref(t, e->sha256, err);
 	if (rc)
@@ -887,6 +955,9 @@ static int apply_sent(struct mx_txn *t, struct mx_ob_entry *e, void *arg,
 			    json_integer((json_int_t)(e->nresults -
 						      json_array_size(rej))));
 	json_object_set_new(x, "rejected", rej);
+	if (e->retry_entry)
+		json_object_set_new(x, "retry_entry",
+				    json_integer((json_int_t)e->retry_entry));
 	json_object_set_new(x, "route", json_string(e->relay ? "relay" : "account"));
 	set_opt_str(x, "reply", e->data_reply);
 	rc = entry_event(t, "message.sent", e, x, err);
@@ -1069,6 +1140,7 @@ static int smtp_cfg(struct mx_store *st, struct mx_account *a, bool relay,
 	cfg->tls = sv->tls;
 	cfg->ca_file = a->ca_file;
 	cfg->timeout_s = a->timeout_s;
+	cfg->mechanism = sv->mechanism;
 	if (relay) {
 		cfg->user = sv->user;
 		cfg->password = sv->password;
@@ -1152,7 +1224,7 @@ static bool needs_append(const struct mx_account *a,
 	/* Bulk mail is not the user's correspondence; mail that went
 	 * through the relay was never seen by the provider; otherwise the
 	 * provider files it itself when it says so (Gmail). */
-	if (e->bulk || a->proto != MX_PROTO_IMAP)
+	if (e->bulk || e->parent || a->proto != MX_PROTO_IMAP)
 		return false;
 	return e->relay || !a->saves_sent;
 }

@@ -79,6 +79,11 @@ struct mx_ob_entry {
 	struct mx_ob_rcpt *results; /* per recipient, after an attempt */
 	size_t nresults;
 	char *data_reply;      /* the server's reply to the message */
+	uint64_t parent;       /* entry whose deferred (4xx) recipients this
+				* one retries, or 0; the parent made the copy
+				* in Sent */
+	uint64_t retry_entry;  /* the entry retrying this one's deferred
+				* recipients, or 0 */
 };
 
 void mx_ob_entry_free(struct mx_ob_entry *e);

@@ -78,6 +78,8 @@ static int smtp_encode(json_t *o, const char *prefix,
 	bad |= set_str(o, k, s->user);
 	snprintf(k, sizeof(k), "%s_password", prefix);
 	bad |= set_str(o, k, s->password);
+	snprintf(k, sizeof(k), "%s_mechanism", prefix);
+	bad |= set_str(o, k, s->mechanism);
 	return bad;
 }
 
@@ -98,6 +100,8 @@ static void smtp_decode(json_t *o, const char *prefix,
 	s->user = get_str(o, k);
 	snprintf(k, sizeof(k), "%s_password", prefix);
 	s->password = get_str(o, k);
+	snprintf(k, sizeof(k), "%s_mechanism", prefix);
+	s->mechanism = get_str(o, k);
 }
 
 char *mx_account_encode(const struct mx_account *a, size_t *len_r)
@@ -299,6 +303,7 @@ void mx_smtp_server_free(struct mx_smtp_server *s)
 	free(s->host);
 	free(s->user);
 	free_secret(s->password);
+	free(s->mechanism);
 	memset(s, 0, sizeof(*s));
 }
 

@@ -139,6 +139,8 @@ struct mx_smtp_server {
 	char *user;     /* NULL: no AUTH (relay) / the account's user (smtp) */
 	char *password; /* sealed at rest; NULL: the account's credentials
 			 * (smtp) or none (relay) */
+	char *mechanism; /* AUTH mechanism to use; NULL: the strongest one
+			  * offered */
 };
 
 struct mx_account {

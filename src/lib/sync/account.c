@@ -1,6 +1,7 @@
 /* Accounts: URL parsing, creation, listing. */
 #include <ctype.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -399,6 +400,14 @@ int mx_account_apply_settings(struct mx_account *a,
 	if (access == MX_ACCESS_SELECTED && s->nallow == 0 && a->nallowed == 0)
 		return mx_error_set(err, MX_ERR_INVAL, "--access selected needs "
 				    "at least one --allow USER");
+	if (s->smtp_mechanism && s->smtp_mechanism[0] &&
+	    strcasecmp(s->smtp_mechanism, "PLAIN") != 0 &&
+	    strcasecmp(s->smtp_mechanism, "LOGIN") != 0 &&
+	    strcasecmp(s->smtp_mechanism, "XOAUTH2") != 0 &&
+	    strcasecmp(s->smtp_mechanism, "OAUTHBEARER") != 0)
+		return mx_error_set(err, MX_ERR_INVAL, "bad --smtp-mechanism '%s': "
+				    "PLAIN, LOGIN, XOAUTH2 or OAUTHBEARER",
+				    s->smtp_mechanism);
 	if ((s->smtp_password && !mx_utf8_valid_str(s->smtp_password)) ||
 	    (s->relay_password && !mx_utf8_valid_str(s->relay_password)))
 		return mx_error_set(err, MX_ERR_INVAL, "passwords must be UTF-8");
@@ -429,7 +438,8 @@ int mx_account_apply_settings(struct mx_account *a,
 		goto nomem;
 	if (s->smtp_url) {
 		smtp.password = a->smtp.password; /* kept unless replaced */
-		a->smtp.password = NULL;
+		smtp.mechanism = a->smtp.mechanism;
+		a->smtp.password = a->smtp.mechanism = NULL;
 		mx_smtp_server_free(&a->smtp);
 		a->smtp = smtp;
 		memset(&smtp, 0, sizeof(smtp));
@@ -441,7 +451,9 @@ int mx_account_apply_settings(struct mx_account *a,
 		a->relay = relay;
 		memset(&relay, 0, sizeof(relay));
 	}
-	if ((s->smtp_password && set_dup(&a->smtp.password, s->smtp_password) < 0) ||
+	if ((s->smtp_mechanism &&
+	     set_dup(&a->smtp.mechanism, s->smtp_mechanism) < 0) ||
+	    (s->smtp_password && set_dup(&a->smtp.password, s->smtp_password) < 0) ||
 	    (s->relay_password && set_dup(&a->relay.password, s->relay_password) < 0))
 		goto nomem;
 	if (allowed) {
@@ -568,6 +580,8 @@ static void smtp_json(json_t *o, const char *key,
 		: sv->tls == MX_TLS_STARTTLS ? "starttls" : "none"));
 	if (sv->user)
 		json_object_set_new(j, "user", json_string(sv->user));
+	if (sv->mechanism)
+		json_object_set_new(j, "mechanism", json_string(sv->mechanism));
 	json_object_set_new(j, "credentials", json_string(
 		sv->password ? "stored"
 		: strcmp(key, "smtp") == 0 ? "account" : "none"));

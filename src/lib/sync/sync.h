@@ -68,6 +68,8 @@ struct mx_account_settings {
 	const char *provider;       /* preset name, recorded */
 	const char *smtp_url;       /* see mx_smtp_url_parse(); "" removes */
 	const char *smtp_password;  /* "" = use the account's credentials */
+	const char *smtp_mechanism; /* PLAIN|LOGIN|XOAUTH2|OAUTHBEARER, ""
+				     * = the strongest offered */
 	const char *relay_url;      /* fallback relay; "" removes it */
 	const char *relay_password; /* "" = none */
 	const char *saves_sent;     /* "yes" | "no" */
