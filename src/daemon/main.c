@@ -637,6 +637,14 @@ static void prune_events(struct daemon *d)
 		mx_warn("event retention: %s", err.detail);
 	else if (n)
 		mx_info("event retention: %" PRIu64 " events pruned", n);
+	/* Finished outbox entries follow the same age limit. */
+	if (d->cfg.retention_days > 0) {
+		if (mx_outbox_prune(d->st, d->cfg.retention_days * 86400, &n,
+				    &err) != MX_OK)
+			mx_warn("outbox retention: %s", err.detail);
+		else if (n)
+			mx_info("outbox retention: %" PRIu64 " entries pruned", n);
+	}
 }
 
 /* ---- the outbox ---- */

@@ -1653,3 +1653,71 @@ int mx_outbox_cancel(struct mx_store *st, uint64_t id, struct mx_error *err)
 	mx_ob_entry_free(&e);
 	return rc;
 }
+
+/* ---- retention ---- */
+
+struct prune_ctx {
+	int64_t cutoff;
+	uint64_t n;
+};
+
+static int prune_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
+{
+	struct prune_ctx *pc = ctx;
+	MDB_cursor *cur;
+	MDB_val key, val;
+	int rc = MX_OK, mrc;
+
+	pc->n = 0;
+	mrc = mdb_cursor_open(t->txn, t->st->dbi[MX_DB_OUTBOX], &cur);
+	if (mrc)
+		return mx_store_err(err, mrc, "outbox");
+	for (mrc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); mrc == 0;
+	     mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		struct mx_ob_entry e;
+		int64_t last;
+		uint8_t k[4 + 256];
+
+		if (entry_decode(val.mv_data, val.mv_size, &e, NULL) != MX_OK)
+			continue; /* left for a human to look at */
+		last = e.sent_at > e.next_attempt ? e.sent_at : e.next_attempt;
+		if (entry_pending(&e) || last >= pc->cutoff) {
+			mx_ob_entry_free(&e);
+			continue;
+		}
+		/* Still holding bytes: failed and cancelled-before-release
+		 * entries, and sent ones whose copy to Sent was given up. */
+		if (e.state == MX_OB_FAILED)
+			rc = mx_store_blob_unref(t, e.sha256, err);
+		if (rc == MX_OK && e.idem_key)
+			rc = mx_db_del(t, MX_DB_OUTBOX_KEYS, k,
+				       idem_key(k, e.account_id, e.idem_key),
+				       NULL, 0, err);
+		if (rc == MX_ERR_NOTFOUND)
+			rc = MX_OK;
+		mx_ob_entry_free(&e);
+		if (rc)
+			break;
+		mrc = mdb_cursor_del(cur, 0);
+		if (mrc) {
+			rc = mx_store_err(err, mrc, "outbox");
+			break;
+		}
+		pc->n++;
+	}
+	mdb_cursor_close(cur);
+	if (rc == MX_OK && mrc != 0 && mrc != MDB_NOTFOUND)
+		rc = mx_store_err(err, mrc, "outbox");
+	return rc;
+}
+
+int mx_outbox_prune(struct mx_store *st, int64_t max_age_s, uint64_t *n_r,
+		    struct mx_error *err)
+{
+	struct prune_ctx pc = {mx_wall_s() - max_age_s, 0};
+	int rc = mx_store_write(st, prune_fn, &pc, err);
+
+	if (n_r)
+		*n_r = rc == MX_OK ? pc.n : 0;
+	return rc;
+}

@@ -161,6 +161,16 @@ int mx_outbox_get(struct mx_store *st, uint64_t id, struct mx_ob_entry *e,
 int mx_outbox_retry(struct mx_store *st, uint64_t id, struct mx_error *err);
 int mx_outbox_cancel(struct mx_store *st, uint64_t id, struct mx_error *err);
 
+/*
+ * Retention: deletes finished entries (sent and copied to Sent, failed,
+ * cancelled) whose last activity is older than MAX_AGE_S, with their
+ * idempotency keys and any bytes they still hold; *N_R (may be NULL) gets
+ * the count.  An idempotency key is therefore remembered as long as its
+ * entry is kept.  Errors: MX_ERR_STORE, MX_ERR_STORE_FULL.
+ */
+int mx_outbox_prune(struct mx_store *st, int64_t max_age_s, uint64_t *n_r,
+		    struct mx_error *err);
+
 /* Messages sent by account ACCOUNT_ID through its own server in the 24 h
  * before NOW. */
 int mx_outbox_sent_24h(struct mx_txn *t, uint32_t account_id, int64_t now,
