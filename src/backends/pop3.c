@@ -19,8 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
 #include "auth/oauth.h"
 #include "backends/pop3.h"
 #include "net/net.h"
@@ -350,32 +348,19 @@ static bool offers(const struct mx_pop3 *p, const char *mech)
 
 /* ---- login ---- */
 
-static char *b64(const void *in, size_t n)
-{
-	char *out;
-
-	if (n > (size_t)INT32_MAX / 2)
-		return NULL;
-	out = malloc(4 * ((n + 2) / 3) + 1);
-	if (out)
-		EVP_EncodeBlock((unsigned char *)out, in, (int)n);
-	return out;
-}
-
 /* The decoded SASL challenge in "+ BASE64", for error details. */
 static void challenge_text(const char *line, char *out, size_t cap)
 {
-	unsigned char dec[300];
-	size_t n = strlen(line);
-	int r;
+	unsigned char dec[301];
+	size_t n = strlen(line), r = 0;
 
 	out[0] = '\0';
 	if (n == 0 || n > 400 || cap == 0)
 		return;
-	r = EVP_DecodeBlock(dec, (const unsigned char *)line, (int)n);
-	if (r <= 0)
+	if (mx_base64_decode(line, n, MX_BASE64_SKIP_SPACE | MX_BASE64_ANY_TAIL,
+			     dec, sizeof(dec) - 1, &r) < 0 || r == 0)
 		return;
-	dec[r < (int)sizeof(dec) ? r : (int)sizeof(dec) - 1] = '\0';
+	dec[r] = '\0';
 	snprintf(out, cap, " (%s)", safe((const char *)dec));
 }
 
@@ -532,7 +517,7 @@ static int login(struct mx_pop3 *p, const struct mx_pop3_cfg *cfg,
 			memcpy(raw + 1, cfg->user, ul);
 			raw[1 + ul] = '\0';
 			memcpy(raw + 2 + ul, cfg->password, pl);
-			ir = b64(raw, ul + pl + 2);
+			ir = mx_base64_encode(raw, ul + pl + 2);
 			memset(raw, 0, ul + pl + 2);
 			free(raw);
 		}

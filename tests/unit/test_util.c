@@ -1,7 +1,10 @@
-/* Unit tests: error codes and mapping, buffers, hex, big-endian keys. */
+/* Unit tests: error codes and mapping, buffers, hex, base64, big-endian
+ * keys. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/evp.h>
 
 #include "util/util.h"
 
@@ -86,6 +89,129 @@ START_TEST(test_sha256)
 }
 END_TEST
 
+/* RFC 4648 section 10 vectors, both ways. */
+START_TEST(test_base64_rfc4648)
+{
+	static const char *const vec[][2] = {
+		{ "", "" },		{ "f", "Zg==" },
+		{ "fo", "Zm8=" },	{ "foo", "Zm9v" },
+		{ "foob", "Zm9vYg==" }, { "fooba", "Zm9vYmE=" },
+		{ "foobar", "Zm9vYmFy" },
+	};
+	unsigned char out[16];
+
+	for (size_t i = 0; i < MX_ARRAY_SIZE(vec); i++) {
+		char *e = mx_base64_encode(vec[i][0], strlen(vec[i][0]));
+		size_t len = 99;
+
+		ck_assert_ptr_nonnull(e);
+		ck_assert_str_eq(e, vec[i][1]);
+		free(e);
+		ck_assert_int_eq(mx_base64_decode(vec[i][1], strlen(vec[i][1]),
+						  0, out, sizeof(out), &len), 0);
+		ck_assert_uint_eq(len, strlen(vec[i][0]));
+		ck_assert(memcmp(out, vec[i][0], len) == 0);
+	}
+}
+END_TEST
+
+/* Every length 0..300 of every byte value: the encoder agrees with
+ * OpenSSL's EVP_EncodeBlock, the decoder gives the bytes back, and a
+ * buffer one byte short is refused. */
+START_TEST(test_base64_roundtrip)
+{
+	unsigned char in[300], back[300], ref[404];
+	char *e;
+	size_t len;
+
+	for (size_t i = 0; i < sizeof(in); i++)
+		in[i] = (unsigned char)(i * 7 + 3);
+	for (size_t n = 0; n <= sizeof(in); n++) {
+		EVP_EncodeBlock(ref, in, (int)n);
+		e = mx_base64_encode(in, n);
+		ck_assert_ptr_nonnull(e);
+		ck_assert_str_eq(e, (char *)ref);
+		len = 0;
+		ck_assert_int_eq(mx_base64_decode(e, strlen(e), 0, back, n,
+						  &len), 0);
+		ck_assert_uint_eq(len, n);
+		ck_assert(memcmp(back, in, n) == 0);
+		if (n > 0)
+			ck_assert_int_eq(mx_base64_decode(e, strlen(e), 0, back,
+							  n - 1, &len), -1);
+		free(e);
+	}
+}
+END_TEST
+
+START_TEST(test_base64_strict)
+{
+	static const char *const bad[] = {
+		"Zg", "Zg=", "Zm9vY", "=", "==", "====", "Z===", "Zg=a",
+		"Zg==Zg==", "Zg===", "Zm9v=", "Zm-v", "Zm_v", "Zm9v\n",
+		" Zm9v", "Zm 9v", "Zm9v.", "Zg\0=",
+		"Zh==", /* "f" with stray bits below the byte */
+		"Zm9=", /* "fo" likewise */
+	};
+	unsigned char out[16];
+	size_t len;
+
+	for (size_t i = 0; i < MX_ARRAY_SIZE(bad); i++) {
+		size_t n = strcmp(bad[i], "Zg\0=") == 0 ? 4 : strlen(bad[i]);
+
+		len = 77;
+		ck_assert_msg(mx_base64_decode(bad[i], n, 0, out, sizeof(out),
+					       &len) == -1, "accepted %s",
+			      bad[i]);
+		ck_assert_uint_eq(len, 77);
+	}
+	/* N bounds the input, not a NUL. */
+	ck_assert_int_eq(mx_base64_decode("Zm9vYmFy", 4, 0, out, sizeof(out),
+					  &len), 0);
+	ck_assert_uint_eq(len, 3);
+	/* Stray tail bits only with MX_BASE64_ANY_TAIL. */
+	ck_assert_int_eq(mx_base64_decode("Zh==", 4, MX_BASE64_ANY_TAIL, out,
+					  sizeof(out), &len), 0);
+	ck_assert_uint_eq(len, 1);
+	ck_assert_int_eq(out[0], 'f');
+	ck_assert_int_eq(mx_base64_decode("Zm9=", 4, MX_BASE64_ANY_TAIL, out,
+					  sizeof(out), &len), 0);
+	ck_assert_uint_eq(len, 2);
+	ck_assert(memcmp(out, "fo", 2) == 0);
+}
+END_TEST
+
+START_TEST(test_base64_space)
+{
+	static const char wrapped[] = " Zm9v\r\nYm\tFy\n";
+	unsigned char out[16];
+	size_t len = 0;
+
+	ck_assert_int_eq(mx_base64_decode(wrapped, strlen(wrapped), 0, out,
+					  sizeof(out), &len), -1);
+	ck_assert_int_eq(mx_base64_decode(wrapped, strlen(wrapped),
+					  MX_BASE64_SKIP_SPACE, out,
+					  sizeof(out), &len), 0);
+	ck_assert_uint_eq(len, 6);
+	ck_assert(memcmp(out, "foobar", 6) == 0);
+	ck_assert_int_eq(mx_base64_decode("Zg=\r\n=  ", 8,
+					  MX_BASE64_SKIP_SPACE, out,
+					  sizeof(out), &len), 0);
+	ck_assert_uint_eq(len, 1);
+	ck_assert_int_eq(mx_base64_decode(" \n", 2, MX_BASE64_SKIP_SPACE, out,
+					  sizeof(out), &len), 0);
+	ck_assert_uint_eq(len, 0);
+	/* Still strict about everything else. */
+	ck_assert_int_eq(mx_base64_decode("Zg== Zg==", 9, MX_BASE64_SKIP_SPACE,
+					  out, sizeof(out), &len), -1);
+	ck_assert_int_eq(mx_base64_decode("Zm9v\fYmFy", 9,
+					  MX_BASE64_SKIP_SPACE, out,
+					  sizeof(out), &len), -1);
+	ck_assert_int_eq(mx_base64_decode("Zm9 ", 4, MX_BASE64_SKIP_SPACE,
+					  out, sizeof(out), &len), -1);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("util");
@@ -98,6 +224,10 @@ int main(void)
 	tcase_add_test(tc, test_buf);
 	tcase_add_test(tc, test_hex_be);
 	tcase_add_test(tc, test_sha256);
+	tcase_add_test(tc, test_base64_rfc4648);
+	tcase_add_test(tc, test_base64_roundtrip);
+	tcase_add_test(tc, test_base64_strict);
+	tcase_add_test(tc, test_base64_space);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

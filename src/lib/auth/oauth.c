@@ -117,20 +117,6 @@ static bool sleep_cancellable(uint64_t ms, volatile int *cancel)
 	}
 }
 
-/* Standard base64 (with padding) of N bytes, malloc()ed. */
-static char *b64_encode(const unsigned char *in, size_t n)
-{
-	char *out;
-
-	if (n > (size_t)INT32_MAX / 2)
-		return NULL;
-	out = malloc(4 * ((n + 2) / 3) + 1);
-	if (out == NULL)
-		return NULL;
-	EVP_EncodeBlock((unsigned char *)out, in, (int)n);
-	return out;
-}
-
 /* base64url without padding (RFC 7636 appendix A) into OUT. */
 static void b64url_encode(const unsigned char *in, size_t n, char *out,
 			  size_t cap)
@@ -395,7 +381,7 @@ static int http_post(const struct mx_oauth_cfg *cfg, const char *what,
 		char *b64 = NULL;
 
 		if (id && sec && mx_buf_printf(&cred, "%s:%s", id, sec) == 0)
-			b64 = b64_encode((unsigned char *)cred.data, cred.len);
+			b64 = mx_base64_encode(cred.data, cred.len);
 		if (b64) {
 			size_t n = strlen(b64) + sizeof("Authorization: Basic ");
 
@@ -1225,7 +1211,7 @@ char *mx_sasl_xoauth2(const char *user, const char *token)
 		return NULL;
 	if (mx_buf_printf(&b, "user=%s\x01" "auth=Bearer %s\x01\x01", user,
 			  token) == 0)
-		out = b64_encode((unsigned char *)b.data, b.len);
+		out = mx_base64_encode(b.data, b.len);
 	body_free(&b);
 	return out;
 }
@@ -1250,7 +1236,7 @@ char *mx_sasl_oauthbearer(const char *user, const char *host, int port,
 	if (ok && mx_buf_printf(&b, ",\x01host=%s\x01port=%d\x01"
 			       "auth=Bearer %s\x01\x01", host, port,
 			       token) == 0)
-		out = b64_encode((unsigned char *)b.data, b.len);
+		out = mx_base64_encode(b.data, b.len);
 	body_free(&b);
 	return out;
 }
@@ -1266,7 +1252,7 @@ char *mx_sasl_plain(const char *user, const char *password)
 	 * cannot hold a NUL themselves. */
 	if (mx_buf_append(&b, "", 1) == 0 && mx_buf_puts(&b, user) == 0 &&
 	    mx_buf_append(&b, "", 1) == 0 && mx_buf_puts(&b, password) == 0)
-		out = b64_encode((unsigned char *)b.data, b.len);
+		out = mx_base64_encode(b.data, b.len);
 	body_free(&b);
 	return out;
 }

@@ -28,66 +28,6 @@ struct mx_secrets {
 	unsigned char key[KEY_LEN];
 };
 
-/* ---- strict base64 ----
- * The standard alphabet with padding, nothing else: no whitespace, no
- * missing padding, no stray bits in the last character.  A lenient decoder
- * would let an edited value decode to the same bytes, which makes "is this
- * value sealed?" and the tests of tampering ambiguous. */
-
-static int b64_val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/* Decodes N characters of S into OUT (CAP bytes).  -1 on any deviation. */
-static int b64_decode(const char *s, size_t n, unsigned char *out, size_t cap,
-		      size_t *len_r)
-{
-	size_t pad = 0, olen, o = 0;
-
-	if (n == 0 || n % 4 != 0)
-		return -1;
-	if (s[n - 1] == '=') {
-		pad = 1;
-		if (s[n - 2] == '=')
-			pad = 2;
-	}
-	olen = n / 4 * 3 - pad;
-	if (olen > cap)
-		return -1;
-	for (size_t i = 0; i < n; i += 4) {
-		int v[4];
-		uint32_t acc;
-
-		for (size_t j = 0; j < 4; j++) {
-			if (i + j >= n - pad)
-				v[j] = 0; /* a padding position */
-			else if ((v[j] = b64_val((unsigned char)s[i + j])) < 0)
-				return -1;
-		}
-		acc = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 |
-		      (uint32_t)v[2] << 6 | (uint32_t)v[3];
-		for (int b = 16; b >= 0 && o < olen; b -= 8)
-			out[o++] = (unsigned char)(acc >> b);
-	}
-	/* The bits below the last byte must be zero. */
-	if ((pad == 1 && (b64_val((unsigned char)s[n - 2]) & 0x3) != 0) ||
-	    (pad == 2 && (b64_val((unsigned char)s[n - 3]) & 0xf) != 0))
-		return -1;
-	*len_r = olen;
-	return 0;
-}
-
 /* ---- the key ---- */
 
 static int key_from_env(const char *env, struct mx_secrets *s,
@@ -98,7 +38,7 @@ static int key_from_env(const char *env, struct mx_secrets *s,
 	int rc = MX_OK;
 
 	/* The value itself is never echoed: it is the key. */
-	if (b64_decode(env, strlen(env), buf, sizeof(buf), &n) < 0 ||
+	if (mx_base64_decode(env, strlen(env), 0, buf, sizeof(buf), &n) < 0 ||
 	    n != KEY_LEN)
 		rc = mx_error_set(err, MX_ERR_CONFIG,
 				  "MXSYNC_KEY must be the base64 of exactly %d "
@@ -392,8 +332,11 @@ int mx_secret_unseal(struct mx_secrets *s, const char *aad,
 	raw = malloc(b64len / 4 * 3 + 1);
 	if (raw == NULL)
 		return mx_error_set(err, MX_ERR_NOMEM, NULL);
-	if (b64_decode(sealed + SEALED_PREFIX_LEN, b64len, raw,
-		       b64len / 4 * 3 + 1, &rawlen) < 0 ||
+	/* Strict base64 (no blanks, no stray bits): a lenient decoder would
+	 * let an edited value decode to the same bytes, which makes "is this
+	 * value sealed?" and the tests of tampering ambiguous. */
+	if (mx_base64_decode(sealed + SEALED_PREFIX_LEN, b64len, 0, raw,
+			     b64len / 4 * 3 + 1, &rawlen) < 0 ||
 	    rawlen < NONCE_LEN + TAG_LEN) {
 		rc = mx_error_set(err, MX_ERR_PARSE, "not a sealed value "
 				  "(malformed after \"%s\")", SEALED_PREFIX);

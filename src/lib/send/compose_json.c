@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include <jansson.h>
-#include <openssl/evp.h>
 
 #include "send/compose.h"
 
@@ -89,54 +88,22 @@ static int get_alist(const char *what, json_t *v, const char **s_r,
 	return MX_OK;
 }
 
-static bool b64_char(unsigned char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-	       (c >= '0' && c <= '9') || c == '+' || c == '/';
-}
-
-/* Strict base64 (RFC 4648 4; line breaks and blanks ignored). */
+/* Base64 (RFC 4648 4; line breaks and blanks ignored) into a malloc()ed
+ * buffer. */
 static int b64_decode(const char *what, const char *s, size_t n, void **out_r,
 		      size_t *len_r, struct mx_error *err)
 {
-	char *clean;
-	unsigned char *out;
-	size_t i, k = 0, pad = 0;
-	int r;
+	unsigned char *out = malloc(n / 4 * 3 + 1);
 
-	clean = malloc(n + 1);
-	out = malloc(n / 4 * 3 + 3);
-	if (clean == NULL || out == NULL) {
-		free(clean);
-		free(out);
+	if (out == NULL)
 		return mx_error_set(err, MX_ERR_NOMEM, "out of memory");
-	}
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
-			continue;
-		if (c == '=')
-			pad++;
-		else if (!b64_char(c) || pad > 0)
-			break;
-		clean[k++] = (char)c;
-	}
-	if (i < n || k % 4 != 0 || pad > 2) {
-		free(clean);
-		free(out);
-		return mx_error_set(err, MX_ERR_PARSE, "%s: not valid base64",
-				    what);
-	}
-	r = k ? EVP_DecodeBlock(out, (unsigned char *)clean, (int)k) : 0;
-	free(clean);
-	if (r < 0 || (size_t)r < pad) {
+	if (mx_base64_decode(s, n, MX_BASE64_SKIP_SPACE | MX_BASE64_ANY_TAIL,
+			     out, n / 4 * 3, len_r) < 0) {
 		free(out);
 		return mx_error_set(err, MX_ERR_PARSE, "%s: not valid base64",
 				    what);
 	}
 	*out_r = out;
-	*len_r = (size_t)r - pad;
 	return MX_OK;
 }
 

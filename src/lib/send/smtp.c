@@ -15,7 +15,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <openssl/evp.h>
 
 #include "auth/oauth.h"
 #include "net/net.h"
@@ -486,18 +485,6 @@ static int ehlo(struct mx_smtp *s, const char *name, struct mx_error *err)
 	return rc;
 }
 
-static char *b64(const void *in, size_t n)
-{
-	char *out;
-
-	if (n > (size_t)INT32_MAX / 2)
-		return NULL;
-	out = malloc(4 * ((n + 2) / 3) + 1);
-	if (out)
-		EVP_EncodeBlock((unsigned char *)out, in, (int)n);
-	return out;
-}
-
 static void wipe_free(char *p)
 {
 	if (p) {
@@ -649,7 +636,7 @@ static int authenticate(struct mx_smtp *s, const struct mx_smtp_cfg *cfg,
 		    mx_buf_puts(&b, cfg->user) == 0 &&
 		    mx_buf_append(&b, "", 1) == 0 &&
 		    mx_buf_puts(&b, cfg->password) == 0)
-			ir = b64(b.data, b.len);
+			ir = mx_base64_encode(b.data, b.len);
 		if (b.data)
 			memset(b.data, 0, b.len);
 		mx_buf_free(&b);
@@ -657,8 +644,9 @@ static int authenticate(struct mx_smtp *s, const struct mx_smtp_cfg *cfg,
 	}
 	default:
 		s->mech = "LOGIN";
-		steps[0] = b64(cfg->user, strlen(cfg->user));
-		steps[1] = b64(cfg->password, strlen(cfg->password));
+		steps[0] = mx_base64_encode(cfg->user, strlen(cfg->user));
+		steps[1] = mx_base64_encode(cfg->password,
+					    strlen(cfg->password));
 		nsteps = 2;
 		ir = steps[0] && steps[1] ? strdup("") : NULL;
 		break;

@@ -213,6 +213,96 @@ int mx_unhex(const char *in, uint8_t *out, size_t n)
 	return 0;
 }
 
+static const char b64_alphabet[] =
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+char *mx_base64_encode(const void *in, size_t n)
+{
+	const unsigned char *p = in;
+	size_t o = 0;
+	char *out;
+
+	if (n > SIZE_MAX / 2)
+		return NULL;
+	out = malloc(4 * ((n + 2) / 3) + 1);
+	if (out == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i += 3) {
+		size_t left = n - i;
+		uint32_t v = (uint32_t)p[i] << 16;
+
+		if (left > 1)
+			v |= (uint32_t)p[i + 1] << 8;
+		if (left > 2)
+			v |= p[i + 2];
+		out[o++] = b64_alphabet[v >> 18 & 63];
+		out[o++] = b64_alphabet[v >> 12 & 63];
+		out[o++] = left > 1 ? b64_alphabet[v >> 6 & 63] : '=';
+		out[o++] = left > 2 ? b64_alphabet[v & 63] : '=';
+	}
+	out[o] = '\0';
+	return out;
+}
+
+static int b64_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+int mx_base64_decode(const char *s, size_t n, unsigned flags,
+		     unsigned char *out, size_t cap, size_t *len_r)
+{
+	uint32_t acc = 0;
+	size_t o = 0, k = 0, pad = 0;
+	int v = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+			if (!(flags & MX_BASE64_SKIP_SPACE))
+				return -1;
+			continue;
+		}
+		if (c == '=') {
+			/* Only the 3rd and 4th character of the last group. */
+			if (k % 4 < 2)
+				return -1;
+			pad++;
+		} else {
+			if (pad > 0 || (v = b64_value(c)) < 0)
+				return -1;
+			acc = acc << 6 | (uint32_t)v;
+		}
+		if (++k % 4 != 0)
+			continue;
+		/* A whole group: 3 bytes, less one per "=". */
+		if (pad > 0 && !(flags & MX_BASE64_ANY_TAIL) &&
+		    (v & (pad == 1 ? 0x3 : 0xf)) != 0)
+			return -1;
+		acc <<= 6 * pad;
+		if (cap - o < 3 - pad)
+			return -1;
+		for (size_t b = 0; b < 3 - pad; b++)
+			out[o++] = (unsigned char)(acc >> (16 - 8 * b));
+		acc = 0;
+	}
+	if (k % 4 != 0)
+		return -1;
+	*len_r = o;
+	return 0;
+}
+
 void mx_sha256(const void *data, size_t len, uint8_t out[32])
 {
 	unsigned int outlen = 32;

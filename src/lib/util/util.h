@@ -1,6 +1,6 @@
 /*
  * Internal utilities shared by every module of libmxsync: error filling,
- * growable byte buffers, logging, hex, small string helpers.
+ * growable byte buffers, logging, hex, base64, small string helpers.
  */
 #ifndef MX_UTIL_H
 #define MX_UTIL_H
@@ -82,6 +82,39 @@ void mx_trace(unsigned cat, const char *fmt, ...)
 void mx_hex(const uint8_t *in, size_t n, char *out);
 /* Parses 2N hex chars into N bytes; -1 on bad input. */
 int mx_unhex(const char *in, uint8_t *out, size_t n);
+
+/*
+ * Standard base64 (RFC 4648 section 4: alphabet A-Z a-z 0-9 + /, padded
+ * with "=" to a multiple of 4 characters, no line breaks) of the N bytes at
+ * IN.  Returns a malloc()ed NUL-terminated string of 4 * ((N + 2) / 3)
+ * characters, owned by the caller (who wipes it first if IN was a secret);
+ * NULL if out of memory.  N == 0 gives "".
+ */
+char *mx_base64_encode(const void *in, size_t n);
+
+/* Flags for mx_base64_decode(). */
+enum mx_base64_flags {
+	/* Skip SP, HT, CR and LF anywhere (text wrapped by hand or in
+	 * lines); without it any of them is an error. */
+	MX_BASE64_SKIP_SPACE = 1u << 0,
+	/* Accept non-zero unused bits in the character before the padding
+	 * (RFC 4648 3.5 lets decoders reject them, and by default we do:
+	 * else two different texts decode to the same bytes). */
+	MX_BASE64_ANY_TAIL = 1u << 1,
+};
+
+/*
+ * Decodes the N characters at S (no NUL needed) as standard padded base64
+ * (RFC 4648 section 4) into OUT, which has room for CAP bytes; N / 4 * 3
+ * is always enough.  FLAGS is 0 or a mask of enum mx_base64_flags.
+ * Strict: only the alphabet, the character count (spaces skipped under
+ * MX_BASE64_SKIP_SPACE) a multiple of 4, "=" only as the last one or two
+ * characters.  Empty input is valid (0 bytes).  On success returns 0 and
+ * sets *LEN_R; returns -1 on any deviation or when the result would not fit
+ * in CAP bytes (OUT may then hold partial output; *LEN_R is untouched).
+ */
+int mx_base64_decode(const char *s, size_t n, unsigned flags,
+		     unsigned char *out, size_t cap, size_t *len_r);
 
 void mx_sha256(const void *data, size_t len, uint8_t out[32]);
 
