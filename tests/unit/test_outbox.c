@@ -309,6 +309,30 @@ START_TEST(prune_drops_finished_entries_and_keys)
 }
 END_TEST
 
+START_TEST(account_removal_cancels_or_purges)
+{
+	struct mx_ob_entry ent = {0};
+	struct mx_error e;
+	uint64_t id;
+	bool ex;
+	int purge = _i;
+
+	ck_assert_int_eq(enqueue("orphaned", "k-9", false, &id, &ex, &e), MX_OK);
+	ck_assert_int_eq(mx_outbox_get(g_st, id, &ent, &e), MX_OK);
+	ck_assert_int_eq(mx_account_remove(g_st, "a", purge, &e), MX_OK);
+	ck_assert(!blob_present(ent.sha256));
+	ck_assert_int_eq(mx_outbox_next_due(g_st), 0);
+	mx_ob_entry_free(&ent);
+	if (purge) {
+		ck_assert_uint_eq(count_entries(), 0);
+	} else {
+		ck_assert_int_eq(mx_outbox_get(g_st, id, &ent, &e), MX_OK);
+		ck_assert_int_eq(ent.state, MX_OB_CANCELLED);
+		mx_ob_entry_free(&ent);
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("outbox");
@@ -325,6 +349,7 @@ int main(void)
 	tcase_add_test(tc, rolling_window_counts_24h);
 	tcase_add_test(tc, quota_reached_holds);
 	tcase_add_test(tc, prune_drops_finished_entries_and_keys);
+	tcase_add_loop_test(tc, account_removal_cancels_or_purges, 0, 2);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -1721,3 +1721,82 @@ int mx_outbox_prune(struct mx_store *st, int64_t max_age_s, uint64_t *n_r,
 		*n_r = rc == MX_OK ? pc.n : 0;
 	return rc;
 }
+
+/* ---- account removal ---- */
+
+int mx_outbox_account_removed(struct mx_txn *t, uint32_t account_id,
+			      bool purge, struct mx_error *err)
+{
+	MDB_cursor *cur;
+	MDB_val key, val;
+	uint8_t k[4 + 256];
+	int rc = MX_OK, mrc;
+
+	mrc = mdb_cursor_open(t->txn, t->st->dbi[MX_DB_OUTBOX], &cur);
+	if (mrc)
+		return mx_store_err(err, mrc, "outbox");
+	for (mrc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); mrc == 0;
+	     mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		struct mx_ob_entry e;
+		bool holds;
+
+		if (entry_decode(val.mv_data, val.mv_size, &e, NULL) != MX_OK)
+			continue;
+		if (e.account_id != account_id) {
+			mx_ob_entry_free(&e);
+			continue;
+		}
+		/* Entries that still hold their bytes. */
+		holds = e.state == MX_OB_QUEUED || e.state == MX_OB_SENDING ||
+			e.state == MX_OB_FAILED ||
+			(e.state == MX_OB_SENT && !e.appended);
+		if (holds)
+			rc = mx_store_blob_unref(t, e.sha256, err);
+		if (rc == MX_OK && (e.state == MX_OB_QUEUED ||
+				    e.state == MX_OB_SENDING)) {
+			json_t *x = json_object();
+
+			json_object_set_new(x, "error", json_string("account removed"));
+			rc = entry_event(t, "message.failed", &e, x, err);
+			json_decref(x);
+		}
+		if (rc == MX_OK && purge && e.idem_key) {
+			rc = mx_db_del(t, MX_DB_OUTBOX_KEYS, k,
+				       idem_key(k, e.account_id, e.idem_key),
+				       NULL, 0, err);
+			if (rc == MX_ERR_NOTFOUND)
+				rc = MX_OK;
+		}
+		if (rc == MX_OK) {
+			uint8_t ik[8];
+
+			mx_put_be64(ik, e.id);
+			rc = mx_db_del(t, MX_DB_OUTBOX_PENDING, ik, 8, NULL, 0, err);
+			if (rc == MX_ERR_NOTFOUND)
+				rc = MX_OK;
+		}
+		if (rc == MX_OK) {
+			if (purge) {
+				mrc = mdb_cursor_del(cur, 0);
+				if (mrc)
+					rc = mx_store_err(err, mrc, "outbox");
+			} else if (holds) {
+				e.state = e.state == MX_OB_SENT ? MX_OB_SENT
+								: MX_OB_CANCELLED;
+				e.appended = true;
+				rc = entry_put(t, &e, err);
+			}
+		}
+		mx_ob_entry_free(&e);
+		if (rc)
+			break;
+	}
+	mdb_cursor_close(cur);
+	if (rc == MX_OK && mrc != 0 && mrc != MDB_NOTFOUND)
+		rc = mx_store_err(err, mrc, "outbox");
+	if (rc == MX_OK && purge) {
+		/* The send log of the account. */
+		rc = sendlog_trim(t, account_id, INT64_MAX - OB_WINDOW, err);
+	}
+	return rc;
+}

@@ -171,6 +171,15 @@ int mx_outbox_cancel(struct mx_store *st, uint64_t id, struct mx_error *err);
 int mx_outbox_prune(struct mx_store *st, int64_t max_age_s, uint64_t *n_r,
 		    struct mx_error *err);
 
+/*
+ * Inside the write transaction that removes account ACCOUNT_ID: its
+ * queued and failed entries are cancelled (bytes released, event
+ * message.failed "account removed"); with PURGE every entry of the
+ * account, its idempotency keys and its send log go too.
+ */
+int mx_outbox_account_removed(struct mx_txn *t, uint32_t account_id,
+			      bool purge, struct mx_error *err);
+
 /* Messages sent by account ACCOUNT_ID through its own server in the 24 h
  * before NOW. */
 int mx_outbox_sent_24h(struct mx_txn *t, uint32_t account_id, int64_t now,

@@ -9,6 +9,7 @@
 #include <openssl/crypto.h>
 
 #include "auth/oauth.h"
+#include "send/outbox.h"
 #include "sync/presets.h"
 #include "sync/sync.h"
 
@@ -898,6 +899,10 @@ static int remove_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 		if (rc)
 			goto out;
 	}
+	/* Its queued mail has nobody to send it any more. */
+	rc = mx_outbox_account_removed(t, a.id, purge, err);
+	if (rc)
+		goto out;
 	mx_put_be32(k, a.id);
 	rc = mx_db_del(t, MX_DB_ACCOUNTS, k, 4, NULL, 0, err);
 	if (rc == MX_OK)
