@@ -6,6 +6,7 @@
 
 #include <openssl/evp.h>
 
+#include "util/http.h"
 #include "util/util.h"
 
 START_TEST(test_strerror_table)
@@ -212,6 +213,31 @@ START_TEST(test_base64_space)
 }
 END_TEST
 
+/* The libcurl write callback keeps at most MAX bytes and says so. */
+START_TEST(test_http_sink)
+{
+	struct mx_http_sink s = { .max = 10 };
+	char chunk[] = "abcdef";
+
+	ck_assert_int_eq(mx_http_global_init(NULL), MX_OK);
+	ck_assert_int_eq(mx_http_global_init(NULL), MX_OK); /* again: same */
+	ck_assert_uint_eq(mx_http_sink_write(chunk, 1, 6, &s), 6);
+	ck_assert_uint_eq(mx_http_sink_write(chunk, 1, 4, &s), 4); /* = MAX */
+	ck_assert(!s.too_big);
+	ck_assert_str_eq(s.body.data, "abcdefabcd");
+	ck_assert_uint_eq(mx_http_sink_write(chunk, 1, 1, &s), 0);
+	ck_assert(s.too_big);
+	ck_assert_uint_eq(s.body.len, 10);
+	mx_buf_free(&s.body);
+
+	s = (struct mx_http_sink){ .max = 5 };
+	ck_assert_uint_eq(mx_http_sink_write(chunk, 1, 6, &s), 0);
+	ck_assert(s.too_big);
+	ck_assert_uint_eq(s.body.len, 0);
+	mx_buf_free(&s.body);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("util");
@@ -228,6 +254,7 @@ int main(void)
 	tcase_add_test(tc, test_base64_roundtrip);
 	tcase_add_test(tc, test_base64_strict);
 	tcase_add_test(tc, test_base64_space);
+	tcase_add_test(tc, test_http_sink);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

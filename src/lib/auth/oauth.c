@@ -14,7 +14,6 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +31,7 @@
 
 #include "auth/oauth.h"
 #include "net/net.h"
+#include "util/http.h"
 
 #define DEFAULT_TIMEOUT_S 15
 #define MAX_RESPONSE (64 * 1024)
@@ -45,14 +45,6 @@
 /* A browser gets this long to send its request once connected. */
 #define REDIRECT_READ_MS 5000
 #define REDIRECT_MAX_REQUEST 8192
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
-
-static void curl_init_once(void)
-{
-	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 static void free_secret(char *s)
 {
@@ -211,15 +203,6 @@ out:
 	return rc;
 }
 
-static int init_curl(struct mx_error *err)
-{
-	pthread_once(&curl_once, curl_init_once);
-	if (curl_init_rc != CURLE_OK)
-		return mx_error_set(err, MX_ERR_CONFIG, "libcurl init: %s",
-				    curl_easy_strerror(curl_init_rc));
-	return MX_OK;
-}
-
 /* Appends "&NAME=escaped(VALUE)" (no '&' first) to a form body. */
 static int form_add(struct mx_buf *b, const char *name, const char *value)
 {
@@ -241,24 +224,9 @@ static int form_add(struct mx_buf *b, const char *name, const char *value)
 
 struct http_resp {
 	long status;
-	struct mx_buf body;
-	bool too_big;
+	struct mx_http_sink sink; /* the body, at most MAX_RESPONSE bytes */
 	volatile int *cancel;
 };
-
-static size_t on_body(char *p, size_t size, size_t n, void *ctx)
-{
-	struct http_resp *r = ctx;
-	size_t len = size * n;
-
-	if (r->body.len + len > MAX_RESPONSE) {
-		r->too_big = true;
-		return 0; /* aborts the transfer */
-	}
-	if (mx_buf_append(&r->body, p, len) != 0)
-		return 0;
-	return len;
-}
 
 /*
  * curl_easy_perform() that looks at *CANCEL every CANCEL_SLICE_MS, also
@@ -366,7 +334,7 @@ static int http_post(const struct mx_oauth_cfg *cfg, const char *what,
 	int rc = MX_OK;
 	long t = timeout_of(cfg);
 
-	rc = init_curl(err);
+	rc = mx_http_global_init(err);
 	if (rc)
 		return rc;
 	rc = check_url(what, url, err);
@@ -427,8 +395,9 @@ static int http_post(const struct mx_oauth_cfg *cfg, const char *what,
 	}
 	ebuf[0] = '\0';
 	r->status = 0;
-	r->too_big = false;
-	mx_buf_reset(&r->body);
+	r->sink.max = MAX_RESPONSE;
+	r->sink.too_big = false;
+	mx_buf_reset(&r->sink.body);
 #define SET(opt, val)                                                    \
 	do {                                                             \
 		if (cc == CURLE_OK)                                      \
@@ -450,8 +419,8 @@ static int http_post(const struct mx_oauth_cfg *cfg, const char *what,
 	SET(CURLOPT_HTTPHEADER, hdrs);
 	SET(CURLOPT_USERAGENT, "mxsync/" MX_VERSION_STRING);
 	SET(CURLOPT_ERRORBUFFER, ebuf);
-	SET(CURLOPT_WRITEFUNCTION, on_body);
-	SET(CURLOPT_WRITEDATA, r);
+	SET(CURLOPT_WRITEFUNCTION, mx_http_sink_write);
+	SET(CURLOPT_WRITEDATA, &r->sink);
 #undef SET
 	if (cc != CURLE_OK) {
 		rc = mx_error_set(err, MX_ERR_CONFIG, "%s: %s", what,
@@ -464,7 +433,7 @@ static int http_post(const struct mx_oauth_cfg *cfg, const char *what,
 				  what);
 		goto out;
 	}
-	if (r->too_big) {
+	if (r->sink.too_big) {
 		rc = mx_error_set(err, MX_ERR_PROTOCOL,
 				  "%s: response larger than %d bytes", what,
 				  MAX_RESPONSE);
@@ -476,7 +445,7 @@ static int http_post(const struct mx_oauth_cfg *cfg, const char *what,
 	}
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
 	mx_debug("oauth: %s: HTTP %ld (%zu bytes)", what, r->status,
-		 r->body.len);
+		 r->sink.body.len);
 out:
 	if (c)
 		curl_easy_cleanup(c);
@@ -591,8 +560,8 @@ static int token_parse(const char *what, const struct http_resp *r,
 	int rc = MX_OK;
 
 	ecode_r[0] = '\0';
-	if (r->body.len)
-		j = json_loadb(r->body.data, r->body.len, 0, NULL);
+	if (r->sink.body.len)
+		j = json_loadb(r->sink.body.data, r->sink.body.len, 0, NULL);
 	if (j && !json_is_object(j)) {
 		json_decref(j);
 		j = NULL;
@@ -677,9 +646,9 @@ static int token_request(const struct mx_oauth_cfg *cfg, const char *body,
 	if (rc == MX_OK)
 		rc = token_parse("token endpoint", &r, out, ecode_r, ecap,
 				 err);
-	if (r.body.data)
-		OPENSSL_cleanse(r.body.data, r.body.len);
-	mx_buf_free(&r.body);
+	if (r.sink.body.data)
+		OPENSSL_cleanse(r.sink.body.data, r.sink.body.len);
+	mx_buf_free(&r.sink.body);
 	return rc;
 }
 
@@ -744,8 +713,8 @@ int mx_oauth_device_start(const struct mx_oauth_cfg *cfg,
 		       body.data ? body.data : "", &r, err);
 	if (rc)
 		goto out;
-	if (r.body.len)
-		j = json_loadb(r.body.data, r.body.len, 0, NULL);
+	if (r.sink.body.len)
+		j = json_loadb(r.sink.body.data, r.sink.body.len, 0, NULL);
 	if (j && !json_is_object(j)) {
 		json_decref(j);
 		j = NULL;
@@ -784,7 +753,7 @@ int mx_oauth_device_start(const struct mx_oauth_cfg *cfg,
 out:
 	json_decref(j);
 	body_free(&body);
-	mx_buf_free(&r.body);
+	mx_buf_free(&r.sink.body);
 	return rc;
 }
 

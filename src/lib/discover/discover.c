@@ -10,7 +10,6 @@
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <resolv.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +20,7 @@
 
 #include "discover/discover.h"
 #include "sync/presets.h"
+#include "util/http.h"
 
 #define DEFAULT_TIMEOUT_S 15
 #define MAX_REDIRS 3
@@ -414,40 +414,13 @@ static void srv_discover(struct __res_state *rs, const char *domain,
 
 /* ---- autoconfig over HTTPS ---- */
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
-
-static void curl_init_once(void)
-{
-	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-struct fetch {
-	struct mx_buf body;
-	bool too_big;
-};
-
-static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
-{
-	struct fetch *f = ud;
-	size_t n = size * nmemb;
-
-	if (f->body.len + n > MX_AUTOCONFIG_MAX) {
-		f->too_big = true;
-		return 0; /* aborts the transfer */
-	}
-	if (mx_buf_append(&f->body, p, n) < 0)
-		return 0;
-	return n;
-}
-
 /*
  * GETs URL into F->body.  Returns 0 with an HTTP 200 body, else -1 with
  * the reason in WHY.  EFFECTIVE gets the URL after redirects.
  */
 static int fetch_doc(const char *url, const struct mx_discover_opts *o,
-		     int timeout_s, struct fetch *f, char *why, size_t whysz,
-		     char *effective, size_t effsz)
+		     int timeout_s, struct mx_http_sink *f, char *why,
+		     size_t whysz, char *effective, size_t effsz)
 {
 	char ebuf[CURL_ERROR_SIZE] = "";
 	struct curl_slist *connect_to = NULL;
@@ -458,8 +431,8 @@ static int fetch_doc(const char *url, const struct mx_discover_opts *o,
 	int rc = -1;
 
 	snprintf(effective, effsz, "%s", url);
-	pthread_once(&curl_once, curl_init_once);
-	if (curl_init_rc != CURLE_OK || (c = curl_easy_init()) == NULL) {
+	if (mx_http_global_init(NULL) != MX_OK ||
+	    (c = curl_easy_init()) == NULL) {
 		snprintf(why, whysz, "libcurl initialization failed");
 		return -1;
 	}
@@ -490,11 +463,12 @@ static int fetch_doc(const char *url, const struct mx_discover_opts *o,
 	if (o->ca_file)
 		SET(CURLOPT_CAINFO, o->ca_file);
 	/* A server that announces a larger body is refused before it
-	 * sends it; one that does not is cut off by on_body(). */
+	 * sends it; one that does not is cut off by mx_http_sink_write(). */
 	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)MX_AUTOCONFIG_MAX);
+	f->max = MX_AUTOCONFIG_MAX;
 	SET(CURLOPT_USERAGENT, "mxsync/" MX_VERSION_STRING);
 	SET(CURLOPT_ERRORBUFFER, ebuf);
-	SET(CURLOPT_WRITEFUNCTION, on_body);
+	SET(CURLOPT_WRITEFUNCTION, mx_http_sink_write);
 	SET(CURLOPT_WRITEDATA, f);
 	if (connect_to) {
 		SET(CURLOPT_CONNECT_TO, connect_to);
@@ -563,7 +537,7 @@ static void autoconfig_discover(const char *email, const char *domain,
 		 domain);
 	curl_free(q);
 	for (size_t i = 0; i < MX_ARRAY_SIZE(urls); i++) {
-		struct fetch f = {0};
+		struct mx_http_sink f = {0};
 		char why[400], eff[1600], source[1620];
 		struct mx_error e;
 

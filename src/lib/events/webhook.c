@@ -35,6 +35,7 @@
 #include "events/events.h"
 #include "net/net.h"
 #include "events/events_int.h"
+#include "util/http.h"
 
 #define FETCH_BATCH 100
 /* Other processes (mxsync sync) append events without telling us: look
@@ -71,14 +72,6 @@ struct mx_webhook {
 	atomic_bool abort_io;    /* read by the transfer callback */
 	struct mx_webhook_status status; /* under mu */
 };
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
-
-static void curl_init_once(void)
-{
-	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 void mx_webhook_sign(const char *secret, int64_t t, const char *body,
 		     size_t len, char out[65])
@@ -728,10 +721,9 @@ int mx_webhook_start(struct mx_store *st, const struct mx_webhook_cfg *cfg,
 	rc = check_url(cfg->name, cfg->url, err);
 	if (rc)
 		return rc;
-	pthread_once(&curl_once, curl_init_once);
-	if (curl_init_rc != CURLE_OK)
-		return mx_error_set(err, MX_ERR_CONFIG, "libcurl init: %s",
-				    curl_easy_strerror(curl_init_rc));
+	rc = mx_http_global_init(err);
+	if (rc)
+		return rc;
 	wh = calloc(1, sizeof(*wh));
 	if (wh == NULL)
 		return mx_error_set(err, MX_ERR_NOMEM, NULL);
