@@ -7,6 +7,7 @@
 : "${MX_TOP_SRCDIR:=$(cd "$(dirname "$0")/../.." && pwd)}"; export MX_TOP_SRCDIR
 . "$MX_TOP_SRCDIR/tests/integ/lib/tap.sh"
 . "$MX_TOP_SRCDIR/tests/integ/lib/dovecot.sh"
+. "$MX_TOP_SRCDIR/tests/integ/lib/fake.sh"
 . "$MX_TOP_SRCDIR/tests/integ/lib/mx.sh"
 : "${MXSYNCD:=${MX_TOP_BUILDDIR:-$MX_TOP_SRCDIR}/src/daemon/mxsyncd}"
 
@@ -22,29 +23,17 @@ at_exit "dc_stop '$D' >/dev/null"
 "$MX_PY" "$MX_TOP_SRCDIR/bench/gen-mail.py" 4 "$T/gen" >/dev/null
 dc_deliver "$D" alice@example.test "$T/gen" >/dev/null
 
-# idp_start ARGS...: the fake token endpoint on a fixed port once chosen
-IDP_PORT=0
-idp_start() {
-    : > "$T/idp.port"
-    ( "$MX_PY" "$MX_TOOLS/fake_idp.py" --secret-file "$D/keys/secret.raw" \
-          --log "$T/idp.log" --port "$IDP_PORT" "$@" </dev/null \
-          >"$T/idp.port" 2>"$T/idp.err" & echo $! > "$T/idp.pid" )
-    i=0
-    while [ ! -s "$T/idp.port" ] && [ $i -lt 200 ]; do sleep 0.025; i=$((i + 1)); done
-    IDP_PORT=$(head -n 1 "$T/idp.port")
-    [ -n "$IDP_PORT" ] || bail_out "fake_idp did not start: $(cat "$T/idp.err")"
-}
-idp_stop() { kill "$(cat "$T/idp.pid")" 2>/dev/null; sleep 0.2; }
+# the fake token endpoint (lib/fake.sh), on the same port when restarted
 idp_control() {
     "$MX_PY" -c 'import sys, urllib.request
 urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=sys.argv[2].encode(), method="POST")).read()' \
         "http://127.0.0.1:$IDP_PORT/control" "$1"
 }
-at_exit "kill \$(cat '$T/idp.pid') 2>/dev/null"
-refreshes() { grep -c '"grant_type": "refresh_token"' "$T/idp.log" 2>/dev/null || echo 0; }
+refreshes() { grep -c '"grant_type": "refresh_token"' "$IDP_LOG" 2>/dev/null || echo 0; }
 
-idp_start --rotate --lifetime 6 --revoke refresh-bob \
-    --refresh refresh-alice=alice@example.test --refresh refresh-bob2=bob@example.test
+idp_start "$T/idp" "$D" --rotate --lifetime 6 --revoke refresh-bob \
+    --refresh refresh-alice=alice@example.test --refresh refresh-bob2=bob@example.test ||
+    bail_out "fake_idp did not start"
 printf 'refresh-alice\n' > "$T/rt-alice"
 printf 'refresh-bob\n' > "$T/rt-bob"
 printf 'test-secret\n' > "$T/client-secret"
@@ -62,7 +51,7 @@ is "$rc" 0 "sync logs in with an access token from the refresh grant"
 like "$(cat "$T/s1.out")" " 4 new messages" "and fetches the mail"
 like "$(cat "$T/s1.err")" "AUTHENTICATE OAUTHBEARER <redacted>" "AUTHENTICATE OAUTHBEARER (trace redacted)"
 is "$(refreshes)" 1 "one refresh request"
-like "$(cat "$T/idp.log")" '"client_auth": "basic"' "client credentials sent with HTTP Basic"
+like "$(cat "$IDP_LOG")" '"client_auth": "basic"' "client credentials sent with HTTP Basic"
 
 mx sync o >/dev/null 2>&1
 is "$(refreshes)" 1 "a second sync within the token's lifetime does not refresh"
@@ -101,9 +90,9 @@ is "$(state_of o)" idle "endpoint back -> o idle again (token refreshed)"
 i=0; while [ "$(state_of r)" != auth_failed ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 is "$(state_of r)" auth_failed "revoked token -> r in auth_failed"
 like "$(mx events --json | grep account.state)" '"state":"auth_failed".*invalid_grant' "account.state event with the reason"
-n1=$(grep -c '"status": 400' "$T/idp.log")
+n1=$(grep -c '"status": 400' "$IDP_LOG")
 sleep 4
-n2=$(grep -c '"status": 400' "$T/idp.log")
+n2=$(grep -c '"status": 400' "$IDP_LOG")
 is "$n2" "$n1" "no further requests for the revoked token"
 # a new refresh token, then `account reauth`: the daemon takes it back
 printf 'refresh-bob2\n' > "$T/rt-bob2"
@@ -114,7 +103,7 @@ is "$(state_of r)" idle "the daemon leaves auth_failed by itself after reauth"
 kill -TERM $dpid; wait $dpid 2>/dev/null
 
 # token endpoint down: temporary
-idp_stop
+idp_stop "$T/idp" >/dev/null
 sleep 2   # let the access token of 'o' expire (lifetime 6 s, refreshed 120 s ahead)
 mx sync o >"$T/d.out" 2>"$T/d.err"; rc=$?
 is "$rc" 4 "token endpoint down: exit 4 (temporary)"
@@ -122,7 +111,7 @@ like "$(cat "$T/d.err")" "refused|connect" "the error says the endpoint is unrea
 
 # the first token by the device grant (RFC 8628): an account added with a
 # password is switched to OAuth2
-idp_start --lifetime 600
+idp_start "$T/idp" "$D" --lifetime 600 || bail_out "fake_idp did not restart"
 MXSYNC_PASSWORD=alicepw mx account add dv --imap "imaps://alice@example.test@127.0.0.1:$DC_IMAPS_PORT" \
     --ca-file "$DC_CA" >/dev/null
 run_ok "account oauth --device" mx account oauth dv --device \

@@ -10,6 +10,7 @@
 : "${MX_TOP_SRCDIR:=$(cd "$(dirname "$0")/../.." && pwd)}"; export MX_TOP_SRCDIR
 . "$MX_TOP_SRCDIR/tests/integ/lib/tap.sh"
 . "$MX_TOP_SRCDIR/tests/integ/lib/dovecot.sh"
+. "$MX_TOP_SRCDIR/tests/integ/lib/fake.sh"
 . "$MX_TOP_SRCDIR/tests/integ/lib/mx.sh"
 : "${MXSYNCD:=${MX_TOP_BUILDDIR:-$MX_TOP_SRCDIR}/src/daemon/mxsyncd}"
 
@@ -91,20 +92,8 @@ MXSYNC_POP3_MECH=USER run_fails "wrong password fails with USER/PASS too" mx syn
 is "$MX_RC" 5 "exit status 5"
 
 # ---- 4. OAuth2: OAUTHBEARER (default) and XOAUTH2, refresh, expired token
-IDP_PORT=0
-idp_start() {
-    : > "$T/idp.port"
-    ( "$MX_PY" "$MX_TOOLS/fake_idp.py" --secret-file "$D/keys/secret.raw" \
-          --log "$T/idp.log" --port "$IDP_PORT" "$@" </dev/null \
-          >"$T/idp.port" 2>"$T/idp.err" & echo $! > "$T/idp.pid" )
-    i=0
-    while [ ! -s "$T/idp.port" ] && [ $i -lt 200 ]; do sleep 0.025; i=$((i + 1)); done
-    IDP_PORT=$(head -n 1 "$T/idp.port")
-    [ -n "$IDP_PORT" ] || bail_out "fake_idp did not start: $(cat "$T/idp.err")"
-}
-idp_stop() { kill "$(cat "$T/idp.pid")" 2>/dev/null; i=0; while kill -0 "$(cat "$T/idp.pid")" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.02; i=$((i + 1)); done; }
-at_exit "kill \$(cat '$T/idp.pid') 2>/dev/null"
-idp_start --refresh refresh-alice=alice@example.test
+idp_start "$T/idp" "$D" --refresh refresh-alice=alice@example.test ||
+    bail_out "fake_idp did not start"
 printf 'refresh-alice\n' > "$T/rt"
 printf 'test-secret\n' > "$T/cs"
 oauth_add() { # NAME
@@ -126,14 +115,15 @@ like "$(cat "$T/ox.err")" 'C: AUTH XOAUTH2' "XOAUTH2 used"
 unlike "$(cat "$T/ox.err")" 'eyJ' "no token in the XOAUTH2 trace"
 # Tokens that Dovecot refuses: expired as soon as issued.  The client
 # refreshes once after the refusal, then gives up (no loop).
-idp_stop
-idp_start --refresh refresh-alice=alice@example.test --lifetime -60
+idp_stop "$T/idp" >/dev/null
+idp_start "$T/idp" "$D" --refresh refresh-alice=alice@example.test --lifetime -60 ||
+    bail_out "fake_idp did not restart"
 run_ok "add an OAuth2 account whose tokens come expired" oauth_add oe
-n0=$(grep -c '"grant_type": "refresh_token"' "$T/idp.log")
+n0=$(grep -c '"grant_type": "refresh_token"' "$IDP_LOG")
 run_fails "expired token: login fails" mx sync oe
 is "$MX_RC" 5 "exit status 5 (credentials rejected)"
 like "$MX_OUT" 'AUTH OAUTHBEARER rejected by server: \[AUTH\]' "the [AUTH] reply after the failure challenge"
-n1=$(grep -c '"grant_type": "refresh_token"' "$T/idp.log")
+n1=$(grep -c '"grant_type": "refresh_token"' "$IDP_LOG")
 is "$((n1 - n0))" 2 "one refresh ahead, one forced after the refusal, then stop"
 MXSYNC_POP3_MECH=XOAUTH2 run_fails "expired token: XOAUTH2 fails too" mx sync oe
 is "$MX_RC" 5 "exit status 5"
@@ -249,13 +239,9 @@ fi
 # ---- 8. STLS required, and a hostile POP3 server
 # fake MODE: starts tools/fakepop3.py; sets FP_PORT, FP_LOG
 fake() {
-    _fd=$T/fake-$1; mkdir -p "$_fd"; : > "$_fd/port"
-    ( "$MX_PY" "$MX_TOOLS/fakepop3.py" --mode "$1" --log "$_fd/log" \
-          </dev/null >"$_fd/port" 2>"$_fd/err" & echo $! > "$_fd/pid" )
-    at_exit "kill \$(cat '$_fd/pid') 2>/dev/null"
-    _i=0; while [ ! -s "$_fd/port" ] && [ $_i -lt 200 ]; do sleep 0.025; _i=$((_i + 1)); done
-    FP_PORT=$(head -n 1 "$_fd/port"); FP_LOG=$_fd/log
-    [ -n "$FP_PORT" ] || bail_out "fakepop3 did not start: $(cat "$_fd/err")"
+    tool_start "$T/fake-$1" fakepop3.py --mode "$1" --log "$T/fake-$1/log" ||
+        bail_out "fakepop3 did not start"
+    FP_PORT=$TOOL_PORT; FP_LOG=$T/fake-$1/log
 }
 printf 'secret\n' > "$MX_SCRATCH/f.pw"
 # hostile MODE [--insecure-plaintext]: an account h-MODE on that server

@@ -13,6 +13,7 @@
 : "${MX_TOP_SRCDIR:=$(cd "$(dirname "$0")/../.." && pwd)}"; export MX_TOP_SRCDIR
 . "$MX_TOP_SRCDIR/tests/integ/lib/tap.sh"
 . "$MX_TOP_SRCDIR/tests/integ/lib/dovecot.sh"
+. "$MX_TOP_SRCDIR/tests/integ/lib/fake.sh"
 . "$MX_TOP_SRCDIR/tests/integ/lib/mx.sh"
 
 command -v dovecot >/dev/null || skip_all "dovecot not installed"
@@ -24,24 +25,11 @@ at_exit "dc_stop '$D' >/dev/null"
 . "$D/env"
 mx_init "$T"
 
-# sink_start NAME [smtpsink ARGS...]: sets SINK_PORT SINK_DIR
-sink_start() {
-    _s=$T/sink-$1; shift
-    mkdir -p "$_s"
-    : > "$_s/port"
-    ( "$MX_PY" "$MX_TOOLS/smtpsink.py" --dir "$_s/mail" --log "$_s/log" "$@" \
-          </dev/null >"$_s/port" 2>"$_s/err" & echo $! > "$_s/pid" )
-    at_exit "kill \$(cat '$_s/pid') 2>/dev/null"
-    i=0
-    while [ ! -s "$_s/port" ] && [ $i -lt 200 ]; do sleep 0.025; i=$((i + 1)); done
-    SINK_PORT=$(head -n 1 "$_s/port")
-    SINK_DIR=$_s/mail
-    [ -n "$SINK_PORT" ] || bail_out "smtpsink did not start: $(cat "$_s/err")"
-}
 sink_count() { ls "$T/sink-$1/mail" 2>/dev/null | grep -c '\.eml$'; }
 
 # Dovecot submission relays to DC_RELAY_PORT; a sink there forwards to LMTP.
-sink_start relay --port "$DC_RELAY_PORT" --relay-lmtp "$DC_LMTP_PORT"
+sink_start "$T/sink-relay" --port "$DC_RELAY_PORT" --relay-lmtp "$DC_LMTP_PORT" ||
+    bail_out "smtpsink did not start"
 
 # count_mid USER FOLDER MSGID: messages in FOLDER with that Message-ID
 count_mid() {
@@ -164,7 +152,7 @@ run_ok "a second run does nothing" mx outbox run
 is "$(count_mid alice@example.test Sent "$KMID2")" 1 "still one copy in Sent"
 
 # --- 451 then 250, and 550 (smtpsink as the account's server) --------------
-sink_start flaky --fail-data-once 451 --offer-auth
+sink_start "$T/sink-flaky" --fail-data-once 451 --offer-auth || bail_out "smtpsink did not start"
 run_ok "account on a flaky server" mx_add f "$D" alice@example.test imaps \
     --smtp "smtp+plain://127.0.0.1:$SINK_PORT"
 mx send f --to bob@example.test --subject "t-send 451" --body x >"$T/f1.out" 2>&1
@@ -175,7 +163,8 @@ run_ok "retry the due entries now" mx outbox run f --now
 like "$MX_OUT" 'sent 1' "sent on the second attempt"
 is "$(sink_count flaky)" 1 "the sink has it exactly once"
 like "$(mx outbox show "$F1")" '"attempts": 2' "two attempts recorded"
-sink_start reject --offer-auth --reply-rcpt 'bob@example.test=550 5.1.1 <bob@example.test>: no such user'
+sink_start "$T/sink-reject" --offer-auth --reply-rcpt 'bob@example.test=550 5.1.1 <bob@example.test>: no such user' ||
+    bail_out "smtpsink did not start"
 run_ok "account on a rejecting server" mx_add r "$D" alice@example.test imaps \
     --smtp "smtp+plain://127.0.0.1:$SINK_PORT"
 mx send r --to bob@example.test --subject "t-send 550" --body x >"$T/r1.out" 2>&1
@@ -185,7 +174,8 @@ like "$(mx events)" 'message\.failed .*550' "message.failed event"
 is "$(sink_count reject)" 0 "nothing delivered"
 
 # --- some recipients deferred (4xx): retried on their own ------------------
-sink_start partial --offer-auth --reply-rcpt 'carol@example.test=451 4.2.1 mailbox busy'
+sink_start "$T/sink-partial" --offer-auth --reply-rcpt 'carol@example.test=451 4.2.1 mailbox busy' ||
+    bail_out "smtpsink did not start"
 PPORT=$SINK_PORT
 run_ok "account on a server deferring one recipient" mx_add pa "$D" alice@example.test \
     imaps --smtp "smtp+plain://127.0.0.1:$PPORT" --saves-sent yes
@@ -193,17 +183,17 @@ run_ok "send to two, one deferred" mx send pa --to bob@example.test \
     --to carol@example.test --subject "t-send partial" --body x
 like "$MX_OUT" 'not accepted: carol@example.test: 451 4\.2\.1' "the deferral is reported"
 like "$(mx events)" 'message\.sent .*retry_entry=' "message.sent names the retry entry"
-kill "$(cat "$T/sink-partial/pid")"; sleep 0.3
-sink_start partial2 --offer-auth --port "$PPORT"
+sink_stop "$T/sink-partial"
+sink_start "$T/sink-partial2" --offer-auth --port "$PPORT" || bail_out "smtpsink did not start"
 run_ok "retry the deferred recipient" mx outbox run pa --now
 like "$MX_OUT" 'sent 1' "sent to the deferred recipient"
 is "$(grep -c 'carol@example.test' "$T/sink-partial2/mail"/*.env)" 1 "carol got it on the retry"
 unlike "$(cat "$T/sink-partial2/mail"/*.env)" 'bob@example' "bob was not sent a second copy"
 
 # --- daily quota: relay policy, hold policy, bulk -------------------------
-sink_start own --offer-auth
+sink_start "$T/sink-own" --offer-auth || bail_out "smtpsink did not start"
 OWN=$SINK_PORT
-sink_start fallback
+sink_start "$T/sink-fallback" || bail_out "smtpsink did not start"
 FALL=$SINK_PORT
 run_ok "account with a limit of 5 and a relay" mx_add q "$D" alice@example.test imaps \
     --smtp "smtp+plain://127.0.0.1:$OWN" --relay "smtp+plain://127.0.0.1:$FALL" \
@@ -239,7 +229,7 @@ MXSYNC_TEST_KILL_AT=sent mx send a --to bob@example.test --subject "t-send daemo
     --body "the daemon puts this into Sent" >/dev/null 2>&1
 DMID=$(mx outbox --json | "$MX_PY" -c 'import json,sys
 print([e["message_id"] for e in json.load(sys.stdin) if e.get("subject")=="t-send daemon recovers"][0])')
-sink_start dq --offer-auth
+sink_start "$T/sink-dq" --offer-auth || bail_out "smtpsink did not start"
 run_ok "account for daemon sending" mx_add dq "$D" alice@example.test imaps \
     --smtp "smtp+plain://127.0.0.1:$SINK_PORT"
 printf '[daemon]\nworkers = 2\n' > "$MXD/mxsync.conf"

@@ -10,6 +10,7 @@
 : "${MX_TOP_SRCDIR:=$(cd "$(dirname "$0")/../.." && pwd)}"; export MX_TOP_SRCDIR
 . "$MX_TOP_SRCDIR/tests/integ/lib/tap.sh"
 . "$MX_TOP_SRCDIR/tests/integ/lib/dovecot.sh"
+. "$MX_TOP_SRCDIR/tests/integ/lib/fake.sh"
 SEND=${MX_TOP_BUILDDIR:-$MX_TOP_SRCDIR}/tests/integ/mx-smtp-send
 
 command -v dovecot >/dev/null || skip_all "dovecot not installed"
@@ -21,25 +22,10 @@ dc_start "$D" >/dev/null || bail_out "dovecot did not start"
 at_exit "dc_stop '$D' >/dev/null"
 . "$D/env"
 
-# sink_start NAME [smtpsink ARGS...]: sets SINK_PORT SINK_LOG SINK_DIR
-sink_start() {
-    _s=$T/sink-$1; shift
-    mkdir -p "$_s"
-    : > "$_s/port"
-    ( "$MX_PY" "$MX_TOOLS/smtpsink.py" --dir "$_s/mail" --log "$_s/log" "$@" \
-          </dev/null >"$_s/port" 2>"$_s/err" & echo $! > "$_s/pid" )
-    at_exit "kill \$(cat '$_s/pid') 2>/dev/null"
-    i=0
-    while [ ! -s "$_s/port" ] && [ $i -lt 200 ]; do sleep 0.025; i=$((i + 1)); done
-    SINK_PORT=$(head -n 1 "$_s/port")
-    SINK_LOG=$_s/log
-    SINK_DIR=$_s/mail
-    [ -n "$SINK_PORT" ] || bail_out "smtpsink did not start: $(cat "$_s/err")"
-}
-sink_stop() { kill "$(cat "$T/sink-$1/pid")" 2>/dev/null; }
 
 # Dovecot submission relays to DC_RELAY_PORT: a sink there forwards to LMTP.
-sink_start relay --port "$DC_RELAY_PORT" --relay-lmtp "$DC_LMTP_PORT"
+sink_start "$T/sink-relay" --port "$DC_RELAY_PORT" --relay-lmtp "$DC_LMTP_PORT" ||
+    bail_out "smtpsink did not start"
 RELAY_DIR=$SINK_DIR
 
 PW=$(dc_password "$D" alice@example.test)
@@ -119,7 +105,7 @@ sys.exit(0 if got.endswith(want) else 1)' "$relayed" "$T/m-dots.want"
 ok $? "relay copy ends with the exact normalised message"
 
 # --- smtpsink: pipelining --------------------------------------------------
-sink_start pipe
+sink_start "$T/sink-pipe" || bail_out "smtpsink did not start"
 printf 'Subject: p\r\n\r\nbody\r\n' > "$T/m-small.eml"
 run_ok "pipelined send" "$SEND" --port "$SINK_PORT" --tls none \
     --from a@x.test --rcpt b@x.test --rcpt c@x.test --file "$T/m-small.eml"
@@ -131,16 +117,16 @@ run_ok "no-pipelining switch" "$SEND" --port "$SINK_PORT" --tls none --no-pipeli
     --from a@x.test --rcpt b@x.test --rcpt c@x.test --file "$T/m-small.eml"
 n=$(grep -c '^batch [0-9]* RCPT$' "$SINK_LOG")
 is "$n" 2 "without pipelining each RCPT travels alone"
-sink_stop pipe
-sink_start nopipe --no-pipelining
+sink_stop "$T/sink-pipe"
+sink_start "$T/sink-nopipe" --no-pipelining || bail_out "smtpsink did not start"
 run_ok "server without PIPELINING" "$SEND" --port "$SINK_PORT" --tls none \
     --from a@x.test --rcpt b@x.test --file "$T/m-small.eml"
 unlike "$(cat "$SINK_LOG")" '^batch [0-9]+ MAIL,' "no pipelining when not offered"
 like "$(cat "$SINK_LOG")" '^batch [0-9]+ DATA$' "DATA alone"
-sink_stop nopipe
+sink_stop "$T/sink-nopipe"
 
 # --- SIZE, 8BITMIME ---------------------------------------------------------
-sink_start size --size 100 --no-8bitmime
+sink_start "$T/sink-size" --size 100 --no-8bitmime || bail_out "smtpsink did not start"
 head -c 500 /dev/zero | tr '\0' 'x' > "$T/m-500.eml"
 run_fails "message above SIZE refused" "$SEND" --port "$SINK_PORT" --tls none \
     --from a@x.test --rcpt b@x.test --file "$T/m-500.eml"
@@ -159,8 +145,8 @@ run_fails "undeclared 8-bit content found while streaming" "$SEND" --port "$SINK
     --tls none --unknown-body --from a@x.test --rcpt b@x.test --file "$T/m-8bit.eml"
 like "$MX_OUT" '^error invalid .*connection dropped, nothing delivered' "dropped before the dot"
 is "$(ls "$SINK_DIR" | grep -c 'eml$')" 1 "the sink stored only the 7-bit message"
-sink_stop size
-sink_start eight
+sink_stop "$T/sink-size"
+sink_start "$T/sink-eight" || bail_out "smtpsink did not start"
 run_ok "8-bit message with 8BITMIME" "$SEND" --port "$SINK_PORT" --tls none \
     --from a@x.test --rcpt b@x.test --file "$T/m-8bit.eml"
 like "$(cat "$SINK_LOG")" '^C [0-9]+ MAIL FROM:<a@x.test> BODY=8BITMIME$' "BODY=8BITMIME declared"
@@ -169,11 +155,12 @@ run_fails "message source failing mid-way" "$SEND" --port "$SINK_PORT" --tls non
     --fail-after 5 --from a@x.test --rcpt b@x.test --file "$T/m-8bit.eml"
 like "$MX_OUT" '^error io .*nothing delivered' "source error: nothing delivered"
 is "$(ls "$SINK_DIR" | grep -c 'eml$')" 1 "no truncated message stored"
-sink_stop eight
+sink_stop "$T/sink-eight"
 
 # --- recipients, reply classes, RSET ---------------------------------------
-sink_start rcpt --reply-rcpt 'bad@x.test=550 5.1.1 <bad@x.test>: Recipient address rejected' \
-    --reply-rcpt 'busy@x.test=451 4.3.0 mailbox busy' --fail-data-once 451
+sink_start "$T/sink-rcpt" --reply-rcpt 'bad@x.test=550 5.1.1 <bad@x.test>: Recipient address rejected' \
+    --reply-rcpt 'busy@x.test=451 4.3.0 mailbox busy' --fail-data-once 451 ||
+    bail_out "smtpsink did not start"
 run_fails "first message: DATA 451" "$SEND" --port "$SINK_PORT" --tls none \
     --from a@x.test --rcpt good@x.test --file "$T/m-small.eml"
 like "$MX_OUT" '^error server retry=temp .*451 4\.3\.0 try again later' "451 -> temporary"
@@ -197,49 +184,52 @@ is "$MX_RC" 4 "exit status: final"
 is "$(grep -c '^data ' "$SINK_LOG")" 2 "no message content when no recipient was accepted"
 like "$(cat "$SINK_LOG")" '^batch [0-9]+ MAIL,RCPT,RCPT,DATA$' "(pipelined: DATA went out, the server refused it)"
 like "$(cat "$SINK_LOG")" '^C [0-9]+ RSET$' "RSET before the transaction after a failed one"
-sink_stop rcpt
+sink_stop "$T/sink-rcpt"
 
 # --- connection dropped mid-DATA -------------------------------------------
-sink_start drop --drop-mid-data 2000
+sink_start "$T/sink-drop" --drop-mid-data 2000 || bail_out "smtpsink did not start"
 "$MX_PY" -c 'import sys; sys.stdout.write("Subject: big\r\n\r\n" + ("x" * 76 + "\r\n") * 20000)' > "$T/m-big.eml"
 run_fails "server drops the connection mid-DATA" "$SEND" --port "$SINK_PORT" --tls none \
     --from a@x.test --rcpt b@x.test --file "$T/m-big.eml"
 like "$MX_OUT" '^error (network|tls) retry=temp ' "network error, temporary"
 is "$MX_RC" 3 "exit status: temporary"
-sink_stop drop
+sink_stop "$T/sink-drop"
 
 # --- hostile servers --------------------------------------------------------
 for mode in garbage mismatch longline badcode; do
-    sink_start "h-$mode" --hostile "$mode"
+    sink_start "$T/sink-h-$mode" --hostile "$mode" || bail_out "smtpsink did not start"
     run_fails "hostile EHLO reply: $mode" "$SEND" --port "$SINK_PORT" --tls none \
         --from a@x.test --rcpt b@x.test --file "$T/m-small.eml"
     like "$MX_OUT" '^error protocol retry=temp .*(malformed reply|inconsistent multi-line|longer than 4096)' \
         "$mode: protocol error with a clear detail"
-    sink_stop "h-$mode"
+    sink_stop "$T/sink-h-$mode"
 done
 
 # --- TLS --------------------------------------------------------------------
-sink_start notls --offer-auth
+sink_start "$T/sink-notls" --offer-auth || bail_out "smtpsink did not start"
 run_fails "STARTTLS required, not offered" "$SEND" --port "$SINK_PORT" --tls starttls \
     --ca "$DC_CA" --user u --password sekritpw --from a@x.test --rcpt b@x.test \
     --file "$T/m-small.eml"
 like "$MX_OUT" '^error insecure .*does not offer STARTTLS' "refused without STARTTLS"
 unlike "$(cat "$SINK_LOG")" 'CREDENTIALS|AUTH' "no credentials sent"
-sink_stop notls
-sink_start refuse --tls "$D/ssl/cert.pem" "$D/ssl/key.pem" --refuse-starttls --auth sekritpw
+sink_stop "$T/sink-notls"
+sink_start "$T/sink-refuse" --tls "$D/ssl/cert.pem" "$D/ssl/key.pem" --refuse-starttls --auth sekritpw ||
+    bail_out "smtpsink did not start"
 run_fails "STARTTLS refused by the server" "$SEND" --port "$SINK_PORT" --tls starttls \
     --ca "$DC_CA" --user u --password sekritpw --from a@x.test --rcpt b@x.test \
     --file "$T/m-small.eml"
 like "$MX_OUT" '^error insecure .*454 4\.7\.0' "refusal reported"
 unlike "$(cat "$SINK_LOG")" 'CREDENTIALS|sekritpw' "no credentials sent"
-sink_stop refuse
-sink_start stls --tls "$D/ssl/cert.pem" "$D/ssl/key.pem" --auth sekritpw
+sink_stop "$T/sink-refuse"
+sink_start "$T/sink-stls" --tls "$D/ssl/cert.pem" "$D/ssl/key.pem" --auth sekritpw ||
+    bail_out "smtpsink did not start"
 run_ok "STARTTLS + AUTH PLAIN to the sink" "$SEND" --port "$SINK_PORT" --tls starttls \
     --ca "$DC_CA" --user u --password sekritpw --from a@x.test --rcpt b@x.test \
     --file "$T/m-small.eml"
 is "$(grep -c '^C [0-9]* EHLO' "$SINK_LOG")" 2 "EHLO again after TLS"
-sink_stop stls
-sink_start implicit --tls "$D/ssl/cert.pem" "$D/ssl/key.pem" --implicit-tls --auth sekritpw
+sink_stop "$T/sink-stls"
+sink_start "$T/sink-implicit" --tls "$D/ssl/cert.pem" "$D/ssl/key.pem" --implicit-tls --auth sekritpw ||
+    bail_out "smtpsink did not start"
 run_ok "implicit TLS with the test CA" "$SEND" --port "$SINK_PORT" --tls implicit \
     --ca "$DC_CA" --user u --password sekritpw --from a@x.test --rcpt b@x.test \
     --file "$T/m-small.eml"
@@ -252,6 +242,6 @@ run_fails "wrong password over TLS" "$SEND" --port "$SINK_PORT" --tls implicit \
     --ca "$DC_CA" --user u --password nope --from a@x.test --rcpt b@x.test \
     --file "$T/m-small.eml"
 like "$MX_OUT" '^error auth retry=final .*535 5\.7\.8' "535 from the sink -> auth"
-sink_stop implicit
+sink_stop "$T/sink-implicit"
 
 done_testing
