@@ -47,7 +47,11 @@ static const struct url_case url_cases[] = {
 	 MX_TLS_IMPLICIT},
 	/* schemes */
 	BAD("http://u@h"),
-	BAD("pop3://u@h"),
+	{"pop3://u@h", MX_OK, "u", "h", 110, MX_TLS_STARTTLS},
+	{"pop3s://u@h", MX_OK, "u", "h", 995, MX_TLS_IMPLICIT},
+	{"pop3s://u@h:10995", MX_OK, "u", "h", 10995, MX_TLS_IMPLICIT},
+	BAD("pops://u@h"),
+	BAD("smtps://u@h"),
 	BAD("imaps:/u@h"),
 	BAD("imapsx://u@h"),
 	BAD("u@h"),
@@ -425,6 +429,132 @@ START_TEST(test_add_non_utf8_kept_or_refused)
 }
 END_TEST
 
+/* The scheme picks the protocol. */
+START_TEST(test_url_proto)
+{
+	struct mx_account a = {0};
+	struct mx_error e;
+
+	ck_assert_int_eq(mx_account_parse_url("pop3s://u@h", &a, &e), MX_OK);
+	ck_assert_int_eq(a.proto, MX_PROTO_POP3);
+	ck_assert_int_eq(mx_account_parse_url("imaps://u@h", &a, &e), MX_OK);
+	ck_assert_int_eq(a.proto, MX_PROTO_IMAP);
+	mx_account_free(&a);
+}
+END_TEST
+
+START_TEST(test_smtp_url)
+{
+	static const struct {
+		const char *url;
+		int rc;
+		const char *user, *host;
+		unsigned port;
+		enum mx_tls_mode tls;
+	} t[] = {
+		{"smtps://h", MX_OK, NULL, "h", 465, MX_TLS_IMPLICIT},
+		{"smtp://u@h", MX_OK, "u", "h", 587, MX_TLS_STARTTLS},
+		{"smtp://a@b.test@127.0.0.1:2525", MX_OK, "a@b.test",
+		 "127.0.0.1", 2525, MX_TLS_STARTTLS},
+		{"smtp+plain://relay.lan", MX_OK, NULL, "relay.lan", 25,
+		 MX_TLS_NONE},
+		{"smtp://u:pw@h", MX_ERR_PARSE, NULL, NULL, 0, 0},
+		{"smtpx://h", MX_ERR_PARSE, NULL, NULL, 0, 0},
+		{"imaps://u@h", MX_ERR_PARSE, NULL, NULL, 0, 0},
+		{"smtp://h/x", MX_ERR_PARSE, NULL, NULL, 0, 0},
+		{"smtp://h:0", MX_ERR_PARSE, NULL, NULL, 0, 0},
+		{"smtp://@h", MX_ERR_PARSE, NULL, NULL, 0, 0},
+	};
+
+	for (size_t i = 0; i < MX_ARRAY_SIZE(t); i++) {
+		struct mx_smtp_server sv = {0};
+		struct mx_error e;
+		int rc = mx_smtp_url_parse(t[i].url, &sv, &e);
+
+		ck_assert_msg(rc == t[i].rc, "%s: %d %s", t[i].url, rc, e.detail);
+		if (rc == MX_OK) {
+			ck_assert_str_eq(sv.url, t[i].url);
+			ck_assert_str_eq(sv.host, t[i].host);
+			ck_assert_uint_eq(sv.port, t[i].port);
+			ck_assert_int_eq(sv.tls, t[i].tls);
+			if (t[i].user)
+				ck_assert_str_eq(sv.user, t[i].user);
+			else
+				ck_assert_ptr_null(sv.user);
+		}
+		mx_smtp_server_free(&sv);
+	}
+}
+END_TEST
+
+/* Settings: every bad value refused with nothing changed; good ones
+ * applied; an SMTP password survives a new SMTP URL. */
+START_TEST(test_settings)
+{
+	static const struct mx_account_settings bad[] = {
+		{.email = "a@b\r\nBcc: x@y"},
+		{.email = "no-at-sign"},
+		{.email = "a@b, c@d"},
+		{.provider = "nosuch"},
+		{.saves_sent = "maybe"},
+		{.daily_limit = "-1"},
+		{.daily_limit = "10k"},
+		{.daily_limit = "2000000"},
+		{.quota_policy = "drop"},
+		{.quota_policy = "relay"},          /* no relay configured */
+		{.max_attach = "25Q"},
+		{.max_attach = "0"},
+		{.access = "everyone"},
+		{.access = "selected"},             /* nobody allowed */
+		{.owner = "bad owner"},
+		{.smtp_url = "http://h"},
+		{.relay_url = "smtp://u:p@h"},
+		{.smtp_mechanism = "CRAM-MD5"},
+		{.pop3_delete = "sometimes"},
+	};
+	const char *allow[] = {"bob", "carol@example.test"};
+	struct mx_account_settings good = {
+		.email = "alice@example.test", .smtp_url = "smtps://h",
+		.smtp_password = "smtp-secret", .relay_url = "smtp+plain://relay",
+		.saves_sent = "yes", .daily_limit = "500",
+		.quota_policy = "relay", .max_attach = "10M",
+		.access = "selected", .owner = "alice", .allow = allow,
+		.nallow = 2, .smtp_mechanism = "XOAUTH2",
+	};
+	struct mx_account_settings again = {.smtp_url = "smtp://u@h2"};
+	struct mx_account a = {0};
+	struct mx_error e;
+
+	for (size_t i = 0; i < MX_ARRAY_SIZE(bad); i++) {
+		int rc = mx_account_apply_settings(&a, &bad[i], &e);
+
+		ck_assert_msg(rc == MX_ERR_INVAL || rc == MX_ERR_PARSE,
+			      "bad[%zu] accepted", i);
+		ck_assert_msg(e.detail[0] != '\0', "bad[%zu]: no message", i);
+		ck_assert(a.email == NULL && a.smtp.host == NULL &&
+			  a.daily_limit == 0 && a.access == MX_ACCESS_OWNER);
+	}
+	ck_assert_int_eq(mx_account_apply_settings(&a, &good, &e), MX_OK);
+	ck_assert_str_eq(a.email, "alice@example.test");
+	ck_assert_str_eq(a.smtp.host, "h");
+	ck_assert_str_eq(a.smtp.password, "smtp-secret");
+	ck_assert_str_eq(a.smtp.mechanism, "XOAUTH2");
+	ck_assert_int_eq(a.relay.tls, MX_TLS_NONE);
+	ck_assert(a.saves_sent);
+	ck_assert_int_eq(a.daily_limit, 500);
+	ck_assert_int_eq(a.quota_policy, MX_QUOTA_RELAY);
+	ck_assert_uint_eq(a.max_attach, 10u * 1024 * 1024);
+	ck_assert_int_eq(a.access, MX_ACCESS_SELECTED);
+	ck_assert_uint_eq(a.nallowed, 2);
+	ck_assert_str_eq(a.allowed[1], "carol@example.test");
+	ck_assert_int_eq(mx_account_apply_settings(&a, &again, &e), MX_OK);
+	ck_assert_str_eq(a.smtp.host, "h2");
+	ck_assert_str_eq(a.smtp.password, "smtp-secret");
+	ck_assert_str_eq(a.smtp.mechanism, "XOAUTH2");
+	mx_account_free(&a);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("account");
@@ -439,6 +569,9 @@ int main(void)
 	tcase_add_test(tc, test_url_port_digits_only);
 	tcase_add_test(tc, test_url_user_control_chars);
 	tcase_add_test(tc, test_url_password_in_userinfo);
+	tcase_add_test(tc, test_url_proto);
+	tcase_add_test(tc, test_smtp_url);
+	tcase_add_test(tc, test_settings);
 	suite_add_tcase(s, tc);
 	tcase_add_checked_fixture(ts, setup, teardown);
 	tcase_add_test(ts, test_add_names);
