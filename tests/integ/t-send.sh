@@ -190,6 +190,21 @@ like "$MX_OUT" 'sent 1' "sent to the deferred recipient"
 is "$(grep -c 'carol@example.test' "$T/sink-partial2/mail"/*.env)" 1 "carol got it on the retry"
 unlike "$(cat "$T/sink-partial2/mail"/*.env)" 'bob@example' "bob was not sent a second copy"
 
+# --- two senders at once: one delivery ------------------------------------
+sink_start "$T/sink-slow" --offer-auth --delay-data 3 || bail_out "smtpsink did not start"
+run_ok "account on a slow server" mx_add sl "$D" alice@example.test imaps \
+    --smtp "smtp+plain://127.0.0.1:$SINK_PORT" --saves-sent yes
+run_ok "queue one message" mx send sl --to bob@example.test --subject "t-send race" \
+    --body x --queue-only
+mx outbox run sl --now > "$T/race1.out" 2>&1 &
+r1=$!
+sleep 1
+mx outbox run sl --now > "$T/race2.out" 2>&1
+wait $r1
+like "$(cat "$T/race1.out")" 'sent 1' "the first run sent it"
+like "$(cat "$T/race2.out")" 'sent 0 .*recovered 0' "the second left the live sender's entry alone"
+is "$(sink_count slow)" 1 "delivered exactly once"
+
 # --- daily quota: relay policy, hold policy, bulk -------------------------
 sink_start "$T/sink-own" --offer-auth || bail_out "smtpsink did not start"
 OWN=$SINK_PORT

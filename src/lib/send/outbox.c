@@ -49,6 +49,65 @@ static void test_kill_at(const char *point)
 		raise(SIGKILL);
 }
 
+/* ---- who works on an entry ---- */
+
+/* Start time of process PID (clock ticks since boot, field 22 of
+ * /proc/PID/stat), 0 if it does not exist. */
+static uint64_t proc_start(int pid)
+{
+	char path[64], buf[1024], *p;
+	uint64_t v = 0;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* The command name may hold spaces and ')': fields start after the
+	 * last ')'.  Field 3 is the state; the start time is field 22. */
+	p = strrchr(buf, ')');
+	if (p == NULL)
+		return 0;
+	p++;
+	for (int field = 3; field <= 22 && p; field++) {
+		while (*p == ' ')
+			p++;
+		if (field == 22)
+			v = strtoull(p, NULL, 10);
+		p = strchr(p, ' ');
+	}
+	return v;
+}
+
+static void claim(struct mx_ob_entry *e)
+{
+	e->owner_pid = (int)getpid();
+	e->owner_start = proc_start(e->owner_pid);
+}
+
+static void release(struct mx_ob_entry *e)
+{
+	e->owner_pid = 0;
+	e->owner_start = 0;
+}
+
+static bool mine(const struct mx_ob_entry *e)
+{
+	return e->owner_pid == (int)getpid() &&
+	       e->owner_start == proc_start(e->owner_pid);
+}
+
+/* Held by a process that is still running (this one included). */
+static bool held(const struct mx_ob_entry *e)
+{
+	return e->owner_pid > 0 && proc_start(e->owner_pid) == e->owner_start &&
+	       e->owner_start != 0;
+}
+
 /* ---- entries ---- */
 
 void mx_ob_entry_free(struct mx_ob_entry *e)
@@ -134,6 +193,11 @@ static json_t *entry_to_json(const struct mx_ob_entry *e)
 	if (e->retry_entry)
 		json_object_set_new(o, "retry_entry",
 				    json_integer((json_int_t)e->retry_entry));
+	if (e->owner_pid) {
+		json_object_set_new(o, "owner_pid", json_integer(e->owner_pid));
+		json_object_set_new(o, "owner_start",
+				    json_integer((json_int_t)e->owner_start));
+	}
 	return o;
 }
 
@@ -208,6 +272,8 @@ static int entry_decode(const void *data, size_t len, struct mx_ob_entry *e,
 	e->data_reply = jstr(o, "data_reply");
 	e->parent = (uint64_t)jint(o, "parent");
 	e->retry_entry = (uint64_t)jint(o, "retry_entry");
+	e->owner_pid = (int)jint(o, "owner_pid");
+	e->owner_start = (uint64_t)jint(o, "owner_start");
 	json_decref(o);
 	if (e->rcpts == NULL || e->results == NULL) {
 		mx_ob_entry_free(e);
@@ -704,17 +770,75 @@ static int run_step(struct mx_store *st, struct mx_ob_entry *e,
 	return rc;
 }
 
+/* Another sender got there first (MX_ERR_EXISTS from a step): not an
+ * error, the entry is simply not ours to work on. */
+#define TAKEN MX_ERR_EXISTS
+
 static int apply_sending(struct mx_txn *t, struct mx_ob_entry *e, void *arg,
 			 struct mx_error *err)
 {
 	const bool *relay = arg;
 
 	(void)t;
-	(void)err;
+	if (e->state != MX_OB_QUEUED)
+		return mx_error_set(err, TAKEN, "outbox entry %llu is %s",
+				    (unsigned long long)e->id,
+				    mx_ob_state_name(e->state));
 	e->state = MX_OB_SENDING;
 	e->relay = *relay;
 	e->attempts++;
+	claim(e);
 	return MX_OK;
+}
+
+/* An interrupted send (state sending, its process gone) goes back to the
+ * queue; nobody else may have taken it meanwhile. */
+static int apply_requeue(struct mx_txn *t, struct mx_ob_entry *e, void *arg,
+			 struct mx_error *err)
+{
+	(void)t;
+	(void)arg;
+	if (e->state != MX_OB_SENDING || held(e))
+		return mx_error_set(err, TAKEN, "outbox entry %llu is taken",
+				    (unsigned long long)e->id);
+	e->state = MX_OB_QUEUED;
+	e->next_attempt = mx_wall_s();
+	release(e);
+	return replace_str(&e->last_error, "interrupted; sending again") < 0
+		       ? mx_error_set(err, MX_ERR_NOMEM, NULL) : MX_OK;
+}
+
+/* Claims a sent entry's copy to Sent (or an interrupted send's check of
+ * Sent). */
+static int apply_claim(struct mx_txn *t, struct mx_ob_entry *e, void *arg,
+		       struct mx_error *err)
+{
+	(void)t;
+	(void)arg;
+	if ((e->state != MX_OB_SENT || e->appended) &&
+	    e->state != MX_OB_SENDING)
+		return mx_error_set(err, TAKEN, "outbox entry %llu is %s",
+				    (unsigned long long)e->id,
+				    mx_ob_state_name(e->state));
+	if (held(e) && !mine(e))
+		return mx_error_set(err, TAKEN, "outbox entry %llu is taken",
+				    (unsigned long long)e->id);
+	claim(e);
+	return MX_OK;
+}
+
+/* Cannot work on it now (no IMAP for the Sent check): try again later,
+ * released. */
+static int apply_later(struct mx_txn *t, struct mx_ob_entry *e, void *arg,
+		       struct mx_error *err)
+{
+	const char *why = arg;
+
+	(void)t;
+	release(e);
+	e->next_attempt = mx_wall_s() + OB_BACKOFF_MIN;
+	return replace_str(&e->last_error, why) < 0
+		       ? mx_error_set(err, MX_ERR_NOMEM, NULL) : MX_OK;
 }
 
 struct defer_arg {
@@ -758,6 +882,7 @@ static int apply_defer(struct mx_txn *t, struct mx_ob_entry *e, void *arg,
 		return mx_error_set(err, MX_ERR_NOMEM, NULL);
 	e->state = d->final ? MX_OB_FAILED : MX_OB_QUEUED;
 	e->next_attempt = d->next;
+	release(e);
 	if (d->final) {
 		json_t *x = json_object();
 		int rc;
@@ -908,6 +1033,9 @@ static int apply_sent(struct mx_txn *t, struct mx_ob_entry *e, void *arg,
 	free(e->last_error);
 	e->last_error = NULL;
 	e->appended = !s->needs_append;
+	/* Still ours while we copy it to Sent; else done. */
+	if (e->appended)
+		release(e);
 	rc = split_deferred(t, e, err);
 	if (rc == MX_OK)
 		rc = sent_record(t, e, err);
@@ -970,12 +1098,16 @@ static int apply_appended(struct mx_txn *t, struct mx_ob_entry *e, void *arg,
 {
 	const char *failure = arg;
 
+	release(e);
 	if (failure) {
 		e->append_attempts++;
 		if (replace_str(&e->last_error, failure) < 0)
 			return mx_error_set(err, MX_ERR_NOMEM, NULL);
-		if (e->append_attempts < OB_APPEND_MAX_ATTEMPTS)
+		if (e->append_attempts < OB_APPEND_MAX_ATTEMPTS) {
+			e->next_attempt = mx_wall_s() +
+					  backoff(e->append_attempts);
 			return MX_OK;
+		}
 		/* Given up; the error stays in the entry. */
 	} else {
 		free(e->last_error);
@@ -990,7 +1122,12 @@ static int apply_recovered(struct mx_txn *t, struct mx_ob_entry *e, void *arg,
 			   struct mx_error *err)
 {
 	struct sent_arg s = {NULL, arg, false};
-	int rc = apply_sent(t, e, &s, err);
+	int rc;
+
+	if (e->state != MX_OB_SENDING || held(e))
+		return mx_error_set(err, TAKEN, "outbox entry %llu is taken",
+				    (unsigned long long)e->id);
+	rc = apply_sent(t, e, &s, err);
 
 	if (rc == MX_OK && replace_str(&e->data_reply, "(found in Sent after "
 				       "an interrupted attempt)") < 0)
@@ -1177,10 +1314,11 @@ static int64_t backoff(unsigned attempts)
 }
 
 /* One SMTP attempt for E through A's server or relay.  *RES gets the
- * server's replies. */
+ * server's replies; *S_R the session, still open, so that QUIT's round
+ * trip comes after our commit of the outcome (close it then). */
 static int smtp_attempt(struct mx_store *st, struct mx_account *a,
 			struct mx_ob_entry *e, struct mx_smtp_result *res,
-			struct mx_error *err)
+			struct mx_smtp **s_r, struct mx_error *err)
 {
 	struct mx_smtp *s = NULL;
 	struct mx_smtp_cfg cfg;
@@ -1214,7 +1352,7 @@ static int smtp_attempt(struct mx_store *st, struct mx_account *a,
 					  res, err);
 		mx_txn_abort(&t);
 	}
-	mx_smtp_close(&s);
+	*s_r = s;
 	return rc;
 }
 
@@ -1229,6 +1367,32 @@ static bool needs_append(const struct mx_account *a,
 	return e->relay || !a->saves_sent;
 }
 
+/* Copies sent entry E into Sent, claimed so that no other sender does it
+ * at the same time; failures are recorded for a later retry. */
+static int copy_to_sent(struct mx_store *st, struct mx_account *a,
+			struct mx_ob_entry *e, struct imap_session *is,
+			struct mx_ob_run_stats *stats, struct mx_error *err)
+{
+	struct mx_error aerr = {0};
+	int rc, r;
+
+	rc = run_step(st, e, apply_claim, NULL, err);
+	if (rc == TAKEN)
+		return MX_OK;
+	if (rc)
+		return rc;
+	r = imap_sent_open(st, a, is, &aerr);
+	if (r == MX_OK)
+		r = append_to_sent(st, is, e, &aerr);
+	if (r != MX_OK)
+		imap_session_close(is);
+	rc = run_step(st, e, apply_appended, r == MX_OK ? NULL : aerr.detail,
+		      err);
+	if (rc == MX_OK && r == MX_OK && stats)
+		stats->appended++;
+	return rc;
+}
+
 /* Sends E (queued and due). */
 static int send_entry(struct mx_store *st, struct mx_account *a,
 		      struct mx_ob_entry *e, struct imap_session *is,
@@ -1236,12 +1400,19 @@ static int send_entry(struct mx_store *st, struct mx_account *a,
 {
 	struct mx_smtp_result res = {0};
 	struct mx_error serr = {0};
+	struct mx_smtp *session = NULL;
 	bool relay = e->bulk;
 	int64_t now = mx_wall_s();
 	int rc;
 
-	if (a->disabled)
-		return MX_OK; /* stays queued until the account is enabled */
+	if (a->disabled) {
+		/* Stays queued until the account is enabled; looked at again
+		 * in a while, not at every wake-up. */
+		struct defer_arg d = {"account disabled", now + OB_BACKOFF_MAX,
+				      false, NULL};
+
+		return run_step(st, e, apply_defer, &d, err);
+	}
 	if (!e->bulk && a->smtp.host == NULL)
 		relay = true; /* the relay is all the account has */
 	if (!relay && a->daily_limit > 0) {
@@ -1275,14 +1446,17 @@ static int send_entry(struct mx_store *st, struct mx_account *a,
 		}
 	}
 	rc = run_step(st, e, apply_sending, &relay, err);
+	if (rc == TAKEN)
+		return MX_OK; /* another sender has it */
 	if (rc)
 		return rc;
-	rc = smtp_attempt(st, a, e, &res, &serr);
+	rc = smtp_attempt(st, a, e, &res, &session, &serr);
 	if (rc == MX_OK) {
 		struct sent_arg s = {&res, a, needs_append(a, e)};
 
 		rc = run_step(st, e, apply_sent, &s, err);
 		mx_smtp_result_free(&res);
+		mx_smtp_close(&session); /* QUIT after the commit */
 		if (rc)
 			return rc;
 		if (stats) {
@@ -1290,22 +1464,11 @@ static int send_entry(struct mx_store *st, struct mx_account *a,
 			stats->relayed += e->relay;
 		}
 		test_kill_at("sent");
-		if (!e->appended) {
-			struct mx_error aerr = {0};
-
-			rc = imap_sent_open(st, a, is, &aerr);
-			if (rc == MX_OK)
-				rc = append_to_sent(st, is, e, &aerr);
-			if (rc != MX_OK)
-				imap_session_close(is);
-			rc = run_step(st, e, apply_appended,
-				      rc == MX_OK ? NULL : aerr.detail, err);
-			if (rc == MX_OK && stats && e->appended &&
-			    e->last_error == NULL)
-				stats->appended++;
-		}
+		if (!e->appended)
+			rc = copy_to_sent(st, a, e, is, stats, err);
 		return rc;
 	}
+	mx_smtp_close(&session);
 	{
 		/* Not sent: a final answer fails the entry, anything else is
 		 * retried with back-off, up to a limit. */
@@ -1337,7 +1500,7 @@ static int send_entry(struct mx_store *st, struct mx_account *a,
 	}
 }
 
-/* An entry left in "sending": did it go out? */
+/* An entry left in "sending" by a process that is gone: did it go out? */
 static int recover_entry(struct mx_store *st, struct mx_account *a,
 			 struct mx_ob_entry *e, struct imap_session *is,
 			 struct mx_ob_run_stats *stats, struct mx_error *err)
@@ -1346,32 +1509,33 @@ static int recover_entry(struct mx_store *st, struct mx_account *a,
 	bool found = false;
 	int rc;
 
+	if (held(e))
+		return MX_OK; /* its sender is alive and at work */
 	if (a->proto == MX_PROTO_IMAP && !e->bulk) {
 		rc = imap_sent_open(st, a, is, &ierr);
 		if (rc == MX_OK)
 			rc = in_sent(is, e, &found, &ierr);
 		if (rc != MX_OK) {
-			/* Cannot tell now: try again at the next run rather
-			 * than risk a second delivery. */
+			char why[sizeof(ierr.detail) + 64];
+
+			/* Cannot tell now: look again later rather than risk
+			 * a second delivery. */
 			imap_session_close(is);
-			mx_warn("outbox %llu: cannot check Sent for an "
-				"interrupted send: %s",
-				(unsigned long long)e->id, ierr.detail);
-			return MX_OK;
+			snprintf(why, sizeof(why), "interrupted; cannot check "
+				 "Sent yet: %s", ierr.detail);
+			rc = run_step(st, e, apply_later, why, err);
+			return rc == TAKEN ? MX_OK : rc;
 		}
 	}
 	if (found) {
-		if (stats)
+		rc = run_step(st, e, apply_recovered, a, err);
+		if (rc == MX_OK && stats)
 			stats->recovered++;
-		return run_step(st, e, apply_recovered, a, err);
+		return rc == TAKEN ? MX_OK : rc;
 	}
 	/* Not in Sent: the transaction never completed; send again. */
-	{
-		struct defer_arg d = {"interrupted; sending again", mx_wall_s(),
-				      false, NULL};
-
-		return run_step(st, e, apply_defer, &d, err);
-	}
+	rc = run_step(st, e, apply_requeue, NULL, err);
+	return rc == TAKEN ? MX_OK : rc;
 }
 
 /*
@@ -1477,8 +1641,9 @@ static int collect_due(struct mx_store *st, const struct mx_ob_run_opts *o,
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct mx_ob_entry *e = &v[i];
-		bool due = e->state != MX_OB_QUEUED || e->next_attempt <= now ||
-			   (o && o->now);
+		/* A live process's entry is its business. */
+		bool due = !held(e) &&
+			   (e->next_attempt <= now || (o && o->now));
 
 		if (o && o->only_id && e->id != o->only_id)
 			continue;
@@ -1541,20 +1706,8 @@ int mx_outbox_run(struct mx_store *st, const struct mx_ob_run_opts *o,
 			rc = send_entry(st, &a, &e, &is, stats, err);
 			break;
 		case MX_OB_SENT:
-			if (!e.appended) {
-				struct mx_error aerr = {0};
-				int r = imap_sent_open(st, &a, &is, &aerr);
-
-				if (r == MX_OK)
-					r = append_to_sent(st, &is, &e, &aerr);
-				if (r != MX_OK)
-					imap_session_close(&is);
-				rc = run_step(st, &e, apply_appended,
-					      r == MX_OK ? NULL : aerr.detail,
-					      err);
-				if (rc == MX_OK && r == MX_OK && stats)
-					stats->appended++;
-			}
+			if (!e.appended)
+				rc = copy_to_sent(st, &a, &e, &is, stats, err);
 			break;
 		default:
 			break;
@@ -1597,8 +1750,10 @@ int64_t mx_outbox_next_due(struct mx_store *st)
 	if (pending_entries(st, &v, &n, NULL) != MX_OK)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
-		int64_t when = v[i].state == MX_OB_QUEUED ? v[i].next_attempt : 1;
+		int64_t when = v[i].next_attempt > 0 ? v[i].next_attempt : 1;
 
+		if (held(&v[i]))
+			continue; /* its owner's commit will wake the daemon */
 		if (next == 0 || when < next)
 			next = when;
 	}

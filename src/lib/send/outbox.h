@@ -16,8 +16,13 @@
  *    is APPENDed to Sent; "appended" is a separate, later step, retried on
  *    its own and guarded by a Message-ID search, so a crash between the
  *    two gives exactly one delivery and exactly one copy in Sent.
- *  The one window left is between the server's 250 and our commit (a few
- *    milliseconds); doc/internals/send.md discusses it.
+ *  The one window left is between the server's 250 and our commit (one
+ *    local write; QUIT comes after it); doc/internals/send.md discusses it.
+ *  - Several senders (mxsyncd and `mxsync send`, or two CLIs) may work on
+ *    one store: an entry is claimed in the write transaction that moves it
+ *    to "sending" (or starts its copy to Sent), with the claimant's pid
+ *    and process start time; an entry held by a live process is left
+ *    alone, one held by a dead one is recovered as above.
  *
  * Routing: mail marked bulk always goes through the account's fallback
  * relay; personal mail goes through the account's SMTP server until its
@@ -84,6 +89,11 @@ struct mx_ob_entry {
 				* in Sent */
 	uint64_t retry_entry;  /* the entry retrying this one's deferred
 				* recipients, or 0 */
+	/* The process working on the entry (sending, or copying it to
+	 * Sent): its pid and start time, so that a live sender's entry is
+	 * never taken for a crashed one.  0 when nobody holds it. */
+	int owner_pid;
+	uint64_t owner_start;
 };
 
 void mx_ob_entry_free(struct mx_ob_entry *e);

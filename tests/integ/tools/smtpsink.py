@@ -36,6 +36,8 @@ Options:
   --reply-mail REPLY      every MAIL FROM gets REPLY
   --fail-data-once CODE   the first message gets CODE ("451" -> "451 4.3.0
                           try again later"; a 5xx gets 5.x.x); later ones 250
+  --delay-data S          wait S seconds before answering each message
+                          (a slow server: concurrent senders overlap)
   --drop-mid-data B       close the connection after B bytes of message
   --tls CERT KEY          TLS certificate; with --implicit-tls TLS from the
                           first byte, else STARTTLS is offered
@@ -263,6 +265,8 @@ class Session:
         if data is None:
             return False
         log('data %d %d' % (self.n, len(data)))
+        if A.delay_data:
+            await asyncio.sleep(A.delay_data)
         if A.fail_data_once and not COUNTER['data_failed']:
             COUNTER['data_failed'] = True
             reply = data_fail_reply(A.fail_data_once)
@@ -382,6 +386,7 @@ if __name__ == '__main__':
     p.add_argument('--reply-rcpt', action='append', default=[])
     p.add_argument('--reply-mail')
     p.add_argument('--fail-data-once')
+    p.add_argument('--delay-data', type=float, default=0.0)
     p.add_argument('--drop-mid-data', type=int)
     p.add_argument('--tls', nargs=2, metavar=('CERT', 'KEY'))
     p.add_argument('--implicit-tls', action='store_true')
