@@ -806,8 +806,23 @@ static int account_edit(struct cli *c, int argc, char **argv, int disabled)
 		const char *a = argv[i];
 
 		if (disabled < 0 && (strcmp(a, "--imap") == 0 ||
-				      strcmp(a, "--pop3") == 0) && i + 1 < argc)
+				      strcmp(a, "--pop3") == 0) && i + 1 < argc) {
+			/* The option names the protocol, as in add: an
+			 * IMAP account becomes POP3 only by --pop3. */
+			bool pop = strcmp(a, "--pop3") == 0;
+
 			e.imap_url = argv[++i];
+			if (pop != (strncmp(e.imap_url, "pop3", 4) == 0)) {
+				fprintf(stderr, "mxsync: account edit: %s takes "
+						"a%s URL\n", a, pop ? " pop3s:// or "
+						"pop3://" : "n imaps:// or imap://");
+				rc = MX_EXIT_USAGE;
+				goto out;
+			}
+		} else if (cli_is_help(a)) {
+			fputs(usage, stdout);
+			goto out;
+		}
 		else if (disabled < 0 && strcmp(a, "--password-file") == 0 && i + 1 < argc)
 			e.password_file = argv[++i];
 		else if (disabled < 0 && strcmp(a, "--ca-file") == 0 && i + 1 < argc)

@@ -29,8 +29,11 @@ static const char send_usage[] =
 	"With --queue-only a running mxsyncd sends it within a second or two.\n"
 	"The same --idempotency-key again returns the queued entry instead of\n"
 	"sending a second message.  Exit status: 0 sent, 4 queued for a later\n"
-	"attempt (temporary failure or daily limit; 0 with --queue-only), 1\n"
-	"failed, 2 bad input (nothing queued).\n";
+	"attempt (temporary failure or daily limit; 0 with --queue-only),\n"
+	"1 failed or not sendable from this account (no From address, no SMTP\n"
+	"server, --bulk without a relay: nothing queued), 2 bad input (nothing\n"
+	"queued), 3 no such account or message, 6 a file that cannot be read\n"
+	"or a store problem.\n";
 
 static const char outbox_usage[] =
 	"usage: mxsync outbox [NAME] [--json]       queued, sent and failed mail\n"
@@ -64,8 +67,9 @@ static int list_add(char **l, const char *v)
 	return 0;
 }
 
-static int read_text(const char *path, char **data_r, size_t *len_r,
-		     struct mx_error *err)
+/* PATH ("-": standard input) up to MAX bytes. */
+static int read_input(const char *path, size_t max, char **data_r,
+		      size_t *len_r, struct mx_error *err)
 {
 	if (strcmp(path, "-") == 0) {
 		struct mx_buf b = {0};
@@ -73,16 +77,24 @@ static int read_text(const char *path, char **data_r, size_t *len_r,
 		size_t n;
 
 		while ((n = fread(buf, 1, sizeof(buf), stdin)) > 0)
-			if (b.len + n > 16u << 20 || mx_buf_append(&b, buf, n)) {
+			if (b.len + n > max || mx_buf_append(&b, buf, n)) {
 				mx_buf_free(&b);
 				return mx_error_set(err, MX_ERR_INVAL, "standard "
-						    "input: text over 16 MB");
+						    "input: over %zu MB",
+						    max >> 20);
 			}
 		*len_r = b.len;
 		*data_r = b.data ? mx_buf_steal(&b) : strdup("");
 		return *data_r ? MX_OK : mx_error_set(err, MX_ERR_NOMEM, NULL);
 	}
-	return mx_read_file(path, 16u << 20, data_r, len_r, err);
+	return mx_read_file(path, max, data_r, len_r, err);
+}
+
+/* Text and HTML bodies: 16 MB, as the JSON front end allows. */
+static int read_text(const char *path, char **data_r, size_t *len_r,
+		     struct mx_error *err)
+{
+	return read_input(path, (size_t)16 << 20, data_r, len_r, err);
 }
 
 static const char *fmt_time(int64_t t, char *buf, size_t n)
@@ -236,7 +248,8 @@ int cli_send(struct cli *c, int argc, char **argv)
 			rc = MX_EXIT_USAGE;
 			goto out;
 		}
-		if (read_text("-", &json, &len, &err) != MX_OK ||
+		/* The JSON front end's own cap is 48 MB. */
+		if (read_input("-", (size_t)48 << 20, &json, &len, &err) != MX_OK ||
 		    mx_compose_req_from_json(json, len, &req, &err) != MX_OK) {
 			rc = cli_fail(&err);
 			goto out;

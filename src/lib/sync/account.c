@@ -418,6 +418,20 @@ int mx_account_apply_settings(struct mx_account *a,
 	if (s->relay_url && s->relay_url[0] &&
 	    (rc = mx_smtp_url_parse(s->relay_url, &relay, err)) != MX_OK)
 		goto out;
+	/* A password for a server that is not there would be dropped
+	 * without a word: say so instead. */
+	if (s->smtp_password && s->smtp_password[0] &&
+	    (s->smtp_url ? smtp.host == NULL : a->smtp.host == NULL)) {
+		rc = mx_error_set(err, MX_ERR_INVAL, "--smtp-password-file "
+				  "needs an SMTP server (--smtp URL)");
+		goto out;
+	}
+	if (s->relay_password && s->relay_password[0] &&
+	    (s->relay_url ? relay.host == NULL : a->relay.host == NULL)) {
+		rc = mx_error_set(err, MX_ERR_INVAL, "--relay-password-file "
+				  "needs a relay (--relay URL)");
+		goto out;
+	}
 	if (qp == MX_QUOTA_RELAY &&
 	    (s->relay_url ? relay.host == NULL : a->relay.host == NULL)) {
 		rc = mx_error_set(err, MX_ERR_INVAL, "--quota-policy relay needs "
