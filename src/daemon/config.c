@@ -96,18 +96,6 @@ static void defaults(struct mx_config *c)
 
 enum section { SEC_NONE, SEC_DAEMON, SEC_EVENTS, SEC_WEBHOOK, SEC_ACCOUNT };
 
-static bool valid_name(const char *n)
-{
-	size_t len = strlen(n);
-
-	if (len == 0 || len > 64)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (!(isalnum((unsigned char)n[i]) || strchr("._-", n[i])))
-			return false;
-	return true;
-}
-
 int mx_config_load(const char *path, struct mx_config *cfg,
 		   struct mx_error *err)
 {
@@ -151,7 +139,7 @@ int mx_config_load(const char *path, struct mx_config *cfg,
 				sec = SEC_DAEMON;
 			else if (!strcmp(s, "events") && !name)
 				sec = SEC_EVENTS;
-			else if (!strcmp(s, "webhook") && name && valid_name(name)) {
+			else if (!strcmp(s, "webhook") && name && mx_name_valid(name)) {
 				if (cfg->nwebhooks == MX_MAX_WEBHOOKS)
 					BAD("%s:%d: too many webhooks", path, lineno);
 				for (size_t i = 0; i < cfg->nwebhooks; i++)
@@ -165,7 +153,7 @@ int mx_config_load(const char *path, struct mx_config *cfg,
 				cfg->webhooks[cfg->nwebhooks].max_backoff_s = 300;
 				cfg->nwebhooks++;
 				sec = SEC_WEBHOOK;
-			} else if (!strcmp(s, "account") && name && valid_name(name)) {
+			} else if (!strcmp(s, "account") && name && mx_name_valid(name)) {
 				if (cfg->naccts == MX_MAX_ACCT_CFG)
 					BAD("%s:%d: too many account sections", path, lineno);
 				cfg->accts[cfg->naccts].name = strdup(name);

@@ -1,8 +1,12 @@
 /* Unit tests: error codes and mapping, buffers, hex, base64, big-endian
  * keys. */
 #include <check.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 
@@ -213,6 +217,87 @@ START_TEST(test_base64_space)
 }
 END_TEST
 
+START_TEST(test_hexval)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (int i = 0; i < 16; i++) {
+		ck_assert_int_eq(mx_hexval(digits[i]), i);
+		if (i >= 10)
+			ck_assert_int_eq(mx_hexval(digits[i] - 'a' + 'A'), i);
+	}
+	for (int c = -128; c < 256; c++)
+		if (strchr("0123456789abcdefABCDEF", c) == NULL || c == 0)
+			ck_assert_int_eq(mx_hexval(c), -1);
+}
+END_TEST
+
+START_TEST(test_name_valid)
+{
+	char long_name[66];
+
+	ck_assert(mx_name_valid("a"));
+	ck_assert(mx_name_valid("Work.mail_2-x"));
+	ck_assert(!mx_name_valid(""));
+	ck_assert(!mx_name_valid("a b"));
+	ck_assert(!mx_name_valid("a/b"));
+	ck_assert(!mx_name_valid("a]"));
+	ck_assert(!mx_name_valid("caf\xc3\xa9")); /* ASCII only, any locale */
+	memset(long_name, 'x', 64);
+	long_name[64] = '\0';
+	ck_assert(mx_name_valid(long_name));
+	long_name[64] = 'x';
+	long_name[65] = '\0';
+	ck_assert(!mx_name_valid(long_name));
+}
+END_TEST
+
+/* All bytes arrive through a pipe; a closed pipe is an error with errno
+ * (EPIPE: the test ignores SIGPIPE). */
+START_TEST(test_write_all)
+{
+	static char big[200000], back[sizeof(big)];
+	int fds[2];
+	pid_t pid;
+	size_t got = 0;
+	int status;
+
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (char)(i * 31);
+	ck_assert_int_eq(pipe(fds), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) { /* more than a pipe buffer: short writes */
+		close(fds[0]);
+		_exit(mx_write_all(fds[1], big, sizeof(big)) == 0 ? 0 : 1);
+	}
+	close(fds[1]);
+	for (;;) {
+		ssize_t r = read(fds[0], back + got, sizeof(back) - got);
+
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fds[0]);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	ck_assert_uint_eq(got, sizeof(big));
+	ck_assert(memcmp(back, big, sizeof(big)) == 0);
+
+	signal(SIGPIPE, SIG_IGN);
+	ck_assert_int_eq(pipe(fds), 0);
+	close(fds[0]);
+	errno = 0;
+	ck_assert_int_eq(mx_write_all(fds[1], "x", 1), -1);
+	ck_assert_int_eq(errno, EPIPE);
+	close(fds[1]);
+	ck_assert_int_eq(mx_write_all(-1, "x", 1), -1);
+	ck_assert_int_eq(errno, EBADF);
+	ck_assert_int_eq(mx_write_all(-1, "x", 0), 0);
+}
+END_TEST
+
 /* The libcurl write callback keeps at most MAX bytes and says so. */
 START_TEST(test_http_sink)
 {
@@ -255,6 +340,9 @@ int main(void)
 	tcase_add_test(tc, test_base64_strict);
 	tcase_add_test(tc, test_base64_space);
 	tcase_add_test(tc, test_http_sink);
+	tcase_add_test(tc, test_hexval);
+	tcase_add_test(tc, test_name_valid);
+	tcase_add_test(tc, test_write_all);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

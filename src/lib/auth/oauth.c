@@ -830,17 +830,6 @@ out:
 
 /* ---- authorization code + PKCE over a loopback redirect ---- */
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * Finds NAME in the query string Q (up to the first space) and returns
  * its form-decoded value, malloc()ed; NULL if absent (or no memory).
@@ -864,8 +853,8 @@ static char *query_get(const char *q, const char *name)
 				int hi, lo;
 
 				if (*v == '%' && end - v >= 3 &&
-				    (hi = hexval(v[1])) >= 0 &&
-				    (lo = hexval(v[2])) >= 0) {
+				    (hi = mx_hexval(v[1])) >= 0 &&
+				    (lo = mx_hexval(v[2])) >= 0) {
 					out[o++] = (char)(hi << 4 | lo);
 					v += 3;
 				} else {

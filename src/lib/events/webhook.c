@@ -107,19 +107,6 @@ out:
 
 /* ---- configuration checks ---- */
 
-static bool valid_name(const char *s)
-{
-	size_t n = 0;
-
-	for (; s[n]; n++)
-		if (!((s[n] >= 'A' && s[n] <= 'Z') ||
-		      (s[n] >= 'a' && s[n] <= 'z') ||
-		      (s[n] >= '0' && s[n] <= '9') || s[n] == '.' ||
-		      s[n] == '_' || s[n] == '-'))
-			return false;
-	return n >= 1 && n <= 64;
-}
-
 /* https:// anywhere, http:// only to this machine: the signature proves
  * who sent an event but hides nothing of the mail metadata in it. */
 static int check_url(const char *name, const char *url, struct mx_error *err)
@@ -710,7 +697,7 @@ int mx_webhook_start(struct mx_store *st, const struct mx_webhook_cfg *cfg,
 	int rc;
 
 	*wh_r = NULL;
-	if (cfg->name == NULL || !valid_name(cfg->name))
+	if (cfg->name == NULL || !mx_name_valid(cfg->name))
 		return mx_error_set(err, MX_ERR_INVAL,
 				    "webhook name must be 1 to 64 of "
 				    "[A-Za-z0-9._-]");

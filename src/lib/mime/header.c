@@ -228,17 +228,6 @@ size_t mx_base64_decoded_len(const char *s, size_t len)
 	return n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0);
 }
 
-static int hexdig(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int mx_qp_append(struct mx_buf *b, const char *s, size_t len, bool header)
 {
 	size_t i, j;
@@ -252,8 +241,8 @@ int mx_qp_append(struct mx_buf *b, const char *s, size_t len, bool header)
 		if (header && c == '_') {
 			c = ' ';
 		} else if (c == '=') {
-			hi = i + 1 < len ? hexdig(s[i + 1]) : -1;
-			lo = i + 2 < len ? hexdig(s[i + 2]) : -1;
+			hi = i + 1 < len ? mx_hexval(s[i + 1]) : -1;
+			lo = i + 2 < len ? mx_hexval(s[i + 2]) : -1;
 			if (hi >= 0 && lo >= 0) {
 				c = (char)(hi << 4 | lo);
 				i += 2;
@@ -559,8 +548,8 @@ static int pct_append(struct mx_buf *b, const char *s, size_t len)
 		char c = s[i];
 
 		if (c == '%') {
-			hi = i + 1 < len ? hexdig(s[i + 1]) : -1;
-			lo = i + 2 < len ? hexdig(s[i + 2]) : -1;
+			hi = i + 1 < len ? mx_hexval(s[i + 1]) : -1;
+			lo = i + 2 < len ? mx_hexval(s[i + 2]) : -1;
 			if (hi >= 0 && lo >= 0) {
 				c = (char)(hi << 4 | lo);
 				i += 2;

@@ -65,21 +65,6 @@ static int read_all(int fd, unsigned char *p, size_t n)
 	return 0;
 }
 
-static int write_all(int fd, const unsigned char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* MX_ERR_NOTFOUND (no detail) if PATH does not exist. */
 static int key_file_load(const char *path, struct mx_secrets *s,
 			 struct mx_error *err)
@@ -163,7 +148,7 @@ static int key_file_create(const char *path, struct mx_secrets *s,
 	if (fd < 0)
 		return mx_error_set(err, MX_ERR_IO, "cannot create key file "
 				    "%s: %s", tmp, strerror(errno));
-	if (write_all(fd, s->key, KEY_LEN) < 0 || fsync(fd) != 0) {
+	if (mx_write_all(fd, s->key, KEY_LEN) < 0 || fsync(fd) != 0) {
 		rc = mx_error_set(err, MX_ERR_IO, "cannot write key file %s: "
 				  "%s", tmp, strerror(errno));
 		close(fd);

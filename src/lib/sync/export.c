@@ -16,21 +16,6 @@
 
 #include "sync/sync.h"
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /*
  * Folder name -> relative path, one to one: the hierarchy delimiter nests;
  * in each component '%' and '/' are percent-encoded, and the components
@@ -108,7 +93,7 @@ static int export_maildir_msg(const char *dir, const struct mx_loc *l,
 	if (fd < 0)
 		return mx_error_set(err, MX_ERR_IO, "create %s: %s", tmp,
 				    strerror(errno));
-	if (write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+	if (mx_write_all(fd, data, len) < 0 || fsync(fd) < 0) {
 		int e = errno;
 
 		close(fd);

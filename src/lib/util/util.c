@@ -185,7 +185,7 @@ void mx_hex(const uint8_t *in, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-static int hexval(char c)
+int mx_hexval(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -201,11 +201,11 @@ int mx_unhex(const char *in, uint8_t *out, size_t n)
 	size_t i;
 
 	for (i = 0; i < n; i++) {
-		int hi = hexval(in[2 * i]), lo;
+		int hi = mx_hexval(in[2 * i]), lo;
 
 		if (hi < 0)
 			return -1;
-		lo = hexval(in[2 * i + 1]);
+		lo = mx_hexval(in[2 * i + 1]);
 		if (lo < 0)
 			return -1;
 		out[i] = (uint8_t)(hi << 4 | lo);
@@ -337,6 +337,19 @@ bool mx_utf8_valid_str(const char *s)
 	return true;
 }
 
+bool mx_name_valid(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n]; n++)
+		if (!((s[n] >= 'A' && s[n] <= 'Z') ||
+		      (s[n] >= 'a' && s[n] <= 'z') ||
+		      (s[n] >= '0' && s[n] <= '9') || s[n] == '.' ||
+		      s[n] == '_' || s[n] == '-'))
+			return false;
+	return n >= 1 && n <= 64;
+}
+
 char *mx_strdup(const char *s)
 {
 	return s ? strdup(s) : NULL;
@@ -394,6 +407,27 @@ int mx_mkdir_p(const char *dir, unsigned mode, struct mx_error *err)
 	}
 	free(s);
 	return rc;
+}
+
+int mx_write_all(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+
+	while (n > 0) {
+		ssize_t w = write(fd, c, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		if (w == 0) {
+			errno = EIO;
+			return -1;
+		}
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
 }
 
 int mx_read_file(const char *path, size_t max, char **data_r, size_t *len_r,

@@ -82,6 +82,8 @@ void mx_trace(unsigned cat, const char *fmt, ...)
 void mx_hex(const uint8_t *in, size_t n, char *out);
 /* Parses 2N hex chars into N bytes; -1 on bad input. */
 int mx_unhex(const char *in, uint8_t *out, size_t n);
+/* The value 0-15 of the hex digit C (either case), or -1. */
+int mx_hexval(int c);
 
 /*
  * Standard base64 (RFC 4648 section 4: alphabet A-Z a-z 0-9 + /, padded
@@ -121,6 +123,13 @@ void mx_sha256(const void *data, size_t len, uint8_t out[32]);
 /* True if the NUL-terminated S is valid UTF-8 (no overlongs). */
 bool mx_utf8_valid_str(const char *s);
 
+/*
+ * True if S is a name for an account or a webhook: 1 to 64 characters of
+ * A-Z a-z 0-9 . _ - (names go into config section headers, file names and
+ * events unquoted).
+ */
+bool mx_name_valid(const char *s);
+
 /* malloc-or-NULL duplicates; NULL in -> NULL out. */
 char *mx_strdup(const char *s);
 char *mx_strndup(const char *s, size_t n);
@@ -152,6 +161,12 @@ int64_t mx_wall_s(void);
 
 /* Creates DIR and its parents with MODE (existing is fine). */
 int mx_mkdir_p(const char *dir, unsigned mode, struct mx_error *err);
+
+/*
+ * Writes the N bytes at P to FD, again after short writes and EINTR.
+ * Returns 0, or -1 with errno set (EIO if write() wrote nothing).
+ */
+int mx_write_all(int fd, const void *p, size_t n);
 
 /* Reads a whole file (up to MAX bytes) into a NUL-terminated buffer. */
 int mx_read_file(const char *path, size_t max, char **data_r, size_t *len_r,
