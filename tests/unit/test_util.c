@@ -298,6 +298,41 @@ START_TEST(test_write_all)
 }
 END_TEST
 
+/* The boundaries of each length (RFC 3629 3), checked byte by byte. */
+START_TEST(test_utf8_encode)
+{
+	static const struct {
+		uint32_t cp;
+		const char *utf8;
+		size_t n;
+	} vec[] = {
+		{ 0x0, "\0", 1 },	{ 0x41, "A", 1 },
+		{ 0x7f, "\x7f", 1 },	{ 0x80, "\xc2\x80", 2 },
+		{ 0xe9, "\xc3\xa9", 2 }, { 0x7ff, "\xdf\xbf", 2 },
+		{ 0x800, "\xe0\xa0\x80", 3 },
+		{ 0x20ac, "\xe2\x82\xac", 3 },
+		{ 0xd800, "\xed\xa0\x80", 3 }, /* as it is: callers check */
+		{ 0xfffd, "\xef\xbf\xbd", 3 },
+		{ 0xffff, "\xef\xbf\xbf", 3 },
+		{ 0x10000, "\xf0\x90\x80\x80", 4 },
+		{ 0x1f600, "\xf0\x9f\x98\x80", 4 },
+		{ 0x10ffff, "\xf4\x8f\xbf\xbf", 4 },
+	};
+	char out[5];
+
+	for (size_t i = 0; i < MX_ARRAY_SIZE(vec); i++) {
+		size_t n = mx_utf8_encode(vec[i].cp, out);
+
+		ck_assert_uint_eq(n, vec[i].n);
+		ck_assert_msg(memcmp(out, vec[i].utf8, n) == 0, "U+%04X",
+			      (unsigned)vec[i].cp);
+		out[n] = '\0';
+		if (vec[i].cp != 0 && vec[i].cp != 0xd800)
+			ck_assert(mx_utf8_valid_str(out));
+	}
+}
+END_TEST
+
 /* The libcurl write callback keeps at most MAX bytes and says so. */
 START_TEST(test_http_sink)
 {
@@ -343,6 +378,7 @@ int main(void)
 	tcase_add_test(tc, test_hexval);
 	tcase_add_test(tc, test_name_valid);
 	tcase_add_test(tc, test_write_all);
+	tcase_add_test(tc, test_utf8_encode);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

@@ -69,30 +69,10 @@ bool mx_utf8_valid(const char *s, size_t len)
 int mx_utf8_put(struct mx_buf *b, uint32_t cp)
 {
 	char t[4];
-	size_t n;
 
 	if (cp == 0 || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
 		cp = MX_REPLACEMENT;
-	if (cp < 0x80) {
-		t[0] = (char)cp;
-		n = 1;
-	} else if (cp < 0x800) {
-		t[0] = (char)(0xc0 | cp >> 6);
-		t[1] = (char)(0x80 | (cp & 0x3f));
-		n = 2;
-	} else if (cp < 0x10000) {
-		t[0] = (char)(0xe0 | cp >> 12);
-		t[1] = (char)(0x80 | (cp >> 6 & 0x3f));
-		t[2] = (char)(0x80 | (cp & 0x3f));
-		n = 3;
-	} else {
-		t[0] = (char)(0xf0 | cp >> 18);
-		t[1] = (char)(0x80 | (cp >> 12 & 0x3f));
-		t[2] = (char)(0x80 | (cp >> 6 & 0x3f));
-		t[3] = (char)(0x80 | (cp & 0x3f));
-		n = 4;
-	}
-	return mx_buf_append(b, t, n);
+	return mx_buf_append(b, t, mx_utf8_encode(cp, t));
 }
 
 int mx_utf8_sanitize_append(struct mx_buf *b, const char *s, size_t len)

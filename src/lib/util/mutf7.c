@@ -27,28 +27,8 @@ static int b64_index(char c)
 static int put_utf8(struct mx_buf *b, uint32_t cp)
 {
 	char t[4];
-	size_t n;
 
-	if (cp < 0x80) {
-		t[0] = (char)cp;
-		n = 1;
-	} else if (cp < 0x800) {
-		t[0] = (char)(0xc0 | cp >> 6);
-		t[1] = (char)(0x80 | (cp & 0x3f));
-		n = 2;
-	} else if (cp < 0x10000) {
-		t[0] = (char)(0xe0 | cp >> 12);
-		t[1] = (char)(0x80 | (cp >> 6 & 0x3f));
-		t[2] = (char)(0x80 | (cp & 0x3f));
-		n = 3;
-	} else {
-		t[0] = (char)(0xf0 | cp >> 18);
-		t[1] = (char)(0x80 | (cp >> 12 & 0x3f));
-		t[2] = (char)(0x80 | (cp >> 6 & 0x3f));
-		t[3] = (char)(0x80 | (cp & 0x3f));
-		n = 4;
-	}
-	return mx_buf_append(b, t, n);
+	return mx_buf_append(b, t, mx_utf8_encode(cp, t));
 }
 
 /*

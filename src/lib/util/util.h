@@ -122,6 +122,12 @@ void mx_sha256(const void *data, size_t len, uint8_t out[32]);
 
 /* True if the NUL-terminated S is valid UTF-8 (no overlongs). */
 bool mx_utf8_valid_str(const char *s);
+/*
+ * Writes the UTF-8 form of the code point CP (below 0x110000) into OUT and
+ * returns its length, 1 to 4.  Any such CP is encoded as it is, U+0000 and
+ * surrogates included: callers that must not produce them check first.
+ */
+size_t mx_utf8_encode(uint32_t cp, char out[4]);
 
 /*
  * True if S is a name for an account or a webhook: 1 to 64 characters of
