@@ -760,11 +760,9 @@ static int apply_edit(struct mx_account *a, const void *arg,
 	if (e->imap_url) {
 		/* Same account, new address or server: the stored mail
 		 * stays; the next sync checks UIDVALIDITY per folder. */
-		rc = mx_account_parse_url(e->imap_url, a, err);
+		rc = mx_account_set_incoming(a, e->imap_url, err);
 		if (rc)
 			return rc;
-		if (set_str(&a->imap_url, e->imap_url) < 0)
-			return mx_error_set(err, MX_ERR_NOMEM, NULL);
 	}
 	if (e->password_file) {
 		if (set_str(&a->password_file, e->password_file) < 0)

@@ -555,6 +555,41 @@ START_TEST(test_settings)
 }
 END_TEST
 
+/* account edit to a new address: From and the SMTP user follow it when
+ * they were the old address; an explicit different From stays. */
+START_TEST(test_set_incoming)
+{
+	struct mx_account a = {0};
+	struct mx_account_settings s = {.email = "old@example.test",
+					.smtp_url = "smtps://old@example.test@smtp.example.test"};
+	struct mx_error e;
+
+	ck_assert_int_eq(mx_account_parse_url("imaps://old@example.test@imap.example.test",
+					      &a, &e), MX_OK);
+	ck_assert_int_eq(mx_account_apply_settings(&a, &s, &e), MX_OK);
+	ck_assert_int_eq(mx_account_set_incoming(&a, "imaps://new@example.test@imap.example.test",
+						 &e), MX_OK);
+	ck_assert_str_eq(a.user, "new@example.test");
+	ck_assert_str_eq(a.imap_url, "imaps://new@example.test@imap.example.test");
+	ck_assert_str_eq(a.email, "new@example.test");
+	ck_assert_str_eq(a.smtp.user, "new@example.test");
+	ck_assert_str_eq(a.smtp.url, "smtps://new@example.test@smtp.example.test:465");
+	ck_assert_str_eq(mx_account_from(&a), "new@example.test");
+	/* A From that is not the login stays. */
+	free(a.email);
+	a.email = strdup("sales@example.test");
+	ck_assert_int_eq(mx_account_set_incoming(&a, "imaps://third@example.test@imap.example.test",
+						 &e), MX_OK);
+	ck_assert_str_eq(a.email, "sales@example.test");
+	ck_assert_str_eq(a.smtp.user, "third@example.test");
+	/* A bad URL changes nothing. */
+	ck_assert_int_eq(mx_account_set_incoming(&a, "imaps://nohost@", &e),
+			 MX_ERR_PARSE);
+	ck_assert_str_eq(a.user, "third@example.test");
+	mx_account_free(&a);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("account");
@@ -572,6 +607,7 @@ int main(void)
 	tcase_add_test(tc, test_url_proto);
 	tcase_add_test(tc, test_smtp_url);
 	tcase_add_test(tc, test_settings);
+	tcase_add_test(tc, test_set_incoming);
 	suite_add_tcase(s, tc);
 	tcase_add_checked_fixture(ts, setup, teardown);
 	tcase_add_test(ts, test_add_names);

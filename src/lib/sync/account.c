@@ -192,6 +192,80 @@ int mx_account_parse_url(const char *url, struct mx_account *a,
 	return rc;
 }
 
+/* A's SMTP URL with its user part replaced by USER (percent-encoding
+ * what a URL's userinfo cannot hold). */
+static char *smtp_url_with_user(const struct mx_smtp_server *s,
+				const char *user)
+{
+	static const char *const schemes[] = {"smtps", "smtp", "smtp+plain"};
+	const char *scheme = schemes[s->tls == MX_TLS_IMPLICIT ? 0
+				     : s->tls == MX_TLS_STARTTLS ? 1 : 2];
+	struct mx_buf b = {0};
+	bool v6 = strchr(s->host, ':') != NULL;
+
+	mx_buf_printf(&b, "%s://", scheme);
+	for (const char *p = user; *p; p++) {
+		if (isalnum((unsigned char)*p) || strchr("@.-_+", *p))
+			mx_buf_append(&b, p, 1);
+		else
+			mx_buf_printf(&b, "%%%02X", (unsigned char)*p);
+	}
+	mx_buf_printf(&b, "@%s%s%s:%u", v6 ? "[" : "", s->host, v6 ? "]" : "",
+		      (unsigned)s->port);
+	return b.data ? mx_buf_steal(&b) : NULL;
+}
+
+int mx_account_set_incoming(struct mx_account *a, const char *url,
+			    struct mx_error *err)
+{
+	struct mx_account n = {0};
+	char *old_user = a->user ? strdup(a->user) : NULL, *copy = NULL;
+	char *smtp_url = NULL;
+	int rc;
+
+	rc = mx_account_parse_url(url, &n, err);
+	if (rc == MX_OK && (copy = strdup(url)) == NULL)
+		rc = mx_error_set(err, MX_ERR_NOMEM, NULL);
+	if (rc == MX_OK && old_user && strcmp(old_user, n.user) != 0 &&
+	    a->smtp.host && a->smtp.user && strcmp(a->smtp.user, old_user) == 0 &&
+	    (smtp_url = smtp_url_with_user(&a->smtp, n.user)) == NULL)
+		rc = mx_error_set(err, MX_ERR_NOMEM, NULL);
+	if (rc) {
+		free(old_user);
+		free(copy);
+		mx_account_free(&n);
+		return rc;
+	}
+	if (old_user && strcmp(old_user, n.user) != 0) {
+		if (a->email && strcmp(a->email, old_user) == 0 &&
+		    strchr(n.user, '@')) {
+			free(a->email);
+			a->email = strdup(n.user);
+		}
+		if (smtp_url) {
+			free(a->smtp.user);
+			free(a->smtp.url);
+			a->smtp.user = strdup(n.user);
+			a->smtp.url = smtp_url;
+			smtp_url = NULL;
+		}
+	}
+	free(a->user);
+	free(a->host);
+	free(a->imap_url);
+	a->user = n.user;
+	a->host = n.host;
+	a->port = n.port;
+	a->tls = n.tls;
+	a->proto = n.proto;
+	a->imap_url = copy;
+	n.user = n.host = NULL;
+	mx_account_free(&n);
+	free(old_user);
+	free(smtp_url);
+	return MX_OK;
+}
+
 int mx_smtp_url_parse(const char *url, struct mx_smtp_server *s,
 		      struct mx_error *err)
 {

@@ -17,6 +17,17 @@ int mx_account_parse_url(const char *url, struct mx_account *a,
 			 struct mx_error *err);
 
 /*
+ * Points A at a new incoming server URL (account edit): parses it like
+ * mx_account_parse_url() and keeps the sending side with the address:
+ * when the user name changes, a From address and an SMTP user that were
+ * the old user name become the new one (so new outgoing mail uses the
+ * new address); explicitly different ones stay.  Nothing changes on
+ * error (MX_ERR_PARSE, MX_ERR_NOMEM).
+ */
+int mx_account_set_incoming(struct mx_account *a, const char *url,
+			    struct mx_error *err);
+
+/*
  * Parses an SMTP URL: smtps://[USER@]HOST[:PORT] (implicit TLS, 465),
  * smtp://[USER@]HOST[:PORT] (STARTTLS required, 587) or
  * smtp+plain://[USER@]HOST[:PORT] (no TLS, 25; credentials are then only
