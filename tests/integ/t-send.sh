@@ -190,6 +190,19 @@ like "$MX_OUT" 'sent 1' "sent to the deferred recipient"
 is "$(grep -c 'carol@example.test' "$T/sink-partial2/mail"/*.env)" 1 "carol got it on the retry"
 unlike "$(cat "$T/sink-partial2/mail"/*.env)" 'bob@example' "bob was not sent a second copy"
 
+# --- one SMTP session for consecutive queued messages ---------------------
+sink_start "$T/sink-reuse" --offer-auth || bail_out "smtpsink did not start"
+run_ok "account for session reuse" mx_add ru "$D" alice@example.test imaps \
+    --smtp "smtp+plain://127.0.0.1:$SINK_PORT" --saves-sent yes
+for i in 1 2 3; do
+    mx send ru --to bob@example.test --subject "t-send reuse $i" --body x \
+        --queue-only >/dev/null 2>&1 || fail "queue reuse $i"
+done
+run_ok "send the three queued" mx outbox run ru
+like "$MX_OUT" 'sent 3' "three sent"
+is "$(sink_count reuse)" 3 "the server has three"
+is "$(grep -c ' open$' "$T/sink-reuse/log")" 1 "over one connection"
+
 # --- two senders at once: one delivery ------------------------------------
 sink_start "$T/sink-slow" --offer-auth --delay-data 3 || bail_out "smtpsink did not start"
 run_ok "account on a slow server" mx_add sl "$D" alice@example.test imaps \

@@ -1313,24 +1313,55 @@ static int64_t backoff(unsigned attempts)
 	return d < OB_BACKOFF_MAX ? d : OB_BACKOFF_MAX;
 }
 
-/* One SMTP attempt for E through A's server or relay.  *RES gets the
- * server's replies; *S_R the session, still open, so that QUIT's round
- * trip comes after our commit of the outcome (close it then). */
-static int smtp_attempt(struct mx_store *st, struct mx_account *a,
-			struct mx_ob_entry *e, struct mx_smtp_result *res,
-			struct mx_smtp **s_r, struct mx_error *err)
+/*
+ * The SMTP session of a run, kept open for the next due entry of the same
+ * account and route: a session costs a connection, a TLS handshake, EHLO
+ * and AUTH (4-5 round trips to a real server), a transaction on an open
+ * one 1-2.  Closed at the end of the run, so QUIT always comes after the
+ * commits.
+ */
+struct smtp_cache {
+	struct mx_smtp *s;
+	uint32_t account;
+	bool relay;
+};
+
+static void smtp_cache_close(struct smtp_cache *c)
 {
-	struct mx_smtp *s = NULL;
+	mx_smtp_close(&c->s);
+}
+
+/* The session cannot carry another transaction. */
+static bool session_broken(int rc)
+{
+	return rc == MX_ERR_NET || rc == MX_ERR_TIMEOUT || rc == MX_ERR_TLS ||
+	       rc == MX_ERR_PROTOCOL || rc == MX_ERR_IO || rc == MX_ERR_NOMEM;
+}
+
+/* The server answered nothing in this transaction: with or without
+ * PIPELINING no message byte went out (the body waits for the 354), so
+ * nothing can have been delivered. */
+static bool no_reply_at_all(const struct mx_smtp_result *r)
+{
+	if (r->data_code != 0)
+		return false;
+	for (size_t i = 0; i < r->nrcpt; i++)
+		if (r->rcpt[i].code != 0)
+			return false;
+	return true;
+}
+
+static int smtp_open_for(struct mx_store *st, struct mx_account *a,
+			 bool relay, struct mx_smtp **s_r, struct mx_error *err)
+{
 	struct mx_smtp_cfg cfg;
-	struct blob_reader br = {0};
-	struct mx_txn t;
 	char *pw = NULL;
-	int rc;
+	int rc = MX_OK;
 
 	for (int pass = 0; pass < 2; pass++) {
-		rc = smtp_cfg(st, a, e->relay, pass == 1, &cfg, &pw, err);
+		rc = smtp_cfg(st, a, relay, pass == 1, &cfg, &pw, err);
 		if (rc == MX_OK)
-			rc = mx_smtp_open(&cfg, &s, err);
+			rc = mx_smtp_open(&cfg, s_r, err);
 		if (pw) {
 			memset(pw, 0, strlen(pw));
 			free(pw);
@@ -1341,18 +1372,51 @@ static int smtp_attempt(struct mx_store *st, struct mx_account *a,
 			continue;
 		break;
 	}
-	if (rc)
-		return rc;
-	rc = mx_txn_begin(st, false, &t, err);
-	if (rc == MX_OK) {
+	return rc;
+}
+
+/* One SMTP transaction for E through A's server or relay, on the run's
+ * session if it fits (C), else a new one.  *RES gets the server's
+ * replies.  A kept session that turns out to be dead (the server closed
+ * it while idle) is replaced once, if nothing can have been delivered. */
+static int smtp_attempt(struct mx_store *st, struct mx_account *a,
+			struct mx_ob_entry *e, struct smtp_cache *c,
+			struct mx_smtp_result *res, struct mx_error *err)
+{
+	struct blob_reader br = {0};
+	struct mx_txn t;
+	int rc = MX_OK;
+
+	if (c->s && (c->account != a->id || c->relay != e->relay))
+		smtp_cache_close(c);
+	for (int round = 0; round < 2; round++) {
+		bool reused = c->s != NULL;
+
+		if (!reused) {
+			rc = smtp_open_for(st, a, e->relay, &c->s, err);
+			if (rc)
+				return rc;
+			c->account = a->id;
+			c->relay = e->relay;
+		}
+		rc = mx_txn_begin(st, false, &t, err);
+		if (rc)
+			return rc;
+		br.off = 0;
 		rc = mx_store_blob_get(&t, e->sha256, &br.p, &br.len, err);
 		if (rc == MX_OK)
-			rc = mx_smtp_send(s, e->from, (const char *const *)e->rcpts,
+			rc = mx_smtp_send(c->s, e->from,
+					  (const char *const *)e->rcpts,
 					  e->nrcpts, blob_read, &br, br.len, 0,
 					  res, err);
 		mx_txn_abort(&t);
+		if (rc == MX_OK || !session_broken(rc))
+			return rc;
+		smtp_cache_close(c);
+		if (!reused || !no_reply_at_all(res))
+			return rc;
+		mx_smtp_result_free(res);
 	}
-	*s_r = s;
 	return rc;
 }
 
@@ -1396,11 +1460,11 @@ static int copy_to_sent(struct mx_store *st, struct mx_account *a,
 /* Sends E (queued and due). */
 static int send_entry(struct mx_store *st, struct mx_account *a,
 		      struct mx_ob_entry *e, struct imap_session *is,
-		      struct mx_ob_run_stats *stats, struct mx_error *err)
+		      struct smtp_cache *sc, struct mx_ob_run_stats *stats,
+		      struct mx_error *err)
 {
 	struct mx_smtp_result res = {0};
 	struct mx_error serr = {0};
-	struct mx_smtp *session = NULL;
 	bool relay = e->bulk;
 	int64_t now = mx_wall_s();
 	int rc;
@@ -1450,13 +1514,12 @@ static int send_entry(struct mx_store *st, struct mx_account *a,
 		return MX_OK; /* another sender has it */
 	if (rc)
 		return rc;
-	rc = smtp_attempt(st, a, e, &res, &session, &serr);
+	rc = smtp_attempt(st, a, e, sc, &res, &serr);
 	if (rc == MX_OK) {
 		struct sent_arg s = {&res, a, needs_append(a, e)};
 
 		rc = run_step(st, e, apply_sent, &s, err);
 		mx_smtp_result_free(&res);
-		mx_smtp_close(&session); /* QUIT after the commit */
 		if (rc)
 			return rc;
 		if (stats) {
@@ -1468,7 +1531,6 @@ static int send_entry(struct mx_store *st, struct mx_account *a,
 			rc = copy_to_sent(st, a, e, is, stats, err);
 		return rc;
 	}
-	mx_smtp_close(&session);
 	{
 		/* Not sent: a final answer fails the entry, anything else is
 		 * retried with back-off, up to a limit. */
@@ -1662,6 +1724,7 @@ int mx_outbox_run(struct mx_store *st, const struct mx_ob_run_opts *o,
 		  struct mx_ob_run_stats *stats, struct mx_error *err)
 {
 	struct imap_session is = {0};
+	struct smtp_cache sc = {0};
 	struct mx_account a = {0};
 	struct due *d = NULL;
 	size_t n = 0;
@@ -1680,6 +1743,7 @@ int mx_outbox_run(struct mx_store *st, const struct mx_ob_run_opts *o,
 		}
 		if (a.id != d[i].account) {
 			imap_session_close(&is);
+			smtp_cache_close(&sc);
 			mx_account_free(&a);
 			rc = mx_account_load_id(st, d[i].account, &a, err);
 			if (rc == MX_ERR_NOTFOUND) {
@@ -1700,10 +1764,11 @@ int mx_outbox_run(struct mx_store *st, const struct mx_ob_run_opts *o,
 		case MX_OB_SENDING:
 			rc = recover_entry(st, &a, &e, &is, stats, err);
 			if (rc == MX_OK && e.state == MX_OB_QUEUED)
-				rc = send_entry(st, &a, &e, &is, stats, err);
+				rc = send_entry(st, &a, &e, &is, &sc, stats,
+						err);
 			break;
 		case MX_OB_QUEUED:
-			rc = send_entry(st, &a, &e, &is, stats, err);
+			rc = send_entry(st, &a, &e, &is, &sc, stats, err);
 			break;
 		case MX_OB_SENT:
 			if (!e.appended)
@@ -1714,6 +1779,8 @@ int mx_outbox_run(struct mx_store *st, const struct mx_ob_run_opts *o,
 		}
 		mx_ob_entry_free(&e);
 	}
+	/* QUIT (SMTP) and LOGOUT after every commit of the run. */
+	smtp_cache_close(&sc);
 	imap_session_close(&is);
 	mx_account_free(&a);
 	free(d);
