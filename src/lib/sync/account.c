@@ -294,18 +294,6 @@ int mx_smtp_url_parse(const char *url, struct mx_smtp_server *s,
 	return rc;
 }
 
-static bool valid_name(const char *n)
-{
-	size_t len = strlen(n);
-
-	if (len == 0 || len > 64)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (!(isalnum((unsigned char)n[i]) || strchr("._-", n[i])))
-			return false;
-	return true;
-}
-
 static int add_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 {
 	struct mx_account *a = ctx;
@@ -589,7 +577,7 @@ int mx_account_add_with(struct mx_store *st,
 	int rc;
 
 	mx_error_clear(err);
-	if (p->name == NULL || !valid_name(p->name))
+	if (p->name == NULL || !mx_name_valid(p->name))
 		return mx_error_set(err, MX_ERR_INVAL,
 				    "bad account name '%s': use 1-64 of "
 				    "A-Z a-z 0-9 . _ -",
