@@ -213,8 +213,10 @@ static int discover_servers(const char *email, struct mx_account_params *p,
 	o.connect_to = getenv("MXSYNC_DISCOVER_CONNECT_TO");
 	o.ca_file = p->ca_file;
 	o.timeout_s = p->timeout_s;
-	if (mx_discover(email, &o, &d, &err) != MX_OK)
+	if (mx_discover(email, &o, &d, &err) != MX_OK) {
+		mx_discovery_free(&d); /* the log of what was tried */
 		return cli_fail(&err);
+	}
 	in = mx_discovery_best(&d, "imap");
 	if (in == NULL)
 		in = mx_discovery_best(&d, "pop3");
