@@ -112,6 +112,12 @@ like "$MX_OUT" 'AUTHENTICATE XOAUTH2 <redacted>' "IMAP: XOAUTH2 when it is all t
 m -D smtp send ob --to bob@example.test --subject "auth B xoauth2" --body x
 ok $? "SMTP send on B"
 like "$MX_OUT" 'C: AUTH XOAUTH2 <redacted>' "SMTP: XOAUTH2 when it is all the server offers"
+XMID=$(printf '%s\n' "$MX_OUT" | sed -n 's/^sent [0-9]* \(<[^>]*>\).*/\1/p')
+is "$(dc_imap "$B" bob@example.test search-header INBOX Message-ID "$XMID" | grep -c .)" 1 \
+    "XOAUTH2: delivered to bob's INBOX once"
+is "$(dc_imap "$B" alice@example.test search-header Sent Message-ID "$XMID" | grep -c .)" 1 \
+    "XOAUTH2: once in alice's Sent, same Message-ID"
+. "$D/env"
 run_ok "OAuth2 POP3 account on B" mx account add pb \
     --pop3 "pop3s://alice@example.test@127.0.0.1:$B_POP3S" --ca-file "$B_CA" \
     $(oauth) --refresh-token-file "$T/rt"

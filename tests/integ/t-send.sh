@@ -104,6 +104,26 @@ like "$(cat "$T/u.check")" '^from Alice Ämsel <alice@example.test>$' "sender di
 like "$(cat "$T/u.check")" '^att Bericht_Übersicht_📎.bin True$' "file name and 10 MB content intact"
 is "$(count_mid alice@example.test Sent "$MIDU")" 1 "the big one is in Sent once"
 
+# --- the same as a JSON document on standard input --------------------------
+printf '%s' '{"to": ["Bob <bob@example.test>"], "subject": "t-send json \u00e9",
+  "text": "from a program", "html": "<p>from a program</p>",
+  "attachments": [{"filename": "note.txt", "content_type": "text/plain",
+                   "content_base64": "aGVsbG8="}],
+  "reply_to_message": "<orig-1@example.test>", "idempotency_key": "json-1"}' > "$T/msg.json"
+mx send a --json < "$T/msg.json" > "$T/j1.out" 2>&1
+is "$?" 0 "send --json: sent"
+JMID=$(mid_of "$(cat "$T/j1.out")")
+dc_imap "$D" bob@example.test fetch INBOX \
+    "$(dc_imap "$D" bob@example.test search-header INBOX Message-ID "$JMID" | head -n 1)" > "$T/j.eml"
+like "$(cat "$T/j.eml")" '^In-Reply-To: <orig-1@example\.test>' "JSON reply_to_message threads"
+like "$(cat "$T/j.eml")" 'multipart/alternative' "text and html as alternatives"
+like "$(cat "$T/j.eml")" 'filename="?note\.txt' "inline attachment"
+mx send a --json < "$T/msg.json" > "$T/j2.out" 2>&1
+like "$(cat "$T/j2.out")" 'already queued as' "JSON idempotency_key honoured"
+printf '{"to": 5, "subject": "x"}' | mx send a --json > "$T/j3.out" 2>&1
+is "$?" 2 "wrong JSON type: usage error"
+like "$(cat "$T/j3.out")" 'to' "names the key"
+
 # --- refused before queueing -----------------------------------------------
 before=$(mx outbox --json | "$MX_PY" -c 'import json,sys; print(len(json.load(sys.stdin)))')
 nl='
