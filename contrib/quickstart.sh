@@ -1,7 +1,8 @@
 #!/bin/sh
 # The demo: installs what is missing, builds, starts a sandbox Dovecot on
 # loopback seeded with sample mail, adds it as an account, runs a full sync
-# into LMDB and shows what was synced.  Everything lives under
+# into LMDB and shows what was synced, then sends a message through the
+# sandbox's submission service and shows it in the outbox and in Sent.  Everything lives under
 # ${MXSYNC_DEMO_DIR:-/tmp/mxsync-demo}; the sandbox server is stopped at the
 # end, the synced store is kept for you to explore.
 set -u
@@ -17,6 +18,7 @@ MX="$top/_build/default/src/cli/mxsync"
 MX_TOP_SRCDIR=$top; export MX_TOP_SRCDIR
 . "$top/tests/integ/lib/tap.sh"
 . "$top/tests/integ/lib/dovecot.sh"
+. "$top/tests/integ/lib/fake.sh"
 trap - EXIT INT TERM
 
 rm -rf "$demo"
@@ -24,7 +26,7 @@ mkdir -p "$demo" && chmod 755 "$demo"
 echo "== starting a sandbox Dovecot on 127.0.0.1 (its own config, CA and ports)"
 dc_setup "$demo/dovecot" >/dev/null || exit 1
 dc_start "$demo/dovecot" >/dev/null || { dc_log "$demo/dovecot"; exit 1; }
-trap 'dc_stop "$demo/dovecot" >/dev/null' EXIT INT TERM
+trap 'sink_stop "$demo/relay"; dc_stop "$demo/dovecot" >/dev/null' EXIT INT TERM
 . "$demo/dovecot/env"
 
 echo "== seeding alice@example.test with sample mail"
@@ -58,6 +60,28 @@ echo "\$ mxsync -d $data show $first"
 echo
 echo "\$ mxsync -d $data sync demo      # again: incremental, nothing to fetch"
 "$MX" -d "$data" sync demo
+echo
+echo "== sending: the sandbox's submission service relays through a local"
+echo "   sink into its own mailboxes (nothing leaves 127.0.0.1)"
+sink_start "$demo/relay" --port "$DC_RELAY_PORT" --relay-lmtp "$DC_LMTP_PORT" \
+	--dir "$demo/relay/mail" || { echo "quickstart: relay did not start" >&2; exit 1; }
+echo "\$ mxsync -d $data account edit demo --smtp smtp://alice@example.test@127.0.0.1:$DC_SUBMISSION_PORT --display-name 'Alice Demo'"
+"$MX" -d "$data" account edit demo \
+	--smtp "smtp://alice@example.test@127.0.0.1:$DC_SUBMISSION_PORT" \
+	--display-name "Alice Demo" || exit 1
+echo
+echo "\$ mxsync -d $data send demo --to alice@example.test --subject 'Hello from mxsync' --body '...'"
+"$MX" -d "$data" send demo --to alice@example.test --subject "Hello from mxsync" \
+	--body "Queued in the outbox, sent over SMTP, filed in Sent." || exit 1
+echo
+echo "\$ mxsync -d $data outbox demo"
+"$MX" -d "$data" outbox demo
+echo
+echo "\$ mxsync -d $data sync demo      # the copy in Sent and the delivery"
+"$MX" -d "$data" sync demo
+echo
+echo "\$ mxsync -d $data ls demo --limit 3"
+"$MX" -d "$data" ls demo --limit 3
 echo
 echo "The store is in $data (LMDB). Explore it with:"
 echo "  $MX -d $data ls demo"
