@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "events/events.h"
 #include "send/outbox.h"
 #include "sync/sync.h"
@@ -333,6 +335,107 @@ START_TEST(account_removal_cancels_or_purges)
 }
 END_TEST
 
+/* Rewrites entry ID's record: STATE, and its owner PID with PID's real
+ * start time (or a made-up one for a process that does not exist). */
+struct forge {
+	uint64_t id;
+	const char *state;
+	int pid;
+	long long start;
+};
+
+static int forge_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
+{
+	const struct forge *f = ctx;
+	uint8_t k[8];
+	MDB_val v;
+	json_t *o;
+	char *txt;
+	int rc;
+
+	mx_put_be64(k, f->id);
+	rc = mx_db_get(t, MX_DB_OUTBOX, k, 8, &v, err);
+	if (rc)
+		return rc;
+	o = json_loadb(v.mv_data, v.mv_size, 0, NULL);
+	json_object_set_new(o, "state", json_string(f->state));
+	json_object_set_new(o, "owner_pid", json_integer(f->pid));
+	json_object_set_new(o, "owner_start", json_integer(f->start));
+	txt = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	rc = mx_db_put(t, MX_DB_OUTBOX, k, 8, txt, strlen(txt), 0, err);
+	free(txt);
+	return rc;
+}
+
+/* Field 22 of /proc/PID/stat. */
+static long long start_of(int pid)
+{
+	char path[64], buf[1024], *p;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')') + 2;
+	for (int field = 3; field < 22; field++)
+		p = strchr(p, ' ') + 1;
+	return atoll(p);
+}
+
+/* A live sender's entry is left alone by runs, cancel, retry and account
+ * removal; an entry whose sender died can be cancelled or retried. */
+START_TEST(live_owner_is_respected)
+{
+	struct mx_ob_run_opts o = {0};
+	struct mx_ob_run_stats s;
+	struct mx_ob_entry ent = {0};
+	struct mx_error e;
+	uint64_t id;
+	bool ex;
+	int parent = (int)getppid();
+	struct forge live = {0, "sending", parent, start_of(parent)};
+	struct forge dead = {0, "sending", 999999, 12345};
+
+	ck_assert_int_eq(enqueue("held", NULL, false, &id, &ex, &e), MX_OK);
+	live.id = dead.id = id;
+	ck_assert_int_eq(mx_store_write(g_st, forge_fn, &live, &e), MX_OK);
+	ck_assert_int_eq(mx_outbox_run(g_st, &o, &s, &e), MX_OK);
+	ck_assert_uint_eq(s.deferred + s.sent + s.recovered, 0);
+	ck_assert_int_eq(mx_outbox_cancel(g_st, id, &e), MX_ERR_INVAL);
+	ck_assert_int_eq(mx_outbox_retry(g_st, id, &e), MX_ERR_INVAL);
+	ck_assert_int_eq(mx_account_remove(g_st, "a", false, &e), MX_ERR_INVAL);
+	ck_assert_ptr_nonnull(strstr(e.detail, "being sent right now"));
+	/* Its next look is a minute away, not every second. */
+	ck_assert(mx_outbox_next_due(g_st) >= mx_wall_s() + 30);
+	/* The owner dies: the entry can be cancelled. */
+	ck_assert_int_eq(mx_store_write(g_st, forge_fn, &dead, &e), MX_OK);
+	ck_assert_int_eq(mx_outbox_cancel(g_st, id, &e), MX_OK);
+	ck_assert_int_eq(mx_outbox_get(g_st, id, &ent, &e), MX_OK);
+	ck_assert_int_eq(ent.state, MX_OB_CANCELLED);
+	ck_assert(ent.finished_at > 0);
+	mx_ob_entry_free(&ent);
+}
+END_TEST
+
+START_TEST(idempotency_key_must_be_printable_ascii)
+{
+	struct mx_error e;
+	uint64_t id;
+	bool ex;
+
+	ck_assert_int_eq(enqueue("k", "order-\xff", false, &id, &ex, &e),
+			 MX_ERR_INVAL);
+	ck_assert_int_eq(enqueue("k", "two words", false, &id, &ex, &e),
+			 MX_ERR_INVAL);
+	ck_assert_uint_eq(count_entries(), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("outbox");
@@ -350,6 +453,8 @@ int main(void)
 	tcase_add_test(tc, quota_reached_holds);
 	tcase_add_test(tc, prune_drops_finished_entries_and_keys);
 	tcase_add_loop_test(tc, account_removal_cancels_or_purges, 0, 2);
+	tcase_add_test(tc, live_owner_is_respected);
+	tcase_add_test(tc, idempotency_key_must_be_printable_ascii);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

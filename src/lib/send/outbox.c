@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 
 #include "backends/backend.h"
+#include "mime/mime_int.h"
 #include "send/outbox.h"
 #include "send/smtp.h"
 #include "sync/sync.h"
@@ -21,6 +22,8 @@
 #define OB_BACKOFF_MAX 3600
 #define OB_APPEND_MAX_ATTEMPTS 8 /* copies to Sent: then given up (logged) */
 #define OB_WINDOW 86400          /* the daily quota's rolling window */
+
+static int64_t backoff(unsigned attempts);
 
 const char *mx_ob_state_name(enum mx_ob_state s)
 {
@@ -108,6 +111,14 @@ static bool held(const struct mx_ob_entry *e)
 	       e->owner_start != 0;
 }
 
+/* Held by another live process.  A claim of this process outside a step
+ * in progress is stale (a step that failed on a store error): one process
+ * runs one outbox run at a time, so it may take its own claims back. */
+static bool held_elsewhere(const struct mx_ob_entry *e)
+{
+	return held(e) && !mine(e);
+}
+
 /* ---- entries ---- */
 
 void mx_ob_entry_free(struct mx_ob_entry *e)
@@ -138,16 +149,28 @@ void mx_ob_entries_free(struct mx_ob_entry *v, size_t n)
 	free(v);
 }
 
-static void set_opt_str(json_t *o, const char *k, const char *v)
+/* Sets K to V when V is set; false if V could not be stored (not UTF-8):
+ * a field must never vanish from a record without an error. */
+static bool set_opt_str(json_t *o, const char *k, const char *v)
 {
-	if (v)
-		json_object_set_new(o, k, json_string(v));
+	json_t *js;
+
+	if (v == NULL)
+		return true;
+	js = json_string(v);
+	if (js == NULL)
+		return false;
+	json_object_set_new(o, k, js);
+	return true;
 }
 
-static json_t *entry_to_json(const struct mx_ob_entry *e)
+/* The entry as JSON; *OK_R false when a string field could not be
+ * encoded (the caller must not store such a record). */
+static json_t *entry_to_json(const struct mx_ob_entry *e, bool *ok_r)
 {
 	json_t *o = json_object(), *r = json_array(), *res = json_array();
 	char hex[65];
+	bool ok = true;
 
 	json_object_set_new(o, "id", json_integer((json_int_t)e->id));
 	json_object_set_new(o, "account", json_integer(e->account_id));
@@ -156,22 +179,22 @@ static json_t *entry_to_json(const struct mx_ob_entry *e)
 		json_object_set_new(o, "bulk", json_true());
 	if (e->relay)
 		json_object_set_new(o, "relay", json_true());
-	set_opt_str(o, "message_id", e->message_id);
-	set_opt_str(o, "from", e->from);
-	set_opt_str(o, "subject", e->subject);
+	ok &= set_opt_str(o, "message_id", e->message_id);
+	ok &= set_opt_str(o, "from", e->from);
+	ok &= set_opt_str(o, "subject", e->subject);
 	for (size_t i = 0; i < e->nrcpts; i++)
-		json_array_append_new(r, json_string(e->rcpts[i]));
+		ok &= json_array_append_new(r, json_string(e->rcpts[i])) == 0;
 	json_object_set_new(o, "rcpts", r);
 	mx_hex(e->sha256, 32, hex);
 	json_object_set_new(o, "sha256", json_string(hex));
 	json_object_set_new(o, "size", json_integer((json_int_t)e->size));
-	set_opt_str(o, "idempotency_key", e->idem_key);
+	ok &= set_opt_str(o, "idempotency_key", e->idem_key);
 	json_object_set_new(o, "created", json_integer(e->created));
 	json_object_set_new(o, "next_attempt", json_integer(e->next_attempt));
 	if (e->sent_at)
 		json_object_set_new(o, "sent_at", json_integer(e->sent_at));
 	json_object_set_new(o, "attempts", json_integer(e->attempts));
-	set_opt_str(o, "last_error", e->last_error);
+	ok &= set_opt_str(o, "last_error", e->last_error);
 	json_object_set_new(o, "appended", json_boolean(e->appended));
 	if (e->append_attempts)
 		json_object_set_new(o, "append_attempts",
@@ -181,23 +204,30 @@ static json_t *entry_to_json(const struct mx_ob_entry *e)
 	for (size_t i = 0; i < e->nresults; i++) {
 		json_t *x = json_object();
 
-		json_object_set_new(x, "addr", json_string(e->results[i].addr));
+		ok &= json_object_set_new(x, "addr",
+					  json_string(e->results[i].addr)) == 0;
 		json_object_set_new(x, "code", json_integer(e->results[i].code));
-		set_opt_str(x, "reply", e->results[i].reply);
+		ok &= set_opt_str(x, "reply", e->results[i].reply);
 		json_array_append_new(res, x);
 	}
 	json_object_set_new(o, "results", res);
-	set_opt_str(o, "data_reply", e->data_reply);
+	ok &= set_opt_str(o, "data_reply", e->data_reply);
 	if (e->parent)
 		json_object_set_new(o, "parent", json_integer((json_int_t)e->parent));
 	if (e->retry_entry)
 		json_object_set_new(o, "retry_entry",
 				    json_integer((json_int_t)e->retry_entry));
+	if (e->first_try)
+		json_object_set_new(o, "first_try", json_integer(e->first_try));
+	if (e->finished_at)
+		json_object_set_new(o, "finished_at",
+				    json_integer(e->finished_at));
 	if (e->owner_pid) {
 		json_object_set_new(o, "owner_pid", json_integer(e->owner_pid));
 		json_object_set_new(o, "owner_start",
 				    json_integer((json_int_t)e->owner_start));
 	}
+	*ok_r = ok;
 	return o;
 }
 
@@ -272,6 +302,8 @@ static int entry_decode(const void *data, size_t len, struct mx_ob_entry *e,
 	e->data_reply = jstr(o, "data_reply");
 	e->parent = (uint64_t)jint(o, "parent");
 	e->retry_entry = (uint64_t)jint(o, "retry_entry");
+	e->first_try = jint(o, "first_try");
+	e->finished_at = jint(o, "finished_at");
 	e->owner_pid = (int)jint(o, "owner_pid");
 	e->owner_start = (uint64_t)jint(o, "owner_start");
 	json_decref(o);
@@ -284,7 +316,8 @@ static int entry_decode(const void *data, size_t len, struct mx_ob_entry *e,
 
 void *mx_ob_entry_json(const struct mx_ob_entry *e, const char *account)
 {
-	json_t *o = entry_to_json(e);
+	bool ok;
+	json_t *o = entry_to_json(e, &ok);
 
 	if (account)
 		json_object_set_new(o, "account_name", json_string(account));
@@ -318,8 +351,9 @@ static bool entry_pending(const struct mx_ob_entry *e)
 static int entry_put(struct mx_txn *t, const struct mx_ob_entry *e,
 		     struct mx_error *err)
 {
-	json_t *o = entry_to_json(e);
-	char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	bool ok;
+	json_t *o = entry_to_json(e, &ok);
+	char *s = ok ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 	uint8_t k[8];
 	int rc;
 
@@ -343,11 +377,27 @@ static int entry_put(struct mx_txn *t, const struct mx_ob_entry *e,
 	return rc;
 }
 
+/* A copy of V that is valid UTF-8 (invalid sequences become U+FFFD):
+ * server replies may carry Latin-1, and JSON holds only UTF-8. */
+static char *clean_dup(const char *v)
+{
+	struct mx_buf b = {0};
+
+	if (v == NULL)
+		return NULL;
+	if (mx_utf8_sanitize_append(&b, v, strlen(v)) < 0 ||
+	    mx_buf_reserve(&b, 1) < 0) {
+		mx_buf_free(&b);
+		return NULL;
+	}
+	return mx_buf_steal(&b);
+}
+
 static int replace_str(char **f, const char *v)
 {
 	char *n = NULL;
 
-	if (v && (n = strdup(v)) == NULL)
+	if (v && (n = clean_dup(v)) == NULL)
 		return -1;
 	free(*f);
 	*f = n;
@@ -594,9 +644,17 @@ int mx_outbox_enqueue(struct mx_store *st, const struct mx_account *a,
 	int rc;
 
 	*existing_r = false;
-	if (idem_key && (idem_key[0] == '\0' || strlen(idem_key) > 200))
-		return mx_error_set(err, MX_ERR_INVAL, "idempotency key: 1 to "
-				    "200 characters");
+	if (idem_key) {
+		size_t n = strlen(idem_key);
+		bool printable = n > 0 && n <= 200;
+
+		for (size_t i = 0; printable && i < n; i++)
+			printable = idem_key[i] > 0x20 && idem_key[i] < 0x7f;
+		if (!printable)
+			return mx_error_set(err, MX_ERR_INVAL, "idempotency key: "
+					    "1 to 200 printable ASCII "
+					    "characters, no spaces");
+	}
 	if (idem_key) {
 		rc = mx_txn_begin(st, false, &t, err);
 		if (rc)
@@ -774,19 +832,60 @@ static int run_step(struct mx_store *st, struct mx_ob_entry *e,
  * error, the entry is simply not ours to work on. */
 #define TAKEN MX_ERR_EXISTS
 
+struct sending_arg {
+	const struct mx_account *a;
+	bool relay;  /* in: bulk or no own server; out: the route taken */
+	bool held;   /* out: over the daily quota, held (not claimed) */
+};
+
+/*
+ * Claims a queued entry for sending, deciding the route in the same
+ * transaction: the daily quota is counted here, so two senders cannot
+ * both take the last message of the day.
+ */
 static int apply_sending(struct mx_txn *t, struct mx_ob_entry *e, void *arg,
 			 struct mx_error *err)
 {
-	const bool *relay = arg;
+	struct sending_arg *sa = arg;
+	const struct mx_account *a = sa->a;
+	int64_t now = mx_wall_s();
 
-	(void)t;
-	if (e->state != MX_OB_QUEUED)
+	sa->held = false;
+	if (e->state != MX_OB_QUEUED || held_elsewhere(e))
 		return mx_error_set(err, TAKEN, "outbox entry %llu is %s",
 				    (unsigned long long)e->id,
 				    mx_ob_state_name(e->state));
+	if (!sa->relay && a->daily_limit > 0) {
+		unsigned used = 0;
+		int64_t oldest = 0;
+		int rc = mx_outbox_sent_24h(t, a->id, now, &used, &oldest, err);
+
+		if (rc)
+			return rc;
+		if (used >= (unsigned)a->daily_limit) {
+			char msg[200];
+
+			if (a->quota_policy == MX_QUOTA_RELAY && a->relay.host) {
+				sa->relay = true;
+			} else {
+				snprintf(msg, sizeof(msg), "daily limit of %d "
+					 "messages reached; held until the "
+					 "rolling 24 h window allows it",
+					 a->daily_limit);
+				sa->held = true;
+				e->next_attempt = oldest + OB_WINDOW + 1;
+				release(e);
+				return replace_str(&e->last_error, msg) < 0
+					       ? mx_error_set(err, MX_ERR_NOMEM, NULL)
+					       : MX_OK;
+			}
+		}
+	}
 	e->state = MX_OB_SENDING;
-	e->relay = *relay;
+	e->relay = sa->relay;
 	e->attempts++;
+	if (e->first_try == 0)
+		e->first_try = now;
 	claim(e);
 	return MX_OK;
 }
@@ -798,7 +897,7 @@ static int apply_requeue(struct mx_txn *t, struct mx_ob_entry *e, void *arg,
 {
 	(void)t;
 	(void)arg;
-	if (e->state != MX_OB_SENDING || held(e))
+	if (e->state != MX_OB_SENDING || !mine(e))
 		return mx_error_set(err, TAKEN, "outbox entry %llu is taken",
 				    (unsigned long long)e->id);
 	e->state = MX_OB_QUEUED;
@@ -820,25 +919,41 @@ static int apply_claim(struct mx_txn *t, struct mx_ob_entry *e, void *arg,
 		return mx_error_set(err, TAKEN, "outbox entry %llu is %s",
 				    (unsigned long long)e->id,
 				    mx_ob_state_name(e->state));
-	if (held(e) && !mine(e))
+	if (held_elsewhere(e))
 		return mx_error_set(err, TAKEN, "outbox entry %llu is taken",
 				    (unsigned long long)e->id);
 	claim(e);
 	return MX_OK;
 }
 
-/* Cannot work on it now (no IMAP for the Sent check): try again later,
- * released. */
+/* An interrupted send whose Sent folder cannot be checked now: looked at
+ * again later, released; after a day of that it fails (outbox retry sends
+ * it again, outbox cancel drops it) rather than stay in limbo. */
 static int apply_later(struct mx_txn *t, struct mx_ob_entry *e, void *arg,
 		       struct mx_error *err)
 {
 	const char *why = arg;
+	int64_t now = mx_wall_s();
+	int rc;
 
-	(void)t;
+	if (e->state != MX_OB_SENDING || !mine(e))
+		return mx_error_set(err, TAKEN, "outbox entry %llu is taken",
+				    (unsigned long long)e->id);
 	release(e);
-	e->next_attempt = mx_wall_s() + OB_BACKOFF_MIN;
-	return replace_str(&e->last_error, why) < 0
-		       ? mx_error_set(err, MX_ERR_NOMEM, NULL) : MX_OK;
+	if (replace_str(&e->last_error, why) < 0)
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	if (e->first_try && now - e->first_try > 86400) {
+		json_t *x = json_object();
+
+		e->state = MX_OB_FAILED;
+		e->finished_at = now;
+		json_object_set_new(x, "error", json_string(e->last_error));
+		rc = entry_event(t, "message.failed", e, x, err);
+		json_decref(x);
+		return rc;
+	}
+	e->next_attempt = now + backoff(e->attempts + 1);
+	return MX_OK;
 }
 
 struct defer_arg {
@@ -863,11 +978,13 @@ static int set_results(struct mx_ob_entry *e, const struct mx_smtp_result *r)
 	if (e->results == NULL)
 		return -1;
 	for (size_t i = 0; i < r->nrcpt; i++) {
-		e->results[i].addr = strdup(r->rcpt[i].addr);
+		e->results[i].addr = clean_dup(r->rcpt[i].addr);
 		e->results[i].code = r->rcpt[i].code;
-		e->results[i].reply = r->rcpt[i].reply ? strdup(r->rcpt[i].reply)
-						       : NULL;
+		e->results[i].reply = clean_dup(r->rcpt[i].reply);
 		e->nresults++;
+		if (e->results[i].addr == NULL ||
+		    (r->rcpt[i].reply && e->results[i].reply == NULL))
+			return -1;
 	}
 	return replace_str(&e->data_reply, r->data_reply);
 }
@@ -877,17 +994,26 @@ static int apply_defer(struct mx_txn *t, struct mx_ob_entry *e, void *arg,
 {
 	const struct defer_arg *d = arg;
 
+	/* A queued entry nobody works on (quota hold, disabled account),
+	 * or our own attempt that did not go out. */
+	if (!(e->state == MX_OB_QUEUED && !held_elsewhere(e)) &&
+	    !(e->state == MX_OB_SENDING && mine(e)))
+		return mx_error_set(err, TAKEN, "outbox entry %llu is %s",
+				    (unsigned long long)e->id,
+				    mx_ob_state_name(e->state));
 	if (replace_str(&e->last_error, d->error) < 0 ||
 	    (d->res && set_results(e, d->res) < 0))
 		return mx_error_set(err, MX_ERR_NOMEM, NULL);
 	e->state = d->final ? MX_OB_FAILED : MX_OB_QUEUED;
 	e->next_attempt = d->next;
+	if (d->final)
+		e->finished_at = mx_wall_s();
 	release(e);
 	if (d->final) {
 		json_t *x = json_object();
 		int rc;
 
-		json_object_set_new(x, "error", json_string(d->error));
+		json_object_set_new(x, "error", json_string(e->last_error));
 		json_object_set_new(x, "attempts", json_integer(e->attempts));
 		/* The bytes stay until the entry is cancelled: a failed
 		 * message can be retried once the cause is fixed. */
@@ -951,8 +1077,6 @@ static int sent_record(struct mx_txn *t, struct mx_ob_entry *e,
 	mx_msg_free(&m);
 	return rc;
 }
-
-static int64_t backoff(unsigned attempts);
 
 static bool deferred_code(int code)
 {
@@ -1026,6 +1150,10 @@ static int apply_sent(struct mx_txn *t, struct mx_ob_entry *e, void *arg,
 	int64_t now = mx_wall_s();
 	int rc;
 
+	if (e->state != MX_OB_SENDING || !mine(e))
+		return mx_error_set(err, TAKEN, "outbox entry %llu is %s",
+				    (unsigned long long)e->id,
+				    mx_ob_state_name(e->state));
 	if (set_results(e, s->res) < 0)
 		return mx_error_set(err, MX_ERR_NOMEM, NULL);
 	e->state = MX_OB_SENT;
@@ -1034,8 +1162,10 @@ static int apply_sent(struct mx_txn *t, struct mx_ob_entry *e, void *arg,
 	e->last_error = NULL;
 	e->appended = !s->needs_append;
 	/* Still ours while we copy it to Sent; else done. */
-	if (e->appended)
+	if (e->appended) {
 		release(e);
+		e->finished_at = now;
+	}
 	rc = split_deferred(t, e, err);
 	if (rc == MX_OK)
 		rc = sent_record(t, e, err);
@@ -1098,6 +1228,9 @@ static int apply_appended(struct mx_txn *t, struct mx_ob_entry *e, void *arg,
 {
 	const char *failure = arg;
 
+	if (e->state != MX_OB_SENT || e->appended || !mine(e))
+		return mx_error_set(err, TAKEN, "outbox entry %llu is taken",
+				    (unsigned long long)e->id);
 	release(e);
 	if (failure) {
 		e->append_attempts++;
@@ -1114,6 +1247,7 @@ static int apply_appended(struct mx_txn *t, struct mx_ob_entry *e, void *arg,
 		e->last_error = NULL;
 	}
 	e->appended = true;
+	e->finished_at = mx_wall_s();
 	/* Done with the bytes: the message record holds its own reference. */
 	return mx_store_blob_unref(t, e->sha256, err);
 }
@@ -1124,10 +1258,7 @@ static int apply_recovered(struct mx_txn *t, struct mx_ob_entry *e, void *arg,
 	struct sent_arg s = {NULL, arg, false};
 	int rc;
 
-	if (e->state != MX_OB_SENDING || held(e))
-		return mx_error_set(err, TAKEN, "outbox entry %llu is taken",
-				    (unsigned long long)e->id);
-	rc = apply_sent(t, e, &s, err);
+	rc = apply_sent(t, e, &s, err); /* checks it is ours */
 
 	if (rc == MX_OK && replace_str(&e->data_reply, "(found in Sent after "
 				       "an interrupted attempt)") < 0)
@@ -1465,7 +1596,6 @@ static int send_entry(struct mx_store *st, struct mx_account *a,
 {
 	struct mx_smtp_result res = {0};
 	struct mx_error serr = {0};
-	bool relay = e->bulk;
 	int64_t now = mx_wall_s();
 	int rc;
 
@@ -1475,45 +1605,26 @@ static int send_entry(struct mx_store *st, struct mx_account *a,
 		struct defer_arg d = {"account disabled", now + OB_BACKOFF_MAX,
 				      false, NULL};
 
-		return run_step(st, e, apply_defer, &d, err);
+		rc = run_step(st, e, apply_defer, &d, err);
+		return rc == TAKEN ? MX_OK : rc;
 	}
-	if (!e->bulk && a->smtp.host == NULL)
-		relay = true; /* the relay is all the account has */
-	if (!relay && a->daily_limit > 0) {
-		struct mx_txn t;
-		unsigned used = 0;
-		int64_t oldest = 0;
+	{
+		struct sending_arg sa = {a, e->bulk || a->smtp.host == NULL,
+					 false};
 
-		rc = mx_txn_begin(st, false, &t, err);
+		/* Claimed, with the route and the quota decided, in one
+		 * transaction. */
+		rc = run_step(st, e, apply_sending, &sa, err);
+		if (rc == TAKEN)
+			return MX_OK; /* another sender has it */
 		if (rc)
 			return rc;
-		rc = mx_outbox_sent_24h(&t, a->id, now, &used, &oldest, err);
-		mx_txn_abort(&t);
-		if (rc)
-			return rc;
-		if (used >= (unsigned)a->daily_limit) {
-			char msg[200];
-			struct defer_arg d = {msg, oldest + OB_WINDOW + 1, false,
-					      NULL};
-
-			if (a->quota_policy == MX_QUOTA_RELAY && a->relay.host) {
-				relay = true;
-			} else {
-				snprintf(msg, sizeof(msg), "daily limit of %d "
-					 "messages reached; held until the "
-					 "rolling 24 h window allows it",
-					 a->daily_limit);
-				if (stats)
-					stats->held++;
-				return run_step(st, e, apply_defer, &d, err);
-			}
+		if (sa.held) {
+			if (stats)
+				stats->held++;
+			return MX_OK;
 		}
 	}
-	rc = run_step(st, e, apply_sending, &relay, err);
-	if (rc == TAKEN)
-		return MX_OK; /* another sender has it */
-	if (rc)
-		return rc;
 	rc = smtp_attempt(st, a, e, sc, &res, &serr);
 	if (rc == MX_OK) {
 		struct sent_arg s = {&res, a, needs_append(a, e)};
@@ -1542,7 +1653,7 @@ static int send_entry(struct mx_store *st, struct mx_account *a,
 		char msg[sizeof(serr.detail) + 64];
 
 		if (!final && (e->attempts >= OB_MAX_ATTEMPTS ||
-			       now - e->created > OB_MAX_AGE)) {
+			       now - e->first_try > OB_MAX_AGE)) {
 			snprintf(msg, sizeof(msg), "gave up after %u attempts: %s",
 				 e->attempts, serr.detail);
 			d.error = msg;
@@ -1562,7 +1673,13 @@ static int send_entry(struct mx_store *st, struct mx_account *a,
 	}
 }
 
-/* An entry left in "sending" by a process that is gone: did it go out? */
+/*
+ * An entry left in "sending" by a process that is gone: did it go out?
+ * Only a provider that files submitted mail itself (saves_sent) can have
+ * it in Sent at this point -- our own copy is made after the "sent"
+ * commit -- so for everything else absence is certain and the entry is
+ * simply queued again.
+ */
 static int recover_entry(struct mx_store *st, struct mx_account *a,
 			 struct mx_ob_entry *e, struct imap_session *is,
 			 struct mx_ob_run_stats *stats, struct mx_error *err)
@@ -1571,9 +1688,14 @@ static int recover_entry(struct mx_store *st, struct mx_account *a,
 	bool found = false;
 	int rc;
 
-	if (held(e))
+	/* Claimed first: the check and its outcome are ours alone. */
+	rc = run_step(st, e, apply_claim, NULL, err);
+	if (rc == TAKEN)
 		return MX_OK; /* its sender is alive and at work */
-	if (a->proto == MX_PROTO_IMAP && !e->bulk) {
+	if (rc)
+		return rc;
+	if (a->proto == MX_PROTO_IMAP && a->saves_sent && !e->relay &&
+	    !e->bulk) {
 		rc = imap_sent_open(st, a, is, &ierr);
 		if (rc == MX_OK)
 			rc = in_sent(is, e, &found, &ierr);
@@ -1595,7 +1717,6 @@ static int recover_entry(struct mx_store *st, struct mx_account *a,
 			stats->recovered++;
 		return rc == TAKEN ? MX_OK : rc;
 	}
-	/* Not in Sent: the transaction never completed; send again. */
 	rc = run_step(st, e, apply_requeue, NULL, err);
 	return rc == TAKEN ? MX_OK : rc;
 }
@@ -1703,8 +1824,8 @@ static int collect_due(struct mx_store *st, const struct mx_ob_run_opts *o,
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct mx_ob_entry *e = &v[i];
-		/* A live process's entry is its business. */
-		bool due = !held(e) &&
+		/* Another live process's entry is its business. */
+		bool due = !held_elsewhere(e) &&
 			   (e->next_attempt <= now || (o && o->now));
 
 		if (o && o->only_id && e->id != o->only_id)
@@ -1819,8 +1940,10 @@ int64_t mx_outbox_next_due(struct mx_store *st)
 	for (size_t i = 0; i < n; i++) {
 		int64_t when = v[i].next_attempt > 0 ? v[i].next_attempt : 1;
 
-		if (held(&v[i]))
-			continue; /* its owner's commit will wake the daemon */
+		/* Another process's entry: its commit wakes the daemon, but
+		 * the process may die, so look again in a minute. */
+		if (held_elsewhere(&v[i]))
+			when = mx_wall_s() + OB_BACKOFF_MIN;
 		if (next == 0 || when < next)
 			next = when;
 	}
@@ -1828,33 +1951,50 @@ int64_t mx_outbox_next_due(struct mx_store *st)
 	return next;
 }
 
+/* What a user may retry or cancel: queued or failed mail, and an
+ * interrupted send nobody is working on (its process is gone). */
+static int user_may_touch(const struct mx_ob_entry *e, const char *what,
+			  struct mx_error *err)
+{
+	if (e->state == MX_OB_QUEUED || e->state == MX_OB_FAILED ||
+	    (e->state == MX_OB_SENDING && !held_elsewhere(e)))
+		return MX_OK;
+	return mx_error_set(err, MX_ERR_INVAL, "outbox entry %llu is %s%s: "
+			    "only queued, failed or interrupted mail can be %s",
+			    (unsigned long long)e->id,
+			    mx_ob_state_name(e->state),
+			    e->state == MX_OB_SENDING ? " right now" : "", what);
+}
+
 static int apply_retry(struct mx_txn *t, struct mx_ob_entry *e, void *arg,
 		       struct mx_error *err)
 {
-	(void)arg;
-	if (e->state != MX_OB_QUEUED && e->state != MX_OB_FAILED)
-		return mx_error_set(err, MX_ERR_INVAL, "outbox entry %llu is "
-				    "%s: only queued or failed mail can be "
-				    "retried", (unsigned long long)e->id,
-				    mx_ob_state_name(e->state));
+	int rc = user_may_touch(e, "retried", err);
+
 	(void)t;
+	(void)arg;
+	if (rc)
+		return rc;
 	e->state = MX_OB_QUEUED;
 	e->next_attempt = mx_wall_s();
 	e->attempts = 0;
-	e->created = mx_wall_s(); /* the age limit counts from now */
+	e->first_try = 0; /* the age limit counts from the next attempt */
+	e->finished_at = 0;
+	release(e);
 	return MX_OK;
 }
 
 static int apply_cancel(struct mx_txn *t, struct mx_ob_entry *e, void *arg,
 			struct mx_error *err)
 {
+	int rc = user_may_touch(e, "cancelled", err);
+
 	(void)arg;
-	if (e->state != MX_OB_QUEUED && e->state != MX_OB_FAILED)
-		return mx_error_set(err, MX_ERR_INVAL, "outbox entry %llu is "
-				    "%s: only queued or failed mail can be "
-				    "cancelled", (unsigned long long)e->id,
-				    mx_ob_state_name(e->state));
+	if (rc)
+		return rc;
 	e->state = MX_OB_CANCELLED;
+	e->finished_at = mx_wall_s();
+	release(e);
 	return mx_store_blob_unref(t, e->sha256, err);
 }
 
@@ -1902,7 +2042,9 @@ static int prune_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 
 		if (entry_decode(val.mv_data, val.mv_size, &e, NULL) != MX_OK)
 			continue; /* left for a human to look at */
-		last = e.sent_at > e.next_attempt ? e.sent_at : e.next_attempt;
+		/* Entries from before finished_at: their last known time. */
+		last = e.finished_at ? e.finished_at
+		       : e.sent_at > e.next_attempt ? e.sent_at : e.next_attempt;
 		if (entry_pending(&e) || last >= pc->cutoff) {
 			mx_ob_entry_free(&e);
 			continue;
@@ -1968,6 +2110,15 @@ int mx_outbox_account_removed(struct mx_txn *t, uint32_t account_id,
 			mx_ob_entry_free(&e);
 			continue;
 		}
+		if (held_elsewhere(&e)) {
+			rc = mx_error_set(err, MX_ERR_INVAL, "outbox entry %llu "
+					  "of this account is being sent right "
+					  "now (process %d); try again when it "
+					  "is done", (unsigned long long)e.id,
+					  e.owner_pid);
+			mx_ob_entry_free(&e);
+			break;
+		}
 		/* Entries that still hold their bytes. */
 		holds = e.state == MX_OB_QUEUED || e.state == MX_OB_SENDING ||
 			e.state == MX_OB_FAILED ||
@@ -2006,6 +2157,8 @@ int mx_outbox_account_removed(struct mx_txn *t, uint32_t account_id,
 				e.state = e.state == MX_OB_SENT ? MX_OB_SENT
 								: MX_OB_CANCELLED;
 				e.appended = true;
+				e.finished_at = mx_wall_s();
+				release(&e);
 				rc = entry_put(t, &e, err);
 			}
 		}

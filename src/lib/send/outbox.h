@@ -94,6 +94,10 @@ struct mx_ob_entry {
 	 * never taken for a crashed one.  0 when nobody holds it. */
 	int owner_pid;
 	uint64_t owner_start;
+	int64_t first_try;    /* first SMTP attempt (the age limit counts
+			       * from here, not from time spent held) */
+	int64_t finished_at;  /* when it became sent-and-copied, failed or
+			       * cancelled (retention counts from here) */
 };
 
 void mx_ob_entry_free(struct mx_ob_entry *e);

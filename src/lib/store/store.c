@@ -1103,15 +1103,17 @@ int mx_store_blob_reserve(struct mx_txn *t, const uint8_t sha[32],
 		refs = mx_get_be32(v.mv_data);
 	else if (rc != MX_OK && rc != MX_ERR_NOTFOUND)
 		return rc;
-	if (refs == 0) {
-		rc = mdb_put(t->txn, t->st->dbi[MX_DB_BLOBS], &key, &val,
-			     MDB_RESERVE);
-		if (rc != 0)
-			return mx_store_err(err, rc, "blobs");
-		*dst_r = val.mv_data;
-	}
 	mx_put_be32(be, refs + 1);
-	return mx_db_put(t, MX_DB_BLOBREFS, sha, 32, be, 4, 0, err);
+	rc = mx_db_put(t, MX_DB_BLOBREFS, sha, 32, be, 4, 0, err);
+	if (rc || refs > 0)
+		return rc;
+	/* The reservation last: its memory is only valid until the next
+	 * update in the transaction, which is the caller's fill. */
+	rc = mdb_put(t->txn, t->st->dbi[MX_DB_BLOBS], &key, &val, MDB_RESERVE);
+	if (rc != 0)
+		return mx_store_err(err, rc, "blobs");
+	*dst_r = val.mv_data;
+	return MX_OK;
 }
 
 int mx_store_blob_ref(struct mx_txn *t, const uint8_t sha[32],
