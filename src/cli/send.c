@@ -292,7 +292,8 @@ int cli_send(struct cli *c, int argc, char **argv)
 		printf("already queued as %llu (same idempotency key)\n",
 		       (unsigned long long)id);
 	} else if (!queue_only) {
-		struct mx_ob_run_opts ro = {a.id, id, true, &send_cancel};
+		struct mx_ob_run_opts ro = {a.id, id, true, &send_cancel, NULL,
+					    NULL};
 
 		signal(SIGINT, on_signal);
 		signal(SIGTERM, on_signal);
@@ -463,7 +464,8 @@ int cli_outbox(struct cli *c, int argc, char **argv)
 			printf("outbox entry %llu cancelled\n",
 			       (unsigned long long)id);
 	} else if (sub && strcmp(sub, "run") == 0) {
-		struct mx_ob_run_opts ro = {0, 0, false, &send_cancel};
+		struct mx_ob_run_opts ro = {0, 0, false, &send_cancel, NULL,
+					    NULL};
 		struct mx_ob_run_stats s;
 
 		for (int i = 2; i < argc && rc == MX_EXIT_OK; i++) {

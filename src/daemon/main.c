@@ -656,6 +656,20 @@ static void prune_events(struct daemon *d)
  * queued mail) or when a retry or quota hold falls due.  Entries left in
  * "sending" by a crash are recovered at the first run.
  */
+/* `enabled = no` in the configuration stops sending too. */
+static bool account_disabled_in_config(const struct mx_account *a, void *ctx)
+{
+	struct daemon *d = ctx;
+	const struct mx_acct_cfg *c;
+	bool off;
+
+	pthread_mutex_lock(&d->ob_mu);
+	c = mx_config_account(&d->cfg, a->name);
+	off = c && c->disabled;
+	pthread_mutex_unlock(&d->ob_mu);
+	return off;
+}
+
 static void *outbox_main(void *arg)
 {
 	struct daemon *d = arg;
@@ -673,7 +687,8 @@ static void *outbox_main(void *arg)
 		if (mx_events_last_id(d->st, &last, &err) == MX_OK &&
 		    (first || last != seen ||
 		     (next_due && next_due <= mx_wall_s()))) {
-			struct mx_ob_run_opts o = {0, 0, false, &d->stopping};
+			struct mx_ob_run_opts o = {0, 0, false, &d->stopping,
+						   account_disabled_in_config, d};
 			struct mx_ob_run_stats s;
 
 			if (mx_outbox_run(d->st, &o, &s, &err) != MX_OK) {
@@ -748,7 +763,10 @@ static int reload(struct daemon *d)
 		r->next = d->retired;
 		d->retired = r;
 	}
+	/* The sender thread reads the account settings under ob_mu. */
+	pthread_mutex_lock(&d->ob_mu);
 	d->cfg = nc;
+	pthread_mutex_unlock(&d->ob_mu);
 	/* The command line (-v, -D) wins over the file, as at start. */
 	mx_log_level = d->cli_log_level > d->cfg.log_level ? d->cli_log_level
 							    : d->cfg.log_level;

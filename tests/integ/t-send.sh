@@ -280,7 +280,12 @@ print([e["message_id"] for e in json.load(sys.stdin) if e.get("subject")=="t-sen
 sink_start "$T/sink-dq" --offer-auth || bail_out "smtpsink did not start"
 run_ok "account for daemon sending" mx_add dq "$D" alice@example.test imaps \
     --smtp "smtp+plain://127.0.0.1:$SINK_PORT"
-printf '[daemon]\nworkers = 2\n' > "$MXD/mxsync.conf"
+sink_start "$T/sink-cfgoff" --offer-auth || bail_out "smtpsink did not start"
+run_ok "account disabled in mxsync.conf" mx_add cfgoff "$D" alice@example.test imaps \
+    --smtp "smtp+plain://127.0.0.1:$SINK_PORT"
+run_ok "queue for it" mx send cfgoff --to bob@example.test --subject "t-send cfgoff" \
+    --body x --queue-only
+printf '[daemon]\nworkers = 2\n\n[account cfgoff]\nenabled = no\n' > "$MXD/mxsync.conf"
 "$MXSYNCD" -d "$MXD" </dev/null >>"$T/mxsyncd.log" 2>&1 &
 DPID=$!
 at_exit "kill -TERM $DPID 2>/dev/null"
@@ -301,6 +306,8 @@ ok $? "mxsyncd sent it"
 sleep 2
 is "$(sink_count dq)" 1 "exactly once"
 like "$(mx outbox dq)" 'sent .*t-send via daemon' "the entry says sent"
+is "$(sink_count cfgoff)" 0 "enabled = no in mxsync.conf: its mail is not sent"
+like "$(mx outbox cfgoff)" 'queued .*account disabled' "it waits, saying why"
 kill -TERM $DPID; wait $DPID
 is "$?" 0 "mxsyncd stops cleanly"
 is "$(count_mid bob@example.test INBOX "$DMID")" 1 "the interrupted one was delivered once"

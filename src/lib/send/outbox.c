@@ -1601,8 +1601,8 @@ static int send_entry(struct mx_store *st, struct mx_account *a,
 
 	if (a->disabled) {
 		/* Stays queued until the account is enabled; looked at again
-		 * in a while, not at every wake-up. */
-		struct defer_arg d = {"account disabled", now + OB_BACKOFF_MAX,
+		 * every few minutes, not at every wake-up. */
+		struct defer_arg d = {"account disabled", now + 5 * OB_BACKOFF_MIN,
 				      false, NULL};
 
 		rc = run_step(st, e, apply_defer, &d, err);
@@ -1873,6 +1873,8 @@ int mx_outbox_run(struct mx_store *st, const struct mx_ob_run_opts *o,
 			}
 			if (rc)
 				break;
+			if (o && o->disabled && o->disabled(&a, o->ctx))
+				a.disabled = true;
 		}
 		rc = mx_txn_begin(st, false, &t, err);
 		if (rc)

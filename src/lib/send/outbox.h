@@ -135,6 +135,11 @@ struct mx_ob_run_opts {
 	uint64_t only_id;     /* 0: every due entry */
 	bool now;             /* ignore retry back-off (not quota holds) */
 	volatile int *cancel; /* stop between entries when non-zero */
+	/* May be NULL: true if the caller has ACCOUNT disabled besides its
+	 * stored flag (mxsyncd: `enabled = no` in mxsync.conf); its mail then
+	 * waits as for a disabled account. */
+	bool (*disabled)(const struct mx_account *account, void *ctx);
+	void *ctx;
 };
 
 struct mx_ob_run_stats {
