@@ -7,6 +7,7 @@
  * afterwards (checked fixture: runs in the forked test process).
  */
 #include <check.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1552,6 +1553,377 @@ START_TEST(test_trim_map_after_foreign_growth)
 }
 END_TEST
 
+/* ---- walks: an error in the middle is an error, never a short list ---- */
+
+/* Writes one raw entry in its own transaction (VL 0: the value ""). */
+static void put_raw(enum mx_dbi db, const void *k, size_t kl, const void *v,
+		    size_t vl)
+{
+	struct mx_txn t;
+	struct mx_error e;
+
+	wbegin(&t);
+	mx_error_clear(&e);
+	ck_assert_msg(mx_db_put(&t, db, k, kl, vl ? v : "", vl, 0, &e) == MX_OK,
+		      "%s", e.detail);
+	commit(&t);
+}
+
+/* Asserts that a walk's result is the error a store fault must give:
+ * MX_ERR_STORE naming WHAT and containing WHY, nothing handed out. */
+#define ck_walk_failed(rc, e, v, n, what, why)                               \
+	do {                                                                 \
+		ck_assert_int_eq((rc), MX_ERR_STORE);                        \
+		ck_assert_msg(strstr((e).detail, (what)) &&                  \
+				      strstr((e).detail, (why)),             \
+			      "detail: %s", (e).detail);                     \
+		ck_assert_ptr_null((v));                                     \
+		ck_assert_uint_eq((n), 0);                                   \
+	} while (0)
+
+/*
+ * An entry inside a walk's range that does not have its table's shape
+ * (a key of another length, a value that does not decode) stops the walk
+ * with an error.  Before, such an entry ended the walk early or was
+ * skipped: a short list that looked complete.  Each bad entry sorts in
+ * the middle of good ones, so the walk has collected some when it meets
+ * it.
+ */
+START_TEST(test_walk_corrupt_entries)
+{
+	struct mx_txn t;
+	struct mx_error e;
+	struct mx_loc *locs = (void *)1;
+	struct mx_folder *f = (void *)1;
+	uint64_t *ids = (void *)1, m1;
+	size_t n = 99;
+	uint8_t k[40], v[8];
+	uint32_t acct;
+
+	open_store();
+	acct = add_account("a");
+	m1 = add_simple(acct, "m1", NULL, NULL, NULL, 0, NULL, 100, NULL);
+	add_simple(acct, "m2", NULL, NULL, NULL, 0, NULL, 300, NULL);
+	loc_put(5, 10, m1, 0, NULL);
+	loc_put(5, 30, m1, 0, NULL);
+	add_folder(acct, "INBOX");
+	add_folder(acct, "Sent");
+	wbegin(&t);
+	ck_assert_int_eq(mx_store_orphan_add(&t, 10, &e), MX_OK);
+	ck_assert_int_eq(mx_store_orphan_add(&t, 30, &e), MX_OK);
+	commit(&t);
+
+	/* locs: a 9-byte key of folder 5 between UIDs 10 and 30 ... */
+	mx_put_be32(k, 5);
+	mx_put_be32(k + 4, 10);
+	k[8] = 0;
+	put_raw(MX_DB_LOCS, k, 9, NULL, 0);
+	rbegin(&t);
+	mx_error_clear(&e);
+	ck_walk_failed(mx_store_folder_locs(&t, 5, &locs, &n, &e), e, locs, n,
+		       "locations of folder #5", "corrupt locs entry");
+	mx_txn_abort(&t);
+	wbegin(&t);
+	ck_assert_int_eq(mx_db_del(&t, MX_DB_LOCS, k, 9, NULL, 0, &e), MX_OK);
+	commit(&t);
+	/* ... and a location value too short to decode. */
+	mx_put_be32(k + 4, 20);
+	put_raw(MX_DB_LOCS, k, 8, "abc", 3);
+	rbegin(&t);
+	locs = (void *)1;
+	n = 99;
+	ck_walk_failed(mx_store_folder_locs(&t, 5, &locs, &n, &e), e, locs, n,
+		       "locations of folder #5", "corrupt locs entry");
+	mx_txn_abort(&t);
+
+	/* msglocs: a 17-byte key of message m1 between its two entries. */
+	mx_put_be64(k, m1);
+	mx_put_be32(k + 8, 5);
+	mx_put_be32(k + 12, 10);
+	k[16] = 0;
+	put_raw(MX_DB_MSGLOCS, k, 17, NULL, 0);
+	rbegin(&t);
+	locs = (void *)1;
+	n = 99;
+	ck_walk_failed(mx_store_msg_locs(&t, m1, &locs, &n, &e), e, locs, n,
+		       "locations of message", "corrupt msglocs entry");
+	mx_txn_abort(&t);
+
+	/* bydate: a 10-byte key of the account, met after its two messages
+	 * (the walk goes backwards, newest first). */
+	mx_put_be32(k, acct);
+	mx_put_be32(k + 4, 0x80000000u);
+	k[8] = k[9] = 0;
+	put_raw(MX_DB_BYDATE, k, 10, NULL, 0);
+	rbegin(&t);
+	n = 99;
+	ck_walk_failed(mx_store_account_msgs(&t, acct, &ids, &n, &e), e, ids, n,
+		       "messages of account #1", "corrupt bydate entry");
+	mx_txn_abort(&t);
+
+	/* folder_names: a name whose folder id is 2 bytes long. */
+	mx_put_be32(k, acct);
+	memcpy(k + 4, "Junk", 4);
+	put_raw(MX_DB_FOLDER_NAMES, k, 8, "\0\1", 2);
+	rbegin(&t);
+	n = 99;
+	ck_walk_failed(mx_store_folder_list(&t, acct, &f, &n, &e), e, f, n,
+		       "folders of account #1", "corrupt folder_names entry");
+	mx_txn_abort(&t);
+
+	/* orphans: a 9-byte key between ids 10 and 30. */
+	mx_put_be64(k, 10);
+	k[8] = 0;
+	put_raw(MX_DB_ORPHANS, k, 9, NULL, 0);
+	rbegin(&t);
+	ids = (void *)1;
+	n = 99;
+	ck_walk_failed(mx_store_orphans(&t, &ids, &n, &e), e, ids, n,
+		       "orphan list", "corrupt orphans entry");
+	mx_txn_abort(&t);
+
+	/* identity: a duplicate of m1's identity whose value is 4 bytes. */
+	{
+		struct mx_msg m;
+
+		rbegin(&t);
+		ck_assert_int_eq(mx_store_msg_get(&t, m1, &m, &e), MX_OK);
+		mx_txn_abort(&t);
+		mx_put_be32(k, acct);
+		memcpy(k + 4, m.identity, 32);
+		mx_put_be32(v, 7);
+		put_raw(MX_DB_IDENTITY, k, 36, v, 4);
+		rbegin(&t);
+		ids = (void *)1;
+		n = 99;
+		ck_walk_failed(mx_store_identity_find(&t, acct, m.identity, &ids,
+						      &n, &e),
+			       e, ids, n, "identity index",
+			       "corrupt identity entry");
+		mx_txn_abort(&t);
+		mx_msg_free(&m);
+	}
+}
+END_TEST
+
+/*
+ * LMDB page layout (lmdb 0.9, 64-bit: pgno_t and size_t are 8 bytes),
+ * just what corrupt_child() needs.  A page starts with a 16-byte header:
+ * pgno, pad u16, flags u16 (1 branch, 2 leaf), lower u16 (end of the
+ * offset array), upper u16; then u16 offsets of its nodes from the page
+ * start.  A node is lo u16, hi u16, flags u16, ksize u16, the key, then
+ * (leaf) the data; a branch node's child page number is lo | hi << 16 |
+ * flags << 32.  Meta pages 0 and 1 hold after the header: magic u32,
+ * version u32, address, mapsize, then two 48-byte MDB_db (free, main):
+ * pad u32 (free db: the page size), flags u16, depth u16, branch, leaf
+ * and overflow page counts, entries, root pgno; then last pgno, txnid.
+ */
+#define PG_HDR 16
+#define META_DBS (PG_HDR + 24)
+#define DB_ROOT 40
+#define META_TXNID (META_DBS + 2 * 48 + 8)
+
+static uint64_t le64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8); /* the file is in host order (x86: little) */
+	return v;
+}
+
+static uint16_t le16(const uint8_t *p)
+{
+	uint16_t v;
+
+	memcpy(&v, p, 2);
+	return v;
+}
+
+static void read_page(int fd, size_t psize, uint64_t pgno, uint8_t *pg)
+{
+	ck_assert_int_eq(pread(fd, pg, psize, (off_t)(pgno * psize)),
+			 (ssize_t)psize);
+}
+
+/*
+ * Points the second child of named database NAME's root (a branch page
+ * with at least three children) at a page past the end of the file.  A
+ * walk that starts in the first child (or the last, walking backwards)
+ * reads that leaf, then fails with MDB_PAGE_NOTFOUND when it steps to
+ * the next leaf: a real LMDB error in the middle of the walk.  The store
+ * must be closed.
+ */
+static void corrupt_child(const char *name)
+{
+	char path[256];
+	uint8_t m0[4096], *pg;
+	uint64_t root = 0;
+	size_t psize, nk;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/data.mdb", g_dir);
+	fd = open(path, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, m0, sizeof(m0), 0), (ssize_t)sizeof(m0));
+	ck_assert_uint_eq(le16(m0 + PG_HDR) | (uint32_t)le16(m0 + PG_HDR + 2) << 16,
+			  0xBEEFC0DEu);
+	memcpy(&psize, m0 + META_DBS, 4);
+	psize &= 0xffffffffu;
+	ck_assert(psize >= 1024 && psize <= 65536);
+	pg = malloc(psize);
+	ck_assert_ptr_nonnull(pg);
+	{
+		/* The newer of the two meta pages holds the main db root. */
+		uint8_t *m1 = malloc(psize);
+		const uint8_t *m;
+
+		ck_assert_ptr_nonnull(m1);
+		read_page(fd, psize, 0, pg);
+		read_page(fd, psize, 1, m1);
+		m = le64(m1 + META_TXNID) > le64(pg + META_TXNID) ? m1 : pg;
+		root = le64(m + META_DBS + 48 + DB_ROOT);
+		free(m1);
+	}
+	/* The main db (a handful of names) is one leaf: find NAME's db. */
+	read_page(fd, psize, root, pg);
+	ck_assert_uint_eq(le16(pg + 10) & 3, 2);
+	nk = (le16(pg + 12) - PG_HDR) / 2;
+	root = 0;
+	for (size_t i = 0; i < nk; i++) {
+		const uint8_t *nd = pg + le16(pg + PG_HDR + 2 * i);
+		size_t ks = le16(nd + 6);
+
+		if (ks == strlen(name) && memcmp(nd + 8, name, ks) == 0)
+			root = le64(nd + 8 + ks + DB_ROOT);
+	}
+	ck_assert_msg(root != 0, "no database %s", name);
+	read_page(fd, psize, root, pg);
+	ck_assert_msg((le16(pg + 10) & 3) == 1, "root of %s is no branch", name);
+	nk = (le16(pg + 12) - PG_HDR) / 2;
+	ck_assert_msg(nk >= 3, "root of %s has %zu children", name, nk);
+	{
+		uint8_t *nd = pg + le16(pg + PG_HDR + 2);
+
+		memset(nd, 0xff, 4);  /* lo, hi */
+		nd[4] = 0xff;         /* flags: pgno bits 32-39 */
+		nd[5] = 0;
+	}
+	ck_assert_int_eq(pwrite(fd, pg, psize, (off_t)(root * psize)),
+			 (ssize_t)psize);
+	ck_assert_int_eq(close(fd), 0);
+	free(pg);
+}
+
+struct fill {
+	uint32_t acct;
+	size_t n;
+};
+
+/* Enough entries in every walked table for a root branch page over
+ * several leaves: locations of folder 5 (all of message 42, so also its
+ * reverse entries), folders of ACCT with long names, orphans, and the
+ * date index of ACCT. */
+static int fill_walked_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
+{
+	struct fill *c = ctx;
+	int rc = MX_OK;
+
+	for (size_t i = 0; rc == MX_OK && i < c->n; i++) {
+		struct mx_loc l = {5, (uint32_t)i + 1, 42, 7, 0, NULL};
+		uint8_t bk[20];
+
+		rc = mx_store_loc_put(t, &l, err);
+		if (rc == MX_OK)
+			rc = mx_store_orphan_add(t, i + 1, err);
+		mx_put_be32(bk, c->acct);
+		mx_put_be64(bk + 4, i);
+		mx_put_be64(bk + 12, i + 1);
+		if (rc == MX_OK)
+			rc = mx_db_put(t, MX_DB_BYDATE, bk, 20, "", 0, 0, err);
+	}
+	for (size_t i = 0; rc == MX_OK && i < c->n / 4; i++) {
+		struct mx_folder f = {0};
+		char name[128];
+
+		snprintf(name, sizeof(name), "%04zu-%0100d", i, 0);
+		f.account_id = c->acct;
+		f.name = name;
+		f.wire = name;
+		f.delim = '/';
+		rc = mx_store_folder_put(t, &f, err);
+	}
+	return rc;
+}
+
+START_TEST(test_walk_lmdb_error_midway)
+{
+	static const char *const dbs[] = {"locs", "msglocs", "folder_names",
+					  "orphans", "bydate"};
+	struct fill c = {0, 3000};
+	struct mx_txn t;
+	struct mx_error e;
+	struct mx_loc *locs = NULL, l;
+	struct mx_folder *f = NULL;
+	uint64_t *ids = NULL;
+	size_t n = 0;
+
+	open_store();
+	c.acct = add_account("a");
+	mx_error_clear(&e);
+	ck_assert_msg(mx_store_write(g_st, fill_walked_fn, &c, &e) == MX_OK, "%s",
+		      e.detail);
+	/* Complete before: every list is whole. */
+	rbegin(&t);
+	ck_assert_int_eq(mx_store_folder_locs(&t, 5, &locs, &n, &e), MX_OK);
+	ck_assert_uint_eq(n, c.n);
+	mx_locs_free(locs, n);
+	ck_assert_int_eq(mx_store_msg_locs(&t, 42, &locs, &n, &e), MX_OK);
+	ck_assert_uint_eq(n, c.n);
+	mx_locs_free(locs, n);
+	ck_assert_int_eq(mx_store_folder_list(&t, c.acct, &f, &n, &e), MX_OK);
+	ck_assert_uint_eq(n, c.n / 4);
+	mx_folders_free(f, n);
+	ck_assert_int_eq(mx_store_orphans(&t, &ids, &n, &e), MX_OK);
+	ck_assert_uint_eq(n, c.n);
+	free(ids);
+	ck_assert_int_eq(mx_store_account_msgs(&t, c.acct, &ids, &n, &e), MX_OK);
+	ck_assert_uint_eq(n, c.n);
+	free(ids);
+	mx_txn_abort(&t);
+	mx_store_close(&g_st);
+
+	for (size_t i = 0; i < MX_ARRAY_SIZE(dbs); i++)
+		corrupt_child(dbs[i]);
+	open_store();
+
+	/* The first leaf still reads: the walks fail on the way, not at
+	 * their start. */
+	rbegin(&t);
+	ck_assert_int_eq(mx_store_loc_get(&t, 5, 1, &l, &e), MX_OK);
+	ck_assert_int_eq(mx_store_loc_get(&t, 5, (uint32_t)c.n, &l, &e), MX_OK);
+	mx_txn_abort(&t);
+
+#define WALK_FAILS(call, v, what)                                            \
+	do {                                                                 \
+		rbegin(&t);                                                  \
+		mx_error_clear(&e);                                          \
+		n = 99;                                                      \
+		ck_walk_failed(call, e, v, n, what, "MDB_PAGE_NOTFOUND");    \
+		mx_txn_abort(&t);                                            \
+	} while (0)
+	WALK_FAILS(mx_store_folder_locs(&t, 5, &locs, &n, &e), locs,
+		   "locations of folder #5");
+	WALK_FAILS(mx_store_msg_locs(&t, 42, &locs, &n, &e), locs,
+		   "locations of message 000000000000002a");
+	WALK_FAILS(mx_store_folder_list(&t, c.acct, &f, &n, &e), f,
+		   "folders of account #1");
+	WALK_FAILS(mx_store_orphans(&t, &ids, &n, &e), ids, "orphan list");
+	WALK_FAILS(mx_store_account_msgs(&t, c.acct, &ids, &n, &e), ids,
+		   "messages of account #1");
+#undef WALK_FAILS
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("store");
@@ -1585,6 +1957,8 @@ int main(void)
 	tcase_add_test(tc, test_write_retry_account_ids);
 	tcase_add_test(tc, test_write_retry_folder_ids);
 	tcase_add_test(tc, test_trim_map_after_foreign_growth);
+	tcase_add_test(tc, test_walk_corrupt_entries);
+	tcase_add_test(tc, test_walk_lmdb_error_midway);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

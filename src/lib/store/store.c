@@ -455,6 +455,96 @@ static size_t str_key(uint8_t *buf, uint32_t prefix, const char *s)
 	return 4 + 1 + 32;
 }
 
+/*
+ * Cursor walks.  A walk visits DB from where FIRST puts the cursor (at
+ * START for MDB_SET_KEY / MDB_SET_RANGE; MDB_PREV: just before START, or
+ * at the last entry when START is empty or nothing is at or after it),
+ * stepping with NEXT, and ends at the first key that does not begin with
+ * the NPRE bytes of PRE.  (A key shorter than NPRE that starts like PRE
+ * sorts before every key that has the prefix: outside the range too.)
+ *
+ * Each entry goes to FN, which returns MX_OK to go on or an error to stop
+ * the walk with it (MX_ERR_STORE prefixed "WHAT: ").  A failing LMDB call
+ * is an error "WHAT: ..." too, never an early end: only MDB_NOTFOUND ends
+ * a walk normally, so callers never take a short list for a complete one.
+ */
+struct walk {
+	enum mx_dbi db;
+	MDB_val start;
+	MDB_cursor_op first, next;
+	const void *pre;
+	size_t npre;
+	const char *what; /* for errors, e.g. "locations of folder #5" */
+};
+
+typedef int walk_fn(struct mx_txn *t, const struct walk *w, const MDB_val *k,
+		    const MDB_val *d, void *ctx, struct mx_error *err);
+
+static int walk(struct mx_txn *t, const struct walk *w, walk_fn *fn,
+		void *ctx, struct mx_error *err)
+{
+	MDB_val k = w->start, d;
+	MDB_cursor *c;
+	int rc = MX_OK, mrc;
+
+	mrc = mdb_cursor_open(t->txn, t->st->dbi[w->db], &c);
+	if (mrc)
+		return mx_store_err(err, mrc, w->what);
+	if (w->first == MDB_PREV) {
+		mrc = k.mv_size ? mdb_cursor_get(c, &k, &d, MDB_SET_RANGE)
+				: MDB_NOTFOUND;
+		if (mrc == 0)
+			mrc = mdb_cursor_get(c, &k, &d, MDB_PREV);
+		else if (mrc == MDB_NOTFOUND)
+			mrc = mdb_cursor_get(c, &k, &d, MDB_LAST);
+	} else {
+		mrc = mdb_cursor_get(c, &k, &d, w->first);
+	}
+	for (; mrc == 0; mrc = mdb_cursor_get(c, &k, &d, w->next)) {
+		if (w->npre && (k.mv_size < w->npre ||
+				memcmp(k.mv_data, w->pre, w->npre) != 0)) {
+			mrc = MDB_NOTFOUND;
+			break;
+		}
+		rc = fn(t, w, &k, &d, ctx, err);
+		if (rc == MX_ERR_STORE) /* a fault of the store: say where */
+			mx_error_prefix(err, "%s", w->what);
+		if (rc)
+			break;
+	}
+	mdb_cursor_close(c);
+	if (rc == MX_OK && mrc != MDB_NOTFOUND)
+		rc = mx_store_err(err, mrc, w->what);
+	return rc;
+}
+
+/* The error for an entry of the walk's range that has the wrong shape. */
+static int walk_corrupt(const struct walk *w, const MDB_val *k,
+			struct mx_error *err)
+{
+	char hex[2 * 24 + 1];
+	size_t n = k->mv_size < 24 ? k->mv_size : 24;
+
+	mx_hex(k->mv_data, n, hex);
+	return mx_error_set(err, MX_ERR_STORE, "corrupt %s entry (key %s%s, "
+			    "%zu bytes)", db_defs[w->db].name, hex,
+			    n < k->mv_size ? "..." : "", k->mv_size);
+}
+
+/* Array V of capacity *CAP with room for element N of SIZE bytes:
+ * reallocated when full, NULL (V untouched) when out of memory. */
+static void *grow(void *v, size_t *cap, size_t n, size_t size)
+{
+	size_t nc = *cap ? *cap * 2 : 16;
+
+	if (n < *cap)
+		return v;
+	v = realloc(v, nc * size);
+	if (v)
+		*cap = nc;
+	return v;
+}
+
 /* ---- accounts ---- */
 
 /* The fields sealed at rest; their JSON keys are the names here. */
@@ -718,49 +808,50 @@ int mx_store_account_get(struct mx_txn *t, const char *name,
 	return account_get_id(t, mx_get_be32(v.mv_data), a, err);
 }
 
+struct account_list {
+	struct mx_account *v;
+	size_t n, cap;
+};
+
+static int add_account(struct mx_txn *t, const struct walk *w,
+		       const MDB_val *k, const MDB_val *d, void *ctx,
+		       struct mx_error *err)
+{
+	struct account_list *l = ctx;
+	struct mx_account *nv = grow(l->v, &l->cap, l->n, sizeof(*l->v));
+	int rc;
+
+	(void)w;
+	(void)k;
+	if (nv == NULL)
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	l->v = nv;
+	if (mx_account_decode(d->mv_data, d->mv_size, &l->v[l->n], err))
+		return MX_OK;
+	/* An account whose secrets do not open fails the whole list:
+	 * skipping it would look like a removed account. */
+	rc = account_unseal(t, &l->v[l->n], err);
+	if (rc == MX_OK)
+		l->n++;
+	return rc;
+}
+
 int mx_store_account_list(struct mx_txn *t, struct mx_account **v_r,
 			  size_t *n_r, struct mx_error *err)
 {
-	struct mx_account *v = NULL;
-	size_t n = 0;
-	MDB_cursor *c;
-	MDB_val k, d;
-	int rc, mrc = MX_OK;
+	struct account_list l = {NULL, 0, 0};
+	struct walk w = {MX_DB_ACCOUNTS, {0, NULL}, MDB_FIRST, MDB_NEXT, NULL, 0,
+			 "accounts"};
+	int rc = walk(t, &w, add_account, &l, err);
 
-	rc = mdb_cursor_open(t->txn, t->st->dbi[MX_DB_ACCOUNTS], &c);
-	if (rc)
-		return mx_store_err(err, rc, "accounts");
-	for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
-		struct mx_account *nv = realloc(v, (n + 1) * sizeof(*v));
-
-		if (nv == NULL) {
-			rc = ENOMEM;
-			break;
-		}
-		v = nv;
-		if (mx_account_decode(d.mv_data, d.mv_size, &v[n], err))
-			continue;
-		/* An account whose secrets do not open fails the whole
-		 * list: skipping it would look like a removed account. */
-		mrc = account_unseal(t, &v[n], err);
-		if (mrc)
-			break;
-		n++;
+	if (rc) {
+		for (size_t i = 0; i < l.n; i++)
+			mx_account_free(&l.v[i]);
+		free(l.v);
+		return rc;
 	}
-	mdb_cursor_close(c);
-	if (mrc || rc != MDB_NOTFOUND) {
-		for (size_t i = 0; i < n; i++)
-			mx_account_free(&v[i]);
-		free(v);
-		if (mrc)
-			return mrc;
-		if (rc == ENOMEM)
-			return mx_error_set(err, MX_ERR_NOMEM, NULL);
-		return mx_store_err(err, rc, "accounts");
-	}
-	*v_r = v;
-	*n_r = n;
+	*v_r = l.v;
+	*n_r = l.n;
 	return MX_OK;
 }
 
@@ -831,49 +922,53 @@ int mx_store_folder_find(struct mx_txn *t, uint32_t account_id,
 	return mx_store_folder_get(t, mx_get_be32(v.mv_data), f, err);
 }
 
+struct folder_list {
+	struct mx_folder *v;
+	size_t n, cap;
+};
+
+static int add_folder(struct mx_txn *t, const struct walk *w,
+		      const MDB_val *k, const MDB_val *d, void *ctx,
+		      struct mx_error *err)
+{
+	struct folder_list *l = ctx;
+	struct mx_folder *nv;
+	int rc;
+
+	if (d->mv_size != 4)
+		return walk_corrupt(w, k, err);
+	nv = grow(l->v, &l->cap, l->n, sizeof(*l->v));
+	if (nv == NULL)
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	l->v = nv;
+	rc = mx_store_folder_get(t, mx_get_be32(d->mv_data), &l->v[l->n], err);
+	if (rc == MX_OK)
+		l->n++;
+	return rc;
+}
+
 int mx_store_folder_list(struct mx_txn *t, uint32_t account_id,
 			 struct mx_folder **v_r, size_t *n_r,
 			 struct mx_error *err)
 {
-	struct mx_folder *v = NULL;
-	size_t n = 0;
-	MDB_cursor *c;
-	MDB_val k, d;
+	struct folder_list l = {NULL, 0, 0};
+	char what[64];
 	uint8_t pre[4];
+	struct walk w = {MX_DB_FOLDER_NAMES, {4, pre}, MDB_SET_RANGE, MDB_NEXT,
+			 pre, 4, what};
 	int rc;
 
 	mx_put_be32(pre, account_id);
-	k.mv_size = 4;
-	k.mv_data = pre;
-	rc = mdb_cursor_open(t->txn, t->st->dbi[MX_DB_FOLDER_NAMES], &c);
-	if (rc)
-		return mx_store_err(err, rc, "folder_names");
-	for (rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE); rc == 0;
-	     rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
-		struct mx_folder *nv;
-
-		if (k.mv_size < 4 || memcmp(k.mv_data, pre, 4) != 0)
-			break;
-		if (d.mv_size != 4)
-			continue;
-		nv = realloc(v, (n + 1) * sizeof(*v));
-		if (nv == NULL) {
-			mdb_cursor_close(c);
-			mx_folders_free(v, n);
-			return mx_error_set(err, MX_ERR_NOMEM, NULL);
-		}
-		v = nv;
-		rc = mx_store_folder_get(t, mx_get_be32(d.mv_data), &v[n], err);
-		if (rc) {
-			mdb_cursor_close(c);
-			mx_folders_free(v, n);
-			return rc;
-		}
-		n++;
+	snprintf(what, sizeof(what), "folders of account #%u", account_id);
+	*v_r = NULL;
+	*n_r = 0;
+	rc = walk(t, &w, add_folder, &l, err);
+	if (rc) {
+		mx_folders_free(l.v, l.n);
+		return rc;
 	}
-	mdb_cursor_close(c);
-	*v_r = v;
-	*n_r = n;
+	*v_r = l.v;
+	*n_r = l.n;
 	return MX_OK;
 }
 
@@ -965,90 +1060,115 @@ int mx_store_loc_del(struct mx_txn *t, uint32_t folder_id, uint32_t uid,
 	return rc == MX_ERR_NOTFOUND ? MX_OK : rc;
 }
 
+struct loc_list {
+	struct mx_loc *v;
+	size_t n, cap;
+	uint64_t msg_id; /* mx_store_msg_locs: whose */
+};
+
+/* Appends L (its keywords move into the list, or are freed on error). */
+static int loc_append(struct loc_list *ll, struct mx_loc *l,
+		      struct mx_error *err)
+{
+	struct mx_loc *nv = grow(ll->v, &ll->cap, ll->n, sizeof(*ll->v));
+
+	if (nv == NULL) {
+		free(l->keywords);
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	}
+	ll->v = nv;
+	ll->v[ll->n++] = *l;
+	return MX_OK;
+}
+
+static int add_folder_loc(struct mx_txn *t, const struct walk *w,
+			  const MDB_val *k, const MDB_val *d, void *ctx,
+			  struct mx_error *err)
+{
+	struct mx_loc l;
+
+	(void)t;
+	if (k->mv_size != 8 || mx_loc_decode(d->mv_data, d->mv_size, &l) < 0)
+		return walk_corrupt(w, k, err);
+	l.folder_id = mx_get_be32(k->mv_data);
+	l.uid = mx_get_be32((const uint8_t *)k->mv_data + 4);
+	return loc_append(ctx, &l, err);
+}
+
+static int add_msg_loc(struct mx_txn *t, const struct walk *w,
+		       const MDB_val *k, const MDB_val *d, void *ctx,
+		       struct mx_error *err)
+{
+	struct loc_list *ll = ctx;
+	const uint8_t *kp = k->mv_data;
+	struct mx_loc l;
+	int rc;
+
+	(void)d;
+	if (k->mv_size != 16)
+		return walk_corrupt(w, k, err);
+	rc = mx_store_loc_get(t, mx_get_be32(kp + 8), mx_get_be32(kp + 12), &l,
+			      err);
+	/* A reverse entry left behind by a store from before loc_put()
+	 * dropped them: the location is gone or holds another message. */
+	if (rc == MX_ERR_NOTFOUND)
+		return MX_OK;
+	if (rc)
+		return rc;
+	if (l.msg_id != ll->msg_id) {
+		free(l.keywords);
+		return MX_OK;
+	}
+	return loc_append(ll, &l, err);
+}
+
+/* Runs W with FN into a new list for *V_R / *N_R (NULL / 0 on error). */
+static int collect_locs(struct mx_txn *t, const struct walk *w, walk_fn *fn,
+			uint64_t msg_id, struct mx_loc **v_r, size_t *n_r,
+			struct mx_error *err)
+{
+	struct loc_list l = {NULL, 0, 0, msg_id};
+	int rc;
+
+	*v_r = NULL;
+	*n_r = 0;
+	rc = walk(t, w, fn, &l, err);
+	if (rc) {
+		mx_locs_free(l.v, l.n);
+		return rc;
+	}
+	*v_r = l.v;
+	*n_r = l.n;
+	return MX_OK;
+}
+
 int mx_store_folder_locs(struct mx_txn *t, uint32_t folder_id,
 			 struct mx_loc **v_r, size_t *n_r,
 			 struct mx_error *err)
 {
-	struct mx_loc *v = NULL;
-	size_t n = 0, cap = 0;
-	MDB_cursor *c;
-	MDB_val k, d;
+	char what[64];
 	uint8_t pre[8];
-	int rc;
+	struct walk w = {MX_DB_LOCS, {8, pre}, MDB_SET_RANGE, MDB_NEXT, pre, 4,
+			 what};
 
 	loc_key(pre, folder_id, 0);
-	k.mv_size = 8;
-	k.mv_data = pre;
-	rc = mdb_cursor_open(t->txn, t->st->dbi[MX_DB_LOCS], &c);
-	if (rc)
-		return mx_store_err(err, rc, "locs");
-	for (rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE); rc == 0;
-	     rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
-		if (k.mv_size != 8 || memcmp(k.mv_data, pre, 4) != 0)
-			break;
-		if (n == cap) {
-			struct mx_loc *nv;
-
-			cap = cap ? cap * 2 : 256;
-			nv = realloc(v, cap * sizeof(*v));
-			if (nv == NULL) {
-				mdb_cursor_close(c);
-				mx_locs_free(v, n);
-				return mx_error_set(err, MX_ERR_NOMEM, NULL);
-			}
-			v = nv;
-		}
-		if (mx_loc_decode(d.mv_data, d.mv_size, &v[n]) < 0)
-			continue;
-		v[n].folder_id = folder_id;
-		v[n].uid = mx_get_be32((const uint8_t *)k.mv_data + 4);
-		n++;
-	}
-	mdb_cursor_close(c);
-	*v_r = v;
-	*n_r = n;
-	return MX_OK;
+	snprintf(what, sizeof(what), "locations of folder #%u", folder_id);
+	return collect_locs(t, &w, add_folder_loc, 0, v_r, n_r, err);
 }
 
 int mx_store_msg_locs(struct mx_txn *t, uint64_t msg_id, struct mx_loc **v_r,
 		      size_t *n_r, struct mx_error *err)
 {
-	struct mx_loc *v = NULL;
-	size_t n = 0;
-	MDB_cursor *c;
-	MDB_val k, d;
+	char what[64], s[17];
 	uint8_t pre[16];
-	int rc;
+	struct walk w = {MX_DB_MSGLOCS, {16, pre}, MDB_SET_RANGE, MDB_NEXT,
+			 pre, 8, what};
 
 	mx_put_be64(pre, msg_id);
 	memset(pre + 8, 0, 8);
-	k.mv_size = 16;
-	k.mv_data = pre;
-	rc = mdb_cursor_open(t->txn, t->st->dbi[MX_DB_MSGLOCS], &c);
-	if (rc)
-		return mx_store_err(err, rc, "msglocs");
-	for (rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE); rc == 0;
-	     rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
-		const uint8_t *kp = k.mv_data;
-		struct mx_loc *nv;
-
-		if (k.mv_size != 16 || memcmp(kp, pre, 8) != 0)
-			break;
-		nv = realloc(v, (n + 1) * sizeof(*v));
-		if (nv == NULL) {
-			mdb_cursor_close(c);
-			mx_locs_free(v, n);
-			return mx_error_set(err, MX_ERR_NOMEM, NULL);
-		}
-		v = nv;
-		if (mx_store_loc_get(t, mx_get_be32(kp + 8),
-				     mx_get_be32(kp + 12), &v[n], NULL) == 0)
-			n++;
-	}
-	mdb_cursor_close(c);
-	*v_r = v;
-	*n_r = n;
-	return MX_OK;
+	mx_msg_id_str(msg_id, s);
+	snprintf(what, sizeof(what), "locations of message %s", s);
+	return collect_locs(t, &w, add_msg_loc, msg_id, v_r, n_r, err);
 }
 
 /* ---- blobs ---- */
@@ -1372,52 +1492,51 @@ int mx_store_msg_del(struct mx_txn *t, uint64_t id, struct mx_error *err)
 }
 
 /*
- * Collects the u64 found in each entry a cursor walk visits: the data
- * (FROM_KEY false) or the key.  FIRST positions the cursor (with KEY when
- * it needs one), NEXT steps.  A failing LMDB call is an error, not a short
- * list.
+ * A list of u64 collected by a walk: from each entry's key (FROM_KEY) or
+ * data, which must be SIZE bytes, the big-endian u64 at offset OFF.
  */
-static int collect_u64(struct mx_txn *t, enum mx_dbi db, MDB_val *key,
-		       MDB_cursor_op first, MDB_cursor_op next, bool from_key,
-		       uint64_t **v_r, size_t *n_r, struct mx_error *err)
+struct u64_list {
+	bool from_key;
+	size_t size, off;
+	uint64_t *v;
+	size_t n, cap;
+};
+
+static int add_u64(struct mx_txn *t, const struct walk *w, const MDB_val *k,
+		   const MDB_val *d, void *ctx, struct mx_error *err)
 {
-	MDB_val k = key ? *key : (MDB_val){0, NULL}, d;
-	MDB_cursor *c;
-	uint64_t *v = NULL;
-	size_t n = 0, cap = 0;
+	struct u64_list *l = ctx;
+	const MDB_val *src = l->from_key ? k : d;
+	uint64_t *nv;
+
+	(void)t;
+	if (src->mv_size != l->size)
+		return walk_corrupt(w, k, err);
+	nv = grow(l->v, &l->cap, l->n, sizeof(*l->v));
+	if (nv == NULL)
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	l->v = nv;
+	l->v[l->n++] = mx_get_be64((const uint8_t *)src->mv_data + l->off);
+	return MX_OK;
+}
+
+/* The u64 list of W (see struct u64_list); *V_R NULL, *N_R 0 on error. */
+static int collect_u64(struct mx_txn *t, const struct walk *w, bool from_key,
+		       size_t size, size_t off, uint64_t **v_r, size_t *n_r,
+		       struct mx_error *err)
+{
+	struct u64_list l = {from_key, size, off, NULL, 0, 0};
 	int rc;
 
-	rc = mdb_cursor_open(t->txn, t->st->dbi[db], &c);
-	if (rc)
-		return mx_store_err(err, rc, db_defs[db].name);
-	for (rc = mdb_cursor_get(c, &k, &d, first); rc == 0;
-	     rc = mdb_cursor_get(c, &k, &d, next)) {
-		const MDB_val *src = from_key ? &k : &d;
-
-		if (src->mv_size != 8)
-			continue;
-		if (n == cap) {
-			uint64_t *nv;
-
-			cap = cap ? cap * 2 : 16;
-			nv = realloc(v, cap * sizeof(*v));
-			if (nv == NULL) {
-				rc = ENOMEM;
-				break;
-			}
-			v = nv;
-		}
-		v[n++] = mx_get_be64(src->mv_data);
+	*v_r = NULL;
+	*n_r = 0;
+	rc = walk(t, w, add_u64, &l, err);
+	if (rc) {
+		free(l.v);
+		return rc;
 	}
-	mdb_cursor_close(c);
-	if (rc != MDB_NOTFOUND) {
-		free(v);
-		if (rc == ENOMEM)
-			return mx_error_set(err, MX_ERR_NOMEM, NULL);
-		return mx_store_err(err, rc, db_defs[db].name);
-	}
-	*v_r = v;
-	*n_r = n;
+	*v_r = l.v;
+	*n_r = l.n;
 	return MX_OK;
 }
 
@@ -1426,12 +1545,12 @@ int mx_store_identity_find(struct mx_txn *t, uint32_t account_id,
 			   size_t *n_r, struct mx_error *err)
 {
 	uint8_t k[36];
-	MDB_val key = {36, k};
+	struct walk w = {MX_DB_IDENTITY, {36, k}, MDB_SET_KEY, MDB_NEXT_DUP,
+			 NULL, 0, "identity index"};
 
 	mx_put_be32(k, account_id);
 	memcpy(k + 4, identity, 32);
-	return collect_u64(t, MX_DB_IDENTITY, &key, MDB_SET_KEY, MDB_NEXT_DUP,
-			   false, ids_r, n_r, err);
+	return collect_u64(t, &w, false, 8, 0, ids_r, n_r, err);
 }
 
 int mx_store_msgid_find(struct mx_txn *t, uint32_t account_id,
@@ -1439,56 +1558,28 @@ int mx_store_msgid_find(struct mx_txn *t, uint32_t account_id,
 			struct mx_error *err)
 {
 	uint8_t k[MX_KEY_MAX + 8];
-	MDB_val key = {str_key(k, account_id, message_id), k};
+	struct walk w = {MX_DB_MSGID, {str_key(k, account_id, message_id), k},
+			 MDB_SET_KEY, MDB_NEXT_DUP, NULL, 0,
+			 "Message-ID index"};
 
-	return collect_u64(t, MX_DB_MSGID, &key, MDB_SET_KEY, MDB_NEXT_DUP,
-			   false, ids_r, n_r, err);
+	return collect_u64(t, &w, false, 8, 0, ids_r, n_r, err);
 }
 
 int mx_store_account_msgs(struct mx_txn *t, uint32_t account_id,
 			  uint64_t **ids_r, size_t *n_r, struct mx_error *err)
 {
-	uint8_t pre[4];
-	MDB_val k, d;
-	MDB_cursor *c;
-	uint64_t *v = NULL;
-	size_t n = 0, cap = 0;
-	int rc;
+	char what[64];
+	uint8_t next[4], pre[4];
+	/* Backwards from the first key of the next account (or the end). */
+	struct walk w = {MX_DB_BYDATE, {4, next}, MDB_PREV, MDB_PREV, pre, 4,
+			 what};
 
-	mx_put_be32(pre, account_id + 1);
-	rc = mdb_cursor_open(t->txn, t->st->dbi[MX_DB_BYDATE], &c);
-	if (rc)
-		return mx_store_err(err, rc, "bydate");
-	/* Walk backwards from the first key of the next account. */
-	k.mv_size = 4;
-	k.mv_data = pre;
-	rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);
-	if (rc == 0)
-		rc = mdb_cursor_get(c, &k, &d, MDB_PREV);
-	else
-		rc = mdb_cursor_get(c, &k, &d, MDB_LAST);
 	mx_put_be32(pre, account_id);
-	for (; rc == 0; rc = mdb_cursor_get(c, &k, &d, MDB_PREV)) {
-		if (k.mv_size != 20 || memcmp(k.mv_data, pre, 4) != 0)
-			break;
-		if (n == cap) {
-			uint64_t *nv;
-
-			cap = cap ? cap * 2 : 256;
-			nv = realloc(v, cap * sizeof(*v));
-			if (nv == NULL) {
-				free(v);
-				mdb_cursor_close(c);
-				return mx_error_set(err, MX_ERR_NOMEM, NULL);
-			}
-			v = nv;
-		}
-		v[n++] = mx_get_be64((const uint8_t *)k.mv_data + 12);
-	}
-	mdb_cursor_close(c);
-	*ids_r = v;
-	*n_r = n;
-	return MX_OK;
+	mx_put_be32(next, account_id + 1);
+	if (account_id == UINT32_MAX)
+		w.start.mv_size = 0; /* no next account: from the end */
+	snprintf(what, sizeof(what), "messages of account #%u", account_id);
+	return collect_u64(t, &w, true, 20, 12, ids_r, n_r, err);
 }
 
 /* ---- orphans ---- */
@@ -1523,8 +1614,10 @@ bool mx_store_is_orphan(struct mx_txn *t, uint64_t id)
 int mx_store_orphans(struct mx_txn *t, uint64_t **ids_r, size_t *n_r,
 		     struct mx_error *err)
 {
-	return collect_u64(t, MX_DB_ORPHANS, NULL, MDB_FIRST, MDB_NEXT, true,
-			   ids_r, n_r, err);
+	struct walk w = {MX_DB_ORPHANS, {0, NULL}, MDB_FIRST, MDB_NEXT, NULL, 0,
+			 "orphan list"};
+
+	return collect_u64(t, &w, true, 8, 0, ids_r, n_r, err);
 }
 
 /* ---- events ---- */

@@ -218,6 +218,18 @@ int mx_store_account_put(struct mx_txn *t, struct mx_account *a,
 			 struct mx_error *err);
 int mx_store_account_get(struct mx_txn *t, const char *name,
 			 struct mx_account *a, struct mx_error *err);
+/*
+ * Lists (reads) return complete results or an error, never a short list:
+ * every LMDB failure during the cursor walk is MX_ERR_STORE with a detail
+ * naming the list ("locations of folder #5: MDB_...: ..."), and so is an
+ * entry of the listed range that has the wrong shape ("...: corrupt locs
+ * entry (key ..., N bytes)").  MX_ERR_NOMEM when out of memory.  On error
+ * nothing is handed out: *V_R is NULL and *N_R 0.  An LMDB failure also
+ * leaves T unusable for writes (LMDB rejects them): abort it.
+ */
+/* All accounts, by id (free each with mx_account_free, then the array).
+ * An undecodable record is skipped; one whose secrets do not open fails
+ * the list (see above).  Errors: as for lists above. */
 int mx_store_account_list(struct mx_txn *t, struct mx_account **v_r,
 			  size_t *n_r, struct mx_error *err);
 
@@ -263,6 +275,9 @@ int mx_store_folder_get(struct mx_txn *t, uint32_t id, struct mx_folder *f,
 int mx_store_folder_find(struct mx_txn *t, uint32_t account_id,
 			 const char *name, struct mx_folder *f,
 			 struct mx_error *err);
+/* Folders of ACCOUNT_ID by name (free with mx_folders_free).  Errors:
+ * as for lists (see mx_store_account_list), also a name entry whose
+ * folder record is missing or corrupt (that of mx_store_folder_get). */
 int mx_store_folder_list(struct mx_txn *t, uint32_t account_id,
 			 struct mx_folder **v_r, size_t *n_r,
 			 struct mx_error *err);
@@ -291,11 +306,16 @@ int mx_store_loc_put(struct mx_txn *t, const struct mx_loc *l,
 		     struct mx_error *err);
 int mx_store_loc_del(struct mx_txn *t, uint32_t folder_id, uint32_t uid,
 		     struct mx_error *err);
-/* All locations of a folder, ascending UID.  Free with mx_locs_free. */
+/* All locations of a folder, ascending UID.  Free with mx_locs_free.
+ * Errors: as for lists (see mx_store_account_list), also a location value
+ * that does not decode. */
 int mx_store_folder_locs(struct mx_txn *t, uint32_t folder_id,
 			 struct mx_loc **v_r, size_t *n_r,
 			 struct mx_error *err);
-/* All locations of a message. */
+/* All locations of a message (free with mx_locs_free).  A reverse entry
+ * whose location is gone or holds another message is stale and skipped.
+ * Errors: as for lists (see mx_store_account_list), also those of
+ * mx_store_loc_get (a corrupt location). */
 int mx_store_msg_locs(struct mx_txn *t, uint64_t msg_id, struct mx_loc **v_r,
 		      size_t *n_r, struct mx_error *err);
 void mx_locs_free(struct mx_loc *v, size_t n);
@@ -326,12 +346,14 @@ int mx_store_msg_get(struct mx_txn *t, uint64_t id, struct mx_msg *m,
 		     struct mx_error *err);
 /* Deletes a message record, its indexes and its blob reference. */
 int mx_store_msg_del(struct mx_txn *t, uint64_t id, struct mx_error *err);
-/* Message ids with IDENTITY in ACCOUNT (malloc()ed array). */
+/* Message ids with IDENTITY in ACCOUNT (malloc()ed array; none: MX_OK
+ * with *N_R 0).  Errors: as for lists (see mx_store_account_list). */
 int mx_store_identity_find(struct mx_txn *t, uint32_t account_id,
 			   const uint8_t identity[32], uint64_t **ids_r,
 			   size_t *n_r, struct mx_error *err);
 /* Message ids with MESSAGE_ID (without <>) in ACCOUNT (malloc()ed array;
- * none: MX_OK with *N_R 0). */
+ * none: MX_OK with *N_R 0).  Errors: as for lists (see
+ * mx_store_account_list). */
 int mx_store_msgid_find(struct mx_txn *t, uint32_t account_id,
 			const char *message_id, uint64_t **ids_r, size_t *n_r,
 			struct mx_error *err);
@@ -363,10 +385,13 @@ int mx_store_blob_unref(struct mx_txn *t, const uint8_t sha[32],
 int mx_store_orphan_add(struct mx_txn *t, uint64_t id, struct mx_error *err);
 int mx_store_orphan_del(struct mx_txn *t, uint64_t id, struct mx_error *err);
 bool mx_store_is_orphan(struct mx_txn *t, uint64_t id);
+/* All orphans' ids, ascending (malloc()ed array).  Errors: as for lists
+ * (see mx_store_account_list). */
 int mx_store_orphans(struct mx_txn *t, uint64_t **ids_r, size_t *n_r,
 		     struct mx_error *err);
 
-/* Messages of an account, newest first (by Date:, else INTERNALDATE). */
+/* Messages of an account, newest first (by Date:, else INTERNALDATE);
+ * malloc()ed array.  Errors: as for lists (see mx_store_account_list). */
 int mx_store_account_msgs(struct mx_txn *t, uint32_t account_id,
 			  uint64_t **ids_r, size_t *n_r, struct mx_error *err);
 
