@@ -209,13 +209,16 @@ enum mx_err mx_sync(struct mx_store *store, const char *name,
 /*
  * Status of one account (or all, NAME NULL) as JSON: per folder counts,
  * UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ, last sync time.  Free with mx_free().
+ * A folder (or an account's folder list) the store cannot read has an
+ * "error" string instead of its counts, and its account no "messages".
  */
 enum mx_err mx_status_json(struct mx_store *store, const char *name,
 			   char **json_r, struct mx_error *err);
 
 /*
  * Lists the messages of account NAME (optionally one FOLDER) as a JSON
- * array, newest first.  Free with mx_free().
+ * array, newest first.  Free with mx_free().  MX_ERR_STORE when the store
+ * cannot list them all (never a shorter list).
  */
 enum mx_err mx_list_json(struct mx_store *store, const char *name,
 			 const char *folder, char **json_r,
@@ -224,6 +227,7 @@ enum mx_err mx_list_json(struct mx_store *store, const char *name,
 /*
  * One message record as JSON (headers, addresses, thread, parts, locations,
  * flags).  ID is the stable message id as printed by `mxsync ls`.
+ * MX_ERR_STORE when the store cannot list its locations.
  */
 enum mx_err mx_message_json(struct mx_store *store, const char *id,
 			    char **json_r, struct mx_error *err);

@@ -60,10 +60,19 @@ int cli_status(struct cli *c, int argc, char **argv)
 		json_array_foreach(arr, i, acct) {
 			fmt_time(json_integer_value(json_object_get(acct, "last_sync")),
 				 when, sizeof(when));
-			printf("%s: %lld messages, last sync %s\n",
-			       json_string_value(json_object_get(acct, "account")),
-			       (long long)json_integer_value(json_object_get(acct, "messages")),
-			       when);
+			/* No count where the store could not read it all. */
+			if (json_object_get(acct, "messages"))
+				printf("%s: %lld messages, last sync %s\n",
+				       json_string_value(json_object_get(acct, "account")),
+				       (long long)json_integer_value(json_object_get(acct, "messages")),
+				       when);
+			else
+				printf("%s: ? messages, last sync %s\n",
+				       json_string_value(json_object_get(acct, "account")),
+				       when);
+			if (json_object_get(acct, "error"))
+				printf("  error: %s\n", json_string_value(
+					json_object_get(acct, "error")));
 			{
 				json_t *ds = json_object_get(acct, "daemon");
 				const char *dst = json_string_value(json_object_get(ds, "state"));
@@ -92,6 +101,14 @@ int cli_status(struct cli *c, int argc, char **argv)
 			       "STATE", "MSGS", "UNSEEN", "SERVER", "UIDVALIDITY",
 			       "MODSEQ");
 			json_array_foreach(json_object_get(acct, "folders"), j, f) {
+				const char *fe = json_string_value(json_object_get(f, "error"));
+
+				if (fe) {
+					printf("  %-24s error: %s\n",
+					       json_string_value(json_object_get(f, "folder")),
+					       fe);
+					continue;
+				}
 				printf("  %-24s %-8s %8lld %8lld %8lld %12lld %8lld\n",
 				       json_string_value(json_object_get(f, "folder")),
 				       json_string_value(json_object_get(f, "state")),

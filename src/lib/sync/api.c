@@ -67,26 +67,35 @@ static char *dump_free(json_t *o)
 	return s;
 }
 
-static json_t *status_account(struct mx_txn *t, const struct mx_account *a,
-			      struct mx_error *err)
+static json_t *status_account(struct mx_txn *t, const struct mx_account *a)
 {
+	struct mx_error ferr = {0};
 	struct mx_folder *f = NULL;
 	size_t nf = 0;
+	bool complete = true;
 	json_t *o = json_object(), *fa = json_array();
 	uint64_t total = 0;
 	int64_t last = 0;
 
+	/* Display only: a folder the store cannot read is shown with its
+	 * error instead of counts, never with counts of part of it. */
 	json_object_set_new(o, "account", json_string(a->name));
-	if (mx_store_folder_list(t, a->id, &f, &nf, err) == MX_OK) {
+	if (mx_store_folder_list(t, a->id, &f, &nf, &ferr) != MX_OK) {
+		json_object_set_new(o, "error", json_string(ferr.detail));
+		complete = false;
+	} else {
 		for (size_t i = 0; i < nf; i++) {
 			struct mx_loc *locs = NULL;
 			size_t n = 0, unseen = 0;
 			json_t *fo;
 			const char *state;
+			bool ok;
 
 			if (f[i].gone)
 				continue;
-			mx_store_folder_locs(t, f[i].id, &locs, &n, NULL);
+			mx_error_clear(&ferr);
+			ok = mx_store_folder_locs(t, f[i].id, &locs, &n,
+						  &ferr) == MX_OK;
 			for (size_t j = 0; j < n; j++)
 				if (!(locs[j].flags & MX_FL_SEEN))
 					unseen++;
@@ -101,8 +110,13 @@ static json_t *status_account(struct mx_txn *t, const struct mx_account *a,
 			fo = json_object();
 			json_object_set_new(fo, "folder", json_string(f[i].name));
 			json_object_set_new(fo, "state", json_string(state));
-			json_object_set_new(fo, "messages", json_integer((json_int_t)n));
-			json_object_set_new(fo, "unseen", json_integer((json_int_t)unseen));
+			if (ok) {
+				json_object_set_new(fo, "messages", json_integer((json_int_t)n));
+				json_object_set_new(fo, "unseen", json_integer((json_int_t)unseen));
+			} else {
+				json_object_set_new(fo, "error", json_string(ferr.detail));
+				complete = false;
+			}
 			json_object_set_new(fo, "server_messages",
 					    json_integer(f[i].server_exists));
 			json_object_set_new(fo, "uidvalidity",
@@ -128,7 +142,8 @@ static json_t *status_account(struct mx_txn *t, const struct mx_account *a,
 		}
 		mx_folders_free(f, nf);
 	}
-	json_object_set_new(o, "messages", json_integer((json_int_t)total));
+	if (complete)
+		json_object_set_new(o, "messages", json_integer((json_int_t)total));
 	json_object_set_new(o, "last_sync", json_integer(last));
 	{
 		/* The daemon's view, if one runs or ran on this data dir. */
@@ -169,7 +184,7 @@ enum mx_err mx_status_json(struct mx_store *st, const char *name,
 	arr = json_array();
 	for (size_t i = 0; i < n; i++) {
 		if (name == NULL || strcmp(name, v[i].name) == 0) {
-			json_array_append_new(arr, status_account(&t, &v[i], err));
+			json_array_append_new(arr, status_account(&t, &v[i]));
 			found = true;
 		}
 		mx_account_free(&v[i]);
@@ -185,14 +200,21 @@ enum mx_err mx_status_json(struct mx_store *st, const char *name,
 	return *json_r ? MX_OK : mx_error_set(err, MX_ERR_NOMEM, NULL);
 }
 
-static json_t *locs_json(struct mx_txn *t, uint64_t id)
+/* The locations of message ID as a JSON array in *A_R.  A store error
+ * is returned: an empty list would say the message is on no server. */
+static int locs_json(struct mx_txn *t, uint64_t id, json_t **a_r,
+		     struct mx_error *err)
 {
 	struct mx_loc *locs = NULL;
 	size_t n = 0;
-	json_t *a = json_array();
+	json_t *a;
+	int rc;
 
-	if (mx_store_msg_locs(t, id, &locs, &n, NULL) != MX_OK)
-		return a;
+	*a_r = NULL;
+	rc = mx_store_msg_locs(t, id, &locs, &n, err);
+	if (rc)
+		return rc;
+	a = json_array();
 	for (size_t i = 0; i < n; i++) {
 		struct mx_folder f;
 		json_t *o = json_object();
@@ -212,7 +234,8 @@ static json_t *locs_json(struct mx_txn *t, uint64_t id)
 		json_array_append_new(a, o);
 	}
 	mx_locs_free(locs, n);
-	return a;
+	*a_r = a;
+	return MX_OK;
 }
 
 enum mx_err mx_list_json(struct mx_store *st, const char *name,
@@ -250,7 +273,13 @@ enum mx_err mx_list_json(struct mx_store *st, const char *name,
 
 		if (mx_store_msg_get(&t, ids[i], &m, NULL) != MX_OK)
 			continue;
-		locs = locs_json(&t, ids[i]);
+		rc = locs_json(&t, ids[i], &locs, err);
+		if (rc) {
+			mx_msg_free(&m);
+			json_decref(arr);
+			free(ids);
+			goto out_acct;
+		}
 		if (folder) {
 			bool in = false;
 			size_t k;
@@ -326,7 +355,7 @@ enum mx_err mx_message_json(struct mx_store *st, const char *id_s,
 	struct mx_txn t;
 	struct mx_msg m;
 	uint64_t id;
-	json_t *o;
+	json_t *o, *locs = NULL;
 	char *s;
 	int rc;
 
@@ -344,14 +373,18 @@ enum mx_err mx_message_json(struct mx_store *st, const char *id_s,
 	s = mx_msg_to_json(&m, 0);
 	o = s ? json_loads(s, 0, NULL) : NULL;
 	free(s);
-	if (o) {
-		json_object_set_new(o, "locations", locs_json(&t, id));
-		*json_r = dump_free(o);
-	} else {
-		*json_r = NULL;
-	}
+	rc = o ? locs_json(&t, id, &locs, err) : MX_OK;
 	mx_msg_free(&m);
 	mx_txn_abort(&t);
+	if (rc) {
+		json_decref(o);
+		return rc;
+	}
+	*json_r = NULL;
+	if (o) {
+		json_object_set_new(o, "locations", locs);
+		*json_r = dump_free(o);
+	}
 	return *json_r ? MX_OK : mx_error_set(err, MX_ERR_NOMEM, NULL);
 }
 

@@ -150,16 +150,21 @@ static int folder_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 /* ---- commit ---- */
 
 /* A stored record of this account with the same identity and bytes that
- * no unique-id on the server claims (the server renumbered its UIDLs). */
-static uint64_t find_same(struct mx_txn *t, struct psync *c,
-			  const struct dl *d, const uint64_t *taken,
-			  size_t ntaken)
+ * no unique-id on the server claims (the server renumbered its UIDLs);
+ * *FOUND_R 0 if none.  A store error is returned, not taken for "none":
+ * that would store a second copy. */
+static int find_same(struct mx_txn *t, struct psync *c, const struct dl *d,
+		     const uint64_t *taken, size_t ntaken, uint64_t *found_r,
+		     struct mx_error *err)
 {
 	uint64_t *ids = NULL, found = 0;
 	size_t n = 0;
+	int rc;
 
-	if (mx_store_identity_find(t, c->a->id, d->identity, &ids, &n, NULL))
-		return 0;
+	*found_r = 0;
+	rc = mx_store_identity_find(t, c->a->id, d->identity, &ids, &n, err);
+	if (rc)
+		return rc;
 	for (size_t i = 0; i < n && found == 0; i++) {
 		struct mx_msg m;
 		bool same, busy = is_claimed(c, ids[i]);
@@ -174,7 +179,8 @@ static uint64_t find_same(struct mx_txn *t, struct psync *c,
 			found = ids[i];
 	}
 	free(ids);
-	return found;
+	*found_r = found;
+	return MX_OK;
 }
 
 static int new_event(struct mx_txn *t, struct psync *c, const struct mx_msg *m,
@@ -248,7 +254,9 @@ static int commit_msgs(struct mx_txn *t, struct psync *c, struct mx_folder *fp,
 			d->msg_id = id;
 			continue;
 		}
-		id = find_same(t, c, d, taken, ntaken);
+		rc = find_same(t, c, d, taken, ntaken, &id, err);
+		if (rc)
+			return rc;
 		if (id == 0) {
 			struct mx_msg m = {0};
 			struct mx_loc l = {0};

@@ -243,49 +243,58 @@ static int remove_loc(struct mx_txn *t, uint32_t folder_id, uint32_t uid,
 	return rc;
 }
 
-static bool has_loc_in_folder(struct mx_txn *t, uint64_t msg_id,
-			      uint32_t folder_id, size_t *nlocs_r)
+/* Whether MSG_ID has a location in FOLDER_ID; *NLOCS_R its count. */
+static int has_loc_in_folder(struct mx_txn *t, uint64_t msg_id,
+			     uint32_t folder_id, bool *found_r,
+			     size_t *nlocs_r, struct mx_error *err)
 {
 	struct mx_loc *locs = NULL;
 	size_t n = 0;
-	bool found = false;
+	int rc;
 
-	if (mx_store_msg_locs(t, msg_id, &locs, &n, NULL) != MX_OK)
-		return true; /* be conservative: do not attach */
+	rc = mx_store_msg_locs(t, msg_id, &locs, &n, err);
+	if (rc)
+		return rc;
+	*found_r = false;
 	for (size_t i = 0; i < n; i++)
 		if (locs[i].folder_id == folder_id)
-			found = true;
+			*found_r = true;
 	mx_locs_free(locs, n);
 	*nlocs_r = n;
-	return found;
+	return MX_OK;
 }
 
 /*
  * Finds a stored record this server message is another location of: same
  * identity and same bytes (SHA == NULL: same size, used when only headers
  * were fetched), not already present in this folder.  Orphans (moved
- * messages) are preferred.  0 if none.
+ * messages) are preferred.  *ID_R 0 if none.  A store error is returned:
+ * a partial index must not make the caller store a second copy.
  */
-static uint64_t find_attachable(struct mx_txn *t, struct sync_ctx *c,
-				const uint8_t identity[32],
-				const uint8_t *sha, uint64_t size)
+static int find_attachable(struct mx_txn *t, struct sync_ctx *c,
+			   const uint8_t identity[32], const uint8_t *sha,
+			   uint64_t size, uint64_t *id_r, struct mx_error *err)
 {
 	uint64_t *ids = NULL, best = 0;
 	size_t n = 0;
 	bool best_orphan = false;
+	int rc;
 
-	if (mx_store_identity_find(t, c->acct.id, identity, &ids, &n, NULL))
-		return 0;
-	for (size_t i = 0; i < n; i++) {
+	rc = mx_store_identity_find(t, c->acct.id, identity, &ids, &n, err);
+	for (size_t i = 0; rc == MX_OK && i < n; i++) {
 		struct mx_msg m;
 		size_t nlocs = 0;
-		bool same;
+		bool same, here = false;
 
 		if (mx_store_msg_get(t, ids[i], &m, NULL) != MX_OK)
 			continue;
 		same = sha ? memcmp(m.sha256, sha, 32) == 0 : m.size == size;
 		mx_msg_free(&m);
-		if (!same || has_loc_in_folder(t, ids[i], c->folder.id, &nlocs))
+		if (!same)
+			continue;
+		rc = has_loc_in_folder(t, ids[i], c->folder.id, &here, &nlocs,
+				       err);
+		if (rc || here)
 			continue;
 		if (nlocs == 0 && !best_orphan) {
 			best = ids[i];
@@ -295,7 +304,8 @@ static uint64_t find_attachable(struct mx_txn *t, struct sync_ctx *c,
 		}
 	}
 	free(ids);
-	return best;
+	*id_r = rc ? 0 : best;
+	return rc;
 }
 
 static int attach(struct mx_txn *t, struct sync_ctx *c, uint64_t msg_id,
@@ -360,7 +370,10 @@ static int commit_batch_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 		}
 		if (rc != MX_ERR_NOTFOUND)
 			return rc;
-		id = find_attachable(t, c, p->identity, p->sha, p->len);
+		rc = find_attachable(t, c, p->identity, p->sha, p->len, &id,
+				     err);
+		if (rc)
+			return rc;
 		if (id) {
 			rc = attach(t, c, id, p->uid, p->flags, p->keywords,
 				    p->modseq, err);
@@ -1139,14 +1152,17 @@ static int remap_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 	}
 	for (size_t i = 0; i < r->n; i++) {
 		struct ident *id = &r->v[i];
-		uint64_t msg = find_attachable(t, c, id->identity, NULL,
-					       id->size);
-		struct mx_loc l = {c->folder.id, id->uid, msg, id->modseq,
-				   id->flags, id->keywords};
-		struct mx_loc taken;
+		uint64_t msg = 0;
+		struct mx_loc l, taken;
 
+		rc = find_attachable(t, c, id->identity, NULL, id->size, &msg,
+				     err);
+		if (rc)
+			goto out;
 		if (msg == 0)
 			continue;
+		l = (struct mx_loc){c->folder.id, id->uid, msg, id->modseq,
+				    id->flags, id->keywords};
 		if (mx_store_loc_get(t, c->folder.id, id->uid, &taken, NULL) ==
 		    MX_OK) {
 			free(taken.keywords);
