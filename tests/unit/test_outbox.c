@@ -263,6 +263,32 @@ START_TEST(rolling_window_counts_24h)
 }
 END_TEST
 
+static int put_bad_sendlog(struct mx_txn *t, void *ctx, struct mx_error *err)
+{
+	uint8_t k[10] = {0};
+
+	(void)ctx;
+	mx_put_be32(k, g_a.id);
+	return mx_db_put(t, MX_DB_SENDLOG, k, sizeof(k), "", 0, 0, err);
+}
+
+/* A corrupt send-log key is an error, not a short count (which would let
+ * mail past the quota). */
+START_TEST(corrupt_sendlog_is_an_error)
+{
+	struct mx_txn t;
+	struct mx_error e;
+	unsigned n = 0;
+
+	ck_assert_int_eq(mx_store_write(g_st, put_bad_sendlog, NULL, &e), MX_OK);
+	ck_assert_int_eq(mx_txn_begin(g_st, false, &t, &e), MX_OK);
+	ck_assert_int_eq(mx_outbox_sent_24h(&t, g_a.id, 0, &n, NULL, &e),
+			 MX_ERR_STORE);
+	ck_assert_ptr_nonnull(strstr(e.detail, "corrupt"));
+	mx_txn_abort(&t);
+}
+END_TEST
+
 START_TEST(quota_reached_holds)
 {
 	int64_t now = mx_wall_s();
@@ -451,6 +477,7 @@ int main(void)
 	tcase_add_test(tc, failed_attempt_backs_off_then_retry);
 	tcase_add_test(tc, rolling_window_counts_24h);
 	tcase_add_test(tc, quota_reached_holds);
+	tcase_add_test(tc, corrupt_sendlog_is_an_error);
 	tcase_add_test(tc, prune_drops_finished_entries_and_keys);
 	tcase_add_loop_test(tc, account_removal_cancels_or_purges, 0, 2);
 	tcase_add_test(tc, live_owner_is_respected);

@@ -452,8 +452,15 @@ int mx_outbox_sent_24h(struct mx_txn *t, uint32_t account_id, int64_t now,
 	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
 		const uint8_t *p = key.mv_data;
 
-		if (key.mv_size != 20 || mx_get_be32(p) != account_id)
+		if (key.mv_size < 4 || mx_get_be32(p) != account_id)
 			break;
+		if (key.mv_size != 20) {
+			/* A short count would let mail past the quota. */
+			mdb_cursor_close(cur);
+			return mx_error_set(err, MX_ERR_STORE, "send log of "
+					    "account %u: corrupt entry (%zu-byte "
+					    "key)", account_id, key.mv_size);
+		}
 		if (n == 0)
 			oldest = (int64_t)mx_get_be64(p + 4);
 		n++;
@@ -485,8 +492,15 @@ static int sendlog_trim(struct mx_txn *t, uint32_t account_id, int64_t now,
 	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
 		const uint8_t *p = key.mv_data;
 
-		if (key.mv_size != 20 || mx_get_be32(p) != account_id ||
-		    (int64_t)mx_get_be64(p + 4) >= now - OB_WINDOW)
+		if (key.mv_size < 4 || mx_get_be32(p) != account_id)
+			break;
+		if (key.mv_size != 20) {
+			mdb_cursor_close(cur);
+			return mx_error_set(err, MX_ERR_STORE, "send log of "
+					    "account %u: corrupt entry (%zu-byte "
+					    "key)", account_id, key.mv_size);
+		}
+		if ((int64_t)mx_get_be64(p + 4) >= now - OB_WINDOW)
 			break;
 		rc = mdb_cursor_del(cur, 0);
 		if (rc)
