@@ -97,6 +97,17 @@ int cli_status(struct cli *c, int argc, char **argv)
 						printf("  last error: %s\n", le);
 				}
 			}
+			{
+				json_t *ob = json_object_get(acct, "outbox");
+
+				if (ob)
+					printf("  outbox: %lld queued, %lld sending, "
+					       "%lld failed, %lld sent\n",
+					       (long long)json_integer_value(json_object_get(ob, "queued")),
+					       (long long)json_integer_value(json_object_get(ob, "sending")),
+					       (long long)json_integer_value(json_object_get(ob, "failed")),
+					       (long long)json_integer_value(json_object_get(ob, "sent")));
+			}
 			printf("  %-24s %-8s %8s %8s %8s %12s %8s\n", "FOLDER",
 			       "STATE", "MSGS", "UNSEEN", "SERVER", "UIDVALIDITY",
 			       "MODSEQ");

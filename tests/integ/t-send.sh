@@ -191,6 +191,7 @@ mx send r --to bob@example.test --subject "t-send 550" --body x >"$T/r1.out" 2>&
 is "$?" 1 "550: exit 1"
 like "$(cat "$T/r1.out")" '^failed [0-9]+ .*550 5\.1\.1' "failed with the server's reply"
 like "$(mx events)" 'message\.failed .*550' "message.failed event"
+like "$(mx status r)" 'outbox: 0 queued, 0 sending, 1 failed, 0 sent' "status shows the outbox"
 is "$(sink_count reject)" 0 "nothing delivered"
 
 # --- some recipients deferred (4xx): retried on their own ------------------

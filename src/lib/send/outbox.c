@@ -2191,3 +2191,35 @@ int mx_outbox_account_removed(struct mx_txn *t, uint32_t account_id,
 	}
 	return rc;
 }
+
+/* ---- counts for status ---- */
+
+int mx_outbox_counts(struct mx_txn *t, uint32_t account_id,
+		     unsigned counts[MX_OB_CANCELLED + 1], struct mx_error *err)
+{
+	MDB_cursor *cur;
+	MDB_val key, val;
+	int mrc;
+
+	memset(counts, 0, sizeof(unsigned) * (MX_OB_CANCELLED + 1));
+	mrc = mdb_cursor_open(t->txn, t->st->dbi[MX_DB_OUTBOX], &cur);
+	if (mrc)
+		return mx_store_err(err, mrc, "outbox");
+	for (mrc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); mrc == 0;
+	     mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		struct mx_ob_entry e;
+		int rc = entry_decode(val.mv_data, val.mv_size, &e, err);
+
+		if (rc) {
+			mdb_cursor_close(cur);
+			return rc;
+		}
+		if (e.account_id == account_id)
+			counts[e.state]++;
+		mx_ob_entry_free(&e);
+	}
+	mdb_cursor_close(cur);
+	if (mrc != MDB_NOTFOUND)
+		return mx_store_err(err, mrc, "outbox");
+	return MX_OK;
+}

@@ -166,6 +166,11 @@ int mx_outbox_run(struct mx_store *st, const struct mx_ob_run_opts *o,
  * daemon should run the outbox again. */
 int64_t mx_outbox_next_due(struct mx_store *st);
 
+/* Entries of account ACCOUNT_ID per state (COUNTS indexed by enum
+ * mx_ob_state), in T (for `mxsync status`).  Errors: MX_ERR_STORE. */
+int mx_outbox_counts(struct mx_txn *t, uint32_t account_id,
+		     unsigned counts[MX_OB_CANCELLED + 1], struct mx_error *err);
+
 /* All entries of account ACCOUNT_ID (0: all), oldest first. */
 int mx_outbox_list(struct mx_store *st, uint32_t account_id,
 		   struct mx_ob_entry **v_r, size_t *n_r, struct mx_error *err);

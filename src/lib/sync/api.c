@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "mime/mime.h"
+#include "send/outbox.h"
 #include "sync/sync.h"
 
 enum mx_err mx_store_open(const char *dir, struct mx_store **store_r,
@@ -156,6 +157,21 @@ static json_t *status_account(struct mx_txn *t, const struct mx_account *a)
 
 			if (ds)
 				json_object_set_new(o, "daemon", ds);
+		}
+	}
+	{
+		/* Mail on its way out (src/lib/send/outbox.c). */
+		unsigned c[MX_OB_CANCELLED + 1];
+
+		if (mx_outbox_counts(t, a->id, c, NULL) == MX_OK &&
+		    (c[MX_OB_QUEUED] || c[MX_OB_SENDING] || c[MX_OB_FAILED] ||
+		     c[MX_OB_SENT])) {
+			json_t *ob = json_object();
+
+			for (int s = MX_OB_QUEUED; s <= MX_OB_FAILED; s++)
+				json_object_set_new(ob, mx_ob_state_name(s),
+						    json_integer(c[s]));
+			json_object_set_new(o, "outbox", ob);
 		}
 	}
 	json_object_set_new(o, "folders", fa);
