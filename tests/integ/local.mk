@@ -23,4 +23,5 @@ EXTRA_DIST += $(MX_INTEG_TESTS) \
 	tests/integ/tools/fakeimap.py tests/integ/tools/imaptool.py \
 	tests/integ/tools/mint.py tests/integ/tools/hostileimap.py \
 	tests/integ/tools/daemon_check.py tests/integ/tools/fakepop3.py \
-	tests/integ/tools/dnsfixture.py tests/integ/tools/httpsfixture.py
+	tests/integ/tools/dnsfixture.py tests/integ/tools/httpsfixture.py \
+	tests/integ/tools/fakeserver.py

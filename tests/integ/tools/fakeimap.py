@@ -39,32 +39,10 @@ Modes:
   greet-only  greets and then never answers (hangs): tests client timeouts.
   bye         greets with "* BYE server shutting down" and closes.
 """
-import argparse, os, random, signal, socket, sys, threading
+import random, socket, sys, threading
 
-LOCK = threading.Lock()
-LOGF = None
-CONN_N = 0
-
-def log(msg):
-    if LOGF:
-        with LOCK:
-            LOGF.write(msg + '\n'); LOGF.flush()
-
-class LineConn:
-    def __init__(self, sock):
-        self.s = sock; self.buf = b''
-    def readline(self):
-        while b'\n' not in self.buf:
-            d = self.s.recv(65536)
-            if not d:
-                return None
-            self.buf += d
-            if len(self.buf) > 1 << 20:
-                return None
-        line, _, self.buf = self.buf.partition(b'\n')
-        return line.rstrip(b'\r')
-    def send(self, data):
-        self.s.sendall(data)
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+from fakeserver import LineConn, log, parser, serve
 
 def tag_of(line):
     return line.split(b' ', 1)[0] if line else b'*'
@@ -199,27 +177,8 @@ def serve_proxy(sock, n, a):
 MODES = {'nostarttls': serve_nostarttls, 'garbage': serve_garbage,
          'proxy': serve_proxy, 'greet-only': serve_greet_only, 'bye': serve_bye}
 
-def handle(sock, n, a):
-    log('conn %d open' % n)
-    try:
-        MODES[a.mode](sock, n, a)
-    except OSError:
-        pass
-    finally:
-        try:
-            sock.close()
-        except OSError:
-            pass
-        log('conn %d closed' % n)
-
 def main():
-    global LOGF, CONN_N
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog='\n'.join(__doc__.split('\n')[1:]))
-    p.add_argument('--mode', required=True, choices=sorted(MODES))
-    p.add_argument('--port', type=int, default=0)
-    p.add_argument('--log')
+    p = parser(__doc__, '--mode', sorted(MODES))
     p.add_argument('--to', help='proxy upstream HOST:PORT')
     p.add_argument('--cut-after', type=int)
     p.add_argument('--cut-every', action='store_true')
@@ -228,24 +187,7 @@ def main():
     a = p.parse_args()
     if a.mode == 'proxy' and not a.to:
         p.error('--mode proxy needs --to HOST:PORT')
-    if a.log:
-        LOGF = open(a.log, 'a')
-
-    def stop(signum, frame):
-        log('exit on signal %d' % signum)
-        os._exit(0)
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-
-    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind(('127.0.0.1', a.port))
-    ls.listen(64)
-    print(ls.getsockname()[1], flush=True)
-    while True:
-        s, _ = ls.accept()
-        CONN_N += 1
-        threading.Thread(target=handle, args=(s, CONN_N, a), daemon=True).start()
+    serve(a, MODES[a.mode])
 
 if __name__ == '__main__':
     main()

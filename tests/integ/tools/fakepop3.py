@@ -32,11 +32,10 @@ a line starting with "." (dot-stuffed on the wire).  Modes:
   inuse       every login -> "-ERR [IN-USE] mailbox locked"
   badpass     every login -> "-ERR [AUTH] invalid credentials"
 """
-import argparse, os, signal, socket, sys, threading
+import sys
 
-LOCK = threading.Lock()
-LOGF = None
-CONN_N = 0
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+from fakeserver import log, parser, serve
 
 MSGS = [
     ('uid-one', b'From: a@example.test\r\nTo: b@example.test\r\n'
@@ -47,13 +46,6 @@ MSGS = [
 ]
 
 
-def log(msg):
-    if LOGF:
-        with LOCK:
-            LOGF.write(msg + '\n')
-            LOGF.flush()
-
-
 def stuff(body):
     out = []
     for line in body.split(b'\r\n')[:-1]:
@@ -61,94 +53,85 @@ def stuff(body):
     return b'\r\n'.join(out) + b'\r\n'
 
 
-def handle(sock, n, mode):
+def session(sock, n, args):
+    mode = args.mode
     f = sock.makefile('rb')
     send = sock.sendall
     deleted = set()
-    log('conn %d open' % n)
-    try:
-        send(b'+OK fake POP3 ready\r\n')
-        while True:
-            raw = f.readline()
-            if not raw:
-                break
-            line = raw.rstrip(b'\r\n').decode('latin-1')
-            log('C %d %s' % (n, line))
-            cmd = line.split(' ')[0].upper()
-            arg = line[len(cmd) + 1:]
-            if cmd == 'CAPA':
-                caps = ['UIDL', 'USER', 'SASL PLAIN', 'RESP-CODES']
-                if mode not in ('nostls',):
-                    caps.append('STLS')
-                send(('+OK\r\n' + ''.join(c + '\r\n' for c in caps) + '.\r\n').encode())
-            elif cmd == 'STLS':
-                if mode == 'stlsinject':
-                    send(b'+OK Begin TLS\r\n+OK injected\r\n')
-                else:
-                    send(b'-ERR TLS not available\r\n')
-            elif cmd in ('USER', 'PASS', 'AUTH'):
-                log('CREDENTIALS %d %s' % (n, cmd))
-                if cmd == 'USER':
-                    send(b'+OK\r\n')
-                elif mode == 'tempfail':
-                    send(b'-ERR [SYS/TEMP] backend down\r\n')
-                elif mode == 'inuse':
-                    send(b'-ERR [IN-USE] mailbox locked\r\n')
-                elif mode == 'badpass':
-                    send(b'-ERR [AUTH] invalid credentials\r\n')
-                elif cmd == 'AUTH' and len(arg.split(' ')) < 2:
-                    send(b'+ \r\n')
-                    log('C %d %s' % (n, f.readline().rstrip(b'\r\n').decode('latin-1')))
-                    send(b'+OK logged in\r\n')
-                else:
-                    send(b'+OK logged in\r\n')
-            elif cmd == 'UIDL':
-                if mode == 'nouidl':
-                    send(b'-ERR command not supported\r\n')
-                    continue
-                lines = ['%d %s' % (i + 1, u) for i, (u, _) in enumerate(MSGS)]
-                if mode == 'overlong':
-                    lines[0] = '1 ' + 'x' * (1 << 20)
-                elif mode == 'baduidl':
-                    lines[1] = '2 bad\x01uid'
-                elif mode == 'longuidl':
-                    lines[1] = '2 ' + 'y' * 71
-                elif mode == 'dupuidl':
-                    lines[1] = '2 uid-one'
-                send(('+OK\r\n' + ''.join(l + '\r\n' for l in lines) + '.\r\n').encode('latin-1'))
-            elif cmd == 'LIST':
-                lines = ['%d %d' % (i + 1, len(b)) for i, (_, b) in enumerate(MSGS)]
-                if mode == 'listmismatch':
-                    lines[1] = '7 100'
-                send(('+OK\r\n' + ''.join(l + '\r\n' for l in lines) + '.\r\n').encode())
-            elif cmd == 'RETR':
-                try:
-                    body = MSGS[int(arg) - 1][1]
-                except (ValueError, IndexError):
-                    send(b'-ERR no such message\r\n')
-                    continue
-                send(b'+OK %d octets\r\n' % len(body) + stuff(body))
-                if mode == 'noterm':
-                    break
-                send(b'.\r\n')
-            elif cmd == 'DELE':
-                deleted.add(arg)
-                log('DELE %d %s' % (n, arg))
-                send(b'+OK marked\r\n')
-            elif cmd == 'QUIT':
-                log('QUIT %d %d deleted' % (n, len(deleted)))
-                send(b'+OK bye\r\n')
-                break
+    send(b'+OK fake POP3 ready\r\n')
+    while True:
+        raw = f.readline()
+        if not raw:
+            break
+        line = raw.rstrip(b'\r\n').decode('latin-1')
+        log('C %d %s' % (n, line))
+        cmd = line.split(' ')[0].upper()
+        arg = line[len(cmd) + 1:]
+        if cmd == 'CAPA':
+            caps = ['UIDL', 'USER', 'SASL PLAIN', 'RESP-CODES']
+            if mode not in ('nostls',):
+                caps.append('STLS')
+            send(('+OK\r\n' + ''.join(c + '\r\n' for c in caps) + '.\r\n').encode())
+        elif cmd == 'STLS':
+            if mode == 'stlsinject':
+                send(b'+OK Begin TLS\r\n+OK injected\r\n')
             else:
-                send(b'-ERR unknown command\r\n')
-    except OSError:
-        pass
-    finally:
-        try:
-            sock.close()
-        except OSError:
-            pass
-        log('conn %d closed' % n)
+                send(b'-ERR TLS not available\r\n')
+        elif cmd in ('USER', 'PASS', 'AUTH'):
+            log('CREDENTIALS %d %s' % (n, cmd))
+            if cmd == 'USER':
+                send(b'+OK\r\n')
+            elif mode == 'tempfail':
+                send(b'-ERR [SYS/TEMP] backend down\r\n')
+            elif mode == 'inuse':
+                send(b'-ERR [IN-USE] mailbox locked\r\n')
+            elif mode == 'badpass':
+                send(b'-ERR [AUTH] invalid credentials\r\n')
+            elif cmd == 'AUTH' and len(arg.split(' ')) < 2:
+                send(b'+ \r\n')
+                log('C %d %s' % (n, f.readline().rstrip(b'\r\n').decode('latin-1')))
+                send(b'+OK logged in\r\n')
+            else:
+                send(b'+OK logged in\r\n')
+        elif cmd == 'UIDL':
+            if mode == 'nouidl':
+                send(b'-ERR command not supported\r\n')
+                continue
+            lines = ['%d %s' % (i + 1, u) for i, (u, _) in enumerate(MSGS)]
+            if mode == 'overlong':
+                lines[0] = '1 ' + 'x' * (1 << 20)
+            elif mode == 'baduidl':
+                lines[1] = '2 bad\x01uid'
+            elif mode == 'longuidl':
+                lines[1] = '2 ' + 'y' * 71
+            elif mode == 'dupuidl':
+                lines[1] = '2 uid-one'
+            send(('+OK\r\n' + ''.join(l + '\r\n' for l in lines) + '.\r\n').encode('latin-1'))
+        elif cmd == 'LIST':
+            lines = ['%d %d' % (i + 1, len(b)) for i, (_, b) in enumerate(MSGS)]
+            if mode == 'listmismatch':
+                lines[1] = '7 100'
+            send(('+OK\r\n' + ''.join(l + '\r\n' for l in lines) + '.\r\n').encode())
+        elif cmd == 'RETR':
+            try:
+                body = MSGS[int(arg) - 1][1]
+            except (ValueError, IndexError):
+                send(b'-ERR no such message\r\n')
+                continue
+            send(b'+OK %d octets\r\n' % len(body) + stuff(body))
+            if mode == 'noterm':
+                break
+            send(b'.\r\n')
+        elif cmd == 'DELE':
+            deleted.add(arg)
+            log('DELE %d %s' % (n, arg))
+            send(b'+OK marked\r\n')
+        elif cmd == 'QUIT':
+            log('QUIT %d %d deleted' % (n, len(deleted)))
+            send(b'+OK bye\r\n')
+            break
+        else:
+            send(b'-ERR unknown command\r\n')
 
 
 MODES = ['good', 'nostls', 'stlsinject', 'overlong', 'baduidl', 'longuidl',
@@ -157,32 +140,7 @@ MODES = ['good', 'nostls', 'stlsinject', 'overlong', 'baduidl', 'longuidl',
 
 
 def main():
-    global LOGF, CONN_N
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog='\n'.join(__doc__.split('\n')[1:]))
-    p.add_argument('--mode', required=True, choices=MODES)
-    p.add_argument('--port', type=int, default=0)
-    p.add_argument('--log')
-    a = p.parse_args()
-    if a.log:
-        LOGF = open(a.log, 'a')
-
-    def stop(signum, frame):
-        log('exit on signal %d' % signum)
-        os._exit(0)
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind(('127.0.0.1', a.port))
-    ls.listen(16)
-    print(ls.getsockname()[1], flush=True)
-    while True:
-        s, _ = ls.accept()
-        CONN_N += 1
-        threading.Thread(target=handle, args=(s, CONN_N, a.mode),
-                         daemon=True).start()
+    serve(parser(__doc__, '--mode', MODES).parse_args(), session)
 
 
 if __name__ == '__main__':

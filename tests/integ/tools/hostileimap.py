@@ -47,19 +47,12 @@ Scenarios (what goes wrong; "body FETCH" = UID FETCH with BODY.PEEK[]):
 
 Log lines (--log): conn N open|closed, C N <client line>, S N <note>.
 """
-import argparse, os, re, signal, socket, sys, threading, time
+import re, sys
 
-LOCK = threading.Lock()
-LOGF = None
-CONN_N = 0
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+from fakeserver import LineConn, log, parser, serve
+
 UIDVALIDITY = 777
-
-
-def log(msg):
-    if LOGF:
-        with LOCK:
-            LOGF.write(msg + '\n')
-            LOGF.flush()
 
 
 def message(folder, n):
@@ -109,22 +102,7 @@ def quote(s):
     return '"' + s.replace('\\', '\\\\').replace('"', '\\"') + '"'
 
 
-class Conn:
-    def __init__(self, sock):
-        self.s = sock
-        self.buf = b''
-
-    def readline(self):
-        while b'\n' not in self.buf:
-            d = self.s.recv(65536)
-            if not d:
-                return None
-            self.buf += d
-            if len(self.buf) > 1 << 20:
-                return None
-        line, _, self.buf = self.buf.partition(b'\n')
-        return line.rstrip(b'\r')
-
+class Conn(LineConn):
     def read_exact(self, n):
         while len(self.buf) < n:
             d = self.s.recv(65536)
@@ -150,9 +128,6 @@ class Conn:
             if data is None or rest is None:
                 return None
             out = out[:m.start()] + b'"' + data.replace(b'\\', b'\\\\').replace(b'"', b'\\"') + b'"' + rest
-
-    def send(self, data):
-        self.s.sendall(data)
 
 
 def tokens(s):
@@ -390,20 +365,6 @@ class Session:
         self.ok(tag, 'FETCH completed')
 
 
-def handle(sock, n, args):
-    log('conn %d open' % n)
-    try:
-        Session(sock, n, args).run()
-    except (OSError, ValueError, IndexError) as e:
-        log('conn %d error %r' % (n, e))
-    finally:
-        try:
-            sock.close()
-        except OSError:
-            pass
-        log('conn %d closed' % n)
-
-
 SCENARIOS = ('normal', 'unsolicited', 'flags-unsolicited', 'nouid', 'omit',
              'short-literal', 'huge', 'huge-close', 'uidvalidity0',
              'nouidvalidity', 'exists-lie', 'evil-names', 'bye-fetch',
@@ -411,33 +372,10 @@ SCENARIOS = ('normal', 'unsolicited', 'flags-unsolicited', 'nouid', 'omit',
 
 
 def main():
-    global LOGF, CONN_N
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog='\n'.join(__doc__.split('\n')[1:]))
-    p.add_argument('--scenario', required=True, choices=SCENARIOS)
-    p.add_argument('--port', type=int, default=0)
-    p.add_argument('--log')
+    p = parser(__doc__, '--scenario', SCENARIOS)
     p.add_argument('--first-only', action='store_true')
-    a = p.parse_args()
-    if a.log:
-        LOGF = open(a.log, 'a')
-
-    def stop(signum, frame):
-        log('exit on signal %d' % signum)
-        os._exit(0)
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-
-    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind(('127.0.0.1', a.port))
-    ls.listen(16)
-    print(ls.getsockname()[1], flush=True)
-    while True:
-        s, _ = ls.accept()
-        CONN_N += 1
-        threading.Thread(target=handle, args=(s, CONN_N, a), daemon=True).start()
+    serve(p.parse_args(), lambda sock, n, args: Session(sock, n, args).run(),
+          log_errors=(OSError, ValueError, IndexError))
 
 
 if __name__ == '__main__':
