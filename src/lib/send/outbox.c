@@ -433,83 +433,71 @@ static size_t sendlog_key(uint8_t *k, uint32_t account, int64_t when,
 	return 20;
 }
 
-int mx_outbox_sent_24h(struct mx_txn *t, uint32_t account_id, int64_t now,
-		       unsigned *n_r, int64_t *oldest_r, struct mx_error *err)
+/*
+ * Walks ACCOUNT_ID's send-log records with times in [FROM, UPTO): counts
+ * them into *N_R and the first time into *OLDEST_R, and deletes them with
+ * DEL.  A malformed key inside the account's range is an error: a short
+ * count would let mail past the quota.
+ */
+static int sendlog_walk(struct mx_txn *t, uint32_t account_id, int64_t from,
+			int64_t upto, bool del, unsigned *n_r,
+			int64_t *oldest_r, struct mx_error *err)
 {
 	uint8_t k[20];
 	MDB_cursor *cur;
 	MDB_val key, val;
 	unsigned n = 0;
-	int64_t oldest = 0;
 	int rc;
 
 	rc = mdb_cursor_open(t->txn, t->st->dbi[MX_DB_SENDLOG], &cur);
 	if (rc)
 		return mx_store_err(err, rc, "sendlog");
-	key.mv_size = sendlog_key(k, account_id, now - OB_WINDOW, 0);
+	key.mv_size = sendlog_key(k, account_id, from, 0);
 	key.mv_data = k;
 	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); rc == 0;
 	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
 		const uint8_t *p = key.mv_data;
+		int64_t when;
 
 		if (key.mv_size < 4 || mx_get_be32(p) != account_id)
 			break;
 		if (key.mv_size != 20) {
-			/* A short count would let mail past the quota. */
 			mdb_cursor_close(cur);
 			return mx_error_set(err, MX_ERR_STORE, "send log of "
 					    "account %u: corrupt entry (%zu-byte "
 					    "key)", account_id, key.mv_size);
 		}
-		if (n == 0)
-			oldest = (int64_t)mx_get_be64(p + 4);
-		n++;
+		when = (int64_t)mx_get_be64(p + 4);
+		if (when >= upto)
+			break;
+		if (n++ == 0 && oldest_r)
+			*oldest_r = when;
+		if (del && (rc = mdb_cursor_del(cur, 0)) != 0)
+			break;
 	}
 	mdb_cursor_close(cur);
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return mx_store_err(err, rc, "sendlog");
-	*n_r = n;
-	if (oldest_r)
-		*oldest_r = oldest;
+	if (n_r)
+		*n_r = n;
 	return MX_OK;
+}
+
+int mx_outbox_sent_24h(struct mx_txn *t, uint32_t account_id, int64_t now,
+		       unsigned *n_r, int64_t *oldest_r, struct mx_error *err)
+{
+	if (oldest_r)
+		*oldest_r = 0;
+	return sendlog_walk(t, account_id, now - OB_WINDOW, INT64_MAX, false,
+			    n_r, oldest_r, err);
 }
 
 /* Drops send-log records older than the window (they count for nothing). */
 static int sendlog_trim(struct mx_txn *t, uint32_t account_id, int64_t now,
 			struct mx_error *err)
 {
-	uint8_t k[20];
-	MDB_cursor *cur;
-	MDB_val key, val;
-	int rc;
-
-	rc = mdb_cursor_open(t->txn, t->st->dbi[MX_DB_SENDLOG], &cur);
-	if (rc)
-		return mx_store_err(err, rc, "sendlog");
-	key.mv_size = sendlog_key(k, account_id, 0, 0);
-	key.mv_data = k;
-	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); rc == 0;
-	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-		const uint8_t *p = key.mv_data;
-
-		if (key.mv_size < 4 || mx_get_be32(p) != account_id)
-			break;
-		if (key.mv_size != 20) {
-			mdb_cursor_close(cur);
-			return mx_error_set(err, MX_ERR_STORE, "send log of "
-					    "account %u: corrupt entry (%zu-byte "
-					    "key)", account_id, key.mv_size);
-		}
-		if ((int64_t)mx_get_be64(p + 4) >= now - OB_WINDOW)
-			break;
-		rc = mdb_cursor_del(cur, 0);
-		if (rc)
-			break;
-	}
-	mdb_cursor_close(cur);
-	if (rc != 0 && rc != MDB_NOTFOUND)
-		return mx_store_err(err, rc, "sendlog");
-	return MX_OK;
+	return sendlog_walk(t, account_id, 0, now - OB_WINDOW, true, NULL, NULL,
+			    err);
 }
 
 /* ---- enqueue ---- */
