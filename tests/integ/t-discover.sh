@@ -7,6 +7,7 @@
 # nothing leaves 127.0.0.1.
 : "${MX_TOP_SRCDIR:=$(cd "$(dirname "$0")/../.." && pwd)}"; export MX_TOP_SRCDIR
 . "$MX_TOP_SRCDIR/tests/integ/lib/tap.sh"
+. "$MX_TOP_SRCDIR/tests/integ/lib/fake.sh"
 : "${MX_BIN:=${MX_TOP_BUILDDIR:-$MX_TOP_SRCDIR}/src/cli/mxsync}"
 
 [ -x "$MX_BIN" ] || skip_all "mxsync not built ($MX_BIN)"
@@ -134,19 +135,15 @@ cat > "$T/zone.json" <<'EOF'
 EOF
 
 # ---- fixtures
-start_fixture() { # NAME TOOL ARGS...
-    _fx=$1; shift
-    ( "$MX_PY" "$@" </dev/null >"$T/$_fx.port" 2>"$T/$_fx.err" & echo $! > "$T/$_fx.pid" )
-    at_exit "kill \$(cat '$T/$_fx.pid') 2>/dev/null"
-    i=0
-    while [ ! -s "$T/$_fx.port" ] && [ $i -lt 200 ]; do sleep 0.025; i=$((i + 1)); done
-    head -n 1 "$T/$_fx.port"
-}
-DNS_PORT=$(start_fixture dns "$MX_TOOLS/dnsfixture.py" --zone "$T/zone.json" --log "$T/dns.log")
-[ -n "$DNS_PORT" ] || bail_out "dnsfixture did not start: $(cat "$T/dns.err")"
-HTTPS_PORT=$(start_fixture https "$MX_TOOLS/httpsfixture.py" --cert "$T/cert.pem" \
-    --key "$T/key.pem" --routes "$T/routes.json" --log "$T/https.log")
-[ -n "$HTTPS_PORT" ] || bail_out "httpsfixture did not start: $(cat "$T/https.err")"
+# tool_start (lib/fake.sh) runs in this shell, not in $(...), so the stop
+# it registers with at_exit is kept and the fixtures end with the test.
+tool_start "$T/dns" dnsfixture.py --zone "$T/zone.json" --log "$T/dns.log" ||
+    bail_out "dnsfixture did not start"
+DNS_PORT=$TOOL_PORT
+tool_start "$T/https" httpsfixture.py --cert "$T/cert.pem" \
+    --key "$T/key.pem" --routes "$T/routes.json" --log "$T/https.log" ||
+    bail_out "httpsfixture did not start"
+HTTPS_PORT=$TOOL_PORT
 MXSYNC_DNS_SERVER=127.0.0.1:$DNS_PORT
 MXSYNC_DISCOVER_CONNECT_TO=127.0.0.1:$HTTPS_PORT
 export MXSYNC_DNS_SERVER MXSYNC_DISCOVER_CONNECT_TO
