@@ -4,6 +4,13 @@
 # ASan+UBSan, builds the libFuzzer target and runs a short smoke over the
 # corpus.  Last line: "N passed, N failed, N skipped".
 #
+# Every process the suite starts must be gone at the end: each survivor is
+# reported with its command line, stopped by PID and counted as a failure.
+# A survivor is a process that carries this run's MX_SUITE_ID in its
+# environment (every child inherits it) or that lives in one of the
+# sessions the checks ran in (setsid; this catches programs that clean
+# their environment, like Dovecot).  Other users' processes carry neither.
+#
 # usage: scripts/test.sh [--quick]   (--quick: skip the sanitizer pass)
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,6 +20,51 @@ quick=0
 
 out=${MX_BUILD_ROOT:-$top/_build}
 pass=0 fail=0 skip=0
+mkdir -p "$out"
+MX_SUITE_ID=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+export MX_SUITE_ID
+sids=$out/suite-sessions.$MX_SUITE_ID
+: > "$sids"
+
+# in_session DIR CMD...: runs CMD in DIR in a session of its own and
+# records the session id; INT/TERM stop the session's process group.
+in_session() {
+	setsid -w sh -c 'echo $$ >>"$1"; cd "$2" && shift 2 && exec "$@"' \
+		sh "$sids" "$@" &
+	sess_pid=$!
+	trap 'kill -TERM -- -$(tail -n 1 "$sids") 2>/dev/null; exit 130' INT TERM
+	wait "$sess_pid"
+	sess_rc=$?
+	trap - INT TERM
+	return $sess_rc
+}
+
+# survivors: reports, stops (by PID) and counts the processes this run
+# left behind.  Runs without MX_SUITE_ID itself, so that it and its own
+# children do not count.
+survivors() {
+	env -u MX_SUITE_ID sh -c '
+		id=$1; sids=$2; self=$3; n=0; left=
+		for d in /proc/[0-9]*; do
+			p=${d#/proc/}
+			[ "$p" = "$self" ] && continue
+			st=$(cat "$d/stat" 2>/dev/null) || continue
+			set -- ${st##*) }   # state ppid pgrp session ...
+			[ "$1" = Z ] && continue
+			if grep -qx "$4" "$sids" ||
+			   { tr "\0" "\n" <"$d/environ"; } 2>/dev/null |
+			   grep -qx "MX_SUITE_ID=$id"; then
+				echo "LEFT RUNNING: pid $p:" \
+				     "$({ tr "\0" " " <"$d/cmdline"; } 2>/dev/null)" >&2
+				kill -TERM "$p" 2>/dev/null
+				n=$((n + 1)); left="$left $p"
+			fi
+		done
+		[ "$n" -gt 0 ] && sleep 2
+		for p in $left; do kill -KILL "$p" 2>/dev/null; done
+		echo "$n"
+	' sh "$MX_SUITE_ID" "$sids" "$$"
+}
 
 # count_log DIR: adds the automake test-suite.log summary of DIR to the totals
 count_log() {
@@ -34,7 +86,7 @@ run_suite() { # NAME BUILDDIR CONFIGURE-ARGS...
 		echo "== $name: BUILD FAILED"; fail=$((fail + 1)); return
 	fi
 	echo "== $name: make check"
-	(cd "$b" && make -s -j"$(nproc)" check >/dev/null 2>&1)
+	in_session "$b" make -s -j"$(nproc)" check >/dev/null 2>&1
 	# show failures with their logs
 	if [ -f "$b/test-suite.log" ]; then
 		grep -E '^(FAIL|ERROR|XPASS)' "$b/test-suite.log" | head -40
@@ -48,7 +100,7 @@ run_suite() { # NAME BUILDDIR CONFIGURE-ARGS...
 
 run_suite default "$out/default" --enable-werror
 echo "== distcheck"
-if (cd "$out/default" && make -s distcheck >"$out/distcheck.log" 2>&1); then
+if in_session "$out/default" make -s distcheck >"$out/distcheck.log" 2>&1; then
 	pass=$((pass + 1)); echo "PASS: make distcheck"
 else
 	fail=$((fail + 1)); echo "FAIL: make distcheck (log: $out/distcheck.log)"
@@ -74,5 +126,11 @@ if [ "$quick" = 0 ]; then
 		fail=$((fail + 1)); echo "FAIL: fuzz build"
 	fi
 fi
+left=$(survivors)
+if [ "${left:-0}" -gt 0 ]; then
+	echo "FAIL: $left process(es) started by the suite still running (stopped now)"
+	fail=$((fail + left))
+fi
+rm -f "$sids"
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" = 0 ]
