@@ -19,6 +19,7 @@
 #include "backends/backend.h"
 #include "auth/oauth.h"
 #include "net/net.h"
+#include "secrets/secrets.h"
 #include "util/mutf7.h"
 
 /* Largest message we accept (providers cap at 25-50 MB). */
@@ -339,8 +340,7 @@ out:
 	mx_trace(MX_TRACE_IMAP, "S: AUTHENTICATE %s: %s", mech,
 		 rc == MX_OK ? "OK" : "failed");
 	/* The response held a bearer token or a password: wipe it. */
-	memset(ir, 0, strlen(ir));
-	free(ir);
+	mx_secret_free(ir);
 	mmap_string_free(line);
 	return rc;
 }
@@ -388,8 +388,7 @@ static int imap_login(struct mx_conn *c, const struct mx_account *a,
 		if (r != MAILIMAP_NO_ERROR)
 			rc = imap_fail(c, r, "LOGIN", err);
 	}
-	memset(pw, 0, strlen(pw));
-	free(pw);
+	mx_secret_free(pw);
 	return rc;
 }
 

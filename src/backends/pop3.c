@@ -19,9 +19,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "auth/oauth.h"
 #include "backends/pop3.h"
 #include "net/net.h"
+#include "secrets/secrets.h"
 
 /* RFC 2449 4: response lines up to 512 octets; we allow more slack but
  * never an unbounded line. */
@@ -186,7 +189,7 @@ static int send_cmd(struct mx_pop3 *p, const char *trace_as,
 				    "%s: POP3 command longer than %d octets",
 				    p->host, MAX_CMD);
 	rc = send_raw(p, buf, (size_t)n, trace_as, err);
-	memset(buf, 0, sizeof(buf)); /* may have held a password */
+	OPENSSL_cleanse(buf, sizeof(buf)); /* may have held a password */
 	return rc;
 }
 
@@ -518,7 +521,7 @@ static int login(struct mx_pop3 *p, const struct mx_pop3_cfg *cfg,
 			raw[1 + ul] = '\0';
 			memcpy(raw + 2 + ul, cfg->password, pl);
 			ir = mx_base64_encode(raw, ul + pl + 2);
-			memset(raw, 0, ul + pl + 2);
+			OPENSSL_cleanse(raw, ul + pl + 2);
 			free(raw);
 		}
 	} else if (strcmp(mech, "USER") == 0 && cfg->password) {
@@ -532,8 +535,7 @@ static int login(struct mx_pop3 *p, const struct mx_pop3_cfg *cfg,
 	if (ir == NULL)
 		return mx_error_set(err, MX_ERR_NOMEM, NULL);
 	rc = sasl(p, p->mech, ir, err);
-	memset(ir, 0, strlen(ir));
-	free(ir);
+	mx_secret_free(ir);
 	return rc;
 }
 
@@ -641,10 +643,7 @@ int mx_pop3_connect_account(const struct mx_account *a, struct mx_pop3 **p_r,
 		cfg.password = pw;
 	}
 	rc = mx_pop3_connect(&cfg, p_r, err);
-	if (pw) {
-		memset(pw, 0, strlen(pw));
-		free(pw);
-	}
+	mx_secret_free(pw);
 	return rc;
 }
 

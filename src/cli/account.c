@@ -12,6 +12,7 @@
 #include "backends/backend.h"
 #include "cli/cli.h"
 #include "discover/discover.h"
+#include "secrets/secrets.h"
 #include "sync/presets.h"
 #include "sync/sync.h"
 
@@ -95,12 +96,8 @@ struct settings_args {
 
 static void settings_args_free(struct settings_args *sa)
 {
-	if (sa->smtp_pw)
-		memset(sa->smtp_pw, 0, strlen(sa->smtp_pw));
-	if (sa->relay_pw)
-		memset(sa->relay_pw, 0, strlen(sa->relay_pw));
-	free(sa->smtp_pw);
-	free(sa->relay_pw);
+	mx_secret_free(sa->smtp_pw);
+	mx_secret_free(sa->relay_pw);
 	free(sa->allow);
 	memset(sa, 0, sizeof(*sa));
 }
@@ -437,12 +434,8 @@ static int account_add(struct cli *c, int argc, char **argv)
 out:
 	settings_args_free(&sa);
 	free(smtp_url);
-	if (refresh)
-		memset(refresh, 0, strlen(refresh));
-	if (csecret)
-		memset(csecret, 0, strlen(csecret));
-	free(refresh);
-	free(csecret);
+	mx_secret_free(refresh);
+	mx_secret_free(csecret);
 	free(url);
 	return rc;
 }
@@ -722,9 +715,7 @@ static int account_oauth(struct cli *c, int argc, char **argv)
 out:
 	mx_oauth_token_free(&tok);
 	mx_account_free(&a);
-	if (csecret)
-		memset(csecret, 0, strlen(csecret));
-	free(csecret);
+	mx_secret_free(csecret);
 	mx_store_close(&st);
 	return rc;
 }
@@ -769,9 +760,7 @@ static int apply_edit(struct mx_account *a, const void *arg,
 	if (e->password_file) {
 		if (set_str(&a->password_file, e->password_file) < 0)
 			return mx_error_set(err, MX_ERR_NOMEM, NULL);
-		if (a->password)
-			memset(a->password, 0, strlen(a->password));
-		free(a->password);
+		mx_secret_free(a->password);
 		a->password = NULL;
 	}
 	if (e->refresh_token) {
@@ -858,9 +847,7 @@ static int account_edit(struct cli *c, int argc, char **argv, int disabled)
 	}
 out:
 	settings_args_free(&sa);
-	if (refresh)
-		memset(refresh, 0, strlen(refresh));
-	free(refresh);
+	mx_secret_free(refresh);
 	return rc;
 }
 

@@ -1,4 +1,5 @@
 /* mxsync: entry point, global options and subcommand dispatch. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +8,7 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "secrets/secrets.h"
 #include "util/util.h"
 
 static const char usage[] =
@@ -123,6 +125,10 @@ int main(int argc, char **argv)
 	struct cli c = {NULL, "mxsync"};
 	int i;
 
+	/* Before any secret is unsealed: no core dump may hold one. */
+	if (mx_secrets_protect_process() != 0)
+		fprintf(stderr, "mxsync: warning: cannot disable core dumps: "
+			"%s\n", strerror(errno));
 	/* libetpan and OpenSSL write to sockets without MSG_NOSIGNAL. */
 	signal(SIGPIPE, SIG_IGN);
 	if (getenv("MXSYNC_TRACE"))

@@ -23,6 +23,7 @@
 
 #include "daemon/daemon.h"
 #include "events/events.h"
+#include "secrets/secrets.h"
 #include "send/outbox.h"
 #include "sync/sync.h"
 
@@ -979,6 +980,9 @@ int main(int argc, char **argv)
 
 	memset(&d, 0, sizeof(d));
 	mx_log_ident = "mxsyncd";
+	/* Before any secret is in memory: no core dump may hold one. */
+	if (mx_secrets_protect_process() != 0)
+		mx_warn("cannot disable core dumps: %s", strerror(errno));
 	signal(SIGPIPE, SIG_IGN);
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-d") && i + 1 < argc)

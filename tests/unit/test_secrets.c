@@ -12,7 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -907,6 +910,53 @@ START_TEST(test_store_sealed_bound_to_slot)
 }
 END_TEST
 
+/* In a child of its own: the limits and the dumpable flag are per process
+ * and must not leak into the other tests. */
+START_TEST(test_protect_process)
+{
+	pid_t pid = fork();
+	int status = 0;
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
+
+		/* As a shell with `ulimit -c unlimited` would start us. */
+		setrlimit(RLIMIT_CORE, &rl);
+		if (prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 1)
+			_exit(10);
+		if (mx_secrets_protect_process() != 0)
+			_exit(11);
+		if (getrlimit(RLIMIT_CORE, &rl) != 0 || rl.rlim_cur != 0 ||
+		    rl.rlim_max != 0)
+			_exit(12);
+		if (prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0)
+			_exit(13);
+		_exit(0);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	/* 10: not dumpable to begin with; 11: failed; 12: core limit not
+	 * 0/0; 13: still dumpable */
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
+}
+END_TEST
+
+START_TEST(test_secret_wipe)
+{
+	char buf[] = "hunter2-token\0tail";
+	char zeros[13] = {0};
+
+	mx_secret_wipe(buf);
+	ck_assert(memcmp(buf, zeros, sizeof(zeros)) == 0);
+	/* Up to the NUL only: what follows is not the secret's. */
+	ck_assert_str_eq(buf + 14, "tail");
+	mx_secret_wipe(NULL);
+	mx_secret_free(NULL);
+	mx_secret_free(strdup("freed-after-wipe"));
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("secrets");
@@ -924,6 +974,8 @@ int main(void)
 	tcase_add_test(tc, test_key_file_created_and_reused);
 	tcase_add_test(tc, test_key_file_too_open_refused);
 	tcase_add_test(tc, test_env_key);
+	tcase_add_test(tc, test_protect_process);
+	tcase_add_test(tc, test_secret_wipe);
 	suite_add_tcase(s, tc);
 	tcase_add_checked_fixture(ts, setup, teardown);
 	tcase_add_test(ts, test_store_sealed_roundtrip);

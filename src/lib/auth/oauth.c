@@ -31,6 +31,7 @@
 
 #include "auth/oauth.h"
 #include "net/net.h"
+#include "secrets/secrets.h"
 #include "util/http.h"
 
 #define DEFAULT_TIMEOUT_S 15
@@ -46,20 +47,12 @@
 #define REDIRECT_READ_MS 5000
 #define REDIRECT_MAX_REQUEST 8192
 
-static void free_secret(char *s)
-{
-	if (s == NULL)
-		return;
-	OPENSSL_cleanse(s, strlen(s));
-	free(s);
-}
-
 void mx_oauth_token_free(struct mx_oauth_token *t)
 {
 	if (t == NULL)
 		return;
-	free_secret(t->access_token);
-	free_secret(t->refresh_token);
+	mx_secret_free(t->access_token);
+	mx_secret_free(t->refresh_token);
 	free(t->scope);
 	memset(t, 0, sizeof(*t));
 }
@@ -68,7 +61,7 @@ void mx_oauth_device_free(struct mx_oauth_device *d)
 {
 	if (d == NULL)
 		return;
-	free_secret(d->device_code);
+	mx_secret_free(d->device_code);
 	free(d->user_code);
 	free(d->verification_uri);
 	free(d->verification_uri_complete);
@@ -203,6 +196,39 @@ out:
 	return rc;
 }
 
+/*
+ * mx_buf_reserve() for a buffer that already holds secrets: realloc()
+ * would leave the old copy in freed memory, so the data moves to a new
+ * block and the old one is wiped before it is freed.
+ */
+static int secret_reserve(struct mx_buf *b, size_t extra)
+{
+	size_t need, ncap;
+	char *p;
+
+	if (extra > SIZE_MAX / 2 - b->len - 1)
+		return -1;
+	need = b->len + extra + 1;
+	if (need <= b->cap)
+		return 0;
+	ncap = b->cap > 128 ? b->cap : 128;
+	while (ncap < need)
+		ncap *= 2;
+	p = malloc(ncap);
+	if (p == NULL)
+		return -1;
+	if (b->data) {
+		memcpy(p, b->data, b->len + 1);
+		OPENSSL_cleanse(b->data, b->cap);
+		free(b->data);
+	} else {
+		p[0] = '\0';
+	}
+	b->data = p;
+	b->cap = ncap;
+	return 0;
+}
+
 /* Appends "&NAME=escaped(VALUE)" (no '&' first) to a form body. */
 static int form_add(struct mx_buf *b, const char *name, const char *value)
 {
@@ -214,7 +240,12 @@ static int form_add(struct mx_buf *b, const char *name, const char *value)
 	esc = curl_easy_escape(NULL, value, 0);
 	if (esc == NULL)
 		return -1;
-	rc = mx_buf_printf(b, "%s%s=%s", b->len ? "&" : "", name, esc);
+	/* The body holds secrets: grown here so mx_buf_printf() does not
+	 * realloc() it. */
+	rc = secret_reserve(b, 1 + strlen(name) + 1 + strlen(esc));
+	if (rc == 0)
+		rc = mx_buf_printf(b, "%s%s=%s", b->len ? "&" : "", name,
+				   esc);
 	OPENSSL_cleanse(esc, strlen(esc));
 	curl_free(esc);
 	return rc;
@@ -365,7 +396,7 @@ static int http_post(const struct mx_oauth_cfg *cfg, const char *what,
 		if (cred.data)
 			OPENSSL_cleanse(cred.data, cred.len);
 		mx_buf_free(&cred);
-		free_secret(b64);
+		mx_secret_free(b64);
 		if (authz == NULL)
 			return mx_error_set(err, MX_ERR_NOMEM, NULL);
 	}
@@ -398,6 +429,12 @@ static int http_post(const struct mx_oauth_cfg *cfg, const char *what,
 	r->sink.max = MAX_RESPONSE;
 	r->sink.too_big = false;
 	mx_buf_reset(&r->sink.body);
+	/* The answer holds tokens: all of it fits in one block, so no
+	 * realloc() leaves a partial copy behind. */
+	if (mx_buf_reserve(&r->sink.body, MAX_RESPONSE) < 0) {
+		rc = mx_error_set(err, MX_ERR_NOMEM, NULL);
+		goto out;
+	}
 #define SET(opt, val)                                                    \
 	do {                                                             \
 		if (cc == CURLE_OK)                                      \
@@ -449,8 +486,11 @@ static int http_post(const struct mx_oauth_cfg *cfg, const char *what,
 out:
 	if (c)
 		curl_easy_cleanup(c);
+	/* curl_slist_append() copied the Authorization line. */
+	for (h = hdrs; h; h = h->next)
+		OPENSSL_cleanse(h->data, strlen(h->data));
 	curl_slist_free_all(hdrs);
-	free_secret(authz);
+	mx_secret_free(authz);
 	return rc;
 }
 
@@ -753,7 +793,7 @@ int mx_oauth_device_start(const struct mx_oauth_cfg *cfg,
 out:
 	json_decref(j);
 	body_free(&body);
-	mx_buf_free(&r.sink.body);
+	body_free(&r.sink.body); /* the device_code */
 	return rc;
 }
 
@@ -947,7 +987,7 @@ struct redirect {
 
 static void redirect_free(struct redirect *rd)
 {
-	free_secret(rd->code);
+	mx_secret_free(rd->code);
 	free(rd->error);
 	free(rd->error_description);
 	memset(rd, 0, sizeof(*rd));

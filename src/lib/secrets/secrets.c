@@ -9,7 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -362,5 +366,49 @@ out:
 		free(plain);
 	}
 	free(raw);
+	return rc;
+}
+
+void mx_secret_wipe(char *s)
+{
+	/* OPENSSL_cleanse, not memset: the compiler drops a memset() of
+	 * memory that is freed or goes out of scope right after (gcc -O2
+	 * does, for both). */
+	if (s)
+		OPENSSL_cleanse(s, strlen(s));
+}
+
+void mx_secret_free(char *s)
+{
+	mx_secret_wipe(s);
+	free(s);
+}
+
+/* ---- the process ---- */
+
+int mx_secrets_protect_process(void)
+{
+	struct rlimit rl = {0, 0};
+	int rc = 0, saved = 0;
+
+	/* Hard limit 0 too, so nothing later in the process (or a child)
+	 * can raise it again. */
+	if (setrlimit(RLIMIT_CORE, &rl) != 0) {
+		saved = errno;
+		rc = -1;
+	}
+#ifdef __linux__
+	/* Both, because neither is enough alone: with a core_pattern pipe
+	 * ("|/usr/lib/...") the kernel hands the core to the helper whatever
+	 * RLIMIT_CORE says, and with fs.suid_dumpable 2 a non-dumpable
+	 * process is still dumped (root-owned).  Not dumpable also keeps
+	 * same-user processes out of /proc/PID/mem and ptrace. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+		saved = errno;
+		rc = -1;
+	}
+#endif
+	if (rc)
+		errno = saved;
 	return rc;
 }

@@ -41,4 +41,18 @@ int mx_secret_unseal(struct mx_secrets *s, const char *aad,
 /* True if S looks like a sealed value ("v1:..."). */
 int mx_secret_is_sealed(const char *s);
 
+/* Overwrites the NUL-terminated secret S (a clear password or token) with
+ * zeros in a way the compiler cannot drop; mx_secret_free() also frees it
+ * (use it for what mx_secret_unseal() returns).  NULL is a no-op. */
+void mx_secret_wipe(char *s);
+void mx_secret_free(char *s);
+
+/* Keeps the process's memory (the key, clear passwords and tokens) out of
+ * core dumps and away from other processes of the same user: RLIMIT_CORE
+ * 0 (soft and hard) and, on Linux, PR_SET_DUMPABLE 0, which also makes
+ * /proc/PID/{mem,environ,maps,fd,...} root-owned and refuses ptrace
+ * without CAP_SYS_PTRACE.  mxsyncd and mxsync call it first thing.  -1
+ * (errno set) if a step failed; the others are still done. */
+int mx_secrets_protect_process(void);
+
 #endif

@@ -15,9 +15,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
 
 #include "auth/oauth.h"
 #include "net/net.h"
+#include "secrets/secrets.h"
 #include "send/smtp.h"
 
 /* Limits on one reply: lines and bytes (an EHLO reply is ~15 lines). */
@@ -485,14 +487,6 @@ static int ehlo(struct mx_smtp *s, const char *name, struct mx_error *err)
 	return rc;
 }
 
-static void wipe_free(char *p)
-{
-	if (p) {
-		memset(p, 0, strlen(p));
-		free(p);
-	}
-}
-
 /*
  * One SASL exchange (RFC 4954).  IR is the initial response (or NULL);
  * STEPS answer the server's 334 challenges in order; once they are used
@@ -638,7 +632,7 @@ static int authenticate(struct mx_smtp *s, const struct mx_smtp_cfg *cfg,
 		    mx_buf_puts(&b, cfg->password) == 0)
 			ir = mx_base64_encode(b.data, b.len);
 		if (b.data)
-			memset(b.data, 0, b.len);
+			OPENSSL_cleanse(b.data, b.len);
 		mx_buf_free(&b);
 		break;
 	}
@@ -658,9 +652,9 @@ static int authenticate(struct mx_smtp *s, const struct mx_smtp_cfg *cfg,
 	}
 	rc = sasl(s, s->mech, *ir ? ir : NULL, steps, nsteps, on_fail, err);
 out:
-	wipe_free(ir);
-	wipe_free(steps[0]);
-	wipe_free(steps[1]);
+	mx_secret_free(ir);
+	mx_secret_free(steps[0]);
+	mx_secret_free(steps[1]);
 	if (rc)
 		s->mech = NULL;
 	return rc;

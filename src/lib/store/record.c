@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 
+#include "secrets/secrets.h"
 #include "store/store.h"
 
 /* Sets K to V (skipped when NULL).  -1 when V is not UTF-8: jansson
@@ -260,14 +261,6 @@ int mx_account_decode(const char *data, size_t len, struct mx_account *a,
 	return MX_OK;
 }
 
-/* Wipes a secret before it goes back to the allocator. */
-static void free_secret(char *s)
-{
-	if (s)
-		OPENSSL_cleanse(s, strlen(s));
-	free(s);
-}
-
 void mx_account_free(struct mx_account *a)
 {
 	if (a == NULL)
@@ -276,10 +269,10 @@ void mx_account_free(struct mx_account *a)
 	free(a->imap_url);
 	free(a->host);
 	free(a->user);
-	free_secret(a->password);
-	free_secret(a->refresh_token);
-	free_secret(a->access_token);
-	free_secret(a->client_secret);
+	mx_secret_free(a->password);
+	mx_secret_free(a->refresh_token);
+	mx_secret_free(a->access_token);
+	mx_secret_free(a->client_secret);
 	free(a->password_file);
 	free(a->ca_file);
 	free(a->oauth_token_url);
@@ -302,7 +295,7 @@ void mx_smtp_server_free(struct mx_smtp_server *s)
 	free(s->url);
 	free(s->host);
 	free(s->user);
-	free_secret(s->password);
+	mx_secret_free(s->password);
 	free(s->mechanism);
 	memset(s, 0, sizeof(*s));
 }
