@@ -18,8 +18,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+
+#include <openssl/crypto.h>
 
 #include "daemon/daemon.h"
+#include "secrets/secrets.h"
 
 static char *trim(char *s)
 {
@@ -100,7 +104,13 @@ int mx_config_load(const char *path, struct mx_config *cfg,
 		   struct mx_error *err)
 {
 	enum section sec = SEC_NONE;
-	char line[4096];
+	/* The file holds webhook secrets: read through our own buffer (not
+	 * stdio's), and both are wiped at the end. */
+	char line[4096], iobuf[4096];
+	/* Where each section started, for errors found after the parse. */
+	int wh_line[MX_MAX_WEBHOOKS], acct_line[MX_MAX_ACCT_CFG];
+	struct mx_error e2;
+	struct stat sb;
 	FILE *fp;
 	int lineno = 0, rc = MX_OK;
 
@@ -112,7 +122,16 @@ int mx_config_load(const char *path, struct mx_config *cfg,
 		return mx_error_set(err, MX_ERR_CONFIG, "%s: %s", path,
 				    strerror(errno));
 	}
+	setvbuf(fp, iobuf, _IOFBF, sizeof(iobuf));
 #define BAD(...) do { rc = mx_error_set(err, MX_ERR_CONFIG, __VA_ARGS__); goto out; } while (0)
+	/* fopen() opens a directory and fgets() then just ends: "-c DIR"
+	 * would run on silent defaults. */
+	if (fstat(fileno(fp), &sb) != 0)
+		BAD("%s: %s", path, strerror(errno));
+	if (!S_ISREG(sb.st_mode))
+		BAD("%s: not a regular file%s", path,
+		    S_ISDIR(sb.st_mode) ? " (a directory: give the path of "
+		    "the configuration file itself)" : "");
 	while (fgets(line, sizeof(line), fp)) {
 		char *s, *eq, *k, *v;
 		long n;
@@ -144,8 +163,10 @@ int mx_config_load(const char *path, struct mx_config *cfg,
 					BAD("%s:%d: too many webhooks", path, lineno);
 				for (size_t i = 0; i < cfg->nwebhooks; i++)
 					if (!strcmp(cfg->webhooks[i].name, name))
-						BAD("%s:%d: webhook %s defined twice",
-						    path, lineno, name);
+						BAD("%s:%d: webhook %s defined twice "
+						    "(lines %d and %d)", path, lineno,
+						    name, wh_line[i], lineno);
+				wh_line[cfg->nwebhooks] = lineno;
 				cfg->webhook_strs[cfg->nwebhooks][0] = strdup(name);
 				cfg->webhooks[cfg->nwebhooks].name =
 					cfg->webhook_strs[cfg->nwebhooks][0];
@@ -156,6 +177,13 @@ int mx_config_load(const char *path, struct mx_config *cfg,
 			} else if (!strcmp(s, "account") && name && mx_name_valid(name)) {
 				if (cfg->naccts == MX_MAX_ACCT_CFG)
 					BAD("%s:%d: too many account sections", path, lineno);
+				/* Two sections would leave one silently unused. */
+				for (size_t i = 0; i < cfg->naccts; i++)
+					if (!strcmp(cfg->accts[i].name, name))
+						BAD("%s:%d: account %s defined twice "
+						    "(lines %d and %d)", path, lineno,
+						    name, acct_line[i], lineno);
+				acct_line[cfg->naccts] = lineno;
 				cfg->accts[cfg->naccts].name = strdup(name);
 				cfg->naccts++;
 				sec = SEC_ACCOUNT;
@@ -223,7 +251,6 @@ int mx_config_load(const char *path, struct mx_config *cfg,
 			} else if (!strcmp(k, "secret_file")) {
 				char *data = NULL;
 				size_t len = 0;
-				struct mx_error e2;
 
 				if (mx_read_file(v, 4096, &data, &len, &e2))
 					BAD("%s:%d: %s", path, lineno, e2.detail);
@@ -269,16 +296,24 @@ int mx_config_load(const char *path, struct mx_config *cfg,
 		}
 		}
 	}
+	if (ferror(fp))
+		BAD("%s: %s", path, strerror(errno));
 	for (size_t i = 0; i < cfg->nwebhooks; i++) {
 		if (cfg->webhooks[i].url == NULL)
 			BAD("%s: webhook %s has no url", path, cfg->webhooks[i].name);
 		if (cfg->webhooks[i].secret == NULL || !*cfg->webhooks[i].secret)
 			BAD("%s: webhook %s has no secret (secret or secret_file)",
 			    path, cfg->webhooks[i].name);
+		/* URL and event types: refused here, so a bad webhook stops
+		 * the start (and a reload keeps the old configuration). */
+		if (mx_webhook_check(&cfg->webhooks[i], &e2) != MX_OK)
+			BAD("%s:%d: %s", path, wh_line[i], e2.detail);
 	}
 #undef BAD
 out:
 	fclose(fp);
+	OPENSSL_cleanse(iobuf, sizeof(iobuf));
+	OPENSSL_cleanse(line, sizeof(line));
 	if (rc)
 		mx_config_free(cfg);
 	return rc;
@@ -288,10 +323,10 @@ void mx_config_free(struct mx_config *cfg)
 {
 	for (size_t i = 0; i < cfg->nwebhooks; i++) {
 		for (int j = 0; j < 4; j++) {
-			if (j == 2 && cfg->webhook_strs[i][j])
-				memset(cfg->webhook_strs[i][j], 0,
-				       strlen(cfg->webhook_strs[i][j]));
-			free(cfg->webhook_strs[i][j]);
+			if (j == 2) /* the secret */
+				mx_secret_free(cfg->webhook_strs[i][j]);
+			else
+				free(cfg->webhook_strs[i][j]);
 		}
 		for (size_t j = 0; cfg->webhook_types[i] && cfg->webhook_types[i][j]; j++)
 			free(cfg->webhook_types[i][j]);

@@ -612,8 +612,7 @@ static void start_webhooks(struct daemon *d)
 
 		if (mx_webhook_start(d->st, &d->cfg.webhooks[i], &d->wh[i],
 				     &err) != MX_OK)
-			mx_log(MX_LOG_ERROR, "webhook %s: %s",
-			       d->cfg.webhooks[i].name, err.detail);
+			mx_log(MX_LOG_ERROR, "%s", err.detail); /* names it */
 	}
 	pthread_rwlock_unlock(&d->wh_lock);
 }

@@ -15,7 +15,8 @@ MX_INTEG_TESTS = \
 	tests/integ/t-discover.sh \
 	tests/integ/t-send.sh \
 	tests/integ/t-auth.sh \
-	tests/integ/t-coredump.sh
+	tests/integ/t-coredump.sh \
+	tests/integ/t-config.sh
 TESTS += $(MX_INTEG_TESTS)
 EXTRA_DIST += $(MX_INTEG_TESTS) \
 	tests/integ/lib/README.md tests/integ/lib/dovecot.sh \

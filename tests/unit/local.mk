@@ -17,4 +17,5 @@ include tests/unit/secrets.mk
 include tests/unit/send.mk
 include tests/unit/discover.mk
 include tests/unit/pop3.mk
+include tests/unit/config.mk
 endif

@@ -57,6 +57,12 @@ struct mx_webhook_cfg {
 
 struct mx_webhook;
 
+/* The checks mx_webhook_start() makes, without starting anything (the
+ * daemon refuses a configuration that fails them): name, URL (https://,
+ * or http:// to a loopback address), secret, event types.  Errors name
+ * the webhook ("webhook NAME: ...") and what is wrong. */
+int mx_webhook_check(const struct mx_webhook_cfg *cfg, struct mx_error *err);
+
 /*
  * Starts delivering to one endpoint on its own thread, from the endpoint's
  * persisted cursor (the first time: from the newest event at that moment,

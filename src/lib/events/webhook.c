@@ -118,21 +118,28 @@ static int check_url(const char *name, const char *url, struct mx_error *err)
 	if (u == NULL)
 		return mx_error_set(err, MX_ERR_NOMEM, NULL);
 	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) {
 		rc = mx_error_set(err, MX_ERR_PARSE,
 				  "webhook %s: malformed URL", name);
 		goto out;
 	}
-	if (strcasecmp(scheme, "https") == 0)
-		goto out;
-	if (strcasecmp(scheme, "http") != 0) {
+	/* The scheme before the host: "file:///x" has no host, and "not
+	 * file://" says more than "malformed". */
+	if (strcasecmp(scheme, "https") != 0 &&
+	    strcasecmp(scheme, "http") != 0) {
 		rc = mx_error_set(err, MX_ERR_CONFIG,
 				  "webhook %s: URL scheme must be https:// "
 				  "(or http:// to a loopback address), not "
 				  "%s://", name, scheme);
 		goto out;
 	}
+	if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+		rc = mx_error_set(err, MX_ERR_PARSE,
+				  "webhook %s: malformed URL (no host)", name);
+		goto out;
+	}
+	if (strcasecmp(scheme, "https") == 0)
+		goto out;
 	if (!mx_net_is_loopback(host))
 		rc = mx_error_set(err, MX_ERR_INSECURE,
 				  "webhook %s: refusing plain http:// to %s: "
@@ -143,6 +150,55 @@ out:
 	curl_free(host);
 	curl_url_cleanup(u);
 	return rc;
+}
+
+/* Every type mx_store_event() is called with (the list in mxsync(1),
+ * "Events"); a filter naming anything else would silently match nothing. */
+static const char *const event_types[] = {
+	"message.new", "message.updated", "message.copied", "message.moved",
+	"message.deleted", "folder.reset", "account.state", "account.reauth",
+	"account.removed", "message.queued", "message.sent", "message.failed",
+	"account.quota",
+};
+
+static int check_types(const struct mx_webhook_cfg *cfg, struct mx_error *err)
+{
+	const size_t ntypes = MX_ARRAY_SIZE(event_types);
+	char valid[512] = "";
+	size_t i, k, off = 0;
+
+	for (i = 0; cfg->types && i < cfg->ntypes; i++) {
+		for (k = 0; k < ntypes; k++)
+			if (strcmp(cfg->types[i], event_types[k]) == 0)
+				break;
+		if (k < ntypes)
+			continue;
+		for (k = 0; k < ntypes && off < sizeof(valid); k++)
+			off += (size_t)snprintf(valid + off, sizeof(valid) - off,
+						"%s%s", k ? ", " : "",
+						event_types[k]);
+		return mx_error_set(err, MX_ERR_CONFIG,
+				    "webhook %s: unknown event type \"%s\" "
+				    "(valid: %s)", cfg->name, cfg->types[i],
+				    valid);
+	}
+	return MX_OK;
+}
+
+int mx_webhook_check(const struct mx_webhook_cfg *cfg, struct mx_error *err)
+{
+	int rc;
+
+	if (cfg->name == NULL || !mx_name_valid(cfg->name))
+		return mx_error_set(err, MX_ERR_INVAL,
+				    "webhook name must be 1 to 64 of "
+				    "[A-Za-z0-9._-]");
+	if (cfg->url == NULL || cfg->secret == NULL || cfg->secret[0] == '\0')
+		return mx_error_set(err, MX_ERR_CONFIG,
+				    "webhook %s: a URL and a secret are "
+				    "required", cfg->name);
+	rc = check_url(cfg->name, cfg->url, err);
+	return rc ? rc : check_types(cfg, err);
 }
 
 /* ---- cursor ---- */
@@ -697,15 +753,7 @@ int mx_webhook_start(struct mx_store *st, const struct mx_webhook_cfg *cfg,
 	int rc;
 
 	*wh_r = NULL;
-	if (cfg->name == NULL || !mx_name_valid(cfg->name))
-		return mx_error_set(err, MX_ERR_INVAL,
-				    "webhook name must be 1 to 64 of "
-				    "[A-Za-z0-9._-]");
-	if (cfg->url == NULL || cfg->secret == NULL || cfg->secret[0] == '\0')
-		return mx_error_set(err, MX_ERR_CONFIG,
-				    "webhook %s: a URL and a secret are "
-				    "required", cfg->name);
-	rc = check_url(cfg->name, cfg->url, err);
+	rc = mx_webhook_check(cfg, err);
 	if (rc)
 		return rc;
 	rc = mx_http_global_init(err);
@@ -713,7 +761,8 @@ int mx_webhook_start(struct mx_store *st, const struct mx_webhook_cfg *cfg,
 		return rc;
 	wh = calloc(1, sizeof(*wh));
 	if (wh == NULL)
-		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+		return mx_error_set(err, MX_ERR_NOMEM, "webhook %s: out of "
+				    "memory", cfg->name);
 	pthread_mutex_init(&wh->mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -728,7 +777,8 @@ int mx_webhook_start(struct mx_store *st, const struct mx_webhook_cfg *cfg,
 	wh->url = strdup(cfg->url);
 	wh->secret = strdup(cfg->secret);
 	if (wh->name == NULL || wh->url == NULL || wh->secret == NULL) {
-		rc = mx_error_set(err, MX_ERR_NOMEM, NULL);
+		rc = mx_error_set(err, MX_ERR_NOMEM,
+					  "webhook %s: out of memory", cfg->name);
 		goto fail;
 	}
 	/* A non-NULL list with no entries is taken as "all", like NULL:
@@ -736,13 +786,15 @@ int mx_webhook_start(struct mx_store *st, const struct mx_webhook_cfg *cfg,
 	if (cfg->types && cfg->ntypes) {
 		wh->types = calloc(cfg->ntypes, sizeof(*wh->types));
 		if (wh->types == NULL) {
-			rc = mx_error_set(err, MX_ERR_NOMEM, NULL);
+			rc = mx_error_set(err, MX_ERR_NOMEM,
+					  "webhook %s: out of memory", cfg->name);
 			goto fail;
 		}
 		wh->ntypes = cfg->ntypes;
 		for (size_t i = 0; i < cfg->ntypes; i++)
 			if ((wh->types[i] = mx_strdup(cfg->types[i])) == NULL) {
-				rc = mx_error_set(err, MX_ERR_NOMEM, NULL);
+				rc = mx_error_set(err, MX_ERR_NOMEM,
+					  "webhook %s: out of memory", cfg->name);
 				goto fail;
 			}
 	}
@@ -750,8 +802,11 @@ int mx_webhook_start(struct mx_store *st, const struct mx_webhook_cfg *cfg,
 	if (rc)
 		goto fail;
 	rc = cursor_load(st, wh->name, &wh->cursor, err);
-	if (rc)
+	if (rc) {
+		/* Every error of this function names the webhook. */
+		mx_error_prefix(err, "webhook %s", cfg->name);
 		goto fail;
+	}
 	wh->saved = wh->cursor;
 	wh->status.cursor = wh->cursor;
 	if (pthread_create(&wh->thread, NULL, wh_main, wh) != 0) {

@@ -1,0 +1,161 @@
+/*
+ * Unit tests: the daemon's configuration file (src/daemon/config.c):
+ * what it refuses and how the error names it -- a directory as the file,
+ * a section given twice, webhook URLs that are not https:// or loopback
+ * http://, unknown event types -- and that a good file still loads.
+ * mxsyncd's refusal at start and on SIGHUP is tested end to end by
+ * tests/integ/t-config.sh.
+ *
+ * Each test writes its file into its own mkdtemp() directory.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon/daemon.h"
+
+static char g_dir[64];
+static char g_path[128];
+
+static void setup(void)
+{
+	strcpy(g_dir, "/tmp/mx-test-config.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(g_dir));
+	snprintf(g_path, sizeof(g_path), "%s/mxsync.conf", g_dir);
+}
+
+static void teardown(void)
+{
+	unlink(g_path);
+	rmdir(g_dir);
+}
+
+/* Writes TEXT to the config file and loads it; returns the error code,
+ * the detail in ERR. */
+static int load(const char *text, struct mx_config *cfg, struct mx_error *err)
+{
+	FILE *fp = fopen(g_path, "w");
+	int rc;
+
+	ck_assert_ptr_nonnull(fp);
+	fputs(text, fp);
+	ck_assert_int_eq(fclose(fp), 0);
+	mx_error_clear(err);
+	rc = mx_config_load(g_path, cfg, err);
+	if (rc == MX_OK)
+		mx_config_free(cfg);
+	return rc;
+}
+
+#define REFUSED(text, want)                                                \
+	do {                                                               \
+		struct mx_config c_;                                       \
+		struct mx_error e_;                                        \
+		ck_assert_int_eq(load(text, &c_, &e_), MX_ERR_CONFIG);     \
+		ck_assert_msg(strstr(e_.detail, want) != NULL,             \
+			      "detail \"%s\" lacks \"%s\"", e_.detail, want); \
+	} while (0)
+
+START_TEST(test_good_file_loads)
+{
+	struct mx_config c;
+	struct mx_error e;
+
+	ck_assert_int_eq(load("[account a]\nfolders = INBOX\n"
+			      "[account b]\nenabled = no\n"
+			      "[webhook w]\nurl = https://example.com/h\n"
+			      "secret = s\nevents = message.new, account.state,"
+			      " message.sent\n"
+			      "[webhook local]\nurl = http://127.0.0.1:9/h\n"
+			      "secret = s\n", &c, &e), MX_OK);
+}
+END_TEST
+
+START_TEST(test_directory_refused)
+{
+	struct mx_config c;
+	struct mx_error e;
+
+	mx_error_clear(&e);
+	ck_assert_int_eq(mx_config_load(g_dir, &c, &e), MX_ERR_CONFIG);
+	ck_assert_msg(strstr(e.detail, g_dir) &&
+		      strstr(e.detail, "not a regular file") &&
+		      strstr(e.detail, "directory"), "%s", e.detail);
+	/* A missing file still means the defaults. */
+	ck_assert_int_eq(mx_config_load(g_path, &c, &e), MX_OK);
+	ck_assert_int_eq(c.workers, 4);
+	mx_config_free(&c);
+}
+END_TEST
+
+START_TEST(test_duplicate_account_refused)
+{
+	REFUSED("[account a]\nfolders = INBOX\n\n[account b]\n[account a]\n"
+		"enabled = no\n", "account a defined twice (lines 1 and 5)");
+	REFUSED("[webhook w]\nurl = https://x.test/\nsecret = s\n"
+		"[webhook w]\n", "webhook w defined twice (lines 1 and 4)");
+}
+END_TEST
+
+START_TEST(test_webhook_url_refused)
+{
+	REFUSED("[webhook w]\nurl = file:///etc/passwd\nsecret = s\n",
+		":1: webhook w: URL scheme must be https:// (or http:// to a "
+		"loopback address), not file://");
+	REFUSED("[daemon]\nworkers = 2\n[webhook w]\n"
+		"url = http://example.com/h\nsecret = s\n",
+		":3: webhook w: refusing plain http:// to example.com");
+	REFUSED("[webhook w]\nurl = not a url\nsecret = s\n",
+		"webhook w: malformed URL");
+}
+END_TEST
+
+START_TEST(test_webhook_url_message_once)
+{
+	struct mx_config c;
+	struct mx_error e;
+	const char *p;
+
+	ck_assert_int_eq(load("[webhook w]\nurl = ftp://x.test/\nsecret = s\n",
+			      &c, &e), MX_ERR_CONFIG);
+	/* One "webhook w:" prefix, not two. */
+	p = strstr(e.detail, "webhook w:");
+	ck_assert_ptr_nonnull(p);
+	ck_assert_ptr_null(strstr(p + 1, "webhook w:"));
+}
+END_TEST
+
+START_TEST(test_unknown_event_type_refused)
+{
+	REFUSED("[webhook w]\nurl = https://x.test/\nsecret = s\n"
+		"events = message.new, mesage.updated\n",
+		"webhook w: unknown event type \"mesage.updated\" (valid: "
+		"message.new, message.updated, ");
+	REFUSED("[webhook w]\nurl = https://x.test/\nsecret = s\n"
+		"events = *\n", "unknown event type \"*\"");
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("config");
+	TCase *tc = tcase_create("load");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_good_file_loads);
+	tcase_add_test(tc, test_directory_refused);
+	tcase_add_test(tc, test_duplicate_account_refused);
+	tcase_add_test(tc, test_webhook_url_refused);
+	tcase_add_test(tc, test_webhook_url_message_once);
+	tcase_add_test(tc, test_unknown_event_type_refused);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
