@@ -778,7 +778,7 @@ int mx_webhook_start(struct mx_store *st, const struct mx_webhook_cfg *cfg,
 	wh->secret = strdup(cfg->secret);
 	if (wh->name == NULL || wh->url == NULL || wh->secret == NULL) {
 		rc = mx_error_set(err, MX_ERR_NOMEM,
-					  "webhook %s: out of memory", cfg->name);
+				  "webhook %s: out of memory", cfg->name);
 		goto fail;
 	}
 	/* A non-NULL list with no entries is taken as "all", like NULL:
@@ -794,7 +794,8 @@ int mx_webhook_start(struct mx_store *st, const struct mx_webhook_cfg *cfg,
 		for (size_t i = 0; i < cfg->ntypes; i++)
 			if ((wh->types[i] = mx_strdup(cfg->types[i])) == NULL) {
 				rc = mx_error_set(err, MX_ERR_NOMEM,
-					  "webhook %s: out of memory", cfg->name);
+						  "webhook %s: out of memory",
+						  cfg->name);
 				goto fail;
 			}
 	}
