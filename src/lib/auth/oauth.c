@@ -590,6 +590,23 @@ static int dup_field(json_t *j, const char *key, char **out_r)
 }
 
 /* Parses R (any status) into OUT.  ECODE_R as for token_error(). */
+/* json_decref() for an endpoint's answer: jansson frees without wiping,
+ * so its string values (access and refresh tokens, id_token, device_code)
+ * are wiped first.  They are jansson's own heap copies. */
+static void json_free_secret(json_t *j)
+{
+	const char *k;
+	json_t *v;
+
+	if (json_is_object(j))
+		json_object_foreach(j, k, v)
+			if (json_is_string(v))
+				OPENSSL_cleanse((void *)(uintptr_t)
+						json_string_value(v),
+						json_string_length(v));
+	json_decref(j);
+}
+
 static int token_parse(const char *what, const struct http_resp *r,
 		       struct mx_oauth_token *out, char *ecode_r, size_t ecap,
 		       struct mx_error *err)
@@ -646,7 +663,7 @@ static int token_parse(const char *what, const struct http_resp *r,
 	if (jint(j, "expires_in", &ein) && ein > 0 && ein < INT32_MAX)
 		out->expires_at = mx_wall_s() + ein;
 out:
-	json_decref(j);
+	json_free_secret(j);
 	return rc;
 }
 
@@ -791,7 +808,7 @@ int mx_oauth_device_start(const struct mx_oauth_cfg *cfg,
 	if (jint(j, "expires_in", &v) && v > 0 && v < INT32_MAX)
 		dev_r->expires_at = mx_wall_s() + v;
 out:
-	json_decref(j);
+	json_free_secret(j);
 	body_free(&body);
 	body_free(&r.sink.body); /* the device_code */
 	return rc;
