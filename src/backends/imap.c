@@ -17,6 +17,7 @@
 #include <libetpan/libetpan.h>
 
 #include "backends/backend.h"
+#include "backends/imap_guard.h"
 #include "auth/oauth.h"
 #include "net/net.h"
 #include "secrets/secrets.h"
@@ -36,6 +37,7 @@ struct mx_conn {
 	struct mx_buf body;
 	bool have_body;
 	struct mx_buf idle_line; /* partial line read during IDLE */
+	struct mx_imap_guard guard; /* sees every byte before libetpan */
 	mx_fetch_cb *cb;
 	void *cb_ctx;
 	int cb_rc;
@@ -88,6 +90,10 @@ static int imap_fail(struct mx_conn *c, int r, const char *what,
 		mx_error_prefix(err, "%s", what);
 		return err ? (int)err->code : MX_ERR_NET;
 	case MAILIMAP_ERROR_PARSE:
+		/* A read the guard refused can surface as a parse error. */
+		if (c->guard.failed)
+			return mx_error_set(err, c->guard.fail.code, "%s: %s",
+					    what, c->guard.fail.detail);
 		return mx_error_set(err, MX_ERR_PROTOCOL,
 				    "%s: unparsable server response", what);
 	case MAILIMAP_ERROR_MEMORY:
@@ -392,6 +398,12 @@ static int imap_login(struct mx_conn *c, const struct mx_account *a,
 	return rc;
 }
 
+static int guard_filter(void *ctx, const void *buf, size_t len,
+			struct mx_error *err)
+{
+	return mx_imap_guard_feed(ctx, buf, len, err);
+}
+
 static int imap_connect(const struct mx_account *a, struct mx_conn **conn_r,
 			struct mx_error *err)
 {
@@ -415,6 +427,10 @@ static int imap_connect(const struct mx_account *a, struct mx_conn **conn_r,
 			    &c->stream, err);
 	if (rc)
 		goto fail;
+	/* From the greeting on: libetpan must never see what the guard
+	 * refuses (a hostile greeting can crash it as well as a FETCH). */
+	mx_imap_guard_init(&c->guard);
+	mx_net_set_read_filter(c->stream, guard_filter, &c->guard);
 	c->imap = mailimap_new(0, NULL);
 	if (c->imap == NULL) {
 		rc = mx_error_set(err, MX_ERR_NOMEM, NULL);
@@ -829,11 +845,14 @@ static int imap_fetch(struct mx_conn *c, const struct mx_uid_range *uids,
 	mailimap_set_progress_callback(c->imap, progress_noop, NULL, NULL);
 	mailimap_set_msg_att_handler(c->imap, att_handler, c);
 	mailimap_set_msg_body_handler(c->imap, body_handler, c);
+	/* Bodies go to body_handler chunk by chunk, not into memory. */
+	mx_imap_guard_stream_literals(&c->guard, true);
 	if (changedsince && (c->caps & MX_CAP_CONDSTORE))
 		r = mailimap_uid_fetch_changedsince(c->imap, set, ft,
 						    changedsince, &res);
 	else
 		r = mailimap_uid_fetch(c->imap, set, ft, &res);
+	mx_imap_guard_stream_literals(&c->guard, false);
 	mailimap_set_msg_att_handler(c->imap, NULL, NULL);
 	mailimap_set_msg_body_handler(c->imap, NULL, NULL);
 	mailimap_set_progress_callback(c->imap, NULL, NULL, NULL);
@@ -1321,7 +1340,9 @@ static int imap_idle_check(struct mx_conn *c, bool *changed_r,
 		c->idle_line.len -= start;
 	}
 	if (c->idle_line.len > 65536) {
-		mx_buf_reset(&c->idle_line);
+		/* Keep one byte: imap_idle_done() must still know that the
+		 * server is in the middle of a line. */
+		c->idle_line.len = 1;
 		*changed_r = true;
 	}
 	return MX_OK;
@@ -1332,15 +1353,47 @@ static bool imap_idle_pending(struct mx_conn *c)
 	return mx_net_pending(c->stream) > 0;
 }
 
+/*
+ * mailimap_idle_done() without its one flaw: imap_idle_check() may have
+ * consumed the first part of a line (a response split across TCP reads),
+ * and libetpan would then parse the rest of that line as a response of
+ * its own ("unparsable server response").  So DONE is sent here, the
+ * partial line is completed and dropped (the server may well finish it
+ * only after DONE), and libetpan parses from a line start.
+ */
 static int imap_idle_done(struct mx_conn *c, struct mx_error *err)
 {
-	int r;
+	struct mailimap_response *resp = NULL;
+	bool midline = c->idle_line.len > 0;
+	int r, state;
 
 	mx_buf_reset(&c->idle_line);
-	r = mailimap_idle_done(c->imap);
+	if (mailstream_write(c->stream, "DONE\r\n", 6) != 6 ||
+	    mailstream_flush(c->stream) == -1)
+		return imap_fail(c, MAILIMAP_ERROR_STREAM, "IDLE DONE", err);
+	if (midline) {
+		MMAPString *rest = mmap_string_new("");
 
+		if (rest == NULL)
+			return mx_error_set(err, MX_ERR_NOMEM, NULL);
+		if (mailstream_read_line(c->stream, rest) == NULL) {
+			mmap_string_free(rest);
+			return imap_fail(c, MAILIMAP_ERROR_STREAM, "IDLE DONE",
+					 err);
+		}
+		mmap_string_free(rest);
+	}
+	if (mailimap_read_line(c->imap) == NULL)
+		return imap_fail(c, MAILIMAP_ERROR_STREAM, "IDLE DONE", err);
+	r = mailimap_parse_response(c->imap, &resp);
 	if (r != MAILIMAP_NO_ERROR)
 		return imap_fail(c, r, "IDLE DONE", err);
+	state = resp->rsp_resp_done->rsp_type == MAILIMAP_RESP_DONE_TYPE_TAGGED
+			? resp->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type
+			: -1;
+	mailimap_response_free(resp);
+	if (state != MAILIMAP_RESP_COND_STATE_OK)
+		return imap_fail(c, MAILIMAP_ERROR_EXTENSION, "IDLE DONE", err);
 	return MX_OK;
 }
 

@@ -1,3 +1,4 @@
 MX_BACKEND_SOURCES = src/backends/backend.h src/backends/imap.c \
+	src/backends/imap_guard.h src/backends/imap_guard.c \
 	src/backends/pop3.h src/backends/pop3.c
 libmxsync_internal_la_SOURCES += $(MX_BACKEND_SOURCES)

@@ -2,7 +2,11 @@
 # Hostile and broken IMAP servers (tools/hostileimap.py): unsolicited and
 # UID-less FETCH responses, missing answers, truncated and huge literals,
 # UIDVALIDITY 0 or missing, a lying EXISTS, folder names built to escape an
-# export, BYE in the middle of a FETCH, a folder that cannot be selected.
+# export, BYE in the middle of a FETCH, a folder that cannot be selected;
+# what the IMAP guard bounds (src/backends/imap_guard.c): a BODYSTRUCTURE
+# 30,000 levels deep, literals of 2^32+1 and 999999999999 bytes, untagged
+# floods during FETCH and IDLE, an endless line; a line split at IDLE DONE;
+# the daemon beside a healthy account.
 # For each: no crash (exit < 128, no sanitizer report), a clear message,
 # nothing half-written, and the store stays usable (status, a real sync).
 : "${MX_TOP_SRCDIR:=$(cd "$(dirname "$0")/../.." && pwd)}"; export MX_TOP_SRCDIR
@@ -62,6 +66,16 @@ acct() {
 
 # sync_rc NAME -> exit code; stdout in $T/so, stderr in $T/se
 sync_rc() { mx sync "$@" >"$T/so" 2>"$T/se"; echo $?; }
+# sync_rss NAME -> "RC MAXRSS_KB" of one sync (stdout $T/so, stderr $T/se)
+sync_rss() {
+    "$MX_PY" -c '
+import resource, subprocess, sys
+with open(sys.argv[1], "w") as so, open(sys.argv[2], "w") as se:
+    rc = subprocess.call(sys.argv[3:], stdout=so, stderr=se)
+print(rc if rc >= 0 else 128 - rc,
+      resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+' "$T/so" "$T/se" "$MX_BIN" -d "$MXD" sync "$@"
+}
 
 # clean_exit RC DESC: a non-signal exit and no sanitizer report
 clean_exit() {
@@ -123,19 +137,14 @@ like "$(mx status short --json)" '"state": "partial"' "short literal: INBOX left
 rc=$(sync_rc short); is "$rc" 0 "short literal: re-run completes"
 is "$(subjects short)" "$all5" "short literal: all messages once after the re-run"
 
-# 7. 300 MiB announced, 64 KiB sent, then silence; and the same with close
+# 7. 300 MiB announced, 64 KiB sent, then silence; and the same with close:
+# refused at the announcement (over the 256 MiB limit), nothing allocated
 acct huge huge 3
-"$MX_PY" -c '
-import resource, subprocess, sys
-with open(sys.argv[1], "w") as so, open(sys.argv[2], "w") as se:
-    rc = subprocess.call(sys.argv[4:], stdout=so, stderr=se)
-open(sys.argv[3], "w").write("%d %d\n" % (rc if rc >= 0 else 128 - rc,
-      resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
-' "$T/so" "$T/se" "$T/rss" "$MX_BIN" -d "$MXD" sync huge
-read -r rc rss < "$T/rss"
+set -- $(sync_rss huge); rc=$1; rss=$2
 clean_exit "$rc" "300 MiB literal announced, then stall"
-is "$rc" 4 "huge literal + stall: times out (exit 4)"
-like "$(cat "$T/se")" "timed out" "huge literal: says it timed out"
+is "$rc" 4 "huge literal + stall: refused (exit 4)"
+like "$(cat "$T/se")" "literal of 314572800 bytes \(limit 256 MiB\)" \
+    "huge literal: refused at the announcement, no wait for the timeout"
 ok $([ "$rss" -lt 150000 ]; echo $?) "huge literal: not allocated (max RSS ${rss} KB)"
 is "$(count huge)" 0 "huge literal: nothing stored"
 acct hugec huge-close
@@ -212,7 +221,58 @@ else
     like "$(cat "$T/se")" "unparsable|protocol|FETCH" "garbage flags: refused with a clear message"
 fi
 
-# 14. the store is still usable: status, and a real sync against Dovecot
+# flooded NAME -> bytes the server got out before the client closed
+flooded() { sed -n 's/^S [0-9]* flooded \([0-9]*\) bytes$/\1/p' "$T/h.$1/log" | head -n 1; }
+
+# 14. a BODYSTRUCTURE 30,000 levels deep in the SELECT reply: libetpan's
+# recursive parser would overflow the stack; refused before it sees it
+acct deep deep-nesting --first-only
+rc=$(sync_rc deep); clean_exit "$rc" "deeply nested BODYSTRUCTURE"
+is "$rc" 4 "deep nesting: temporary error (exit 4)"
+like "$(cat "$T/se")" "nested deeper than 256 levels" "deep nesting: says what the server did"
+rc=$(sync_rc deep); is "$rc" 0 "deep nesting: a correct server afterwards syncs"
+is "$(subjects deep)" "$all5" "deep nesting: and all messages arrive once"
+
+# 15. a literal of 2^32 + 1 bytes must not be read as 1 byte
+acct wrap literal-wrap --first-only
+rc=$(sync_rc wrap); clean_exit "$rc" "literal {4294967297}"
+is "$rc" 4 "literal 2^32+1: refused (exit 4)"
+like "$(cat "$T/se")" "literal of 4294967297 bytes \(limit 256 MiB\)" "literal 2^32+1: says so"
+is "$(count wrap)" 0 "literal 2^32+1: no 1-byte message stored"
+rc=$(sync_rc wrap); is "$rc" 0 "literal 2^32+1: re-run against a correct server"
+is "$(subjects wrap)" "$all5" "literal 2^32+1: all messages once"
+
+# 16. {999999999999}: refused at the announcement, not after reading
+acct lhuge literal-huge
+set -- $(sync_rss lhuge); rc=$1; rss=$2
+clean_exit "$rc" "literal {999999999999} and data without end"
+is "$rc" 4 "literal 999999999999: refused (exit 4)"
+like "$(cat "$T/se")" "literal of 999999999999 bytes \(limit 256 MiB\)" "literal 999999999999: says so"
+hostile_stop "$T/h.lhuge"
+fb=$(flooded lhuge)
+ok $([ -n "$fb" ] && [ "$fb" -lt 67108864 ]; echo $?) \
+    "literal 999999999999: dropped before 64 MiB were read (server sent ${fb:-?} bytes)"
+ok $([ "$rss" -lt 100000 ]; echo $?) "literal 999999999999: max RSS ${rss} KB"
+is "$(count lhuge)" 0 "literal 999999999999: nothing stored"
+
+# 17. untagged "* OK" lines without end instead of the FETCH answers
+acct ffetch flood-fetch
+set -- $(sync_rss ffetch); rc=$1; rss=$2
+clean_exit "$rc" "untagged flood during FETCH"
+is "$rc" 4 "FETCH flood: refused (exit 4)"
+like "$(cat "$T/se")" "more than 250000 untagged responses" "FETCH flood: says so"
+ok $([ "$rss" -lt 150000 ]; echo $?) "FETCH flood: max RSS ${rss} KB"
+is "$(count ffetch)" 0 "FETCH flood: nothing stored"
+
+# 18. one line without end in the SELECT reply
+acct lline long-line
+set -- $(sync_rss lline); rc=$1; rss=$2
+clean_exit "$rc" "endless response line"
+is "$rc" 4 "endless line: refused (exit 4)"
+like "$(cat "$T/se")" "response line longer than 32 MiB" "endless line: says so"
+ok $([ "$rss" -lt 300000 ]; echo $?) "endless line: max RSS ${rss} KB"
+
+# 19. the store is still usable: status, and a real sync against Dovecot
 mx status --json >"$T/so" 2>"$T/se"; rc=$?
 is "$rc" 0 "status works after all of it"
 "$MX_PY" -c 'import json,sys; json.load(open(sys.argv[1]))' "$T/so"
@@ -228,4 +288,64 @@ mx_add real "$D" $U imaps >/dev/null 2>&1
 rc=$(sync_rc real); clean_exit "$rc" "real sync"
 is "$rc" 0 "a real sync into the same store works"
 is "$(mx_export_digest real)" "$(dc_digest "$D" $U)" "and its export equals the server"
+
+# 20. the daemon, with a healthy account beside: a BODYSTRUCTURE 30,000
+# levels deep (it crashed the whole daemon), "* N EXISTS" without end
+# during IDLE (memory grew to OOM, SIGTERM ignored) and a response line
+# split across reads at IDLE DONE (it forced a reconnect)
+: "${MXSYNCD:=${MX_TOP_BUILDDIR:-$MX_TOP_SRCDIR}/src/daemon/mxsyncd}"
+mx_init "$T/dd"
+acct dn normal
+acct ddeep deep-nesting
+acct dflood flood-idle
+acct dsplit idle-split
+printf '[daemon]\nworkers = 2\nbackoff_min = 1\nbackoff_max = 4\n' > "$MXD/mxsync.conf"
+DLOG=$T/mxsyncd.log
+"$MXSYNCD" -d "$MXD" </dev/null >"$DLOG" 2>&1 &
+DPID=$!
+at_exit "kill -KILL $DPID 2>/dev/null"
+d_alive() {
+    [ -r "/proc/$DPID/status" ] &&
+        [ "$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$DPID/status")" != Z ]
+}
+dfield() {
+    mx status --json | "$MX_PY" -c '
+import json,sys
+for a in json.load(sys.stdin):
+    if a["account"]==sys.argv[1]: print((a.get("daemon") or {}).get(sys.argv[2], ""))' "$1" "$2"
+}
+# wait_log FILE ERE N: until FILE has N lines matching ERE (30 s at most)
+wait_log() {
+    wi=0
+    while [ "$(grep -cE "$2" "$1" 2>/dev/null)" -lt "$3" ] && [ $wi -lt 300 ]; do
+        sleep 0.1; wi=$((wi + 1))
+    done
+    [ "$(grep -cE "$2" "$1" 2>/dev/null)" -ge "$3" ]
+}
+wait_log "$T/h.dflood/log" '^S [0-9]+ flooded' 2
+ok $? "daemon: the IDLE flood was cut off, twice (the second after a reconnect)"
+wait_log "$T/h.dsplit/log" '^S 1 sent the other half after DONE' 2
+ok $? "daemon: a line split at IDLE DONE is read whole, IDLE goes on"
+unlike "$(cat "$T/h.dsplit/log")" '^conn 2 open' "daemon: split line: no reconnect"
+"$MX_PY" "$MX_TOOLS/daemon_check.py" wait-state --mx "$MX_BIN" --dir "$MXD" \
+    --account dn --state idle --timeout 30 >/dev/null
+ok $? "daemon: the healthy account reaches IDLE"
+"$MX_PY" "$MX_TOOLS/daemon_check.py" wait-state --mx "$MX_BIN" --dir "$MXD" \
+    --account ddeep --state backoff --timeout 30 >/dev/null
+ok $? "daemon: the deeply nested account is in backoff"
+like "$(dfield ddeep last_error)" "nested deeper than 256 levels" "daemon: and says why"
+ok $(d_alive; echo $?) "daemon: survived all of it"
+hwm=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB$/\1/p' "/proc/$DPID/status")
+ok $([ -n "$hwm" ] && [ "$hwm" -lt 150000 ]; echo $?) "daemon: peak RSS ${hwm:-?} KB under the IDLE flood"
+like "$(cat "$DLOG")" "dflood.*untagged responses" "daemon: the flood is logged as what it is"
+kill -TERM "$DPID"
+wi=0
+while d_alive && [ $wi -lt 100 ]; do sleep 0.1; wi=$((wi + 1)); done
+ok $(! d_alive; echo $?) "daemon: SIGTERM honoured during the IDLE flood"
+wait "$DPID"; is "$?" 0 "daemon: exit status 0"
+if grep -q 'Sanitizer' "$DLOG"; then
+    fail "daemon: no sanitizer report"; diag "$(grep -A20 Sanitizer "$DLOG" | head -40)"
+else
+    pass "daemon: no sanitizer report"
+fi
 done_testing

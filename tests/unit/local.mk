@@ -18,4 +18,5 @@ include tests/unit/send.mk
 include tests/unit/discover.mk
 include tests/unit/pop3.mk
 include tests/unit/config.mk
+include tests/unit/imap_guard.mk
 endif

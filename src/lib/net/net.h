@@ -50,6 +50,18 @@ int mx_net_connect(const char *host, uint16_t port, bool tls,
 int mx_net_starttls(mailstream *s, const char *host,
 		    const struct mx_net_opts *opts, struct mx_error *err);
 
+/*
+ * A protocol's check of what the server sends (IMAP: imap_guard.h).  It
+ * sees every byte read from S, in order, before the protocol parser does;
+ * returning non-MX_OK with ERR set fails that read, breaks the stream,
+ * and mx_net_stream_error() reports ERR.
+ */
+typedef int mx_net_read_filter(void *ctx, const void *buf, size_t len,
+			       struct mx_error *err);
+
+/* Installs FN (NULL: none) on a stream made by mx_net_connect(). */
+void mx_net_set_read_filter(mailstream *s, mx_net_read_filter *fn, void *ctx);
+
 /* True if S is a stream of ours and is currently encrypted. */
 bool mx_net_is_tls(mailstream *s);
 

@@ -52,6 +52,8 @@ struct mx_net_conn {
 	bool broken;          /* unusable: fatal error, no close_notify */
 	atomic_bool cancelled; /* set by mailstream_cancel(), any thread */
 	struct mx_error last; /* last transport error (MX_OK if none) */
+	mx_net_read_filter *filter; /* sees every byte read; may be NULL */
+	void *filter_ctx;
 };
 
 static ssize_t conn_read(mailstream_low *low, void *buf, size_t count);
@@ -245,6 +247,17 @@ static bool conn_begin(struct mx_net_conn *c)
 	return true;
 }
 
+/* Hands N bytes just read to the protocol's filter; -1 if it refused them. */
+static ssize_t conn_filtered(struct mx_net_conn *c, const void *buf, ssize_t n)
+{
+	if (c->filter != NULL &&
+	    c->filter(c->filter_ctx, buf, (size_t)n, &c->last) != MX_OK) {
+		c->broken = true;
+		return -1;
+	}
+	return n;
+}
+
 /*
  * libetpan treats a 0 return as "no more data for this line" and hands a
  * truncated response to the protocol parser, so EOF is reported as an
@@ -277,7 +290,7 @@ static ssize_t conn_read(mailstream_low *low, void *buf, size_t count)
 			n = SSL_read(c->ssl, buf,
 				     count > INT_MAX ? INT_MAX : (int)count);
 			if (n > 0)
-				return n;
+				return conn_filtered(c, buf, n);
 			e = SSL_get_error(c->ssl, n);
 			if (e == SSL_ERROR_WANT_WRITE)
 				ev = POLLOUT;
@@ -287,7 +300,7 @@ static ssize_t conn_read(mailstream_low *low, void *buf, size_t count)
 			ssize_t n = recv(c->fd, buf, count, 0);
 
 			if (n > 0)
-				return n;
+				return conn_filtered(c, buf, n);
 			if (n == 0) {
 				c->eof = true;
 				return -1;
@@ -877,6 +890,16 @@ int mx_net_starttls(mailstream *s, const char *host,
 	if (rc != MX_OK)
 		return rc;
 	return tls_start(c, ctx, host, err);
+}
+
+void mx_net_set_read_filter(mailstream *s, mx_net_read_filter *fn, void *ctx)
+{
+	struct mx_net_conn *c = conn_of(s);
+
+	if (c != NULL) {
+		c->filter = fn;
+		c->filter_ctx = ctx;
+	}
 }
 
 bool mx_net_is_tls(mailstream *s)

@@ -44,6 +44,29 @@ Scenarios (what goes wrong; "body FETCH" = UID FETCH with BODY.PEEK[]):
   select-no       LIST adds "Broken"; SELECT Broken -> NO
   garbage-flags   FLAGS lists with unknown system flags, odd keywords and a
                   2000-byte keyword
+  deep-nesting    SELECT INBOX: an unsolicited FETCH with a BODYSTRUCTURE
+                  30,000 levels deep (60 KB) before the tagged OK
+  long-line       SELECT INBOX: "* OK " and then "x" without end (up to
+                  1 GiB, or until the client closes)
+  literal-wrap    body FETCH: BODY[] {4294967297} (2^32 + 1) followed by
+                  one byte, ")" and the other answers, as if it were 1 byte
+  literal-huge    body FETCH: BODY[] {999999999999} and then data without
+                  end (up to 1 GiB, or until the client closes)
+  flood-fetch     body FETCH: "* OK flood" lines without end (up to 1 GiB,
+                  or until the client closes) instead of the answers
+  flood-idle      IDLE: "* N EXISTS" lines without end (up to 1 GiB, or
+                  until the client closes), DONE ignored
+  body-nil        body FETCH: INBOX UID 2 answered with BODY[] NIL
+  size-lie        body FETCH: INBOX UID 2 with RFC822.SIZE 99999 (the body
+                  is ~300 bytes), UID 3 with its real size and BODY[] {0}
+  bad-utf8-name   LIST adds "Caf\xe9" as raw Latin-1 bytes (not UTF-8, not
+                  modified UTF-7), one message
+  uidnext-back    INBOX says UIDNEXT 10 on the first connection; on later
+                  ones it has a 4th message (UID 4) and says UIDNEXT 5
+  idle-split      IDLE: "* 4 EXISTS" and the first half of "* 0 RECENT";
+                  the other half and the tagged OK only after DONE
+IDLE answers "+ idling" and waits for DONE; in the flood scenarios "S N flooded B bytes"
+is logged when the client closed (or the cap was reached).
 
 Log lines (--log): conn N open|closed, C N <client line>, S N <note>.
 """
@@ -86,6 +109,8 @@ def mailboxes(scenario):
         for n in ('../../etc', 'a/../../b', '..', '/abs', '&AC8ALgAu-',
                   'x/.', 'x/_'):
             boxes.append(Mailbox(n, 1))
+    if scenario == 'bad-utf8-name':
+        boxes.append(Mailbox('Caf\xe9', 1))
     if scenario == 'select-no':
         boxes.insert(1, Mailbox('Broken', 2))
     if scenario == 'garbage-flags':
@@ -195,6 +220,8 @@ class Session:
         if args.first_only and n > 1:
             self.sc = 'normal'
         self.boxes = mailboxes(args.scenario)
+        if self.sc == 'uidnext-back' and n > 1:
+            self.boxes[0].msgs.append((4, '', message('INBOX', 4)))
         self.sel = None
 
     def note(self, msg):
@@ -239,6 +266,40 @@ class Session:
     def cmd_login(self, tag, rest):
         self.ok(tag, '[CAPABILITY IMAP4rev1 IDLE UIDPLUS] logged in')
 
+    def flood(self, first, unit, cap=1 << 30):
+        """Sends FIRST, then UNIT again and again until CAP bytes or the
+        client closes; logs how much went out."""
+        sent = 0
+        chunk = unit * max(1, (64 << 10) // len(unit))
+        try:
+            self.c.send(first)
+            sent = len(first)
+            while sent < cap:
+                self.c.send(chunk)
+                sent += len(chunk)
+        except OSError:
+            pass
+        self.note('flooded %d bytes' % sent)
+        return False
+
+    def cmd_idle(self, tag, rest):
+        c = self.c
+        c.send(b'+ idling\r\n')
+        if self.sc == 'flood-idle':
+            n = len(self.sel.msgs) if self.sel else 0
+            return self.flood(b'', b'* %d EXISTS\r\n' % (n + 1))
+        if self.sc == 'idle-split':
+            c.send(b'* 4 EXISTS\r\n* 0 REC')
+            self.note('sent half a line')
+        line = c.readline()
+        if line is None:
+            return False
+        log('C %d %s' % (self.n, line.decode('latin-1')))
+        if self.sc == 'idle-split':
+            c.send(b'ENT\r\n')
+            self.note('sent the other half after DONE')
+        self.ok(tag, 'IDLE terminated')
+
     def cmd_noop(self, tag, rest):
         self.ok(tag)
 
@@ -253,7 +314,8 @@ class Session:
             if b.name == 'Archive':
                 flags += ' \\Archive'
             out.append('* LIST (%s) "/" %s\r\n' % (flags, quote(b.name)))
-        self.c.send(''.join(out).encode())
+        # Names go out as Latin-1 bytes: "Caf\xe9" is raw 8-bit on the wire.
+        self.c.send(''.join(out).encode('latin-1'))
         self.ok(tag, 'LIST completed')
 
     def cmd_select(self, tag, rest):
@@ -275,8 +337,17 @@ class Session:
             out.append('* OK [UIDVALIDITY 0] UIDs valid\r\n')
         elif self.sc != 'nouidvalidity':
             out.append('* OK [UIDVALIDITY %d] UIDs valid\r\n' % UIDVALIDITY)
-        out.append('* OK [UIDNEXT %d] next\r\n' % b.uidnext())
+        uidnext = b.uidnext()
+        if self.sc == 'uidnext-back' and b.name == 'INBOX' and self.n == 1:
+            uidnext = 10
+        out.append('* OK [UIDNEXT %d] next\r\n' % uidnext)
         self.c.send(''.join(out).encode())
+        if b.name == 'INBOX' and self.sc == 'deep-nesting':
+            self.c.send(b'* 1 FETCH (BODYSTRUCTURE ' + b'(' * 30000 +
+                        b')' * 30000 + b')\r\n')
+            self.note('sent a BODYSTRUCTURE 30000 levels deep')
+        if b.name == 'INBOX' and self.sc == 'long-line':
+            return self.flood(b'* OK ', b'x')
         self.ok(tag, '[READ-WRITE] SELECT completed')
 
     cmd_examine = cmd_select
@@ -289,7 +360,8 @@ class Session:
         self.c.send(('* SEARCH %s\r\n' % uids).encode().replace(b' \r\n', b'\r\n'))
         self.ok(tag, 'SEARCH completed')
 
-    def fetch_items(self, seq, uid, flags, body, items, with_uid=True):
+    def fetch_items(self, seq, uid, flags, body, items, with_uid=True,
+                    size=None):
         """One FETCH response as bytes (literal included)."""
         parts = []
         if with_uid:
@@ -297,10 +369,13 @@ class Session:
         if 'FLAGS' in items:
             parts.append(b'FLAGS (' + flags.encode() + b')')
         if 'RFC822.SIZE' in items:
-            parts.append(b'RFC822.SIZE %d' % len(body))
+            parts.append(b'RFC822.SIZE %d' % (size if size is not None
+                                               else len(body or b'')))
         if 'INTERNALDATE' in items:
             parts.append(b'INTERNALDATE "01-Jan-2024 10:00:00 +0000"')
-        if 'BODY.PEEK[]' in items:
+        if 'BODY.PEEK[]' in items and body is None:
+            parts.append(b'BODY[] NIL')
+        elif 'BODY.PEEK[]' in items:
             parts.append(b'BODY[] {%d}\r\n' % len(body) + body)
         m = re.search(r'BODY\.PEEK\[HEADER\.FIELDS \(([^)]*)\)\]', items)
         if m:
@@ -326,6 +401,16 @@ class Session:
         full = 'BODY.PEEK[]' in items
         sc = self.sc if full else 'normal'
         inbox = self.sel.name == 'INBOX'
+        if sc == 'flood-fetch':
+            return self.flood(b'', b'* OK flood\r\n')
+        if sc == 'literal-huge':
+            return self.flood(b'* 1 FETCH (UID 1 BODY[] {999999999999}\r\n',
+                              b'X' * 77 + b'\r\n')
+        if sc == 'literal-wrap' and inbox:
+            c.send(b'* 1 FETCH (UID 1 RFC822.SIZE 4294967297 BODY[] '
+                   b'{4294967297}\r\nX)\r\n')
+            self.note('sent a literal of 2^32 + 1 bytes with 1 byte')
+            want.discard(1)
         if sc == 'unsolicited':
             junk = message('INBOX', 999)
             c.send(self.fetch_items(50, 999, '', junk, items))
@@ -352,8 +437,16 @@ class Session:
                     while c.s.recv(65536):
                         pass  # stall until the client gives up
                 return False
+            size = None
+            if inbox and sc == 'body-nil' and uid == 2:
+                body, size = None, len(body)
+            elif inbox and sc == 'size-lie' and uid == 2:
+                size = 99999
+            elif inbox and sc == 'size-lie' and uid == 3:
+                body, size = b'', len(body)
             c.send(self.fetch_items(seq, uid, flags, body, items,
-                                    with_uid=not (inbox and uid == 2 and sc == 'nouid')))
+                                    with_uid=not (inbox and uid == 2 and sc == 'nouid'),
+                                    size=size))
             if first and sc == 'bye-fetch':
                 c.send(b'* BYE going away\r\n')
                 self.note('BYE after the first answer')
@@ -368,7 +461,10 @@ class Session:
 SCENARIOS = ('normal', 'unsolicited', 'flags-unsolicited', 'nouid', 'omit',
              'short-literal', 'huge', 'huge-close', 'uidvalidity0',
              'nouidvalidity', 'exists-lie', 'evil-names', 'bye-fetch',
-             'select-no', 'garbage-flags')
+             'select-no', 'garbage-flags', 'deep-nesting', 'long-line',
+             'literal-wrap', 'literal-huge', 'flood-fetch', 'flood-idle',
+             'idle-split', 'uidnext-back', 'bad-utf8-name', 'body-nil',
+             'size-lie')
 
 
 def main():

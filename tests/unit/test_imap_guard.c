@@ -1,0 +1,292 @@
+/*
+ * Unit tests of the IMAP lexical guard (src/backends/imap_guard.c): each
+ * bound at its limit and one past it, fed whole and one byte at a time,
+ * and the lexical cases that must not count (parentheses and braces in
+ * quoted strings and literals, streamed literals).
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends/imap_guard.h"
+
+/* Feeds S whole, then (fresh guard) one byte at a time; both must agree. */
+static int feed_both(const char *s, size_t n, struct mx_error *err)
+{
+	struct mx_imap_guard g1, g2;
+	struct mx_error e2;
+	int rc1, rc2 = MX_OK;
+
+	mx_imap_guard_init(&g1);
+	mx_imap_guard_init(&g2);
+	rc1 = mx_imap_guard_feed(&g1, s, n, err);
+	for (size_t i = 0; i < n && rc2 == MX_OK; i++)
+		rc2 = mx_imap_guard_feed(&g2, s + i, 1, &e2);
+	ck_assert_int_eq(rc1, rc2);
+	if (rc1 != MX_OK)
+		ck_assert_str_eq(err->detail, e2.detail);
+	return rc1;
+}
+
+static int feed_str(const char *s, struct mx_error *err)
+{
+	return feed_both(s, strlen(s), err);
+}
+
+/* "* 1 FETCH (BODYSTRUCTURE " + N "(" + N ")" + ")\r\n" */
+static char *nested(unsigned n)
+{
+	const char *head = "* 1 FETCH (BODYSTRUCTURE ";
+	size_t hl = strlen(head);
+	char *s = malloc(hl + 2 * n + 4);
+
+	memcpy(s, head, hl);
+	memset(s + hl, '(', n);
+	memset(s + hl + n, ')', n);
+	strcpy(s + hl + 2 * n, ")\r\n");
+	return s;
+}
+
+START_TEST(normal_session)
+{
+	static const char s[] =
+		"* OK [CAPABILITY IMAP4rev1 IDLE] ready\r\n"
+		"a1 OK done\r\n"
+		"* LIST (\\HasNoChildren) \"/\" \"a (b {5}\\\" c\"\r\n"
+		"* LIST (\\HasNoChildren) \"/\" {8}\r\n((({9}\r\n\r\n"
+		"a2 OK LIST completed\r\n"
+		"* 1 FETCH (UID 1 BODY[] {12}\r\n)))\r\n{999}\r\n FLAGS (\\Seen))\r\n"
+		"a3 OK FETCH completed\r\n";
+	struct mx_error err;
+
+	ck_assert_int_eq(feed_str(s, &err), MX_OK);
+}
+END_TEST
+
+START_TEST(nesting)
+{
+	struct mx_error err;
+	char *s;
+
+	s = nested(MX_IMAP_GUARD_MAX_DEPTH - 1); /* + FETCH's own list */
+	ck_assert_int_eq(feed_str(s, &err), MX_OK);
+	free(s);
+	s = nested(MX_IMAP_GUARD_MAX_DEPTH);
+	ck_assert_int_eq(feed_str(s, &err), MX_ERR_PROTOCOL);
+	ck_assert_str_eq(err.detail,
+			 "server response nested deeper than 256 levels");
+	free(s);
+	s = nested(30000);
+	ck_assert_int_eq(feed_str(s, &err), MX_ERR_PROTOCOL);
+	free(s);
+	/* Depth is per response: many shallow lists in a row are fine. */
+	{
+		struct mx_imap_guard g;
+
+		mx_imap_guard_init(&g);
+		for (int i = 0; i < 1000; i++)
+			ck_assert_int_eq(mx_imap_guard_feed(&g,
+				"* 1 FETCH (FLAGS (\\Seen))\r\n", 27, &err),
+				MX_OK);
+	}
+}
+END_TEST
+
+START_TEST(literal_sizes)
+{
+	static const struct {
+		const char *s;
+		int rc;
+		const char *detail;
+	} t[] = {
+		{"* 1 FETCH (BODY[] {268435456}\r\n", MX_OK, NULL},
+		{"* 1 FETCH (BODY[] {268435457}\r\n", MX_ERR_PROTOCOL,
+		 "server announced a literal of 268435457 bytes (limit 256 MiB)"},
+		/* libetpan reads the size into 32 bits: this would be 1. */
+		{"* 1 FETCH (BODY[] {4294967297}\r\n", MX_ERR_PROTOCOL,
+		 "server announced a literal of 4294967297 bytes (limit 256 MiB)"},
+		{"* 1 FETCH (BODY[] {999999999999}\r\n", MX_ERR_PROTOCOL,
+		 "server announced a literal of 999999999999 bytes (limit 256 MiB)"},
+		{"* 1 FETCH (BODY[] {99999999999999999999999}\r\n", MX_ERR_PROTOCOL,
+		 "server announced a literal of more than 18446744073709551615 "
+		 "bytes (limit 256 MiB)"},
+		{"* 1 FETCH (BODY[] {999999999999+}\r\n", MX_ERR_PROTOCOL,
+		 "server announced a literal of 999999999999 bytes (limit 256 MiB)"},
+		{"* 1 FETCH (BODY[] {999999999999}\n", MX_ERR_PROTOCOL,
+		 "server announced a literal of 999999999999 bytes (limit 256 MiB)"},
+		/* Not literal announcements: not at the end of the line, or
+		 * inside a quoted string. */
+		{"* OK {999999999999} x\r\n", MX_OK, NULL},
+		{"* OK \"{999999999999}\r\n", MX_OK, NULL},
+		{"* OK {99x}\r\n", MX_OK, NULL},
+	};
+	struct mx_error err;
+
+	for (size_t i = 0; i < MX_ARRAY_SIZE(t); i++) {
+		int rc = feed_str(t[i].s, &err);
+
+		ck_assert_msg(rc == t[i].rc, "%s: %d", t[i].s, rc);
+		if (t[i].detail)
+			ck_assert_str_eq(err.detail, t[i].detail);
+	}
+}
+END_TEST
+
+/* Feeds N bytes of untagged "* OK xxx...\r\n" lines of length L. */
+static int flood(struct mx_imap_guard *g, uint64_t n, size_t l,
+		 struct mx_error *err)
+{
+	char *line = malloc(l);
+	int rc = MX_OK;
+
+	memset(line, 'x', l);
+	memcpy(line, "* OK ", 5);
+	line[l - 2] = '\r';
+	line[l - 1] = '\n';
+	for (uint64_t done = 0; done < n && rc == MX_OK; done += l)
+		rc = mx_imap_guard_feed(g, line, l, err);
+	free(line);
+	return rc;
+}
+
+START_TEST(untagged_text)
+{
+	struct mx_imap_guard g;
+	struct mx_error err;
+
+	/* 40 MiB, a tagged reply, 40 MiB: fine. */
+	mx_imap_guard_init(&g);
+	ck_assert_int_eq(flood(&g, 40 << 20, 4096, &err), MX_OK);
+	ck_assert_int_eq(mx_imap_guard_feed(&g, "a1 OK done\r\n", 12, &err),
+			 MX_OK);
+	ck_assert_int_eq(flood(&g, 40 << 20, 4096, &err), MX_OK);
+	/* Without a tagged reply the next 40 MiB cross the limit. */
+	ck_assert_int_eq(flood(&g, 40 << 20, 4096, &err), MX_ERR_PROTOCOL);
+	ck_assert_str_eq(err.detail, "server sent more than 64 MiB of "
+				     "responses without completing the command");
+	/* And the guard stays failed. */
+	ck_assert_int_eq(mx_imap_guard_feed(&g, "a2 OK\r\n", 7, &err),
+			 MX_ERR_PROTOCOL);
+	ck_assert_str_eq(err.detail, "server sent more than 64 MiB of "
+				     "responses without completing the command");
+}
+END_TEST
+
+START_TEST(long_line)
+{
+	struct mx_imap_guard g;
+	struct mx_error err;
+	char *chunk = malloc(1 << 20);
+	int rc = MX_OK;
+
+	memset(chunk, 'x', 1 << 20);
+	mx_imap_guard_init(&g);
+	ck_assert_int_eq(mx_imap_guard_feed(&g, "* OK ", 5, &err), MX_OK);
+	for (int i = 0; i < 31 && rc == MX_OK; i++)
+		rc = mx_imap_guard_feed(&g, chunk, 1 << 20, &err);
+	ck_assert_int_eq(rc, MX_OK);
+	/* Literals continue the line but do not count as its text. */
+	ck_assert_int_eq(mx_imap_guard_feed(&g, "{3000000}\r\n", 11, &err),
+			 MX_OK);
+	for (int i = 0; i < 2 && rc == MX_OK; i++)
+		rc = mx_imap_guard_feed(&g, chunk, 1500000, &err);
+	ck_assert_int_eq(rc, MX_OK);
+	for (int i = 0; i < 2 && rc == MX_OK; i++)
+		rc = mx_imap_guard_feed(&g, chunk, 1 << 20, &err);
+	ck_assert_int_eq(rc, MX_ERR_PROTOCOL);
+	ck_assert_str_eq(err.detail, "server response line longer than 32 MiB");
+	free(chunk);
+}
+END_TEST
+
+START_TEST(response_count)
+{
+	struct mx_imap_guard g;
+	struct mx_error err;
+	int rc = MX_OK;
+	unsigned i;
+
+	mx_imap_guard_init(&g);
+	for (i = 0; i < MX_IMAP_GUARD_MAX_RESPONSES && rc == MX_OK; i++)
+		rc = mx_imap_guard_feed(&g, "* 1 EXISTS\r\n", 12, &err);
+	ck_assert_int_eq(rc, MX_OK);
+	ck_assert_int_eq(mx_imap_guard_feed(&g, "* 2 EXISTS\r\n", 12, &err),
+			 MX_ERR_PROTOCOL);
+	ck_assert_str_eq(err.detail, "server sent more than 250000 untagged "
+				     "responses without completing the command");
+	/* A tagged reply in between resets the count. */
+	mx_imap_guard_init(&g);
+	for (i = 0; i < 2 * MX_IMAP_GUARD_MAX_RESPONSES && rc == MX_OK; i++) {
+		rc = mx_imap_guard_feed(&g, "* 1 EXISTS\r\n", 12, &err);
+		if (i == MX_IMAP_GUARD_MAX_RESPONSES - 1 && rc == MX_OK)
+			rc = mx_imap_guard_feed(&g, "a1 OK\r\n", 7, &err);
+	}
+	ck_assert_int_eq(rc, MX_OK);
+	/* FETCH responses of a streamed FETCH are not kept: not counted. */
+	mx_imap_guard_init(&g);
+	mx_imap_guard_stream_literals(&g, true);
+	for (i = 0; i < 2 * MX_IMAP_GUARD_MAX_RESPONSES && rc == MX_OK; i++)
+		rc = mx_imap_guard_feed(&g, "* 12 fetch (FLAGS ())\r\n", 23,
+					&err);
+	ck_assert_int_eq(rc, MX_OK);
+	/* Other responses are, and so are FETCH responses otherwise. */
+	ck_assert_int_eq(flood(&g, 12 * (MX_IMAP_GUARD_MAX_RESPONSES + 1), 12,
+			       &err), MX_ERR_PROTOCOL);
+	mx_imap_guard_init(&g);
+	for (i = 0; i < MX_IMAP_GUARD_MAX_RESPONSES + 1 && rc == MX_OK; i++)
+		rc = mx_imap_guard_feed(&g, "* 12 FETCH (FLAGS ())\r\n", 23,
+					&err);
+	ck_assert_int_eq(rc, MX_ERR_PROTOCOL);
+}
+END_TEST
+
+START_TEST(literals_kept_or_streamed)
+{
+	static const char head[] = "* 1 FETCH (UID 1 BODY[] {104857600}\r\n";
+	struct mx_imap_guard g;
+	struct mx_error err;
+	char *chunk = malloc(1 << 20);
+	int rc = MX_OK;
+
+	memset(chunk, 'y', 1 << 20);
+	/* Streamed by the FETCH body handler: not held, not counted. */
+	mx_imap_guard_init(&g);
+	mx_imap_guard_stream_literals(&g, true);
+	ck_assert_int_eq(mx_imap_guard_feed(&g, head, strlen(head), &err), MX_OK);
+	for (int i = 0; i < 100 && rc == MX_OK; i++)
+		rc = mx_imap_guard_feed(&g, chunk, 1 << 20, &err);
+	ck_assert_int_eq(rc, MX_OK);
+	ck_assert_int_eq(mx_imap_guard_feed(&g, ")\r\na1 OK\r\n", 10, &err),
+			 MX_OK);
+	/* Kept by the parser: counted. */
+	mx_imap_guard_init(&g);
+	ck_assert_int_eq(mx_imap_guard_feed(&g, head, strlen(head), &err), MX_OK);
+	for (int i = 0; i < 100 && rc == MX_OK; i++)
+		rc = mx_imap_guard_feed(&g, chunk, 1 << 20, &err);
+	ck_assert_int_eq(rc, MX_ERR_PROTOCOL);
+	free(chunk);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("imap_guard");
+	TCase *tc = tcase_create("guard");
+	SRunner *sr;
+	int failed;
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, normal_session);
+	tcase_add_test(tc, nesting);
+	tcase_add_test(tc, literal_sizes);
+	tcase_add_test(tc, untagged_text);
+	tcase_add_test(tc, long_line);
+	tcase_add_test(tc, response_count);
+	tcase_add_test(tc, literals_kept_or_streamed);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
