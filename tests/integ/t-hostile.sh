@@ -5,8 +5,8 @@
 # export, BYE in the middle of a FETCH, a folder that cannot be selected;
 # what the IMAP guard bounds (src/backends/imap_guard.c): a BODYSTRUCTURE
 # 30,000 levels deep, literals of 2^32+1 and 999999999999 bytes, untagged
-# floods during FETCH and IDLE, an endless line; a line split at IDLE DONE;
-# the daemon beside a healthy account.
+# floods during FETCH and IDLE, an endless line; UIDNEXT going backwards,
+# a line split at IDLE DONE; the daemon beside a healthy account.
 # For each: no crash (exit < 128, no sanitizer report), a clear message,
 # nothing half-written, and the store stays usable (status, a real sync).
 : "${MX_TOP_SRCDIR:=$(cd "$(dirname "$0")/../.." && pwd)}"; export MX_TOP_SRCDIR
@@ -272,7 +272,25 @@ is "$rc" 4 "endless line: refused (exit 4)"
 like "$(cat "$T/se")" "response line longer than 32 MiB" "endless line: says so"
 ok $([ "$rss" -lt 300000 ]; echo $?) "endless line: max RSS ${rss} KB"
 
-# 19. the store is still usable: status, and a real sync against Dovecot
+# 19. UIDNEXT going backwards (10, then 5 with a new UID 4)
+acct uback uidnext-back
+rc=$(sync_rc uback); is "$rc" 0 "UIDNEXT 10: first sync"
+is "$(count uback INBOX)" 3 "UIDNEXT 10: 3 messages"
+rc=$(sync_rc uback); is "$rc" 0 "UIDNEXT back to 5: second sync"
+like "$(cat "$T/se")" "UIDNEXT went backwards \(5, was 10\)" "UIDNEXT back: warns"
+is "$(count uback INBOX)" 4 "UIDNEXT back: the new UID 4 is fetched"
+rc=$(sync_rc uback); is "$rc" 0 "UIDNEXT back: third sync"
+is "$(count uback INBOX)" 4 "UIDNEXT back: nothing duplicated"
+
+# 20. a raw 8-bit (not UTF-8) folder name: that folder is skipped, by name
+acct b8 bad-utf8-name
+rc=$(sync_rc b8); clean_exit "$rc" "non-UTF-8 folder name"
+is "$rc" 7 "non-UTF-8 folder name: partial (exit 7), not a usage error"
+like "$(cat "$T/se")" 'skipping folder "Caf\\xe9": its name is not valid UTF-8' \
+    "non-UTF-8 folder name: named in escaped form"
+is "$(subjects b8)" "$all5" "non-UTF-8 folder name: the other folders are synced"
+
+# 21. the store is still usable: status, and a real sync against Dovecot
 mx status --json >"$T/so" 2>"$T/se"; rc=$?
 is "$rc" 0 "status works after all of it"
 "$MX_PY" -c 'import json,sys; json.load(open(sys.argv[1]))' "$T/so"
@@ -289,7 +307,7 @@ rc=$(sync_rc real); clean_exit "$rc" "real sync"
 is "$rc" 0 "a real sync into the same store works"
 is "$(mx_export_digest real)" "$(dc_digest "$D" $U)" "and its export equals the server"
 
-# 20. the daemon, with a healthy account beside: a BODYSTRUCTURE 30,000
+# 22. the daemon, with a healthy account beside: a BODYSTRUCTURE 30,000
 # levels deep (it crashed the whole daemon), "* N EXISTS" without end
 # during IDLE (memory grew to OOM, SIGTERM ignored) and a response line
 # split across reads at IDLE DONE (it forced a reconnect)

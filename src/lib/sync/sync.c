@@ -996,6 +996,7 @@ static int incremental_sync(struct sync_ctx *c, bool qresync_done,
 	unsigned caps = c->be->server_caps(c->conn);
 	struct apply_ctx a = {0};
 	size_t nlocal = 0;
+	bool backwards;
 	int rc;
 
 	/* 1. Flag changes (and, with QRESYNC, expunges). */
@@ -1031,10 +1032,20 @@ static int incremental_sync(struct sync_ctx *c, bool qresync_done,
 			return rc;
 	}
 
-	/* 2. New mail, oldest first. */
+	/* 2. New mail, oldest first.  A UIDNEXT below our cursor under the
+	 * same UIDVALIDITY breaks RFC 3501 2.3.1.1, but the server will hand
+	 * out UIDs from there: look for every UID we do not have (once; the
+	 * cursor then follows the server's UIDNEXT). */
 	c->gap = false;
-	if (c->sel.uidnext == 0 || c->sel.uidnext > c->folder.uidnext) {
-		rc = list_missing(c, c->folder.uidnext ? c->folder.uidnext : 1,
+	backwards = c->sel.uidnext != 0 && c->sel.uidnext < c->folder.uidnext;
+	if (backwards)
+		mx_warn("%s/%s: server's UIDNEXT went backwards (%u, was %u); "
+			"looking for new mail below it", c->acct.name,
+			c->folder.name, c->sel.uidnext, c->folder.uidnext);
+	if (backwards || c->sel.uidnext == 0 ||
+	    c->sel.uidnext > c->folder.uidnext) {
+		rc = list_missing(c, backwards ? 1
+				  : c->folder.uidnext ? c->folder.uidnext : 1,
 				  UINT32_MAX, err);
 		if (rc)
 			return rc;
@@ -1072,7 +1083,7 @@ static int incremental_sync(struct sync_ctx *c, bool qresync_done,
 
 	/* 4. Advance the folder cursor (not past a message that did not
 	 * arrive: it is asked for again next time). */
-	if (!c->gap && c->sel.uidnext > c->folder.uidnext)
+	if (!c->gap && (backwards || c->sel.uidnext > c->folder.uidnext))
 		c->folder.uidnext = c->sel.uidnext;
 	if (c->sel.highestmodseq)
 		c->folder.highestmodseq = c->sel.highestmodseq;
@@ -1289,6 +1300,44 @@ struct folders_ctx {
 	bool all; /* complete listing: mark missing folders gone */
 };
 
+/*
+ * A folder whose wire name is not UTF-8 (a server sending raw 8-bit names
+ * instead of modified UTF-7) cannot be stored: records are JSON.  It is
+ * left out with a warning that shows its bytes escaped, and counted as a
+ * folder error; the other folders sync.
+ */
+static void skip_unstorable_names(const char *acct,
+				  struct mx_remote_folder *v, size_t *n,
+				  struct mx_sync_stats *stats)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < *n; i++) {
+		char shown[300];
+		size_t k = 0;
+
+		if (mx_utf8_valid_str(v[i].wire)) {
+			v[j++] = v[i];
+			continue;
+		}
+		for (const unsigned char *p = (const unsigned char *)v[i].wire;
+		     *p && k + 5 < sizeof(shown); p++) {
+			if (*p >= 0x20 && *p < 0x7f && *p != '\\')
+				shown[k++] = (char)*p;
+			else
+				k += (size_t)snprintf(shown + k, sizeof(shown) - k,
+						      "\\x%02x", *p);
+		}
+		shown[k] = '\0';
+		mx_warn("%s: skipping folder \"%s\": its name is not valid "
+			"UTF-8", acct, shown);
+		stats->folder_errors++;
+		free(v[i].name);
+		free(v[i].wire);
+	}
+	*n = j;
+}
+
 static int folders_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 {
 	struct folders_ctx *fc = ctx;
@@ -1458,6 +1507,7 @@ int mx_sync_conn(struct mx_store *st, const struct mx_account *acct,
 	rc = c.be->list(c.conn, &fc.remote, &fc.nremote, err);
 	if (rc)
 		goto out;
+	skip_unstorable_names(name, fc.remote, &fc.nremote, &stats);
 	{
 		bool inbox = false;
 
