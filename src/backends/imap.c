@@ -709,15 +709,20 @@ static void att_handler(struct mailimap_msg_att *att, void *ctx)
 				m.size = s->att_data.att_rfc822_size;
 				break;
 			case MAILIMAP_MSG_ATT_BODY_SECTION:
+				/* BODY[] NIL: no body at all (sec_body_part
+				 * is NULL; a streamed or empty literal leaves
+				 * ""), never an empty message. */
+				if (!c->have_body &&
+				    (s->att_data.att_body_section == NULL ||
+				     s->att_data.att_body_section->sec_body_part ==
+					     NULL))
+					break;
 				/* Without a body handler (never, here) the
 				 * literal would be in sec_body_part. */
-				if (!c->have_body &&
-				    s->att_data.att_body_section &&
-				    s->att_data.att_body_section->sec_body_part) {
+				if (!c->have_body)
 					mx_buf_append(&c->body,
 						s->att_data.att_body_section->sec_body_part,
 						s->att_data.att_body_section->sec_length);
-				}
 				c->have_body = true;
 				break;
 			default:

@@ -290,7 +290,22 @@ like "$(cat "$T/se")" 'skipping folder "Caf\\xe9": its name is not valid UTF-8' 
     "non-UTF-8 folder name: named in escaped form"
 is "$(subjects b8)" "$all5" "non-UTF-8 folder name: the other folders are synced"
 
-# 21. the store is still usable: status, and a real sync against Dovecot
+# 21. BODY[] NIL, a lying RFC822.SIZE, an empty body: never stored as if
+# it were the message
+acct bnil body-nil
+rc=$(sync_rc bnil); clean_exit "$rc" "BODY[] NIL"
+is "$(count bnil INBOX)" 2 "BODY[] NIL: UID 2 not stored"
+like "$(cat "$T/se")" "UID 2 was not returned" "BODY[] NIL: UID 2 reported missing"
+acct slie size-lie
+rc=$(sync_rc slie); clean_exit "$rc" "lying RFC822.SIZE"
+like "$(cat "$T/se")" "UID 2: server sent [0-9]+ bytes for a message of 99999 bytes \(RFC822.SIZE\); stored as received" \
+    "lying RFC822.SIZE: stored, with a warning"
+like "$(cat "$T/se")" "UID 3: server sent an empty body for a message of [0-9]+ bytes \(RFC822.SIZE\); not stored" \
+    "empty body: refused, with a warning"
+is "$(count slie INBOX)" 2 \
+    "lying RFC822.SIZE: UIDs 1 and 2 stored, not the empty UID 3"
+
+# 22. the store is still usable: status, and a real sync against Dovecot
 mx status --json >"$T/so" 2>"$T/se"; rc=$?
 is "$rc" 0 "status works after all of it"
 "$MX_PY" -c 'import json,sys; json.load(open(sys.argv[1]))' "$T/so"
@@ -307,7 +322,7 @@ rc=$(sync_rc real); clean_exit "$rc" "real sync"
 is "$rc" 0 "a real sync into the same store works"
 is "$(mx_export_digest real)" "$(dc_digest "$D" $U)" "and its export equals the server"
 
-# 22. the daemon, with a healthy account beside: a BODYSTRUCTURE 30,000
+# 23. the daemon, with a healthy account beside: a BODYSTRUCTURE 30,000
 # levels deep (it crashed the whole daemon), "* N EXISTS" without end
 # during IDLE (memory grew to OOM, SIGTERM ignored) and a response line
 # split across reads at IDLE DONE (it forced a reconnect)

@@ -160,6 +160,23 @@ static int collect_body(const struct mx_fetched *m, void *ctx,
 	 * and is asked for again next time. */
 	if (m->uid < b->low || m->uid > b->high || m->body == NULL)
 		return MX_OK;
+	/* RFC822.SIZE is the exact size of BODY[] (RFC 3501 2.3.4), but
+	 * some servers are known to be off by a little: keep what came and
+	 * say so.  An empty body for a message that has a size is not the
+	 * message: it is treated as missing and asked for again. */
+	if (m->size != 0 && m->size != m->body_len) {
+		if (m->body_len == 0) {
+			mx_warn("%s/%s: UID %u: server sent an empty body for "
+				"a message of %" PRIu64 " bytes (RFC822.SIZE); "
+				"not stored", c->acct.name, c->folder.name,
+				m->uid, m->size);
+			return MX_OK;
+		}
+		mx_warn("%s/%s: UID %u: server sent %zu bytes for a message "
+			"of %" PRIu64 " bytes (RFC822.SIZE); stored as received",
+			c->acct.name, c->folder.name, m->uid, m->body_len,
+			m->size);
+	}
 	if (b->n == b->cap) {
 		size_t ncap = b->cap ? b->cap * 2 : 64;
 		struct pending *nv = realloc(b->v, ncap * sizeof(*nv));
