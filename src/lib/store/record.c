@@ -131,6 +131,9 @@ char *mx_account_encode(const struct mx_account *a, size_t *len_r)
 			    json_boolean(a->insecure_plaintext));
 	json_object_set_new(o, "timeout_s", json_integer(a->timeout_s));
 	json_object_set_new(o, "created", json_integer(a->created));
+	if (a->generation)
+		json_object_set_new(o, "generation",
+				    json_integer((json_int_t)a->generation));
 	bad |= set_str(o, "oauth_token_url", a->oauth_token_url);
 	bad |= set_str(o, "oauth_client_id", a->oauth_client_id);
 	bad |= set_str(o, "oauth_scope", a->oauth_scope);
@@ -214,6 +217,7 @@ int mx_account_decode(const char *data, size_t len, struct mx_account *a,
 		json_is_true(json_object_get(o, "insecure_plaintext"));
 	a->timeout_s = (int)get_int(o, "timeout_s", 0);
 	a->created = get_int(o, "created", 0);
+	a->generation = (uint64_t)get_int(o, "generation", 0);
 	a->oauth_token_url = get_str(o, "oauth_token_url");
 	a->oauth_client_id = get_str(o, "oauth_client_id");
 	a->oauth_scope = get_str(o, "oauth_scope");
@@ -672,4 +676,158 @@ int mx_msg_id_parse(const char *s, uint64_t *id_r)
 	}
 	*id_r = v;
 	return v ? 0 : -1;
+}
+
+/* ---- account lifecycle: bulk deletes and kept mail ---- */
+
+int mx_store_del_prefix(struct mx_txn *t, enum mx_dbi db, const void *pre,
+			size_t npre, struct mx_error *err)
+{
+	MDB_cursor *c;
+	MDB_val k = {npre, (void *)(uintptr_t)pre}, d;
+	int mrc;
+
+	mrc = mdb_cursor_open(t->txn, t->st->dbi[db], &c);
+	if (mrc)
+		return mx_store_err(err, mrc, "deleting by prefix");
+	for (mrc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE); mrc == 0;
+	     mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		if (k.mv_size < npre || memcmp(k.mv_data, pre, npre) != 0) {
+			mrc = MDB_NOTFOUND;
+			break;
+		}
+		/* With MDB_NODUPDATA every duplicate of the key goes.  After
+		 * a delete, MDB_NEXT returns the entry that followed. */
+		mrc = mdb_cursor_del(c, MDB_NODUPDATA);
+		if (mrc)
+			break;
+	}
+	mdb_cursor_close(c);
+	return mrc == MDB_NOTFOUND ? MX_OK
+				   : mx_store_err(err, mrc, "deleting by prefix");
+}
+
+int mx_store_account_events_del(struct mx_txn *t, uint32_t account_id,
+				 struct mx_error *err)
+{
+	MDB_cursor *c;
+	MDB_val k, d;
+	int mrc;
+
+	mrc = mdb_cursor_open(t->txn, t->st->dbi[MX_DB_EVENTS], &c);
+	if (mrc)
+		return mx_store_err(err, mrc, "events");
+	for (mrc = mdb_cursor_get(c, &k, &d, MDB_FIRST); mrc == 0;
+	     mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		json_t *o = json_loadb(d.mv_data, d.mv_size, 0, NULL);
+		bool mine = get_int(o, "account", 0) == (json_int_t)account_id;
+
+		json_decref(o);
+		if (mine && (mrc = mdb_cursor_del(c, 0)) != 0)
+			break;
+	}
+	mdb_cursor_close(c);
+	return mrc == MDB_NOTFOUND ? MX_OK : mx_store_err(err, mrc, "events");
+}
+
+#define KEPT_PREFIX "kept_account"
+
+static size_t kept_key(uint32_t id, uint8_t k[sizeof(KEPT_PREFIX) - 1 + 4])
+{
+	memcpy(k, KEPT_PREFIX, sizeof(KEPT_PREFIX) - 1);
+	mx_put_be32(k + sizeof(KEPT_PREFIX) - 1, id);
+	return sizeof(KEPT_PREFIX) - 1 + 4;
+}
+
+int mx_store_kept_put(struct mx_txn *t, const struct mx_account *a,
+		      struct mx_error *err)
+{
+	/* Only what re-attaching compares, never the secrets. */
+	struct mx_account w = {0};
+	uint8_t k[sizeof(KEPT_PREFIX) - 1 + 4];
+	size_t len;
+	char *json;
+	int rc;
+
+	w.id = a->id;
+	w.name = a->name;
+	w.imap_url = a->imap_url;
+	w.host = a->host;
+	w.port = a->port;
+	w.tls = a->tls;
+	w.user = a->user;
+	w.proto = a->proto;
+	w.created = mx_wall_s(); /* when it was removed */
+	json = mx_account_encode(&w, &len);
+	if (json == NULL)
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	rc = mx_db_put(t, MX_DB_META, k, kept_key(a->id, k), json, len, 0, err);
+	free(json);
+	return rc;
+}
+
+int mx_store_kept_del(struct mx_txn *t, uint32_t id, struct mx_error *err)
+{
+	uint8_t k[sizeof(KEPT_PREFIX) - 1 + 4];
+	int rc = mx_db_del(t, MX_DB_META, k, kept_key(id, k), NULL, 0, err);
+
+	if (rc == MX_ERR_NOTFOUND) {
+		mx_error_clear(err);
+		rc = MX_OK;
+	}
+	return rc;
+}
+
+int mx_store_kept_list(struct mx_txn *t, const char *name,
+		       struct mx_account **v_r, size_t *n_r,
+		       struct mx_error *err)
+{
+	MDB_cursor *c;
+	MDB_val k = {sizeof(KEPT_PREFIX) - 1, KEPT_PREFIX}, d;
+	struct mx_account *v = NULL;
+	size_t n = 0;
+	int rc = MX_OK, mrc;
+
+	*v_r = NULL;
+	*n_r = 0;
+	mrc = mdb_cursor_open(t->txn, t->st->dbi[MX_DB_META], &c);
+	if (mrc)
+		return mx_store_err(err, mrc, "kept accounts");
+	for (mrc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE); mrc == 0;
+	     mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		struct mx_account a, *nv;
+
+		if (k.mv_size != sizeof(KEPT_PREFIX) - 1 + 4 ||
+		    memcmp(k.mv_data, KEPT_PREFIX, sizeof(KEPT_PREFIX) - 1)) {
+			mrc = MDB_NOTFOUND;
+			break;
+		}
+		rc = mx_account_decode(d.mv_data, d.mv_size, &a, err);
+		if (rc)
+			break;
+		if (name && (a.name == NULL || strcmp(a.name, name) != 0)) {
+			mx_account_free(&a);
+			continue;
+		}
+		nv = realloc(v, (n + 1) * sizeof(*v));
+		if (nv == NULL) {
+			mx_account_free(&a);
+			rc = mx_error_set(err, MX_ERR_NOMEM, NULL);
+			break;
+		}
+		v = nv;
+		v[n++] = a;
+	}
+	mdb_cursor_close(c);
+	if (rc == MX_OK && mrc != MDB_NOTFOUND)
+		rc = mx_store_err(err, mrc, "kept accounts");
+	if (rc) {
+		for (size_t i = 0; i < n; i++)
+			mx_account_free(&v[i]);
+		free(v);
+		return rc;
+	}
+	*v_r = v;
+	*n_r = n;
+	return MX_OK;
 }

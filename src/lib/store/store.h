@@ -160,6 +160,12 @@ struct mx_account {
 	bool insecure_plaintext;
 	int timeout_s;
 	int64_t created;
+	/* Which incarnation of the account this is: a fresh value from the
+	 * "next_account_generation" counter at every `account add`, so a
+	 * sync that started before the account was removed (and maybe added
+	 * again under the same name, or re-attached to the same id) can tell
+	 * that its record is gone.  0 in records from before generations. */
+	uint64_t generation;
 	/* OAuth2 (access_token set = AUTHENTICATE OAUTHBEARER/XOAUTH2). */
 	char *oauth_token_url;
 	char *oauth_client_id;
@@ -232,6 +238,31 @@ int mx_store_account_get(struct mx_txn *t, const char *name,
  * the list (see above).  Errors: as for lists above. */
 int mx_store_account_list(struct mx_txn *t, struct mx_account **v_r,
 			  size_t *n_r, struct mx_error *err);
+
+/*
+ * Account lifecycle (record.c).  mx_store_del_prefix deletes every entry
+ * of DB whose key begins with the NPRE bytes of PRE (all duplicates too).
+ * mx_store_account_events_del deletes the events of ACCOUNT_ID from the
+ * feed (a purge: they name its folders and messages).
+ *
+ * Kept mail: `account remove` without purge leaves the account's mail in
+ * the store under its id and records the account there ("kept"): id,
+ * name and server (URL, host, port, user, protocol), no secrets, CREATED
+ * = when it was removed.  Re-adding the same name and server re-attaches
+ * it; a purge by name deletes it.  mx_store_kept_list returns the kept
+ * accounts named NAME (NULL: all), by id; free each with
+ * mx_account_free, then the array.  Errors: MX_ERR_STORE, MX_ERR_NOMEM.
+ */
+int mx_store_del_prefix(struct mx_txn *t, enum mx_dbi db, const void *pre,
+			size_t npre, struct mx_error *err);
+int mx_store_account_events_del(struct mx_txn *t, uint32_t account_id,
+				 struct mx_error *err);
+int mx_store_kept_put(struct mx_txn *t, const struct mx_account *a,
+		      struct mx_error *err);
+int mx_store_kept_del(struct mx_txn *t, uint32_t id, struct mx_error *err);
+int mx_store_kept_list(struct mx_txn *t, const char *name,
+		       struct mx_account **v_r, size_t *n_r,
+		       struct mx_error *err);
 
 /* ---- folders ---- */
 

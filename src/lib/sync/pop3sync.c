@@ -123,6 +123,9 @@ static int folder_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 	struct psync *c = ctx;
 	int rc;
 
+	rc = mx_account_check_current(t, c->a, err);
+	if (rc)
+		return rc;
 	mx_folder_free(&c->folder);
 	memset(&c->folder, 0, sizeof(c->folder));
 	rc = mx_store_folder_find(t, c->a->id, "INBOX", &c->folder, NULL);
@@ -218,6 +221,10 @@ static int commit_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 	size_t ntaken = 0;
 	int rc;
 
+	/* Removed meanwhile: not one record may come back. */
+	rc = mx_account_check_current(t, c->a, err);
+	if (rc)
+		return rc;
 	/* The folder as committed: another process (a second `mxsync sync`,
 	 * the daemon) may have stored messages of this account meanwhile. */
 	rc = mx_store_folder_get(t, c->folder.id, &f, err);
@@ -519,6 +526,9 @@ static int folder_stat_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 	struct mx_folder f;
 	int rc;
 
+	rc = mx_account_check_current(t, c->a, err);
+	if (rc)
+		return rc;
 	/* Re-read: only the server count and the time change here. */
 	rc = mx_store_folder_get(t, c->folder.id, &f, err);
 	if (rc)

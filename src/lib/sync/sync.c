@@ -374,6 +374,11 @@ static int commit_batch_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 	uint64_t created = 0, attached = 0;
 	int rc;
 
+	/* Removed meanwhile (`account remove --purge` while the daemon
+	 * syncs): not one record may come back. */
+	rc = mx_account_check_current(t, &c->acct, err);
+	if (rc)
+		return rc;
 	for (size_t i = 0; i < b->n; i++) {
 		struct pending *p = &b->v[i];
 		struct mx_loc old;
@@ -760,7 +765,10 @@ static void prog_totals(struct sync_ctx *c)
 
 static int folder_write_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 {
-	return put_folder(t, ctx, err);
+	struct sync_ctx *c = ctx;
+	int rc = mx_account_check_current(t, &c->acct, err);
+
+	return rc ? rc : put_folder(t, c, err);
 }
 
 static int initial_sync(struct sync_ctx *c, struct mx_error *err)
@@ -913,6 +921,9 @@ static int apply_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 	struct sync_ctx *c = a->c;
 	int rc;
 
+	rc = mx_account_check_current(t, &c->acct, err);
+	if (rc)
+		return rc;
 	a->updated = a->expunged = 0;
 	for (size_t i = 0; i < a->nchanges; i++) {
 		const struct mx_flag_change *ch = &a->changes[i];
@@ -1168,6 +1179,9 @@ static int remap_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 	json_t *x;
 	int rc;
 
+	rc = mx_account_check_current(t, &c->acct, err);
+	if (rc)
+		return rc;
 	r->remapped = 0;
 	rc = mx_store_folder_locs(t, c->folder.id, &old, &nold, err);
 	if (rc)
@@ -1363,6 +1377,9 @@ static int folders_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 	size_t nlocal = 0;
 	int rc;
 
+	rc = mx_account_check_current(t, &c->acct, err);
+	if (rc)
+		return rc;
 	for (size_t i = 0; i < fc->nremote; i++) {
 		struct mx_remote_folder *r = &fc->remote[i];
 		struct mx_folder f;
@@ -1446,6 +1463,9 @@ static int gc_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 	int rc;
 
 	c->stats->deleted = 0;
+	rc = mx_account_check_current(t, &c->acct, err);
+	if (rc)
+		return rc;
 	rc = mx_store_orphans(t, &ids, &n, err);
 	for (size_t i = 0; rc == MX_OK && i < n; i++) {
 		struct mx_loc *locs = NULL;

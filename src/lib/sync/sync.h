@@ -119,10 +119,27 @@ int mx_account_edit(struct mx_store *st, const char *name,
 				 struct mx_error *err),
 		    const void *arg, struct mx_error *err);
 
-/* Removes account NAME; its stored mail too with PURGE (else the messages
- * stay in the store, reachable by id, and come back if it is re-added). */
+/*
+ * Removes account NAME (doc/internals/accounts.md, "Removing").  PURGE:
+ * also everything stored for it (mail, folders, indexes, daemon state, its
+ * events) and the kept mail of earlier accounts of that name; NAME may
+ * then also be a name that only kept mail has left (MX_ERR_NOTFOUND when
+ * there is neither).  Without PURGE the mail is kept under the account's
+ * id, and re-adding NAME with the same server re-attaches it.  Writes one
+ * account.removed event per account (with "purged": true when purged).
+ */
 int mx_account_remove(struct mx_store *st, const char *name, bool purge,
 		      struct mx_error *err);
+
+/*
+ * Inside a write transaction that stores something for account A: MX_OK
+ * if A's record still exists with A's generation, else MX_ERR_CANCELLED
+ * (account scope) "account NAME was removed while this ran ...": the
+ * caller aborts the transaction.  Every sync, POP3 and token commit calls
+ * it, so a sync that outlives its account stores nothing.
+ */
+int mx_account_check_current(struct mx_txn *t, const struct mx_account *a,
+			     struct mx_error *err);
 
 /* Loads account NAME inside its own read transaction. */
 int mx_account_load(struct mx_store *st, const char *name,
