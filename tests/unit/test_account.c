@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -590,6 +591,348 @@ START_TEST(test_set_incoming)
 }
 END_TEST
 
+/* ---- settings an operator types: display name, token URL, file names ---- */
+
+static int add_p(struct mx_account_params *p, struct mx_error *e)
+{
+	mx_error_clear(e);
+	if (p->imap_url == NULL)
+		p->imap_url = "imaps://u@h";
+	if (p->password == NULL && p->refresh_token == NULL &&
+	    p->password_file == NULL)
+		p->password = "pw";
+	return mx_account_add_with(g_st, p, NULL, e);
+}
+
+static int set_display(struct mx_account *a, const void *arg,
+		       struct mx_error *err)
+{
+	(void)err;
+	free(a->display_name);
+	a->display_name = strdup(arg);
+	return MX_OK;
+}
+
+static int set_pwfile(struct mx_account *a, const void *arg,
+		      struct mx_error *err)
+{
+	(void)err;
+	free(a->password_file);
+	a->password_file = strdup(arg);
+	return MX_OK;
+}
+
+START_TEST(test_display_name_controls)
+{
+	static const char *const bad[] = {
+		"Eve\r\nBcc: x@evil", "Eve\nX", "Eve\rX", "tab\there",
+		"nul\x01", "del\x7f", "c1 \xc2\x85 NEL", "bad utf8 \xff",
+	};
+	struct mx_account_params p = {0};
+	struct mx_account a;
+	struct mx_error e;
+
+	for (size_t i = 0; i < MX_ARRAY_SIZE(bad); i++) {
+		memset(&p, 0, sizeof(p));
+		p.name = "dn";
+		p.display_name = bad[i];
+		ck_assert_int_eq(add_p(&p, &e), MX_ERR_INVAL);
+		ck_assert_msg(strstr(e.detail, "--display-name") != NULL, "%s",
+			      e.detail);
+	}
+	memset(&p, 0, sizeof(p));
+	p.name = "dn";
+	p.display_name = "Zoë Ünïcode, \"Sales\"";
+	ck_assert_msg(add_p(&p, &e) == MX_OK, "%s", e.detail);
+	/* Edit: refused too, and the record stays as it was. */
+	ck_assert_int_eq(mx_account_edit(g_st, "dn", set_display,
+					 "Eve\r\nBcc: x@evil", &e),
+			 MX_ERR_INVAL);
+	ck_assert_int_eq(mx_account_load(g_st, "dn", &a, &e), MX_OK);
+	ck_assert_str_eq(a.display_name, "Zoë Ünïcode, \"Sales\"");
+	mx_account_free(&a);
+}
+END_TEST
+
+START_TEST(test_token_url_rule)
+{
+	static const struct { const char *url; int rc; } cases[] = {
+		{"file:///etc/passwd", MX_ERR_CONFIG},
+		{"http://idp.example.com/token", MX_ERR_INSECURE},
+		{"http://10.0.0.1/token", MX_ERR_INSECURE},
+		{"ftp://idp.example.com/token", MX_ERR_CONFIG},
+		{"not a url", MX_ERR_CONFIG},
+		{"http://127.0.0.1:8080/token", MX_OK},
+		{"http://[::1]/token", MX_OK},
+		{"https://idp.example.com/token", MX_OK},
+	};
+
+	for (size_t i = 0; i < MX_ARRAY_SIZE(cases); i++) {
+		struct mx_account_params p = {0};
+		struct mx_error e;
+		char name[16];
+
+		snprintf(name, sizeof(name), "tok%zu", i);
+		p.name = name;
+		p.refresh_token = "rt";
+		p.oauth_token_url = cases[i].url;
+		ck_assert_msg(add_p(&p, &e) == cases[i].rc, "%s: %s",
+			      cases[i].url, e.detail);
+		if (cases[i].rc)
+			ck_assert_msg(strstr(e.detail, "--oauth-token-url"),
+				      "%s", e.detail);
+	}
+}
+END_TEST
+
+START_TEST(test_relative_files_made_absolute)
+{
+	struct mx_account_params p = {0};
+	struct mx_account a;
+	struct mx_error e;
+	char cwd[4096], want[256], *real;
+	FILE *f;
+
+	ck_assert_ptr_nonnull(getcwd(cwd, sizeof(cwd)));
+	ck_assert_int_eq(chdir(g_top), 0);
+	f = fopen("pw.txt", "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("secret\n", f);
+	fclose(f);
+	f = fopen("ca.pem", "w");
+	ck_assert_ptr_nonnull(f);
+	fclose(f);
+	real = realpath(g_top, NULL);
+	ck_assert_ptr_nonnull(real);
+	p.name = "rel";
+	p.password_file = "pw.txt";
+	p.ca_file = "./ca.pem";
+	ck_assert_msg(add_p(&p, &e) == MX_OK, "%s", e.detail);
+	p.name = "missing";
+	p.password_file = "nosuch.txt";
+	p.ca_file = NULL;
+	ck_assert_int_eq(add_p(&p, &e), MX_ERR_INVAL);
+	ck_assert_msg(strstr(e.detail, "--password-file 'nosuch.txt'"), "%s",
+		      e.detail);
+	ck_assert_int_eq(mx_account_edit(g_st, "rel", set_pwfile, "nosuch.txt",
+					 &e), MX_ERR_INVAL);
+	ck_assert_int_eq(mx_account_edit(g_st, "rel", set_pwfile, "./pw.txt",
+					 &e), MX_OK);
+	ck_assert_int_eq(chdir(cwd), 0);
+	ck_assert_int_eq(mx_account_load(g_st, "rel", &a, &e), MX_OK);
+	snprintf(want, sizeof(want), "%s/pw.txt", real);
+	ck_assert_str_eq(a.password_file, want);
+	snprintf(want, sizeof(want), "%s/ca.pem", real);
+	ck_assert_str_eq(a.ca_file, want);
+	mx_account_free(&a);
+	free(real);
+}
+END_TEST
+
+/* ---- removal: generations, purge, kept mail ---- */
+
+static int check_current(const struct mx_account *a, struct mx_error *e)
+{
+	struct mx_txn t;
+	int rc;
+
+	ck_assert_int_eq(mx_txn_begin(g_st, true, &t, e), MX_OK);
+	rc = mx_account_check_current(&t, a, e);
+	mx_txn_abort(&t);
+	return rc;
+}
+
+START_TEST(test_removed_account_generation)
+{
+	struct mx_account a, b, c;
+	struct mx_error e;
+
+	ck_assert_int_eq(add("gen", "imaps://u@h", "pw", &e), MX_OK);
+	ck_assert_int_eq(mx_account_load(g_st, "gen", &a, &e), MX_OK);
+	ck_assert_uint_ne(a.generation, 0);
+	ck_assert_int_eq(check_current(&a, &e), MX_OK);
+	/* A token refresh of a sync that outlived its account must not
+	 * bring the record back. */
+	ck_assert_int_eq(mx_account_remove(g_st, "gen", false, &e), MX_OK);
+	ck_assert_int_eq(check_current(&a, &e), MX_ERR_CANCELLED);
+	ck_assert_msg(strstr(e.detail, "account gen was removed"), "%s",
+		      e.detail);
+	ck_assert_int_eq(mx_account_save(g_st, &a, &e), MX_ERR_CANCELLED);
+	ck_assert_int_eq(mx_account_load(g_st, "gen", &b, &e), MX_ERR_NOTFOUND);
+	/* Same name and server: the kept mail's id again, a new generation;
+	 * the old incarnation's sync still cannot commit. */
+	ck_assert_int_eq(add("gen", "imaps://u@h", "pw", &e), MX_OK);
+	ck_assert_int_eq(mx_account_load(g_st, "gen", &b, &e), MX_OK);
+	ck_assert_uint_eq(b.id, a.id);
+	ck_assert_uint_ne(b.generation, a.generation);
+	ck_assert_int_eq(check_current(&a, &e), MX_ERR_CANCELLED);
+	ck_assert_int_eq(check_current(&b, &e), MX_OK);
+	/* Another server: a new id. */
+	ck_assert_int_eq(mx_account_remove(g_st, "gen", false, &e), MX_OK);
+	ck_assert_int_eq(add("gen", "imaps://other@h", "pw", &e), MX_OK);
+	ck_assert_int_eq(mx_account_load(g_st, "gen", &c, &e), MX_OK);
+	ck_assert_uint_ne(c.id, a.id);
+	mx_account_free(&a);
+	mx_account_free(&b);
+	mx_account_free(&c);
+}
+END_TEST
+
+static size_t entries(struct mx_txn *t, enum mx_dbi db)
+{
+	MDB_stat ms;
+
+	ck_assert_int_eq(mdb_stat(t->txn, t->st->dbi[db], &ms), 0);
+	return ms.ms_entries;
+}
+
+/* One folder, one message (blob, location, indexes, thread, event) of
+ * account NAME, in its own write transaction. */
+static void store_mail(const char *name, const char *raw)
+{
+	struct mx_account a;
+	struct mx_folder f = {0};
+	struct mx_msg m = {0};
+	struct mx_txn t;
+	struct mx_error e;
+	uint8_t k[12];
+
+	ck_assert_int_eq(mx_account_load(g_st, name, &a, &e), MX_OK);
+	ck_assert_int_eq(mx_txn_begin(g_st, true, &t, &e), MX_OK);
+	f.account_id = a.id;
+	f.name = strdup("INBOX");
+	f.wire = strdup("INBOX");
+	f.uidvalidity = 7;
+	ck_assert_int_eq(mx_store_folder_put(&t, &f, &e), MX_OK);
+	m.account_id = a.id;
+	mx_sha256(raw, strlen(raw), m.sha256);
+	mx_sha256(name, strlen(name), m.identity);
+	m.size = strlen(raw);
+	m.p.message_id = strdup(name);
+	m.p.subject = strdup("hello");
+	m.p.date = -1;
+	ck_assert_msg(mx_store_msg_add(&t, &m, raw, &e) == MX_OK, "%s",
+		      e.detail);
+	{
+		struct mx_loc l = {f.id, 1, m.id, 0, 0, NULL};
+
+		ck_assert_int_eq(mx_store_loc_put(&t, &l, &e), MX_OK);
+	}
+	ck_assert_int_eq(mx_store_event(&t, "message.new", a.id, f.id, m.id,
+					NULL, &e), MX_OK);
+	/* A POP3 unique-id and daemon state, as pop3sync.c and mxsyncd
+	 * write them. */
+	memcpy(k, "pop3uidl", 8);
+	mx_put_be32(k + 8, a.id);
+	ck_assert_int_eq(mx_db_put(&t, MX_DB_META, k, 12, "x", 1, 0, &e),
+			 MX_OK);
+	mx_put_be32(k, a.id);
+	ck_assert_int_eq(mx_db_put(&t, MX_DB_ACCTSTATE, k, 4, "{}", 2, 0, &e),
+			 MX_OK);
+	ck_assert_int_eq(mx_txn_commit(&t, &e), MX_OK);
+	mx_msg_free(&m);
+	mx_folder_free(&f);
+	mx_account_free(&a);
+}
+
+/* Entries of every per-account database (all but META, ACCOUNTS,
+ * ACCOUNT_NAMES, EVENTS, WEBHOOKS and the outbox). */
+static size_t data_entries(void)
+{
+	static const enum mx_dbi dbs[] = {
+		MX_DB_FOLDERS, MX_DB_FOLDER_NAMES, MX_DB_MESSAGES, MX_DB_BLOBS,
+		MX_DB_BLOBREFS, MX_DB_LOCS, MX_DB_MSGLOCS, MX_DB_IDENTITY,
+		MX_DB_MSGID, MX_DB_THREADREFS, MX_DB_THREADSUBJ,
+		MX_DB_THREADS, MX_DB_BYDATE, MX_DB_ORPHANS, MX_DB_ACCTSTATE,
+	};
+	struct mx_txn t;
+	struct mx_error e;
+	size_t n = 0;
+
+	ck_assert_int_eq(mx_txn_begin(g_st, false, &t, &e), MX_OK);
+	for (size_t i = 0; i < MX_ARRAY_SIZE(dbs); i++)
+		n += entries(&t, dbs[i]);
+	mx_txn_abort(&t);
+	return n;
+}
+
+static size_t db_entries(enum mx_dbi db)
+{
+	struct mx_txn t;
+	struct mx_error e;
+	size_t n;
+
+	ck_assert_int_eq(mx_txn_begin(g_st, false, &t, &e), MX_OK);
+	n = entries(&t, db);
+	mx_txn_abort(&t);
+	return n;
+}
+
+START_TEST(test_purge_leaves_nothing)
+{
+	struct mx_error e;
+	size_t other, meta, events;
+
+	ck_assert_int_eq(add("other", "imaps://o@h", "pw", &e), MX_OK);
+	store_mail("other", "Subject: other\r\n\r\nother\r\n");
+	other = data_entries();
+	meta = db_entries(MX_DB_META);
+	events = db_entries(MX_DB_EVENTS);
+	ck_assert_int_eq(add("gone", "imaps://g@h", "pw", &e), MX_OK);
+	store_mail("gone", "Subject: gone\r\n\r\ngone\r\n");
+	ck_assert_uint_gt(data_entries(), other);
+	ck_assert_int_eq(mx_account_remove(g_st, "gone", true, &e), MX_OK);
+	ck_assert_uint_eq(data_entries(), other);
+	/* Counters may be new; the unique-id is not. */
+	ck_assert_uint_le(db_entries(MX_DB_META), meta + 2);
+	/* Its message.new went, account.removed came. */
+	ck_assert_uint_eq(db_entries(MX_DB_EVENTS), events + 1);
+}
+END_TEST
+
+START_TEST(test_kept_mail_reattach_and_purge)
+{
+	struct mx_account a;
+	struct mx_error e;
+	size_t none = data_entries(), one;
+
+	ck_assert_int_eq(add("kept", "imaps://k@h", "pw", &e), MX_OK);
+	store_mail("kept", "Subject: kept\r\n\r\nkept\r\n");
+	one = data_entries();
+	ck_assert_int_eq(mx_account_remove(g_st, "kept", false, &e), MX_OK);
+	ck_assert_uint_eq(data_entries(), one - 1); /* daemon state went */
+	/* Re-added with the same server: its folder is there again. */
+	ck_assert_int_eq(add("kept", "imaps://k@h", "pw", &e), MX_OK);
+	ck_assert_int_eq(mx_account_load(g_st, "kept", &a, &e), MX_OK);
+	{
+		struct mx_folder *f = NULL;
+		size_t nf = 0;
+		struct mx_txn t;
+
+		ck_assert_int_eq(mx_txn_begin(g_st, false, &t, &e), MX_OK);
+		ck_assert_int_eq(mx_store_folder_list(&t, a.id, &f, &nf, &e),
+				 MX_OK);
+		mx_txn_abort(&t);
+		ck_assert_uint_eq(nf, 1);
+		ck_assert_uint_eq(f[0].uidvalidity, 7);
+		mx_folders_free(f, nf);
+	}
+	mx_account_free(&a);
+	/* Removed again, re-added elsewhere: the kept mail stays kept
+	 * until a purge by name. */
+	ck_assert_int_eq(mx_account_remove(g_st, "kept", false, &e), MX_OK);
+	ck_assert_int_eq(add("kept", "imaps://else@h", "pw", &e), MX_OK);
+	ck_assert_uint_eq(data_entries(), one - 1);
+	ck_assert_int_eq(mx_account_remove(g_st, "kept", false, &e), MX_OK);
+	ck_assert_int_eq(mx_account_remove(g_st, "kept", true, &e), MX_OK);
+	ck_assert_uint_eq(data_entries(), none);
+	ck_assert_int_eq(mx_account_remove(g_st, "kept", true, &e),
+			 MX_ERR_NOTFOUND);
+	ck_assert_msg(strstr(e.detail, "no account and no kept mail"), "%s",
+		      e.detail);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("account");
@@ -613,6 +956,12 @@ int main(void)
 	tcase_add_test(ts, test_add_names);
 	tcase_add_test(ts, test_list_json_no_password);
 	tcase_add_test(ts, test_add_non_utf8_kept_or_refused);
+	tcase_add_test(ts, test_display_name_controls);
+	tcase_add_test(ts, test_token_url_rule);
+	tcase_add_test(ts, test_relative_files_made_absolute);
+	tcase_add_test(ts, test_removed_account_generation);
+	tcase_add_test(ts, test_purge_leaves_nothing);
+	tcase_add_test(ts, test_kept_mail_reattach_and_purge);
 	suite_add_tcase(s, ts);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

@@ -229,6 +229,12 @@ static int secret_reserve(struct mx_buf *b, size_t extra)
 	return 0;
 }
 
+int mx_oauth_check_url(const char *what, const char *url,
+		       struct mx_error *err)
+{
+	return check_url(what, url, err);
+}
+
 /* Appends "&NAME=escaped(VALUE)" (no '&' first) to a form body. */
 static int form_add(struct mx_buf *b, const char *name, const char *value)
 {

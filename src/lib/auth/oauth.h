@@ -39,6 +39,13 @@ struct mx_oauth_token {
 
 void mx_oauth_token_free(struct mx_oauth_token *t);
 
+/* The rule every OAuth2 endpoint URL follows (requests carry secrets):
+ * https://, or http:// to a loopback host.  Errors, WHAT naming the
+ * setting: MX_ERR_CONFIG (not set, malformed, another scheme),
+ * MX_ERR_INSECURE (http:// elsewhere), MX_ERR_NOMEM. */
+int mx_oauth_check_url(const char *what, const char *url,
+		       struct mx_error *err);
+
 /* grant_type=refresh_token.  Client credentials go in HTTP Basic auth when
  * a secret is set (RFC 6749 2.3.1), else client_id in the body. */
 int mx_oauth_refresh(const struct mx_oauth_cfg *cfg, const char *refresh_token,

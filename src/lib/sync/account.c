@@ -1,5 +1,7 @@
 /* Accounts: URL parsing, creation, listing. */
 #include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <strings.h>
 #include <string.h>
@@ -455,6 +457,68 @@ static int set_dup(char **f, const char *v)
 	return 0;
 }
 
+static bool str_changed(const char *v, const char *old)
+{
+	return v && (old == NULL || strcmp(v, old) != 0);
+}
+
+/* A file name as stored: absolute, because the daemon and later commands
+ * run in another directory.  A relative one is resolved now (the file
+ * must exist); unchanged names of older records are left alone. */
+static int abs_file(char **f, const char *old, const char *opt,
+		    struct mx_error *err)
+{
+	char *abs;
+
+	if (!str_changed(*f, old) || (*f)[0] == '/')
+		return MX_OK;
+	abs = realpath(*f, NULL);
+	if (abs == NULL)
+		return mx_error_set(err, MX_ERR_INVAL, "%s '%s': %s (a relative "
+				    "name is made absolute now, so the file "
+				    "must exist)", opt, *f, strerror(errno));
+	free(*f);
+	*f = abs;
+	return MX_OK;
+}
+
+int mx_account_check_local(struct mx_account *a, const struct mx_account *old,
+			   struct mx_error *err)
+{
+	int rc;
+
+	if (str_changed(a->display_name, old ? old->display_name : NULL)) {
+		const unsigned char *q = (const unsigned char *)a->display_name;
+
+		if (!mx_utf8_valid_str(a->display_name))
+			return mx_error_set(err, MX_ERR_INVAL, "bad "
+					    "--display-name: not UTF-8");
+		/* C0, DEL and C1 (U+0080-U+009F, C2 80..C2 9F in UTF-8):
+		 * a CR or LF would end the From: header of every send. */
+		for (; *q; q++)
+			if (*q < 0x20 || *q == 0x7f ||
+			    (q[0] == 0xc2 && q[1] >= 0x80 && q[1] <= 0x9f))
+				return mx_error_set(err, MX_ERR_INVAL, "bad "
+						    "--display-name: control "
+						    "character 0x%02x (CR, LF "
+						    "and others are not "
+						    "allowed)", q[0] == 0xc2 ?
+						    q[1] : q[0]);
+	}
+	if (str_changed(a->oauth_token_url, old ? old->oauth_token_url : NULL)) {
+		rc = mx_oauth_check_url("--oauth-token-url", a->oauth_token_url,
+					err);
+		if (rc)
+			return rc;
+	}
+	rc = abs_file(&a->password_file, old ? old->password_file : NULL,
+		      "--password-file", err);
+	if (rc == MX_OK)
+		rc = abs_file(&a->ca_file, old ? old->ca_file : NULL,
+			      "--ca-file", err);
+	return rc;
+}
+
 int mx_account_apply_settings(struct mx_account *a,
 			      const struct mx_account_settings *s,
 			      struct mx_error *err)
@@ -686,7 +750,9 @@ int mx_account_add_with(struct mx_store *st,
 	a.created = mx_wall_s();
 	if (p->insecure_plaintext && a.tls == MX_TLS_STARTTLS)
 		a.tls = MX_TLS_NONE; /* explicit opt-in: no STARTTLS */
-	rc = mx_account_apply_settings(&a, set, err);
+	rc = mx_account_check_local(&a, NULL, err);
+	if (rc == MX_OK)
+		rc = mx_account_apply_settings(&a, set, err);
 	if (rc == MX_OK)
 		rc = mx_store_write(st, add_fn, &a, err);
 out:
@@ -985,15 +1051,23 @@ struct edit_ctx {
 static int edit_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 {
 	struct edit_ctx *ec = ctx;
-	struct mx_account a;
+	struct mx_account a, old;
 	int rc;
 
 	rc = mx_store_account_get(t, ec->name, &a, err);
 	if (rc)
 		return rc;
+	rc = mx_store_account_get(t, ec->name, &old, err);
+	if (rc) {
+		mx_account_free(&a);
+		return rc;
+	}
 	rc = ec->apply(&a, ec->arg, err);
 	if (rc == MX_OK)
+		rc = mx_account_check_local(&a, &old, err);
+	if (rc == MX_OK)
 		rc = mx_store_account_put(t, &a, err);
+	mx_account_free(&old);
 	mx_account_free(&a);
 	return rc;
 }

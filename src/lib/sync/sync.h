@@ -104,6 +104,18 @@ int mx_account_apply_settings(struct mx_account *a,
 			      const struct mx_account_settings *s,
 			      struct mx_error *err);
 
+/*
+ * Checks what an operator typed that settings do not cover, at add (OLD
+ * NULL) and after an edit (OLD: the record before it; values that did not
+ * change are not checked again): a display name with a control character
+ * (CR, LF, ... would break every send) or not UTF-8 is MX_ERR_INVAL; a
+ * token URL must pass mx_oauth_check_url(); a relative password or CA
+ * file name is made absolute (realpath: MX_ERR_INVAL naming the file when
+ * it cannot be resolved).
+ */
+int mx_account_check_local(struct mx_account *a, const struct mx_account *old,
+			   struct mx_error *err);
+
 /* Total attachment bytes per message unless the account says otherwise. */
 #define MX_DEFAULT_MAX_ATTACH ((uint64_t)25 * 1024 * 1024)
 uint64_t mx_account_max_attach(const struct mx_account *a);
