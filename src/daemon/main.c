@@ -47,6 +47,8 @@ struct acct {
 	bool busy;                    /* a worker has it */
 	bool idling;                  /* IDLE in progress on conn */
 	bool removed;                 /* stop and free after the job */
+	volatile int cancel;          /* the sync's cancel flag: removed,
+				       * or the daemon stops */
 	int fd;                       /* registered in epoll, or -1 */
 	enum job_kind job, pending;   /* running / queued after it */
 	int job_rc;
@@ -80,7 +82,8 @@ struct daemon {
 	struct mx_config cfg;
 	struct acct *accts;
 	int epfd, sigfd, donefd;
-	volatile int stopping;        /* also the sync cancel flag */
+	volatile int stopping;        /* sets every account's cancel */
+	uint64_t removals_seen;       /* mx_account_removals() */
 	/* worker pool */
 	pthread_t *workers;
 	int nworkers;
@@ -121,10 +124,19 @@ static int state_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 {
 	struct state_ctx *sc = ctx;
 	struct acct *a = sc->a;
-	json_t *o = json_object();
+	json_t *o;
 	uint8_t k[4];
 	char *s;
 	int rc;
+
+	/* Removed (the loop has not noticed yet): nothing more of it may
+	 * appear in the store or the feed after account.removed. */
+	rc = mx_account_check_current(t, &a->a, err);
+	if (rc == MX_ERR_CANCELLED)
+		return MX_OK;
+	if (rc)
+		return rc;
+	o = json_object();
 
 	json_object_set_new(o, "state", json_string(mx_acct_state_name(a->state)));
 	json_object_set_new(o, "since", json_integer(mx_wall_s()));
@@ -229,7 +241,7 @@ static void job_run(struct daemon *d, struct acct *a)
 
 	mx_error_clear(err);
 	memset(&a->job_stats, 0, sizeof(a->job_stats));
-	opts.cancel = &d->stopping;
+	opts.cancel = &a->cancel;
 	opts.progress = on_commit;
 	opts.progress_ctx = d;
 	if (a->a.proto == MX_PROTO_POP3) {
@@ -444,6 +456,9 @@ static void job_done(struct daemon *d, struct acct *a)
 			;
 		if (*pp)
 			*pp = a->next;
+		if (a->removed)
+			mx_info("account %s (#%u): stopped, connection closed",
+				a->a.name, a->id);
 		free_acct(a);
 		return;
 	}
@@ -527,6 +542,7 @@ static bool same_account(const struct mx_account *x, const struct mx_account *y)
 	       (x->f && y->f && strcmp(x->f, y->f) == 0))
 	return EQ(imap_url) && EQ(password) && EQ(password_file) &&
 	       EQ(ca_file) && EQ(refresh_token) && EQ(oauth_token_url) &&
+	       x->generation == y->generation &&
 	       x->insecure_plaintext == y->insecure_plaintext &&
 	       x->disabled == y->disabled && x->timeout_s == y->timeout_s &&
 	       x->proto == y->proto && x->pop3_delete == y->pop3_delete;
@@ -551,6 +567,9 @@ static int load_accounts(struct daemon *d, struct mx_error *err)
 			found = v[i].id == a->id && same_account(&v[i], &a->a);
 		if (!found && !a->removed) {
 			a->removed = true;
+			a->cancel = 1; /* its sync stops at the next batch */
+			mx_info("account %s (#%u): removed or changed; stopping "
+				"it", a->a.name, a->id);
 			if (a->busy) {
 				a->pending = JOB_STOP;
 			} else {
@@ -827,8 +846,28 @@ static void check_reauth(struct daemon *d, struct acct *a)
 	submit(d, a, JOB_START);
 }
 
+/* `mxsync account remove` while we run: drop the account at once (its
+ * sync is cancelled, its connection closed) rather than at the next
+ * SIGHUP, when its batches would have gone on arriving. */
+static void check_removals(struct daemon *d)
+{
+	struct mx_error err;
+	uint64_t n;
+
+	if (mx_account_removals(d->st, &n, &err) != MX_OK) {
+		mx_warn("accounts: %s", err.detail);
+		return;
+	}
+	if (n == d->removals_seen)
+		return;
+	d->removals_seen = n;
+	if (load_accounts(d, &err) != MX_OK)
+		mx_warn("accounts: %s", err.detail);
+}
+
 static void run_timers(struct daemon *d, uint64_t now)
 {
+	check_removals(d);
 	for (struct acct *a = d->accts; a; a = a->next) {
 		if (a->state == MX_ST_AUTH_FAILED && !a->busy && !a->removed &&
 		    now >= a->next_reauth_check) {
@@ -904,6 +943,8 @@ static int loop(struct daemon *d)
 		int n, timeout;
 
 		if (d->stopping) {
+			for (struct acct *a = d->accts; a; a = a->next)
+				a->cancel = 1;
 			if (!any_busy(d))
 				break;
 			if (now > stop_deadline) {
@@ -1062,6 +1103,8 @@ int main(int argc, char **argv)
 		MX_VERSION_STRING, d.dir, d.conf_path, d.nworkers);
 	start_webhooks(&d);
 	start_outbox(&d);
+	if (mx_account_removals(d.st, &d.removals_seen, &err) != MX_OK)
+		mx_warn("accounts: %s", err.detail);
 	if (load_accounts(&d, &err) != MX_OK) {
 		mx_log(MX_LOG_ERROR, "%s", err.detail);
 	} else {

@@ -65,26 +65,7 @@ wait_state() { # NAME STATES TIMEOUT -> ok/fail; output in $WS
 }
 msgid_of() { sed -n 's/^[Mm][Ee][Ss][Ss][Aa][Gg][Ee]-[Ii][Dd]:[[:space:]]*//p' "$1" | head -n 1 | tr -d '\r<>'; }
 
-# ---- the daemon: started in the background, PID kept, always stopped
-DPID=
-d_start() {
-    "$MXSYNCD" -d "$MXD" </dev/null >>"$DLOG" 2>&1 &
-    DPID=$!
-}
-# alive = exists and is not a zombie (it is our child until waited for)
-d_alive() {
-    [ -n "$DPID" ] && [ -r "/proc/$DPID/status" ] &&
-        [ "$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$DPID/status")" != Z ]
-}
-d_stop_at_exit() {
-    [ -n "$DPID" ] || return 0
-    kill -TERM "$DPID" 2>/dev/null
-    dsi=0
-    while d_alive && [ $dsi -lt 100 ]; do sleep 0.1; dsi=$((dsi + 1)); done
-    d_alive && { echo "# mxsyncd $DPID ignored SIGTERM for 10 s: SIGKILL" >&2; kill -KILL "$DPID"; }
-    wait "$DPID" 2>/dev/null
-    DPID=
-}
+# ---- the daemon (d_start, d_alive, d_stop_at_exit: lib/mx.sh), always stopped
 at_exit d_stop_at_exit
 
 # ---- webhook receivers (tools/webhook_rx.py)

@@ -868,6 +868,8 @@ enum mx_err mx_account_list_json(struct mx_store *st, char **json_r,
 
 		/* Never the password: only where it comes from. */
 		json_object_set_new(o, "name", json_string(v[i].name));
+		/* The number events carry as "account". */
+		json_object_set_new(o, "id", json_integer(v[i].id));
 		json_object_set_new(o, "imap", json_string(v[i].imap_url));
 		json_object_set_new(o, "host", json_string(v[i].host));
 		json_object_set_new(o, "port", json_integer(v[i].port));
@@ -1176,9 +1178,14 @@ static int remove_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 	struct mx_account a;
 	json_t *x = NULL;
 	size_t nkept = 0;
+	uint64_t removals;
 	uint8_t k[4];
 	int rc;
 
+	/* mxsyncd polls this counter to drop a removed account at once. */
+	rc = mx_db_next_id(t, MX_ACCOUNT_REMOVALS_KEY, &removals, err);
+	if (rc)
+		return rc;
 	rc = mx_store_account_get(t, name, &a, err);
 	if (rc == MX_ERR_NOTFOUND && purge) {
 		/* Removed earlier without --purge: its kept mail. */
@@ -1232,4 +1239,28 @@ int mx_account_remove(struct mx_store *st, const char *name, bool purge,
 	const void *ctx[2] = {name, &purge};
 
 	return mx_store_write(st, remove_fn, ctx, err);
+}
+
+int mx_account_removals(struct mx_store *st, uint64_t *n_r,
+			struct mx_error *err)
+{
+	struct mx_txn t;
+	MDB_val v;
+	int rc;
+
+	*n_r = 0;
+	rc = mx_txn_begin(st, false, &t, err);
+	if (rc)
+		return rc;
+	rc = mx_db_get(&t, MX_DB_META, MX_ACCOUNT_REMOVALS_KEY,
+		       strlen(MX_ACCOUNT_REMOVALS_KEY), &v, err);
+	if (rc == MX_OK && v.mv_size == 8)
+		*n_r = mx_get_be64(v.mv_data);
+	else if (rc == MX_OK)
+		rc = mx_error_set(err, MX_ERR_STORE, "corrupt counter %s",
+				  MX_ACCOUNT_REMOVALS_KEY);
+	else if (rc == MX_ERR_NOTFOUND)
+		rc = MX_OK;
+	mx_txn_abort(&t);
+	return rc;
 }

@@ -144,6 +144,14 @@ int mx_account_remove(struct mx_store *st, const char *name, bool purge,
 		      struct mx_error *err);
 
 /*
+ * A number that changes with every account removal (0 before the first):
+ * mxsyncd polls it to stop a removed account's work at once.
+ */
+#define MX_ACCOUNT_REMOVALS_KEY "account_removals"
+int mx_account_removals(struct mx_store *st, uint64_t *n_r,
+			struct mx_error *err);
+
+/*
  * Inside a write transaction that stores something for account A: MX_OK
  * if A's record still exists with A's generation, else MX_ERR_CANCELLED
  * (account scope) "account NAME was removed while this ran ...": the

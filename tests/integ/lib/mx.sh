@@ -8,6 +8,11 @@
 #                             export, sorted
 #   dc_digest DCDIR USER      the same from the server (imaptool digest)
 #   mx_count NAME [FOLDER]    number of stored messages (ls --json)
+#   d_start                   starts $MXSYNCD -d $MXD in the background,
+#                             output appended to $DLOG, PID in $DPID
+#   d_alive                   the daemon runs (and is not a zombie)
+#   d_stop_at_exit            SIGTERM, waits <= 10 s (then SIGKILL), reaps;
+#                             register it: at_exit d_stop_at_exit
 
 : "${MX_BIN:=${MX_TOP_BUILDDIR:-$MX_TOP_SRCDIR}/src/cli/mxsync}"
 
@@ -52,4 +57,24 @@ mx_count() {
     else
         mx ls "$1" --json | "$MX_PY" -c 'import json,sys; print(len(json.load(sys.stdin)))'
     fi
+}
+
+DPID=
+d_start() {
+    "$MXSYNCD" -d "$MXD" </dev/null >>"$DLOG" 2>&1 &
+    DPID=$!
+}
+# alive = exists and is not a zombie (it is our child until waited for)
+d_alive() {
+    [ -n "$DPID" ] && [ -r "/proc/$DPID/status" ] &&
+        [ "$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$DPID/status")" != Z ]
+}
+d_stop_at_exit() {
+    [ -n "$DPID" ] || return 0
+    kill -TERM "$DPID" 2>/dev/null
+    dsi=0
+    while d_alive && [ $dsi -lt 100 ]; do sleep 0.1; dsi=$((dsi + 1)); done
+    d_alive && { echo "# mxsyncd $DPID ignored SIGTERM for 10 s: SIGKILL" >&2; kill -KILL "$DPID"; }
+    wait "$DPID" 2>/dev/null
+    DPID=
 }
