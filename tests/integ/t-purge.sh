@@ -7,6 +7,8 @@
 #     other account (push still works).
 #  2. remove + add again under the same name, pointing at another mailbox,
 #     during a sync: the new account's store is exactly its server's.
+#  4. without the daemon: `mxsync sync` of a POP3 account removed while it
+#     downloads stores nothing more; its kept mail is then purged by name.
 #  3. remove without --purge keeps the mail; re-adding the same name and
 #     server re-attaches it (a sync remaps, no message.new, no duplicate);
 #     `account remove --purge` on a name only kept mail has left purges it.
@@ -72,6 +74,13 @@ c=collections.Counter(e["type"] for e in map(json.loads, filter(str.strip, sys.s
                       if e.get("account")==int(sys.argv[1]))
 print(" ".join("%s:%d" % kv for kv in sorted(c.items())))' "$1"
 }
+# the type of account $1's newest event
+last_event_of() {
+    mx events --json --limit 10000000 | "$MX_PY" -c '
+import json,sys
+t=[e["type"] for e in map(json.loads, filter(str.strip, sys.stdin)) if e.get("account")==int(sys.argv[1])]
+print(t[-1] if t else "")' "$1"
+}
 # META keys still naming account $1 (POP3 unique-ids, kept records)
 meta_of() {
     mdb_dump -s meta "$MXD" | "$MX_PY" -c '
@@ -128,6 +137,31 @@ ok $? "2: the daemon stopped the old c"
 wait_state c idle 60; ok $? "2: the new c reaches idle"
 is "$(mx_export_digest c)" "$(dc_digest "$D" dave@example.test)" "2: c's store is exactly dave's mailbox"
 is "$(mx_count c)" 40 "2: 40 messages, none of carol's"
+
+# ======== 4. POP3, and no daemon: `mxsync sync` of an account removed while
+# it downloads (only the commit check can stop it here), then purged by name
+BASE=$(counts)
+dc_password "$D" carol@example.test > "$MX_SCRATCH/p.pw"
+run_ok "4: account p (carol over POP3, 2000 messages)" mx account add p \
+    --pop3 "pop3s://carol@example.test@127.0.0.1:$DC_POP3S_PORT" \
+    --password-file "$MX_SCRATCH/p.pw" --ca-file "$DC_CA"
+PAID=$(acct_id p)
+before=$(dbn messages)
+mx sync p >"$T/sync-p.out" 2>&1 </dev/null &
+SPID=$!
+at_exit "kill $SPID 2>/dev/null"
+wait_msgs $((before + 250)); ok $? "4: mxsync sync p is under way"
+run_ok "4: account remove p (mail kept) while it downloads" mx account remove p
+n1=$(dbn messages)
+wait "$SPID"; rc=$?
+isnt "$rc" 0 "4: mxsync sync p fails"
+like "$(cat "$T/sync-p.out")" "account p was removed while this ran" "4: and says why"
+is "$(dbn messages)" "$n1" "4: not one message stored after the removal"
+is "$(last_event_of "$PAID")" account.removed "4: p's last event is account.removed"
+run_ok "4: account remove p --purge: purges the kept mail" mx account remove p --purge
+is "$(counts)" "$BASE" "4: every per-account database is back to its count before p was added"
+is "$(events_of "$PAID")" "account.removed:1" "4: of p's events only account.removed is left"
+is "$(meta_of "$PAID")" 0 "4: no POP3 unique-id or kept record of p is left"
 
 # ======== 3. kept mail: re-attached by a re-add, purged by name
 d_stop_at_exit
