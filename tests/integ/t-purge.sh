@@ -9,6 +9,8 @@
 #     during a sync: the new account's store is exactly its server's.
 #  4. without the daemon: `mxsync sync` of a POP3 account removed while it
 #     downloads stores nothing more; its kept mail is then purged by name.
+#     2b: the same with the same server: the kept mail is re-attached (same
+#     id, a new generation) and the old sync's batches cannot land in it.
 #  3. remove without --purge keeps the mail; re-adding the same name and
 #     server re-attaches it (a sync remaps, no message.new, no duplicate);
 #     `account remove --purge` on a name only kept mail has left purges it.
@@ -137,6 +139,22 @@ ok $? "2: the daemon stopped the old c"
 wait_state c idle 60; ok $? "2: the new c reaches idle"
 is "$(mx_export_digest c)" "$(dc_digest "$D" dave@example.test)" "2: c's store is exactly dave's mailbox"
 is "$(mx_count c)" 40 "2: 40 messages, none of carol's"
+
+# ======== 2b. remove + add again with the same server during a sync: the
+# kept mail is re-attached (same id, new generation); the old sync stores
+# nothing more, the new one (after SIGHUP, as for any added account) finishes
+run_ok "2b: account a again (alice, 3000 messages)" mx_add a "$D" alice@example.test imaps
+kill -HUP "$DPID"
+before=$(dbn messages)
+wait_msgs $((before + 250)); ok $? "2b: a's initial sync is under way"
+AID=$(acct_id a)
+run_ok "2b: account remove a (mail kept)" mx account remove a
+run_ok "2b: account add a again, same server" mx_add a "$D" alice@example.test imaps
+is "$(acct_id a)" "$AID" "2b: the kept mail's id again (#$AID)"
+kill -HUP "$DPID"
+wait_state a idle 120; ok $? "2b: a reaches idle"
+is "$(mx_count a)" 3000 "2b: 3000 messages, no duplicate"
+is "$(mx_export_digest a)" "$(dc_digest "$D" alice@example.test)" "2b: a's store is exactly alice's mailbox"
 
 # ======== 4. POP3, and no daemon: `mxsync sync` of an account removed while
 # it downloads (only the commit check can stop it here), then purged by name
