@@ -170,11 +170,16 @@ struct mx_sync_opts {
 	/* Set to non-zero (e.g. from a signal handler) to stop after the
 	 * current batch has been committed. */
 	volatile int *cancel;
-	/* Messages per FETCH batch (0 = default 256) and bytes per batch
-	 * (0 = default 32 MiB). */
+	/* Messages per FETCH batch (0 = default 256, at most
+	 * MX_SYNC_BATCH_MSGS_MAX) and bytes per batch (0 = default 16 MiB,
+	 * at most MX_SYNC_BATCH_BYTES_MAX).  Larger values are refused with
+	 * MX_ERR_INVAL before anything is fetched. */
 	unsigned batch_msgs;
 	uint64_t batch_bytes;
 };
+
+#define MX_SYNC_BATCH_MSGS_MAX 10000u
+#define MX_SYNC_BATCH_BYTES_MAX ((uint64_t)1 << 30)
 
 struct mx_sync_stats {
 	uint64_t folders;
@@ -194,7 +199,8 @@ struct mx_sync_stats {
  * Synchronizes account NAME: full sync of folders never synced, incremental
  * (QRESYNC, CONDSTORE or UID diff) otherwise.  Commits batch by batch; an
  * interrupted sync resumes where the last commit ended.
- * Errors: MX_ERR_NOTFOUND, MX_ERR_NET, MX_ERR_TIMEOUT, MX_ERR_TLS,
+ * Errors: MX_ERR_INVAL (batch size out of range), MX_ERR_NOTFOUND,
+ * MX_ERR_NET, MX_ERR_TIMEOUT, MX_ERR_TLS,
  * MX_ERR_TLS_VERIFY, MX_ERR_AUTH, MX_ERR_INSECURE, MX_ERR_PROTOCOL,
  * MX_ERR_SERVER, MX_ERR_STORE, MX_ERR_STORE_FULL, MX_ERR_CANCELLED.
  * STATS_R may be NULL.
@@ -218,15 +224,33 @@ enum mx_err mx_status_json(struct mx_store *store, const char *name,
 /*
  * Lists the messages of account NAME (optionally one FOLDER) as a JSON
  * array, newest first.  Free with mx_free().  MX_ERR_STORE when the store
- * cannot list them all (never a shorter list).
+ * cannot list them all (never a shorter list).  A message record that
+ * cannot be decoded (corrupt) is left out with a warning naming its id
+ * (mx_log, "message ID: unreadable record skipped").
  */
 enum mx_err mx_list_json(struct mx_store *store, const char *name,
 			 const char *folder, char **json_r,
 			 struct mx_error *err);
 
+struct mx_list_opts {
+	const char *folder; /* only messages in this folder; NULL = all */
+	uint64_t limit;     /* at most this many, the newest; 0 = all */
+};
+
+/*
+ * mx_list_json() with options (OPTS may be NULL).  With a limit, only the
+ * messages listed are read from the store: the cost follows the limit,
+ * not the size of the account.
+ */
+enum mx_err mx_list_json_opts(struct mx_store *store, const char *name,
+			      const struct mx_list_opts *opts, char **json_r,
+			      struct mx_error *err);
+
 /*
  * One message record as JSON (headers, addresses, thread, parts, locations,
  * flags).  ID is the stable message id as printed by `mxsync ls`.
+ * "addresses_truncated": true when an address header had more entries
+ * than are kept (2000): the lists hold the first ones.
  * MX_ERR_STORE when the store cannot list its locations.
  */
 enum mx_err mx_message_json(struct mx_store *store, const char *id,

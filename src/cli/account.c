@@ -277,9 +277,16 @@ static int account_add(struct cli *c, int argc, char **argv)
 			p.ca_file = argv[++i];
 		else if (strcmp(a, "--insecure-plaintext") == 0)
 			p.insecure_plaintext = true;
-		else if (strcmp(a, "--timeout") == 0 && i + 1 < argc)
-			p.timeout_s = atoi(argv[++i]);
-		else if (strcmp(a, "--display-name") == 0 && i + 1 < argc)
+		else if (strcmp(a, "--timeout") == 0 && i + 1 < argc) {
+			uint64_t v;
+
+			if (!cli_number("account add", "--timeout", argv[++i],
+					1, CLI_TIMEOUT_MAX, &v)) {
+				rc = MX_EXIT_USAGE;
+				goto out;
+			}
+			p.timeout_s = (int)v;
+		} else if (strcmp(a, "--display-name") == 0 && i + 1 < argc)
 			p.display_name = argv[++i];
 		else if (strcmp(a, "--provider") == 0 && i + 1 < argc)
 			provider = argv[++i];
@@ -654,9 +661,16 @@ static int account_oauth(struct cli *c, int argc, char **argv)
 				goto out;
 			}
 			cfg.client_secret = csecret;
-		} else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc)
-			timeout = atoi(argv[++i]);
-		else {
+		} else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
+			uint64_t v;
+
+			if (!cli_number("account oauth", "--timeout", argv[++i],
+					1, CLI_TIMEOUT_MAX, &v)) {
+				rc = MX_EXIT_USAGE;
+				goto out;
+			}
+			timeout = (int)v;
+		} else {
 			fprintf(stderr, "mxsync: account oauth: bad argument '%s'\n%s",
 				argv[i], usage);
 			rc = MX_EXIT_USAGE;

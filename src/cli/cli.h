@@ -3,6 +3,8 @@
 #define MX_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "mxsync/mxsync.h"
 
@@ -49,5 +51,23 @@ struct mx_store *cli_open(struct cli *c, int *exit_r);
 void cli_print_json(const void *v, const char *fallback);
 /* True if ARG is -h or --help. */
 bool cli_is_help(const char *arg);
+
+/* args.c */
+/* The largest --timeout in seconds any subcommand takes (an hour). */
+#define CLI_TIMEOUT_MAX 3600
+
+/* Parses VAL, the value of option OPT of subcommand CMD, as a decimal
+ * number from LO to HI (mx_parse_u64()); on anything else prints
+ * "mxsync: CMD: OPT: 'VAL' is not a number from LO to HI" and returns
+ * false. */
+bool cli_number(const char *cmd, const char *opt, const char *val,
+		uint64_t lo, uint64_t hi, uint64_t *v_r);
+/* S escaped for a terminal by mx_term_escape() (one line: newlines
+ * escaped too), "" for NULL.  The result lives in one of 8 rotating static
+ * buffers: valid until 8 more calls, enough for one printf(). */
+const char *cli_safe(const char *s);
+/* Writes the N bytes at S to stdout escaped for a terminal, keeping
+ * newlines and tabs (message text). */
+void cli_put_text(const char *s, size_t n);
 
 #endif

@@ -104,9 +104,14 @@ int cli_account_discover(struct cli *c, int argc, char **argv)
 			o.dns_server = argv[++i];
 		else if (strcmp(a, "--ca-file") == 0 && i + 1 < argc)
 			o.ca_file = argv[++i];
-		else if (strcmp(a, "--timeout") == 0 && i + 1 < argc)
-			o.timeout_s = atoi(argv[++i]);
-		else if (strcmp(a, "--no-srv") == 0)
+		else if (strcmp(a, "--timeout") == 0 && i + 1 < argc) {
+			uint64_t v;
+
+			if (!cli_number("account discover", "--timeout",
+					argv[++i], 1, CLI_TIMEOUT_MAX, &v))
+				return MX_EXIT_USAGE;
+			o.timeout_s = (int)v;
+		} else if (strcmp(a, "--no-srv") == 0)
 			o.no_srv = true;
 		else if (strcmp(a, "--no-autoconfig") == 0)
 			o.no_autoconfig = true;

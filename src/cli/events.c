@@ -34,34 +34,22 @@ static void on_signal(int sig)
 	stop_flag = 1;
 }
 
-static bool parse_u64(const char *s, uint64_t *v_r)
-{
-	char *end;
-	unsigned long long v;
-
-	if (s[0] < '0' || s[0] > '9')
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end)
-		return false;
-	*v_r = v;
-	return true;
-}
-
 /* Plain words as they are; anything a shell user would misread, as JSON. */
 static void print_value(json_t *v)
 {
 	const char *s = json_string_value(v);
 	char *enc;
 
-	if (s && s[0] && strcspn(s, " \t\r\n\"=\\") == strlen(s)) {
+	if (s && s[0] && strcspn(s, " \t\r\n\"=\\") == strlen(s) &&
+	    mx_term_safe(s)) {
 		fputs(s, stdout);
 		return;
 	}
+	/* JSON escapes C0 controls but leaves DEL and C1 controls as they
+	 * are: through cli_safe() too. */
 	enc = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 	if (enc)
-		fputs(enc, stdout);
+		fputs(cli_safe(enc), stdout);
 	free(enc);
 }
 
@@ -125,12 +113,14 @@ int cli_events(struct cli *c, int argc, char **argv)
 		} else if (strcmp(argv[i], "--follow") == 0) {
 			follow = true;
 		} else if (strcmp(argv[i], "--after") == 0 && i + 1 < argc) {
-			if (!parse_u64(argv[++i], &after))
-				goto bad;
+			if (!cli_number("events", "--after", argv[++i], 0,
+					UINT64_MAX, &after))
+				return MX_EXIT_USAGE;
 			have_after = true;
 		} else if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc) {
-			if (!parse_u64(argv[++i], &limit) || limit == 0)
-				goto bad;
+			if (!cli_number("events", "--limit", argv[++i], 1,
+					UINT64_MAX, &limit))
+				return MX_EXIT_USAGE;
 		} else if (cli_is_help(argv[i])) {
 			fputs(usage, stdout);
 			return MX_EXIT_OK;

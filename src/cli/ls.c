@@ -1,4 +1,5 @@
 /* mxsync ls NAME [--folder F] [--json] */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,9 +14,9 @@ static const char usage[] =
 
 int cli_ls(struct cli *c, int argc, char **argv)
 {
-	const char *name = NULL, *folder = NULL;
+	const char *name = NULL;
 	bool json = false;
-	long limit = -1;
+	struct mx_list_opts lo = {0};
 	struct mx_store *st;
 	struct mx_error err;
 	char *out = NULL;
@@ -25,10 +26,12 @@ int cli_ls(struct cli *c, int argc, char **argv)
 		if (strcmp(argv[i], "--json") == 0)
 			json = true;
 		else if (strcmp(argv[i], "--folder") == 0 && i + 1 < argc)
-			folder = argv[++i];
-		else if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc)
-			limit = atol(argv[++i]);
-		else if (cli_is_help(argv[i])) {
+			lo.folder = argv[++i];
+		else if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc) {
+			if (!cli_number("ls", "--limit", argv[++i], 1,
+					UINT32_MAX, &lo.limit))
+				return MX_EXIT_USAGE;
+		} else if (cli_is_help(argv[i])) {
 			fputs(usage, stdout);
 			return MX_EXIT_OK;
 		} else if (argv[i][0] != '-' && name == NULL)
@@ -46,7 +49,7 @@ int cli_ls(struct cli *c, int argc, char **argv)
 	st = cli_open(c, &rc);
 	if (st == NULL)
 		return rc;
-	if (mx_list_json(st, name, folder, &out, &err) != MX_OK) {
+	if (mx_list_json_opts(st, name, &lo, &out, &err) != MX_OK) {
 		rc = cli_fail(&err);
 	} else if (json) {
 		printf("%s\n", out);
@@ -60,16 +63,15 @@ int cli_ls(struct cli *c, int argc, char **argv)
 			struct tm tm;
 			char when[32];
 
-			if (limit >= 0 && (long)i >= limit)
-				break;
 			gmtime_r(&t, &tm);
 			strftime(when, sizeof(when), "%Y-%m-%d %H:%M", &tm);
+			/* Folder, sender and subject come from servers and
+			 * messages: escaped for the terminal. */
 			printf("%s  %s  %-14.14s  %-28.28s  %s%s\n",
 			       json_string_value(json_object_get(m, "id")), when,
-			       l0 ? json_string_value(json_object_get(l0, "folder")) : "-",
-			       json_object_get(m, "from")
-				       ? json_string_value(json_object_get(m, "from")) : "",
-			       json_string_value(json_object_get(m, "subject")),
+			       l0 ? cli_safe(json_string_value(json_object_get(l0, "folder"))) : "-",
+			       cli_safe(json_string_value(json_object_get(m, "from"))),
+			       cli_safe(json_string_value(json_object_get(m, "subject"))),
 			       json_integer_value(json_object_get(m, "attachments"))
 				       ? "  [att]" : "");
 		}

@@ -93,8 +93,9 @@ int cli_exit_code(enum mx_err code)
 
 int cli_fail(const struct mx_error *err)
 {
+	/* Details quote server replies and names: escaped. */
 	fprintf(stderr, "mxsync: %s\n",
-		err->detail[0] ? err->detail : mx_strerror(err->code));
+		err->detail[0] ? cli_safe(err->detail) : mx_strerror(err->code));
 	return cli_exit_code(err->code);
 }
 

@@ -330,16 +330,7 @@ out:
 
 static int parse_id(const char *s, uint64_t *id)
 {
-	char *e;
-	unsigned long long v;
-
-	if (s == NULL || *s < '0' || *s > '9')
-		return -1;
-	v = strtoull(s, &e, 10);
-	if (*e != '\0' || v == 0)
-		return -1;
-	*id = v;
-	return 0;
+	return mx_parse_u64(s, 1, UINT64_MAX, id);
 }
 
 static int account_id_of(struct mx_store *st, const char *name, uint32_t *id)

@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "mime/mime.h"
 
 static const char usage[] =
 	"usage: mxsync show MESSAGE_ID [--raw | --json]\n"
@@ -25,8 +26,8 @@ static void print_addrs(const char *label, json_t *a)
 		const char *n = json_string_value(json_object_get(o, "name"));
 		const char *e = json_string_value(json_object_get(o, "email"));
 
-		printf("%s%s%s%s%s", i ? ", " : "", n ? n : "", n ? " <" : "",
-		       e ? e : "", n ? ">" : "");
+		printf("%s%s%s%s%s", i ? ", " : "", cli_safe(n), n ? " <" : "",
+		       cli_safe(e), n ? ">" : "");
 	}
 	printf("\n");
 }
@@ -86,18 +87,19 @@ int cli_show(struct cli *c, int argc, char **argv)
 			print_addrs("From", json_object_get(m, "from"));
 			print_addrs("To", json_object_get(m, "to"));
 			print_addrs("Cc", json_object_get(m, "cc"));
-			printf("Subject: %s\n", json_string_value(json_object_get(m, "subject"))
-							? json_string_value(json_object_get(m, "subject")) : "");
+			/* Everything below comes from the message or the
+			 * server: escaped for the terminal (--raw is not). */
+			printf("Subject: %s\n", cli_safe(json_string_value(json_object_get(m, "subject"))));
 			printf("Message-ID: %s\n", json_string_value(json_object_get(m, "message_id"))
-							   ? json_string_value(json_object_get(m, "message_id")) : "-");
+							   ? cli_safe(json_string_value(json_object_get(m, "message_id"))) : "-");
 			printf("Thread: %lld\n", (long long)json_integer_value(json_object_get(m, "thread")));
 			json_array_foreach(json_object_get(m, "locations"), i, l) {
 				char *f = json_dumps(json_object_get(l, "flags"), JSON_COMPACT);
 
 				printf("Location: %s UID %lld %s\n",
-				       json_string_value(json_object_get(l, "folder")),
+				       cli_safe(json_string_value(json_object_get(l, "folder"))),
 				       (long long)json_integer_value(json_object_get(l, "uid")),
-				       f ? f : "");
+				       cli_safe(f));
 				free(f);
 			}
 			json_array_foreach(json_object_get(m, "parts"), i, p) {
@@ -105,16 +107,21 @@ int cli_show(struct cli *c, int argc, char **argv)
 					continue;
 				printf("Attachment: %s (%s, %lld bytes)\n",
 				       json_string_value(json_object_get(p, "filename"))
-					       ? json_string_value(json_object_get(p, "filename")) : "(unnamed)",
-				       json_string_value(json_object_get(p, "type")),
+					       ? cli_safe(json_string_value(json_object_get(p, "filename"))) : "(unnamed)",
+				       cli_safe(json_string_value(json_object_get(p, "type"))),
 				       (long long)json_integer_value(json_object_get(p, "size")));
 			}
+			if (json_is_true(json_object_get(m, "addresses_truncated")))
+				printf("Warning: an address list was cut at its "
+				       "first %d entries\n", MX_MAX_ADDRS);
 			if (json_string_value(json_object_get(m, "parse_error")))
 				printf("Warning: message is malformed: %s\n",
-				       json_string_value(json_object_get(m, "parse_error")));
+				       cli_safe(json_string_value(json_object_get(m, "parse_error"))));
 			printf("\n");
-			if (mx_message_text(st, id, &text, &err) == MX_OK)
-				printf("%s\n", text);
+			if (mx_message_text(st, id, &text, &err) == MX_OK) {
+				cli_put_text(text, strlen(text));
+				printf("\n");
+			}
 			mx_free(text);
 			json_decref(m);
 		}

@@ -71,8 +71,8 @@ int cli_status(struct cli *c, int argc, char **argv)
 				       json_string_value(json_object_get(acct, "account")),
 				       when);
 			if (json_object_get(acct, "error"))
-				printf("  error: %s\n", json_string_value(
-					json_object_get(acct, "error")));
+				printf("  error: %s\n", cli_safe(json_string_value(
+					json_object_get(acct, "error"))));
 			{
 				json_t *ds = json_object_get(acct, "daemon");
 				const char *dst = json_string_value(json_object_get(ds, "state"));
@@ -94,7 +94,7 @@ int cli_status(struct cli *c, int argc, char **argv)
 					}
 					printf("\n");
 					if (le)
-						printf("  last error: %s\n", le);
+						printf("  last error: %s\n", cli_safe(le));
 				}
 			}
 			{
@@ -116,12 +116,13 @@ int cli_status(struct cli *c, int argc, char **argv)
 
 				if (fe) {
 					printf("  %-24s error: %s\n",
-					       json_string_value(json_object_get(f, "folder")),
-					       fe);
+					       cli_safe(json_string_value(json_object_get(f, "folder"))),
+					       cli_safe(fe));
 					continue;
 				}
+				/* Folder names come from the server: escaped. */
 				printf("  %-24s %-8s %8lld %8lld %8lld %12lld %8lld\n",
-				       json_string_value(json_object_get(f, "folder")),
+				       cli_safe(json_string_value(json_object_get(f, "folder"))),
 				       json_string_value(json_object_get(f, "state")),
 				       (long long)json_integer_value(json_object_get(f, "messages")),
 				       (long long)json_integer_value(json_object_get(f, "unseen")),

@@ -49,13 +49,13 @@ static void progress(const struct mx_sync_progress *p, void *ctx)
 	if (ps->tty) {
 		fprintf(stderr, "\r\033[K%-20.20s %" PRIu64 "/%" PRIu64
 			" msgs  %.1f/%.1f MB  %.1f MB/s  ETA %d:%02d",
-			p->folder, p->msgs_done, p->msgs_total, mb, mbt, rate,
+			cli_safe(p->folder), p->msgs_done, p->msgs_total, mb, mbt, rate,
 			(int)eta / 60, (int)eta % 60);
 	} else if (now - ps->last >= 5000 || p->msgs_done == p->msgs_total) {
 		if (p->msgs_total == 0)
 			return;
 		fprintf(stderr, "mxsync: %s/%s: %" PRIu64 "/%" PRIu64
-			" messages, %.1f/%.1f MB\n", p->account, p->folder,
+			" messages, %.1f/%.1f MB\n", p->account, cli_safe(p->folder),
 			p->msgs_done, p->msgs_total, mb, mbt);
 		ps->last = now;
 	}
@@ -80,9 +80,16 @@ int cli_sync(struct cli *c, int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--folder") == 0 && i + 1 < argc)
 			folders[opts.nfolders++] = argv[++i];
-		else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc)
-			opts.batch_msgs = (unsigned)atoi(argv[++i]);
-		else if (cli_is_help(argv[i])) {
+		else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc) {
+			uint64_t v;
+
+			if (!cli_number("sync", "--batch", argv[++i], 1,
+					MX_SYNC_BATCH_MSGS_MAX, &v)) {
+				free(folders);
+				return MX_EXIT_USAGE;
+			}
+			opts.batch_msgs = (unsigned)v;
+		} else if (cli_is_help(argv[i])) {
 			fputs(usage, stdout);
 			free(folders);
 			return MX_EXIT_OK;

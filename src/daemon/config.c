@@ -37,16 +37,15 @@ static char *trim(char *s)
 	return s;
 }
 
+/* Values are trimmed already; the digits-only parser refuses signs, so
+ * "-1" is an error rather than a huge count. */
 static int parse_int(const char *v, long lo, long hi, long *out)
 {
-	char *e;
-	long n;
+	uint64_t n;
 
-	errno = 0;
-	n = strtol(v, &e, 10);
-	if (errno || e == v || *trim(e) != '\0' || n < lo || n > hi)
+	if (mx_parse_u64(v, (uint64_t)lo, (uint64_t)hi, &n) < 0)
 		return -1;
-	*out = n;
+	*out = (long)n;
 	return 0;
 }
 

@@ -5,6 +5,7 @@
  */
 #include <check.h>
 #include <ftw.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -933,6 +934,60 @@ START_TEST(test_kept_mail_reattach_and_purge)
 }
 END_TEST
 
+START_TEST(test_sync_batch_limits)
+{
+	/* Refused before any connection: port 1 on loopback would fail with
+	 * MX_ERR_NET, so MX_ERR_INVAL shows the check came first.  A huge
+	 * count once wrapped (count + 1) * size in the batch allocation. */
+	static const char *const urls[] = {"imaps://u@127.0.0.1:1",
+					   "pop3s://u@127.0.0.1:1"};
+	struct mx_sync_opts o = {0};
+	struct mx_error e;
+
+	ck_assert_int_eq(add("imapb", urls[0], "pw", &e), MX_OK);
+	ck_assert_int_eq(add("pop3b", urls[1], "pw", &e), MX_OK);
+	for (int k = 0; k < 2; k++) {
+		const char *name = k ? "pop3b" : "imapb";
+
+		o.batch_msgs = UINT_MAX;
+		o.batch_bytes = 0;
+		mx_error_clear(&e);
+		ck_assert_int_eq(mx_sync(g_st, name, &o, NULL, &e),
+				 MX_ERR_INVAL);
+		ck_assert_msg(strstr(e.detail, "at most 10000"), "%s",
+			      e.detail);
+		o.batch_msgs = MX_SYNC_BATCH_MSGS_MAX + 1;
+		ck_assert_int_eq(mx_sync(g_st, name, &o, NULL, &e),
+				 MX_ERR_INVAL);
+		o.batch_msgs = 0;
+		o.batch_bytes = MX_SYNC_BATCH_BYTES_MAX + 1;
+		ck_assert_int_eq(mx_sync(g_st, name, &o, NULL, &e),
+				 MX_ERR_INVAL);
+		/* The largest allowed values get as far as connecting. */
+		o.batch_msgs = MX_SYNC_BATCH_MSGS_MAX;
+		o.batch_bytes = MX_SYNC_BATCH_BYTES_MAX;
+		ck_assert_int_ne(mx_sync(g_st, name, &o, NULL, &e),
+				 MX_ERR_INVAL);
+	}
+	/* The daemon's entry points check too (the connection is not
+	 * touched first). */
+	{
+		struct mx_account a = {0};
+
+		o.batch_msgs = UINT_MAX;
+		o.batch_bytes = 0;
+		ck_assert_int_eq(mx_account_load(g_st, "imapb", &a, &e), MX_OK);
+		ck_assert_int_eq(mx_sync_conn(g_st, &a, NULL, &o, NULL, &e),
+				 MX_ERR_INVAL);
+		mx_account_free(&a);
+		ck_assert_int_eq(mx_account_load(g_st, "pop3b", &a, &e), MX_OK);
+		ck_assert_int_eq(mx_pop3_sync(g_st, &a, &o, NULL, &e),
+				 MX_ERR_INVAL);
+		mx_account_free(&a);
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("account");
@@ -962,6 +1017,7 @@ int main(void)
 	tcase_add_test(ts, test_removed_account_generation);
 	tcase_add_test(ts, test_purge_leaves_nothing);
 	tcase_add_test(ts, test_kept_mail_reattach_and_purge);
+	tcase_add_test(ts, test_sync_batch_limits);
 	suite_add_tcase(s, ts);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

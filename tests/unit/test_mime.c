@@ -408,6 +408,39 @@ START_TEST(test_addr_lists)
 }
 END_TEST
 
+START_TEST(test_addr_list_truncated)
+{
+	struct mx_buf b = {0};
+	struct mx_parsed p;
+
+	/* Exactly the limit, with a trailing comma: whole. */
+	mx_buf_puts(&b, "From: a@x.example\nTo: ");
+	for (int i = 0; i < MX_MAX_ADDRS; i++)
+		mx_buf_printf(&b, "u%d@x.example, ", i);
+	mx_buf_puts(&b, "\nSubject: s\n\nbody\n");
+	parse(b.data, b.len, &p);
+	ck_assert_uint_eq(p.to.n, MX_MAX_ADDRS);
+	ck_assert(!p.to.truncated);
+	ck_assert_uint_eq(p.flags & MX_PARSED_ADDRS_TRUNCATED, 0);
+	mx_parsed_free(&p);
+
+	/* One more (in Cc): cut, and the message says so. */
+	mx_buf_reset(&b);
+	mx_buf_puts(&b, "From: a@x.example\nCc: ");
+	for (int i = 0; i <= MX_MAX_ADDRS; i++)
+		mx_buf_printf(&b, "%su%d@x.example", i ? ", " : "", i);
+	mx_buf_puts(&b, "\nSubject: s\n\nbody\n");
+	parse(b.data, b.len, &p);
+	ck_assert_uint_eq(p.cc.n, MX_MAX_ADDRS);
+	ck_assert(p.cc.truncated);
+	ck_assert(!p.to.truncated);
+	ck_assert_uint_ne(p.flags & MX_PARSED_ADDRS_TRUNCATED, 0);
+	ck_assert_uint_eq(p.flags & MX_PARSED_BROKEN, 0);
+	mx_parsed_free(&p);
+	mx_buf_free(&b);
+}
+END_TEST
+
 static const char structured[] =
 	"From: Alice <alice@example.com>\r\n"
 	"To: bob@example.com\r\n"
@@ -874,6 +907,7 @@ int main(void)
 
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_encoded_words);
+	tcase_add_test(tc, test_addr_list_truncated);
 	tcase_add_test(tc, test_encoded_word_charsets);
 	tcase_add_test(tc, test_charset_table);
 	tcase_add_test(tc, test_charset_invalid);

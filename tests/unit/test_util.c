@@ -358,6 +358,87 @@ START_TEST(test_http_sink)
 }
 END_TEST
 
+START_TEST(test_parse_u64)
+{
+	uint64_t v = 7;
+
+	ck_assert_int_eq(mx_parse_u64("0", 0, 10, &v), 0);
+	ck_assert_uint_eq(v, 0);
+	ck_assert_int_eq(mx_parse_u64("10", 0, 10, &v), 0);
+	ck_assert_uint_eq(v, 10);
+	ck_assert_int_eq(mx_parse_u64("18446744073709551615", 0, UINT64_MAX,
+				      &v), 0);
+	ck_assert_uint_eq(v, UINT64_MAX);
+	v = 7;
+	/* Signs, spaces, garbage and empty input: what atoi()/strtoul()
+	 * took as 0 or as a wrapped huge count. */
+	ck_assert_int_eq(mx_parse_u64("-1", 0, UINT64_MAX, &v), -1);
+	ck_assert_int_eq(mx_parse_u64("+1", 0, 10, &v), -1);
+	ck_assert_int_eq(mx_parse_u64(" 1", 0, 10, &v), -1);
+	ck_assert_int_eq(mx_parse_u64("1 ", 0, 10, &v), -1);
+	ck_assert_int_eq(mx_parse_u64("abc", 0, 10, &v), -1);
+	ck_assert_int_eq(mx_parse_u64("5x", 0, 10, &v), -1);
+	ck_assert_int_eq(mx_parse_u64("0x5", 0, 10, &v), -1);
+	ck_assert_int_eq(mx_parse_u64("", 0, 10, &v), -1);
+	ck_assert_int_eq(mx_parse_u64(NULL, 0, 10, &v), -1);
+	/* Overflow, and out of range on either side. */
+	ck_assert_int_eq(mx_parse_u64("18446744073709551616", 0, UINT64_MAX,
+				      &v), -1);
+	ck_assert_int_eq(mx_parse_u64("99999999999999999999999", 0,
+				      UINT64_MAX, &v), -1);
+	ck_assert_int_eq(mx_parse_u64("4294967295", 1, 10000, &v), -1);
+	ck_assert_int_eq(mx_parse_u64("0", 1, 10000, &v), -1);
+	ck_assert_int_eq(mx_parse_u64("11", 0, 10, &v), -1);
+	ck_assert_uint_eq(v, 7); /* untouched on error */
+}
+END_TEST
+
+static void check_esc(const char *in, size_t n, bool keep_nl,
+		      const char *want)
+{
+	struct mx_buf b = {0};
+
+	ck_assert_int_eq(mx_term_escape(&b, in, n, keep_nl), 0);
+	ck_assert_str_eq(b.data, want);
+	ck_assert_uint_eq(b.len, strlen(want));
+	mx_buf_free(&b);
+}
+
+START_TEST(test_term_escape)
+{
+	check_esc("", 0, false, "");
+	check_esc("plain \\ text", 12, false, "plain \\ text");
+	/* ESC sequences (title, clear screen), BEL, DEL, CR and NL. */
+	check_esc("\x1b]0;pwned\x07", 10, false, "\\x1b]0;pwned\\x07");
+	check_esc("a\x1b[2Jb\x7f", 7, false, "a\\x1b[2Jb\\x7f");
+	check_esc("l1\r\nl2\t.", 8, false, "l1\\x0d\\x0al2\\x09.");
+	check_esc("l1\r\nl2\t.", 8, true, "l1\r\nl2\t.");
+	check_esc("a\rb\r", 4, true, "a\\x0db\\x0d");
+	/* NUL inside the given length. */
+	check_esc("a\0b", 3, false, "a\\x00b");
+	/* C1 controls (U+009B is CSI on some terminals) as \u. */
+	check_esc("x\xc2\x9b" "31m", 6, false, "x\\u009b31m");
+	check_esc("\xc2\x85", 2, true, "\\u0085");
+	/* Valid UTF-8 stays: U+00E9, U+00A0, U+20AC, U+1F600. */
+	check_esc("\xc3\xa9\xc2\xa0\xe2\x82\xac\xf0\x9f\x98\x80", 11, false,
+		  "\xc3\xa9\xc2\xa0\xe2\x82\xac\xf0\x9f\x98\x80");
+	/* Invalid UTF-8 byte by byte: stray continuation, overlong, a
+	 * surrogate, a truncated sequence at the end, 0xff. */
+	check_esc("\x80", 1, false, "\\x80");
+	check_esc("\xc0\xaf", 2, false, "\\xc0\\xaf");
+	check_esc("\xed\xa0\x80", 3, false, "\\xed\\xa0\\x80");
+	check_esc("ok\xe2\x82", 4, false, "ok\\xe2\\x82");
+	check_esc("\xff", 1, false, "\\xff");
+
+	ck_assert(mx_term_safe("Caf\xc3\xa9 \\ ok"));
+	ck_assert(!mx_term_safe("a\x1b[0m"));
+	ck_assert(!mx_term_safe("tab\there"));
+	ck_assert(!mx_term_safe("\x7f"));
+	ck_assert(!mx_term_safe("\xc2\x9b"));
+	ck_assert(!mx_term_safe("\xe2\x82"));
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("util");
@@ -379,6 +460,8 @@ int main(void)
 	tcase_add_test(tc, test_name_valid);
 	tcase_add_test(tc, test_write_all);
 	tcase_add_test(tc, test_utf8_encode);
+	tcase_add_test(tc, test_parse_u64);
+	tcase_add_test(tc, test_term_escape);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

@@ -252,16 +252,20 @@ static int list_add(struct mx_addr_list *l, char *name, char *email)
 	return 0;
 }
 
-/* Limits what one header can cost. */
-#define MX_MAX_ADDRS 2000
-
 static int entry_end(struct entry *e, struct mx_addr_list *l, bool *unknown_r)
 {
 	char *name = NULL, *email = NULL, *a;
 	bool nomem = false;
 
-	if (l->n >= MX_MAX_ADDRS)
+	if (l->n >= MX_MAX_ADDRS) {
+		/* Recorded, so that a reader knows the list is not whole
+		 * (an empty entry, as after a trailing comma, drops
+		 * nothing). */
+		if (e->has_angle || e->spec.len || e->phrase.len ||
+		    e->comment.len)
+			l->truncated = true;
 		goto done;
+	}
 	if (e->has_angle) {
 		/* Drop an obsolete source route "@a,@b:". */
 		a = e->angle.data ? e->angle.data : "";

@@ -1234,6 +1234,10 @@ int mx_mime_parse(const char *raw, size_t len, struct mx_parsed *out,
 	}
 	out->nparts = w.n;
 	out->flags = w.flags | (unknown ? MX_PARSED_CHARSET : 0);
+	if (out->from.truncated || out->sender.truncated ||
+	    out->reply_to.truncated || out->to.truncated ||
+	    out->cc.truncated || out->bcc.truncated)
+		out->flags |= MX_PARSED_ADDRS_TRUNCATED;
 	if (w.error != NULL && (out->error = strdup(w.error)) == NULL)
 		goto nomem;
 	goto out;

@@ -27,7 +27,12 @@ struct mx_addr {
 struct mx_addr_list {
 	struct mx_addr *v;
 	size_t n;
+	bool truncated; /* the header had more than MX_MAX_ADDRS entries:
+			   only the first ones are in V */
 };
+
+/* Limits what one address header can cost. */
+#define MX_MAX_ADDRS 2000
 
 /* Leaf parts; a message/rfc822 part is a leaf (not descended into). */
 struct mx_part {
@@ -45,6 +50,8 @@ struct mx_part {
 #define MX_PARSED_BROKEN 0x1u   /* structure could not be parsed */
 #define MX_PARSED_CHARSET 0x2u  /* an unknown charset was met */
 #define MX_PARSED_CALENDAR 0x4u /* has a text/calendar part */
+#define MX_PARSED_ADDRS_TRUNCATED 0x8u /* an address list was cut at
+					  MX_MAX_ADDRS entries */
 
 struct mx_parsed {
 	char *message_id;      /* without <>, NULL if none */

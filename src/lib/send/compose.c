@@ -890,7 +890,9 @@ static int att_check(const struct mx_compose_att *a, size_t idx, struct att *t,
 	t->a = a;
 	t->fd = -1;
 	if (a->path != NULL) {
-		t->fd = open(a->path, O_RDONLY | O_CLOEXEC);
+		/* O_NONBLOCK: opening a FIFO for reading would otherwise
+		 * wait for a writer forever, before the check below. */
+		t->fd = open(a->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 		if (t->fd < 0)
 			return mx_error_set(err, MX_ERR_IO, "attachment %s: %s",
 					    a->path, strerror(errno));
@@ -899,7 +901,12 @@ static int att_check(const struct mx_compose_att *a, size_t idx, struct att *t,
 					    a->path, strerror(errno));
 		if (!S_ISREG(st.st_mode))
 			return mx_error_set(err, MX_ERR_IO, "attachment %s: "
-					    "not a regular file", a->path);
+					    "not a regular file (a FIFO, device "
+					    "or directory cannot be attached)",
+					    a->path);
+		if (fcntl(t->fd, F_SETFL, 0) < 0)
+			return mx_error_set(err, MX_ERR_IO, "attachment %s: %s",
+					    a->path, strerror(errno));
 		t->size = (uint64_t)st.st_size;
 		if (fn == NULL) {
 			slash = strrchr(a->path, '/');

@@ -258,6 +258,17 @@ enum mx_err mx_list_json(struct mx_store *st, const char *name,
 			 const char *folder, char **json_r,
 			 struct mx_error *err)
 {
+	struct mx_list_opts o = {.folder = folder};
+
+	return mx_list_json_opts(st, name, &o, json_r, err);
+}
+
+enum mx_err mx_list_json_opts(struct mx_store *st, const char *name,
+			      const struct mx_list_opts *opts, char **json_r,
+			      struct mx_error *err)
+{
+	const char *folder = opts ? opts->folder : NULL;
+	uint64_t limit = opts ? opts->limit : 0, listed = 0;
 	struct mx_account a;
 	struct mx_folder f = {0};
 	struct mx_txn t;
@@ -282,13 +293,22 @@ enum mx_err mx_list_json(struct mx_store *st, const char *name,
 	if (rc)
 		goto out_acct;
 	arr = json_array();
-	for (size_t i = 0; i < n; i++) {
+	/* The id index is small (8 bytes a message); the records, their
+	 * locations and the JSON are the cost, so stop at the limit. */
+	for (size_t i = 0; i < n && (limit == 0 || listed < limit); i++) {
 		struct mx_msg m;
+		struct mx_error merr;
 		json_t *o, *locs;
 		char idstr[17];
 
-		if (mx_store_msg_get(&t, ids[i], &m, NULL) != MX_OK)
+		mx_error_clear(&merr);
+		if (mx_store_msg_get(&t, ids[i], &m, &merr) != MX_OK) {
+			mx_msg_id_str(ids[i], idstr);
+			mx_warn("message %s: unreadable record skipped (%s)",
+				idstr, merr.detail[0] ? merr.detail
+						      : mx_strerror(merr.code));
 			continue;
+		}
 		rc = locs_json(&t, ids[i], &locs, err);
 		if (rc) {
 			mx_msg_free(&m);
@@ -343,6 +363,7 @@ enum mx_err mx_list_json(struct mx_store *st, const char *name,
 		json_object_set_new(o, "locations", locs);
 		json_array_append_new(arr, o);
 		mx_msg_free(&m);
+		listed++;
 	}
 	free(ids);
 	*json_r = dump_free(arr);
@@ -389,6 +410,9 @@ enum mx_err mx_message_json(struct mx_store *st, const char *id_s,
 	s = mx_msg_to_json(&m, 0);
 	o = s ? json_loads(s, 0, NULL) : NULL;
 	free(s);
+	/* Spelled out: parse_flags is a bit mask readers must decode. */
+	if (o && (m.p.flags & MX_PARSED_ADDRS_TRUNCATED))
+		json_object_set_new(o, "addresses_truncated", json_true());
 	rc = o ? locs_json(&t, id, &locs, err) : MX_OK;
 	mx_msg_free(&m);
 	mx_txn_abort(&t);

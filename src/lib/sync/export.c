@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,7 +146,7 @@ enum mx_err mx_export(struct mx_store *st, const char *name,
 	struct mx_account a = {0};
 	struct mx_folder *f = NULL;
 	size_t nf = 0;
-	uint64_t count = 0;
+	uint64_t count = 0, skipped = 0;
 	struct mx_txn t;
 	int rc;
 
@@ -201,8 +202,13 @@ enum mx_err mx_export(struct mx_store *st, const char *name,
 			rc = mx_mkdir_p(dir, 0700, err);
 			*slash = '/';
 			if (rc == MX_OK) {
-				/* "x": never silently overwrite. */
-				fp = fopen(dir, "wxe");
+				/* O_EXCL: never silently overwrite.  0600 like
+				 * the Maildir files: it is someone's mail. */
+				int fd = open(dir, O_WRONLY | O_CREAT | O_EXCL |
+							   O_CLOEXEC, 0600);
+
+				if (fd >= 0 && (fp = fdopen(fd, "w")) == NULL)
+					close(fd);
 				if (fp == NULL)
 					rc = mx_error_set(err, MX_ERR_IO,
 							  "create %s: %s", dir,
@@ -212,24 +218,48 @@ enum mx_err mx_export(struct mx_store *st, const char *name,
 			}
 		}
 		for (size_t j = 0; rc == MX_OK && j < n; j++) {
+			struct mx_error rerr;
 			struct mx_msg m;
 			const char *data;
 			size_t len;
 
-			rc = mx_store_msg_get(&t, locs[j].msg_id, &m, err);
-			if (rc)
-				break;
-			rc = mx_store_blob_get(&t, m.sha256, &data, &len, err);
+			mx_error_clear(&rerr);
+			rc = mx_store_msg_get(&t, locs[j].msg_id, &m, &rerr);
 			if (rc == MX_OK) {
-				if (fp) {
-					if (mbox_write_msg(fp, m.internaldate,
-							   data, len) < 0)
-						rc = mx_error_set(err, MX_ERR_IO,
-								  "write %s", dir);
-				} else {
-					rc = export_maildir_msg(dir, &locs[j],
-								data, len, err);
-				}
+				rc = mx_store_blob_get(&t, m.sha256, &data,
+						       &len, &rerr);
+				if (rc)
+					mx_msg_free(&m);
+			}
+			if (rc == MX_ERR_NOMEM) {
+				if (err)
+					*err = rerr;
+				break;
+			}
+			if (rc) {
+				/* One unreadable record must not cost the
+				 * others their export: name it, go on, and
+				 * fail at the end. */
+				char id[17];
+
+				mx_msg_id_str(locs[j].msg_id, id);
+				mx_warn("export: message %s (%s UID %u): "
+					"unreadable record skipped: %s", id,
+					f[i].name, locs[j].uid,
+					rerr.detail[0] ? rerr.detail
+						       : mx_strerror(rerr.code));
+				skipped++;
+				rc = MX_OK;
+				continue;
+			}
+			if (fp) {
+				if (mbox_write_msg(fp, m.internaldate, data,
+						   len) < 0)
+					rc = mx_error_set(err, MX_ERR_IO,
+							  "write %s", dir);
+			} else {
+				rc = export_maildir_msg(dir, &locs[j], data,
+							len, err);
 			}
 			mx_msg_free(&m);
 			if (rc == MX_OK)
@@ -244,6 +274,11 @@ enum mx_err mx_export(struct mx_store *st, const char *name,
 	mx_txn_abort(&t);
 	mx_folders_free(f, nf);
 	mx_account_free(&a);
+	if (rc == MX_OK && skipped)
+		rc = mx_error_set(err, MX_ERR_STORE,
+				  "%" PRIu64 " message(s) not exported: their "
+				  "records are unreadable (named above)",
+				  skipped);
 	if (count_r)
 		*count_r = count;
 	return rc;

@@ -549,6 +549,9 @@ int mx_pop3_sync(struct mx_store *st, struct mx_account *a,
 	int rc;
 
 	mx_error_clear(err);
+	rc = mx_sync_opts_check(opts, err);
+	if (rc)
+		return rc;
 	c.st = st;
 	c.a = a;
 	c.opts = opts;

@@ -1514,6 +1514,19 @@ static bool fatal_for_account(int rc)
 	}
 }
 
+int mx_sync_opts_check(const struct mx_sync_opts *opts, struct mx_error *err)
+{
+	if (opts && opts->batch_msgs > MX_SYNC_BATCH_MSGS_MAX)
+		return mx_error_set(err, MX_ERR_INVAL,
+				    "batch of %u messages: at most %u",
+				    opts->batch_msgs, MX_SYNC_BATCH_MSGS_MAX);
+	if (opts && opts->batch_bytes > MX_SYNC_BATCH_BYTES_MAX)
+		return mx_error_set(err, MX_ERR_INVAL,
+				    "batch of %" PRIu64 " bytes: at most %" PRIu64,
+				    opts->batch_bytes, MX_SYNC_BATCH_BYTES_MAX);
+	return MX_OK;
+}
+
 int mx_sync_conn(struct mx_store *st, const struct mx_account *acct,
 		 struct mx_conn *conn, const struct mx_sync_opts *opts,
 		 struct mx_sync_stats *stats_r, struct mx_error *err)
@@ -1529,6 +1542,9 @@ int mx_sync_conn(struct mx_store *st, const struct mx_account *acct,
 	int rc;
 
 	mx_error_clear(err);
+	rc = mx_sync_opts_check(opts, err);
+	if (rc)
+		return rc;
 	c.st = st;
 	c.be = &mx_backend_imap;
 	c.opts = opts;
@@ -1642,6 +1658,9 @@ enum mx_err mx_sync(struct mx_store *st, const char *name,
 	mx_error_clear(err);
 	if (stats_r)
 		memset(stats_r, 0, sizeof(*stats_r));
+	rc = mx_sync_opts_check(opts, err);
+	if (rc)
+		return rc;
 	rc = mx_account_load(st, name, &acct, err);
 	if (rc)
 		return rc;

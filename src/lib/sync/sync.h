@@ -46,6 +46,11 @@ int mx_sync_conn(struct mx_store *st, const struct mx_account *acct,
 		 struct mx_conn *conn, const struct mx_sync_opts *opts,
 		 struct mx_sync_stats *stats_r, struct mx_error *err);
 
+/* MX_ERR_INVAL unless the batch limits of OPTS (may be NULL) are within
+ * MX_SYNC_BATCH_MSGS_MAX and MX_SYNC_BATCH_BYTES_MAX: the batch arrays are
+ * sized from them, so a huge count would wrap the allocation size. */
+int mx_sync_opts_check(const struct mx_sync_opts *opts, struct mx_error *err);
+
 /* Writes A (which has an id) back to the store. */
 int mx_account_save(struct mx_store *st, struct mx_account *a,
 		    struct mx_error *err);

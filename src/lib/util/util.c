@@ -100,21 +100,30 @@ int mx_buf_puts(struct mx_buf *b, const char *s)
 	return mx_buf_append(b, s, strlen(s));
 }
 
+int mx_buf_vprintf(struct mx_buf *b, const char *fmt, va_list ap)
+{
+	va_list ap2;
+	int n;
+
+	va_copy(ap2, ap);
+	n = vsnprintf(NULL, 0, fmt, ap2);
+	va_end(ap2);
+	if (n < 0 || mx_buf_reserve(b, (size_t)n) < 0)
+		return -1;
+	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	b->len += (size_t)n;
+	return 0;
+}
+
 int mx_buf_printf(struct mx_buf *b, const char *fmt, ...)
 {
 	va_list ap;
-	int n;
+	int rc;
 
 	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
+	rc = mx_buf_vprintf(b, fmt, ap);
 	va_end(ap);
-	if (n < 0 || mx_buf_reserve(b, (size_t)n) < 0)
-		return -1;
-	va_start(ap, fmt);
-	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	b->len += (size_t)n;
-	return 0;
+	return rc;
 }
 
 void mx_buf_reset(struct mx_buf *b)
@@ -166,11 +175,23 @@ void mx_log(enum mx_log_level lvl, const char *fmt, ...)
 		va_end(ap);
 		return;
 	}
-	fprintf(stderr, "%s: %s: ", mx_log_ident, names[lvl]);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
+	{
+		/* Log lines carry folder names, subjects and server replies:
+		 * escaped, so that none can send control sequences to the
+		 * terminal. */
+		struct mx_buf line = {0}, safe = {0};
+		int rc;
+
+		va_start(ap, fmt);
+		rc = mx_buf_vprintf(&line, fmt, ap);
+		va_end(ap);
+		if (rc == 0 && mx_term_escape(&safe, line.data, line.len,
+					      false) == 0)
+			fprintf(stderr, "%s: %s: %s\n", mx_log_ident,
+				names[lvl], safe.data);
+		mx_buf_free(&line);
+		mx_buf_free(&safe);
+	}
 }
 
 void mx_hex(const uint8_t *in, size_t n, char *out)
@@ -333,6 +354,99 @@ bool mx_utf8_valid_str(const char *s)
 				return false;
 			p++;
 		}
+	}
+	return true;
+}
+
+int mx_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *v_r)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	if (s == NULL || s[0] == '\0')
+		return -1;
+	for (i = 0; s[i]; i++) {
+		unsigned d = (unsigned char)s[i] - '0';
+
+		if (d > 9 || v > (UINT64_MAX - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	if (v < lo || v > hi)
+		return -1;
+	*v_r = v;
+	return 0;
+}
+
+/* Length of the valid UTF-8 sequence at P (at most N bytes), or 0. */
+static size_t utf8_seq_len(const unsigned char *p, size_t n)
+{
+	size_t len;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		len = 2;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		len = 3;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		len = 4;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t k = 1; k < len; k++)
+		if ((p[k] & 0xc0) != 0x80)
+			return 0;
+	/* Overlong forms, surrogates and code points past U+10FFFF. */
+	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0) ||
+	    (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] >= 0x90))
+		return 0;
+	return len;
+}
+
+int mx_term_escape(struct mx_buf *out, const char *s, size_t n, bool keep_nl)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+
+	while (i < n) {
+		size_t len = utf8_seq_len(p + i, n - i);
+		int rc;
+
+		if (len == 1 && p[i] >= 0x20 && p[i] != 0x7f)
+			rc = mx_buf_append(out, p + i, 1);
+		else if (len == 1 && keep_nl &&
+			 (p[i] == '\n' || p[i] == '\t' ||
+			  (p[i] == '\r' && i + 1 < n && p[i + 1] == '\n')))
+			rc = mx_buf_append(out, p + i, 1);
+		else if (len == 2 && p[i] == 0xc2 && p[i + 1] < 0xa0)
+			rc = mx_buf_printf(out, "\\u%04x", p[i + 1]);
+		else if (len >= 2)
+			rc = mx_buf_append(out, p + i, len);
+		else {
+			rc = mx_buf_printf(out, "\\x%02x", p[i]);
+			len = 1;
+		}
+		if (rc < 0)
+			return -1;
+		i += len;
+	}
+	return mx_buf_append(out, "", 0); /* NUL-terminated even if empty */
+}
+
+bool mx_term_safe(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s), i = 0;
+
+	while (i < n) {
+		size_t len = utf8_seq_len(p + i, n - i);
+
+		if (len == 0 || (len == 1 && (p[i] < 0x20 || p[i] == 0x7f)) ||
+		    (len == 2 && p[i] == 0xc2 && p[i + 1] < 0xa0))
+			return false;
+		i += len;
 	}
 	return true;
 }

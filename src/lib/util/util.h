@@ -47,6 +47,8 @@ int mx_buf_append(struct mx_buf *b, const void *p, size_t n);
 int mx_buf_puts(struct mx_buf *b, const char *s);
 int mx_buf_printf(struct mx_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+int mx_buf_vprintf(struct mx_buf *b, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 void mx_buf_reset(struct mx_buf *b); /* len = 0, keeps memory */
 void mx_buf_free(struct mx_buf *b);
 /* Hands the data to the caller (NUL-terminated) and empties the buffer. */
@@ -135,6 +137,29 @@ size_t mx_utf8_encode(uint32_t cp, char out[4]);
  * events unquoted).
  */
 bool mx_name_valid(const char *s);
+
+/*
+ * Parses S as a decimal number from LO to HI: ASCII digits only (no sign,
+ * no space, no "0x"), nothing after them.  Returns 0 and sets *V_R, or -1
+ * for an empty string, garbage, overflow or a value outside LO..HI (*V_R
+ * untouched).  One strict parser for every numeric option and setting:
+ * strtoul() would take "-1" as 2^64-1 and atoi() "abc" as 0.
+ */
+int mx_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *v_r);
+
+/*
+ * Appends the N bytes at S to OUT in a form safe to print on a terminal:
+ * C0 controls and DEL as \xNN, C1 controls (U+0080..U+009F) as \uNNNN,
+ * and every byte of invalid UTF-8 as \xNN; everything else, valid UTF-8
+ * and backslashes included, is copied.  KEEP_NL keeps \n, CR LF and \t
+ * for multi-line text (a lone CR, which could hide what precedes it on
+ * the line, is still escaped).  Text from a server or a message must go
+ * through this before it reaches a terminal: ESC sequences can retitle or
+ * rewrite the screen.  Returns 0, or -1 when out of memory.
+ */
+int mx_term_escape(struct mx_buf *out, const char *s, size_t n, bool keep_nl);
+/* True if the NUL-terminated S needs no escaping by mx_term_escape(). */
+bool mx_term_safe(const char *s);
 
 /* malloc-or-NULL duplicates; NULL in -> NULL out. */
 char *mx_strdup(const char *s);

@@ -65,6 +65,10 @@ Scenarios (what goes wrong; "body FETCH" = UID FETCH with BODY.PEEK[]):
                   ones it has a 4th message (UID 4) and says UIDNEXT 5
   idle-split      IDLE: "* 4 EXISTS" and the first half of "* 0 RECENT";
                   the other half and the tagged OK only after DONE
+  control-names   LIST adds "Bad<ESC>[31mBox<BEL>&AJs-X" (an ESC sequence
+                  and BEL: not valid modified UTF-7, so taken as it is) and
+                  "Csi&AJs-31m" (the C1 control U+009B, CSI), one message
+                  each, whose Subject carries the name raw
 IDLE answers "+ idling" and waits for DONE; in the flood scenarios "S N flooded B bytes"
 is logged when the client closed (or the cap was reached).
 
@@ -113,6 +117,9 @@ def mailboxes(scenario):
         boxes.append(Mailbox('Caf\xe9', 1))
     if scenario == 'select-no':
         boxes.insert(1, Mailbox('Broken', 2))
+    if scenario == 'control-names':
+        boxes.append(Mailbox('Bad\x1b[31mBox\x07&AJs-X', 1))
+        boxes.append(Mailbox('Csi&AJs-31m', 1))
     if scenario == 'garbage-flags':
         boxes[0] = Mailbox('INBOX', 3, {
             1: '\\Seen \\Xyzzy $Label1',
@@ -464,7 +471,7 @@ SCENARIOS = ('normal', 'unsolicited', 'flags-unsolicited', 'nouid', 'omit',
              'select-no', 'garbage-flags', 'deep-nesting', 'long-line',
              'literal-wrap', 'literal-huge', 'flood-fetch', 'flood-idle',
              'idle-split', 'uidnext-back', 'bad-utf8-name', 'body-nil',
-             'size-lie')
+             'size-lie', 'control-names')
 
 
 def main():
