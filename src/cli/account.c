@@ -235,15 +235,15 @@ static int discover_servers(const char *email, struct mx_account_params *p,
 		return MX_EXIT_FAIL;
 	}
 	p->imap_url = *in_url;
-	printf("discovered %s (%s)\n", *in_url, in->source);
+	printf("discovered %s (%s)\n", cli_safe(*in_url), in->source);
 	if (out && *smtp_url)
-		printf("discovered %s (%s)\n", *smtp_url, out->source);
+		printf("discovered %s (%s)\n", cli_safe(*smtp_url), out->source);
 	for (const struct mx_disc_server *sv = in; sv; sv = sv == in ? out : NULL)
 		if (sv->foreign_domain)
 			fprintf(stderr, "mxsync: warning: %s is outside %s's "
 					"domain and DNS answers are not "
 					"authenticated: check that it is your "
-					"provider's server\n", sv->host, email);
+					"provider's server\n", cli_safe(sv->host), email);
 	mx_discovery_free(&d);
 	return rc;
 }
@@ -573,7 +573,8 @@ static void show_url(const char *url, void *ctx)
 {
 	(void)ctx;
 	printf("Open this URL in a browser and approve the access:\n  %s\n"
-	       "Waiting for the browser to come back to this machine...\n", url);
+	       "Waiting for the browser to come back to this machine...\n",
+	       cli_safe(url));
 	fflush(stdout);
 }
 
@@ -695,9 +696,10 @@ static int account_oauth(struct cli *c, int argc, char **argv)
 		if (rc == MX_OK) {
 			printf("To authorize mxsync for %s, open\n  %s\nand enter "
 			       "the code  %s\n", a.name,
-			       dev.verification_uri_complete ? dev.verification_uri_complete
-							     : dev.verification_uri,
-			       dev.user_code);
+			       cli_safe(dev.verification_uri_complete
+						? dev.verification_uri_complete
+						: dev.verification_uri),
+			       cli_safe(dev.user_code));
 			fflush(stdout);
 			rc = mx_oauth_device_poll(&cfg, &dev, &oauth_cancel, &tok, &err);
 		}

@@ -32,11 +32,11 @@ const char *cli_safe(const char *s)
 	return b->data;
 }
 
-void cli_put_text(const char *s, size_t n)
+void cli_put_text(FILE *f, const char *s, size_t n)
 {
 	struct mx_buf b = {0};
 
 	if (mx_term_escape(&b, s, n, true) == 0)
-		fwrite(b.data, 1, b.len, stdout);
+		fwrite(b.data, 1, b.len, f);
 	mx_buf_free(&b);
 }

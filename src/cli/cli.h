@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "mxsync/mxsync.h"
 
@@ -66,8 +67,8 @@ bool cli_number(const char *cmd, const char *opt, const char *val,
  * escaped too), "" for NULL.  The result lives in one of 8 rotating static
  * buffers: valid until 8 more calls, enough for one printf(). */
 const char *cli_safe(const char *s);
-/* Writes the N bytes at S to stdout escaped for a terminal, keeping
- * newlines and tabs (message text). */
-void cli_put_text(const char *s, size_t n);
+/* Writes the N bytes at S to F escaped for a terminal, keeping newlines
+ * and tabs (message text, logs). */
+void cli_put_text(FILE *f, const char *s, size_t n);
 
 #endif

@@ -135,8 +135,10 @@ int cli_account_discover(struct cli *c, int argc, char **argv)
 	if (o.connect_to && o.connect_to[0] == '\0')
 		o.connect_to = NULL;
 	rc = mx_discover(email, &o, &d, &err);
+	/* Host names and the log come from DNS and autoconfig documents:
+	 * escaped for the terminal. */
 	if (verbose && d.log && d.log[0])
-		fprintf(stderr, "%s", d.log);
+		cli_put_text(stderr, d.log, strlen(d.log));
 	for (size_t i = 0; i < d.n; i++)
 		if (d.v[i].foreign_domain)
 			fprintf(stderr, "mxsync: warning: %s (%s) is outside "
@@ -144,7 +146,7 @@ int cli_account_discover(struct cli *c, int argc, char **argv)
 					"authenticated, so make sure this is "
 					"really your provider before giving it "
 					"a password\n",
-				d.v[i].host, d.v[i].source, email);
+				cli_safe(d.v[i].host), d.v[i].source, email);
 	if (json) {
 		json_t *j = to_json(email, &d, rc == MX_OK ? NULL : &err);
 		char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -159,8 +161,8 @@ int cli_account_discover(struct cli *c, int argc, char **argv)
 			char au[64];
 
 			printf("%-4s %s:%u %s user=%s auth=%s priority=%d "
-			       "(%s)%s\n", s->proto, s->host, s->port,
-			       tls_name(s->tls), s->user ? s->user : "-",
+			       "(%s)%s\n", s->proto, cli_safe(s->host), s->port,
+			       tls_name(s->tls), s->user ? cli_safe(s->user) : "-",
 			       auth_names(s->auth, au, sizeof(au)), s->priority,
 			       s->source,
 			       s->foreign_domain ? " [outside the domain]" : "");

@@ -119,31 +119,32 @@ static int report(struct mx_store *st, uint64_t id)
 
 	if (mx_outbox_get(st, id, &e, &err) != MX_OK)
 		return cli_fail(&err);
+	/* Replies and errors quote the SMTP server: escaped. */
 	switch (e.state) {
 	case MX_OB_SENT:
 		printf("sent %llu %s via %s: %s\n", (unsigned long long)e.id,
 		       e.message_id, e.relay ? "the relay" : "the account",
-		       e.data_reply ? e.data_reply : "");
+		       cli_safe(e.data_reply));
 		for (size_t i = 0; i < e.nresults; i++)
 			if (e.results[i].code < 200 || e.results[i].code > 299)
-				printf("  not accepted: %s: %s\n", e.results[i].addr,
-				       e.results[i].reply ? e.results[i].reply : "");
+				printf("  not accepted: %s: %s\n",
+				       cli_safe(e.results[i].addr),
+				       cli_safe(e.results[i].reply));
 		if (!e.appended)
 			printf("  not yet in Sent: %s\n",
-			       e.last_error ? e.last_error : "pending");
+			       e.last_error ? cli_safe(e.last_error) : "pending");
 		rc = MX_EXIT_OK;
 		break;
 	case MX_OB_QUEUED:
 		printf("queued %llu %s: next attempt %s%s%s\n",
 		       (unsigned long long)e.id, e.message_id,
 		       fmt_time(e.next_attempt, when, sizeof(when)),
-		       e.last_error ? "; " : "",
-		       e.last_error ? e.last_error : "");
+		       e.last_error ? "; " : "", cli_safe(e.last_error));
 		rc = MX_EXIT_TEMP;
 		break;
 	case MX_OB_FAILED:
 		printf("failed %llu %s: %s\n", (unsigned long long)e.id,
-		       e.message_id, e.last_error ? e.last_error : "");
+		       e.message_id, cli_safe(e.last_error));
 		rc = MX_EXIT_FAIL;
 		break;
 	default:
@@ -393,10 +394,10 @@ static int outbox_list(struct mx_store *st, const char *name, bool json)
 							   ? "sent_at" : "next_attempt")),
 					when, sizeof(when)),
 			       json_string_value(json_object_get(o, "subject"))
-				       ? json_string_value(json_object_get(o, "subject"))
+				       ? cli_safe(json_string_value(json_object_get(o, "subject")))
 				       : "(no subject)",
 			       v[i].last_error ? " -- " : "",
-			       v[i].last_error ? v[i].last_error : "");
+			       cli_safe(v[i].last_error));
 		}
 		if (n == 0)
 			printf("outbox empty\n");

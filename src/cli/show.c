@@ -119,7 +119,7 @@ int cli_show(struct cli *c, int argc, char **argv)
 				       cli_safe(json_string_value(json_object_get(m, "parse_error"))));
 			printf("\n");
 			if (mx_message_text(st, id, &text, &err) == MX_OK) {
-				cli_put_text(text, strlen(text));
+				cli_put_text(stdout, text, strlen(text));
 				printf("\n");
 			}
 			mx_free(text);
