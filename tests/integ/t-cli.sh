@@ -72,6 +72,15 @@ run_fails "events --limit abc refused" mx events --limit abc
 like "$MX_OUT" "events: --limit: 'abc' is not a number from 1 to " "events --limit named"
 run_fails "events --after -1 refused" mx events --after -1
 
+# the daemon's configuration uses the same parser: no sign
+: "${MXSYNCD:=${MX_TOP_BUILDDIR:-$MX_TOP_SRCDIR}/src/daemon/mxsyncd}"
+for v in +4 -1 4x 99999999999999999999; do
+    printf '[daemon]\nworkers = %s\n' "$v" > "$T/d.conf"
+    run_fails "mxsyncd refuses workers = $v" timeout 20 "$MXSYNCD" -d "$MXD" -c "$T/d.conf"
+    isnt "$MX_RC" 124 "mxsyncd with workers = $v did not start"
+    like "$MX_OUT" "d.conf:2: bad \\[daemon\\] setting 'workers = " "workers = $v: file, line and setting named"
+done
+
 run_ok "sync in batches of 3" mx sync a --batch 3
 is "$(mx_count a)" 10 "every message stored"
 run_ok "sync of control-character folder names" mx sync h
