@@ -1307,6 +1307,9 @@ static int imap_idle_check(struct mx_conn *c, bool *changed_r,
 	size_t start = 0;
 
 	*changed_r = false;
+	/* The server speaks after a wait of ours, not in answer to the IDLE
+	 * command sent minutes ago: a new deadline step (net.h). */
+	mx_net_step(c->stream);
 	/* One read: the socket is readable (or bytes are buffered), so this
 	 * returns what is there without waiting for more. */
 	n = mailstream_read(c->stream, buf, sizeof(buf));

@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "net/interrupt.h"
 #include "secrets/secrets.h"
 #include "util/util.h"
 
@@ -121,6 +122,23 @@ static const struct {
 	{"send", cli_send},       {"outbox", cli_outbox},
 };
 
+/*
+ * SIGINT/SIGTERM for commands without a handler of their own: a command
+ * blocked on a server (flag, account add) must not wait for its timeout,
+ * so the signal interrupts the network wait and the command fails with
+ * "interrupted" (exit 130).  With no connection open the default action
+ * ends the process as it always did.
+ */
+static void on_signal(int sig)
+{
+	if (mx_net_active()) {
+		mx_net_interrupt();
+		return;
+	}
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
 int main(int argc, char **argv)
 {
 	struct cli c = {NULL, "mxsync"};
@@ -132,6 +150,8 @@ int main(int argc, char **argv)
 			"%s\n", strerror(errno));
 	/* libetpan and OpenSSL write to sockets without MSG_NOSIGNAL. */
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
 	if (getenv("MXSYNC_TRACE"))
 		mx_trace_parse(getenv("MXSYNC_TRACE"), &mx_trace_mask);
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {

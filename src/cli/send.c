@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "net/interrupt.h"
 #include "send/outbox.h"
 #include "sync/sync.h"
 
@@ -49,6 +50,8 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	send_cancel = 1;
+	/* Also end a read or connect blocked on a slow server. */
+	mx_net_interrupt();
 }
 
 /* Appends V to the comma-separated list *L. */

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "net/interrupt.h"
 #include "util/util.h"
 
 static const char usage[] =
@@ -16,7 +17,8 @@ static const char usage[] =
 	"Synchronizes account NAME once: a full sync of folders never synced\n"
 	"(newest mail first, resumable), an incremental one (QRESYNC,\n"
 	"CONDSTORE or UID diff) otherwise.  Default folders: all but \\Junk and\n"
-	"\\Trash.  SIGINT/SIGTERM stop after the current batch is committed.\n";
+	"\\Trash.  SIGINT/SIGTERM stop at once (exit 130); committed batches\n"
+	"are kept.\n";
 
 static volatile int cancel_flag;
 
@@ -24,6 +26,8 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	cancel_flag = 1;
+	/* Also end a read or connect blocked on a slow server. */
+	mx_net_interrupt();
 }
 
 struct prog_state {

@@ -18,7 +18,8 @@ MX_INTEG_TESTS = \
 	tests/integ/t-coredump.sh \
 	tests/integ/t-config.sh \
 	tests/integ/t-purge.sh \
-	tests/integ/t-cli.sh
+	tests/integ/t-cli.sh \
+	tests/integ/t-deadline.sh
 TESTS += $(MX_INTEG_TESTS)
 EXTRA_DIST += $(MX_INTEG_TESTS) \
 	tests/integ/lib/README.md tests/integ/lib/dovecot.sh \

@@ -22,11 +22,13 @@
 
 #include <libetpan/libetpan.h>
 
+#include "net/interrupt.h"
 #include "util/util.h"
 
 struct mx_net_opts {
 	const char *ca_file; /* PEM bundle; NULL = system default CA store */
-	int timeout_s;       /* connect/read/write timeout; <= 0 means 60 */
+	int timeout_s;       /* connect/read/write timeout and step deadline
+			      * (see mx_net_step); <= 0 means 60 */
 };
 
 /*
@@ -61,6 +63,16 @@ typedef int mx_net_read_filter(void *ctx, const void *buf, size_t len,
 
 /* Installs FN (NULL: none) on a stream made by mx_net_connect(). */
 void mx_net_set_read_filter(mailstream *s, mx_net_read_filter *fn, void *ctx);
+
+/*
+ * Starts a new deadline step on S.  Every wait for the server is bounded
+ * by the timeout, and every step (from the connect, or from a write, to
+ * the next write) by the timeout plus 1 s per KiB moved in it, so that a
+ * server dripping bytes cannot extend it for ever.  Call this before
+ * reading what the server sent after a wait of the caller's own (IDLE),
+ * which is not an answer to the last command.
+ */
+void mx_net_step(mailstream *s);
 
 /* True if S is a stream of ours and is currently encrypted. */
 bool mx_net_is_tls(mailstream *s);

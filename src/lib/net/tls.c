@@ -11,6 +11,21 @@
  * The socket stays non-blocking for its whole life so that no read, write,
  * connect or handshake can wait longer than the configured timeout.
  *
+ * Deadlines (doc/internals/net.md): the timeout bounds each wait for the
+ * peer (inactivity), and a step deadline bounds a whole exchange, so that
+ * a server sending one byte now and then cannot hold a connection for
+ * ever.  A step starts at mx_net_connect() (TCP connect, TLS handshake and
+ * the greeting share it), at every write (a command goes out: its
+ * response is a new step) and at mx_net_step().  It may last the timeout
+ * plus one second per MX_NET_MIN_RATE bytes moved in the step, so a large
+ * FETCH at any sane speed never hits it while a drip does within about
+ * the timeout.
+ *
+ * Interruption: mx_net_interrupt() (async-signal-safe) sets a process-wide
+ * flag and writes to a self-pipe that every wait polls too, so a signal
+ * ends a blocked read, write, connect or handshake at once, in any
+ * thread, without racing with the poll() call.
+ *
  * SIGPIPE: plain writes use send(MSG_NOSIGNAL), but OpenSSL writes through
  * its socket BIO, which calls write(): a peer that reset the connection
  * can still raise SIGPIPE.  Every program must ignore SIGPIPE (STYLE.md,
@@ -18,6 +33,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -41,6 +57,8 @@
 
 #define MX_NET_BUFFER 8192
 #define MX_NET_DEFAULT_TIMEOUT 60
+/* Bytes per second a step must average to earn time beyond the timeout. */
+#define MX_NET_MIN_RATE 1024
 
 /* The driver data of one connection (mailstream_low->data). */
 struct mx_net_conn {
@@ -48,6 +66,8 @@ struct mx_net_conn {
 	SSL *ssl;             /* owned; NULL while the stream is plain */
 	SSL_CTX *ctx;         /* a reference; NULL while the stream is plain */
 	int timeout_s;        /* per read, write, connect or handshake */
+	uint64_t step_start;  /* monotonic ms when the current step began */
+	uint64_t step_bytes;  /* bytes read and written in the step */
 	bool eof;             /* the peer closed the connection */
 	bool broken;          /* unusable: fatal error, no close_notify */
 	atomic_bool cancelled; /* set by mailstream_cancel(), any thread */
@@ -121,6 +141,50 @@ static const char *ossl_text(char *buf, size_t n, const char *fallback)
 	return buf;
 }
 
+/*
+ * The process-wide interrupt.  The pipe is made once, before the first
+ * connection can wait, and never read: once written it stays readable, so
+ * every later poll() returns at once too.
+ */
+static atomic_bool interrupted;
+static atomic_int intr_rd = -1, intr_wr = -1;
+static atomic_int live_conns; /* connections open or being opened */
+static pthread_once_t intr_once = PTHREAD_ONCE_INIT;
+
+static void intr_init(void)
+{
+	int p[2];
+
+	if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0)
+		return; /* the flag alone still stops the next wait */
+	atomic_store(&intr_rd, p[0]);
+	atomic_store(&intr_wr, p[1]);
+	/* A signal that came before the pipe existed must still wake. */
+	if (atomic_load(&interrupted))
+		(void)!write(p[1], "", 1);
+}
+
+void mx_net_interrupt(void)
+{
+	int saved = errno, fd;
+
+	atomic_store(&interrupted, true);
+	fd = atomic_load(&intr_wr);
+	if (fd >= 0)
+		(void)!write(fd, "", 1);
+	errno = saved;
+}
+
+bool mx_net_interrupted(void)
+{
+	return atomic_load(&interrupted);
+}
+
+bool mx_net_active(void)
+{
+	return atomic_load(&live_conns) > 0;
+}
+
 static int timeout_of(const struct mx_net_opts *opts)
 {
 	return opts && opts->timeout_s > 0 ? opts->timeout_s
@@ -135,25 +199,45 @@ static uint64_t deadline_in(int timeout_s)
 /*
  * Waits until FD is ready for EVENTS or DEADLINE passes.  Returns 0 when
  * ready (POLLERR/POLLHUP count as ready: the next call reports them),
- * MX_ERR_TIMEOUT, or MX_ERR_NET with errno set.
+ * MX_ERR_TIMEOUT, MX_ERR_CANCELLED after mx_net_interrupt(), or
+ * MX_ERR_NET with errno set.
  */
 static int wait_fd(int fd, short events, uint64_t deadline)
 {
-	struct pollfd p = {.fd = fd, .events = events};
+	struct pollfd p[2] = {{.fd = fd, .events = events},
+			      {.fd = atomic_load(&intr_rd), .events = POLLIN}};
 
 	for (;;) {
 		uint64_t now = mx_now_ms(), left;
 		int r;
 
+		if (atomic_load(&interrupted))
+			return MX_ERR_CANCELLED;
 		if (now >= deadline)
 			return MX_ERR_TIMEOUT;
 		left = deadline - now;
-		r = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
-		if (r > 0)
+		/* A negative fd (no pipe) is ignored by poll(). */
+		r = poll(p, 2, left > INT_MAX ? INT_MAX : (int)left);
+		if (atomic_load(&interrupted))
+			return MX_ERR_CANCELLED;
+		if (r > 0 && p[0].revents != 0)
 			return 0;
 		if (r < 0 && errno != EINTR)
 			return MX_ERR_NET;
 	}
+}
+
+/* When the current step of C must be over (see the top of this file). */
+static uint64_t step_deadline(const struct mx_net_conn *c)
+{
+	return c->step_start + (uint64_t)c->timeout_s * 1000 +
+	       c->step_bytes * 1000 / MX_NET_MIN_RATE;
+}
+
+static void step_begin(struct mx_net_conn *c)
+{
+	c->step_start = mx_now_ms();
+	c->step_bytes = 0;
 }
 
 static struct mx_net_conn *conn_of(mailstream *s)
@@ -208,17 +292,43 @@ static ssize_t conn_tls_error(struct mx_net_conn *c, int e, const char *what)
 }
 
 /*
- * Waits for the socket as OpenSSL or the kernel asked.  A timeout is kept
- * as the connection's error; CANCELLED when mailstream_cancel() woke us.
+ * Waits for the socket as OpenSSL or the kernel asked, at most until the
+ * timeout of this call (DEADLINE) or the end of the step.  A timeout is
+ * kept as the connection's error; CANCELLED when mailstream_cancel() or
+ * mx_net_interrupt() woke us.
  */
 static int conn_wait(struct mx_net_conn *c, short events, uint64_t deadline)
 {
+	uint64_t step_end = step_deadline(c);
 	char buf[128];
-	int r = wait_fd(c->fd, events, deadline);
+	int r = wait_fd(c->fd, events, step_end < deadline ? step_end
+							    : deadline);
 
 	if (atomic_load(&c->cancelled)) {
 		mx_error_set(&c->last, MX_ERR_CANCELLED, "cancelled");
 		c->broken = true;
+		return -1;
+	}
+	if (r == MX_ERR_CANCELLED) {
+		mx_error_set(&c->last, MX_ERR_CANCELLED, "interrupted");
+		c->broken = true;
+		return -1;
+	}
+	/*
+	 * A timed-out connection is dead: the late answer would be read as
+	 * the answer to the next command, and a polite LOGOUT would only
+	 * wait for another timeout (why "timed out after 5 s" took 10 s).
+	 */
+	if (r == MX_ERR_TIMEOUT)
+		c->broken = true;
+	if (r == MX_ERR_TIMEOUT && step_end < deadline && c->step_bytes > 0) {
+		/* Bytes kept coming, too few for the time: a drip. */
+		mx_error_set(&c->last, MX_ERR_TIMEOUT,
+			     "timed out after %d s (server too slow: %llu "
+			     "bytes in %llu s)", c->timeout_s,
+			     (unsigned long long)c->step_bytes,
+			     (unsigned long long)((mx_now_ms() - c->step_start +
+						   500) / 1000));
 		return -1;
 	}
 	if (r == MX_ERR_TIMEOUT) {
@@ -239,6 +349,11 @@ static bool conn_begin(struct mx_net_conn *c)
 {
 	if (atomic_load(&c->cancelled)) {
 		mx_error_set(&c->last, MX_ERR_CANCELLED, "cancelled");
+		return false;
+	}
+	if (atomic_load(&interrupted)) {
+		mx_error_set(&c->last, MX_ERR_CANCELLED, "interrupted");
+		c->broken = true;
 		return false;
 	}
 	if (c->broken || c->eof || c->fd < 0)
@@ -289,8 +404,10 @@ static ssize_t conn_read(mailstream_low *low, void *buf, size_t count)
 			errno = 0;
 			n = SSL_read(c->ssl, buf,
 				     count > INT_MAX ? INT_MAX : (int)count);
-			if (n > 0)
+			if (n > 0) {
+				c->step_bytes += (uint64_t)n;
 				return conn_filtered(c, buf, n);
+			}
 			e = SSL_get_error(c->ssl, n);
 			if (e == SSL_ERROR_WANT_WRITE)
 				ev = POLLOUT;
@@ -299,8 +416,10 @@ static ssize_t conn_read(mailstream_low *low, void *buf, size_t count)
 		} else {
 			ssize_t n = recv(c->fd, buf, count, 0);
 
-			if (n > 0)
+			if (n > 0) {
+				c->step_bytes += (uint64_t)n;
 				return conn_filtered(c, buf, n);
+			}
 			if (n == 0) {
 				c->eof = true;
 				return -1;
@@ -324,6 +443,12 @@ static ssize_t conn_write(mailstream_low *low, const void *buf, size_t count)
 		return -1;
 	if (count == 0)
 		return 0;
+	/*
+	 * Output means a command (or more of one): what the server sends
+	 * next answers it, so a new step begins.  A literal that waits for
+	 * the server's continuation starts one again when it goes out.
+	 */
+	step_begin(c);
 	deadline = deadline_in(c->timeout_s);
 	for (;;) {
 		short ev = POLLOUT;
@@ -336,8 +461,10 @@ static ssize_t conn_write(mailstream_low *low, const void *buf, size_t count)
 			errno = 0;
 			n = SSL_write(c->ssl, buf,
 				      count > INT_MAX ? INT_MAX : (int)count);
-			if (n > 0)
+			if (n > 0) {
+				c->step_bytes += (uint64_t)n;
 				return n;
+			}
 			e = SSL_get_error(c->ssl, n);
 			if (e == SSL_ERROR_WANT_READ)
 				ev = POLLIN;
@@ -346,8 +473,10 @@ static ssize_t conn_write(mailstream_low *low, const void *buf, size_t count)
 		} else {
 			ssize_t n = send(c->fd, buf, count, MSG_NOSIGNAL);
 
-			if (n > 0)
+			if (n > 0) {
+				c->step_bytes += (uint64_t)n;
 				return n;
+			}
 			if (n < 0 && errno != EAGAIN &&
 			    errno != EWOULDBLOCK && errno != EINTR)
 				return conn_sys_error(c, errno, "write");
@@ -396,6 +525,7 @@ static void conn_destroy(struct mx_net_conn *c)
 	SSL_free(c->ssl);
 	SSL_CTX_free(c->ctx);
 	free(c);
+	atomic_fetch_sub(&live_conns, 1);
 }
 
 /* libetpan expects the driver to free the mailstream_low itself. */
@@ -601,7 +731,8 @@ static int tls_handshake_error(SSL *ssl, int e, const char *host,
 static int tls_start(struct mx_net_conn *c, SSL_CTX *ctx, const char *host,
 		     struct mx_error *err)
 {
-	uint64_t deadline = deadline_in(c->timeout_s);
+	/* Part of the current step: connect or the STARTTLS command. */
+	uint64_t deadline = step_deadline(c);
 	struct mx_error e;
 	char buf[256];
 	SSL *ssl;
@@ -662,6 +793,11 @@ static int tls_start(struct mx_net_conn *c, SSL_CTX *ctx, const char *host,
 			rc = mx_error_set(&e, MX_ERR_TIMEOUT,
 					  "TLS handshake with %s: timed out after %d s",
 					  host, c->timeout_s);
+			goto out;
+		} else if (r == MX_ERR_CANCELLED) {
+			rc = mx_error_set(&e, MX_ERR_CANCELLED,
+					  "TLS handshake with %s: interrupted",
+					  host);
 			goto out;
 		} else if (r != MX_OK) {
 			rc = mx_error_set(&e, MX_ERR_NET,
@@ -724,6 +860,8 @@ static int connect_one(const struct addrinfo *ai, uint64_t deadline,
 
 			if (r == MX_ERR_TIMEOUT)
 				soerr = ETIMEDOUT;
+			else if (r == MX_ERR_CANCELLED)
+				soerr = ECANCELED;
 			else if (r != MX_OK)
 				soerr = errno;
 			else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr,
@@ -757,9 +895,14 @@ static int connect_one(const struct addrinfo *ai, uint64_t deadline,
 	return fd;
 }
 
-/* Tries every address of HOST:PORT in turn, each with its own timeout. */
+/*
+ * Tries every address of HOST:PORT in turn before DEADLINE (the step's:
+ * connect, handshake and greeting share the timeout); each address gets
+ * an equal share of the time left, so one that never answers leaves time
+ * for the next.
+ */
 static int tcp_connect(const char *host, uint16_t port, int timeout_s,
-		       int *fd_r, struct mx_error *err)
+		       uint64_t deadline, int *fd_r, struct mx_error *err)
 {
 	struct addrinfo hints, *res = NULL, *ai;
 	const char *lb = "", *rb = "";
@@ -781,8 +924,18 @@ static int tcp_connect(const char *host, uint16_t port, int timeout_s,
 		return mx_error_set(err, MX_ERR_NET, "resolve %s: %s", host,
 				    buf);
 	}
-	for (ai = res; ai != NULL && fd < 0; ai = ai->ai_next)
-		fd = connect_one(ai, deadline_in(timeout_s), &e);
+	for (ai = res; ai != NULL && fd < 0 && e != ECANCELED;
+	     ai = ai->ai_next) {
+		uint64_t now = mx_now_ms(), left = 0, share;
+		unsigned naddr = 0;
+
+		for (const struct addrinfo *x = ai; x != NULL; x = x->ai_next)
+			naddr++;
+		if (deadline > now)
+			left = deadline - now;
+		share = now + left / naddr;
+		fd = connect_one(ai, share, &e);
+	}
 	freeaddrinfo(res);
 	if (fd >= 0) {
 		*fd_r = fd;
@@ -792,6 +945,10 @@ static int tcp_connect(const char *host, uint16_t port, int timeout_s,
 		lb = "[";
 		rb = "]";
 	}
+	if (e == ECANCELED)
+		return mx_error_set(err, MX_ERR_CANCELLED,
+				    "connect %s%s%s:%u: interrupted", lb, host,
+				    rb, (unsigned)port);
 	if (e == ETIMEDOUT)
 		return mx_error_set(err, MX_ERR_TIMEOUT,
 				    "connect %s%s%s:%u: timed out after %d s",
@@ -805,18 +962,30 @@ int mx_net_connect(const char *host, uint16_t port, bool tls,
 		   struct mx_error *err)
 {
 	int timeout_s = timeout_of(opts);
+	uint64_t start = mx_now_ms();
 	struct mx_net_conn *c = NULL;
 	mailstream_low *low = NULL;
 	SSL_CTX *ctx = NULL;
+	bool counted = true; /* in live_conns until conn_destroy(c) */
 	int rc, fd = -1;
 
 	*s_r = NULL;
 	if (host == NULL || *host == '\0')
 		return mx_error_set(err, MX_ERR_INVAL, "connect: no host name");
+	/* Counted before the check, so an interrupting signal handler sees
+	 * a connection in progress (mx_net_active) or this sees the flag. */
+	atomic_fetch_add(&live_conns, 1);
+	pthread_once(&intr_once, intr_init);
+	if (atomic_load(&interrupted)) {
+		rc = mx_error_set(err, MX_ERR_CANCELLED,
+				  "connect %s: interrupted", host);
+		goto out;
+	}
 	/* Before any traffic: a bad CA file should not cost a connection. */
 	if (tls && (rc = tls_ctx_get(opts, &ctx, err)) != MX_OK)
 		goto out;
-	rc = tcp_connect(host, port, timeout_s, &fd, err);
+	rc = tcp_connect(host, port, timeout_s,
+			 start + (uint64_t)timeout_s * 1000, &fd, err);
 	if (rc != MX_OK)
 		goto out;
 	c = calloc(1, sizeof(*c));
@@ -824,9 +993,12 @@ int mx_net_connect(const char *host, uint16_t port, bool tls,
 		rc = mx_error_set(err, MX_ERR_NOMEM, NULL);
 		goto out;
 	}
+	counted = false;
 	c->fd = fd;
 	fd = -1;
 	c->timeout_s = timeout_s;
+	/* The greeting must come within the timeout of the connect. */
+	c->step_start = start;
 	atomic_init(&c->cancelled, false);
 	if (tls) {
 		rc = tls_start(c, ctx, host, err);
@@ -853,6 +1025,8 @@ out:
 	SSL_CTX_free(ctx);
 	if (fd >= 0)
 		close(fd);
+	if (counted)
+		atomic_fetch_sub(&live_conns, 1);
 	return rc;
 }
 
@@ -900,6 +1074,14 @@ void mx_net_set_read_filter(mailstream *s, mx_net_read_filter *fn, void *ctx)
 		c->filter = fn;
 		c->filter_ctx = ctx;
 	}
+}
+
+void mx_net_step(mailstream *s)
+{
+	struct mx_net_conn *c = conn_of(s);
+
+	if (c != NULL)
+		step_begin(c);
 }
 
 bool mx_net_is_tls(mailstream *s)

@@ -14,6 +14,7 @@ Connections are handled concurrently (threads).
                                       as-is, so tests can grep for secrets)
                CREDENTIALS N <verb>  a LOGIN or AUTHENTICATE arrived
                cut N after B bytes   (proxy)
+               stall N after B bytes (proxy --stall)
 
 Modes:
   nostarttls  "STARTTLS stripped": greets
@@ -36,8 +37,17 @@ Modes:
                 --cut-every    every connection is cut after B bytes
                 --cut-count K  the first K connections are cut
               B counts server->client bytes of that connection only.
+                --stall        instead of closing, forward nothing more and
+                               keep the connection open until the client
+                               closes it (log: stall N after B bytes)
   greet-only  greets and then never answers (hangs): tests client timeouts.
   bye         greets with "* BYE server shutting down" and closes.
+  drip        "slow drip": sends "* OK " and then one more byte every
+              --interval seconds (default 1) for ever, never a line end, so
+              a client's inactivity timeout never fires. Protocol-agnostic:
+              POP3 and SMTP clients wait for the same first line.
+  silent      accepts and never sends a byte; logs what the client sends
+              (C N <data>).
 """
 import random, socket, sys, threading
 
@@ -120,6 +130,20 @@ def serve_greet_only(sock, n, a):
             return
         log('C %d %s' % (n, d.decode('latin-1').rstrip()))
 
+def serve_drip(sock, n, a):
+    sock.sendall(b'* OK ')
+    while True:
+        # The client's timeout must not fire between bytes.
+        threading.Event().wait(a.interval)
+        sock.sendall(b'x')
+
+def serve_silent(sock, n, a):
+    while True:
+        d = sock.recv(65536)
+        if not d:
+            return
+        log('C %d %s' % (n, d.decode('latin-1').rstrip()))
+
 def serve_bye(sock, n, a):
     sock.sendall(b'* BYE server shutting down\r\n')
 
@@ -156,6 +180,12 @@ def serve_proxy(sock, n, a):
     try:
         while True:
             want = 65536 if limit is None else min(65536, limit - sent)
+            if want <= 0 and a.stall:
+                # Forward nothing more but keep the connection open
+                # until the client gives up (or is interrupted).
+                log('stall %d after %d bytes' % (n, sent))
+                t.join()
+                break
             if want <= 0:
                 log('cut %d after %d bytes' % (n, sent))
                 break
@@ -175,7 +205,8 @@ def serve_proxy(sock, n, a):
             s.close()
 
 MODES = {'nostarttls': serve_nostarttls, 'garbage': serve_garbage,
-         'proxy': serve_proxy, 'greet-only': serve_greet_only, 'bye': serve_bye}
+         'proxy': serve_proxy, 'greet-only': serve_greet_only, 'bye': serve_bye,
+         'drip': serve_drip, 'silent': serve_silent}
 
 def main():
     p = parser(__doc__, '--mode', sorted(MODES))
@@ -183,7 +214,10 @@ def main():
     p.add_argument('--cut-after', type=int)
     p.add_argument('--cut-every', action='store_true')
     p.add_argument('--cut-count', type=int, default=1)
+    p.add_argument('--stall', action='store_true')
     p.add_argument('--seed', default='1')
+    p.add_argument('--interval', type=float, default=1.0,
+                   help='drip: seconds between bytes')
     a = p.parse_args()
     if a.mode == 'proxy' and not a.to:
         p.error('--mode proxy needs --to HOST:PORT')
