@@ -23,6 +23,7 @@
 
 #include "daemon/daemon.h"
 #include "events/events.h"
+#include "net/interrupt.h"
 #include "secrets/secrets.h"
 #include "send/outbox.h"
 #include "sync/sync.h"
@@ -45,6 +46,7 @@ struct acct {
 	bool reported;
 	struct mx_conn *conn;
 	bool busy;                    /* a worker has it */
+	bool job_failing;             /* queued while in backoff (see pick_job) */
 	bool idling;                  /* IDLE in progress on conn */
 	bool removed;                 /* stop and free after the job */
 	volatile int cancel;          /* the sync's cancel flag: removed,
@@ -91,6 +93,7 @@ struct daemon {
 	pthread_cond_t cv;
 	struct acct **queue;          /* jobs to run */
 	size_t nqueue, capqueue;
+	int nfailing;                 /* workers running a job_failing job */
 	struct acct **done;           /* finished, for the loop */
 	size_t ndone, capdone;
 	bool quit;
@@ -106,6 +109,10 @@ struct daemon {
 };
 
 static const struct mx_backend_ops *be = &mx_backend_imap;
+
+/* SIGTERM: how long jobs in flight may finish before their network waits
+ * are interrupted (mx_net_interrupt). */
+#define MX_STOP_GRACE_MS 2000
 
 static uint64_t now_ms(void)
 {
@@ -321,6 +328,25 @@ static void job_run(struct daemon *d, struct acct *a)
 	a->job_rc = rc;
 }
 
+/*
+ * The queue index of the next job a worker may run, or -1 (D->mu held).
+ * Accounts that failed last time (a server that drips, stalls or is down)
+ * may hold at most all workers but one: each such job is bounded by the
+ * account's timeout (net.h: step deadline), but with every worker on one
+ * a healthy account's sync and its IDLE push would wait in the queue.
+ * Oldest first otherwise; at shutdown anything goes.
+ */
+static ssize_t pick_job(struct daemon *d)
+{
+	int max_failing = d->nworkers > 1 ? d->nworkers - 1 : 1;
+
+	for (size_t i = 0; i < d->nqueue; i++)
+		if (!d->queue[i]->job_failing || d->nfailing < max_failing ||
+		    d->quit)
+			return (ssize_t)i;
+	return -1;
+}
+
 static void *worker_main(void *arg)
 {
 	struct daemon *d = arg;
@@ -329,16 +355,27 @@ static void *worker_main(void *arg)
 	for (;;) {
 		struct acct *a;
 		uint64_t one = 1;
+		ssize_t i;
+		bool failing;
 
-		while (d->nqueue == 0 && !d->quit)
+		while ((i = pick_job(d)) < 0 && !d->quit)
 			pthread_cond_wait(&d->cv, &d->mu);
-		if (d->nqueue == 0)
+		if (i < 0)
 			break;
-		a = d->queue[0];
-		memmove(d->queue, d->queue + 1, --d->nqueue * sizeof(*d->queue));
+		a = d->queue[i];
+		failing = a->job_failing;
+		d->nqueue--;
+		memmove(d->queue + i, d->queue + i + 1,
+			(d->nqueue - (size_t)i) * sizeof(*d->queue));
+		d->nfailing += failing;
 		pthread_mutex_unlock(&d->mu);
 		job_run(d, a);
 		pthread_mutex_lock(&d->mu);
+		if (failing) {
+			/* A failing job that had to wait may run now. */
+			d->nfailing--;
+			pthread_cond_broadcast(&d->cv);
+		}
 		if (d->ndone == d->capdone) {
 			size_t n = d->capdone ? d->capdone * 2 : 64;
 			struct acct **v = realloc(d->done, n * sizeof(*v));
@@ -371,6 +408,7 @@ static void submit(struct daemon *d, struct acct *a, enum job_kind k)
 	a->busy = true;
 	a->job = k;
 	pthread_mutex_lock(&d->mu);
+	a->job_failing = a->backoff_ms > 0;
 	if (d->nqueue == d->capqueue) {
 		size_t n = d->capqueue ? d->capqueue * 2 : 64;
 		struct acct **v = realloc(d->queue, n * sizeof(*v));
@@ -936,7 +974,7 @@ static bool any_busy(struct daemon *d)
 static int loop(struct daemon *d)
 {
 	struct epoll_event evs[64];
-	uint64_t stop_deadline = 0;
+	uint64_t stop_deadline = 0, stop_interrupt = 0;
 
 	for (;;) {
 		uint64_t now = now_ms();
@@ -947,6 +985,13 @@ static int loop(struct daemon *d)
 				a->cancel = 1;
 			if (!any_busy(d))
 				break;
+			if (now > stop_interrupt && !mx_net_interrupted()) {
+				/* Batches in flight had their grace time; a
+				 * worker still busy waits on a slow server: end
+				 * its wait now rather than after its timeout. */
+				mx_info("shutdown: interrupting network waits");
+				mx_net_interrupt();
+			}
 			if (now > stop_deadline) {
 				mx_warn("shutdown: jobs still running after %d s; "
 					"exiting (committed data is safe)", 10);
@@ -975,6 +1020,8 @@ static int loop(struct daemon *d)
 							mx_info("shutting down: "
 								"finishing batches in flight");
 						d->stopping = 1;
+						stop_interrupt = now_ms() +
+							MX_STOP_GRACE_MS;
 						stop_deadline = now_ms() + 10000;
 					}
 				}

@@ -133,4 +133,54 @@ is "$rc" 0 "5: the next run completes"
 is "$(mx_count a)" $N "5: all $N messages stored once"
 is "$(mx_export_digest a)" "$(dc_digest "$D" $U)" "5: export == server"
 
+
+# ======== 6. mxsyncd, 2 workers, 2 accounts on the drip, 1 healthy one:
+# the healthy account syncs and gets its pushes; SIGTERM exits promptly
+MXSYNCD=${MX_TOP_BUILDDIR:-$MX_TOP_SRCDIR}/src/daemon/mxsyncd
+MXD=$T/dd; export MXD
+DLOG=$T/mxsyncd.log
+for n in d1 d2; do
+    mx account add $n --imap "imap://u@127.0.0.1:$DRIP" --password-file "$T/pw" \
+        --timeout 5 >/dev/null || bail_out "account $n"
+done
+mx_add h "$D" bob@example.test imaps >/dev/null || bail_out "account h"
+printf '[daemon]\nworkers = 2\nbackoff_min = 1\nbackoff_max = 2\n' > "$MXD/mxsync.conf"
+n0=$(grep -c '^conn [0-9]* open' "$T/drip/log")
+"$MXSYNCD" -d "$MXD" </dev/null >"$DLOG" 2>&1 &
+DPID=$!
+at_exit "kill -KILL $DPID 2>/dev/null"
+chk() { "$MX_PY" "$MX_TOOLS/daemon_check.py" "$@"; }
+r=$(chk wait-state --mx "$MX_BIN" --dir "$MXD" --account h --state idle --timeout 60)
+ok $? "6: the healthy account reaches idle while two accounts drip"; diag "h: $r"
+before=$(mx events --json | tail -n 1 | sed -n 's/^{"id":\([0-9]*\),.*/\1/p')
+dc_deliver "$D" bob@example.test "$(ls "$T/gen/"* | head -n 1)" >/dev/null
+r=$(chk wait-event --mx "$MX_BIN" --dir "$MXD" --after "${before:-0}" --type message.new --timeout 30)
+ok $? "6: a delivered message becomes a message.new (IDLE push)"; diag "$r"
+# Accounts in backoff never hold every worker: after the first two
+# attempts, no drip connection opens while another one is still held.
+wait_log "$T/drip/log" "^conn $((n0 + 6)) closed" 40 || diag "fewer drip retries than expected"
+maxc=$(awk -v n0="$n0" '
+    /^drip [0-9]+ open, [0-9]+ others live/ { if ($2 - n0 > 2 && $4 > max) max = $4 }
+    END { print max + 0 }' "$T/drip/log")
+retries=$(($(grep -c '^conn [0-9]* open' "$T/drip/log") - n0 - 2))
+diag "drip retries since the first two attempts: $retries, others live at a connect: $maxc"
+ok $([ "$retries" -ge 4 ]; echo $?) "6: the dripping accounts were retried ($retries)"
+ok $([ "$maxc" -eq 0 ]; echo $?) "6: at most one dripping account held a worker at a time (others live: $maxc)"
+
+# a blocked job with a long timeout: SIGTERM must not wait for it (d3 has
+# a drip of its own, so its connection is told apart from d1's and d2's)
+fake_start "$T/drip3" --mode drip --log "$T/drip3/log" || bail_out "drip server 3"
+mx account add d3 --imap "imap://u@127.0.0.1:$FAKE_PORT" --password-file "$T/pw" \
+    --timeout 120 >/dev/null || bail_out "account d3"
+kill -HUP "$DPID"
+wait_log "$T/drip3/log" "^conn 1 open" 20
+ok $? "6: after SIGHUP the new account d3 connects to its drip (timeout 120 s)"
+sleep 2
+kill -TERM "$DPID"
+gone "$DPID" 6; ok $? "6: SIGTERM stops mxsyncd within 6 s although a worker waits on a drip"
+wait "$DPID"; is $? 0 "6: mxsyncd exit status 0"
+unlike "$(cat "$DLOG")" "jobs still running" "6: no job was left running at exit"
+like "$(cat "$DLOG")" "interrupting network waits" "6: the blocked network wait was interrupted"
+run_ok "6: the store opens afterwards" mx status h
+
 done_testing

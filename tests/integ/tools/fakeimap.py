@@ -15,6 +15,8 @@ Connections are handled concurrently (threads).
                CREDENTIALS N <verb>  a LOGIN or AUTHENTICATE arrived
                cut N after B bytes   (proxy)
                stall N after B bytes (proxy --stall)
+               drip N open, K others live   (drip: K other drip connections
+                                      the client had not closed yet)
 
 Modes:
   nostarttls  "STARTTLS stripped": greets
@@ -49,7 +51,7 @@ Modes:
   silent      accepts and never sends a byte; logs what the client sends
               (C N <data>).
 """
-import random, socket, sys, threading
+import random, select, socket, sys, threading
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 from fakeserver import LineConn, log, parser, serve
@@ -130,11 +132,43 @@ def serve_greet_only(sock, n, a):
             return
         log('C %d %s' % (n, d.decode('latin-1').rstrip()))
 
+_DRIPS = set()
+_DRIPS_LOCK = threading.Lock()
+
+def _client_closed(s):
+    """True if the client of S already closed it (EOF is waiting)."""
+    try:
+        r, _, _ = select.select([s], [], [], 0)
+        return bool(r) and s.recv(1, socket.MSG_PEEK) == b''
+    except OSError:
+        return True
+
 def serve_drip(sock, n, a):
+    # How many other drip connections the client still holds: its close
+    # (FIN) arrives before its next connect, so this count does not
+    # depend on when this server's threads notice closes.
+    with _DRIPS_LOCK:
+        live = sum(1 for s in _DRIPS if not _client_closed(s))
+        _DRIPS.add(sock)
+    log('drip %d open, %d others live' % (n, live))
+    try:
+        drip(sock, n, a)
+    finally:
+        with _DRIPS_LOCK:
+            _DRIPS.discard(sock)
+
+def drip(sock, n, a):
     sock.sendall(b'* OK ')
     while True:
-        # The client's timeout must not fire between bytes.
-        threading.Event().wait(a.interval)
+        # The client's timeout must not fire between bytes; a client that
+        # closes is noticed at once (tests count open connections).
+        r, _, _ = select.select([sock], [], [], a.interval)
+        if r:
+            d = sock.recv(65536)
+            if not d:
+                return
+            log('C %d %s' % (n, d.decode('latin-1').rstrip()))
+            continue
         sock.sendall(b'x')
 
 def serve_silent(sock, n, a):
