@@ -368,6 +368,16 @@ static void play_silent(struct server *srv, struct peer *p)
 	peer_drain(p);
 }
 
+/* A slow drip: one byte every 100 ms, 100 at most, never a line end. */
+static void play_drip(struct server *srv, struct peer *p)
+{
+	for (int i = 0; i < 100; i++) {
+		if (send(p->fd, "x", 1, MSG_NOSIGNAL) != 1)
+			return; /* the client gave up */
+		usleep(100 * 1000);
+	}
+}
+
 static void play_close_midline(struct server *srv, struct peer *p)
 {
 	peer_write(p, "* partial");
@@ -755,6 +765,79 @@ START_TEST(test_cancel)
 }
 END_TEST
 
+/*
+ * Every byte arrives well within the 1 s timeout, so only the step
+ * deadline (timeout + 1 s/KiB) stops the read: after about 10 bytes, not
+ * after the whole 100 and the server's close.
+ */
+START_TEST(test_drip_deadline)
+{
+	struct mx_net_opts o = opts_with(NULL, 1);
+	struct server srv;
+	struct mx_error err;
+	mailstream *s = NULL;
+	size_t got = 0;
+	char c;
+
+	server_start(&srv, NULL, play_drip);
+	mx_error_clear(&err);
+	ck_assert_int_eq(mx_net_connect("127.0.0.1", srv.port, false, &o, &s,
+					&err), MX_OK);
+	while (mailstream_read(s, &c, 1) == 1)
+		got++;
+	ck_assert_int_eq(mx_net_stream_error(s, &err), MX_ERR_TIMEOUT);
+	ck_assert_msg(strstr(err.detail, "server too slow") != NULL, "%s",
+		      err.detail);
+	ck_assert_msg(got > 0 && got < 50, "read %zu bytes", got);
+	/* A timed-out connection is dead: nothing more goes out on it. */
+	ck_assert_int_eq(mailstream_write(s, "a LOGOUT\r\n", 10), 10);
+	ck_assert_int_eq(mailstream_flush(s), -1);
+	mailstream_close(s);
+	server_stop(&srv);
+}
+END_TEST
+
+static void *interrupt_later(void *arg)
+{
+	(void)arg;
+	usleep(200 * 1000);
+	mx_net_interrupt();
+	return NULL;
+}
+
+/* Sets the process-wide flag: relies on Check's fork mode (the default). */
+START_TEST(test_interrupt)
+{
+	struct mx_net_opts o = opts_with(ca_path, 30);
+	struct server srv;
+	struct mx_error err;
+	mailstream *s = NULL;
+	pthread_t t;
+	char c;
+
+	server_start(&srv, server_ctx(&good, 0), play_silent);
+	mx_error_clear(&err);
+	ck_assert_int_eq(mx_net_connect("localhost", srv.port, true, &o, &s,
+					&err), MX_OK);
+	ck_assert(mx_net_active());
+	ck_assert_int_eq(pthread_create(&t, NULL, interrupt_later, NULL), 0);
+	/* Blocked in poll() in this thread; woken by the other one. */
+	ck_assert_int_eq(mailstream_read(s, &c, 1), -1);
+	pthread_join(t, NULL);
+	ck_assert_int_eq(mx_net_stream_error(s, &err), MX_ERR_CANCELLED);
+	ck_assert_str_eq(err.detail, "interrupted");
+	ck_assert(mx_net_interrupted());
+	mailstream_close(s);
+	ck_assert(!mx_net_active());
+	/* And every later connection of the process. */
+	s = NULL;
+	ck_assert_int_eq(mx_net_connect("localhost", srv.port, true, &o, &s,
+					&err), MX_ERR_CANCELLED);
+	ck_assert_ptr_null(s);
+	server_stop(&srv);
+}
+END_TEST
+
 /* libetpan's IMAP client on top of our stream; mailimap_free closes it. */
 START_TEST(test_mailimap_connect)
 {
@@ -869,6 +952,8 @@ int main(void)
 	tcase_add_test(sock, test_read_timeout);
 	tcase_add_loop_test(sock, test_closed_midstream, 0, 3);
 	tcase_add_test(sock, test_cancel);
+	tcase_add_test(sock, test_drip_deadline);
+	tcase_add_test(sock, test_interrupt);
 	tcase_add_test(misc, test_foreign_stream);
 	tcase_add_test(misc, test_is_loopback);
 	suite_add_tcase(s, tls);
