@@ -133,6 +133,18 @@ is "$rc" 0 "5: the next run completes"
 is "$(mx_count a)" $N "5: all $N messages stored once"
 is "$(mx_export_digest a)" "$(dc_digest "$D" $U)" "5: export == server"
 
+# ======== 5b. a command without a handler of its own (flag): SIGTERM
+# interrupts its wait on the server and it reports it (main.c's handler)
+mid=$(mx ls a --json | "$MX_PY" -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
+mx account edit a --imap "imap://$U@127.0.0.1:$DRIP" >/dev/null || bail_out "account edit a"
+n0=$(grep -c '^conn [0-9]* open' "$T/drip/log")
+bg_start flag flag "$mid" --seen
+wait_log "$T/drip/log" "^conn $((n0 + 1)) open" 10 || diag "flag did not connect"
+kill -TERM "$BG_PID"
+gone "$BG_PID" 5; ok $? "5b: SIGTERM ends a flag blocked on a dripping server within 5 s"
+wait "$BG_PID"; is $? 130 "5b: exit status 130, not death by the signal"
+like "$(cat "$T/flag.err")" "interrupted" "5b: the error says interrupted"
+
 
 # ======== 6. mxsyncd, 2 workers, 2 accounts on the drip, 1 healthy one:
 # the healthy account syncs and gets its pushes; SIGTERM exits promptly
