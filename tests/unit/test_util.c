@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -334,6 +335,32 @@ START_TEST(test_utf8_encode)
 END_TEST
 
 /* The libcurl write callback keeps at most MAX bytes and says so. */
+START_TEST(test_mkdir_p)
+{
+	char top[64], path[128];
+	struct mx_error e;
+	struct stat sb;
+
+	/* An empty path is refused; it used to be read past its end. */
+	mx_error_clear(&e);
+	ck_assert_int_eq(mx_mkdir_p("", 0700, &e), MX_ERR_INVAL);
+	ck_assert_msg(strstr(e.detail, "empty"), "%s", e.detail);
+	strcpy(top, "/tmp/mx-test-util.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(top));
+	snprintf(path, sizeof(path), "%s/a/b/c", top);
+	ck_assert_int_eq(mx_mkdir_p(path, 0700, &e), MX_OK);
+	ck_assert_int_eq(stat(path, &sb), 0);
+	ck_assert(S_ISDIR(sb.st_mode));
+	ck_assert_int_eq(mx_mkdir_p(path, 0700, &e), MX_OK); /* exists */
+	rmdir(path);
+	snprintf(path, sizeof(path), "%s/a/b", top);
+	rmdir(path);
+	snprintf(path, sizeof(path), "%s/a", top);
+	rmdir(path);
+	rmdir(top);
+}
+END_TEST
+
 START_TEST(test_http_sink)
 {
 	struct mx_http_sink s = { .max = 10 };
@@ -462,6 +489,7 @@ int main(void)
 	tcase_add_test(tc, test_utf8_encode);
 	tcase_add_test(tc, test_parse_u64);
 	tcase_add_test(tc, test_term_escape);
+	tcase_add_test(tc, test_mkdir_p);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

@@ -525,6 +525,10 @@ int mx_mkdir_p(const char *dir, unsigned mode, struct mx_error *err)
 	char *p, *s;
 	int rc = MX_OK;
 
+	/* The loop starts after the first byte (a leading '/'). */
+	if (*dir == '\0')
+		return mx_error_set(err, MX_ERR_INVAL,
+				    "empty directory path");
 	s = strdup(dir);
 	if (s == NULL)
 		return mx_error_set(err, MX_ERR_NOMEM, NULL);
