@@ -100,11 +100,18 @@ struct mx_store;
  * Opens (creating if needed, mode 0700) the data directory DIR and the LMDB
  * store inside it.  DIR NULL means the default: $MXSYNC_DATA_DIR, else
  * $XDG_DATA_HOME/mxsync, else ~/.local/share/mxsync.
- * Errors: MX_ERR_IO (directory), MX_ERR_STORE, MX_ERR_SCHEMA (store written
- * by a newer mxsync), MX_ERR_NOMEM.
+ * Errors: MX_ERR_INVAL (empty DIR), MX_ERR_IO (directory), MX_ERR_STORE
+ * (also: data.mdb empty or truncated, checked before it is mapped; lock.mdb
+ * replaced under a running mxsyncd), MX_ERR_SCHEMA (store written by a
+ * newer mxsync), MX_ERR_NOMEM.
  */
 enum mx_err mx_store_open(const char *dir, struct mx_store **store_r,
 			  struct mx_error *err);
+
+/* Like mx_store_open, but creates nothing: MX_ERR_NOTFOUND ("no store in
+ * DIR") when DIR holds no data.mdb. */
+enum mx_err mx_store_open_existing(const char *dir, struct mx_store **store_r,
+				   struct mx_error *err);
 
 /* Closes the store and sets *STORE to NULL.  NULL-safe. */
 void mx_store_close(struct mx_store **store);

@@ -27,6 +27,7 @@ enum {
 struct cli {
 	const char *data_dir; /* -d, NULL = default */
 	const char *prog;
+	bool may_create;      /* cli_open may create the store (account) */
 };
 
 int cli_account(struct cli *c, int argc, char **argv);

@@ -105,7 +105,11 @@ struct mx_store *cli_open(struct cli *c, int *exit_r)
 	struct mx_store *st = NULL;
 	struct mx_error err;
 
-	if (mx_store_open(c->data_dir, &st, &err) != MX_OK) {
+	/* Only `account` may create a store: any other command on a
+	 * directory without one is a mistyped -d, not a new store. */
+	if ((c->may_create ? mx_store_open(c->data_dir, &st, &err)
+			   : mx_store_open_existing(c->data_dir, &st, &err)) !=
+	    MX_OK) {
 		*exit_r = cli_fail(&err);
 		return NULL;
 	}
@@ -141,7 +145,7 @@ static void on_signal(int sig)
 
 int main(int argc, char **argv)
 {
-	struct cli c = {NULL, "mxsync"};
+	struct cli c = {NULL, "mxsync", false};
 	int i;
 
 	/* Before any secret is unsealed: no core dump may hold one. */
@@ -157,6 +161,11 @@ int main(int argc, char **argv)
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "-d") == 0 && i + 1 < argc) {
 			c.data_dir = argv[++i];
+			if (*c.data_dir == '\0') {
+				fprintf(stderr, "mxsync: -d: empty data "
+						"directory path\n");
+				return MX_EXIT_USAGE;
+			}
 		} else if (strcmp(argv[i], "-D") == 0 && i + 1 < argc) {
 			if (mx_trace_parse(argv[++i], &mx_trace_mask) < 0) {
 				fprintf(stderr, "mxsync: -D: categories are "
@@ -186,8 +195,10 @@ int main(int argc, char **argv)
 		return MX_EXIT_USAGE;
 	}
 	for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
-		if (strcmp(argv[i], commands[k].name) == 0)
+		if (strcmp(argv[i], commands[k].name) == 0) {
+			c.may_create = commands[k].fn == cli_account;
 			return commands[k].fn(&c, argc - i, argv + i);
+		}
 	fprintf(stderr, "mxsync: unknown command '%s'\n%s", argv[i], usage);
 	return MX_EXIT_USAGE;
 }

@@ -77,6 +77,7 @@ struct daemon {
 	 * account's folder list from one, so they are freed only at exit. */
 	struct retired_cfg *retired;
 	bool stuck;                   /* shutdown gave up waiting */
+	bool lock_lost;               /* lock.mdb replaced: stopped */
 	int cli_log_level;            /* from -v (or the default) */
 	unsigned cli_trace;           /* from -D */
 	const char *dir;
@@ -999,6 +1000,18 @@ static int loop(struct daemon *d)
 				break;
 			}
 		}
+		if (!d->stopping) {
+			struct mx_error lerr;
+
+			/* Someone deleted or replaced lock.mdb: our writes
+			 * would no longer be serialised with theirs. */
+			if (mx_store_check_lock(d->st, &lerr) != MX_OK) {
+				mx_log(MX_LOG_ERROR, "%s", lerr.detail);
+				d->lock_lost = true;
+				d->stopping = 1;
+				stop_deadline = now + 10000;
+			}
+		}
 		timeout = d->stopping ? 100 : next_timeout(d, now);
 		n = epoll_wait(d->epfd, evs, 64, timeout);
 		if (n < 0 && errno != EINTR) {
@@ -1100,6 +1113,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mxsyncd: %s\n", err.detail);
 		return 6;
 	}
+	/* One daemon per data directory, held until exit. */
+	if (mx_store_daemon_lock(d.st, &err) != MX_OK) {
+		fprintf(stderr, "mxsyncd: %s\n", err.detail);
+		mx_store_close(&d.st);
+		return 1;
+	}
 	d.dir = mx_store_dir(d.st);
 	if (d.conf_path == NULL) {
 		if (asprintf(&conf, "%s/mxsync.conf", d.dir) < 0)
@@ -1157,14 +1176,14 @@ int main(int argc, char **argv)
 	} else {
 		d.next_prune = now_ms() + 60 * 1000;
 		loop(&d);
-		rc = 0;
+		rc = d.lock_lost ? 6 : 0;
 	}
 	if (d.stuck) {
 		/* A worker is blocked in network I/O: do not wait for its
 		 * timeout.  LMDB aborts its open transaction, so the store
 		 * stays consistent. */
 		stop_webhooks(&d);
-		_exit(0);
+		_exit(d.lock_lost ? 6 : 0);
 	}
 	/* Shutdown: the sender and the workers first (they may hold
 	 * connections), then LOGOUT what is left, then webhooks. */

@@ -1,7 +1,8 @@
 /*
  * Unit tests: the LMDB store (src/lib/store): open and schema version,
  * record codecs, accounts, folders, messages and blobs, threads,
- * locations, orphans, events, map growth and a full map.
+ * locations, orphans, events, map growth and a full map; the guards on
+ * the files (truncated data.mdb, replaced lock.mdb, the daemon lock).
  *
  * Every test runs on a fresh store in its own mkdtemp() directory, removed
  * afterwards (checked fixture: runs in the forked test process).
@@ -1924,6 +1925,241 @@ START_TEST(test_walk_lmdb_error_midway)
 }
 END_TEST
 
+/* ---- guarding the files (guard.c) ---- */
+
+static char *slurp(const char *path, size_t *len_r)
+{
+	struct stat sb;
+	char *buf;
+	int fd = open(path, O_RDONLY);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(fstat(fd, &sb), 0);
+	buf = malloc((size_t)sb.st_size + 1);
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_int_eq(pread(fd, buf, (size_t)sb.st_size, 0), sb.st_size);
+	close(fd);
+	*len_r = (size_t)sb.st_size;
+	return buf;
+}
+
+/* A store with some data, closed; its data.mdb path in PATH. */
+static void closed_store(char *path, size_t n)
+{
+	open_store();
+	for (int i = 0; i < 40; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "acct%d", i);
+		add_account(name);
+	}
+	mx_store_close(&g_st);
+	snprintf(path, n, "%s/data.mdb", g_dir);
+}
+
+/* Truncates data.mdb to LEN; the check and the open both refuse it with
+ * MX_ERR_STORE and a message containing WANT, and leave the file as it
+ * was (no SIGBUS: this runs in the forked test process). */
+static void refused_at(const char *path, off_t len, const char *want)
+{
+	struct mx_error e;
+	struct stat sb;
+	size_t n0, n1;
+	char *before, *after;
+
+	ck_assert_int_eq(truncate(path, len), 0);
+	before = slurp(path, &n0);
+	mx_error_clear(&e);
+	ck_assert_int_eq(mx_store_check_file(path, &e), MX_ERR_STORE);
+	ck_assert_msg(strstr(e.detail, want) != NULL, "%s", e.detail);
+	ck_assert_msg(strstr(e.detail, path) != NULL, "%s", e.detail);
+	mx_error_clear(&e);
+	ck_assert_int_eq(mx_store_open(g_dir, &g_st, &e), MX_ERR_STORE);
+	ck_assert_ptr_null(g_st);
+	ck_assert_msg(strstr(e.detail, want) != NULL, "%s", e.detail);
+	ck_assert_int_eq(stat(path, &sb), 0);
+	ck_assert_int_eq(sb.st_size, len);
+	after = slurp(path, &n1);
+	ck_assert_uint_eq(n0, n1);
+	ck_assert(memcmp(before, after, n0) == 0);
+	free(before);
+	free(after);
+}
+
+START_TEST(test_check_file_truncated)
+{
+	struct mx_error e;
+	struct stat sb;
+	char path[256];
+	off_t full;
+
+	closed_store(path, sizeof(path));
+	mx_error_clear(&e);
+	ck_assert_msg(mx_store_check_file(path, &e) == MX_OK, "%s", e.detail);
+	ck_assert_int_eq(stat(path, &sb), 0);
+	full = sb.st_size;
+	ck_assert_int_gt(full, 4 * 4096);
+	/* One page short, half, one page, a few bytes, empty. */
+	refused_at(path, full - 4096, "is truncated");
+	refused_at(path, full / 2, "is truncated");
+	refused_at(path, 4096, "shorter than its two meta pages");
+	refused_at(path, 100, "not even one meta page");
+	refused_at(path, 0, "is empty (0 bytes)");
+}
+END_TEST
+
+START_TEST(test_check_file_not_lmdb)
+{
+	struct mx_error e;
+	char path[256], junk[8192];
+	int fd;
+
+	ck_assert_int_eq(mkdir(g_dir, 0700), 0);
+	snprintf(path, sizeof(path), "%s/data.mdb", g_dir);
+	mx_error_clear(&e);
+	ck_assert_int_eq(mx_store_check_file(path, &e), MX_ERR_NOTFOUND);
+	memset(junk, 'j', sizeof(junk));
+	fd = open(path, O_WRONLY | O_CREAT, 0600);
+	ck_assert_int_eq(write(fd, junk, sizeof(junk)), (ssize_t)sizeof(junk));
+	close(fd);
+	mx_error_clear(&e);
+	ck_assert_int_eq(mx_store_check_file(path, &e), MX_ERR_STORE);
+	ck_assert_msg(strstr(e.detail, "not an LMDB file"), "%s", e.detail);
+}
+END_TEST
+
+START_TEST(test_open_nocreate)
+{
+	struct mx_error e;
+	struct stat sb;
+
+	/* No directory: nothing is created. */
+	mx_error_clear(&e);
+	ck_assert_int_eq(mx_store_open_flags(g_dir, 0, 0, MX_STORE_NOCREATE,
+					     &g_st, &e), MX_ERR_NOTFOUND);
+	ck_assert_msg(strstr(e.detail, "no store in"), "%s", e.detail);
+	ck_assert_int_ne(stat(g_dir, &sb), 0);
+	/* An empty directory: no files appear in it. */
+	ck_assert_int_eq(mkdir(g_dir, 0700), 0);
+	ck_assert_int_eq(mx_store_open_flags(g_dir, 0, 0, MX_STORE_NOCREATE,
+					     &g_st, &e), MX_ERR_NOTFOUND);
+	{
+		char path[256];
+
+		snprintf(path, sizeof(path), "%s/lock.mdb", g_dir);
+		ck_assert_int_ne(stat(path, &sb), 0);
+		snprintf(path, sizeof(path), "%s/data.mdb", g_dir);
+		ck_assert_int_ne(stat(path, &sb), 0);
+	}
+	/* An existing store opens. */
+	open_store();
+	mx_store_close(&g_st);
+	mx_error_clear(&e);
+	ck_assert_msg(mx_store_open_flags(g_dir, 0, 0, MX_STORE_NOCREATE,
+					  &g_st, &e) == MX_OK, "%s", e.detail);
+	/* An empty path is refused, not read past its end. */
+	mx_store_close(&g_st);
+	ck_assert_int_eq(mx_store_open_ex("", 0, 0, &g_st, &e), MX_ERR_INVAL);
+}
+END_TEST
+
+START_TEST(test_lock_file_replaced)
+{
+	struct mx_error e;
+	struct mx_txn t;
+	char path[256], moved[256];
+
+	open_store();
+	add_account("before");
+	snprintf(path, sizeof(path), "%s/lock.mdb", g_dir);
+	ck_assert_int_eq(mx_store_check_lock(g_st, &e), MX_OK);
+	/* Deleted: no more writes, a clear error, and it stays so. */
+	snprintf(moved, sizeof(moved), "%s/lock.moved", g_top);
+	ck_assert_int_eq(rename(path, moved), 0);
+	mx_error_clear(&e);
+	ck_assert_int_eq(mx_txn_begin(g_st, true, &t, &e), MX_ERR_STORE);
+	ck_assert_msg(strstr(e.detail, "deleted or replaced"), "%s", e.detail);
+	ck_assert_msg(strstr(e.detail, path), "%s", e.detail);
+	/* Put back (the same file): still refused, the loss was seen. */
+	ck_assert_int_eq(rename(moved, path), 0);
+	ck_assert_int_eq(mx_store_check_lock(g_st, &e), MX_ERR_STORE);
+	/* Reads go on. */
+	rbegin(&t);
+	mx_txn_abort(&t);
+	mx_store_close(&g_st);
+
+	/* Replaced in the middle of a write transaction: no commit. */
+	open_store();
+	wbegin(&t);
+	{
+		struct mx_account a = {0};
+
+		a.name = (char *)"during";
+		a.imap_url = (char *)"imaps://u@h";
+		a.host = (char *)"h";
+		a.user = (char *)"u";
+		ck_assert_int_eq(mx_store_account_put(&t, &a, &e), MX_OK);
+	}
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(close(open(path, O_RDWR | O_CREAT, 0600)), 0);
+	mx_error_clear(&e);
+	ck_assert_int_eq(mx_txn_commit(&t, &e), MX_ERR_STORE);
+	ck_assert_ptr_null(t.txn);
+	mx_store_close(&g_st);
+	open_store();
+	rbegin(&t);
+	{
+		struct mx_account a;
+
+		ck_assert_int_eq(mx_store_account_get(&t, "during", &a, &e),
+				 MX_ERR_NOTFOUND);
+		ck_assert_int_eq(mx_store_account_get(&t, "before", &a, &e),
+				 MX_OK);
+		mx_account_free(&a);
+	}
+	mx_txn_abort(&t);
+}
+END_TEST
+
+START_TEST(test_daemon_lock)
+{
+	struct mx_store *other = NULL;
+	struct mx_error e;
+	char path[256], want[64];
+
+	open_store();
+	ck_assert_int_eq(mx_store_daemon_pid(g_dir), 0);
+	mx_error_clear(&e);
+	ck_assert_msg(mx_store_daemon_lock(g_st, &e) == MX_OK, "%s", e.detail);
+	ck_assert_int_eq(mx_store_daemon_pid(g_dir), getpid());
+	/* A second daemon (here: a second handle) is refused, naming the
+	 * holder; the check above did not drop the lock. */
+	ck_assert_int_eq(mx_store_open(g_dir, &other, &e), MX_OK);
+	mx_error_clear(&e);
+	ck_assert_int_eq(mx_store_daemon_lock(other, &e), MX_ERR_EXISTS);
+	snprintf(want, sizeof(want), "mxsyncd (pid %ld) is already running",
+		 (long)getpid());
+	ck_assert_msg(strstr(e.detail, want), "%s", e.detail);
+	mx_store_close(&other);
+	ck_assert_int_eq(mx_store_daemon_pid(g_dir), getpid());
+
+	/* lock.mdb deleted under the daemon: a new opener would create
+	 * another one and write beside the daemon; it is refused. */
+	snprintf(path, sizeof(path), "%s/lock.mdb", g_dir);
+	ck_assert_int_eq(unlink(path), 0);
+	mx_error_clear(&e);
+	ck_assert_int_eq(mx_store_open(g_dir, &other, &e), MX_ERR_STORE);
+	ck_assert_ptr_null(other);
+	ck_assert_msg(strstr(e.detail, "stop mxsyncd first"), "%s", e.detail);
+
+	/* Closing releases the lock. */
+	mx_store_close(&g_st);
+	ck_assert_int_eq(mx_store_daemon_pid(g_dir), 0);
+	open_store();
+	ck_assert_msg(mx_store_daemon_lock(g_st, &e) == MX_OK, "%s", e.detail);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("store");
@@ -1959,6 +2195,11 @@ int main(void)
 	tcase_add_test(tc, test_trim_map_after_foreign_growth);
 	tcase_add_test(tc, test_walk_corrupt_entries);
 	tcase_add_test(tc, test_walk_lmdb_error_midway);
+	tcase_add_test(tc, test_check_file_truncated);
+	tcase_add_test(tc, test_check_file_not_lmdb);
+	tcase_add_test(tc, test_open_nocreate);
+	tcase_add_test(tc, test_lock_file_replaced);
+	tcase_add_test(tc, test_daemon_lock);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -108,19 +110,45 @@ static int check_schema(struct mx_store *st, struct mx_error *err)
 int mx_store_open_ex(const char *dir, size_t map_size, size_t map_max,
 		     struct mx_store **store_r, struct mx_error *err)
 {
+	return mx_store_open_flags(dir, map_size, map_max, 0, store_r, err);
+}
+
+int mx_store_open_flags(const char *dir, size_t map_size, size_t map_max,
+			unsigned flags, struct mx_store **store_r,
+			struct mx_error *err)
+{
 	struct mx_store *st;
 	MDB_txn *txn = NULL;
 	MDB_envinfo info;
+	char path[4096];
 	int rc;
 
-	rc = mx_mkdir_p(dir, 0700, err);
-	if (rc)
+	if (dir == NULL || *dir == '\0')
+		return mx_error_set(err, MX_ERR_INVAL,
+				    "empty data directory path");
+	if (!(flags & MX_STORE_NOCREATE)) {
+		rc = mx_mkdir_p(dir, 0700, err);
+		if (rc)
+			return rc;
+	}
+	/* Before LMDB maps the file: LMDB would turn an empty data.mdb into
+	 * a new store and die of SIGBUS reading past a truncated one. */
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	rc = mx_store_check_file(path, err);
+	if (rc == MX_ERR_NOTFOUND && (flags & MX_STORE_NOCREATE))
+		return mx_error_set(err, MX_ERR_NOTFOUND,
+				    "no store in %s (no data.mdb there): check "
+				    "-d and MXSYNC_DATA_DIR; 'mxsync account "
+				    "add' creates a store", dir);
+	if (rc && rc != MX_ERR_NOTFOUND)
 		return rc;
 	st = calloc(1, sizeof(*st));
 	if (st == NULL || (st->dir = strdup(dir)) == NULL) {
 		free(st);
 		return mx_error_set(err, MX_ERR_NOMEM, NULL);
 	}
+	st->daemon_fd = -1;
+	atomic_init(&st->lock_lost, false);
 	pthread_mutex_init(&st->trim_mu, NULL);
 	pthread_mutex_init(&st->secrets_mu, NULL);
 	st->map_size = map_size ? map_size : MX_MAP_DEFAULT;
@@ -139,6 +167,9 @@ int mx_store_open_ex(const char *dir, size_t map_size, size_t map_max,
 				  mdb_strerror(rc));
 		goto fail;
 	}
+	rc = mx_store_guard_open(st, err);
+	if (rc)
+		goto fail;
 	/* Another process may have grown the map: adopt its size. */
 	if (mdb_env_info(st->env, &info) == 0 && info.me_mapsize > st->map_size)
 		st->map_size = info.me_mapsize;
@@ -181,6 +212,8 @@ void mx_store_close(struct mx_store **store)
 	st = *store;
 	if (st->env)
 		mdb_env_close(st->env);
+	if (st->daemon_fd >= 0)
+		close(st->daemon_fd);
 	mx_secrets_close(&st->secrets);
 	pthread_mutex_destroy(&st->trim_mu);
 	pthread_mutex_destroy(&st->secrets_mu);
@@ -202,6 +235,8 @@ int mx_txn_begin(struct mx_store *st, bool write, struct mx_txn *t,
 	t->st = st;
 	t->write = write;
 	t->txn = NULL;
+	if (write && (rc = mx_store_check_lock(st, err)) != MX_OK)
+		return rc;
 	rc = mdb_txn_begin(st->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
 	if (rc == MDB_MAP_RESIZED) {
 		/* Another process grew the map; adopt the new size. */
@@ -223,14 +258,51 @@ int mx_txn_begin(struct mx_store *st, bool write, struct mx_txn *t,
 	return MX_OK;
 }
 
+/*
+ * LMDB does not write pages freed again in the transaction that
+ * allocated them, so after a commit data.mdb may end before the last page
+ * the meta counts.  Nothing reads those pages, but the open's truncation
+ * check could not tell that file from a truncated one: extend it to the
+ * last page.  fallocate() never shrinks the file nor touches data a
+ * concurrent writer has put there (ftruncate() could do both).
+ */
+static void store_cover_last_page(struct mx_store *st)
+{
+	MDB_envinfo info;
+	MDB_stat stat;
+	struct stat sb;
+	off_t need;
+	int fd;
+
+	if (mdb_env_info(st->env, &info) != 0 ||
+	    mdb_env_stat(st->env, &stat) != 0 ||
+	    mdb_env_get_fd(st->env, &fd) != 0 || fstat(fd, &sb) != 0)
+		return;
+	need = (off_t)(info.me_last_pgno + 1) * stat.ms_psize;
+	if (sb.st_size < need && fallocate(fd, 0, sb.st_size,
+					   need - sb.st_size) != 0)
+		mx_debug("store: cannot extend data.mdb to its last page: %s",
+			 strerror(errno));
+}
+
 int mx_txn_commit(struct mx_txn *t, struct mx_error *err)
 {
-	int rc = mdb_txn_commit(t->txn);
 	struct statvfs vfs;
+	int rc;
 
+	/* The lock file may have been replaced while this transaction ran:
+	 * then others may be writing beside us, so do not commit. */
+	if (t->write && (rc = mx_store_check_lock(t->st, err)) != MX_OK) {
+		mx_txn_abort(t);
+		return rc;
+	}
+	rc = mdb_txn_commit(t->txn);
 	t->txn = NULL;
-	if (rc == 0)
+	if (rc == 0) {
+		if (t->write)
+			store_cover_last_page(t->st);
 		return MX_OK;
+	}
 	/* LMDB reports a short write on a full file system as EIO: say
 	 * what it is, so the operator frees space instead of suspecting the
 	 * disk.  The transaction was aborted whole either way. */

@@ -19,6 +19,8 @@
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <sys/types.h>
 
 #include "mime/mime.h"
 #include "util/util.h"
@@ -70,6 +72,14 @@ struct mx_store {
 	 * lazy open (the daemon's workers share the store). */
 	struct mx_secrets *secrets;
 	pthread_mutex_t secrets_mu;
+	/* lock.mdb as LMDB opened it: a write transaction on a deleted or
+	 * replaced lock file would race writers that use the new one, so
+	 * every write first checks that the path still names this file.
+	 * lock_lost is sticky once that check failed. */
+	dev_t lock_dev;
+	ino_t lock_ino;
+	atomic_bool lock_lost;
+	int daemon_fd; /* DIR/mxsync.lock held by mxsyncd, else -1 */
 };
 
 struct mx_txn {
@@ -81,6 +91,50 @@ struct mx_txn {
 /* Internal open with an explicit initial map size and limit (tests). */
 int mx_store_open_ex(const char *dir, size_t map_size, size_t map_max,
 		     struct mx_store **store_r, struct mx_error *err);
+
+/* mx_store_open_flags: fail with MX_ERR_NOTFOUND ("no store in DIR")
+ * instead of creating the directory and a new store (read-only
+ * commands, so that a mistyped data directory is not a new store). */
+#define MX_STORE_NOCREATE 0x1u
+int mx_store_open_flags(const char *dir, size_t map_size, size_t map_max,
+			unsigned flags, struct mx_store **store_r,
+			struct mx_error *err);
+
+/*
+ * Checks the LMDB data file PATH (DIR/data.mdb) before LMDB maps it: a
+ * file shorter than its last used page makes every read of a page past
+ * the end a SIGBUS, and an empty one would silently become a new store.
+ * Reads the two meta pages (page size, last page, transaction id) with
+ * pread and compares the newer one's last page with the file size.
+ * Errors: MX_ERR_NOTFOUND (no such file), MX_ERR_STORE naming what is
+ * wrong (empty, shorter than its meta pages, not an LMDB file, truncated
+ * before its last page), MX_ERR_IO (cannot open or read it).
+ */
+int mx_store_check_file(const char *path, struct mx_error *err);
+
+/*
+ * MX_OK while DIR/lock.mdb is still the file this store opened, else
+ * MX_ERR_STORE saying it was deleted or replaced (then for good: every
+ * later write transaction fails the same way).  mx_txn_begin and
+ * mx_txn_commit run it for write transactions; mxsyncd also polls it.
+ */
+int mx_store_check_lock(struct mx_store *st, struct mx_error *err);
+
+/*
+ * mxsyncd's lock on the data directory: an exclusive fcntl() lock on
+ * DIR/mxsync.lock, held until mx_store_close(), whose contents name the
+ * holder's pid and the lock.mdb it uses.  MX_ERR_EXISTS "mxsyncd (pid N)
+ * is already running on DIR" if another process holds it; MX_ERR_IO.
+ */
+int mx_store_daemon_lock(struct mx_store *st, struct mx_error *err);
+
+/* The pid of the mxsyncd holding DIR's lock, 0 if none does (-1 if one
+ * does but has not written its pid yet). */
+pid_t mx_store_daemon_pid(const char *dir);
+
+/* Part of the open (guard.c): remembers lock.mdb, refuses a lock.mdb that
+ * a running mxsyncd does not use, warns about modes open to others. */
+int mx_store_guard_open(struct mx_store *st, struct mx_error *err);
 
 int mx_txn_begin(struct mx_store *st, bool write, struct mx_txn *t,
 		 struct mx_error *err);

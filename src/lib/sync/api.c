@@ -9,8 +9,8 @@
 #include "send/outbox.h"
 #include "sync/sync.h"
 
-enum mx_err mx_store_open(const char *dir, struct mx_store **store_r,
-			  struct mx_error *err)
+static enum mx_err open_dir(const char *dir, unsigned flags,
+			   struct mx_store **store_r, struct mx_error *err)
 {
 	const char *env, *home;
 	char path[4096];
@@ -32,7 +32,19 @@ enum mx_err mx_store_open(const char *dir, struct mx_store **store_r,
 					    "MXSYNC_DATA_DIR or HOME");
 		}
 	}
-	return mx_store_open_ex(dir, 0, 0, store_r, err);
+	return mx_store_open_flags(dir, 0, 0, flags, store_r, err);
+}
+
+enum mx_err mx_store_open(const char *dir, struct mx_store **store_r,
+			  struct mx_error *err)
+{
+	return open_dir(dir, 0, store_r, err);
+}
+
+enum mx_err mx_store_open_existing(const char *dir, struct mx_store **store_r,
+				   struct mx_error *err)
+{
+	return open_dir(dir, MX_STORE_NOCREATE, store_r, err);
 }
 
 static json_t *flags_json(uint32_t fl, const char *kw)
