@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "store/store.h"
 
 static const char usage[] = "usage: mxsync status [NAME] [--json]\n";
 
@@ -20,6 +21,21 @@ static void fmt_time(json_int_t t, char *buf, size_t n)
 	}
 	localtime_r(&tt, &tm);
 	strftime(buf, n, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+/* Adds "running" to each account's daemon state: whether an mxsyncd holds
+ * the data directory's lock now, so a state left by a daemon that was
+ * killed is not shown as current. */
+static void mark_running(json_t *arr, bool running)
+{
+	json_t *acct, *ds;
+	size_t i;
+
+	json_array_foreach(arr, i, acct) {
+		ds = json_object_get(acct, "daemon");
+		if (json_is_object(ds))
+			json_object_set_new(ds, "running", json_boolean(running));
+	}
 }
 
 int cli_status(struct cli *c, int argc, char **argv)
@@ -51,12 +67,17 @@ int cli_status(struct cli *c, int argc, char **argv)
 	if (mx_status_json(st, name, &out, &err) != MX_OK) {
 		rc = cli_fail(&err);
 	} else if (json) {
-		printf("%s\n", out);
+		json_t *arr = json_loads(out, 0, NULL);
+
+		mark_running(arr, mx_store_daemon_pid(mx_store_dir(st)) != 0);
+		cli_print_json(arr, out);
+		json_decref(arr);
 	} else {
 		json_t *arr = json_loads(out, 0, NULL), *acct, *f;
 		size_t i, j;
 		char when[64];
 
+		mark_running(arr, mx_store_daemon_pid(mx_store_dir(st)) != 0);
 		json_array_foreach(arr, i, acct) {
 			fmt_time(json_integer_value(json_object_get(acct, "last_sync")),
 				 when, sizeof(when));
@@ -81,7 +102,19 @@ int cli_status(struct cli *c, int argc, char **argv)
 				json_int_t na = json_integer_value(json_object_get(ds, "next_attempt"));
 				char b2[64];
 
-				if (dst) {
+				if (dst && strcmp(dst, "stopped") != 0 &&
+				    !json_is_true(json_object_get(ds, "running"))) {
+					/* A state a daemon wrote before it was
+					 * killed: it is not current. */
+					json_int_t seen = json_integer_value(json_object_get(ds, "since"));
+
+					if (ls > seen)
+						seen = ls;
+					fmt_time(seen, b2, sizeof(b2));
+					printf("  daemon: not running (last seen %s)\n", b2);
+					if (le)
+						printf("  last error: %s\n", le);
+				} else if (dst) {
 					fmt_time(json_integer_value(json_object_get(ds, "since")),
 						 b2, sizeof(b2));
 					printf("  daemon: %s since %s", dst, b2);
