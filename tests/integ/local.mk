@@ -19,7 +19,8 @@ MX_INTEG_TESTS = \
 	tests/integ/t-config.sh \
 	tests/integ/t-purge.sh \
 	tests/integ/t-cli.sh \
-	tests/integ/t-deadline.sh
+	tests/integ/t-deadline.sh \
+	tests/integ/t-store.sh
 TESTS += $(MX_INTEG_TESTS)
 EXTRA_DIST += $(MX_INTEG_TESTS) \
 	tests/integ/lib/README.md tests/integ/lib/dovecot.sh \
