@@ -38,9 +38,21 @@
 
 struct lm_meta {
 	uint32_t psize;
+	size_t root[2]; /* free DB, main DB; (size_t)-1 when empty */
 	size_t last_pg;
 	size_t txnid;
 };
+
+/*
+ * A commit can end data.mdb before its last page: LMDB does not write
+ * pages freed again in the transaction that allocated them, and
+ * store_cover_last_page() extends the file only after the commit, so a
+ * crash in between leaves a short file that is not damaged.  Up to this
+ * many missing pages are taken for that, when both trees' roots are in
+ * the file; a real truncation (to half, to a page, to nothing) is far
+ * larger.
+ */
+#define LM_SLACK_PAGES 64u
 
 /* Reads meta page I (at OFF); false if it is not a valid meta page. */
 static bool read_meta(int fd, off_t off, struct lm_meta *m, int *errno_r)
@@ -60,10 +72,27 @@ static bool read_meta(int fd, off_t off, struct lm_meta *m, int *errno_r)
 	memcpy(&magic, b + LM_MAGIC, sizeof(magic));
 	memcpy(&m->psize, b + LM_PSIZE, sizeof(m->psize));
 	memcpy(&m->last_pg, b + LM_LAST_PG, sizeof(m->last_pg));
+	for (int i = 0; i < 2; i++)
+		memcpy(&m->root[i], b + LM_DBS + i * LM_DB_SIZE + 8 + 4 * LM_W,
+		       sizeof(m->root[i]));
 	memcpy(&m->txnid, b + LM_TXNID, sizeof(m->txnid));
 	return (flags & LM_P_META) && magic == LM_MAGIC_VALUE &&
 	       m->psize >= 512 && m->psize <= 65536 &&
 	       (m->psize & (m->psize - 1)) == 0;
+}
+
+/* True if a file of SIZE bytes ends within LM_SLACK_PAGES of M's last
+ * page and holds both roots (see LM_SLACK_PAGES). */
+static bool short_by_a_commit(const struct lm_meta *m, unsigned long long size)
+{
+	unsigned long long pages = size / m->psize;
+
+	if (pages + LM_SLACK_PAGES < (unsigned long long)m->last_pg + 1)
+		return false;
+	for (int i = 0; i < 2; i++)
+		if (m->root[i] != (size_t)-1 && m->root[i] >= pages)
+			return false;
+	return true;
 }
 
 /* One look at the file: MX_OK or the error that describes it. */
@@ -113,7 +142,8 @@ static int check_once(int fd, const char *path, struct mx_error *err)
 	if (fstat(fd, &sb) != 0)
 		return mx_error_set(err, MX_ERR_IO, "stat %s: %s", path,
 				    strerror(errno));
-	if ((unsigned long long)sb.st_size < need)
+	if ((unsigned long long)sb.st_size < need &&
+	    !short_by_a_commit(m, (unsigned long long)sb.st_size))
 		return mx_error_set(err, MX_ERR_STORE,
 				    "store file %s is truncated: %lld bytes, "
 				    "but its last page (#%zu of %u bytes) "
