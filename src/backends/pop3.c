@@ -295,9 +295,11 @@ static int capa(struct mx_pop3 *p, struct mx_error *err)
 		bool end;
 		size_t i;
 
-		if (guard > 1000)
-			return broken(p, err, MX_ERR_PROTOCOL,
-				      "CAPA: endless capability list");
+		if (guard > 1000) {
+			rc = broken(p, err, MX_ERR_PROTOCOL,
+				    "CAPA: endless capability list");
+			goto out; /* SASL may hold what earlier lines said */
+		}
 		rc = multi_line(p, "CAPA", &l, &end, err);
 		if (rc)
 			goto out;
@@ -845,7 +847,10 @@ int mx_pop3_list(struct mx_pop3 *p, struct mx_pop3_msg **v_r, size_t *n_r,
 	rc = read_uidl(p, &v, &n, err);
 	if (rc)
 		return rc;
-	qsort(v, n, sizeof(*v), cmp_num);
+	/* An empty maildrop leaves V NULL, which qsort() and bsearch() must
+	 * not be given even with a count of 0 (C11 7.22.5). */
+	if (n > 1)
+		qsort(v, n, sizeof(*v), cmp_num);
 	for (size_t i = 1; i < n; i++)
 		if (v[i].num == v[i - 1].num) {
 			rc = mx_error_set(err, MX_ERR_PROTOCOL,
@@ -860,7 +865,8 @@ int mx_pop3_list(struct mx_pop3 *p, struct mx_pop3_msg **v_r, size_t *n_r,
 	}
 	for (size_t i = 0; i < n; i++)
 		byuid[i] = &v[i];
-	qsort(byuid, n, sizeof(*byuid), cmp_uidl);
+	if (n > 1)
+		qsort(byuid, n, sizeof(*byuid), cmp_uidl);
 	for (size_t i = 1; i < n; i++)
 		if (strcmp(byuid[i]->uidl, byuid[i - 1]->uidl) == 0) {
 			rc = mx_error_set(err, MX_ERR_PROTOCOL,
@@ -892,7 +898,7 @@ int mx_pop3_list(struct mx_pop3 *p, struct mx_pop3_msg **v_r, size_t *n_r,
 			break;
 		}
 		key.num = num;
-		hit = bsearch(&key, v, n, sizeof(*v), cmp_num);
+		hit = n ? bsearch(&key, v, n, sizeof(*v), cmp_num) : NULL;
 		if (hit == NULL || hit->size != 0 || ++nlist > n) {
 			rc = broken(p, err, MX_ERR_PROTOCOL,
 				    "LIST: message %" PRIu32 " %s", num,

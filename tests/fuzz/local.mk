@@ -32,3 +32,16 @@ tests_fuzz_fuzz_compose_json_LDADD = libmxsync-internal.la $(MX_DEPLIBS)
 endif
 EXTRA_DIST += tests/fuzz/smoke.sh tests/fuzz/compose_json/full.json \
 	tests/fuzz/compose_json/minimal.json
+# Protocol clients over the in-memory transport of fake_net.c, which
+# replaces src/lib/net/tls.c at link time (see its header).  Each target
+# reads what the server says; seeds in tests/fuzz/<name>/.
+MX_FUZZ_NET = tests/fuzz/fake_net.c tests/fuzz/fake_net.h
+if ENABLE_FUZZ
+noinst_PROGRAMS += tests/fuzz/fuzz_pop3
+tests_fuzz_fuzz_pop3_SOURCES = tests/fuzz/fuzz_pop3.c $(MX_FUZZ_NET) \
+	src/backends/pop3.c
+tests_fuzz_fuzz_pop3_CFLAGS = $(tests_fuzz_fuzz_mime_CFLAGS)
+tests_fuzz_fuzz_pop3_LDFLAGS = $(tests_fuzz_fuzz_mime_LDFLAGS)
+tests_fuzz_fuzz_pop3_LDADD = libmxsync-internal.la $(MX_DEPLIBS)
+endif
+EXTRA_DIST += tests/fuzz/pop3

@@ -363,9 +363,19 @@ START_TEST(hostile_listings)
 	static const struct step junk[] = {
 		GREET, CAPA, PLAIN_OK, {"DELE 1", "hello\r\n"}, {"NOOP", ""},
 		{NULL, NULL}};
-	const struct step *const all[] = {dup, nouidl, cut, junk};
-	const int want[] = {MX_ERR_PROTOCOL, MX_ERR_UNSUPPORTED,
-			    MX_ERR_PROTOCOL, MX_ERR_PROTOCOL};
+	/* An empty maildrop has no message array: neither sorting it nor
+	 * looking a LIST line up in it may touch a NULL pointer (found by
+	 * tests/fuzz/fuzz_pop3; UBSan: nonnull attribute). */
+	static const struct step empty[] = {
+		GREET, CAPA, PLAIN_OK, {"UIDL", "+OK\r\n.\r\n"},
+		{"LIST", "+OK 0 messages\r\n.\r\n"}, {NULL, NULL}};
+	static const struct step stray[] = {
+		GREET, CAPA, PLAIN_OK, {"UIDL", "+OK\r\n.\r\n"},
+		{"LIST", "+OK\r\n1 20\r\n.\r\n"}, {NULL, NULL}};
+	const struct step *const all[] = {dup, nouidl, empty, stray, cut,
+					  junk};
+	const int want[] = {MX_ERR_PROTOCOL, MX_ERR_UNSUPPORTED, MX_OK,
+			    MX_ERR_PROTOCOL, MX_ERR_PROTOCOL, MX_ERR_PROTOCOL};
 
 	for (size_t i = 0; i < MX_ARRAY_SIZE(all); i++) {
 		struct script sc;
@@ -381,22 +391,46 @@ START_TEST(hostile_listings)
 		script_start(&sc, all[i], &tid);
 		cfg = cfg_for(&sc);
 		ck_assert_int_eq(mx_pop3_connect(&cfg, &p, &err), MX_OK);
-		if (i < 2)
+		if (i < 4)
 			rc = mx_pop3_list(p, &v, &n, &err);
-		else if (i == 2)
+		else if (i == 4)
 			rc = mx_pop3_retr(p, 1, sink_cb, &s, &err);
 		else
 			rc = mx_pop3_dele(p, 1, &err);
 		ck_assert_msg(rc == want[i], "case %zu: %d (%s)", i, rc,
 			      err.detail);
 		ck_assert_ptr_null(v);
-		if (i == 3) /* desynchronized: no more commands */
+		ck_assert_uint_eq(n, 0);
+		if (i == 3)
+			ck_assert_ptr_nonnull(strstr(err.detail, "not in UIDL"));
+		if (i == 5) /* desynchronized: no more commands */
 			ck_assert_int_eq(mx_pop3_dele(p, 2, &err),
 					 MX_ERR_PROTOCOL);
 		mx_pop3_close(&p);
 		script_end(&sc, tid);
+		ck_assert_int_eq(sc.mismatch, 0);
 		mx_buf_free(&s.b);
 	}
+}
+END_TEST
+
+/* More than 1000 capability lines end the session; what the SASL lines
+ * among them said is freed (found by tests/fuzz/fuzz_pop3: LeakSanitizer). */
+START_TEST(endless_capa)
+{
+	struct step steps[] = {GREET, {"CAPA", NULL}, {NULL, NULL}};
+	struct script sc;
+	struct mx_error err;
+	struct mx_buf b = {0};
+
+	ck_assert_int_eq(mx_buf_puts(&b, "+OK\r\n"), 0);
+	for (int i = 0; i < 1002; i++)
+		ck_assert_int_eq(mx_buf_puts(&b, "SASL PLAIN\r\n"), 0);
+	steps[1].reply = b.data;
+	ck_assert_int_eq(login_with(steps, NULL, NULL, &err, &sc),
+			 MX_ERR_PROTOCOL);
+	ck_assert_ptr_nonnull(strstr(err.detail, "endless capability list"));
+	mx_buf_free(&b);
 }
 END_TEST
 
@@ -414,6 +448,7 @@ int main(void)
 	tcase_add_test(tc, login_errors);
 	tcase_add_test(tc, long_initial_response);
 	tcase_add_test(tc, hostile_listings);
+	tcase_add_test(tc, endless_capa);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
