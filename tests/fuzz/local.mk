@@ -45,3 +45,12 @@ tests_fuzz_fuzz_pop3_LDFLAGS = $(tests_fuzz_fuzz_mime_LDFLAGS)
 tests_fuzz_fuzz_pop3_LDADD = libmxsync-internal.la $(MX_DEPLIBS)
 endif
 EXTRA_DIST += tests/fuzz/pop3
+if ENABLE_FUZZ
+noinst_PROGRAMS += tests/fuzz/fuzz_smtp
+tests_fuzz_fuzz_smtp_SOURCES = tests/fuzz/fuzz_smtp.c $(MX_FUZZ_NET) \
+	src/lib/send/smtp.c
+tests_fuzz_fuzz_smtp_CFLAGS = $(tests_fuzz_fuzz_mime_CFLAGS)
+tests_fuzz_fuzz_smtp_LDFLAGS = $(tests_fuzz_fuzz_mime_LDFLAGS)
+tests_fuzz_fuzz_smtp_LDADD = libmxsync-internal.la $(MX_DEPLIBS)
+endif
+EXTRA_DIST += tests/fuzz/smtp
