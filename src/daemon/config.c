@@ -84,6 +84,14 @@ static char **split_list(const char *v, size_t *n_r)
 	return out;
 }
 
+/* Frees a list made by split_list().  NULL-safe. */
+static void free_list(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
 static void defaults(struct mx_config *c)
 {
 	memset(c, 0, sizeof(*c));
@@ -266,6 +274,8 @@ int mx_config_load(const char *path, struct mx_config *cfg,
 
 				if (t == NULL)
 					BAD("%s:%d: out of memory", path, lineno);
+				/* A repeated key replaces the earlier list. */
+				free_list(cfg->webhook_types[w]);
 				cfg->webhook_types[w] = t;
 				wc->types = (const char *const *)t;
 				wc->ntypes = nt;
@@ -283,9 +293,15 @@ int mx_config_load(const char *path, struct mx_config *cfg,
 			bool b;
 
 			if (!strcmp(k, "folders")) {
-				a->folders = split_list(v, &a->nfolders);
-				if (a->folders == NULL)
+				size_t nf = 0;
+				char **f = split_list(v, &nf);
+
+				if (f == NULL)
 					BAD("%s:%d: out of memory", path, lineno);
+				/* A repeated key replaces the earlier list. */
+				free_list(a->folders);
+				a->folders = f;
+				a->nfolders = nf;
 			} else if (!strcmp(k, "enabled") && !parse_bool(v, &b)) {
 				a->disabled = !b;
 			} else {
@@ -327,14 +343,10 @@ void mx_config_free(struct mx_config *cfg)
 			else
 				free(cfg->webhook_strs[i][j]);
 		}
-		for (size_t j = 0; cfg->webhook_types[i] && cfg->webhook_types[i][j]; j++)
-			free(cfg->webhook_types[i][j]);
-		free(cfg->webhook_types[i]);
+		free_list(cfg->webhook_types[i]);
 	}
 	for (size_t i = 0; i < cfg->naccts; i++) {
-		for (size_t j = 0; j < cfg->accts[i].nfolders; j++)
-			free(cfg->accts[i].folders[j]);
-		free(cfg->accts[i].folders);
+		free_list(cfg->accts[i].folders);
 		free(cfg->accts[i].name);
 	}
 	defaults(cfg);

@@ -54,3 +54,13 @@ tests_fuzz_fuzz_smtp_LDFLAGS = $(tests_fuzz_fuzz_mime_LDFLAGS)
 tests_fuzz_fuzz_smtp_LDADD = libmxsync-internal.la $(MX_DEPLIBS)
 endif
 EXTRA_DIST += tests/fuzz/smtp
+# mxsyncd's configuration file (src/daemon/config.c).
+if ENABLE_FUZZ
+noinst_PROGRAMS += tests/fuzz/fuzz_config
+tests_fuzz_fuzz_config_SOURCES = tests/fuzz/fuzz_config.c \
+	src/daemon/config.c
+tests_fuzz_fuzz_config_CFLAGS = $(tests_fuzz_fuzz_mime_CFLAGS)
+tests_fuzz_fuzz_config_LDFLAGS = $(tests_fuzz_fuzz_mime_LDFLAGS)
+tests_fuzz_fuzz_config_LDADD = libmxsync-internal.la $(MX_DEPLIBS)
+endif
+EXTRA_DIST += tests/fuzz/config
