@@ -862,7 +862,9 @@ static int imap_fetch(struct mx_conn *c, const struct mx_uid_range *uids,
 	mailimap_set_msg_body_handler(c->imap, NULL, NULL);
 	mailimap_set_progress_callback(c->imap, NULL, NULL, NULL);
 	c->cb = NULL;
-	if (res)
+	/* On a NO or BAD, libetpan has freed the list already but leaves
+	 * RES pointing at it: free it only after a success. */
+	if (r == MAILIMAP_NO_ERROR && res)
 		mailimap_fetch_list_free(res);
 	mailimap_fetch_type_free(ft);
 	mailimap_set_free(set);

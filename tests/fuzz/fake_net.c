@@ -17,11 +17,13 @@ struct fake_conn {
 	const uint8_t *data; /* foreign: the fuzz input */
 	size_t len, pos;
 	size_t chunk;        /* bytes per read, 0 = as many as asked */
+	bool lines;          /* a read ends at the end of a line */
 	bool tls;
 };
 
 static const uint8_t *feed_data;
 static size_t feed_len, feed_chunk;
+static bool feed_lines;
 
 int mx_fuzz_net_feed(const uint8_t *data, size_t len)
 {
@@ -32,7 +34,20 @@ int mx_fuzz_net_feed(const uint8_t *data, size_t len)
 	opt = data[0];
 	feed_data = data + 1;
 	feed_len = len - 1;
-	feed_chunk = (opt >> 4) & 7 ? (size_t)1 << ((opt >> 4) & 7) : 0;
+	switch ((opt >> 4) & 7) {
+	case 0:
+		feed_chunk = 0;
+		feed_lines = false;
+		break;
+	case 7:
+		feed_chunk = 0;
+		feed_lines = true;
+		break;
+	default:
+		feed_chunk = (size_t)1 << ((opt >> 4) & 7);
+		feed_lines = false;
+		break;
+	}
 	return (int)opt;
 }
 
@@ -47,6 +62,12 @@ static ssize_t fake_read(mailstream_low *low, void *buf, size_t n)
 		n = left;
 	if (c->chunk > 0 && n > c->chunk)
 		n = c->chunk;
+	if (c->lines) {
+		const uint8_t *nl = memchr(c->data + c->pos, '\n', n);
+
+		if (nl != NULL)
+			n = (size_t)(nl - (c->data + c->pos)) + 1;
+	}
 	memcpy(buf, c->data + c->pos, n);
 	c->pos += n;
 	return (ssize_t)n;
@@ -116,6 +137,7 @@ int mx_net_connect(const char *host, uint16_t port, bool tls,
 	c->data = feed_data;
 	c->len = feed_len;
 	c->chunk = feed_chunk;
+	c->lines = feed_lines;
 	c->tls = tls;
 	/* One connection per input: a reconnect finds a closed server. */
 	feed_len = 0;

@@ -5,8 +5,10 @@
  * stream is closed.
  *
  * DATA's first byte is the target's option byte, returned (-1: no
- * input); its bits 4-6 give the size of the server's writes: at most
- * 1 << n bytes per read (0: as many as asked).  The rest is the server's.
+ * input); its bits 4-6 give the size of the server's writes: 0 as many
+ * bytes as asked, 1-6 at most 1 << n bytes per read, 7 one line per read
+ * (a server that waits for the client between lines, as during IDLE).
+ * The rest is the server's.
  */
 #ifndef MX_FUZZ_FAKE_NET_H
 #define MX_FUZZ_FAKE_NET_H

@@ -64,3 +64,14 @@ tests_fuzz_fuzz_config_LDFLAGS = $(tests_fuzz_fuzz_mime_LDFLAGS)
 tests_fuzz_fuzz_config_LDADD = libmxsync-internal.la $(MX_DEPLIBS)
 endif
 EXTRA_DIST += tests/fuzz/config
+# The IMAP backend as it drives libetpan (src/backends/imap.c), over
+# fake_net.c like POP3 and SMTP.
+if ENABLE_FUZZ
+noinst_PROGRAMS += tests/fuzz/fuzz_imap
+tests_fuzz_fuzz_imap_SOURCES = tests/fuzz/fuzz_imap.c $(MX_FUZZ_NET) \
+	src/backends/imap.c
+tests_fuzz_fuzz_imap_CFLAGS = $(tests_fuzz_fuzz_mime_CFLAGS)
+tests_fuzz_fuzz_imap_LDFLAGS = $(tests_fuzz_fuzz_mime_LDFLAGS)
+tests_fuzz_fuzz_imap_LDADD = libmxsync-internal.la $(MX_DEPLIBS)
+endif
+EXTRA_DIST += tests/fuzz/imap
