@@ -177,9 +177,31 @@ static void read_caps(struct mx_conn *c)
 
 static int refresh_caps(struct mx_conn *c, struct mx_error *err)
 {
+	struct mailimap_connection_info *ci = c->imap->imap_connection_info;
 	struct mailimap_capability_data *cap = NULL;
-	int r = mailimap_capability(c->imap, &cap);
+	clist *l;
+	int r;
 
+	/*
+	 * After the tagged OK, libetpan copies the session's capability list
+	 * without checking it exists: a server that answers without a
+	 * "* CAPABILITY" line crashed us.  Start from an empty list, so that
+	 * such an answer also leaves nothing from before (TLS) behind.
+	 */
+	if (ci != NULL) {
+		l = clist_new();
+		cap = l ? mailimap_capability_data_new(l) : NULL;
+		if (cap == NULL) {
+			if (l)
+				clist_free(l);
+			return mx_error_set(err, MX_ERR_NOMEM, NULL);
+		}
+		if (ci->imap_capability != NULL)
+			mailimap_capability_data_free(ci->imap_capability);
+		ci->imap_capability = cap;
+		cap = NULL;
+	}
+	r = mailimap_capability(c->imap, &cap);
 	if (r != MAILIMAP_NO_ERROR)
 		return imap_fail(c, r, "CAPABILITY", err);
 	mailimap_capability_data_free(cap);

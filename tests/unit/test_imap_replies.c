@@ -86,6 +86,31 @@ START_TEST(fetch_refused)
 }
 END_TEST
 
+/* CAPABILITY answered OK without a "* CAPABILITY" line: libetpan copied
+ * a capability list that did not exist (SIGSEGV, found by
+ * tests/fuzz/fuzz_imap).  The server then has no capabilities, also none
+ * it announced before: LOGIN, no IDLE. */
+START_TEST(capability_without_list)
+{
+	static const char *const t[] = {
+		LINES "* OK ready\r\n1 OK Capability completed.\r\n"
+		"2 OK LOGIN completed.\r\n3 OK Capability completed.\r\n",
+		LINES "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN IDLE] ready\r\n"
+		"1 OK Capability completed.\r\n"
+		"2 OK LOGIN completed.\r\n"
+		"3 OK Capability completed.\r\n"};
+
+	for (size_t i = 0; i < MX_ARRAY_SIZE(t); i++) {
+		struct mx_conn *c = connect_to(t[i]);
+
+		ck_assert_uint_eq(mx_backend_imap.server_caps(c) &
+				  (MX_CAP_IDLE | MX_CAP_CONDSTORE |
+				   MX_CAP_QRESYNC), 0);
+		mx_backend_imap.disconnect(&c);
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("imap_replies");
@@ -94,6 +119,7 @@ int main(void)
 	int nf;
 
 	tcase_add_test(tc, fetch_refused);
+	tcase_add_test(tc, capability_without_list);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
