@@ -64,6 +64,17 @@ tests_fuzz_fuzz_config_LDFLAGS = $(tests_fuzz_fuzz_mime_LDFLAGS)
 tests_fuzz_fuzz_config_LDADD = libmxsync-internal.la $(MX_DEPLIBS)
 endif
 EXTRA_DIST += tests/fuzz/config
+# The store's record decoders (src/lib/store/record.c; the target includes
+# src/lib/send/outbox.c for the outbox entries).
+if ENABLE_FUZZ
+noinst_PROGRAMS += tests/fuzz/fuzz_record
+tests_fuzz_fuzz_record_SOURCES = tests/fuzz/fuzz_record.c \
+	src/lib/store/record.c
+tests_fuzz_fuzz_record_CFLAGS = $(tests_fuzz_fuzz_mime_CFLAGS)
+tests_fuzz_fuzz_record_LDFLAGS = $(tests_fuzz_fuzz_mime_LDFLAGS)
+tests_fuzz_fuzz_record_LDADD = libmxsync-internal.la $(MX_DEPLIBS)
+endif
+EXTRA_DIST += tests/fuzz/record
 # The IMAP backend as it drives libetpan (src/backends/imap.c), over
 # fake_net.c like POP3 and SMTP.
 if ENABLE_FUZZ

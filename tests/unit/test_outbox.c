@@ -463,6 +463,51 @@ START_TEST(idempotency_key_must_be_printable_ascii)
 }
 END_TEST
 
+/* Results without an address (a corrupt record): dropped when the entry
+ * is read, since such an entry could not be written back (every later
+ * step on it failed) and a retry takes its recipients from the results
+ * (found by tests/fuzz/fuzz_record). */
+static int forge_results_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
+{
+	uint8_t k[8];
+	MDB_val v;
+	json_t *o;
+	char *txt;
+	int rc;
+
+	mx_put_be64(k, *(const uint64_t *)ctx);
+	rc = mx_db_get(t, MX_DB_OUTBOX, k, 8, &v, err);
+	if (rc)
+		return rc;
+	o = json_loadb(v.mv_data, v.mv_size, 0, NULL);
+	json_object_set_new(o, "results",
+			    json_pack("[{s:i,s:s},i,{s:s,s:i}]", "code", 450,
+				      "reply", "450 busy", 7, "addr",
+				      "bob@example.test", "code", 250));
+	txt = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	rc = mx_db_put(t, MX_DB_OUTBOX, k, 8, txt, strlen(txt), 0, err);
+	free(txt);
+	return rc;
+}
+
+START_TEST(results_without_address_are_dropped)
+{
+	struct mx_ob_entry ent;
+	struct mx_error e;
+	uint64_t id;
+	bool ex;
+
+	ck_assert_int_eq(enqueue("r", NULL, false, &id, &ex, &e), MX_OK);
+	ck_assert_int_eq(mx_store_write(g_st, forge_results_fn, &id, &e), MX_OK);
+	ck_assert_int_eq(mx_outbox_get(g_st, id, &ent, &e), MX_OK);
+	ck_assert_uint_eq(ent.nresults, 1);
+	ck_assert_str_eq(ent.results[0].addr, "bob@example.test");
+	mx_ob_entry_free(&ent);
+	ck_assert_msg(mx_outbox_cancel(g_st, id, &e) == MX_OK, "%s", e.detail);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("outbox");
@@ -483,6 +528,7 @@ int main(void)
 	tcase_add_loop_test(tc, account_removal_cancels_or_purges, 0, 2);
 	tcase_add_test(tc, live_owner_is_respected);
 	tcase_add_test(tc, idempotency_key_must_be_printable_ascii);
+	tcase_add_test(tc, results_without_address_are_dropped);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -294,6 +294,11 @@ static int entry_decode(const void *data, size_t len, struct mx_ob_entry *e,
 	json_array_foreach(a, i, v) {
 		if (e->results == NULL)
 			break;
+		/* Every writer gives a result its address; one without is
+		 * corrupt, could not be stored again and would be a NULL
+		 * recipient on retry: skip it. */
+		if (!json_is_string(json_object_get(v, "addr")))
+			continue;
 		e->results[e->nresults].addr = jstr(v, "addr");
 		e->results[e->nresults].code = (int)jint(v, "code");
 		e->results[e->nresults].reply = jstr(v, "reply");
