@@ -75,6 +75,21 @@ tests_fuzz_fuzz_record_LDFLAGS = $(tests_fuzz_fuzz_mime_LDFLAGS)
 tests_fuzz_fuzz_record_LDADD = libmxsync-internal.la $(MX_DEPLIBS)
 endif
 EXTRA_DIST += tests/fuzz/record
+# What OAuth2 servers and webhook endpoints send back; the targets include
+# src/lib/auth/oauth.c and src/lib/events/webhook.c to reach their static
+# parsers.
+if ENABLE_FUZZ
+noinst_PROGRAMS += tests/fuzz/fuzz_oauth tests/fuzz/fuzz_webhook
+tests_fuzz_fuzz_oauth_SOURCES = tests/fuzz/fuzz_oauth.c
+tests_fuzz_fuzz_oauth_CFLAGS = $(tests_fuzz_fuzz_mime_CFLAGS)
+tests_fuzz_fuzz_oauth_LDFLAGS = $(tests_fuzz_fuzz_mime_LDFLAGS)
+tests_fuzz_fuzz_oauth_LDADD = libmxsync-internal.la $(MX_DEPLIBS)
+tests_fuzz_fuzz_webhook_SOURCES = tests/fuzz/fuzz_webhook.c
+tests_fuzz_fuzz_webhook_CFLAGS = $(tests_fuzz_fuzz_mime_CFLAGS)
+tests_fuzz_fuzz_webhook_LDFLAGS = $(tests_fuzz_fuzz_mime_LDFLAGS)
+tests_fuzz_fuzz_webhook_LDADD = libmxsync-internal.la $(MX_DEPLIBS)
+endif
+EXTRA_DIST += tests/fuzz/oauth tests/fuzz/webhook
 # The IMAP backend as it drives libetpan (src/backends/imap.c), over
 # fake_net.c like POP3 and SMTP.
 if ENABLE_FUZZ
