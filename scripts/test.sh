@@ -114,18 +114,25 @@ if [ "$quick" = 0 ]; then
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	MX_SANITIZED=1 run_suite sanitizers "$out/asan" --enable-werror --enable-sanitizers
+	# Every libFuzzer target: its seeds once, then a few seconds of
+	# fuzzing from them (tests/fuzz/smoke.sh); one result per target.
 	echo "== fuzz: build + smoke"
+	fuzz_targets="mime autoconfig compose_json pop3 smtp imap config record oauth webhook"
 	if "$top/scripts/build.sh" "$out/fuzz" --enable-werror --enable-fuzz CC=clang >/dev/null &&
-	   (cd "$out/fuzz" && make -s tests/fuzz/fuzz_mime >/dev/null); then
-		if [ -d "$top/../shared/corpus/real" ]; then
-			if "$top/tests/fuzz/smoke.sh" "$out/fuzz/tests/fuzz/fuzz_mime" "$top/../shared/corpus/real"; then
-				pass=$((pass + 1)); echo "PASS: fuzz smoke"
+	   (cd "$out/fuzz" && make -s $(printf 'tests/fuzz/fuzz_%s ' $fuzz_targets) >/dev/null); then
+		for t in $fuzz_targets; do
+			seeds=$top/tests/fuzz/$t
+			[ "$t" = mime ] && seeds=$top/../shared/corpus/real
+			if [ ! -d "$seeds" ]; then
+				skip=$((skip + 1)); echo "SKIP: fuzz smoke $t ($seeds absent)"
+			elif MX_FUZZ_SECONDS=${MX_FUZZ_SECONDS:-3} "$top/tests/fuzz/smoke.sh" \
+				"$out/fuzz/tests/fuzz/fuzz_$t" "$seeds" >"$out/fuzz/smoke-$t.log" 2>&1; then
+				pass=$((pass + 1)); echo "PASS: fuzz smoke $t"
 			else
-				fail=$((fail + 1)); echo "FAIL: fuzz smoke"
+				fail=$((fail + 1)); echo "FAIL: fuzz smoke $t"
+				tail -40 "$out/fuzz/smoke-$t.log"
 			fi
-		else
-			skip=$((skip + 1)); echo "SKIP: fuzz smoke (../shared/corpus absent)"
-		fi
+		done
 	else
 		fail=$((fail + 1)); echo "FAIL: fuzz build"
 	fi

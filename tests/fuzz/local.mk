@@ -12,7 +12,7 @@ tests_fuzz_fuzz_mime_CFLAGS = $(AM_CFLAGS) -g \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 tests_fuzz_fuzz_mime_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer,address,undefined
 tests_fuzz_fuzz_mime_LDADD = libmxsync-internal.la $(MX_DEPLIBS)
-# tests/fuzz/smoke.sh tests/fuzz/fuzz_autoconfig DIR_OF_XML_DOCUMENTS
+# tests/fuzz/smoke.sh tests/fuzz/fuzz_autoconfig tests/fuzz/autoconfig
 noinst_PROGRAMS += tests/fuzz/fuzz_autoconfig
 tests_fuzz_fuzz_autoconfig_SOURCES = tests/fuzz/fuzz_autoconfig.c \
 	$(MX_DISCOVER_SOURCES)
@@ -20,6 +20,7 @@ tests_fuzz_fuzz_autoconfig_CFLAGS = $(tests_fuzz_fuzz_mime_CFLAGS)
 tests_fuzz_fuzz_autoconfig_LDFLAGS = $(tests_fuzz_fuzz_mime_LDFLAGS)
 tests_fuzz_fuzz_autoconfig_LDADD = libmxsync-internal.la $(MX_DEPLIBS)
 endif
+EXTRA_DIST += tests/fuzz/autoconfig
 # The composer's JSON front end (src/lib/send/compose*.c); seeds in
 # tests/fuzz/compose_json/.
 if ENABLE_FUZZ

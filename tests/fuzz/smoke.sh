@@ -25,15 +25,15 @@ echo "smoke: $count seed files from $corpus"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=1:abort_on_error=0"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-}:print_stacktrace=1:halt_on_error=1"
 # Every seed once.
-if ! "$fuzzer" -runs=0 -max_len=4194304 -rss_limit_mb=4096 -timeout=30 \
+if ! "$fuzzer" -runs=0 -max_len=4194304 -rss_limit_mb=2048 -timeout=10 \
 	-artifact_prefix="$tmp/art/" "$tmp/seeds" >"$tmp/run0.log" 2>&1; then
 	tail -60 "$tmp/run0.log"
 	echo "smoke: FAIL while running the seeds" >&2
 	exit 1
 fi
 # A short session mutating them.
-if ! "$fuzzer" -max_total_time="$secs" -max_len=65536 -rss_limit_mb=4096 \
-	-timeout=30 -print_final_stats=1 -artifact_prefix="$tmp/art/" \
+if ! "$fuzzer" -max_total_time="$secs" -max_len=65536 -rss_limit_mb=2048 \
+	-timeout=10 -print_final_stats=1 -artifact_prefix="$tmp/art/" \
 	"$tmp/new" "$tmp/seeds" >"$tmp/run1.log" 2>&1; then
 	tail -60 "$tmp/run1.log"
 	for a in "$tmp"/art/*; do
