@@ -19,6 +19,10 @@ struct fake_conn {
 	size_t chunk;        /* bytes per read, 0 = as many as asked */
 	bool lines;          /* a read ends at the end of a line */
 	bool tls;
+	mx_net_read_filter *filter; /* as in tls.c: sees every byte read */
+	void *filter_ctx;
+	struct mx_error last;       /* the filter's refusal */
+	bool refused;
 };
 
 static const uint8_t *feed_data;
@@ -70,8 +74,15 @@ static ssize_t fake_read(mailstream_low *low, void *buf, size_t n)
 		if (nl != NULL)
 			n = (size_t)(nl - (c->data + c->pos)) + 1;
 	}
+	if (c->refused)
+		return -1;
 	memcpy(buf, c->data + c->pos, n);
 	c->pos += n;
+	if (c->filter != NULL &&
+	    c->filter(c->filter_ctx, buf, n, &c->last) != MX_OK) {
+		c->refused = true;
+		return -1;
+	}
 	return (ssize_t)n;
 }
 
@@ -175,6 +186,21 @@ int mx_net_starttls(mailstream *s, const char *host,
 	return MX_OK;
 }
 
+void mx_net_set_read_filter(mailstream *s, mx_net_read_filter *fn, void *ctx)
+{
+	struct fake_conn *c = conn_of(s);
+
+	if (c != NULL) {
+		c->filter = fn;
+		c->filter_ctx = ctx;
+	}
+}
+
+void mx_net_step(mailstream *s)
+{
+	(void)s;
+}
+
 bool mx_net_is_tls(mailstream *s)
 {
 	struct fake_conn *c = conn_of(s);
@@ -186,6 +212,8 @@ int mx_net_stream_error(mailstream *s, struct mx_error *err)
 {
 	struct fake_conn *c = conn_of(s);
 
+	if (c != NULL && c->refused)
+		return mx_error_set(err, c->last.code, "%s", c->last.detail);
 	if (c != NULL && c->pos == c->len)
 		return mx_error_set(err, MX_ERR_NET,
 				    "connection closed by server");
