@@ -20,7 +20,8 @@ MX_INTEG_TESTS = \
 	tests/integ/t-purge.sh \
 	tests/integ/t-cli.sh \
 	tests/integ/t-deadline.sh \
-	tests/integ/t-store.sh
+	tests/integ/t-store.sh \
+	tests/integ/t-cases.sh
 TESTS += $(MX_INTEG_TESTS)
 EXTRA_DIST += $(MX_INTEG_TESTS) \
 	tests/integ/lib/README.md tests/integ/lib/dovecot.sh \
@@ -30,4 +31,22 @@ EXTRA_DIST += $(MX_INTEG_TESTS) \
 	tests/integ/tools/mint.py tests/integ/tools/hostileimap.py \
 	tests/integ/tools/daemon_check.py tests/integ/tools/fakepop3.py \
 	tests/integ/tools/dnsfixture.py tests/integ/tools/httpsfixture.py \
-	tests/integ/tools/fakeserver.py
+	tests/integ/tools/fakeserver.py tests/integ/tools/scriptserver.py \
+	$(MX_CASE_FILES)
+# Case files of t-cases.sh (format: tests/data/cases/README.md)
+MX_CASE_FILES = \
+	tests/data/cases/README.md \
+	tests/data/cases/imap-bye-mid-fetch.case \
+	tests/data/cases/imap-exists-lie.case \
+	tests/data/cases/imap-fetch-no-uid.case \
+	tests/data/cases/imap-fetch-omitted.case \
+	tests/data/cases/imap-greeting-bye.case \
+	tests/data/cases/imap-list-literal.case \
+	tests/data/cases/imap-logindisabled.case \
+	tests/data/cases/imap-select-no-alert.case \
+	tests/data/cases/imap-select-no.case \
+	tests/data/cases/imap-short-literal.case \
+	tests/data/cases/imap-uidvalidity-missing.case \
+	tests/data/cases/imap-uidvalidity-zero.case \
+	tests/data/cases/imap-unsolicited-fetch.case \
+	tests/data/cases/imap-unsolicited-flags.case
