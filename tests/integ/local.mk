@@ -49,4 +49,6 @@ MX_CASE_FILES = \
 	tests/data/cases/imap-uidvalidity-missing.case \
 	tests/data/cases/imap-uidvalidity-zero.case \
 	tests/data/cases/imap-unsolicited-fetch.case \
-	tests/data/cases/imap-unsolicited-flags.case
+	tests/data/cases/imap-unsolicited-flags.case \
+	tests/data/cases/smtp-421-after-mail.case \
+	tests/data/cases/smtp-421-after-rcpt.case

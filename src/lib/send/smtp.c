@@ -1041,6 +1041,10 @@ int mx_smtp_send(struct mx_smtp *s, const char *from,
 		rc = read_reply(s, &r, "MAIL FROM", err);
 		if (rc == MX_OK && r.code / 100 == 2)
 			mail_ok = true;
+		else if (rc == MX_OK && s->broken)
+			/* 421: the server closes the connection; its reply is
+			 * the error, not the end of file the next read sees. */
+			rc = reply_error(s, &r, MX_ERR_SERVER, "MAIL FROM", err);
 		else if (rc == MX_OK)
 			reply_error(s, &r, MX_ERR_SERVER, "MAIL FROM", err);
 		for (size_t i = 0; rc == MX_OK && i < nrcpts; i++) {
@@ -1051,6 +1055,9 @@ int mx_smtp_send(struct mx_smtp *s, const char *from,
 						&res->rcpt[i].reply, err);
 			if (rc == MX_OK && r.code / 100 == 2)
 				res->accepted++;
+			if (rc == MX_OK && s->broken) /* 421, as above */
+				rc = reply_error(s, &r, MX_ERR_SERVER,
+						 "RCPT TO", err);
 		}
 	}
 	if (rc == MX_OK)
