@@ -37,9 +37,12 @@ EXTRA_DIST += $(MX_INTEG_TESTS) \
 MX_CASE_FILES = \
 	tests/data/cases/README.md \
 	tests/data/cases/imap-bye-mid-fetch.case \
+	tests/data/cases/imap-drip.case \
 	tests/data/cases/imap-exists-lie.case \
+	tests/data/cases/imap-expunge-during-fetch.case \
 	tests/data/cases/imap-fetch-no-uid.case \
 	tests/data/cases/imap-fetch-omitted.case \
+	tests/data/cases/imap-garbage-flags.case \
 	tests/data/cases/imap-greeting-bye.case \
 	tests/data/cases/imap-list-literal.case \
 	tests/data/cases/imap-logindisabled.case \
@@ -50,5 +53,11 @@ MX_CASE_FILES = \
 	tests/data/cases/imap-uidvalidity-zero.case \
 	tests/data/cases/imap-unsolicited-fetch.case \
 	tests/data/cases/imap-unsolicited-flags.case \
+	tests/data/cases/pop3-dot-stuffing.case \
+	tests/data/cases/pop3-greeting-err.case \
+	tests/data/cases/pop3-lone-dot-inside.case \
+	tests/data/cases/pop3-retr-err.case \
 	tests/data/cases/smtp-421-after-mail.case \
-	tests/data/cases/smtp-421-after-rcpt.case
+	tests/data/cases/smtp-421-after-rcpt.case \
+	tests/data/cases/smtp-ehlo-bare-lines.case \
+	tests/data/cases/smtp-greeting-554.case
