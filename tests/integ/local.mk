@@ -49,10 +49,13 @@ MX_CASE_FILES = \
 	tests/data/cases/imap-select-no-alert.case \
 	tests/data/cases/imap-select-no.case \
 	tests/data/cases/imap-short-literal.case \
+	tests/data/cases/imap-starttls-injection.case \
+	tests/data/cases/imap-starttls.case \
 	tests/data/cases/imap-uidvalidity-missing.case \
 	tests/data/cases/imap-uidvalidity-zero.case \
 	tests/data/cases/imap-unsolicited-fetch.case \
 	tests/data/cases/imap-unsolicited-flags.case \
+	tests/data/cases/imap-vanished-earlier.case \
 	tests/data/cases/pop3-dot-stuffing.case \
 	tests/data/cases/pop3-greeting-err.case \
 	tests/data/cases/pop3-lone-dot-inside.case \

@@ -40,13 +40,15 @@ play() {
     mkdir -p "$CT"
     echo casepw > "$CT/pw"
     mx_init "$CT"
-    ctls=$(sed -n 's/^tls //p' "$1")
-    if [ "$ctls" = implicit ] && [ -z "$PKI" ]; then
+    # a certificate for "tls implicit" and the "starttls" directive
+    ctls=no
+    grep -qE '^(tls implicit|[[:space:]]*starttls)[[:space:]]*$' "$1" && ctls=yes
+    if [ $ctls = yes ] && [ -z "$PKI" ]; then
         PKI=$T/pki
         mkdir -p "$PKI"
         _dc_ssl "$PKI" >/dev/null 2>&1 || bail_out "test PKI (openssl) failed"
     fi
-    if [ "$ctls" = implicit ]; then
+    if [ $ctls = yes ]; then
         set -- --cert "$PKI/ssl/cert.pem" --key "$PKI/ssl/key.pem"
     else
         set --
