@@ -1,13 +1,14 @@
 """fakeserver.py -- the TCP server loop shared by the scripted fake servers.
 
-Not a tool: fakeimap.py, hostileimap.py and fakepop3.py import it as a
-sibling module (a script's own directory is first on sys.path).  Stdlib only.
+Not a tool: fakeimap.py, hostileimap.py, fakepop3.py and scriptserver.py
+import it as a sibling module (a script's own directory is first on sys.path).  Stdlib only.
 A tool keeps its protocol; this module does the rest:
 
   parser(doc, name, choices)
       argparse parser for a tool whose docstring is DOC (first line: the
       description, the rest: the epilog, printed as written), with the
-      required option NAME ('--mode', '--scenario') limited to CHOICES, then
+      required option NAME ('--mode', '--scenario') limited to CHOICES
+      (None: any value, e.g. scriptserver.py's '--case FILE'), then
       --port N (default 0: the kernel picks) and --log FILE.  The tool adds
       its own options and calls parse_args().
 

@@ -12,8 +12,10 @@ It plays a real-looking session: greeting with
 SELECT (FLAGS, EXISTS, RECENT, UIDVALIDITY, UIDNEXT), UID FETCH (UID, FLAGS,
 RFC822.SIZE, INTERNALDATE, BODY.PEEK[] and BODY.PEEK[HEADER.FIELDS (...)]),
 UID SEARCH ALL, NOOP, LOGOUT.  Mailboxes: INBOX with 3 messages (UIDs 1-3)
-and Archive with 2 (UIDs 1-2), UIDVALIDITY 777; the evil-names and select-no
-scenarios add folders.  Message N of folder F has Subject "F message N".
+and Archive with 2 (UIDs 1-2), UIDVALIDITY 777; the evil-names and
+bad-utf8-name scenarios add folders.  Cases that are only a server script
+and the client's outcome are case files instead (tests/data/cases,
+tools/scriptserver.py).  Message N of folder F has Subject "F message N".
 
 --first-only  misbehave on the first connection only; later connections
               get the well-behaved server with the same mailboxes (so a
@@ -21,29 +23,12 @@ scenarios add folders.  Message N of folder F has Subject "F message N".
 
 Scenarios (what goes wrong; "body FETCH" = UID FETCH with BODY.PEEK[]):
   normal          nothing
-  unsolicited     body FETCH: also a FETCH with a body for UID 999 (not
-                  requested, not in the mailbox) and one FETCH with a body
-                  but no UID, before the real answers
-  flags-unsolicited body FETCH: after the answers, an unsolicited
-                  "* 1 FETCH (UID 1 FLAGS (\\Seen))" (legal, RFC 3501 7.4.2)
-  nouid           body FETCH: the answer for INBOX UID 2 has no UID item
-  omit            body FETCH: INBOX UID 2 is silently left out, tagged OK
-  short-literal   body FETCH: the first literal announces 5000 bytes, 100
-                  are sent, then the connection is closed
   huge            body FETCH: BODY[] {314572800} (300 MiB) announced, 64 KiB
                   sent, then the server stalls (never closes)
   huge-close      same, 1 MiB sent, then close
-  uidvalidity0    SELECT answers [UIDVALIDITY 0]
-  nouidvalidity   SELECT has no UIDVALIDITY at all
-  exists-lie      SELECT says 1000 EXISTS (SEARCH tells the truth)
   evil-names      LIST adds "../../etc", "a/../../b", "..", "/abs",
                   "&AC8ALgAu-" (modified UTF-7 for "/..") and the pair
                   "x/." / "x/_", one message each
-  bye-fetch       body FETCH: first answer complete, then
-                  "* BYE going away" and close
-  select-no       LIST adds "Broken"; SELECT Broken -> NO
-  garbage-flags   FLAGS lists with unknown system flags, odd keywords and a
-                  2000-byte keyword
   deep-nesting    SELECT INBOX: an unsolicited FETCH with a BODYSTRUCTURE
                   30,000 levels deep (60 KB) before the tagged OK
   long-line       SELECT INBOX: "* OK " and then "x" without end (up to
@@ -97,11 +82,11 @@ def message(folder, n):
 
 
 class Mailbox:
-    def __init__(self, name, count, flags=None):
+    def __init__(self, name, count):
         self.name = name
         self.msgs = []  # (uid, flags, body)
         for i in range(1, count + 1):
-            self.msgs.append((i, (flags or {}).get(i, ''), message(name, i)))
+            self.msgs.append((i, '', message(name, i)))
 
     def uidnext(self):
         return (self.msgs[-1][0] + 1) if self.msgs else 1
@@ -115,16 +100,9 @@ def mailboxes(scenario):
             boxes.append(Mailbox(n, 1))
     if scenario == 'bad-utf8-name':
         boxes.append(Mailbox('Caf\xe9', 1))
-    if scenario == 'select-no':
-        boxes.insert(1, Mailbox('Broken', 2))
     if scenario == 'control-names':
         boxes.append(Mailbox('Bad\x1b[31mBox\x07&AJs-X', 1))
         boxes.append(Mailbox('Csi&AJs-31m', 1))
-    if scenario == 'garbage-flags':
-        boxes[0] = Mailbox('INBOX', 3, {
-            1: '\\Seen \\Xyzzy $Label1',
-            2: '\\Flagged Junk[1] %s' % ('K' * 2000),
-            3: '\\Answered \\Draft \\Deleted \\Recent NonJunk $Forwarded'})
     return boxes
 
 
@@ -331,19 +309,11 @@ class Session:
         if b is None:
             self.c.send(('%s NO [NONEXISTENT] no such mailbox\r\n' % tag).encode())
             return
-        if self.sc == 'select-no' and b.name == 'Broken':
-            self.sel = None
-            self.c.send(('%s NO [SERVERBUG] internal error selecting Broken\r\n' % tag).encode())
-            return
         self.sel = b
-        exists = 1000 if self.sc == 'exists-lie' else len(b.msgs)
         out = ['* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n',
                '* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] ok\r\n',
-               '* %d EXISTS\r\n' % exists, '* 0 RECENT\r\n']
-        if self.sc == 'uidvalidity0':
-            out.append('* OK [UIDVALIDITY 0] UIDs valid\r\n')
-        elif self.sc != 'nouidvalidity':
-            out.append('* OK [UIDVALIDITY %d] UIDs valid\r\n' % UIDVALIDITY)
+               '* %d EXISTS\r\n' % len(b.msgs), '* 0 RECENT\r\n',
+               '* OK [UIDVALIDITY %d] UIDs valid\r\n' % UIDVALIDITY]
         uidnext = b.uidnext()
         if self.sc == 'uidnext-back' and b.name == 'INBOX' and self.n == 1:
             uidnext = 10
@@ -367,12 +337,9 @@ class Session:
         self.c.send(('* SEARCH %s\r\n' % uids).encode().replace(b' \r\n', b'\r\n'))
         self.ok(tag, 'SEARCH completed')
 
-    def fetch_items(self, seq, uid, flags, body, items, with_uid=True,
-                    size=None):
+    def fetch_items(self, seq, uid, flags, body, items, size=None):
         """One FETCH response as bytes (literal included)."""
-        parts = []
-        if with_uid:
-            parts.append(b'UID %d' % uid)
+        parts = [b'UID %d' % uid]
         if 'FLAGS' in items:
             parts.append(b'FLAGS (' + flags.encode() + b')')
         if 'RFC822.SIZE' in items:
@@ -418,23 +385,13 @@ class Session:
                    b'{4294967297}\r\nX)\r\n')
             self.note('sent a literal of 2^32 + 1 bytes with 1 byte')
             want.discard(1)
-        if sc == 'unsolicited':
-            junk = message('INBOX', 999)
-            c.send(self.fetch_items(50, 999, '', junk, items))
-            c.send(self.fetch_items(1, 0, '\\Seen', message('INBOX', 998),
-                                    items, with_uid=False))
-            self.note('sent unsolicited FETCH for UID 999 and one without UID')
         first = True
         for seq, (uid, flags, body) in enumerate(self.sel.msgs, 1):
             if uid not in want:
                 continue
-            if inbox and uid == 2 and sc == 'omit':
-                self.note('left out UID 2')
-                continue
-            if first and sc in ('short-literal', 'huge', 'huge-close'):
-                announced = 5000 if sc == 'short-literal' else 300 << 20
-                sent = {'short-literal': 100, 'huge': 64 << 10,
-                        'huge-close': 1 << 20}[sc]
+            if first and sc in ('huge', 'huge-close'):
+                announced = 300 << 20
+                sent = {'huge': 64 << 10, 'huge-close': 1 << 20}[sc]
                 c.send(b'* %d FETCH (UID %d RFC822.SIZE %d BODY[] {%d}\r\n'
                        % (seq, uid, announced, announced))
                 chunk = (b'X' * 77 + b'\r\n') * (sent // 79 + 1)
@@ -451,24 +408,13 @@ class Session:
                 size = 99999
             elif inbox and sc == 'size-lie' and uid == 3:
                 body, size = b'', len(body)
-            c.send(self.fetch_items(seq, uid, flags, body, items,
-                                    with_uid=not (inbox and uid == 2 and sc == 'nouid'),
-                                    size=size))
-            if first and sc == 'bye-fetch':
-                c.send(b'* BYE going away\r\n')
-                self.note('BYE after the first answer')
-                return False
+            c.send(self.fetch_items(seq, uid, flags, body, items, size=size))
             first = False
-        if sc == 'flags-unsolicited':
-            c.send(b'* 1 FETCH (UID 1 FLAGS (\\Seen))\r\n')
-            self.note('sent unsolicited flags FETCH')
         self.ok(tag, 'FETCH completed')
 
 
-SCENARIOS = ('normal', 'unsolicited', 'flags-unsolicited', 'nouid', 'omit',
-             'short-literal', 'huge', 'huge-close', 'uidvalidity0',
-             'nouidvalidity', 'exists-lie', 'evil-names', 'bye-fetch',
-             'select-no', 'garbage-flags', 'deep-nesting', 'long-line',
+SCENARIOS = ('normal', 'huge', 'huge-close', 'evil-names', 'deep-nesting',
+             'long-line',
              'literal-wrap', 'literal-huge', 'flood-fetch', 'flood-idle',
              'idle-split', 'uidnext-back', 'bad-utf8-name', 'body-nil',
              'size-lie', 'control-names')
