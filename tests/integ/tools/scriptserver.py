@@ -95,7 +95,7 @@ class Case:
         def data(m):
             name = m.group(2).decode()
             if name not in self.data:
-                raise SystemExit('no data block %r' % name)
+                return m.group(0)  # not a data block: "a@b@c" stays
             d = self.data[name]
             return b'%d' % len(d) if m.group(1) else d
         text = text.replace(b'$tag', tag)
