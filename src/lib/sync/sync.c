@@ -789,7 +789,9 @@ static int initial_sync(struct sync_ctx *c, struct mx_error *err)
 		rc = list_missing(c, 1, c->folder.initial_low - 1, err);
 		if (rc)
 			return rc;
-		qsort(c->sizes, c->nsizes, sizeof(*c->sizes), cmp_uid_desc);
+		if (c->nsizes > 1) /* sizes is NULL when nothing is missing */
+			qsort(c->sizes, c->nsizes, sizeof(*c->sizes),
+			      cmp_uid_desc);
 		prog_totals(c);
 		progress(c);
 		rc = fetch_bodies(c, c->sizes, c->nsizes, true, err);
@@ -1077,7 +1079,9 @@ static int incremental_sync(struct sync_ctx *c, bool qresync_done,
 				  UINT32_MAX, err);
 		if (rc)
 			return rc;
-		qsort(c->sizes, c->nsizes, sizeof(*c->sizes), cmp_uid_asc);
+		if (c->nsizes > 1) /* sizes is NULL when nothing is new */
+			qsort(c->sizes, c->nsizes, sizeof(*c->sizes),
+			      cmp_uid_asc);
 		prog_totals(c);
 		if (c->nsizes)
 			progress(c);
