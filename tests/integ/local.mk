@@ -35,7 +35,7 @@ EXTRA_DIST += $(MX_INTEG_TESTS) \
 	$(MX_CASE_FILES)
 # Case files of t-cases.sh (format: tests/data/cases/README.md)
 MX_CASE_FILES = \
-	tests/data/cases/README.md \
+	tests/data/cases/README.md tests/data/cases/lsan.supp \
 	tests/data/cases/imap-bye-mid-fetch.case \
 	tests/data/cases/imap-drip.case \
 	tests/data/cases/imap-exists-lie.case \

@@ -13,6 +13,12 @@
 . "$MX_TOP_SRCDIR/tests/integ/lib/mx.sh"
 
 [ -x "$MX_BIN" ] || skip_all "mxsync not built ($MX_BIN)"
+# under the sanitizers: one leak inside libetpan that mxsync cannot free
+# (why: tests/data/cases/lsan.supp); every other leak still fails
+if [ "${MX_SANITIZED:-0}" = 1 ]; then
+    LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$MX_TOP_SRCDIR/tests/data/cases/lsan.supp"
+    export LSAN_OPTIONS
+fi
 CASES=$MX_TOP_SRCDIR/tests/data/cases
 mx_tmpdir; T=$MX_TMP
 PKI=
