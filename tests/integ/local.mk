@@ -44,6 +44,7 @@ MX_CASE_FILES = \
 	tests/data/cases/imap-fetch-omitted.case \
 	tests/data/cases/imap-garbage-flags.case \
 	tests/data/cases/imap-greeting-bye.case \
+	tests/data/cases/imap-greeting-half.case \
 	tests/data/cases/imap-list-literal.case \
 	tests/data/cases/imap-logindisabled.case \
 	tests/data/cases/imap-select-no-alert.case \
