@@ -1,8 +1,10 @@
 /*
- * mx_mime_parse() and friends: libetpan's mailmime finds the structure
- * (boundaries, nesting); everything a caller sees (header values, part
- * types, parameters, decoded sizes) comes from our own tolerant parsers in
- * header.c and addr.c, so broken input degrades instead of failing.
+ * mx_mime_parse() and friends: the structure (boundaries, nesting) of a
+ * well-formed multipart is found by our own splitter, of anything else by
+ * libetpan's mailmime (walk_message() says when); everything a caller sees
+ * (header values, part types, parameters, decoded sizes) comes from our
+ * own tolerant parsers in header.c and addr.c, so broken input degrades
+ * instead of failing.
  */
 #include <stdlib.h>
 #include <string.h>
