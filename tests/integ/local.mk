@@ -21,7 +21,9 @@ MX_INTEG_TESTS = \
 	tests/integ/t-cli.sh \
 	tests/integ/t-deadline.sh \
 	tests/integ/t-store.sh \
-	tests/integ/t-cases.sh
+	tests/integ/t-cases.sh \
+	tests/integ/t-faults.sh \
+	tests/integ/t-soak.sh
 TESTS += $(MX_INTEG_TESTS)
 EXTRA_DIST += $(MX_INTEG_TESTS) \
 	tests/integ/lib/README.md tests/integ/lib/dovecot.sh \
@@ -32,6 +34,7 @@ EXTRA_DIST += $(MX_INTEG_TESTS) \
 	tests/integ/tools/daemon_check.py tests/integ/tools/fakepop3.py \
 	tests/integ/tools/dnsfixture.py tests/integ/tools/httpsfixture.py \
 	tests/integ/tools/fakeserver.py tests/integ/tools/scriptserver.py \
+	tests/integ/tools/faultproxy.py \
 	$(MX_CASE_FILES)
 # Case files of t-cases.sh (format: tests/data/cases/README.md)
 MX_CASE_FILES = \
