@@ -201,6 +201,13 @@ void mx_net_step(mailstream *s)
 	(void)s;
 }
 
+int mx_net_set_timeout(mailstream *s, int timeout_s)
+{
+	(void)s;
+	(void)timeout_s;
+	return 60;
+}
+
 bool mx_net_is_tls(mailstream *s)
 {
 	struct fake_conn *c = conn_of(s);

@@ -139,4 +139,22 @@ send_case s-stall  stall:s2c:600:1000 0;   fired s-stall stall
 send_case s-stallt stall:s2c:600:5000 4;   fired s-stallt stall
 send_case s-delay  delay:3 0
 send_case s-split  split:both:-1 0
+
+# the same without the proxy, independent of how fast 1-byte segments flow:
+# a server that answers the final dot after 5 s, a client with --timeout 2
+sink_start "$T/sink-slow" --offer-auth --delay-data 5 || bail_out "smtpsink did not start"
+mx account add s-slowdot --imap "imaps://$U@127.0.0.1:$DC_IMAPS_PORT" \
+    --smtp "smtp+plain://127.0.0.1:$SINK_PORT" --timeout 2 --saves-sent yes \
+    --password-file "$T/pw" --ca-file "$DC_CA" >/dev/null || fail "s-slowdot: account add"
+run_ok "s-slowdot: the reply to the final dot is waited for beyond --timeout" \
+    mx send s-slowdot --to bob@example.test --subject "t-faults slowdot" --body x
+like "$MX_OUT" '^sent ' "s-slowdot: reported sent"
+mx outbox run s-slowdot --now >/dev/null 2>&1
+# every message the sink received (a "data" log line) is stored 5 s later
+i=0
+while [ "$(ls "$T/sink-slow/mail" 2>/dev/null | grep -c '\.eml$')" -lt \
+        "$(grep -c '^data ' "$T/sink-slow/log")" ] && [ $i -lt 150 ]; do
+    sleep 0.1; i=$((i + 1))
+done
+is "$(ls "$T/sink-slow/mail" | grep -c '\.eml$')" 1 "s-slowdot: delivered exactly once"
 done_testing

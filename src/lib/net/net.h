@@ -91,6 +91,13 @@ size_t mx_net_pending(mailstream *s);
 /* The socket of S, or -1. */
 int mx_net_fd(mailstream *s);
 
+/*
+ * Sets the timeout of every later wait on a stream made by mx_net_connect()
+ * (seconds; <= 0 means 60) and returns the previous one; 0 and no change
+ * if S is not ours.
+ */
+int mx_net_set_timeout(mailstream *s, int timeout_s);
+
 /* True if HOST is a loopback name or address (localhost, 127/8, ::1, also
  * in URL brackets: [::1]). */
 bool mx_net_is_loopback(const char *host);

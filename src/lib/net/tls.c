@@ -1133,6 +1133,18 @@ int mx_net_fd(mailstream *s)
 	return -1;
 }
 
+int mx_net_set_timeout(mailstream *s, int timeout_s)
+{
+	struct mx_net_conn *c = conn_of(s);
+	int old;
+
+	if (c == NULL)
+		return 0;
+	old = c->timeout_s;
+	c->timeout_s = timeout_of(&(struct mx_net_opts){.timeout_s = timeout_s});
+	return old;
+}
+
 bool mx_net_is_loopback(const char *host)
 {
 	unsigned char a[sizeof(struct in6_addr)];

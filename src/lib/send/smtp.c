@@ -27,6 +27,13 @@
 #define REPLY_MAX_BYTES (64 * 1024)
 /* Bytes of the message read per callback call. */
 #define DATA_CHUNK 16384
+/*
+ * RFC 5321 4.5.3.2.6: the reply to the final dot is waited for 10 minutes.
+ * The server may still be receiving what socket buffers (ours, a proxy's)
+ * hold, and checking the message; a client that gives up sooner retries a
+ * message the server went on to accept, and the recipient gets it twice.
+ */
+#define DATA_DONE_TIMEOUT_S 600
 
 enum mech { MECH_PLAIN = 0x1, MECH_LOGIN = 0x2, MECH_XOAUTH2 = 0x4,
 	    MECH_OAUTHBEARER = 0x8 };
@@ -1094,8 +1101,14 @@ int mx_smtp_send(struct mx_smtp *s, const char *from,
 		goto out;
 	}
 	rc = send_body(s, read, ctx, body8, err);
-	if (rc == MX_OK)
+	if (rc == MX_OK) {
+		int t = mx_net_set_timeout(s->st, DATA_DONE_TIMEOUT_S);
+
+		if (t > DATA_DONE_TIMEOUT_S)
+			mx_net_set_timeout(s->st, t);
 		rc = read_reply(s, &r, "end of DATA", err);
+		mx_net_set_timeout(s->st, t);
+	}
 	if (rc)
 		goto out;
 	rc = keep_reply(&r, &data_code, NULL, &data_txt, err);
