@@ -1,6 +1,6 @@
 #!/bin/sh
 # Fault soak: one mxsyncd with 50 IMAPS accounts, all reaching Dovecot through
-# tools/faultproxy.py in random mode (a seeded fault on ~30% of connections:
+# tools/faultproxy.py in random mode (a seeded fault on ~50% of connections:
 # close or RST after N bytes either way, stalls, delays, 1-byte segments),
 # while mail is delivered, flags change, messages move to Archive, and the
 # daemon is killed with SIGKILL and restarted at random points.  At the end
@@ -10,7 +10,7 @@
 # flat.  The seed is printed; MX_SOAK_SEED=S repeats a plan (the proxy's
 # faults follow accept order, which the scheduler decides: the same seed
 # gives the same plan of actions and the same fault sequence, not the same
-# interleaving).  MX_SOAK_SECONDS (default 75) is the length of the faulted
+# interleaving).  MX_SOAK_SECONDS (default 60) is the length of the faulted
 # phase; bench/soak runs the same script longer.
 : "${MX_TOP_SRCDIR:=$(cd "$(dirname "$0")/../.." && pwd)}"; export MX_TOP_SRCDIR
 . "$MX_TOP_SRCDIR/tests/integ/lib/tap.sh"
@@ -23,7 +23,7 @@ command -v dovecot >/dev/null || skip_all "dovecot not installed"
 [ -x "$MX_BIN" ] || skip_all "mxsync not built ($MX_BIN)"
 [ -x "$MXSYNCD" ] || skip_all "mxsyncd not built ($MXSYNCD)"
 SEED=${MX_SOAK_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
-DUR=${MX_SOAK_SECONDS:-75}
+DUR=${MX_SOAK_SECONDS:-60}
 NACC=${MX_SOAK_ACCOUNTS:-50}
 diag "seed $SEED (MX_SOAK_SEED=$SEED repeats it), $DUR s of faults, $NACC accounts"
 mx_tmpdir; T=$MX_TMP
@@ -74,8 +74,8 @@ done
 is "$pre" $((NACC * NPRE)) "$NPRE messages delivered to each of $NACC accounts"
 NEXT=$((NACC * NPRE + 1))
 
-tool_start "$T/fp" faultproxy.py --mode random --seed "$SEED" --rate 0.3 \
-    --max-bytes 65536 --max-stall 4000 --to "127.0.0.1:$DC_IMAPS_PORT" \
+tool_start "$T/fp" faultproxy.py --mode random --seed "$SEED" --rate 0.5 \
+    --kinds drop,rst,stall,delay,split --max-bytes 16384 --max-stall 4000 --to "127.0.0.1:$DC_IMAPS_PORT" \
     --log "$T/fp/log" || bail_out "faultproxy did not start"
 FP_PORT=$TOOL_PORT; FP_PID=$TOOL_PID
 i=1; added=0
@@ -97,34 +97,36 @@ backoff_min = 1
 backoff_max = 4
 EOF
 
-# ---- the plan: one action a step (~0.5 s apart), from the seed
+# ---- the plan, from the seed: SIGKILL at 3 random seconds in the first 60%
+# of the run (so the last incarnation runs long enough for its memory to be
+# judged), and a list of actions done one after the other until the time is up
 "$MX_PY" - "$SEED" "$DUR" "$NACC" > "$T/plan" <<'EOF'
 import random, sys
 r = random.Random(sys.argv[1]); dur = int(sys.argv[2]); n = int(sys.argv[3])
-steps = dur * 2
-# SIGKILL at 3 random steps in the first 60%, so the last incarnation runs
-# long enough for its memory to be judged
-kills = set(r.sample(range(steps // 10, steps * 6 // 10), 3))
-for s in range(steps):
-    if s in kills:
-        print('kill'); continue
+print('kills', *sorted(r.sample(range(max(1, dur // 10), max(4, dur * 6 // 10)), 3)))
+for s in range(dur * 4):
     a = r.choices(['deliver', 'flag', 'move', 'none'], [4, 3, 2, 1])[0]
     print(a, r.randint(1, n), r.randint(0, 1 << 30))
 EOF
-diag "plan: $(cut -d' ' -f1 "$T/plan" | sort | uniq -c | tr '\n' ' ')"
+KILLS=$(sed -n '1s/^kills //p' "$T/plan")
+diag "kills at $KILLS s; actions: $(sed 1d "$T/plan" | cut -d' ' -f1 | sort | uniq -c | tr '\n' ' ')"
 
 : > "$T/rss"   # "INCARNATION KB" per step
 INC=1
 d_start
 kills=0; delivered=$pre; flagged=0; moved=0
-t_end=$(($(date +%s) + DUR))
+t_start=$(date +%s); t_end=$((t_start + DUR))
+sed 1d "$T/plan" > "$T/actions"
 while read -r act u rnd; do
-    [ "$(date +%s)" -ge "$t_end" ] && break
-    case $act in
-    kill)
+    now=$(date +%s)
+    [ "$now" -ge "$t_end" ] && break
+    next=$(echo "$KILLS" | cut -d' ' -f$((kills + 1)))
+    if [ -n "$next" ] && [ $((now - t_start)) -ge "$next" ]; then
         kill -KILL "$DPID"; wait "$DPID" 2>/dev/null
         kills=$((kills + 1)); INC=$((INC + 1))
-        d_start ;;
+        d_start
+    fi
+    case $act in
     deliver)
         f=$(poolfile $NEXT); NEXT=$((NEXT + 1))
         [ "$(dc_deliver "$D" "user$u@example.test" "$f" 2>>"$T/deliver.err")" = 1 ] &&
@@ -146,11 +148,11 @@ while read -r act u rnd; do
         fi ;;
     esac
     d_alive && echo "$INC $(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$DPID/status")" >> "$T/rss"
-    sleep 0.5
-done < "$T/plan"
+    sleep 0.2
+done < "$T/actions"
 diag "faulted phase: $delivered delivered, $flagged flag changes, $moved moves, $kills kills"
 diag "proxy: $(grep -c '^plan ' "$T/fp/log") connections, $(grep -c '^fault ' "$T/fp/log") faults fired: $(sed -n 's/^fault [0-9]* \([a-z]*\) .*/\1/p' "$T/fp/log" | sort | uniq -c | tr '\n' ' ')"
-ok $([ "$kills" -ge 1 ]; echo $?) "the daemon was killed with SIGKILL and restarted ($kills times)"
+is "$kills" 3 "the daemon was killed with SIGKILL and restarted 3 times"
 ok $([ "$(grep -c '^fault ' "$T/fp/log")" -ge 10 ]; echo $?) "faults fired during the run"
 d_alive; ok $? "the daemon is still running after the faulted phase"
 

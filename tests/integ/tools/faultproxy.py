@@ -2,7 +2,8 @@
 """faultproxy.py -- a TCP proxy on 127.0.0.1 that injects transport faults.
 Usage: faultproxy.py --mode schedule|random --to HOST:PORT [--port N] [--log F]
                      [--fault CONN=SPEC]... [--schedule FILE]
-                     [--seed S] [--rate P] [--max-bytes B] [--max-stall MS]
+                     [--seed S] [--rate P] [--kinds K,..] [--max-bytes B]
+                     [--max-stall MS]
 
 Forwards every accepted connection to --to byte for byte (TLS passes through
 untouched, so it serves IMAPS, POP3S, submission+STARTTLS as well as plain
@@ -15,6 +16,8 @@ accepted (connections are numbered 1, 2, ... in accept order):
   --mode random     each connection gets a random fault with probability
                     --rate (default 0.3) from an RNG seeded with --seed
                     (default 1): same seed + same accept order = same plan.
+                    --kinds K,K... limits the kinds drawn (default: all;
+                    midlit never fires on TLS).
                     Byte offsets are drawn from 0..--max-bytes (65536),
                     stalls from 100..--max-stall ms (3000).
 
@@ -48,6 +51,7 @@ from fakeserver import log, parser, serve
 _LOCK = threading.Lock()
 _STATE = {'on': True}
 _LIT = re.compile(rb'\{(\d+)\}\r\n')
+KINDS = ['drop', 'rst', 'stall', 'delay', 'split', 'midlit']
 
 
 def parse_spec(spec):
@@ -127,7 +131,7 @@ def choose(n, a):
     r = a.rng
     if r.random() >= a.rate:
         return {'kind': 'none'}
-    k = r.choice(['drop', 'rst', 'stall', 'delay', 'split', 'midlit'])
+    k = r.choice(a.kinds)
     d = 's2c' if r.random() < 0.75 else 'c2s'
     if k in ('drop', 'rst'):
         return {'kind': k, 'dir': d, 'bytes': r.randint(0, a.max_bytes)}
@@ -278,6 +282,8 @@ def main():
     p.add_argument('--rate', type=float, default=0.3)
     p.add_argument('--max-bytes', type=int, default=65536)
     p.add_argument('--max-stall', type=int, default=3000)
+    p.add_argument('--kinds', default=','.join(KINDS),
+                   help='random mode: the fault kinds to draw from')
     a = p.parse_args()
     lines = list(a.fault)
     try:
@@ -288,6 +294,9 @@ def main():
     except (OSError, ValueError) as e:
         p.error(str(e))
     a.rng = random.Random(a.seed)
+    a.kinds = a.kinds.split(',')
+    if not set(a.kinds) <= set(KINDS):
+        p.error('--kinds: a comma-separated subset of %s' % ','.join(KINDS))
 
     def toggle(signum, frame):
         with _LOCK:
