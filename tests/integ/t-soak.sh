@@ -10,7 +10,8 @@
 # flat.  The seed is printed; MX_SOAK_SEED=S repeats a plan (the proxy's
 # faults follow accept order, which the scheduler decides: the same seed
 # gives the same plan of actions and the same fault sequence, not the same
-# interleaving).  MX_SOAK_SECONDS (default 60) is the length of the faulted
+# interleaving).  MX_SOAK_PLAIN=1 uses plaintext IMAP, adding resets in the
+# middle of literals.  MX_SOAK_SECONDS (default 60) is the length of the faulted
 # phase; bench/soak runs the same script longer.
 : "${MX_TOP_SRCDIR:=$(cd "$(dirname "$0")/../.." && pwd)}"; export MX_TOP_SRCDIR
 . "$MX_TOP_SRCDIR/tests/integ/lib/tap.sh"
@@ -25,7 +26,13 @@ command -v dovecot >/dev/null || skip_all "dovecot not installed"
 SEED=${MX_SOAK_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 DUR=${MX_SOAK_SECONDS:-60}
 NACC=${MX_SOAK_ACCOUNTS:-50}
-diag "seed $SEED (MX_SOAK_SEED=$SEED repeats it), $DUR s of faults, $NACC accounts"
+# MX_SOAK_PLAIN=1: plaintext IMAP, so the proxy can also reset mid-literal
+if [ "${MX_SOAK_PLAIN:-0}" = 1 ]; then
+    SCHEME=imap; KINDS=drop,rst,stall,delay,split,midlit; PLAIN=--insecure-plaintext
+else
+    SCHEME=imaps; KINDS=drop,rst,stall,delay,split; PLAIN=
+fi
+diag "seed $SEED (MX_SOAK_SEED=$SEED repeats it), $DUR s of faults, $NACC accounts over $SCHEME"
 mx_tmpdir; T=$MX_TMP
 D=$T/dc
 mx_init "$T"
@@ -74,14 +81,15 @@ done
 is "$pre" $((NACC * NPRE)) "$NPRE messages delivered to each of $NACC accounts"
 NEXT=$((NACC * NPRE + 1))
 
+UP=$DC_IMAPS_PORT; [ $SCHEME = imap ] && UP=$DC_IMAP_PORT
 tool_start "$T/fp" faultproxy.py --mode random --seed "$SEED" --rate 0.5 \
-    --kinds drop,rst,stall,delay,split --max-bytes 16384 --max-stall 4000 --to "127.0.0.1:$DC_IMAPS_PORT" \
+    --kinds "$KINDS" --max-bytes 16384 --max-stall 4000 --to "127.0.0.1:$UP" \
     --log "$T/fp/log" || bail_out "faultproxy did not start"
 FP_PORT=$TOOL_PORT; FP_PID=$TOOL_PID
 i=1; added=0
 while [ $i -le "$NACC" ]; do
     printf 'user%dpw\n' $i > "$MX_SCRATCH/s$i.pw"
-    mx account add "s$i" --imap "imaps://user$i@example.test@127.0.0.1:$FP_PORT" \
+    mx account add "s$i" --imap "$SCHEME://user$i@example.test@127.0.0.1:$FP_PORT" $PLAIN \
         --password-file "$MX_SCRATCH/s$i.pw" --ca-file "$DC_CA" --timeout 3 \
         >/dev/null 2>>"$T/add.err" && added=$((added + 1))
     i=$((i + 1))
