@@ -1,9 +1,9 @@
 #!/bin/sh
 # Fault soak: one mxsyncd with 50 IMAPS accounts, all reaching Dovecot through
 # tools/faultproxy.py in random mode (a seeded fault on ~50% of connections:
-# close or RST after N bytes either way, stalls, delays, 1-byte segments),
-# while mail is delivered, flags change, messages move to Archive, and the
-# daemon is killed with SIGKILL and restarted at random points.  At the end
+# close or RST after N bytes either way or after T ms, stalls, delays,
+# 1-byte segments) while mail is delivered, flags change, messages move to
+# Archive, and the daemon is killed with SIGKILL and restarted at random points.  At the end
 # (faults off, the daemon restarted for one last sync and stopped) every
 # account's store equals its server byte for byte, every stored message has
 # exactly one message.new, no event id repeats, and the daemon's RSS stayed
@@ -28,9 +28,9 @@ DUR=${MX_SOAK_SECONDS:-60}
 NACC=${MX_SOAK_ACCOUNTS:-50}
 # MX_SOAK_PLAIN=1: plaintext IMAP, so the proxy can also reset mid-literal
 if [ "${MX_SOAK_PLAIN:-0}" = 1 ]; then
-    SCHEME=imap; KINDS=drop,rst,stall,delay,split,midlit; PLAIN=--insecure-plaintext
+    SCHEME=imap; KINDS=drop,rst,stall,delay,split,age,midlit; PLAIN=--insecure-plaintext
 else
-    SCHEME=imaps; KINDS=drop,rst,stall,delay,split; PLAIN=
+    SCHEME=imaps; KINDS=drop,rst,stall,delay,split,age; PLAIN=
 fi
 diag "seed $SEED (MX_SOAK_SEED=$SEED repeats it), $DUR s of faults, $NACC accounts over $SCHEME"
 mx_tmpdir; T=$MX_TMP
@@ -83,7 +83,7 @@ NEXT=$((NACC * NPRE + 1))
 
 UP=$DC_IMAPS_PORT; [ $SCHEME = imap ] && UP=$DC_IMAP_PORT
 tool_start "$T/fp" faultproxy.py --mode random --seed "$SEED" --rate 0.5 \
-    --kinds "$KINDS" --max-bytes 16384 --max-stall 4000 --to "127.0.0.1:$UP" \
+    --kinds "$KINDS" --max-bytes 1048576 --max-stall 4000 --to "127.0.0.1:$UP" \
     --log "$T/fp/log" || bail_out "faultproxy did not start"
 FP_PORT=$TOOL_PORT; FP_PID=$TOOL_PID
 i=1; added=0

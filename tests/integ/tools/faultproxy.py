@@ -18,8 +18,9 @@ accepted (connections are numbered 1, 2, ... in accept order):
                     (default 1): same seed + same accept order = same plan.
                     --kinds K,K... limits the kinds drawn (default: all;
                     midlit never fires on TLS).
-                    Byte offsets are drawn from 0..--max-bytes (65536),
-                    stalls from 100..--max-stall ms (3000).
+                    Byte offsets are drawn log-uniformly from 0..--max-bytes
+                    (65536), stalls from 100..--max-stall ms (3000), ages
+                    from 100..--max-age ms (20000).
 
 SPEC (DIR is c2s, s2c or both; BYTES counts the bytes of that direction):
   none                      forward untouched
@@ -30,6 +31,8 @@ SPEC (DIR is c2s, s2c or both; BYTES counts the bytes of that direction):
   delay:MS                  wait MS ms before forwarding each chunk
   split[:DIR[:BYTES]]       forward (the first BYTES bytes, default all) one
                             byte per send() with TCP_NODELAY (1-byte segments)
+  age:MS                    reset the connection MS ms after it was accepted,
+                            wherever it is (a drop while idling in IDLE)
   midlit[:MINLEN]           plaintext IMAP only: once the server announces a
                             literal {N} with N >= MINLEN (default 100), forward
                             the announcement and half of the literal, then RST
@@ -40,18 +43,19 @@ on (logged); SIGTERM/SIGINT exit 0.  The first stdout line is the port.
 Log lines:  conn N open | conn N closed c2s=B s2c=B
             plan N SPEC                    the fault chosen for connection N
             fault N KIND DIR at BYTES      the fault fired (midlit: "fault N
-                                           midlit s2c at BYTES literal L")
+                                           midlit s2c at BYTES literal L";
+                                           age: "fault N age both at S2C")
             faults off | faults on
             conn N upstream failed: ERR
 """
-import random, re, signal, socket, struct, sys, threading, time
+import math, random, re, signal, socket, struct, sys, threading, time
 
 from fakeserver import log, parser, serve
 
 _LOCK = threading.Lock()
 _STATE = {'on': True}
 _LIT = re.compile(rb'\{(\d+)\}\r\n')
-KINDS = ['drop', 'rst', 'stall', 'delay', 'split', 'midlit']
+KINDS = ['drop', 'rst', 'stall', 'delay', 'split', 'midlit', 'age']
 
 
 def parse_spec(spec):
@@ -73,6 +77,8 @@ def parse_spec(spec):
                     'bytes': int(f[2]) if len(f) > 2 else -1}
         if k == 'midlit':
             return {'kind': k, 'min': int(f[1]) if len(f) > 1 else 100}
+        if k == 'age':
+            return {'kind': k, 'ms': int(f[1])}
     except (IndexError, ValueError):
         raise ValueError('bad fault spec %r' % spec)
     raise ValueError('unknown fault kind %r in %r' % (k, spec))
@@ -96,6 +102,8 @@ def spec_str(p):
         return 'split:%s:%d' % (p['dir'], p['bytes'])
     if k == 'midlit':
         return 'midlit:%d' % p['min']
+    if k == 'age':
+        return 'age:%d' % p['ms']
     return k
 
 
@@ -133,15 +141,20 @@ def choose(n, a):
         return {'kind': 'none'}
     k = r.choice(a.kinds)
     d = 's2c' if r.random() < 0.75 else 'c2s'
+    # log-uniform offsets: as many faults in the first KB (greeting, login)
+    # as between 100 KB and 1 MB (a long sync, IDLE after new mail)
+    off = int(math.exp(r.uniform(0, math.log(a.max_bytes + 1)))) - 1
     if k in ('drop', 'rst'):
-        return {'kind': k, 'dir': d, 'bytes': r.randint(0, a.max_bytes)}
+        return {'kind': k, 'dir': d, 'bytes': off}
     if k == 'stall':
-        return {'kind': k, 'dir': d, 'bytes': r.randint(0, a.max_bytes),
+        return {'kind': k, 'dir': d, 'bytes': off,
                 'ms': r.randint(100, a.max_stall)}
     if k == 'delay':
         return {'kind': k, 'ms': r.randint(1, 20)}
     if k == 'split':
         return {'kind': k, 'dir': 'both', 'bytes': r.randint(1, 8192)}
+    if k == 'age':
+        return {'kind': k, 'ms': r.randint(100, a.max_age)}
     return {'kind': k, 'min': 100}
 
 
@@ -264,10 +277,21 @@ def handle(sock, n, a):
         for s in (sock, up):
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     c = Conn(n, sock, up, plan)
+    timer = None
+    if plan['kind'] == 'age':
+        def expire():
+            if not c.dead.is_set():
+                log('fault %d age both at %d' % (n, c.count['s2c']))
+                c.kill(True)
+        timer = threading.Timer(plan['ms'] / 1000.0, expire)
+        timer.daemon = True
+        timer.start()
     t = threading.Thread(target=c.pump, args=(sock, up, 'c2s'), daemon=True)
     t.start()
     c.pump(up, sock, 's2c')
     t.join()
+    if timer:
+        timer.cancel()
     up.close()
     log('conn %d closed c2s=%d s2c=%d' % (n, c.count['c2s'], c.count['s2c']))
 
@@ -282,6 +306,7 @@ def main():
     p.add_argument('--rate', type=float, default=0.3)
     p.add_argument('--max-bytes', type=int, default=65536)
     p.add_argument('--max-stall', type=int, default=3000)
+    p.add_argument('--max-age', type=int, default=20000)
     p.add_argument('--kinds', default=','.join(KINDS),
                    help='random mode: the fault kinds to draw from')
     a = p.parse_args()
