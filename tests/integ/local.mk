@@ -1,12 +1,16 @@
 # Integration tests: TAP shell scripts against a real Dovecot they start on
-# loopback (tests/integ/lib/), run by automake's tap-driver.
+# loopback (tests/integ/lib/), run by automake's tap-driver.  The longest
+# come first, so that make -j runs the short ones beside them.
 MX_INTEG_TESTS = \
+	tests/integ/t-soak.sh \
+	tests/integ/t-faults.sh \
+	tests/integ/t-purge.sh \
+	tests/integ/t-hostile.sh \
 	tests/integ/t-harness.sh \
 	tests/integ/t-sync.sh \
 	tests/integ/t-tls.sh \
 	tests/integ/t-crash.sh \
 	tests/integ/t-drop.sh \
-	tests/integ/t-hostile.sh \
 	tests/integ/t-daemon.sh \
 	tests/integ/t-secrets.sh \
 	tests/integ/t-oauth.sh \
@@ -17,13 +21,10 @@ MX_INTEG_TESTS = \
 	tests/integ/t-auth.sh \
 	tests/integ/t-coredump.sh \
 	tests/integ/t-config.sh \
-	tests/integ/t-purge.sh \
 	tests/integ/t-cli.sh \
 	tests/integ/t-deadline.sh \
 	tests/integ/t-store.sh \
-	tests/integ/t-cases.sh \
-	tests/integ/t-faults.sh \
-	tests/integ/t-soak.sh
+	tests/integ/t-cases.sh
 TESTS += $(MX_INTEG_TESTS)
 EXTRA_DIST += $(MX_INTEG_TESTS) \
 	tests/integ/lib/README.md tests/integ/lib/dovecot.sh \
