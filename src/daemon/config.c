@@ -2,12 +2,12 @@
  * mxsync.conf: an INI file (doc/mxsync.conf.5).
  *
  *   [daemon]            workers, poll_interval, folder_interval,
- *                       idle_restart, backoff_min, backoff_max, log,
- *                       log_level, trace
+ *                       idle_restart, idle_connection, backoff_min,
+ *                       backoff_max, log, log_level, trace
  *   [events]            retention_days, retention_count
  *   [webhook NAME]      url, secret | secret_file, events, ca_file,
  *                       timeout, max_backoff
- *   [account NAME]      folders, enabled
+ *   [account NAME]      folders, enabled, idle_connection
  *
  * Unknown sections or keys are errors (a typo must not silently change
  * behaviour); values are checked for range.
@@ -61,6 +61,17 @@ static int parse_bool(const char *v, bool *out)
 	return 0;
 }
 
+static int parse_idle_conn(const char *v, int *out)
+{
+	if (!strcmp(v, "separate"))
+		*out = MX_IDLE_CONN_SEPARATE;
+	else if (!strcmp(v, "shared"))
+		*out = MX_IDLE_CONN_SHARED;
+	else
+		return -1;
+	return 0;
+}
+
 /* Splits "a, b,c" into a NULL-terminated array. */
 static char **split_list(const char *v, size_t *n_r)
 {
@@ -99,6 +110,7 @@ static void defaults(struct mx_config *c)
 	c->poll_interval_s = 60;
 	c->folder_interval_s = 120;
 	c->idle_restart_s = 1500;
+	c->idle_connection = MX_IDLE_CONN_SEPARATE;
 	c->backoff_min_s = 5;
 	c->backoff_max_s = 900;
 	c->retention_days = 30;
@@ -218,6 +230,8 @@ int mx_config_load(const char *path, struct mx_config *cfg,
 				cfg->folder_interval_s = (int)n;
 			else if (!strcmp(k, "idle_restart") && !parse_int(v, 30, 1740, &n))
 				cfg->idle_restart_s = (int)n;
+			else if (!strcmp(k, "idle_connection") && parse_idle_conn(v, &cfg->idle_connection) == 0)
+				;
 			else if (!strcmp(k, "backoff_min") && !parse_int(v, 1, 3600, &n))
 				cfg->backoff_min_s = (int)n;
 			else if (!strcmp(k, "backoff_max") && !parse_int(v, 1, 86400, &n))
@@ -304,6 +318,9 @@ int mx_config_load(const char *path, struct mx_config *cfg,
 				a->nfolders = nf;
 			} else if (!strcmp(k, "enabled") && !parse_bool(v, &b)) {
 				a->disabled = !b;
+			} else if (!strcmp(k, "idle_connection") &&
+				   parse_idle_conn(v, &a->idle_connection) == 0) {
+				;
 			} else {
 				BAD("%s:%d: bad [account] setting '%s'", path, lineno, k);
 			}

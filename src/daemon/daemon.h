@@ -26,13 +26,20 @@ struct mx_acct_cfg {
 	char **folders;     /* NULL = default set */
 	size_t nfolders;
 	bool disabled;
+	int idle_connection;    /* MX_IDLE_CONN_*; 0 = the [daemon] value */
 };
+
+/* Where IDLE runs (idle_connection =): on a second connection that stays
+ * in IDLE while syncs run on the first (push without the server's
+ * re-IDLE delay), or on the one connection between syncs. */
+enum { MX_IDLE_CONN_SEPARATE = 1, MX_IDLE_CONN_SHARED = 2 };
 
 struct mx_config {
 	int workers;            /* worker threads (default 4) */
 	int poll_interval_s;    /* servers without IDLE (default 60) */
 	int folder_interval_s;  /* other folders / full resync (default 120) */
 	int idle_restart_s;     /* re-issue IDLE before 29 min (default 1500) */
+	int idle_connection;    /* MX_IDLE_CONN_* (default separate) */
 	int backoff_min_s;      /* first retry delay (default 5) */
 	int backoff_max_s;      /* retry cap (default 900) */
 	int64_t retention_days; /* events (default 30, 0 = keep) */

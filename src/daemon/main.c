@@ -36,6 +36,15 @@ enum job_kind {
 	JOB_STOP     /* DONE if needed, LOGOUT, free the connection */
 };
 
+struct acct;
+
+/* What the worker queue holds: an account's main job (connect, sync) or
+ * the job that reads its IDLE connection (idle_connection = separate). */
+struct job_slot {
+	struct acct *a;
+	bool idle;
+};
+
 struct acct {
 	struct acct *next;
 	uint32_t id;
@@ -64,6 +73,28 @@ struct acct {
 	int64_t last_success;         /* wall clock */
 	int64_t next_attempt_wall;
 	char last_error[MX_ERROR_DETAIL];
+	/* idle_connection = separate: a second connection stays in IDLE on
+	 * INBOX and a sync runs on conn.  Dovecot (and others) hold a change
+	 * back for a while after each IDLE command, so a client that ends
+	 * IDLE to sync pays that delay on every push (doc/internals).  Its
+	 * reads are a job of their own (idle_slot), one at a time, beside
+	 * the main job; idle_conn is touched by that job or, when the main
+	 * job opens it (open_idle), by the main job, never by both. */
+	struct job_slot main_slot, idle_slot;
+	struct mx_conn *idle_conn;
+	bool idle_live;               /* idle_conn open (main thread's view) */
+	bool idle_busy;               /* a worker has idle_slot */
+	bool idle_restart;            /* that job: DONE, IDLE again */
+	bool idle_changed;            /* its result: the server told a change */
+	int idle_rc;
+	struct mx_error idle_err;
+	int idle_fd;                  /* registered in epoll, or -1 */
+	uint64_t idle_opened;         /* monotonic ms */
+	uint64_t idle_next_restart;
+	bool job_separate;            /* this job leaves IDLE to idle_conn */
+	bool open_idle;               /* this job opens idle_conn */
+	bool separate_off;            /* no second connection: shared */
+	bool stop_done;               /* stopped; freed when idle_slot is back */
 };
 
 struct retired_cfg {
@@ -92,10 +123,10 @@ struct daemon {
 	int nworkers;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	struct acct **queue;          /* jobs to run */
+	struct job_slot **queue;      /* jobs to run */
 	size_t nqueue, capqueue;
 	int nfailing;                 /* workers running a job_failing job */
-	struct acct **done;           /* finished, for the loop */
+	struct job_slot **done;       /* finished, for the loop */
 	size_t ndone, capdone;
 	bool quit;
 	struct mx_webhook *wh[MX_MAX_WEBHOOKS];
@@ -240,6 +271,53 @@ static void on_commit(const struct mx_sync_progress *p, void *ctx)
 	notify_webhooks(ctx);
 }
 
+/* A worker: the second connection, in IDLE on INBOX.  If the server
+ * refuses it (a connection limit), IDLE shares the sync connection. */
+static void open_idle_conn(struct daemon *d, struct acct *a)
+{
+	struct mx_conn *c = NULL;
+	struct mx_error e2;
+	int rc;
+
+	mx_error_clear(&e2);
+	rc = mx_account_connect(d->st, &a->a, &c, &e2);
+	if (rc == MX_OK)
+		rc = be->idle_start(c, "INBOX", &e2);
+	if (rc != MX_OK) {
+		if (c)
+			be->disconnect(&c);
+		mx_warn("account %s: no second connection for IDLE (%s); IDLE "
+			"shares the sync connection", a->a.name,
+			e2.detail[0] ? e2.detail : mx_strerror(rc));
+		a->separate_off = true;
+		return;
+	}
+	a->idle_conn = c;
+}
+
+/* A worker: read what the IDLE connection says (or re-issue IDLE before
+ * the server's 30 min limit).  The connection stays in IDLE. */
+static void idle_job_run(struct acct *a)
+{
+	struct mx_error *err = &a->idle_err;
+	int rc;
+
+	mx_error_clear(err);
+	a->idle_changed = false;
+	if (a->idle_restart) {
+		rc = be->idle_done(a->idle_conn, err);
+		if (rc == MX_OK)
+			rc = be->idle_start(a->idle_conn, "INBOX", err);
+		/* What came between DONE and IDLE: one sync covers it. */
+		a->idle_changed = true;
+	} else {
+		rc = be->idle_check(a->idle_conn, &a->idle_changed, err);
+	}
+	if (rc != MX_OK)
+		be->disconnect(&a->idle_conn);
+	a->idle_rc = rc;
+}
+
 static void job_run(struct daemon *d, struct acct *a)
 {
 	struct mx_sync_opts opts = {0};
@@ -299,6 +377,10 @@ static void job_run(struct daemon *d, struct acct *a)
 			rc = mx_account_connect(d->st, &a->a, &a->conn, err);
 		break;
 	case JOB_WAKE:
+		/* With IDLE on its own connection, a push can come while the
+		 * sync connection is down (the server closed it): open it. */
+		if (rc == MX_OK && a->conn == NULL && a->job_separate)
+			rc = mx_account_connect(d->st, &a->a, &a->conn, err);
 		/* Push is for INBOX; the other folders follow on REFRESH. */
 		if (!(a->cfg && a->cfg->folders && a->cfg->nfolders)) {
 			opts.folders = inbox;
@@ -318,9 +400,13 @@ static void job_run(struct daemon *d, struct acct *a)
 		rc = MX_OK;
 	if (rc == MX_OK && !d->stopping &&
 	    (be->server_caps(a->conn) & MX_CAP_IDLE)) {
-		rc = be->idle_start(a->conn, "INBOX", err);
-		if (rc == MX_OK)
-			a->idling = true;
+		if (a->open_idle)
+			open_idle_conn(d, a);
+		if (!a->job_separate || (a->open_idle && a->idle_conn == NULL)) {
+			rc = be->idle_start(a->conn, "INBOX", err);
+			if (rc == MX_OK)
+				a->idling = true;
+		}
 	}
 	if (rc != MX_OK && a->conn) {
 		be->disconnect(&a->conn);
@@ -342,8 +428,8 @@ static ssize_t pick_job(struct daemon *d)
 	int max_failing = d->nworkers > 1 ? d->nworkers - 1 : 1;
 
 	for (size_t i = 0; i < d->nqueue; i++)
-		if (!d->queue[i]->job_failing || d->nfailing < max_failing ||
-		    d->quit)
+		if (d->queue[i]->idle || !d->queue[i]->a->job_failing ||
+		    d->nfailing < max_failing || d->quit)
 			return (ssize_t)i;
 	return -1;
 }
@@ -354,7 +440,7 @@ static void *worker_main(void *arg)
 
 	pthread_mutex_lock(&d->mu);
 	for (;;) {
-		struct acct *a;
+		struct job_slot *js;
 		uint64_t one = 1;
 		ssize_t i;
 		bool failing;
@@ -363,14 +449,17 @@ static void *worker_main(void *arg)
 			pthread_cond_wait(&d->cv, &d->mu);
 		if (i < 0)
 			break;
-		a = d->queue[i];
-		failing = a->job_failing;
+		js = d->queue[i];
+		failing = !js->idle && js->a->job_failing;
 		d->nqueue--;
 		memmove(d->queue + i, d->queue + i + 1,
 			(d->nqueue - (size_t)i) * sizeof(*d->queue));
 		d->nfailing += failing;
 		pthread_mutex_unlock(&d->mu);
-		job_run(d, a);
+		if (js->idle)
+			idle_job_run(js->a);
+		else
+			job_run(d, js->a);
 		pthread_mutex_lock(&d->mu);
 		if (failing) {
 			/* A failing job that had to wait may run now. */
@@ -379,19 +468,57 @@ static void *worker_main(void *arg)
 		}
 		if (d->ndone == d->capdone) {
 			size_t n = d->capdone ? d->capdone * 2 : 64;
-			struct acct **v = realloc(d->done, n * sizeof(*v));
+			struct job_slot **v = realloc(d->done, n * sizeof(*v));
 
 			if (v == NULL)
 				abort(); /* cannot report completion */
 			d->done = v;
 			d->capdone = n;
 		}
-		d->done[d->ndone++] = a;
+		d->done[d->ndone++] = js;
 		if (write(d->donefd, &one, sizeof(one)) < 0)
 			mx_warn("eventfd write: %s", strerror(errno));
 	}
 	pthread_mutex_unlock(&d->mu);
 	return NULL;
+}
+
+/* Queues JS for a worker (D->mu held). */
+static void enqueue(struct daemon *d, struct job_slot *js)
+{
+	if (d->nqueue == d->capqueue) {
+		size_t n = d->capqueue ? d->capqueue * 2 : 64;
+		struct job_slot **v = realloc(d->queue, n * sizeof(*v));
+
+		if (v == NULL)
+			abort();
+		d->queue = v;
+		d->capqueue = n;
+	}
+	d->queue[d->nqueue++] = js;
+	pthread_cond_signal(&d->cv);
+}
+
+static bool idle_separate(const struct daemon *d, const struct acct *a)
+{
+	int mode = a->cfg && a->cfg->idle_connection ? a->cfg->idle_connection
+						     : d->cfg.idle_connection;
+
+	return mode == MX_IDLE_CONN_SEPARATE && !a->separate_off &&
+	       a->a.proto != MX_PROTO_POP3;
+}
+
+static void submit_idle(struct daemon *d, struct acct *a, bool restart)
+{
+	if (a->idle_fd >= 0) {
+		epoll_ctl(d->epfd, EPOLL_CTL_DEL, a->idle_fd, NULL);
+		a->idle_fd = -1;
+	}
+	a->idle_busy = true;
+	a->idle_restart = restart;
+	pthread_mutex_lock(&d->mu);
+	enqueue(d, &a->idle_slot);
+	pthread_mutex_unlock(&d->mu);
 }
 
 static void submit(struct daemon *d, struct acct *a, enum job_kind k)
@@ -408,19 +535,13 @@ static void submit(struct daemon *d, struct acct *a, enum job_kind k)
 	}
 	a->busy = true;
 	a->job = k;
+	a->job_separate = k != JOB_STOP && idle_separate(d, a);
+	/* While the IDLE job runs, idle_conn is its own; if that job drops
+	 * the connection, its completion asks for a REFRESH that opens it. */
+	a->open_idle = a->job_separate && !a->idle_live && !a->idle_busy;
 	pthread_mutex_lock(&d->mu);
 	a->job_failing = a->backoff_ms > 0;
-	if (d->nqueue == d->capqueue) {
-		size_t n = d->capqueue ? d->capqueue * 2 : 64;
-		struct acct **v = realloc(d->queue, n * sizeof(*v));
-
-		if (v == NULL)
-			abort();
-		d->queue = v;
-		d->capqueue = n;
-	}
-	d->queue[d->nqueue++] = a;
-	pthread_cond_signal(&d->cv);
+	enqueue(d, &a->main_slot);
 	pthread_mutex_unlock(&d->mu);
 	if (k == JOB_START && a->state != MX_ST_INITIAL_SYNC)
 		set_state(d, a, MX_ST_CONNECTING, NULL);
@@ -449,29 +570,52 @@ static uint64_t jitter(uint64_t ms)
 	return ms - span + (uint64_t)rand() % (2 * span + 1);
 }
 
-static void arm_idle(struct daemon *d, struct acct *a)
+/* Registers CONN's IDLE socket for SLOT: 0, or 1 when bytes are already
+ * buffered (poll() would not tell us), or -1 when it cannot be watched. */
+static int watch_idle(struct daemon *d, struct mx_conn *conn,
+		      struct job_slot *slot, int *fd_r)
 {
 	struct epoll_event ev = {0};
-	int fd = be->idle_fd(a->conn);
+	int fd = be->idle_fd(conn);
 
-	if (be->idle_pending(a->conn)) {
-		/* Bytes already buffered: poll() would not tell us. */
-		submit(d, a, JOB_WAKE);
-		return;
-	}
+	if (be->idle_pending(conn))
+		return 1;
 	ev.events = EPOLLIN | EPOLLRDHUP;
-	ev.data.ptr = a;
-	if (fd < 0 || epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+	ev.data.ptr = slot;
+	if (fd < 0 || epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		return -1;
+	*fd_r = fd;
+	return 0;
+}
+
+static void arm_idle(struct daemon *d, struct acct *a)
+{
+	int r = watch_idle(d, a->conn, &a->main_slot, &a->fd);
+
+	if (r > 0)
+		submit(d, a, JOB_WAKE);
+	else if (r < 0)
 		submit(d, a, JOB_REFRESH);
-		return;
-	}
-	a->fd = fd;
+}
+
+static void arm_idle_conn(struct daemon *d, struct acct *a)
+{
+	int r = watch_idle(d, a->idle_conn, &a->idle_slot, &a->idle_fd);
+
+	if (r != 0)
+		submit_idle(d, a, r < 0); /* unwatchable: IDLE anew */
 }
 
 static void free_acct(struct acct *a)
 {
 	if (a->conn)
 		be->disconnect(&a->conn);
+	if (a->idle_conn) {
+		struct mx_error e2;
+
+		be->idle_done(a->idle_conn, &e2);
+		be->disconnect(&a->idle_conn);
+	}
 	mx_account_free(&a->a);
 	free(a);
 }
@@ -491,6 +635,15 @@ static void job_done(struct daemon *d, struct acct *a)
 
 			be->idle_done(a->conn, &e2);
 		}
+		if (a->idle_fd >= 0) {
+			epoll_ctl(d->epfd, EPOLL_CTL_DEL, a->idle_fd, NULL);
+			a->idle_fd = -1;
+		}
+		if (a->idle_busy) {
+			/* A worker still reads idle_conn: free on its return. */
+			a->stop_done = true;
+			return;
+		}
 		for (pp = &d->accts; *pp && *pp != a; pp = &(*pp)->next)
 			;
 		if (*pp)
@@ -502,6 +655,13 @@ static void job_done(struct daemon *d, struct acct *a)
 		return;
 	}
 	notify_webhooks(d);
+	if (a->open_idle && a->idle_conn) {
+		a->idle_live = true;
+		a->idle_opened = now;
+		a->idle_next_restart = now + (uint64_t)d->cfg.idle_restart_s * 1000;
+		if (!d->stopping)
+			arm_idle_conn(d, a);
+	}
 	if (a->job_rc != MX_OK) {
 		snprintf(a->last_error, sizeof(a->last_error), "%s",
 			 a->job_err.detail[0] ? a->job_err.detail
@@ -567,10 +727,61 @@ static void job_done(struct daemon *d, struct acct *a)
 		if (a->next_refresh < a->next_at)
 			a->next_at = a->next_refresh;
 		arm_idle(d, a);
+	} else if (a->idle_live && a->job_separate) {
+		/* IDLE runs on idle_conn (its own restart timer). */
+		set_state(d, a, MX_ST_IDLE, NULL);
+		a->next_at = a->next_refresh;
 	} else {
 		set_state(d, a, MX_ST_POLLING, NULL);
 		a->next_at = now + (uint64_t)d->cfg.poll_interval_s * 1000;
 	}
+}
+
+static void idle_job_done(struct daemon *d, struct acct *a)
+{
+	uint64_t now = now_ms();
+
+	a->idle_busy = false;
+	if (a->stop_done) {
+		struct acct **pp;
+
+		for (pp = &d->accts; *pp && *pp != a; pp = &(*pp)->next)
+			;
+		if (*pp)
+			*pp = a->next;
+		free_acct(a);
+		return;
+	}
+	if (a->removed || d->stopping)
+		return;
+	if (a->idle_rc != MX_OK) {
+		a->idle_live = false;
+		mx_info("account %s: IDLE connection: %s", a->a.name,
+			a->idle_err.detail[0] ? a->idle_err.detail
+					      : mx_strerror(a->idle_rc));
+		if (now - a->idle_opened < 60 * 1000) {
+			/* Dropped soon after it opened: likely a server
+			 * that allows one session; do not loop reopening. */
+			mx_warn("account %s: IDLE connection closed within a "
+				"minute; IDLE shares the sync connection",
+				a->a.name);
+			a->separate_off = true;
+		}
+		/* Reopen it (or IDLE on the sync connection), and sync what
+		 * it may have missed. */
+		if (a->state == MX_ST_IDLE || a->state == MX_ST_SYNCING ||
+		    a->state == MX_ST_POLLING)
+			submit(d, a, JOB_REFRESH);
+		return;
+	}
+	if (a->idle_restart)
+		a->idle_next_restart = now + (uint64_t)d->cfg.idle_restart_s * 1000;
+	arm_idle_conn(d, a);
+	/* A change told while a sync runs queues one more (submit keeps it
+	 * as pending): none is lost.  In backoff the retry syncs anyway. */
+	if (a->idle_changed && a->state != MX_ST_BACKOFF &&
+	    a->state != MX_ST_AUTH_FAILED)
+		submit(d, a, JOB_WAKE);
 }
 
 /* ---- accounts from the store ---- */
@@ -617,6 +828,10 @@ static int load_accounts(struct daemon *d, struct mx_error *err)
 				a->fd = -1;
 				submit(d, a, JOB_STOP);
 			}
+			if (a->idle_fd >= 0) {
+				epoll_ctl(d->epfd, EPOLL_CTL_DEL, a->idle_fd, NULL);
+				a->idle_fd = -1;
+			}
 		}
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -641,6 +856,10 @@ static int load_accounts(struct daemon *d, struct mx_error *err)
 		a->id = v[i].id;
 		a->a = v[i];
 		a->fd = -1;
+		a->idle_fd = -1;
+		a->main_slot.a = a;
+		a->idle_slot.a = a;
+		a->idle_slot.idle = true;
 		a->cfg = mx_config_account(&d->cfg, a->a.name);
 		a->state = MX_ST_CONNECTING;
 		a->next = d->accts;
@@ -913,6 +1132,9 @@ static void run_timers(struct daemon *d, uint64_t now)
 			a->next_reauth_check = now + 1000;
 			check_reauth(d, a);
 		}
+		if (a->idle_live && !a->idle_busy && !a->removed &&
+		    now >= a->idle_next_restart)
+			submit_idle(d, a, true);
 		if (a->busy || a->removed || a->next_at > now)
 			continue;
 		a->next_at = UINT64_MAX;
@@ -939,16 +1161,20 @@ static int next_timeout(struct daemon *d, uint64_t now)
 {
 	uint64_t next = now + 1000; /* webhooks also poll once a second */
 
-	for (struct acct *a = d->accts; a; a = a->next)
+	for (struct acct *a = d->accts; a; a = a->next) {
 		if (!a->busy && a->next_at < next)
 			next = a->next_at;
+		if (a->idle_live && !a->idle_busy &&
+		    a->idle_next_restart < next)
+			next = a->idle_next_restart;
+	}
 	return next <= now ? 0 : (int)(next - now);
 }
 
 static void drain_done(struct daemon *d)
 {
 	uint64_t v;
-	struct acct **list;
+	struct job_slot **list;
 	size_t n;
 
 	if (read(d->donefd, &v, sizeof(v)) < 0 && errno != EAGAIN)
@@ -959,15 +1185,19 @@ static void drain_done(struct daemon *d)
 	d->done = NULL;
 	d->ndone = d->capdone = 0;
 	pthread_mutex_unlock(&d->mu);
-	for (size_t i = 0; i < n; i++)
-		job_done(d, list[i]);
+	for (size_t i = 0; i < n; i++) {
+		if (list[i]->idle)
+			idle_job_done(d, list[i]->a);
+		else
+			job_done(d, list[i]->a);
+	}
 	free(list);
 }
 
 static bool any_busy(struct daemon *d)
 {
 	for (struct acct *a = d->accts; a; a = a->next)
-		if (a->busy)
+		if (a->busy || a->idle_busy)
 			return true;
 	return false;
 }
@@ -1041,11 +1271,16 @@ static int loop(struct daemon *d)
 			} else if (p == &d->donefd) {
 				drain_done(d);
 			} else {
-				struct acct *a = p;
+				struct job_slot *js = p;
+				struct acct *a = js->a;
 
 				/* IDLE said something (or the peer left). */
-				if (!a->busy && !d->stopping)
+				if (js->idle) {
+					if (!a->idle_busy && !d->stopping)
+						submit_idle(d, a, false);
+				} else if (!a->busy && !d->stopping) {
 					submit(d, a, JOB_WAKE);
+				}
 			}
 		}
 		if (!d->stopping) {

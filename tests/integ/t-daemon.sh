@@ -250,7 +250,8 @@ is "$(dfield g state)" idle "6: status: g idle"
 # ======== 7. SIGHUP: a new account, the others keep their connections
 s_before=$(chk sessions --log "$DC_LOG" --user $U)
 open_before=${s_before#* }
-is "$(echo "$open_before" | wc -w)" 1 "7: exactly one open IMAP session of alice (the daemon's): $open_before"
+# two: the sync connection and the one that stays in IDLE (idle_connection)
+is "$(echo "$open_before" | wc -w)" 2 "7: exactly two open IMAP sessions of alice (the daemon's): $open_before"
 g_conns=$(grep -c 'open' "$T/p3/fake.log")
 run_ok "7: account add b while the daemon runs" mx_add b "$D" bob@example.test imaps
 m7=$(last_eid); L7=$(wc -l < "$DC_LOG")
@@ -262,7 +263,7 @@ like "$(cat "$DLOG")" "configuration reloaded" "7: reload logged"
 s_after=$(chk sessions --log "$DC_LOG" --user $U --from-line "$L7")
 is "${s_after%% *}" 0 "7: no new login of alice after SIGHUP"
 s_now=$(chk sessions --log "$DC_LOG" --user $U)
-ok $(case " ${s_now#* } " in *" $open_before "*) echo 0 ;; *) echo 1 ;; esac) "7: a's IMAP session $open_before is still open"
+ok $(case " ${s_now#* } " in *" $open_before "*) echo 0 ;; *) echo 1 ;; esac) "7: a's IMAP sessions $open_before are still open"
 is "$(states_of "$A" "$m7")" "" "7: no account.state event for a"
 is "$(grep -c 'open' "$T/p3/fake.log")" "$g_conns" "7: g did not reconnect"
 is "$(dfield a state)" idle "7: a still idle"
