@@ -1,11 +1,14 @@
 /* mxsync events [--after ID] [--follow] [--json] [--limit N] */
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/inotify.h>
 
 #include <jansson.h>
 
@@ -24,6 +27,9 @@ static const char usage[] =
 
 /* Events per read: bounds memory whatever the size of the feed. */
 #define PAGE 1000
+/* --follow: the fallback when inotify cannot watch the store (a network
+ * file system, inotify disabled or out of watches).  MX_EVENTS_POLL_MS
+ * overrides it, for the test that shows inotify alone wakes us. */
 #define FOLLOW_POLL_MS 200
 
 static volatile sig_atomic_t stop_flag;
@@ -96,6 +102,51 @@ static int oldest_cursor(struct mx_store *st, uint64_t *after_r,
 	return rc;
 }
 
+/*
+ * Watches DIR/data.mdb for commits by other processes.  LMDB maps the
+ * file read-only (no MDB_WRITEMAP) and writes every commit through it
+ * with pwrite(), the meta page last; so a change seen as IN_MODIFY and
+ * drained before a read is either in that read or followed by another
+ * IN_MODIFY.  Returns the inotify fd, or -1: then we poll.
+ */
+static int follow_watch(const struct mx_store *st)
+{
+	char path[4096];
+	int fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+
+	if (fd < 0)
+		return -1;
+	if ((size_t)snprintf(path, sizeof(path), "%s/data.mdb", st->dir) >=
+		    sizeof(path) ||
+	    inotify_add_watch(fd, path, IN_MODIFY) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Sleeps until the store changes (WFD readable) or POLL_MS passed. */
+static void follow_wait(int wfd, int poll_ms)
+{
+	char buf[4096];
+
+	if (wfd < 0) {
+		struct timespec ts = {poll_ms / 1000,
+				      (poll_ms % 1000) * 1000000L};
+
+		nanosleep(&ts, NULL);
+		return;
+	}
+	{
+		struct pollfd pfd = {.fd = wfd, .events = POLLIN};
+
+		poll(&pfd, 1, poll_ms);
+	}
+	/* Drain before the next read (see follow_watch). */
+	while (read(wfd, buf, sizeof(buf)) > 0)
+		;
+}
+
 int cli_events(struct cli *c, int argc, char **argv)
 {
 	bool json = false, follow = false, have_after = false;
@@ -103,7 +154,8 @@ int cli_events(struct cli *c, int argc, char **argv)
 	struct sigaction sa;
 	struct mx_store *st;
 	struct mx_error err;
-	int rc = MX_EXIT_OK;
+	int rc = MX_EXIT_OK, wfd = -1, poll_ms = FOLLOW_POLL_MS;
+	const char *pe = getenv("MX_EVENTS_POLL_MS");
 
 	for (int i = 1; i < argc; i++) {
 		int at = i; /* the option, for the error message */
@@ -142,6 +194,11 @@ bad:
 	if (st == NULL)
 		return rc;
 	mx_error_clear(&err);
+	if (pe && atoi(pe) > 0)
+		poll_ms = atoi(pe);
+	/* Watch before the first read: nothing committed after it is missed. */
+	if (follow)
+		wfd = follow_watch(st);
 	/* Without --after, start at the oldest retained event rather than at
 	 * 0, which a prune has made an expired cursor. */
 	if (!have_after && oldest_cursor(st, &after, &err) != MX_OK) {
@@ -189,13 +246,11 @@ bad:
 			continue;
 		if (!follow)
 			break;
-		{
-			struct timespec ts = {0, FOLLOW_POLL_MS * 1000000L};
-
-			nanosleep(&ts, NULL);
-		}
+		follow_wait(wfd, poll_ms);
 	}
 out:
+	if (wfd >= 0)
+		close(wfd);
 	mx_store_close(&st);
 	return rc;
 }

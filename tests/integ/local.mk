@@ -24,7 +24,8 @@ MX_INTEG_TESTS = \
 	tests/integ/t-cli.sh \
 	tests/integ/t-deadline.sh \
 	tests/integ/t-store.sh \
-	tests/integ/t-cases.sh
+	tests/integ/t-cases.sh \
+	tests/integ/t-push.sh
 TESTS += $(MX_INTEG_TESTS)
 EXTRA_DIST += $(MX_INTEG_TESTS) \
 	tests/integ/lib/README.md tests/integ/lib/dovecot.sh \
