@@ -260,7 +260,9 @@ acct dn normal
 acct ddeep deep-nesting
 acct dflood flood-idle
 acct dsplit idle-split
-printf '[daemon]\nworkers = 2\nbackoff_min = 1\nbackoff_max = 4\n' > "$MXD/mxsync.conf"
+# dsplit: the split line comes at DONE, which only a shared IDLE connection
+# sends after each push (idle_connection in mxsync.conf(5))
+printf '[daemon]\nworkers = 2\nbackoff_min = 1\nbackoff_max = 4\n\n[account dsplit]\nidle_connection = shared\n' > "$MXD/mxsync.conf"
 DLOG=$T/mxsyncd.log
 "$MXSYNCD" -d "$MXD" </dev/null >"$DLOG" 2>&1 &
 DPID=$!

@@ -66,7 +66,7 @@ c0=$(csw); sleep 1; c1=$(csw)
 is "$c1" "$c0" "events --follow sleeps while nothing commits (no polling)"
 
 # ---- separate (the default)
-printf '[daemon]\nworkers = 2\nfolder_interval = 3600\n' > "$MXD/mxsync.conf"
+printf '[daemon]\nworkers = 2\nfolder_interval = 3600\nidle_restart = 30\n' > "$MXD/mxsync.conf"
 d_start
 wait_state a idle 30; ok $? "separate: account a reaches idle"
 i=0
@@ -84,12 +84,19 @@ done
 is "$(grep -c 'message\.new' "$T/follow.out")" 3 \
    "events --follow printed the 3 message.new (woken by the commits)"
 kill "$FPID"
+# idle_restart = 30: the IDLE session re-issues IDLE (DONE, IDLE) on its own
+ri=0
+while [ "$(sessions | tr '\n' ',')" != "0 0,2 1," ] && [ $ri -lt 600 ]; do sleep 0.1; ri=$((ri + 1)); done
+is "$(sessions | tr '\n' ',')" "0 0,2 1," "separate: after idle_restart the same session re-issued IDLE once"
+i=$((i + 1))
+is "$(dc_deliver "$D" $U "$6")" 1 "separate: delivery $i after the IDLE restart accepted"
+wait_new $i "separate: delivery $i -> exactly $i message.new"
 d_stop_at_exit
-is "$(n_new)" 3 "separate: still exactly 3 message.new after the stop"
+is "$(n_new)" $i "separate: still exactly $i message.new after the stop"
 
 # ---- shared
 rm -f "$T"/rawlog/*
-printf '\n[account a]\nidle_connection = shared\n' >> "$MXD/mxsync.conf"
+printf '[daemon]\nworkers = 2\nfolder_interval = 3600\n\n[account a]\nidle_connection = shared\n' > "$MXD/mxsync.conf"
 d_start
 wait_state a idle 30; ok $? "shared: account a reaches idle"
 for f in "$4" "$5"; do
@@ -106,5 +113,7 @@ d_stop_at_exit
 printf '[daemon]\nidle_connection = both\n' > "$MXD/mxsync.conf"
 run_fails "idle_connection = both is refused" "$MXSYNCD" -d "$MXD"
 like "$MX_OUT" "idle_connection = both" "the error names the setting"
-is "$(n_new)" 5 "nothing lost or added: 5 message.new for 5 deliveries"
+is "$(n_new)" 6 "nothing lost or added: 6 message.new for 6 deliveries"
+unlike "$(cat "$DLOG" "$T/follow.err")" "AddressSanitizer|LeakSanitizer|runtime error|SUMMARY:" \
+       "no sanitizer report from the daemons or the follower"
 done_testing
