@@ -207,6 +207,11 @@ mail_location = maildir:~/Maildir
 # test data is disposable: no fsync (much faster bulk delivery)
 mail_fsync = never
 mail_max_userip_connections = 1000
+# Dovecot's default of 100 processes per service is below what t-soak needs
+# (50 accounts, each with a sync and an IDLE connection, plus the test's
+# own clients): past it, new connections are dropped.
+default_process_limit = 400
+default_client_limit = 2000
 imap_max_line_length = 10M
 
 namespace inbox {
