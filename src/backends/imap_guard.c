@@ -6,6 +6,8 @@
  * may be continued after literals ("{N}" CRLF, then N bytes); quoted
  * strings hide parentheses and braces; a line starting with "*" or "+"
  * is untagged, any other line is the tagged reply that ends a command.
+ * Beside it runs a matcher of the start of status lines, for the one
+ * response code libetpan 1.9.4 crashes on (screen_permanentflags()).
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -23,6 +25,27 @@ enum {
 	LIT_CLOSE,  /* after "{1}" */
 	LIT_CR,     /* after "{1}\r" */
 };
+
+/*
+ * Where in the start of a status response we are:
+ *   SP* tag SP+ ("OK" / "NO" / "BAD" / "BYE" / "PREAUTH") SP+ "[" SP*
+ *   "PERMANENTFLAGS" SP+ "(" SP* first-flag
+ * or SP* "+" SP* "[" ... for a continuation request.  SP is a space or a tab,
+ * as libetpan's lenient parser (UNSTRICT_SYNTAX) skips them there.
+ */
+enum {
+	CODE_TAG,       /* the tag, "*" or "+"; the line start is here */
+	CODE_SP1,       /* after the tag */
+	CODE_WORD,      /* the status word */
+	CODE_SP2,       /* after the status word, or after "+" */
+	CODE_KEYWORD,   /* after "[" */
+	CODE_SP3,       /* after "PERMANENTFLAGS" */
+	CODE_FIRST,     /* after "(" */
+	CODE_BACKSLASH, /* after "(\" */
+	CODE_DONE,      /* not such a line, or the list's start was fine */
+};
+
+static const char permanentflags[] = "PERMANENTFLAGS";
 
 void mx_imap_guard_init(struct mx_imap_guard *g)
 {
@@ -84,6 +107,143 @@ static bool is_fetch(const struct mx_imap_guard *g)
 	       strncasecmp(g->head + i, " FETCH", 6) == 0;
 }
 
+/*
+ * An ATOM-CHAR as libetpan 1.9.4 reads one: any byte but the controls
+ * 0x00-0x1f and the atom-specials (8-bit bytes and DEL pass, as it tests
+ * a signed char).
+ */
+static bool libetpan_atom_char(unsigned char c)
+{
+	return c > 0x1f && strchr("(){ %*\"\\]", c) == NULL;
+}
+
+static bool is_blank(unsigned char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* Names byte C for an error message: '%' or byte 0x0d. */
+static const char *byte_name(unsigned char c, char buf[16])
+{
+	if (c > 0x20 && c < 0x7f)
+		snprintf(buf, 16, "'%c'", c);
+	else
+		snprintf(buf, 16, "byte 0x%02x", c);
+	return buf;
+}
+
+/*
+ * libetpan 1.9.4 parses the response code "[PERMANENTFLAGS (" flag-perm
+ * *(SP flag-perm) ")]" of any status response (tagged, untagged,
+ * greeting, continuation) with a list parser that leaves the list NULL
+ * when the first flag does not parse; if no ")" follows either, it frees
+ * that NULL list and crashes (fixed upstream after 1.9.4, libetpan
+ * 266d59f).  So after "(" and blanks the first byte must be ")" (an empty
+ * list), an ASTRING-CHAR (a keyword; libetpan also takes "]"), or "\"
+ * followed by "*" or an ATOM-CHAR (\* or a system flag).  Anything else
+ * is refused, including a quoted or literal first flag: RFC 3501 flags
+ * are atoms, and whether libetpan gets through a quoted one depends on
+ * its quoting rules.  Real servers send e.g. "(\Answered \Seen $Forwarded
+ * \*)" or "()".  Checked against libetpan 1.9.4 with one line per case
+ * (tests/unit/test_imap_guard.c lists them).
+ */
+static int screen_permanentflags(struct mx_imap_guard *g, unsigned char c,
+				 struct mx_error *err)
+{
+	static const char *const words[] = {"OK", "NO", "BAD", "BYE",
+					    "PREAUTH"};
+	char name[16];
+
+	switch (g->code_state) {
+	case CODE_TAG:
+		if (g->code_pos == 0 && c == '+') {
+			g->code_state = CODE_SP2;
+		} else if (is_blank(c)) {
+			/* libetpan skips blanks before the tag, too */
+			if (g->code_pos > 0)
+				g->code_state = CODE_SP1;
+		} else if (c > 0x20) {
+			g->code_pos++;
+		} else {
+			g->code_state = CODE_DONE;
+		}
+		return MX_OK;
+	case CODE_SP1:
+		if (is_blank(c))
+			return MX_OK;
+		g->code_state = CODE_WORD;
+		g->code_pos = 0;
+		/* fall through */
+	case CODE_WORD:
+		if (is_blank(c)) {
+			g->code_state = CODE_DONE;
+			for (size_t i = 0; i < sizeof(words) / sizeof(*words);
+			     i++)
+				if (strlen(words[i]) == g->code_pos &&
+				    strncasecmp(g->code_word, words[i],
+						g->code_pos) == 0)
+					g->code_state = CODE_SP2;
+		} else if (g->code_pos < sizeof(g->code_word)) {
+			g->code_word[g->code_pos++] = (char)c;
+		} else {
+			g->code_state = CODE_DONE;
+		}
+		return MX_OK;
+	case CODE_SP2:
+		if (c == '[') {
+			g->code_state = CODE_KEYWORD;
+			g->code_pos = 0;
+		} else if (!is_blank(c)) {
+			g->code_state = CODE_DONE;
+		}
+		return MX_OK;
+	case CODE_KEYWORD:
+		if (is_blank(c) && g->code_pos == 0)
+			return MX_OK;
+		/* & 0xdf: a lower-case letter as its upper case */
+		if ((c & 0xdf) != (unsigned char)permanentflags[g->code_pos])
+			g->code_state = CODE_DONE;
+		else if (++g->code_pos == sizeof(permanentflags) - 1)
+			g->code_state = CODE_SP3;
+		return MX_OK;
+	case CODE_SP3:
+		/* code_pos goes one past the keyword at the first blank. */
+		if (is_blank(c))
+			g->code_pos = sizeof(permanentflags);
+		else if (c == '(' && g->code_pos == sizeof(permanentflags))
+			g->code_state = CODE_FIRST;
+		else
+			g->code_state = CODE_DONE;
+		return MX_OK;
+	case CODE_FIRST:
+		if (is_blank(c))
+			return MX_OK;
+		if (c == '\\') {
+			g->code_state = CODE_BACKSLASH;
+			return MX_OK;
+		}
+		if (c == ')' || c == ']' || libetpan_atom_char(c)) {
+			g->code_state = CODE_DONE;
+			return MX_OK;
+		}
+		return guard_fail(g, err,
+				  "server sent a PERMANENTFLAGS list whose "
+				  "first flag is malformed (it starts with %s)",
+				  byte_name(c, name));
+	case CODE_BACKSLASH:
+		if (c == '*' || libetpan_atom_char(c)) {
+			g->code_state = CODE_DONE;
+			return MX_OK;
+		}
+		return guard_fail(g, err,
+				  "server sent a PERMANENTFLAGS list whose "
+				  "first flag is malformed (it starts with "
+				  "'\\' and %s)", byte_name(c, name));
+	default:
+		return MX_OK;
+	}
+}
+
 /* A line feed outside a quoted string and outside a literal. */
 static int end_of_line(struct mx_imap_guard *g, struct mx_error *err)
 {
@@ -123,6 +283,8 @@ static int end_of_line(struct mx_imap_guard *g, struct mx_error *err)
 	g->depth = 0;
 	g->in_quote = g->quote_escape = false;
 	g->at_line_start = true;
+	g->code_state = CODE_TAG;
+	g->code_pos = 0;
 	return MX_OK;
 }
 
@@ -207,6 +369,9 @@ int mx_imap_guard_feed(struct mx_imap_guard *g, const void *buf, size_t len,
 		}
 		if (g->head_len < sizeof(g->head))
 			g->head[g->head_len++] = (char)c;
+		if (g->code_state != CODE_DONE &&
+		    (rc = screen_permanentflags(g, c, err)) != MX_OK)
+			return rc;
 		if (c == '\n') {
 			/* A quoted string cannot hold a line feed: the line
 			 * ends here whatever the quoting says. */

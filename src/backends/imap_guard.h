@@ -9,7 +9,10 @@
  * size into a uint32_t (so {4294967297} is 1 byte) and keeps literals it
  * does not stream in one allocation.  The guard tracks just enough of the
  * lexical structure (lines, quoted strings, literals, parentheses) to put
- * a bound on each of these before the bytes reach the parser.
+ * a bound on each of these before the bytes reach the parser.  It also
+ * refuses the one status line known to crash libetpan 1.9.4 outright: a
+ * [PERMANENTFLAGS (...)] response code whose first flag does not parse
+ * (libetpan then frees a NULL list; fixed upstream in 266d59f).
  *
  * It knows nothing of libetpan: it is fed bytes and answers MX_OK or
  * MX_ERR_PROTOCOL with a detail that says what the server did.  After an
@@ -51,6 +54,9 @@ struct mx_imap_guard {
 	char head[24];         /* the start of the current response */
 	size_t head_len;
 	int lit_state;         /* where in "{N}\r\n" we are (imap_guard.c) */
+	int code_state;        /* where in "* OK [PERMANENTFLAGS (" we are */
+	unsigned code_pos;     /* letters of "PERMANENTFLAGS" matched */
+	char code_word[8];     /* the status word: OK, NO, BAD, BYE... */
 	bool lit_overflow;     /* the size did not fit in 64 bits */
 	bool at_line_start;
 	bool in_quote, quote_escape;
@@ -76,6 +82,8 @@ void mx_imap_guard_stream_literals(struct mx_imap_guard *g, bool on);
  *   "server response nested deeper than 256 levels"
  *   "server announced a literal of 999999999999 bytes (limit 256 MiB)"
  *   "server response line longer than 32 MiB"
+ *   "server sent a PERMANENTFLAGS list whose first flag is malformed
+ *    (it starts with '%')"
  * Once failed, every later call fails with the same error.
  */
 int mx_imap_guard_feed(struct mx_imap_guard *g, const void *buf, size_t len,

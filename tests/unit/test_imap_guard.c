@@ -268,6 +268,119 @@ START_TEST(literals_kept_or_streamed)
 }
 END_TEST
 
+/*
+ * Status lines with a PERMANENTFLAGS response code.  Each "crashes" line,
+ * played to libetpan 1.9.4 as the reply to a NOOP, killed it with SIGSEGV
+ * (a NULL list freed, fixed upstream in 266d59f); each "safe" line parsed.
+ * The guard must refuse the first and pass the second.
+ */
+static const char *const permflags_crashes[] = {
+	"* OK [PERMANENTFLAGS (\r\n",
+	"* OK [PERMANENTFLAGS (%)] x\r\n",
+	"* OK [PERMANENTFLAGS (*)] x\r\n",
+	"* OK [PERMANENTFLAGS (\\)] x\r\n",
+	"* OK [PERMANENTFLAGS (\\ )] x\r\n",
+	"* OK [PERMANENTFLAGS (\\%)] x\r\n",
+	"* OK [PERMANENTFLAGS (\\\\)] x\r\n",
+	"* OK [PERMANENTFLAGS (\x01)] x\r\n",
+	"* OK [PERMANENTFLAGS (\"a)] x\r\n",
+	"* OK [PERMANENTFLAGS ( %)] x\r\n",
+	"* OK [PERMANENTFLAGS (\t%)] x\r\n",
+	"* OK [PERMANENTFLAGS ( \\%)] x\r\n",
+	"* OK [PERMANENTFLAGS  (%)] x\r\n",
+	"* OK [PERMANENTFLAGS\t(%)] x\r\n",
+	"* OK [ PERMANENTFLAGS (%)] x\r\n",
+	"* OK  [PERMANENTFLAGS (%)] x\r\n",
+	"* OK\t[PERMANENTFLAGS (%)] x\r\n",
+	"*  OK [PERMANENTFLAGS (%)] x\r\n",
+	"*\tOK [PERMANENTFLAGS (%)] x\r\n",
+	" * OK [PERMANENTFLAGS (%)] x\r\n",
+	"* ok [permanentflags (%)] x\r\n",
+	"* NO [PERMANENTFLAGS (%)] x\r\n",
+	"* BAD [PERMANENTFLAGS (%)] x\r\n",
+	"* BYE [PERMANENTFLAGS (%)] x\r\n",
+	"1 OK [PERMANENTFLAGS (%)] x\r\n",
+	"1 OK  [PERMANENTFLAGS (%)] x\r\n",
+	"1  OK [PERMANENTFLAGS (%)] x\r\n",
+	"abcdefghijklmnopqrstuvwxyzabcdefghijklmn OK [PERMANENTFLAGS (%)] x\r\n",
+	"+ [PERMANENTFLAGS (%)] x\r\n",
+	"+  [PERMANENTFLAGS (%)] x\r\n",
+	"+[PERMANENTFLAGS (%)] x\r\n",
+};
+
+static const char *const permflags_safe[] = {
+	"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft "
+	"$Forwarded \\*)] Flags permitted.\r\n",
+	"* OK [PERMANENTFLAGS ()] x\r\n",
+	"* OK [PERMANENTFLAGS ( )] x\r\n",
+	"* OK [PERMANENTFLAGS (  )] x\r\n",
+	"* OK [PERMANENTFLAGS (\t)] x\r\n",
+	"* OK [PERMANENTFLAGS ()\r\n",
+	"* OK [PERMANENTFLAGS ( \\Seen)] x\r\n",
+	"* OK [PERMANENTFLAGS (  \\Seen)] x\r\n",
+	"* OK [PERMANENTFLAGS (\\*)] x\r\n",
+	"* OK [PERMANENTFLAGS (\\* %)] x\r\n",
+	"* OK [PERMANENTFLAGS (\\Seen %)] x\r\n",
+	"* OK [PERMANENTFLAGS (/)] x\r\n",
+	"* OK [PERMANENTFLAGS (]%)] x\r\n",
+	"* OK [PERMANENTFLAGS (a%)] x\r\n",
+	"* OK [PERMANENTFLAGS (\x7f)] x\r\n",
+	"* OK [PERMANENTFLAGS (\xff)] x\r\n",
+	"* OK [PERMANENTFLAGS (\\\xff)] x\r\n",
+	"* OK [PERMANENTFLAGS (\\a\r\n",
+	"* OK [PERMANENTFLAGS\r\n",
+	"* OK [PERMANENTFLAGS(%)] x\r\n",
+	"* OK[PERMANENTFLAGS (%)] x\r\n",
+	"*OK [PERMANENTFLAGS (%)] x\r\n",
+	"* 1 OK [PERMANENTFLAGS (%)] x\r\n",
+	/* not status responses: no response code there */
+	"* FLAGS (%)\r\n",
+	"* OK PERMANENTFLAGS (%)\r\n",
+	"* LIST () \"/\" \"OK [PERMANENTFLAGS (%\"\r\n",
+	/* inside a literal, the same bytes are message data */
+	"* 1 FETCH (BODY[] {29}\r\n* OK [PERMANENTFLAGS (%)] x\r\n)\r\n",
+};
+
+START_TEST(permanentflags)
+{
+	struct mx_error err;
+
+	for (size_t i = 0; i < sizeof(permflags_crashes) /
+			   sizeof(*permflags_crashes); i++) {
+		if (feed_str(permflags_crashes[i], &err) != MX_ERR_PROTOCOL)
+			ck_abort_msg("passed: %s", permflags_crashes[i]);
+		ck_assert_ptr_nonnull(strstr(err.detail, "PERMANENTFLAGS"));
+	}
+	for (size_t i = 0; i < sizeof(permflags_safe) / sizeof(*permflags_safe);
+	     i++)
+		if (feed_str(permflags_safe[i], &err) != MX_OK)
+			ck_abort_msg("refused: %s: %s", permflags_safe[i],
+				     err.detail);
+	/* The messages name what the server sent. */
+	ck_assert_int_eq(feed_str("* OK [PERMANENTFLAGS (%)] x\r\n", &err),
+			 MX_ERR_PROTOCOL);
+	ck_assert_str_eq(err.detail, "server sent a PERMANENTFLAGS list whose "
+			 "first flag is malformed (it starts with '%')");
+	ck_assert_int_eq(feed_str("* OK [PERMANENTFLAGS (\r\n", &err),
+			 MX_ERR_PROTOCOL);
+	ck_assert_str_eq(err.detail, "server sent a PERMANENTFLAGS list whose "
+			 "first flag is malformed (it starts with byte 0x0d)");
+	ck_assert_int_eq(feed_str("a2 OK [PERMANENTFLAGS (\\ )] x\r\n", &err),
+			 MX_ERR_PROTOCOL);
+	ck_assert_str_eq(err.detail, "server sent a PERMANENTFLAGS list whose "
+			 "first flag is malformed (it starts with '\\' and "
+			 "byte 0x20)");
+	/* Refused although libetpan gets through it: flags are atoms. */
+	ck_assert_int_eq(feed_str("* OK [PERMANENTFLAGS (\"a\")] x\r\n", &err),
+			 MX_ERR_PROTOCOL);
+	/* The matcher starts again on every line, also after a literal. */
+	ck_assert_int_eq(feed_str("* OK [PERMANENTFLAGS ()] x\r\n"
+				  "* 1 FETCH (BODY[] {2}\r\nab)\r\n"
+				  "* OK [PERMANENTFLAGS (%)] x\r\n", &err),
+			 MX_ERR_PROTOCOL);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("imap_guard");
@@ -283,6 +396,7 @@ int main(void)
 	tcase_add_test(tc, long_line);
 	tcase_add_test(tc, response_count);
 	tcase_add_test(tc, literals_kept_or_streamed);
+	tcase_add_test(tc, permanentflags);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
