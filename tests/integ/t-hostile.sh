@@ -7,7 +7,7 @@
 # 2^32+1 and 999999999999 bytes, untagged floods during FETCH and IDLE, an
 # endless line; UIDNEXT going backwards, a non-UTF-8 folder name, BODY[] NIL
 # and a lying RFC822.SIZE; the daemon beside a healthy account (its log,
-# /proc, SIGTERM). For each: no crash (exit < 128, no sanitizer report), a
+# /proc, SIGTERM); a PERMANENTFLAGS list that crashed libetpan. For each: no crash (exit < 128, no sanitizer report), a
 # clear message, nothing half-written, and the store stays usable (status,
 # a real sync).
 # The pure server-script cases that were sections 2-6, 8, 9 and 11-13
@@ -310,5 +310,43 @@ if grep -q 'Sanitizer' "$DLOG"; then
     fail "daemon: no sanitizer report"; diag "$(grep -A20 Sanitizer "$DLOG" | head -40)"
 else
     pass "daemon: no sanitizer report"
+fi
+
+# 24. "* OK [PERMANENTFLAGS (%Seen \*)]" in the SELECT reply: libetpan
+# 1.9.4 frees a NULL list on a malformed first flag (SIGSEGV in the CLI
+# and in the daemon with all its accounts); the IMAP guard refuses it
+mx_init "$T/pf"
+acct pf permflags --first-only
+rc=$(sync_rc pf); clean_exit "$rc" "malformed PERMANENTFLAGS"
+is "$rc" 4 "malformed PERMANENTFLAGS: exit 4"
+like "$(cat "$T/se")" "PERMANENTFLAGS list whose first flag is malformed \(it starts with '%'\)" \
+    "malformed PERMANENTFLAGS: the message says what the server sent"
+rc=$(sync_rc pf); is "$rc" 0 "malformed PERMANENTFLAGS: a correct server afterwards syncs"
+is "$(subjects pf)" "$all5" "malformed PERMANENTFLAGS: and all messages arrive once"
+mx_init "$T/pd"
+acct pdn normal
+acct pdbad permflags
+printf '[daemon]\nworkers = 2\nbackoff_min = 1\nbackoff_max = 4\n' > "$MXD/mxsync.conf"
+DLOG=$T/mxsyncd-pf.log
+"$MXSYNCD" -d "$MXD" </dev/null >"$DLOG" 2>&1 &
+DPID=$!
+at_exit "kill -KILL $DPID 2>/dev/null"
+"$MX_PY" "$MX_TOOLS/daemon_check.py" wait-state --mx "$MX_BIN" --dir "$MXD" \
+    --account pdbad --state backoff --timeout 30 >/dev/null
+ok $? "daemon: the malformed PERMANENTFLAGS account is in backoff"
+like "$(dfield pdbad last_error)" "PERMANENTFLAGS list whose first flag is malformed" \
+    "daemon: and says why"
+"$MX_PY" "$MX_TOOLS/daemon_check.py" wait-state --mx "$MX_BIN" --dir "$MXD" \
+    --account pdn --state idle --timeout 30 >/dev/null
+ok $? "daemon: the healthy account beside it reaches IDLE"
+ok $(d_alive; echo $?) "daemon: survived the malformed PERMANENTFLAGS"
+kill -TERM "$DPID"
+wi=0
+while d_alive && [ $wi -lt 100 ]; do sleep 0.1; wi=$((wi + 1)); done
+wait "$DPID"; is "$?" 0 "daemon (PERMANENTFLAGS): exit status 0"
+if grep -q 'Sanitizer' "$DLOG"; then
+    fail "daemon (PERMANENTFLAGS): no sanitizer report"; diag "$(grep -A20 Sanitizer "$DLOG" | head -40)"
+else
+    pass "daemon (PERMANENTFLAGS): no sanitizer report"
 fi
 done_testing

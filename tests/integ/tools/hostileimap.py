@@ -54,6 +54,9 @@ Scenarios (what goes wrong; "body FETCH" = UID FETCH with BODY.PEEK[]):
                   and BEL: not valid modified UTF-7, so taken as it is) and
                   "Csi&AJs-31m" (the C1 control U+009B, CSI), one message
                   each, whose Subject carries the name raw
+  permflags       SELECT INBOX: also "* OK [PERMANENTFLAGS (%Seen \\*)]",
+                  a list whose first flag is malformed (libetpan 1.9.4
+                  frees a NULL list on it)
 IDLE answers "+ idling" and waits for DONE; in the flood scenarios "S N flooded B bytes"
 is logged when the client closed (or the cap was reached).
 
@@ -325,6 +328,9 @@ class Session:
             self.note('sent a BODYSTRUCTURE 30000 levels deep')
         if b.name == 'INBOX' and self.sc == 'long-line':
             return self.flood(b'* OK ', b'x')
+        if b.name == 'INBOX' and self.sc == 'permflags':
+            self.c.send(b'* OK [PERMANENTFLAGS (%Seen \\*)] Flags permitted.\r\n')
+            self.note('sent a malformed PERMANENTFLAGS list')
         self.ok(tag, '[READ-WRITE] SELECT completed')
 
     cmd_examine = cmd_select
@@ -417,7 +423,7 @@ SCENARIOS = ('normal', 'huge', 'huge-close', 'evil-names', 'deep-nesting',
              'long-line',
              'literal-wrap', 'literal-huge', 'flood-fetch', 'flood-idle',
              'idle-split', 'uidnext-back', 'bad-utf8-name', 'body-nil',
-             'size-lie', 'control-names')
+             'size-lie', 'control-names', 'permflags')
 
 
 def main():
