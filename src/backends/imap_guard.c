@@ -6,8 +6,9 @@
  * may be continued after literals ("{N}" CRLF, then N bytes); quoted
  * strings hide parentheses and braces; a line starting with "*" or "+"
  * is untagged, any other line is the tagged reply that ends a command.
- * Beside it runs a matcher of the start of status lines, for the one
- * response code libetpan 1.9.4 crashes on (screen_permanentflags()).
+ * Beside it runs a matcher of the start of status lines, for the two
+ * responses libetpan 1.9.4 crashes on (screen_codes()): a malformed
+ * PERMANENTFLAGS list and a CAPABILITY without a capability.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -30,7 +31,8 @@ enum {
  * Where in the start of a status response we are:
  *   SP* tag SP+ ("OK" / "NO" / "BAD" / "BYE" / "PREAUTH") SP+ "[" SP*
  *   "PERMANENTFLAGS" SP+ "(" SP* first-flag
- * or SP* "+" SP* "[" ... for a continuation request.  SP is a space or a tab,
+ * or SP* "+" SP* "[" ... for a continuation request, and where
+ *   SP* "*" SP+ "CAPABILITY" or "[" SP* "CAPABILITY" ends.  SP is a space or a tab,
  * as libetpan's lenient parser (UNSTRICT_SYNTAX) skips them there.
  */
 enum {
@@ -42,10 +44,12 @@ enum {
 	CODE_SP3,       /* after "PERMANENTFLAGS" */
 	CODE_FIRST,     /* after "(" */
 	CODE_BACKSLASH, /* after "(\" */
+	CODE_CAP_SP,    /* after "CAPABILITY" */
 	CODE_DONE,      /* not such a line, or the list's start was fine */
 };
 
 static const char permanentflags[] = "PERMANENTFLAGS";
+static const char capability[] = "CAPABILITY";
 
 void mx_imap_guard_init(struct mx_imap_guard *g)
 {
@@ -147,7 +151,7 @@ static const char *byte_name(unsigned char c, char buf[16])
  * \*)" or "()".  Checked against libetpan 1.9.4 with one line per case
  * (tests/unit/test_imap_guard.c lists them).
  */
-static int screen_permanentflags(struct mx_imap_guard *g, unsigned char c,
+static int screen_codes(struct mx_imap_guard *g, unsigned char c,
 				 struct mx_error *err)
 {
 	static const char *const words[] = {"OK", "NO", "BAD", "BYE",
@@ -156,6 +160,8 @@ static int screen_permanentflags(struct mx_imap_guard *g, unsigned char c,
 
 	switch (g->code_state) {
 	case CODE_TAG:
+		if (!is_blank(c))
+			g->code_star = g->code_pos == 0 && c == '*';
 		if (g->code_pos == 0 && c == '+') {
 			g->code_state = CODE_SP2;
 		} else if (is_blank(c)) {
@@ -175,6 +181,14 @@ static int screen_permanentflags(struct mx_imap_guard *g, unsigned char c,
 		g->code_pos = 0;
 		/* fall through */
 	case CODE_WORD:
+		if (g->code_star && g->code_pos == sizeof(capability) - 1 &&
+		    strncasecmp(g->code_word, capability, g->code_pos) == 0 &&
+		    !libetpan_atom_char(c)) {
+			/* "* CAPABILITY" */
+			g->code_state = CODE_CAP_SP;
+			g->code_pos = 0;
+			return screen_codes(g, c, err);
+		}
 		if (is_blank(c)) {
 			g->code_state = CODE_DONE;
 			for (size_t i = 0; i < sizeof(words) / sizeof(*words);
@@ -200,17 +214,23 @@ static int screen_permanentflags(struct mx_imap_guard *g, unsigned char c,
 	case CODE_KEYWORD:
 		if (is_blank(c) && g->code_pos == 0)
 			return MX_OK;
+		if (g->code_pos == 0)
+			g->code_kw = (c & 0xdf) == 'C' ? capability
+						       : permanentflags;
 		/* & 0xdf: a lower-case letter as its upper case */
-		if ((c & 0xdf) != (unsigned char)permanentflags[g->code_pos])
+		if ((c & 0xdf) != (unsigned char)g->code_kw[g->code_pos]) {
 			g->code_state = CODE_DONE;
-		else if (++g->code_pos == sizeof(permanentflags) - 1)
-			g->code_state = CODE_SP3;
+		} else if (g->code_kw[++g->code_pos] == '\0') {
+			g->code_state = g->code_kw == capability ? CODE_CAP_SP
+								 : CODE_SP3;
+			g->code_pos = 0;
+		}
 		return MX_OK;
 	case CODE_SP3:
-		/* code_pos goes one past the keyword at the first blank. */
+		/* code_pos is 1 after the first blank */
 		if (is_blank(c))
-			g->code_pos = sizeof(permanentflags);
-		else if (c == '(' && g->code_pos == sizeof(permanentflags))
+			g->code_pos = 1;
+		else if (c == '(' && g->code_pos == 1)
 			g->code_state = CODE_FIRST;
 		else
 			g->code_state = CODE_DONE;
@@ -239,9 +259,26 @@ static int screen_permanentflags(struct mx_imap_guard *g, unsigned char c,
 				  "server sent a PERMANENTFLAGS list whose "
 				  "first flag is malformed (it starts with "
 				  "'\\' and %s)", byte_name(c, name));
+	case CODE_CAP_SP:
+		/* libetpan takes "CAPABILITY" as a prefix, skips blanks,
+		 * and when no capability follows, ends the response at the
+		 * line end (untagged) or "]" (response code) all the same */
+		if (is_blank(c))
+			return MX_OK;
+		if (c != '\r' && c != '\n' && c != ']') {
+			g->code_state = CODE_DONE;
+			return MX_OK;
+		}
+		break;
 	default:
 		return MX_OK;
 	}
+	/* "* CAPABILITY" or "[CAPABILITY]" without a capability: libetpan
+	 * 1.9.4 keeps it with a NULL list, which mailimap_capability() then
+	 * copies (SIGSEGV). */
+	return guard_fail(g, err,
+			  "server sent a CAPABILITY response without a "
+			  "capability (%s)", byte_name(c, name));
 }
 
 /* A line feed outside a quoted string and outside a literal. */
@@ -370,7 +407,7 @@ int mx_imap_guard_feed(struct mx_imap_guard *g, const void *buf, size_t len,
 		if (g->head_len < sizeof(g->head))
 			g->head[g->head_len++] = (char)c;
 		if (g->code_state != CODE_DONE &&
-		    (rc = screen_permanentflags(g, c, err)) != MX_OK)
+		    (rc = screen_codes(g, c, err)) != MX_OK)
 			return rc;
 		if (c == '\n') {
 			/* A quoted string cannot hold a line feed: the line

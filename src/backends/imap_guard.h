@@ -12,7 +12,9 @@
  * a bound on each of these before the bytes reach the parser.  It also
  * refuses the one status line known to crash libetpan 1.9.4 outright: a
  * [PERMANENTFLAGS (...)] response code whose first flag does not parse
- * (libetpan then frees a NULL list; fixed upstream in 266d59f).
+ * (libetpan then frees a NULL list; fixed upstream in 266d59f), and a
+ * CAPABILITY response or response code without a capability (libetpan
+ * keeps a NULL list that mailimap_capability() then copies).
  *
  * It knows nothing of libetpan: it is fed bytes and answers MX_OK or
  * MX_ERR_PROTOCOL with a detail that says what the server did.  After an
@@ -54,9 +56,12 @@ struct mx_imap_guard {
 	char head[24];         /* the start of the current response */
 	size_t head_len;
 	int lit_state;         /* where in "{N}\r\n" we are (imap_guard.c) */
-	int code_state;        /* where in "* OK [PERMANENTFLAGS (" we are */
-	unsigned code_pos;     /* letters of "PERMANENTFLAGS" matched */
-	char code_word[8];     /* the status word: OK, NO, BAD, BYE... */
+	int code_state;        /* where in "* OK [PERMANENTFLAGS (" or
+				* "* CAPABILITY" we are */
+	unsigned code_pos;     /* letters of the word or keyword matched */
+	const char *code_kw;   /* the response code: PERMANENTFLAGS, CAPABILITY */
+	bool code_star;        /* the tag is "*" */
+	char code_word[12];    /* the word after the tag: OK, CAPABILITY... */
 	bool lit_overflow;     /* the size did not fit in 64 bits */
 	bool at_line_start;
 	bool in_quote, quote_escape;
@@ -84,6 +89,7 @@ void mx_imap_guard_stream_literals(struct mx_imap_guard *g, bool on);
  *   "server response line longer than 32 MiB"
  *   "server sent a PERMANENTFLAGS list whose first flag is malformed
  *    (it starts with '%')"
+ *   "server sent a CAPABILITY response without a capability (byte 0x0d)"
  * Once failed, every later call fails with the same error.
  */
 int mx_imap_guard_feed(struct mx_imap_guard *g, const void *buf, size_t len,

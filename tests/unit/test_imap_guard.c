@@ -381,6 +381,61 @@ START_TEST(permanentflags)
 }
 END_TEST
 
+/*
+ * The same for CAPABILITY: each "crashes" line, played to libetpan 1.9.4
+ * as part of the reply to CAPABILITY (after an empty list was set, as
+ * imap.c does), killed it in mailimap_capability() (a NULL list copied);
+ * each "safe" line did not.
+ */
+static const char *const cap_crashes[] = {
+	"* CAPABILITY\r\n",
+	"* CAPABILITY\n",
+	"* CAPABILITY \r\n",
+	"* capability\t\r\n",
+	"*  CAPABILITY\r\n",
+	" * CAPABILITY\r\n",
+	"* OK [CAPABILITY] x\r\n",
+	"* OK [CAPABILITY ] x\r\n",
+	"* OK [ capability] x\r\n",
+	"1 OK [CAPABILITY] done\r\n",
+};
+
+static const char *const cap_safe[] = {
+	"* CAPABILITY IMAP4rev1 IDLE AUTH=PLAIN\r\n",
+	"* CAPABILITY  IMAP4rev1\r\n",
+	"* CAPABILITY AUTH=\r\n",
+	"* CAPABILITYX\r\n",
+	"* OK [CAPABILITY IMAP4rev1 IDLE] ready\r\n",
+	"* OK [CAPABILITY AUTH=] x\r\n",
+	"* OK [CAPABILITYX] x\r\n",
+	"* OK CAPABILITY\r\n",
+	"1 CAPABILITY\r\n",
+};
+
+START_TEST(capability_without_list)
+{
+	struct mx_error err;
+
+	for (size_t i = 0; i < sizeof(cap_crashes) / sizeof(*cap_crashes);
+	     i++) {
+		if (feed_str(cap_crashes[i], &err) != MX_ERR_PROTOCOL)
+			ck_abort_msg("passed: %s", cap_crashes[i]);
+		ck_assert_ptr_nonnull(strstr(err.detail, "CAPABILITY"));
+	}
+	for (size_t i = 0; i < sizeof(cap_safe) / sizeof(*cap_safe); i++)
+		if (feed_str(cap_safe[i], &err) != MX_OK)
+			ck_abort_msg("refused: %s: %s", cap_safe[i],
+				     err.detail);
+	ck_assert_int_eq(feed_str("* CAPABILITY\r\n", &err), MX_ERR_PROTOCOL);
+	ck_assert_str_eq(err.detail, "server sent a CAPABILITY response "
+			 "without a capability (byte 0x0d)");
+	ck_assert_int_eq(feed_str("* OK [CAPABILITY] x\r\n", &err),
+			 MX_ERR_PROTOCOL);
+	ck_assert_str_eq(err.detail, "server sent a CAPABILITY response "
+			 "without a capability (']')");
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("imap_guard");
@@ -397,6 +452,7 @@ int main(void)
 	tcase_add_test(tc, response_count);
 	tcase_add_test(tc, literals_kept_or_streamed);
 	tcase_add_test(tc, permanentflags);
+	tcase_add_test(tc, capability_without_list);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
