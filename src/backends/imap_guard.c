@@ -50,6 +50,7 @@ enum {
 
 static const char permanentflags[] = "PERMANENTFLAGS";
 static const char capability[] = "CAPABILITY";
+static const char badcharset[] = "BADCHARSET";
 
 void mx_imap_guard_init(struct mx_imap_guard *g)
 {
@@ -216,7 +217,8 @@ static int screen_codes(struct mx_imap_guard *g, unsigned char c,
 			return MX_OK;
 		if (g->code_pos == 0)
 			g->code_kw = (c & 0xdf) == 'C' ? capability
-						       : permanentflags;
+				     : (c & 0xdf) == 'B' ? badcharset
+							 : permanentflags;
 		/* & 0xdf: a lower-case letter as its upper case */
 		if ((c & 0xdf) != (unsigned char)g->code_kw[g->code_pos]) {
 			g->code_state = CODE_DONE;
@@ -228,12 +230,21 @@ static int screen_codes(struct mx_imap_guard *g, unsigned char c,
 		return MX_OK;
 	case CODE_SP3:
 		/* code_pos is 1 after the first blank */
-		if (is_blank(c))
+		if (is_blank(c)) {
 			g->code_pos = 1;
-		else if (c == '(' && g->code_pos == 1)
+			return MX_OK;
+		}
+		g->code_state = CODE_DONE;
+		if (c != '(' || g->code_pos != 1)
+			return MX_OK;
+		/* libetpan parses the greeting without a parser context and
+		 * the flags of PERMANENTFLAGS and the charsets of BADCHARSET
+		 * with a string parser that dereferences it (SIGSEGV). */
+		if (!g->greeted)
+			return guard_fail(g, err, "server sent a %s list in "
+					  "its greeting", g->code_kw);
+		if (g->code_kw == permanentflags)
 			g->code_state = CODE_FIRST;
-		else
-			g->code_state = CODE_DONE;
 		return MX_OK;
 	case CODE_FIRST:
 		if (is_blank(c))
@@ -311,6 +322,7 @@ static int end_of_line(struct mx_imap_guard *g, struct mx_error *err)
 				  "server sent more than %d untagged responses "
 				  "without completing the command",
 				  MX_IMAP_GUARD_MAX_RESPONSES);
+	g->greeted = true;
 	if (g->tagged) {
 		g->text = 0;
 		g->responses = 0;

@@ -14,7 +14,9 @@
  * [PERMANENTFLAGS (...)] response code whose first flag does not parse
  * (libetpan then frees a NULL list; fixed upstream in 266d59f), and a
  * CAPABILITY response or response code without a capability (libetpan
- * keeps a NULL list that mailimap_capability() then copies).
+ * keeps a NULL list that mailimap_capability() then copies), and in the
+ * greeting a PERMANENTFLAGS or BADCHARSET list (parsed there without the
+ * parser context libetpan dereferences).
  *
  * It knows nothing of libetpan: it is fed bytes and answers MX_OK or
  * MX_ERR_PROTOCOL with a detail that says what the server did.  After an
@@ -61,6 +63,7 @@ struct mx_imap_guard {
 	unsigned code_pos;     /* letters of the word or keyword matched */
 	const char *code_kw;   /* the response code: PERMANENTFLAGS, CAPABILITY */
 	bool code_star;        /* the tag is "*" */
+	bool greeted;          /* the greeting (first response) is complete */
 	char code_word[12];    /* the word after the tag: OK, CAPABILITY... */
 	bool lit_overflow;     /* the size did not fit in 64 bits */
 	bool at_line_start;
@@ -90,6 +93,7 @@ void mx_imap_guard_stream_literals(struct mx_imap_guard *g, bool on);
  *   "server sent a PERMANENTFLAGS list whose first flag is malformed
  *    (it starts with '%')"
  *   "server sent a CAPABILITY response without a capability (byte 0x0d)"
+ *   "server sent a PERMANENTFLAGS list in its greeting"
  * Once failed, every later call fails with the same error.
  */
 int mx_imap_guard_feed(struct mx_imap_guard *g, const void *buf, size_t len,

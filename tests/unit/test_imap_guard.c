@@ -5,6 +5,7 @@
  * quoted strings and literals, streamed literals).
  */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -268,6 +269,16 @@ START_TEST(literals_kept_or_streamed)
 }
 END_TEST
 
+/* Feeds a greeting, then LINE (as feed_str). */
+static int feed_greeted(const char *line, struct mx_error *err)
+{
+	char buf[512];
+
+	ck_assert_int_lt(snprintf(buf, sizeof(buf), "* OK ready\r\n%s", line),
+			 (int)sizeof(buf));
+	return feed_str(buf, err);
+}
+
 /*
  * Status lines with a PERMANENTFLAGS response code.  Each "crashes" line,
  * played to libetpan 1.9.4 as the reply to a NOOP, killed it with SIGSEGV
@@ -347,34 +358,34 @@ START_TEST(permanentflags)
 
 	for (size_t i = 0; i < sizeof(permflags_crashes) /
 			   sizeof(*permflags_crashes); i++) {
-		if (feed_str(permflags_crashes[i], &err) != MX_ERR_PROTOCOL)
+		if (feed_greeted(permflags_crashes[i], &err) != MX_ERR_PROTOCOL)
 			ck_abort_msg("passed: %s", permflags_crashes[i]);
 		ck_assert_ptr_nonnull(strstr(err.detail, "PERMANENTFLAGS"));
 	}
 	for (size_t i = 0; i < sizeof(permflags_safe) / sizeof(*permflags_safe);
 	     i++)
-		if (feed_str(permflags_safe[i], &err) != MX_OK)
+		if (feed_greeted(permflags_safe[i], &err) != MX_OK)
 			ck_abort_msg("refused: %s: %s", permflags_safe[i],
 				     err.detail);
 	/* The messages name what the server sent. */
-	ck_assert_int_eq(feed_str("* OK [PERMANENTFLAGS (%)] x\r\n", &err),
+	ck_assert_int_eq(feed_greeted("* OK [PERMANENTFLAGS (%)] x\r\n", &err),
 			 MX_ERR_PROTOCOL);
 	ck_assert_str_eq(err.detail, "server sent a PERMANENTFLAGS list whose "
 			 "first flag is malformed (it starts with '%')");
-	ck_assert_int_eq(feed_str("* OK [PERMANENTFLAGS (\r\n", &err),
+	ck_assert_int_eq(feed_greeted("* OK [PERMANENTFLAGS (\r\n", &err),
 			 MX_ERR_PROTOCOL);
 	ck_assert_str_eq(err.detail, "server sent a PERMANENTFLAGS list whose "
 			 "first flag is malformed (it starts with byte 0x0d)");
-	ck_assert_int_eq(feed_str("a2 OK [PERMANENTFLAGS (\\ )] x\r\n", &err),
+	ck_assert_int_eq(feed_greeted("a2 OK [PERMANENTFLAGS (\\ )] x\r\n", &err),
 			 MX_ERR_PROTOCOL);
 	ck_assert_str_eq(err.detail, "server sent a PERMANENTFLAGS list whose "
 			 "first flag is malformed (it starts with '\\' and "
 			 "byte 0x20)");
 	/* Refused although libetpan gets through it: flags are atoms. */
-	ck_assert_int_eq(feed_str("* OK [PERMANENTFLAGS (\"a\")] x\r\n", &err),
+	ck_assert_int_eq(feed_greeted("* OK [PERMANENTFLAGS (\"a\")] x\r\n", &err),
 			 MX_ERR_PROTOCOL);
 	/* The matcher starts again on every line, also after a literal. */
-	ck_assert_int_eq(feed_str("* OK [PERMANENTFLAGS ()] x\r\n"
+	ck_assert_int_eq(feed_greeted("* OK [PERMANENTFLAGS ()] x\r\n"
 				  "* 1 FETCH (BODY[] {2}\r\nab)\r\n"
 				  "* OK [PERMANENTFLAGS (%)] x\r\n", &err),
 			 MX_ERR_PROTOCOL);
@@ -418,21 +429,63 @@ START_TEST(capability_without_list)
 
 	for (size_t i = 0; i < sizeof(cap_crashes) / sizeof(*cap_crashes);
 	     i++) {
-		if (feed_str(cap_crashes[i], &err) != MX_ERR_PROTOCOL)
+		if (feed_greeted(cap_crashes[i], &err) != MX_ERR_PROTOCOL)
 			ck_abort_msg("passed: %s", cap_crashes[i]);
 		ck_assert_ptr_nonnull(strstr(err.detail, "CAPABILITY"));
 	}
 	for (size_t i = 0; i < sizeof(cap_safe) / sizeof(*cap_safe); i++)
-		if (feed_str(cap_safe[i], &err) != MX_OK)
+		if (feed_greeted(cap_safe[i], &err) != MX_OK)
 			ck_abort_msg("refused: %s: %s", cap_safe[i],
 				     err.detail);
-	ck_assert_int_eq(feed_str("* CAPABILITY\r\n", &err), MX_ERR_PROTOCOL);
+	ck_assert_int_eq(feed_greeted("* CAPABILITY\r\n", &err), MX_ERR_PROTOCOL);
 	ck_assert_str_eq(err.detail, "server sent a CAPABILITY response "
 			 "without a capability (byte 0x0d)");
-	ck_assert_int_eq(feed_str("* OK [CAPABILITY] x\r\n", &err),
+	ck_assert_int_eq(feed_greeted("* OK [CAPABILITY] x\r\n", &err),
 			 MX_ERR_PROTOCOL);
 	ck_assert_str_eq(err.detail, "server sent a CAPABILITY response "
 			 "without a capability (']')");
+}
+END_TEST
+
+/*
+ * In the greeting libetpan 1.9.4 has no parser context yet, and its string
+ * parser dereferences it: any PERMANENTFLAGS or BADCHARSET list there
+ * crashed it (each line below, played as a greeting to mailimap_connect()),
+ * valid or not.  The same lines after the greeting are fine.
+ */
+START_TEST(greeting_lists)
+{
+	static const char *const crashes[] = {
+		"* OK [PERMANENTFLAGS (\\*)] x\r\n",
+		"* OK [PERMANENTFLAGS (\\Seen)] x\r\n",
+		"* OK [PERMANENTFLAGS (\\A\"\r\n",
+		"* PREAUTH [PERMANENTFLAGS (\\*)] x\r\n",
+		"* BYE [PERMANENTFLAGS ()] x\r\n",
+		"* OK [BADCHARSET (UTF-8)] x\r\n",
+		"* OK [badcharset  (\"a\")] x\r\n",
+	};
+	static const char *const safe[] = {
+		"* OK [PERMANENTFLAGS] x\r\n",
+		"* OK [CAPABILITY IMAP4rev1] x\r\n",
+		"* OK [BADCHARSET] x\r\n",
+		"* OK [X-FOO bar] x\r\n",
+	};
+	struct mx_error err;
+
+	for (size_t i = 0; i < sizeof(crashes) / sizeof(*crashes); i++) {
+		if (feed_str(crashes[i], &err) != MX_ERR_PROTOCOL)
+			ck_abort_msg("passed: %s", crashes[i]);
+		ck_assert_ptr_nonnull(strstr(err.detail, "in its greeting"));
+		if (i != 2 && feed_greeted(crashes[i], &err) != MX_OK)
+			ck_abort_msg("refused after the greeting: %s: %s",
+				     crashes[i], err.detail);
+	}
+	for (size_t i = 0; i < sizeof(safe) / sizeof(*safe); i++)
+		if (feed_str(safe[i], &err) != MX_OK)
+			ck_abort_msg("refused: %s: %s", safe[i], err.detail);
+	ck_assert_int_eq(feed_str(crashes[5], &err), MX_ERR_PROTOCOL);
+	ck_assert_str_eq(err.detail,
+			 "server sent a BADCHARSET list in its greeting");
 }
 END_TEST
 
@@ -453,6 +506,7 @@ int main(void)
 	tcase_add_test(tc, literals_kept_or_streamed);
 	tcase_add_test(tc, permanentflags);
 	tcase_add_test(tc, capability_without_list);
+	tcase_add_test(tc, greeting_lists);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
