@@ -2,5 +2,5 @@ dist_man_MANS += doc/mxsync.1 doc/mxsyncd.8 doc/mxsync.conf.5
 EXTRA_DIST += doc/internals/store.md doc/internals/sync.md \
 	doc/internals/accounts.md doc/internals/discovery.md \
 	doc/internals/send.md doc/internals/pop3.md doc/internals/net.md \
-	doc/internals/push.md \
+	doc/internals/push.md doc/internals/imap-guard.md \
 	contrib/mxsyncd.service
