@@ -1,8 +1,8 @@
 #!/bin/sh
 # The whole test suite: installs missing packages, builds (warnings are
-# errors), runs unit + integration tests, then the same suite under
-# ASan+UBSan, builds the libFuzzer target and runs a short smoke over the
-# corpus.  Last line: "N passed, N failed, N skipped".
+# errors), runs unit + integration tests, make distcheck, then the same
+# suite under ASan+UBSan, builds every libFuzzer target and smoke-runs each
+# over its seeds.  Last line: "N passed, N failed, N skipped".
 #
 # Every process the suite starts must be gone at the end: each survivor is
 # reported with its command line, stopped by PID and counted as a failure.
