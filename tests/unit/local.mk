@@ -19,6 +19,5 @@ include tests/unit/discover.mk
 include tests/unit/pop3.mk
 include tests/unit/config.mk
 include tests/unit/imap_guard.mk
-include tests/unit/daemon_config.mk
 include tests/unit/imap_replies.mk
 endif

@@ -138,6 +138,40 @@ START_TEST(test_unknown_event_type_refused)
 }
 END_TEST
 
+/* A list key given twice in a section: the last one wins and the earlier
+ * list is freed (found by tests/fuzz/fuzz_config: LeakSanitizer); after a
+ * later error everything is freed once. */
+START_TEST(test_repeated_list_keys)
+{
+	struct mx_config cfg;
+	struct mx_error err;
+	const struct mx_acct_cfg *a;
+	FILE *fp = fopen(g_path, "w");
+
+	ck_assert_ptr_nonnull(fp);
+	fputs("[account a]\nfolders = INBOX\nfolders = Sent, Drafts\n"
+	      "[webhook w]\nurl = https://h.example/x\nsecret = k\n"
+	      "events = message.new\n"
+	      "events = account.state,,message.deleted\n", fp);
+	ck_assert_int_eq(fclose(fp), 0);
+	ck_assert_int_eq(mx_config_load(g_path, &cfg, &err), MX_OK);
+	a = mx_config_account(&cfg, "a");
+	ck_assert_ptr_nonnull(a);
+	ck_assert_uint_eq(a->nfolders, 2);
+	ck_assert_str_eq(a->folders[0], "Sent");
+	ck_assert_str_eq(a->folders[1], "Drafts");
+	ck_assert_ptr_null(a->folders[2]);
+	ck_assert_uint_eq(cfg.nwebhooks, 1);
+	ck_assert_uint_eq(cfg.webhooks[0].ntypes, 2);
+	ck_assert_str_eq(cfg.webhooks[0].types[0], "account.state");
+	ck_assert_str_eq(cfg.webhooks[0].types[1], "message.deleted");
+	mx_config_free(&cfg);
+	ck_assert_uint_eq(cfg.naccts, 0);
+	REFUSED("[account a]\nfolders = INBOX\nfolders = Sent\nbogus = 1\n",
+		":4: bad [account] setting 'bogus'");
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("config");
@@ -152,6 +186,7 @@ int main(void)
 	tcase_add_test(tc, test_webhook_url_refused);
 	tcase_add_test(tc, test_webhook_url_message_once);
 	tcase_add_test(tc, test_unknown_event_type_refused);
+	tcase_add_test(tc, test_repeated_list_keys);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
