@@ -479,6 +479,19 @@ static int imap_connect(const struct mx_account *a, struct mx_conn **conn_r,
 			goto fail;
 		}
 		r = mailimap_starttls(c->imap);
+		if (r != MAILIMAP_NO_ERROR && c->imap->imap_stream &&
+		    c->imap->imap_stream->read_buffer_len > 0) {
+			/* libetpan (CVE-2020-15953 fix) fails STARTTLS when
+			 * bytes follow the reply before the handshake: they
+			 * would be read as if they came over TLS. */
+			rc = mx_error_set(err, MX_ERR_INSECURE,
+					  "%s: server sent data after its "
+					  "STARTTLS reply, before the TLS "
+					  "handshake (possible STARTTLS "
+					  "injection); refusing to log in",
+					  a->host);
+			goto fail;
+		}
 		if (r != MAILIMAP_NO_ERROR) {
 			rc = imap_fail(c, r, "STARTTLS", err);
 			if (rc == MX_ERR_SERVER)
