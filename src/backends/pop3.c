@@ -14,6 +14,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -927,6 +928,25 @@ out:
 
 enum retr_state { AT_BOL, IN_LINE, AT_DOT, AT_DOT_CR, DONE };
 
+/*
+ * After a "." line in RETR: true when more bytes have already arrived.
+ * Nothing is pipelined, so a server that has ended its reply sends
+ * nothing until the next command; more bytes mean the "." was a line of
+ * the message that the server did not stuff (RFC 1939 3 requires it),
+ * and it is kept as such instead of cutting the message there.  Bytes
+ * still on their way are not waited for: then the message is cut and
+ * the rest is a protocol error at the next command.
+ */
+static bool more_follows(struct mx_pop3 *p)
+{
+	struct pollfd pfd = {.fd = mx_net_fd(p->s), .events = POLLIN};
+
+	if (p->rpos < p->rlen || mx_net_pending(p->s) > 0)
+		return true;
+	return pfd.fd >= 0 && poll(&pfd, 1, 0) > 0 &&
+	       (pfd.revents & POLLIN);
+}
+
 int mx_pop3_retr(struct mx_pop3 *p, uint32_t num, mx_pop3_data_cb *cb,
 		 void *ctx, struct mx_error *err)
 {
@@ -976,17 +996,28 @@ int mx_pop3_retr(struct mx_pop3 *p, uint32_t num, mx_pop3_data_cb *cb,
 					st = AT_DOT_CR;
 					continue;
 				}
-				if (ch == '\n') {
+				if (ch == '\n' && !more_follows(p)) {
 					st = DONE; /* bare-LF server */
 					continue;
+				}
+				if (ch == '\n') { /* an unstuffed "." line */
+					out[on++] = '.';
+					st = AT_BOL;
+					break;
 				}
 				/* ".." or ".x": the stuffed dot goes. */
 				st = IN_LINE;
 				break;
 			case AT_DOT_CR:
-				if (ch == '\n') {
+				if (ch == '\n' && !more_follows(p)) {
 					st = DONE;
 					continue;
+				}
+				if (ch == '\n') { /* an unstuffed "." line */
+					out[on++] = '.';
+					out[on++] = '\r';
+					st = AT_BOL;
+					break;
 				}
 				/* ".\rx": keep the CR, lose the dot. */
 				out[on++] = '\r';
@@ -996,7 +1027,7 @@ int mx_pop3_retr(struct mx_pop3 *p, uint32_t num, mx_pop3_data_cb *cb,
 				break;
 			}
 			out[on++] = ch;
-			if (on >= sizeof(out) - 1) {
+			if (on >= sizeof(out) - 2) { /* room for 3 */
 				total += on;
 				if (total > MX_POP3_MAX_MESSAGE)
 					return broken(p, err, MX_ERR_PROTOCOL,

@@ -65,6 +65,7 @@ MX_CASE_FILES = \
 	tests/data/cases/pop3-dot-stuffing.case \
 	tests/data/cases/pop3-greeting-err.case \
 	tests/data/cases/pop3-lone-dot-inside.case \
+	tests/data/cases/pop3-lone-dot-late.case \
 	tests/data/cases/pop3-retr-err.case \
 	tests/data/cases/smtp-421-after-mail.case \
 	tests/data/cases/smtp-421-after-rcpt.case \
