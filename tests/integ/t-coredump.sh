@@ -30,6 +30,7 @@ fi
 mx_tmpdir core; T=$MX_TMP
 MXSYNC_KEY=$("$MX_PY" -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')
 export MXSYNC_KEY
+MXSYNC_TEST_MARK=1; export MXSYNC_TEST_MARK
 mkdir "$T/data" "$T/ddata" && chown "$UID_RUN" "$T/data" "$T/ddata" ||
     bail_out "data dirs"
 echo 'core-test-password' > "$T/pw"
@@ -86,6 +87,12 @@ wait_for "$T/d.log" 'mxsyncd: info: mxsyncd .*data dir' ||
     bail_out "mxsyncd did not start: $(cat "$T/d.log")"
 is "$(core_limit "$D")" "0 0" "mxsyncd: core file size 0 (soft and hard)"
 is "$(mem_owner "$D")" 0 "mxsyncd: not dumpable (/proc/PID/mem is root's)"
+# /proc/PID/environ shows the environment block as the process holds it:
+# the key's bytes must be gone from it (and from what children inherit)
+is "$(tr '\0' '\n' < "/proc/$D/environ" | grep -cF -- "$MXSYNC_KEY")" 0 \
+    "mxsyncd: the MXSYNC_KEY value is wiped from its environment"
+like "$(tr '\0' '\n' < "/proc/$D/environ")" '^MXSYNC_TEST_MARK=' \
+    "mxsyncd: control: the rest of its environment is readable"
 unlike "$(cat "$T/d.log")" 'cannot disable core dumps' "mxsyncd: no warning"
 crash "$D" SEGV
 # ASan's SEGV handler reports and aborts (abort_on_error=1): 134 there

@@ -184,7 +184,7 @@ int mx_secrets_open(const char *data_dir, const char *key_file,
 		    struct mx_secrets **s_r, struct mx_error *err)
 {
 	struct mx_secrets *s;
-	const char *env = getenv("MXSYNC_KEY");
+	const char *env = mx_secrets_env_key();
 	char path[4096];
 	int rc;
 
@@ -386,10 +386,42 @@ void mx_secret_free(char *s)
 
 /* ---- the process ---- */
 
+/* $MXSYNC_KEY as it was when mx_secrets_protect_process() took it out of
+ * the environment (NULL: not taken; then getenv() is asked). */
+static char *env_key;
+static bool env_key_taken;
+
+const char *mx_secrets_env_key(void)
+{
+	return env_key_taken ? env_key : getenv("MXSYNC_KEY");
+}
+
+/* Moves $MXSYNC_KEY out of the environment into a private copy: the
+ * environment is copied into every child and shown by /proc/PID/environ
+ * for as long as the process lives.  Before any thread exists
+ * (setenv/unsetenv are not thread-safe). */
+static void take_env_key(void)
+{
+	char *v = getenv("MXSYNC_KEY");
+
+	if (env_key_taken)
+		return;
+	env_key_taken = true;
+	if (v == NULL)
+		return;
+	env_key = strdup(v); /* NULL on ENOMEM: as if unset, a clear error */
+	/* Wipe the bytes too: unsetenv() only unlinks them, and the
+	 * initial environment lives on the stack of main(). */
+	OPENSSL_cleanse(v, strlen(v));
+	unsetenv("MXSYNC_KEY");
+}
+
 int mx_secrets_protect_process(void)
 {
 	struct rlimit rl = {0, 0};
 	int rc = 0, saved = 0;
+
+	take_env_key();
 
 	/* Hard limit 0 too, so nothing later in the process (or a child)
 	 * can raise it again. */

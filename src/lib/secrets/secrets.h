@@ -51,8 +51,15 @@ void mx_secret_free(char *s);
  * core dumps and away from other processes of the same user: RLIMIT_CORE
  * 0 (soft and hard) and, on Linux, PR_SET_DUMPABLE 0, which also makes
  * /proc/PID/{mem,environ,maps,fd,...} root-owned and refuses ptrace
- * without CAP_SYS_PTRACE.  mxsyncd and mxsync call it first thing.  -1
- * (errno set) if a step failed; the others are still done. */
+ * without CAP_SYS_PTRACE.  It also moves $MXSYNC_KEY out of the
+ * environment (children and /proc/PID/environ would show it) into a
+ * private copy that mx_secrets_env_key() returns.  mxsyncd and mxsync call
+ * it first thing, before any thread.  -1 (errno set) if a step failed; the
+ * others are still done. */
 int mx_secrets_protect_process(void);
+
+/* $MXSYNC_KEY: the copy mx_secrets_protect_process() took, else the
+ * environment's value; NULL if unset. */
+const char *mx_secrets_env_key(void);
 
 #endif

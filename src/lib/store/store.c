@@ -661,7 +661,7 @@ static void key_file_path(const struct mx_store *st, char *buf, size_t n)
 static int store_secrets(struct mx_store *st, bool create, const char *acct,
 			 struct mx_secrets **s_r, struct mx_error *err)
 {
-	const char *env = getenv("MXSYNC_KEY");
+	const char *env = mx_secrets_env_key();
 	char path[4096];
 	struct stat sb;
 	int rc = MX_OK;
