@@ -926,7 +926,7 @@ static int account_list(struct cli *c, int argc, char **argv)
 	if (mx_account_list_json(st, &out, &err) != MX_OK) {
 		rc = cli_fail(&err);
 	} else if (json) {
-		printf("%s\n", out);
+		cli_print_json_text(out);
 	} else {
 		json_t *a = json_loads(out, 0, NULL), *o;
 		size_t i;

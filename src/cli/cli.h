@@ -51,6 +51,9 @@ struct mx_store *cli_open(struct cli *c, int *exit_r);
 /* Prints V (a json_t *) indented, with a newline, or FALLBACK if it
  * cannot be encoded. */
 void cli_print_json(const void *v, const char *fallback);
+/* Prints the JSON text ENC and a newline, with DEL and C1 controls
+ * escaped (mx_json_term_safe()); ENC as is when memory runs out. */
+void cli_print_json_text(const char *enc);
 /* True if ARG is -h or --help. */
 bool cli_is_help(const char *arg);
 

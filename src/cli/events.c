@@ -220,12 +220,14 @@ bad:
 		}
 		json_array_foreach(arr, i, ev) {
 			if (json) {
-				char *s = json_dumps(ev, JSON_COMPACT |
-							 JSON_PRESERVE_ORDER);
+				char *enc = json_dumps(ev, JSON_COMPACT |
+							   JSON_PRESERVE_ORDER);
+				char *s = enc ? mx_json_term_safe(enc) : NULL;
 
 				if (s)
 					puts(s);
 				free(s);
+				free(enc);
 			} else {
 				print_line(ev);
 			}

@@ -52,7 +52,7 @@ int cli_ls(struct cli *c, int argc, char **argv)
 	if (mx_list_json_opts(st, name, &lo, &out, &err) != MX_OK) {
 		rc = cli_fail(&err);
 	} else if (json) {
-		printf("%s\n", out);
+		cli_print_json_text(out);
 	} else {
 		json_t *arr = json_loads(out, 0, NULL), *m;
 		size_t i;

@@ -46,9 +46,17 @@ static const char usage[] =
 
 void cli_print_json(const void *v, const char *fallback)
 {
-	char *s = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	char *enc = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 
-	printf("%s\n", s ? s : fallback);
+	cli_print_json_text(enc ? enc : fallback);
+	free(enc);
+}
+
+void cli_print_json_text(const char *enc)
+{
+	char *s = mx_json_term_safe(enc);
+
+	printf("%s\n", s ? s : enc);
 	free(s);
 }
 

@@ -78,7 +78,7 @@ int cli_show(struct cli *c, int argc, char **argv)
 		if (mx_message_json(st, id, &out, &err) != MX_OK) {
 			rc = cli_fail(&err);
 		} else if (json) {
-			printf("%s\n", out);
+			cli_print_json_text(out);
 		} else {
 			json_t *m = json_loads(out, 0, NULL), *p, *l;
 			size_t i;

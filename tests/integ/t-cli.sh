@@ -26,7 +26,7 @@ is "$(dc_deliver "$D" $U "$T/gen")" 8 "generated mail delivered"
 # ESC sequences in the subject (RFC 2047, as a sender would hide them) and
 # raw in the body: retitle the terminal, clear the screen.
 mkdir "$T/evil"
-printf 'From: Mallory <m@example.test>\r\nTo: alice@example.test\r\nSubject: =?utf-8?q?=1B]0;pwned=07_=1B[31mred=1B[0m?=\r\nDate: Mon, 1 Jan 2024 10:00:00 +0000\r\nMessage-ID: <evil@example.test>\r\n\r\nline one\r\n\033[2Jcleared\r\n' > "$T/evil/1.eml"
+printf 'From: Mallory <m@example.test>\r\nTo: alice@example.test\r\nSubject: =?utf-8?q?=1B]0;pwned=07_=1B[31mred=1B[0m=7Fdel=C2=9Bcsi?=\r\nDate: Mon, 1 Jan 2024 10:00:00 +0000\r\nMessage-ID: <evil@example.test>\r\n\r\nline one\r\n\033[2Jcleared\r\n' > "$T/evil/1.eml"
 # 2,500 To recipients, folded: more than the parser keeps.
 "$MX_PY" - "$T/evil/2.eml" <<'PY'
 import sys
@@ -107,7 +107,7 @@ MANY=$(mx ls a --json | "$MX_PY" -c 'import json,sys
 print([m["id"] for m in json.load(sys.stdin) if m.get("message_id") == "many@example.test"][0])')
 run_ok "show" mx show "$EVIL"
 case $MX_OUT in *"$ESC"*) fail "show prints no raw ESC";; *) pass "show prints no raw ESC";; esac
-like "$MX_OUT" '^Subject: \\x1b\]0;pwned\\x07 \\x1b\[31mred\\x1b\[0m$' "show: subject escaped"
+like "$MX_OUT" '^Subject: \\x1b\]0;pwned\\x07 \\x1b\[31mred\\x1b\[0m\\x7fdel\\u009bcsi$' "show: subject escaped"
 like "$MX_OUT" '^\\x1b\[2Jcleared' "show: body text escaped"
 like "$MX_OUT" '^line one' "show: body lines kept"
 unlike "$MX_OUT" 'x0d' "show: CRLF kept as a line end"
@@ -120,6 +120,12 @@ like "$MX_OUT" '^  Csi\\u009b31m ' "status shows a C1 control escaped"
 run_ok "show --json" mx show "$EVIL" --json
 like "$MX_OUT" '\\u001[bB]\[31mred' "show --json: JSON-escaped"
 case $MX_OUT in *"$ESC"*) fail "show --json prints no raw ESC";; *) pass "show --json prints no raw ESC";; esac
+# JSON allows DEL and C1 controls raw; some terminals obey C1 (CSI)
+like "$MX_OUT" '\\u007fdel\\u009bcsi' "show --json: DEL and C1 escaped as \\u"
+is "$(printf '%s' "$MX_OUT" | LC_ALL=C grep -c "$(printf '\177\\|\302\233')")" 0 \
+    "show --json prints no raw DEL or C1"
+is "$(printf '%s' "$MX_OUT" | "$MX_PY" -c 'import json,sys; print(ascii(json.load(sys.stdin)["subject"][-8:]))')" \
+    "'\\x7fdel\\x9bcsi'" "show --json: the same subject, decoded"
 
 # ---- a To list cut at 2000 says so
 run_ok "show --json of 2,500 recipients" mx show "$MANY" --json

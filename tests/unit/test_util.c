@@ -466,6 +466,30 @@ START_TEST(test_term_escape)
 }
 END_TEST
 
+/* DEL and C1 controls, which JSON allows raw, leave as \u escapes; the
+ * rest (other UTF-8, jansson's own escapes) is copied. */
+START_TEST(test_json_term_safe)
+{
+	static const struct {
+		const char *in, *want;
+	} v[] = {
+		{"{\"s\": \"a\x7f\"}", "{\"s\": \"a\\u007f\"}"},
+		{"\"\xc2\x9b[2J\"", "\"\\u009b[2J\""},
+		{"\"\xc2\x80\xc2\x9f\"", "\"\\u0080\\u009f\""},
+		{"\"\xc2\xa0 caf\xc3\xa9 \\u001b\"", "\"\xc2\xa0 caf\xc3\xa9 \\u001b\""},
+		{"", ""},
+	};
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		char *s = mx_json_term_safe(v[i].in);
+
+		ck_assert_ptr_nonnull(s);
+		ck_assert_str_eq(s, v[i].want);
+		free(s);
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("util");
@@ -489,6 +513,7 @@ int main(void)
 	tcase_add_test(tc, test_utf8_encode);
 	tcase_add_test(tc, test_parse_u64);
 	tcase_add_test(tc, test_term_escape);
+	tcase_add_test(tc, test_json_term_safe);
 	tcase_add_test(tc, test_mkdir_p);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);

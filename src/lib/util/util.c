@@ -451,6 +451,34 @@ bool mx_term_safe(const char *s)
 	return true;
 }
 
+char *mx_json_term_safe(const char *enc)
+{
+	const unsigned char *p = (const unsigned char *)enc;
+	struct mx_buf out = {0};
+	char esc[8];
+
+	for (size_t i = 0; p[i]; i++) {
+		unsigned cp = p[i];
+
+		if (p[i] == 0xc2 && p[i + 1] >= 0x80 && p[i + 1] < 0xa0)
+			cp = p[++i]; /* U+0080..U+009F */
+		else if (p[i] != 0x7f) {
+			if (mx_buf_append(&out, &p[i], 1) != 0)
+				goto oom;
+			continue;
+		}
+		snprintf(esc, sizeof(esc), "\\u%04x", cp);
+		if (mx_buf_append(&out, esc, 6) != 0)
+			goto oom;
+	}
+	if (mx_buf_append(&out, "", 1) != 0)
+		goto oom;
+	return (char *)out.data;
+oom:
+	mx_buf_free(&out);
+	return NULL;
+}
+
 bool mx_name_valid(const char *s)
 {
 	size_t n = 0;

@@ -160,6 +160,14 @@ int mx_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *v_r);
 int mx_term_escape(struct mx_buf *out, const char *s, size_t n, bool keep_nl);
 /* True if the NUL-terminated S needs no escaping by mx_term_escape(). */
 bool mx_term_safe(const char *s);
+/*
+ * JSON text ENC (as jansson encodes it: valid UTF-8, C0 controls already
+ * escaped) with DEL and the C1 controls U+0080..U+009F, which JSON allows
+ * raw and some terminals obey, written as \u007f and \u0080..\u009f.  Such
+ * bytes only occur inside strings, so the result is the same JSON value.
+ * malloc()ed; NULL when out of memory.
+ */
+char *mx_json_term_safe(const char *enc);
 
 /* malloc-or-NULL duplicates; NULL in -> NULL out. */
 char *mx_strdup(const char *s);
