@@ -499,6 +499,7 @@ struct flag_ctx {
 	size_t n;
 	uint32_t add, remove;
 	uint32_t account_id;
+	const struct mx_account *acct; /* for the generation check */
 };
 
 static int flag_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
@@ -506,6 +507,11 @@ static int flag_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 	struct flag_ctx *fc = ctx;
 	int rc;
 
+	/* The server was told; if the account was removed (or removed and
+	 * added again) meanwhile, its records are not ours to change. */
+	rc = mx_account_check_current(t, fc->acct, err);
+	if (rc)
+		return rc;
 	for (size_t i = 0; i < fc->n; i++) {
 		struct mx_loc l;
 		json_t *x;
@@ -618,6 +624,7 @@ enum mx_err mx_message_flag(struct mx_store *st, const char *id_s,
 	}
 	if (t.txn)
 		mx_txn_abort(&t);
+	fc.acct = &a;
 	if (rc == MX_OK)
 		rc = mx_store_write(st, flag_fn, &fc, err);
 	if (conn)
