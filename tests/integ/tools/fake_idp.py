@@ -10,7 +10,8 @@
   POST /control    JSON object: changes knobs at run time (same names as the
                    options below, with '_' for '-')
 
-Access tokens are HS256 JWTs (claims sub, email, iat, nbf, exp) signed with
+Access tokens are HS256 JWTs (claims sub, email, iat, nbf, exp, and scope
+when --scope is given, for tools/fakegmail.py) signed with
 the raw secret in SECRET_FILE: Dovecot's oauth2 passdb accepts them with
 introspection_mode=local (tests/integ/lib/dovecot.sh, DIR/keys/secret.raw).
 
@@ -45,6 +46,10 @@ ap.add_argument('--revoke', action='append', default=[],
 ap.add_argument('--rotate', action='store_true',
                 help='issue a new refresh token on every refresh')
 ap.add_argument('--lifetime', type=int, default=3600)
+ap.add_argument('--scope',
+                help='space-separated scopes: put in the access token as a '
+                     '"scope" claim and in the token response (the fake '
+                     'Gmail server, tools/fakegmail.py, checks them)')
 ap.add_argument('--fail', type=int, default=0,
                 help='the next N /token and /device requests fail')
 ap.add_argument('--fail-status', type=int, default=503)
@@ -82,7 +87,7 @@ REVOKED = set(ARGS.revoke)
 KNOBS = {k: getattr(ARGS, k) for k in (
     'rotate', 'lifetime', 'fail', 'fail_status', 'malformed', 'huge',
     'no_access_token', 'interval', 'pending', 'slow_down', 'deny',
-    'device_expires', 'wrong_state', 'user')}
+    'device_expires', 'wrong_state', 'user', 'scope')}
 DEVICES = {}   # device_code -> {'polls': n, 'expires': t}
 CODES = {}     # code -> {'challenge', 'method', 'redirect_uri', 'client_id', 'user'}
 
@@ -95,6 +100,8 @@ def mint(user, lifetime):
     now = int(time.time())
     claims = {'sub': user, 'email': user, 'iat': now, 'nbf': now,
               'exp': now + lifetime}
+    if KNOBS['scope']:
+        claims['scope'] = KNOBS['scope']
     si = b64url(json.dumps({'alg': 'HS256', 'typ': 'JWT'}).encode()) + '.' + \
         b64url(json.dumps(claims).encode())
     return si + '.' + b64url(hmac.new(SECRET, si.encode(),
@@ -184,7 +191,7 @@ class H(BaseHTTPRequestHandler):
             return self.reply(200, {'token_type': 'Bearer'}, gt)
         body = {'access_token': mint(user, KNOBS['lifetime']),
                 'token_type': 'Bearer', 'expires_in': KNOBS['lifetime'],
-                'scope': 'mail'}
+                'scope': KNOBS['scope'] or 'mail'}
         if refresh is not None:
             body['refresh_token'] = refresh
         self.reply(200, body, gt)
