@@ -16,6 +16,7 @@ MX_INTEG_TESTS = \
 	tests/integ/t-oauth.sh \
 	tests/integ/t-fulldisk.sh \
 	tests/integ/t-pop3.sh \
+	tests/integ/t-fakegmail.sh \
 	tests/integ/t-discover.sh \
 	tests/integ/t-send.sh \
 	tests/integ/t-auth.sh \
@@ -36,6 +37,7 @@ EXTRA_DIST += $(MX_INTEG_TESTS) \
 	tests/integ/tools/daemon_check.py tests/integ/tools/fakepop3.py \
 	tests/integ/tools/dnsfixture.py tests/integ/tools/httpsfixture.py \
 	tests/integ/tools/fakeserver.py tests/integ/tools/scriptserver.py \
+	tests/integ/tools/fakegmail.py tests/integ/tools/fake_idp.py \
 	tests/integ/tools/faultproxy.py \
 	$(MX_CASE_FILES)
 # Case files of t-cases.sh (format: tests/data/cases/README.md)
