@@ -105,7 +105,7 @@ is "$(grep -cE '^[0-9a-f]{16} [0-9a-f]{16}$' "$T/ids")" 12 "ids and threadIds ar
 call GET "$U/messages?maxResults=100000"
 is "$(j 'len(d["messages"]), "nextPageToken" in d')" "(12, False)" "maxResults above 500 is capped, one page"
 call GET "$U/messages?pageToken=garbage!"
-is "$ST $(err)" "400 400 invalidArgument INVALID_ARGUMENT" "a bad pageToken: 400"
+is "$ST $(err)" "400 400 badRequest INVALID_ARGUMENT" "a bad pageToken: 400"
 call GET "$U/messages?labelIds=STARRED"
 is "$(j 'd["resultSizeEstimate"], "messages" in d')" "(0, False)" "labelIds filter: no STARRED message yet"
 
@@ -295,6 +295,8 @@ is "$ST" 400 "batch that is not multipart/mixed: 400"
 call -n GET "$U/messages"
 is "$ST $(err)" "401 401 required UNAUTHENTICATED" "no Authorization: 401 required"
 like "$(cat "$T/hdr")" '^[Ww][Ww][Ww]-[Aa]uthenticate: Bearer' "with WWW-Authenticate: Bearer"
+is "$(j 'd["error"]["errors"][0]["locationType"], d["error"]["errors"][0]["location"]')" \
+    "('header', 'Authorization')" "and location header Authorization"
 call -t "${TOK%?}x" GET "$U/messages"
 is "$ST $(err)" "401 401 authError UNAUTHENTICATED" "a forged signature: 401 authError"
 call -t "$(dc_token "$D" "$A" -60)" GET "$U/messages"

@@ -145,8 +145,8 @@ STATUS = {400: 'INVALID_ARGUMENT', 401: 'UNAUTHENTICATED',
           403: 'PERMISSION_DENIED', 404: 'NOT_FOUND', 409: 'ALREADY_EXISTS',
           413: 'INVALID_ARGUMENT', 429: 'RESOURCE_EXHAUSTED',
           500: 'INTERNAL', 503: 'UNAVAILABLE'}
-REASONS = {400: 'invalidArgument', 404: 'notFound', 409: 'alreadyExists',
-           413: 'invalidArgument', 500: 'backendError',
+REASONS = {400: 'badRequest', 404: 'notFound', 409: 'alreadyExists',
+           413: 'badRequest', 500: 'backendError',
            503: 'backendError'}
 PHRASES = {200: 'OK', 204: 'No Content', 400: 'Bad Request',
            401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found',
@@ -157,18 +157,20 @@ PHRASES = {200: 'OK', 204: 'No Content', 400: 'Bad Request',
 
 class ApiError(Exception):
     def __init__(self, code, message, reason=None, domain='global',
-                 headers=(), status=None):
+                 headers=(), status=None, location=None):
         super().__init__(message)
         self.code, self.message, self.headers = code, message, list(headers)
         self.reason = reason or REASONS.get(code, 'failedPrecondition')
         self.domain, self.status = domain, status or STATUS.get(code, 'UNKNOWN')
+        self.location = location
 
     def body(self):
+        e = {'message': self.message, 'domain': self.domain,
+             'reason': self.reason}
+        if self.location:
+            e['locationType'], e['location'] = self.location
         return {'error': {'code': self.code, 'message': self.message,
-                          'errors': [{'message': self.message,
-                                      'domain': self.domain,
-                                      'reason': self.reason}],
-                          'status': self.status}}
+                          'errors': [e], 'status': self.status}}
 
 
 def b64url(b):
@@ -501,9 +503,9 @@ DELETE = {'mail.google.com'}
 
 
 def unauth(msg, reason='authError'):
-    return ApiError(401, msg, reason, headers=[
-        ('WWW-Authenticate', 'Bearer realm="https://accounts.google.com/", '
-         'error="invalid_token"')])
+    return ApiError(401, msg, reason, location=('header', 'Authorization'),
+                    headers=[('WWW-Authenticate', 'Bearer realm="https://'
+                              'accounts.google.com/", error="invalid_token"')])
 
 
 def authenticate(auth_header):
@@ -575,8 +577,8 @@ def charge(mb, method):
             if QUOTA['error'] == '403':
                 raise ApiError(403, 'User Rate Limit Exceeded',
                                'userRateLimitExceeded', 'usageLimits', hdr)
-            raise ApiError(429, 'User-rate limit exceeded.  Retry after %d s'
-                           % ra, 'rateLimitExceeded', 'usageLimits', hdr)
+            raise ApiError(429, 'Rate Limit Exceeded', 'rateLimitExceeded',
+                           'usageLimits', hdr)
         mb.quota.append((now, units))
         STATS['units'][mb.user] += units
     return units
