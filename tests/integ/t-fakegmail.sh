@@ -297,8 +297,16 @@ is "$ST $(err)" "401 401 required UNAUTHENTICATED" "no Authorization: 401 requir
 like "$(cat "$T/hdr")" '^[Ww][Ww][Ww]-[Aa]uthenticate: Bearer' "with WWW-Authenticate: Bearer"
 is "$(j 'd["error"]["errors"][0]["locationType"], d["error"]["errors"][0]["location"]')" \
     "('header', 'Authorization')" "and location header Authorization"
-call -t "${TOK%?}x" GET "$U/messages"
+sig=${TOK##*.}
+case $sig in A*) c=B ;; *) c=A ;; esac
+call -t "${TOK%.*}.$c${sig#?}" GET "$U/messages"
 is "$ST $(err)" "401 401 authError UNAUTHENTICATED" "a forged signature: 401 authError"
+# the last character of a 32-byte signature carries 4 bits and 2 unused ones
+nc=$("$MX_PY" -c 'import sys
+t, a = sys.argv[1], "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+print(t[:-1] + a[a.index(t[-1]) ^ 1])' "$TOK")
+call -t "$nc" GET "$U/messages"
+is "$ST" 401 "the signature's unused bits changed (same bytes decoded): 401"
 call -t "$(dc_token "$D" "$A" -60)" GET "$U/messages"
 is "$ST $(err)" "401 401 authError UNAUTHENTICATED" "an expired token: 401"
 call -t "$(dc_token "$D" "$A" 600)" GET "$U/messages?maxResults=1"

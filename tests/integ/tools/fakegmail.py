@@ -527,7 +527,10 @@ def authenticate(auth_header):
             parts[0] + '=' * (-len(parts[0]) % 4)))
         claims = json.loads(base64.urlsafe_b64decode(
             parts[1] + '=' * (-len(parts[1]) % 4)))
-        if hdr.get('alg') != 'HS256' or not hmac.compare_digest(sig, want):
+        # a non-canonical encoding of the right bytes is a forgery too
+        if hdr.get('alg') != 'HS256' or not hmac.compare_digest(sig, want) \
+                or base64.urlsafe_b64encode(sig).rstrip(b'=') != \
+                parts[2].encode():
             raise ValueError
     except (ValueError, TypeError):
         raise unauth('Invalid Credentials')
