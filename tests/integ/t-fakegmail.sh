@@ -25,7 +25,8 @@ A=alice@example.test
     bail_out "gen-mail.py failed"
 
 idp_start "$T/idp" "$D" --refresh refresh-alice=$A \
-    --refresh refresh-carol=carol@example.test || bail_out "fake_idp did not start"
+    --refresh refresh-carol=carol@example.test \
+    --refresh refresh-dave=dave@example.test || bail_out "fake_idp did not start"
 idp_control() {
     "$MX_PY" -c 'import sys, urllib.request
 urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=sys.argv[2].encode(), method="POST")).read()' \
@@ -42,7 +43,7 @@ CORPUS=${MX_CORPUS_DIR:-$MX_TOP_SRCDIR/../shared/corpus/real}
 carol=carol@example.test=
 [ -d "$CORPUS" ] && carol=carol@example.test=$CORPUS
 tool_start "$T/g" fakegmail.py --secret-file "$D/keys/secret.raw" \
-    --mailbox "$A=$T/gen" --mailbox "$carol" \
+    --mailbox "$A=$T/gen" --mailbox "$carol" --mailbox "dave@example.test=$T/gen" \
     --cert "$D/ssl/cert.pem" --key "$D/ssl/key.pem" --log "$T/g/log" ||
     bail_out "fakegmail did not start"
 G=$TOOL_PORT; GPID=$TOOL_PID
@@ -106,6 +107,34 @@ call GET "$U/messages?maxResults=100000"
 is "$(j 'len(d["messages"]), "nextPageToken" in d')" "(12, False)" "maxResults above 500 is capped, one page"
 call GET "$U/messages?pageToken=garbage!"
 is "$ST $(err)" "400 400 badRequest INVALID_ARGUMENT" "a bad pageToken: 400"
+call GET "$U/messages?labelIds=Label_404"
+is "$ST" 400 "labelIds with an unknown label: 400"
+# paging while the mailbox changes (tokens name a position, not an offset):
+# dpage CHANGE runs CHANGE after the first page, prints how many ids were
+# listed and how many distinct
+DTOK=$(token dave@example.test)
+dpage() {
+    call -t "$DTOK" GET "$U/messages?maxResults=5"
+    j '"\n".join(m["id"] for m in d["messages"])' > "$T/dids"
+    tk=$(j 'd["nextPageToken"]')
+    "$@"
+    while [ -n "$tk" ]; do
+        call -t "$DTOK" GET "$U/messages?maxResults=5&pageToken=$tk"
+        j '"\n".join(m["id"] for m in d["messages"])' >> "$T/dids"
+        tk=$(j 'd.get("nextPageToken", "")')
+    done
+    echo "$(wc -l < "$T/dids") $(sort -u "$T/dids" | wc -l)"
+}
+add_newest() {
+    printf 'From: x@example.test\r\nTo: dave@example.test\r\nDate: %s\r\nSubject: new\r\n\r\nnew\r\n' \
+        "$(date -R)" > "$T/new.eml"      # newest: sorts before the first page
+    curl -s --cacert "$DC_CA" --data-binary "@$T/new.eml" "$BASE/_fake/deliver?user=dave@example.test" >/dev/null
+}
+del_first() {
+    ctl POST /_fake/delete '{"user": "dave@example.test", "id": "'"$(sed -n 1p "$T/dids")"'"}' >/dev/null
+}
+is "$(dpage add_newest)" "12 12" "a message added before the first page between two pages: the 12 others listed once each"
+is "$(dpage del_first)" "13 13" "a listed message deleted between two pages: none of the other 12 hidden"
 call GET "$U/messages?labelIds=STARRED"
 is "$(j 'd["resultSizeEstimate"], "messages" in d')" "(0, False)" "labelIds filter: no STARRED message yet"
 
@@ -151,6 +180,8 @@ call POST "$U/labels" -H 'Content-Type: application/json' -d '{"name": "Projects
 is "$ST" 200 "labels.create: 200"
 L1=$(j 'd["id"]')
 is "$(j 'd["name"], d["type"]')" "('Projects', 'user')" "labels.create: a user label ($L1)"
+call POST "$U/labels" -H 'Transfer-Encoding: chunked' -d '{"name": "Chunked"}'
+is "$ST $(j 'd["name"]')" "200 Chunked" "a chunked request body is read"
 call POST "$U/labels" -d '{"name": "projects"}'
 is "$ST $(err)" "409 409 alreadyExists ALREADY_EXISTS" "labels.create with an existing name: 409"
 call POST "$U/labels" -d '{"name": "bad\u0007name"}'
@@ -389,6 +420,8 @@ is "$?" 52 "fault close: the connection closes without an answer (curl: empty re
 call GET "$U/profile"
 is "$ST" 200 "then normal again"
 like "$(ctl POST /_fake/fault '{"kind": "nonsense"}')" "unknown fault kind" "an unknown fault kind is refused"
+like "$(ctl POST /_fake/quota '{"per_minute": "lots"}')" '"code": 400' "a bad /_fake/quota body is refused"
+like "$(ctl POST /_fake/history '{"keep": -1}')" '"code": 400' "a bad /_fake/history body is refused"
 
 # ------------------------------------------------------------ the corpus
 if [ -d "$CORPUS" ]; then

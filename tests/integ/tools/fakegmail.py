@@ -624,20 +624,31 @@ def int_param(q, name, default, lo, hi):
     return min(n, hi)
 
 
-def page_token(off):
-    return base64.urlsafe_b64encode(('o:%d' % off).encode()).decode().rstrip('=')
+# Page tokens name the sort key of the last item of the page, not an
+# offset, so that messages added or deleted between two pages neither
+# repeat nor hide others.  A token without a key ('s:') is the first page.
+def page_token(key):
+    s = 's:' if key is None else 'k:' + ':'.join(str(k) for k in key)
+    return base64.urlsafe_b64encode(s.encode()).decode().rstrip('=')
 
 
-def page_offset(tok):
+def page_after(tok, items, key, reverse):
+    """the items after the key the token names (items sorted by key)."""
     if tok is None:
-        return 0
+        return items
     try:
         s = base64.urlsafe_b64decode(tok + '=' * (-len(tok) % 4)).decode()
-        if not s.startswith('o:'):
+        if s == 's:':
+            return items
+        if not s.startswith('k:'):
             raise ValueError
-        return int(s[2:])
+        a, _, b = s[2:].partition(':')
+        last = (int(a), b) if b else (int(a),)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, 'Invalid pageToken')
+    if reverse:
+        return [i for i in items if key(i) < last]
+    return [i for i in items if key(i) > last]
 
 
 def q_match(m, mb, q):
@@ -676,12 +687,15 @@ def q_match(m, mb, q):
 def messages_list(mb, q, scopes, fault):
     n = int_param(q, 'maxResults', 100, 1, 500)
     tok = one(q, 'pageToken') or None
-    off = page_offset(tok)
     want = q.get('labelIds', [])
     spam_trash = one(q, 'includeSpamTrash', 'false') == 'true'
     query = one(q, 'q')
-    msgs = sorted(mb.msgs.values(), key=lambda m: (m.date_ms, m.id),
-                  reverse=True)
+    for l in want:
+        if l not in mb.labels:
+            raise ApiError(400, 'Invalid label: %s' % l[:60])
+    def key(m):
+        return (m.date_ms, m.id)
+    msgs = sorted(mb.msgs.values(), key=key, reverse=True)
     sel = []
     for m in msgs:
         if want and not all(l in m.labels for l in want):
@@ -692,14 +706,15 @@ def messages_list(mb, q, scopes, fault):
         if query and not q_match(m, mb, query):
             continue
         sel.append(m)
-    page = sel[off:off + n]
+    rest = page_after(tok, sel, key, True)
+    page = rest[:n]
     r = {'resultSizeEstimate': len(sel)}
     if page:
         r['messages'] = [m.ref() for m in page]
-    if off + n < len(sel):
-        r['nextPageToken'] = page_token(off + n)
+    if len(rest) > n:
+        r['nextPageToken'] = page_token(key(page[-1]))
     if fault == 'pagetoken_loop':
-        r['nextPageToken'] = tok or page_token(0)
+        r['nextPageToken'] = tok or page_token(None)
     elif fault == 'bad_id':
         r['messages'] = [{'id': '../../etc/passwd', 'threadId': 'a/b'},
                          {'id': 'a/b', 'threadId': '..'}] + \
@@ -781,7 +796,6 @@ def history_list(mb, q, fault):
         raise ApiError(404, 'Requested entity was not found.')
     n = int_param(q, 'maxResults', 100, 1, 500)
     tok = one(q, 'pageToken') or None
-    off = page_offset(tok)
     types = q.get('historyTypes', [])
     for t in types:
         if t not in HIST_TYPES:
@@ -804,14 +818,17 @@ def history_list(mb, q, fault):
                 keep = True
         if keep:
             recs.append(out)
-    page = recs[off:off + n]
+    def key(h):
+        return (int(h['id']),)
+    rest = page_after(tok, recs, key, False)
+    page = rest[:n]
     r = {'historyId': str(mb.history_id)}
     if page:
         r['history'] = page
-    if off + n < len(recs):
-        r['nextPageToken'] = page_token(off + n)
+    if len(rest) > n:
+        r['nextPageToken'] = page_token(key(page[-1]))
     if fault == 'pagetoken_loop':
-        r['nextPageToken'] = tok or page_token(0)
+        r['nextPageToken'] = tok or page_token(None)
     elif fault == 'history_backwards':
         r['historyId'] = str(max(0, start - 1000))
         for i, h in enumerate(r.get('history', [])):
@@ -902,7 +919,8 @@ def api(verb, target, headers, body, ctx):
         else:
             raise ApiError(404, 'Not Found: %s %s' % (verb, path[:100]))
         ctx['method'] = method
-        STATS['requests'][method] += 1
+        with LOCK:
+            STATS['requests'][method] += 1
         user, scopes = authenticate(headers.get('Authorization'))
         ctx['user'] = user
         uid = urllib.parse.unquote(mt.group(1))
@@ -1071,6 +1089,9 @@ def control(verb, target, body):
         if verb != 'POST':
             raise ApiError(404, 'Not Found')
         if p == '/_fake/deliver':
+            if not body.strip():
+                raise ApiError(400, '/_fake/deliver: the body must be the '
+                               'raw message')
             mb = mailbox(one(q, 'user') or default_user())
             labels = (one(q, 'labels') or 'INBOX,UNREAD').split(',')
             for l in labels:
@@ -1089,6 +1110,12 @@ def control(verb, target, body):
             mb.modify(m, str_list(obj, 'add'), str_list(obj, 'remove'))
             return m.resource('minimal')
         if p == '/_fake/quota':
+            if not isinstance(obj.get('per_minute', 0), int) or \
+                    obj.get('error', '429') not in ('429', '403', 429, 403) \
+                    or not isinstance(obj.get('retry_after', 0),
+                                      (int, type(None))):
+                raise ApiError(400, '/_fake/quota: per_minute and '
+                               'retry_after are integers, error 429 or 403')
             for k in ('per_minute', 'error', 'retry_after'):
                 if k in obj:
                     QUOTA[k] = str(obj[k]) if k == 'error' else obj[k]
@@ -1100,14 +1127,19 @@ def control(verb, target, body):
             if obj.get('clear'):
                 FAULTS.clear()
             else:
+                if not isinstance(obj.get('count', 1), int):
+                    raise ApiError(400, '/_fake/fault: count is an integer')
                 add_fault(obj.get('kind'), obj.get('count', 1),
                           obj.get('method'))
             return {'faults': FAULTS}
         if p == '/_fake/history':
             if obj.get('expire'):
                 mb.expire(0)
-            elif 'keep' in obj:
-                mb.expire(int(obj['keep']))
+            elif isinstance(obj.get('keep'), int) and obj['keep'] >= 0:
+                mb.expire(obj['keep'])
+            else:
+                raise ApiError(400, '/_fake/history: "expire": true or '
+                               '"keep": N expected')
             return {'historyId': str(mb.history_id), 'floor': str(mb.floor)}
     raise ApiError(404, 'Not Found')
 
@@ -1163,7 +1195,13 @@ class H(BaseHTTPRequestHandler):
             e = ApiError(413, 'Request body too large or bad Content-Length')
             return self.send(413, [('Content-Type', 'application/json')],
                              json.dumps(e.body()).encode())
-        body = self.rfile.read(n) if n else b''
+        if 'chunked' in self.headers.get('Transfer-Encoding', '').lower():
+            body = self.read_chunked()
+            if body is None:
+                self.close_connection = True
+                return
+        else:
+            body = self.rfile.read(n) if n else b''
         hdrs = {k.title(): v for k, v in self.headers.items()}
         path = urllib.parse.urlsplit(self.path).path
         ctx = {'method': None, 'user': None, 'units': 0}
@@ -1186,7 +1224,8 @@ class H(BaseHTTPRequestHandler):
             ctx['method'] = 'batch'
         else:
             st, hh, rb = api(self.command, self.path, hdrs, body, ctx)
-        STATS['status'][str(st)] += 1
+        with LOCK:
+            STATS['status'][str(st)] += 1
         logline(self.command, self.path, ctx, st)
         if rb is None:
             self.close_connection = True
@@ -1197,7 +1236,44 @@ class H(BaseHTTPRequestHandler):
             return
         self.send(st, hh, rb)
 
-    do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = run
+    def read_chunked(self):
+        out = []
+        total = 0
+        while True:
+            ln = self.rfile.readline(1024)
+            try:
+                size = int(ln.split(b';')[0].strip(), 16)
+            except ValueError:
+                return None
+            total += size
+            if total > MAX_BODY:
+                return None
+            if size == 0:
+                while self.rfile.readline(1024) not in (b'\r\n', b'\n', b''):
+                    pass
+                return b''.join(out)
+            out.append(self.rfile.read(size))
+            self.rfile.readline(16)
+
+    def guarded(self):
+        try:
+            self.run()
+        except (ConnectionError, ssl.SSLError):
+            raise
+        except Exception:
+            # a bug in the fake: say so on stderr and answer 500, do not
+            # let the test see a silently dropped connection
+            import traceback
+            traceback.print_exc()
+            self.close_connection = True
+            e = ApiError(500, 'fakegmail internal error (see its stderr)')
+            try:
+                self.send(500, [('Content-Type', 'application/json')],
+                          json.dumps(e.body()).encode())
+            except OSError:
+                pass
+
+    do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = guarded
 
 
 class Server(socketserver.ThreadingMixIn, HTTPServer):
