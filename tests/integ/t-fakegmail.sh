@@ -455,7 +455,8 @@ fi
 
 # ------------------------------------------------------------ quota
 tool_start "$T/q" fakegmail.py --secret-file "$D/keys/secret.raw" \
-    --mailbox "$A=$T/gen" --quota-per-minute 12 --quota-error 403 --log "$T/q/log" ||
+    --mailbox "$A=$T/gen" --quota-per-minute 12 --quota-error 403 --log "$T/q/log" \
+    --history-keep 2 --fault backend:1:getProfile ||
     bail_out "second fakegmail did not start"
 Q=http://127.0.0.1:$TOOL_PORT
 call GET "$Q/gmail/v1/users/me/messages"; a=$ST
@@ -477,6 +478,14 @@ like "$st" '"rejected": \{"alice@example.test": 2\}' "stats: 2 rejected"
 curl -s -X POST -d '{"reset": true}' "$Q/_fake/quota" >/dev/null
 call GET "$Q/gmail/v1/users/me/messages"
 is "$ST" 200 "after a quota reset: 200 again"
+call GET "$Q/gmail/v1/users/me/profile"; a=$ST
+call GET "$Q/gmail/v1/users/me/profile"
+is "$a $ST" "500 200" "--fault backend:1:getProfile: the first getProfile 500, then 200"
+fl=$(curl -s "$Q/_fake/stats" | "$MX_PY" -c 'import json, sys; print(json.load(sys.stdin)["users"]["alice@example.test"]["floor"])')
+call GET "$Q/gmail/v1/users/me/history?startHistoryId=$fl"
+is "$ST $(j 'len(d["history"])')" "200 2" "--history-keep 2: from the oldest kept position, 2 records"
+call GET "$Q/gmail/v1/users/me/history?startHistoryId=$((fl - 1))"
+is "$ST" 404 "and one before it: 404"
 like "$(cat "$T/q/log")" '"api": "messages.list", "user": "alice@example.test", "status": 403, "units": 0' "the log has one JSON line per call"
 unlike "$(cat "$T/q/log" "$T/g/log")" "$(echo "$TOK" | cut -c1-40)" "no token in the logs"
 

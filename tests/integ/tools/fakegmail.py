@@ -66,6 +66,13 @@ history.list returns 404 notFound when startHistoryId is older than the
 oldest history kept: --history-keep N keeps the last N records, and
 POST /_fake/history {"user", "expire": true} forgets all of them.
 
+Page tokens (messages.list, history.list) are opaque to clients; here they
+name the position after the page's last item, so a message added or deleted
+between two pages neither repeats nor hides another.  Request bodies may be
+sent with Content-Length or chunked (at most 64 MiB).  Batch calls:
+each part's Content-ID <X> is answered as <response-X>; a part without its
+own Authorization header uses the batch request's.
+
 Faults (--fault KIND[:COUNT[:METHOD]] or POST /_fake/fault): the next COUNT
 (default 1) API calls (of METHOD, e.g. messages.get, if given) are answered
   backend       500 backendError            unavailable  503 backendError
@@ -1047,7 +1054,8 @@ def batch(headers, body):
             ih['Authorization'] = headers['Authorization']
         w = line.split()
         ctx = {'method': None, 'user': None, 'units': 0}
-        if ph.get('Content-Type', '').lower() != 'application/http' or \
+        if not ph.get('Content-Type', '').lower().startswith(
+                'application/http') or \
                 len(w) < 2:
             e = ApiError(400, 'Each batch part must be application/http '
                          'with a request line')
