@@ -313,7 +313,8 @@ static int call(struct mx_gmail *g, enum mx_gmail_method m, const char *path,
 		return mx_error_set(err, MX_ERR_NOMEM, NULL);
 	for (;;) {
 		enum mx_gmail_action act;
-		uint64_t w, ra = 0;
+		uint64_t w, ra;
+		int64_t after = -1;
 		uint32_t jitter = 0;
 
 		while ((w = mx_gmail_bucket_take(&g->bucket, mx_gmail_cost(m),
@@ -354,12 +355,12 @@ static int call(struct mx_gmail *g, enum mx_gmail_method m, const char *path,
 		if (act == MX_GMAIL_RATE) {
 			mx_gmail_bucket_drain(&g->bucket, mx_now_ms());
 			if (mx_gmail_retry_after(x->retry_after, mx_wall_s(),
-						 &ra) != 0)
-				ra = 0;
+						 &ra) == 0)
+				after = (int64_t)ra;
 		}
 		if (RAND_bytes((unsigned char *)&jitter, sizeof(jitter)) != 1)
 			jitter = (uint32_t)mx_now_ms();
-		w = mx_gmail_backoff_ms(attempt++, ra, g->max_backoff_ms,
+		w = mx_gmail_backoff_ms(attempt++, after, g->max_backoff_ms,
 					jitter);
 		/* The backend seam traces calls (-D backend); a wait this
 		 * long is worth a line of its own. */

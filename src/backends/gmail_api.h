@@ -301,9 +301,9 @@ void mx_gmail_bucket_drain(struct mx_gmail_bucket *b, uint64_t now_ms);
  * in the past is 0 ms). */
 int mx_gmail_retry_after(const char *v, int64_t now_s, uint64_t *ms_r);
 /* The wait before retry ATTEMPT (0 = first retry): RETRY_AFTER_MS when
- * the server gave one, else 1 s doubled per attempt; capped at CAP_MS;
- * plus JITTER % 1000 ms. */
-uint64_t mx_gmail_backoff_ms(unsigned attempt, uint64_t retry_after_ms,
+ * the server gave one (>= 0), else 1 s doubled per attempt; capped at
+ * CAP_MS; plus JITTER modulo min(CAP_MS, 1000) + 1 ms. */
+uint64_t mx_gmail_backoff_ms(unsigned attempt, int64_t retry_after_ms,
 			     uint64_t cap_ms, uint32_t jitter);
 
 /* Loop detection for one paged listing: remembers the tokens seen. */

@@ -271,16 +271,20 @@ int mx_gmail_retry_after(const char *v, int64_t now_s, uint64_t *ms_r)
 	return 0;
 }
 
-uint64_t mx_gmail_backoff_ms(unsigned attempt, uint64_t retry_after_ms,
+uint64_t mx_gmail_backoff_ms(unsigned attempt, int64_t retry_after_ms,
 			     uint64_t cap_ms, uint32_t jitter)
 {
-	uint64_t ms = retry_after_ms;
+	uint64_t ms, spread = cap_ms < 1000 ? cap_ms : 1000;
 
-	if (ms == 0)
+	if (retry_after_ms >= 0)
+		ms = (uint64_t)retry_after_ms;
+	else
 		ms = attempt >= 20 ? cap_ms : (uint64_t)1000 << attempt;
 	if (ms > cap_ms)
 		ms = cap_ms;
-	return ms + jitter % 1000;
+	/* Jitter spreads clients that failed together; bounded by the cap
+	 * so a caller that wants short waits gets them. */
+	return ms + jitter % (spread + 1);
 }
 
 int mx_gmail_pager_next(struct mx_gmail_pager *p, const char *what,
@@ -338,10 +342,18 @@ static int load(const char *body, size_t len, const char *what, json_t **r,
 				    "Gmail API %s: answer over %u bytes", what,
 				    MX_GMAIL_JSON_MAX);
 	*r = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
-	if (*r == NULL)
-		return mx_error_set(err, MX_ERR_PROTOCOL,
-				    "Gmail API %s: malformed JSON (line %d: "
-				    "%.80s)", what, je.line, je.text);
+	if (*r == NULL) {
+		/* jansson quotes the input near the fault: escape it. */
+		struct mx_buf t = {0};
+		int rc = mx_term_escape(&t, je.text, strnlen(je.text, 80),
+					false);
+
+		rc = mx_error_set(err, MX_ERR_PROTOCOL,
+				  "Gmail API %s: malformed JSON (line %d: %s)",
+				  what, je.line, rc == 0 && t.data ? t.data : "");
+		mx_buf_free(&t);
+		return rc;
+	}
 	if (!json_is_object(*r)) {
 		json_decref(*r);
 		*r = NULL;

@@ -20,4 +20,5 @@ include tests/unit/pop3.mk
 include tests/unit/config.mk
 include tests/unit/imap_guard.mk
 include tests/unit/imap_replies.mk
+include tests/unit/gmail.mk
 endif
