@@ -140,12 +140,13 @@ if [ "$quick" = 0 ]; then
 	# Every libFuzzer target: its seeds once, then a few seconds of
 	# fuzzing from them (tests/fuzz/smoke.sh); one result per target.
 	echo "== fuzz: build + smoke"
-	fuzz_targets="mime autoconfig compose_json pop3 smtp imap config record oauth webhook"
+	fuzz_targets="mime autoconfig compose_json pop3 smtp imap config record oauth webhook gmail_json"
 	if "$top/scripts/build.sh" "$out/fuzz" --enable-werror --enable-fuzz CC=clang >/dev/null &&
 	   (cd "$out/fuzz" && make -s $(printf 'tests/fuzz/fuzz_%s ' $fuzz_targets) >/dev/null); then
 		for t in $fuzz_targets; do
 			seeds=$top/tests/fuzz/$t
 			[ "$t" = mime ] && seeds=$top/../shared/corpus/real
+			[ "$t" = gmail_json ] && seeds=$top/tests/fuzz/gmail
 			if [ ! -d "$seeds" ]; then
 				skip=$((skip + 1)); echo "SKIP: fuzz smoke $t ($seeds absent)"
 			elif MX_FUZZ_SECONDS=${MX_FUZZ_SECONDS:-3} "$top/tests/fuzz/smoke.sh" \

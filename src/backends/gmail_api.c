@@ -197,7 +197,7 @@ static int map_curl(CURLcode cc, const char *ebuf, const char *what,
 /*
  * One request: METHOD_S (GET/POST) to URL with the bearer TOKEN and, for a
  * POST, the JSON BODY.  Fills X on any HTTP answer (a body over MAX is
- * MX_ERR_PROTOCOL); transport failures are errors.  *SENT_R says whether
+ * MX_ERR_PROTOCOL); transport failures are errors, never retried here:
  * the request may have reached the server.
  */
 static int perform(struct mx_gmail *g, const char *what, const char *url,

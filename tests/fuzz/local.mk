@@ -102,3 +102,15 @@ tests_fuzz_fuzz_imap_LDFLAGS = $(tests_fuzz_fuzz_mime_LDFLAGS)
 tests_fuzz_fuzz_imap_LDADD = libmxsync-internal.la $(MX_DEPLIBS)
 endif
 EXTRA_DIST += tests/fuzz/imap
+# What the Gmail API answers (src/backends/gmail_json.c: list, message,
+# raw, history, labels, error bodies, Retry-After); seeds in
+# tests/fuzz/gmail/.
+if ENABLE_FUZZ
+noinst_PROGRAMS += tests/fuzz/fuzz_gmail_json
+tests_fuzz_fuzz_gmail_json_SOURCES = tests/fuzz/fuzz_gmail_json.c \
+	src/backends/gmail_json.c
+tests_fuzz_fuzz_gmail_json_CFLAGS = $(tests_fuzz_fuzz_mime_CFLAGS)
+tests_fuzz_fuzz_gmail_json_LDFLAGS = $(tests_fuzz_fuzz_mime_LDFLAGS)
+tests_fuzz_fuzz_gmail_json_LDADD = libmxsync-internal.la $(MX_DEPLIBS)
+endif
+EXTRA_DIST += tests/fuzz/gmail
