@@ -130,29 +130,40 @@ struct exchange {
 	long status;
 	struct mx_http_sink sink;
 	char retry_after[64]; /* the header's value, "" if none */
+	char content_type[256]; /* the same */
 };
+
+/* Copies the value of header NAME (lower-case, with the colon) from the
+ * header line P (N bytes) into OUT; too long a value is left empty. */
+static void header_value(const char *p, size_t n, const char *name,
+			 char *out, size_t cap)
+{
+	size_t nl = strlen(name), off, len;
+
+	if (n <= nl || strncasecmp(p, name, nl) != 0)
+		return;
+	off = nl;
+	while (off < n && (p[off] == ' ' || p[off] == '\t'))
+		off++;
+	len = n - off;
+	while (len > 0 && (p[off + len - 1] == '\r' ||
+			   p[off + len - 1] == '\n' || p[off + len - 1] == ' '))
+		len--;
+	if (len >= cap)
+		len = 0; /* no valid value is that long */
+	memcpy(out, p + off, len);
+	out[len] = '\0';
+}
 
 static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
 {
 	struct exchange *x = ud;
 	size_t n = size * nmemb;
-	static const char name[] = "retry-after:";
 
-	if (n > sizeof(name) - 1 && strncasecmp(p, name, sizeof(name) - 1) == 0) {
-		size_t off = sizeof(name) - 1, len;
-
-		while (off < n && (p[off] == ' ' || p[off] == '\t'))
-			off++;
-		len = n - off;
-		while (len > 0 && (p[off + len - 1] == '\r' ||
-				   p[off + len - 1] == '\n' ||
-				   p[off + len - 1] == ' '))
-			len--;
-		if (len >= sizeof(x->retry_after))
-			len = 0; /* no valid value is that long */
-		memcpy(x->retry_after, p + off, len);
-		x->retry_after[len] = '\0';
-	}
+	header_value(p, n, "retry-after:", x->retry_after,
+		     sizeof(x->retry_after));
+	header_value(p, n, "content-type:", x->content_type,
+		     sizeof(x->content_type));
 	return n;
 }
 
@@ -201,11 +212,11 @@ static int map_curl(CURLcode cc, const char *ebuf, const char *what,
  * the request may have reached the server.
  */
 static int perform(struct mx_gmail *g, const char *what, const char *url,
-		   const char *token, const char *body, size_t max,
-		   struct exchange *x, struct mx_error *err)
+		   const char *token, const char *body, const char *ctype,
+		   size_t max, struct exchange *x, struct mx_error *err)
 {
 	struct curl_slist *hdrs = NULL, *h;
-	struct mx_buf auth = {0};
+	struct mx_buf auth = {0}, cth = {0};
 	char ebuf[CURL_ERROR_SIZE] = "";
 	CURLcode cc = CURLE_OK;
 	CURL *c = NULL;
@@ -214,10 +225,10 @@ static int perform(struct mx_gmail *g, const char *what, const char *url,
 	memset(x, 0, sizeof(*x));
 	x->sink.max = max;
 	if (mx_buf_printf(&auth, "Authorization: Bearer %s", token) != 0 ||
+	    mx_buf_printf(&cth, "Content-Type: %s", ctype) != 0 ||
 	    (h = curl_slist_append(hdrs, auth.data)) == NULL ||
 	    (hdrs = h, body != NULL &&
-	     (h = curl_slist_append(hdrs, "Content-Type: application/json")) ==
-		     NULL) ||
+	     (h = curl_slist_append(hdrs, cth.data)) == NULL) ||
 	    (hdrs = h, (c = curl_easy_init()) == NULL)) {
 		rc = mx_error_set(err, MX_ERR_NOMEM, NULL);
 		goto out;
@@ -277,6 +288,7 @@ out:
 	if (auth.data != NULL)
 		OPENSSL_cleanse(auth.data, auth.len);
 	mx_buf_free(&auth);
+	mx_buf_free(&cth);
 	if (rc != MX_OK)
 		mx_buf_free(&x->sink.body);
 	return rc;
@@ -292,15 +304,17 @@ static void free_token(char **t)
 }
 
 /*
- * A call with the quota, token and retry rules of gmail_api.h.  PATH
- * follows the base URL ("/gmail/v1/users/me/..."); BODY is JSON for a
- * POST or NULL for a GET.  On MX_OK, X holds a 2xx answer (the caller
- * frees X->sink.body).  RETRY_UNSENT_ONLY: no retry once the request may
- * have been acted on (send).
+ * NCALLS calls of METHOD M in one request (a batch: Google charges each),
+ * with the quota, token and retry rules of gmail_api.h.  PATH follows the
+ * base URL ("/gmail/v1/users/me/..."); BODY, of type CTYPE, is for a POST
+ * (NULL for a GET).  On MX_OK, X holds a 2xx answer (the caller frees
+ * X->sink.body).  RETRY_UNSENT_ONLY: no retry once the request may have
+ * been acted on (send).
  */
-static int call(struct mx_gmail *g, enum mx_gmail_method m, const char *path,
-		const char *body, size_t max, bool retry_unsent_only,
-		struct exchange *x, struct mx_error *err)
+static int call_n(struct mx_gmail *g, enum mx_gmail_method m, size_t ncalls,
+		  const char *path, const char *body, const char *ctype,
+		  size_t max, bool retry_unsent_only, struct exchange *x,
+		  struct mx_error *err)
 {
 	const char *what = mx_gmail_method_name(m);
 	struct mx_buf url = {0};
@@ -317,12 +331,15 @@ static int call(struct mx_gmail *g, enum mx_gmail_method m, const char *path,
 		int64_t after = -1;
 		uint32_t jitter = 0;
 
-		while ((w = mx_gmail_bucket_take(&g->bucket, mx_gmail_cost(m),
-						 mx_now_ms())) > 0)
-			if ((rc = wait_ms(g, w, "Gmail API quota", err)) !=
-			    MX_OK)
-				goto out;
-		g->units += mx_gmail_cost(m);
+		for (size_t i = 0; i < ncalls; i++) {
+			while ((w = mx_gmail_bucket_take(&g->bucket,
+							 mx_gmail_cost(m),
+							 mx_now_ms())) > 0)
+				if ((rc = wait_ms(g, w, "Gmail API quota",
+						  err)) != MX_OK)
+					goto out;
+			g->units += mx_gmail_cost(m);
+		}
 		free_token(&token);
 		if ((rc = g->get_token(g->token_ctx, refreshed, &token, err)) !=
 		    MX_OK)
@@ -334,7 +351,7 @@ static int call(struct mx_gmail *g, enum mx_gmail_method m, const char *path,
 					  "token", what);
 			goto out;
 		}
-		rc = perform(g, what, url.data, token, body, max, x, err);
+		rc = perform(g, what, url.data, token, body, ctype, max, x, err);
 		if (rc != MX_OK)
 			goto out; /* transport: the caller's scheduler retries */
 		if (x->status >= 200 && x->status <= 299)
@@ -373,6 +390,15 @@ out:
 	free_token(&token);
 	mx_buf_free(&url);
 	return rc;
+}
+
+/* call_n() for one call with a JSON body (or none). */
+static int call(struct mx_gmail *g, enum mx_gmail_method m, const char *path,
+		const char *body, size_t max, bool retry_unsent_only,
+		struct exchange *x, struct mx_error *err)
+{
+	return call_n(g, m, 1, path, body, "application/json", max,
+		      retry_unsent_only, x, err);
 }
 
 /* Appends "&KEY=escaped(VALUE)" to a query. */
@@ -716,5 +742,48 @@ int mx_gmail_label_create(struct mx_gmail *g, const char *name,
 					  out, err);
 	mx_buf_free(&x.sink.body);
 	free(body);
+	return rc;
+}
+
+int mx_gmail_message_get_batch(struct mx_gmail *g, const char *const *ids,
+			       size_t nids, struct mx_gmail_batch_item *items,
+			       struct mx_error *err)
+{
+	static const char what[] = "batch of users.messages.get";
+	struct mx_buf body = {0}, ctype = {0};
+	struct exchange x = {0};
+	unsigned char rnd[12];
+	char boundary[48], hex[2 * sizeof(rnd) + 1];
+	int rc;
+
+	memset(items, 0, nids * sizeof(*items));
+	if (nids < 1 || nids > MX_GMAIL_BATCH_MAX)
+		return mx_error_set(err, MX_ERR_INVAL,
+				    "Gmail API %s: %zu ids, not 1..%d", what,
+				    nids, MX_GMAIL_BATCH_MAX);
+	if ((rc = check_ids(what, "message id", ids, nids, err)) != MX_OK)
+		return rc;
+	/* A random boundary: ids cannot hold it, but it costs nothing. */
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		return mx_error_set(err, MX_ERR_NOMEM, "Gmail API %s: no "
+				    "random bytes for a boundary", what);
+	mx_hex(rnd, sizeof(rnd), hex);
+	snprintf(boundary, sizeof(boundary), "mxsync_batch_%s", hex);
+	if (mx_gmail_batch_body(ids, nids, boundary, &body) != 0 ||
+	    mx_buf_printf(&ctype, "multipart/mixed; boundary=%s",
+			  boundary) != 0) {
+		rc = mx_error_set(err, MX_ERR_NOMEM, NULL);
+		goto out;
+	}
+	rc = call_n(g, MX_GMAIL_MESSAGES_GET, nids, "/batch/gmail/v1",
+		    body.data, ctype.data, MX_GMAIL_JSON_MAX, false, &x, err);
+	if (rc == MX_OK)
+		rc = mx_gmail_parse_batch(x.content_type, x.sink.body.data,
+					  x.sink.body.len, ids, nids, items,
+					  err);
+out:
+	mx_buf_free(&x.sink.body);
+	mx_buf_free(&body);
+	mx_buf_free(&ctype);
 	return rc;
 }

@@ -214,6 +214,29 @@ int mx_gmail_messages_list(struct mx_gmail *g, const char *page_token,
 int mx_gmail_message_get(struct mx_gmail *g, const char *id,
 			 struct mx_gmail_msg *out, struct mx_error *err);
 
+/* Calls one batch request may carry (Google's limit). */
+#define MX_GMAIL_BATCH_MAX 100
+
+/* One answer of a batch: RC is MX_OK with MSG filled, or an error code
+ * with ERR (MX_ERR_NOTFOUND for a message that is gone, MX_ERR_SERVER
+ * for a rate limit inside the batch: fetch that one again singly). */
+struct mx_gmail_batch_item {
+	int rc;
+	struct mx_gmail_msg msg;
+	struct mx_error err;
+};
+/* Frees the messages of the N ITEMS (not the array) and zeroes them. */
+void mx_gmail_batch_free(struct mx_gmail_batch_item *items, size_t n);
+
+/* mx_gmail_message_get() for NIDS (1..MX_GMAIL_BATCH_MAX) ids in one
+ * request to /batch/gmail/v1 (multipart/mixed).  ITEMS[i] (NIDS of them,
+ * the caller's) answers IDS[i].  Charges 5 units per id.  MX_OK when
+ * the batch itself was answered (then every item has its own RC), else
+ * the batch's error with every item zeroed. */
+int mx_gmail_message_get_batch(struct mx_gmail *g, const char *const *ids,
+			       size_t nids, struct mx_gmail_batch_item *items,
+			       struct mx_error *err);
+
 /* users.messages.get?format=raw: the RFC 5322 bytes into RAW (appended;
  * the caller's), at most CFG->MAX_RAW of them (else MX_ERR_PROTOCOL). */
 int mx_gmail_message_get_raw(struct mx_gmail *g, const char *id,
@@ -340,6 +363,22 @@ int mx_gmail_parse_labels(const char *body, size_t len,
 int mx_gmail_parse_label(const char *body, size_t len,
 			 struct mx_gmail_label *out, struct mx_error *err);
 void mx_gmail_label_free(struct mx_gmail_label *l);
+
+/* The body of a batch of messages.get (metadata) for the N ids, parts
+ * separated by BOUNDARY, Content-ID <item-I> for IDS[I - 1]; appended
+ * to OUT.  -1 on ENOMEM. */
+int mx_gmail_batch_body(const char *const *ids, size_t n,
+			const char *boundary, struct mx_buf *out);
+/* Decodes the answer to that batch: CONTENT_TYPE is the response's
+ * header (multipart/mixed; boundary=...), BODY the LEN bytes.  Fills
+ * ITEMS[0..N-1] as mx_gmail_message_get_batch() says (an item with no
+ * answer gets MX_ERR_PROTOCOL).  A broken multipart, an unknown or
+ * repeated Content-ID, or an answer about another message id is
+ * MX_ERR_PROTOCOL for the whole batch, items zeroed. */
+int mx_gmail_parse_batch(const char *content_type, const char *body,
+			 size_t len, const char *const *ids, size_t n,
+			 struct mx_gmail_batch_item *items,
+			 struct mx_error *err);
 
 /* What the client does about a failed answer. */
 enum mx_gmail_action {

@@ -963,3 +963,266 @@ out:
 	json_decref(root);
 	return act;
 }
+
+/* ---- batch (multipart/mixed) ---- */
+
+void mx_gmail_batch_free(struct mx_gmail_batch_item *items, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		mx_gmail_msg_free(&items[i].msg);
+		memset(&items[i], 0, sizeof(items[i]));
+	}
+}
+
+int mx_gmail_batch_body(const char *const *ids, size_t n,
+			const char *boundary, struct mx_buf *out)
+{
+	for (size_t i = 0; i < n; i++)
+		if (mx_buf_printf(out,
+				  "--%s\r\nContent-Type: application/http\r\n"
+				  "Content-ID: <item-%zu>\r\n\r\n"
+				  "GET /gmail/v1/users/me/messages/%s"
+				  "?format=metadata&metadataHeaders=From"
+				  "&metadataHeaders=Date\r\n\r\n",
+				  boundary, i + 1, ids[i]) != 0)
+			return -1;
+	return mx_buf_printf(out, "--%s--\r\n", boundary);
+}
+
+/* The boundary parameter of a multipart/mixed CONTENT_TYPE into OUT. */
+static bool batch_boundary(const char *ct, char *out, size_t cap)
+{
+	const char *p;
+	size_t n;
+
+	if (ct == NULL || strncasecmp(ct, "multipart/mixed", 15) != 0)
+		return false;
+	for (p = ct + 15; *p != '\0'; p++)
+		if (strncasecmp(p, "boundary=", 9) == 0 &&
+		    (p[-1] == ';' || p[-1] == ' ' || p[-1] == '\t'))
+			break;
+	if (*p == '\0')
+		return false;
+	p += 9;
+	if (*p == '"') {
+		p++;
+		n = strcspn(p, "\"");
+		if (p[n] != '"')
+			return false;
+	} else {
+		n = strcspn(p, "; \t");
+	}
+	/* RFC 2046 5.1.1: 1 to 70 characters. */
+	if (n < 1 || n > 70 || n >= cap)
+		return false;
+	memcpy(out, p, n);
+	out[n] = '\0';
+	return strpbrk(out, "\r\n") == NULL;
+}
+
+/* The next "\r\n" or "\n" at or after P in [P, END); END if none. */
+static const char *eol(const char *p, const char *end)
+{
+	const char *q = memchr(p, '\n', (size_t)(end - p));
+
+	return q ? q : end;
+}
+
+/* The end of the header block at P (after the empty line), or NULL. */
+static const char *headers_end(const char *p, const char *end,
+			       const char **hend_r)
+{
+	while (p < end) {
+		const char *e = eol(p, end);
+		size_t n = (size_t)(e - p);
+
+		if (n > 0 && p[n - 1] == '\r')
+			n--;
+		if (e == end)
+			return NULL;
+		if (n == 0) {
+			*hend_r = p;
+			return e + 1;
+		}
+		p = e + 1;
+	}
+	return NULL;
+}
+
+/* In the header block [P, HEND), the value of header NAME; its length in
+ * *LEN_R.  NULL if absent. */
+static const char *header_get(const char *p, const char *hend,
+			      const char *name, size_t *len_r)
+{
+	size_t nl = strlen(name);
+
+	while (p < hend) {
+		const char *e = eol(p, hend);
+
+		if ((size_t)(e - p) > nl && strncasecmp(p, name, nl) == 0 &&
+		    p[nl] == ':') {
+			const char *v = p + nl + 1;
+
+			while (v < e && (*v == ' ' || *v == '\t'))
+				v++;
+			*len_r = (size_t)(e - v);
+			while (*len_r > 0 && (v[*len_r - 1] == '\r' ||
+					      v[*len_r - 1] == ' '))
+				(*len_r)--;
+			return v;
+		}
+		p = e + 1;
+	}
+	return NULL;
+}
+
+/* "<response-item-N>" -> N - 1 if in 0..n-1; -1 otherwise. */
+static long batch_index(const char *v, size_t len, size_t n)
+{
+	static const char pre[] = "<response-item-";
+	char num[12];
+	size_t dl;
+	uint64_t k;
+
+	if (v == NULL || len < sizeof(pre) || memcmp(v, pre, sizeof(pre) - 1) ||
+	    v[len - 1] != '>')
+		return -1;
+	dl = len - sizeof(pre); /* digits between prefix and '>' */
+	if (dl == 0 || dl >= sizeof(num))
+		return -1;
+	memcpy(num, v + sizeof(pre) - 1, dl);
+	num[dl] = '\0';
+	if (mx_parse_u64(num, 1, n, &k) != 0)
+		return -1;
+	return (long)(k - 1);
+}
+
+/* One part [P, END): outer headers, then an HTTP response. */
+static int batch_part(const char *p, const char *end, const char *const *ids,
+		      size_t n, struct mx_gmail_batch_item *items, bool *seen,
+		      struct mx_error *err)
+{
+	static const char what[] = "Gmail API batch";
+	const char *hend, *inner, *ihend, *body, *cid;
+	struct mx_gmail_batch_item *it;
+	size_t cidlen;
+	long idx, status;
+
+	inner = headers_end(p, end, &hend);
+	if (inner == NULL)
+		return mx_error_set(err, MX_ERR_PROTOCOL,
+				    "%s: a part without headers", what);
+	cid = header_get(p, hend, "Content-ID", &cidlen);
+	idx = batch_index(cid, cid ? cidlen : 0, n);
+	if (idx < 0)
+		return mx_error_set(err, MX_ERR_PROTOCOL,
+				    "%s: a part with no or an unknown "
+				    "Content-ID", what);
+	if (seen[idx])
+		return mx_error_set(err, MX_ERR_PROTOCOL,
+				    "%s: two answers for item %ld", what,
+				    idx + 1);
+	seen[idx] = true;
+	/* "HTTP/1.1 200 OK" */
+	if (end - inner < 12 || strncmp(inner, "HTTP/1.", 7) != 0 ||
+	    inner[8] != ' ' || inner[9] < '1' || inner[9] > '5' ||
+	    inner[10] < '0' || inner[10] > '9' || inner[11] < '0' ||
+	    inner[11] > '9' || (end - inner > 12 && inner[12] != ' ' &&
+				inner[12] != '\r' && inner[12] != '\n'))
+		return mx_error_set(err, MX_ERR_PROTOCOL,
+				    "%s: item %ld: no HTTP status line", what,
+				    idx + 1);
+	status = (inner[9] - '0') * 100 + (inner[10] - '0') * 10 +
+		 (inner[11] - '0');
+	body = headers_end(inner, end, &ihend);
+	if (body == NULL)
+		body = end; /* a status without headers or body */
+	it = &items[idx];
+	if (status == 200) {
+		it->rc = mx_gmail_parse_msg(body, (size_t)(end - body),
+					    &it->msg, &it->err);
+		if (it->rc == MX_OK && strcmp(it->msg.id, ids[idx]) != 0)
+			return mx_error_set(err, MX_ERR_PROTOCOL,
+					    "%s: item %ld answers for another "
+					    "message", what, idx + 1);
+		return MX_OK;
+	}
+	mx_gmail_map_error(MX_GMAIL_MESSAGES_GET, status, body,
+			   (size_t)(end - body), &it->err);
+	it->rc = it->err.code;
+	return MX_OK;
+}
+
+int mx_gmail_parse_batch(const char *content_type, const char *body,
+			 size_t len, const char *const *ids, size_t n,
+			 struct mx_gmail_batch_item *items,
+			 struct mx_error *err)
+{
+	const char *end = body + len, *p, *part = NULL;
+	char bnd[80], delim[84];
+	bool seen[MX_GMAIL_BATCH_MAX] = {false}, any = false;
+	size_t dl, i;
+	int rc = MX_OK;
+
+	memset(items, 0, n * sizeof(*items));
+	if (n > MX_GMAIL_BATCH_MAX)
+		return mx_error_set(err, MX_ERR_INVAL, "Gmail API batch: %zu "
+				    "calls, at most %d", n, MX_GMAIL_BATCH_MAX);
+	if (!batch_boundary(content_type, bnd, sizeof(bnd)))
+		return mx_error_set(err, MX_ERR_PROTOCOL,
+				    "Gmail API batch: the answer is not "
+				    "multipart/mixed with a boundary");
+	if (len > MX_GMAIL_JSON_MAX)
+		return mx_error_set(err, MX_ERR_PROTOCOL,
+				    "Gmail API batch: answer over %u bytes",
+				    MX_GMAIL_JSON_MAX);
+	dl = (size_t)snprintf(delim, sizeof(delim), "--%s", bnd);
+	/* Delimiters start a line (RFC 2046 5.1.1); the CRLF before one
+	 * belongs to it, not to the part. */
+	for (p = body; p < end;) {
+		const char *e = eol(p, end);
+		size_t ll = (size_t)(e - p);
+
+		if (ll > 0 && p[ll - 1] == '\r')
+			ll--;
+		if (ll >= dl && memcmp(p, delim, dl) == 0) {
+			bool last = ll >= dl + 2 && p[dl] == '-' &&
+				    p[dl + 1] == '-';
+
+			if (part != NULL) {
+				const char *pe = p;
+
+				if (pe > part && pe[-1] == '\n')
+					pe--;
+				if (pe > part && pe[-1] == '\r')
+					pe--;
+				if ((rc = batch_part(part, pe, ids, n, items,
+						     seen, err)) != MX_OK)
+					goto out;
+			}
+			any = true;
+			if (last) {
+				part = NULL;
+				break;
+			}
+			part = e < end ? e + 1 : end;
+		}
+		p = e < end ? e + 1 : end;
+	}
+	if (part != NULL || !any) {
+		rc = mx_error_set(err, MX_ERR_PROTOCOL,
+				  "Gmail API batch: the multipart answer is "
+				  "cut short or has no parts");
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		if (!seen[i])
+			items[i].rc = mx_error_set(&items[i].err,
+						   MX_ERR_PROTOCOL,
+						   "Gmail API batch: no answer "
+						   "for message %s", ids[i]);
+out:
+	if (rc != MX_OK)
+		mx_gmail_batch_free(items, n);
+	return rc;
+}

@@ -7,7 +7,9 @@
  *   bits 0-2  the decoder (7: the error mapper)
  *   bits 3-5  for the error mapper, the HTTP status (401 403 404 429 500
  *             503 400 409); for history, the start id (0 or 2^bit);
- *             for raw, the cap (16 << n bytes)
+ *             for raw, the cap (16 << n bytes); for a batch, N - 1
+ *   bit 6     a batch answer (multipart/mixed, boundary "B") for N calls
+ *             on the ids m1..mN instead of all the above
  * then comes the body.  Whatever comes back must keep the contract of
  * gmail_api.h: on success every id is valid and every label name clean;
  * on failure the output is empty and the error has a detail.
@@ -53,6 +55,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	opt = data[0] & 7;
 	arg = (data[0] >> 3) & 7;
 	len = size - 1;
+	if (data[0] & 0x40) {
+		static const char *const ids[] = {"m1", "m2", "m3", "m4",
+						  "m5", "m6", "m7", "m8"};
+		struct mx_gmail_batch_item it[8];
+
+		rc = mx_gmail_parse_batch("multipart/mixed; boundary=B", body,
+					  len, ids, arg + 1, it, &err);
+		for (size_t i = 0; i <= arg; i++) {
+			if (rc != MX_OK && (it[i].rc != 0 ||
+					    it[i].msg.from != NULL))
+				abort();
+			if (rc == MX_OK && it[i].rc == MX_OK &&
+			    strcmp(it[i].msg.id, ids[i]) != 0)
+				abort();
+			if (rc == MX_OK && it[i].rc != MX_OK &&
+			    it[i].err.detail[0] == '\0')
+				abort();
+		}
+		if (rc != MX_OK)
+			check_err(rc, &err);
+		mx_gmail_batch_free(it, arg + 1);
+		return 0;
+	}
 	switch (opt) {
 	case 0: {
 		struct mx_gmail_list_page p;

@@ -616,6 +616,119 @@ START_TEST(error_mapping)
 }
 END_TEST
 
+/* ---- batch ---- */
+
+#define MSG_JSON(id)                                                      \
+	"{\"id\":\"" id "\",\"threadId\":\"t\",\"historyId\":\"9\","    \
+	"\"internalDate\":\"1000\",\"payload\":{\"headers\":[{\"name\":"  \
+	"\"From\",\"value\":\"x@example.com\"}]}}"
+
+static const char *const batch_ids[] = {"m1", "m2", "m3"};
+
+START_TEST(batch_body)
+{
+	struct mx_buf b = {0};
+
+	ck_assert_int_eq(mx_gmail_batch_body(batch_ids, 2, "BND", &b), 0);
+	ck_assert_str_eq(b.data,
+			 "--BND\r\nContent-Type: application/http\r\n"
+			 "Content-ID: <item-1>\r\n\r\n"
+			 "GET /gmail/v1/users/me/messages/m1?format=metadata"
+			 "&metadataHeaders=From&metadataHeaders=Date\r\n\r\n"
+			 "--BND\r\nContent-Type: application/http\r\n"
+			 "Content-ID: <item-2>\r\n\r\n"
+			 "GET /gmail/v1/users/me/messages/m2?format=metadata"
+			 "&metadataHeaders=From&metadataHeaders=Date\r\n\r\n"
+			 "--BND--\r\n");
+	mx_buf_free(&b);
+}
+END_TEST
+
+START_TEST(batch_answers)
+{
+	struct mx_gmail_batch_item it[3];
+	struct mx_error e = {0};
+	int rc;
+
+	/* Out of order, one 404, one missing; a preamble is ignored. */
+	rc = mx_gmail_parse_batch(
+		"multipart/mixed; boundary=batch_X1",
+		J("preamble\r\n--batch_X1\r\n"
+		  "Content-Type: application/http\r\n"
+		  "Content-ID: <response-item-2>\r\n\r\n"
+		  "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+		  "\r\n" MSG_JSON("m2") "\r\n"
+		  "--batch_X1\r\nContent-Type: application/http\r\n"
+		  "Content-ID: <response-item-1>\r\n\r\n"
+		  "HTTP/1.1 404 Not Found\r\n\r\n"
+		  "{\"error\":{\"code\":404,\"message\":\"Not Found\"}}\r\n"
+		  "--batch_X1--\r\n"),
+		batch_ids, 3, it, &e);
+	ck_assert_int_eq(rc, MX_OK);
+	ck_assert_int_eq(it[0].rc, MX_ERR_NOTFOUND);
+	ck_assert_int_eq(it[1].rc, MX_OK);
+	ck_assert_str_eq(it[1].msg.id, "m2");
+	ck_assert_str_eq(it[1].msg.from, "x@example.com");
+	ck_assert_int_eq(it[2].rc, MX_ERR_PROTOCOL);
+	ck_assert(strstr(it[2].err.detail, "no answer for message m3"));
+	mx_gmail_batch_free(it, 3);
+	ck_assert_ptr_null(it[1].msg.from);
+
+	/* A quoted boundary, LF line ends, a rate limit inside. */
+	rc = mx_gmail_parse_batch(
+		"multipart/mixed; charset=x; boundary=\"b b\"",
+		J("--b b\nContent-ID: <response-item-1>\n\n"
+		  "HTTP/1.1 429 Too Many Requests\n\n{}\n--b b--\n"),
+		batch_ids, 1, it, &e);
+	ck_assert_int_eq(rc, MX_OK);
+	ck_assert_int_eq(it[0].rc, MX_ERR_SERVER);
+	mx_gmail_batch_free(it, 1);
+
+#define BATCH_BAD(ct, body, n, needle)                                    \
+	do {                                                              \
+		rc = mx_gmail_parse_batch(ct, J(body), batch_ids, n, it,  \
+					  &e);                            \
+		ck_protocol(rc, e, needle);                               \
+		ck_assert_ptr_null(it[0].msg.from);                       \
+		ck_assert_int_eq(it[0].rc, 0);                            \
+	} while (0)
+#define PART(n, status, json)                                             \
+	"--B\r\nContent-ID: <response-item-" #n ">\r\n\r\nHTTP/1.1 "       \
+	status "\r\n\r\n" json "\r\n"
+	BATCH_BAD("application/json", "{}", 1, "not multipart/mixed");
+	BATCH_BAD(NULL, "{}", 1, "not multipart/mixed");
+	BATCH_BAD("multipart/mixed", "--B--", 1, "not multipart/mixed");
+	BATCH_BAD("multipart/mixed; boundary=", "--B--", 1,
+		  "not multipart/mixed");
+	BATCH_BAD("multipart/mixed; boundary=B", "no parts at all", 1,
+		  "no parts");
+	BATCH_BAD("multipart/mixed; boundary=B",
+		  PART(1, "200 OK", MSG_JSON("m1")), 1, "cut short");
+	BATCH_BAD("multipart/mixed; boundary=B",
+		  PART(1, "200 OK", MSG_JSON("m1")) PART(3, "200 OK", "{}")
+			  "--B--", 2, "unknown Content-ID");
+	BATCH_BAD("multipart/mixed; boundary=B",
+		  PART(0, "200 OK", "{}") "--B--", 2, "unknown Content-ID");
+	BATCH_BAD("multipart/mixed; boundary=B",
+		  "--B\r\nContent-ID: <item-1>\r\n\r\nHTTP/1.1 200 OK\r\n"
+		  "\r\n{}\r\n--B--", 2, "unknown Content-ID");
+	BATCH_BAD("multipart/mixed; boundary=B",
+		  PART(1, "200 OK", MSG_JSON("m1"))
+			  PART(1, "200 OK", MSG_JSON("m1")) "--B--",
+		  2, "two answers for item 1");
+	BATCH_BAD("multipart/mixed; boundary=B",
+		  PART(1, "200 OK", MSG_JSON("m2")) "--B--", 2,
+		  "another message");
+	BATCH_BAD("multipart/mixed; boundary=B",
+		  PART(2, "OK", "{}") "--B--", 2, "no HTTP status line");
+	BATCH_BAD("multipart/mixed; boundary=B",
+		  "--B\r\nContent-ID: <response-item-1>\r\n--B--", 1,
+		  "without headers");
+#undef PART
+#undef BATCH_BAD
+}
+END_TEST
+
 /* ---- end to end against a scripted server ---- */
 
 #define MAX_REPLIES 8
@@ -970,6 +1083,51 @@ START_TEST(quota_wait_cancels)
 }
 END_TEST
 
+START_TEST(batch_end_to_end)
+{
+	struct script s = {
+		.replies = {"HTTP/1.1 200 OK\r\nConnection: close\r\n"
+			    "Content-Type: multipart/mixed; boundary=batch_Z\r\n"
+			    "\r\n--batch_Z\r\nContent-Type: application/http"
+			    "\r\nContent-ID: <response-item-1>\r\n\r\n"
+			    "HTTP/1.1 200 OK\r\n\r\n" MSG_JSON("m1") "\r\n"
+			    "--batch_Z\r\nContent-Type: application/http\r\n"
+			    "Content-ID: <response-item-2>\r\n\r\n"
+			    "HTTP/1.1 200 OK\r\n\r\n" MSG_JSON("m2") "\r\n"
+			    "--batch_Z--\r\n"},
+		.nreplies = 1};
+	struct mx_gmail_batch_item it[2];
+	struct mx_error e = {0};
+	struct tokens t = {0};
+	struct mx_gmail *g;
+	uint64_t req, units;
+
+	script_start(&s);
+	g = open_client(&s, &t, NULL, 0);
+	ck_assert_int_eq(mx_gmail_message_get_batch(g, batch_ids, 2, it, &e),
+			 MX_OK);
+	script_end(&s, 1);
+	ck_assert_int_eq(it[0].rc, MX_OK);
+	ck_assert_int_eq(it[1].rc, MX_OK);
+	ck_assert_str_eq(it[1].msg.id, "m2");
+	mx_gmail_batch_free(it, 2);
+	ck_assert(strstr(s.requests[0], "POST /batch/gmail/v1 HTTP/1.1\r\n") ==
+		  s.requests[0]);
+	ck_assert(strstr(s.requests[0], "Content-Type: multipart/mixed; "
+			 "boundary=mxsync_batch_") != NULL);
+	ck_assert(strstr(s.requests[0], "Content-ID: <item-2>\r\n\r\n"
+			 "GET /gmail/v1/users/me/messages/m2?") != NULL);
+	mx_gmail_stats(g, &req, &units);
+	ck_assert_uint_eq(req, 1);
+	ck_assert_uint_eq(units, 10);
+	ck_assert_int_eq(mx_gmail_message_get_batch(g, (const char *[]){"a/b"},
+						    1, it, &e), MX_ERR_INVAL);
+	ck_assert_int_eq(mx_gmail_message_get_batch(g, batch_ids, 0, it, &e),
+			 MX_ERR_INVAL);
+	mx_gmail_close(&g);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("gmail");
@@ -991,6 +1149,8 @@ int main(void)
 	tcase_add_test(tc, history);
 	tcase_add_test(tc, label_lists);
 	tcase_add_test(tc, error_mapping);
+	tcase_add_test(tc, batch_body);
+	tcase_add_test(tc, batch_answers);
 	tcase_add_test(tc, open_checks_url);
 	tcase_add_test(tc, refresh_once);
 	tcase_add_test(tc, refresh_not_twice);
@@ -998,6 +1158,7 @@ int main(void)
 	tcase_add_test(tc, history_expired_and_send);
 	tcase_add_test(tc, scope_and_caps);
 	tcase_add_test(tc, quota_wait_cancels);
+	tcase_add_test(tc, batch_end_to_end);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
