@@ -177,32 +177,13 @@ static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut,
 static int map_curl(CURLcode cc, const char *ebuf, const char *what,
 		    struct mx_error *err)
 {
-	const char *msg = ebuf[0] ? ebuf : curl_easy_strerror(cc);
-	enum mx_err code;
+	char w[96];
 
-	switch (cc) {
-	case CURLE_OPERATION_TIMEDOUT:
-		code = MX_ERR_TIMEOUT;
-		break;
-	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CACERT_BADFILE:
-		code = MX_ERR_TLS_VERIFY;
-		break;
-	case CURLE_SSL_CONNECT_ERROR:
-	case CURLE_SSL_CERTPROBLEM:
-		code = MX_ERR_TLS;
-		break;
-	case CURLE_OUT_OF_MEMORY:
-		code = MX_ERR_NOMEM;
-		break;
-	case CURLE_ABORTED_BY_CALLBACK:
+	if (cc == CURLE_ABORTED_BY_CALLBACK)
 		return mx_error_set(err, MX_ERR_CANCELLED, "%s: interrupted",
 				    what);
-	default:
-		code = MX_ERR_NET;
-		break;
-	}
-	return mx_error_set(err, code, "Gmail API %s: %.300s", what, msg);
+	snprintf(w, sizeof(w), "Gmail API %s", what);
+	return mx_http_curl_error(cc, ebuf, w, err);
 }
 
 /*

@@ -313,45 +313,6 @@ static CURLcode perform(CURL *c, volatile int *cancel, bool *cancelled_r)
 	return res;
 }
 
-static int map_curl_error(CURLcode cc, const char *ebuf, const char *what,
-			  struct mx_error *err)
-{
-	const char *msg = ebuf[0] ? ebuf : curl_easy_strerror(cc);
-	enum mx_err code;
-
-	switch (cc) {
-	case CURLE_OPERATION_TIMEDOUT:
-		code = MX_ERR_TIMEOUT;
-		break;
-	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CACERT_BADFILE:
-	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-		code = MX_ERR_TLS_VERIFY;
-		break;
-	case CURLE_SSL_CONNECT_ERROR:
-	case CURLE_SSL_CERTPROBLEM:
-	case CURLE_SSL_CIPHER:
-	case CURLE_SSL_ENGINE_NOTFOUND:
-	case CURLE_SSL_ENGINE_SETFAILED:
-	case CURLE_SSL_SHUTDOWN_FAILED:
-	case CURLE_SSL_CRL_BADFILE:
-	case CURLE_SSL_ISSUER_ERROR:
-		code = MX_ERR_TLS;
-		break;
-	case CURLE_OUT_OF_MEMORY:
-		code = MX_ERR_NOMEM;
-		break;
-	case CURLE_URL_MALFORMAT:
-	case CURLE_UNSUPPORTED_PROTOCOL:
-		code = MX_ERR_CONFIG;
-		break;
-	default:
-		/* Refused, reset, DNS, empty reply, ... */
-		code = MX_ERR_NET;
-		break;
-	}
-	return mx_error_set(err, code, "%s: %.300s", what, msg);
-}
 
 /*
  * POSTs the form BODY to URL, with HTTP Basic client authentication when
@@ -483,7 +444,7 @@ static int http_post(const struct mx_oauth_cfg *cfg, const char *what,
 		goto out;
 	}
 	if (cc != CURLE_OK) {
-		rc = map_curl_error(cc, ebuf, what, err);
+		rc = mx_http_curl_error(cc, ebuf, what, err);
 		goto out;
 	}
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);

@@ -35,3 +35,44 @@ size_t mx_http_sink_write(char *p, size_t size, size_t nmemb, void *ud)
 		return 0;
 	return n;
 }
+
+int mx_http_curl_error(int cc, const char *ebuf, const char *what,
+		       struct mx_error *err)
+{
+	const char *msg = ebuf && ebuf[0] ? ebuf
+					 : curl_easy_strerror((CURLcode)cc);
+	enum mx_err code;
+
+	switch ((CURLcode)cc) {
+	case CURLE_OPERATION_TIMEDOUT:
+		code = MX_ERR_TIMEOUT;
+		break;
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+		code = MX_ERR_TLS_VERIFY;
+		break;
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_ENGINE_NOTFOUND:
+	case CURLE_SSL_ENGINE_SETFAILED:
+	case CURLE_SSL_SHUTDOWN_FAILED:
+	case CURLE_SSL_CRL_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+		code = MX_ERR_TLS;
+		break;
+	case CURLE_OUT_OF_MEMORY:
+		code = MX_ERR_NOMEM;
+		break;
+	case CURLE_URL_MALFORMAT:
+	case CURLE_UNSUPPORTED_PROTOCOL:
+		code = MX_ERR_CONFIG;
+		break;
+	default:
+		/* Refused, reset, DNS, empty reply, ... */
+		code = MX_ERR_NET;
+		break;
+	}
+	return mx_error_set(err, code, "%s: %.300s", what, msg);
+}

@@ -40,4 +40,14 @@ struct mx_http_sink {
  */
 size_t mx_http_sink_write(char *p, size_t size, size_t nmemb, void *ud);
 
+/*
+ * Sets ERR for the libcurl failure CC (a CURLcode) of the request WHAT:
+ * "WHAT: <EBUF, the CURLOPT_ERRORBUFFER text, or libcurl's text for CC>",
+ * with MX_ERR_TIMEOUT, MX_ERR_TLS_VERIFY (certificate not trusted),
+ * MX_ERR_TLS, MX_ERR_NOMEM, MX_ERR_CONFIG (bad URL or scheme) or
+ * MX_ERR_NET (refused, reset, DNS, ...).  Returns the code.
+ */
+int mx_http_curl_error(int cc, const char *ebuf, const char *what,
+		       struct mx_error *err);
+
 #endif
