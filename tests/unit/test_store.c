@@ -2217,6 +2217,166 @@ START_TEST(test_daemon_lock)
 }
 END_TEST
 
+/* ---- mx_store_walk ---- */
+
+/* Keys of the walk tests: group (be32) + number (be32). */
+static void walk_put(struct mx_txn *t, uint32_t g, uint32_t i)
+{
+	struct mx_error e;
+	uint8_t k[8];
+
+	mx_put_be32(k, g);
+	mx_put_be32(k + 4, i);
+	mx_error_clear(&e);
+	ck_assert_msg(mx_db_put(t, MX_DB_SENDLOG, k, 8, "", 0, 0, &e) == MX_OK,
+		      "%s", e.detail);
+}
+
+struct walk_rec {
+	uint32_t seen[4096]; /* numbers in visiting order */
+	size_t n;
+	uint32_t stop_at;    /* MX_WALK_STOP at this number (0: never) */
+	uint32_t fail_at;    /* MX_ERR_PARSE at this number (0: never) */
+	bool del_odd;        /* MX_WALK_DELETE odd numbers */
+};
+
+static int walk_rec_fn(struct mx_txn *t, const MDB_val *k, const MDB_val *v,
+		       void *ctx, struct mx_error *err)
+{
+	struct walk_rec *r = ctx;
+	uint32_t i;
+
+	(void)t;
+	(void)v;
+	ck_assert_uint_eq(k->mv_size, 8);
+	i = mx_get_be32((const uint8_t *)k->mv_data + 4);
+	ck_assert_uint_lt(r->n, 4096);
+	r->seen[r->n++] = i;
+	if (i == r->fail_at)
+		return mx_error_set(err, MX_ERR_PARSE, "mine at %u", i);
+	if (i == r->stop_at)
+		return MX_WALK_STOP;
+	return r->del_odd && (i & 1) ? MX_WALK_DELETE : MX_OK;
+}
+
+static int walk_run(struct mx_txn *t, uint32_t g, size_t npre, uint32_t from,
+		    unsigned flags, struct walk_rec *r, struct mx_error *e)
+{
+	uint8_t pre[4], start[8];
+
+	mx_put_be32(pre, g);
+	mx_put_be32(start, g);
+	mx_put_be32(start + 4, from);
+	r->n = 0;
+	mx_error_clear(e);
+	return mx_store_walk(t, MX_DB_SENDLOG, pre, npre, start,
+			     from ? 8 : 0, flags, "walk test", walk_rec_fn, r,
+			     e);
+}
+
+START_TEST(test_store_walk)
+{
+	struct walk_rec *r = calloc(1, sizeof(*r));
+	struct mx_error e;
+	struct mx_txn t;
+
+	ck_assert_ptr_nonnull(r);
+	open_store();
+	/* An empty table: no call, MX_OK, either way. */
+	rbegin(&t);
+	ck_assert_int_eq(walk_run(&t, 2, 4, 0, 0, r, &e), MX_OK);
+	ck_assert_uint_eq(r->n, 0);
+	ck_assert_int_eq(walk_run(&t, 2, 4, 0, MX_WALK_REVERSE, r, &e), MX_OK);
+	ck_assert_uint_eq(r->n, 0);
+	mx_txn_abort(&t);
+
+	/* Groups 1, 2, 3 and 0xffffffff; group 2 holds 1..3000 (several
+	 * pages, so that deletes cross page boundaries). */
+	wbegin(&t);
+	walk_put(&t, 1, 7);
+	walk_put(&t, 3, 9);
+	walk_put(&t, 0xffffffffu, 11);
+	walk_put(&t, 0xffffffffu, 12);
+	for (uint32_t i = 1; i <= 3000; i++)
+		walk_put(&t, 2, i);
+	commit(&t);
+
+	rbegin(&t);
+	/* Forward over the prefix: all of group 2, in order. */
+	ck_assert_int_eq(walk_run(&t, 2, 4, 0, 0, r, &e), MX_OK);
+	ck_assert_uint_eq(r->n, 3000);
+	ck_assert_uint_eq(r->seen[0], 1);
+	ck_assert_uint_eq(r->seen[2999], 3000);
+	/* From START (inclusive), stopped by the callback: MX_OK. */
+	r->stop_at = 103;
+	ck_assert_int_eq(walk_run(&t, 2, 4, 100, 0, r, &e), MX_OK);
+	ck_assert_uint_eq(r->n, 4);
+	ck_assert_uint_eq(r->seen[0], 100);
+	ck_assert_uint_eq(r->seen[3], 103);
+	r->stop_at = 0;
+	/* Reverse without START: from the last key of the range. */
+	ck_assert_int_eq(walk_run(&t, 2, 4, 0, MX_WALK_REVERSE, r, &e), MX_OK);
+	ck_assert_uint_eq(r->n, 3000);
+	ck_assert_uint_eq(r->seen[0], 3000);
+	ck_assert_uint_eq(r->seen[2999], 1);
+	/* Reverse from START: exclusive, the last key before it. */
+	ck_assert_int_eq(walk_run(&t, 2, 4, 100, MX_WALK_REVERSE, r, &e),
+			 MX_OK);
+	ck_assert_uint_eq(r->n, 99);
+	ck_assert_uint_eq(r->seen[0], 99);
+	ck_assert_uint_eq(r->seen[98], 1);
+	/* A prefix of 0xff bytes, and no prefix at all (reverse: the last
+	 * entry of the table first). */
+	ck_assert_int_eq(walk_run(&t, 0xffffffffu, 4, 0, MX_WALK_REVERSE, r,
+				  &e), MX_OK);
+	ck_assert_uint_eq(r->n, 2);
+	ck_assert_uint_eq(r->seen[0], 12);
+	ck_assert_uint_eq(r->seen[1], 11);
+	ck_assert_int_eq(walk_run(&t, 0, 0, 0, MX_WALK_REVERSE, r, &e), MX_OK);
+	ck_assert_uint_eq(r->n, 3004);
+	ck_assert_uint_eq(r->seen[0], 12);
+	ck_assert_uint_eq(r->seen[3003], 7);
+	ck_assert_int_eq(walk_run(&t, 0, 0, 0, 0, r, &e), MX_OK);
+	ck_assert_uint_eq(r->n, 3004);
+	ck_assert_uint_eq(r->seen[0], 7);
+	ck_assert_uint_eq(r->seen[1], 1);
+	/* The callback's error ends the walk and comes back as it made it. */
+	r->fail_at = 5;
+	ck_assert_int_eq(walk_run(&t, 2, 4, 0, 0, r, &e), MX_ERR_PARSE);
+	ck_assert_uint_eq(r->n, 5);
+	ck_assert_str_eq(e.detail, "mine at 5");
+	r->fail_at = 0;
+	mx_txn_abort(&t);
+
+	/* Deleting the current entry goes on with the next one: forward
+	 * over 1..1500, then in reverse over the rest. */
+	wbegin(&t);
+	r->del_odd = true;
+	r->stop_at = 1500;
+	ck_assert_int_eq(walk_run(&t, 2, 4, 0, 0, r, &e), MX_OK);
+	ck_assert_uint_eq(r->n, 1500);
+	for (size_t i = 0; i < r->n; i++)
+		ck_assert_uint_eq(r->seen[i], i + 1);
+	r->stop_at = 0;
+	ck_assert_int_eq(walk_run(&t, 2, 4, 0, MX_WALK_REVERSE, r, &e), MX_OK);
+	ck_assert_uint_eq(r->n, 1500 + 750);
+	for (size_t i = 0; i < 1500; i++)
+		ck_assert_uint_eq(r->seen[i], 3000 - i);
+	commit(&t);
+	r->del_odd = false;
+
+	rbegin(&t);
+	ck_assert_int_eq(walk_run(&t, 2, 4, 0, 0, r, &e), MX_OK);
+	ck_assert_uint_eq(r->n, 1500);
+	for (size_t i = 0; i < r->n; i++)
+		ck_assert_uint_eq(r->seen[i], 2 * (i + 1));
+	/* The other groups were left alone. */
+	ck_assert_uint_eq(db_entries(&t, MX_DB_SENDLOG), 1500 + 4);
+	mx_txn_abort(&t);
+	free(r);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("store");
@@ -2252,6 +2412,7 @@ int main(void)
 	tcase_add_test(tc, test_trim_map_after_foreign_growth);
 	tcase_add_test(tc, test_walk_corrupt_entries);
 	tcase_add_test(tc, test_walk_lmdb_error_midway);
+	tcase_add_test(tc, test_store_walk);
 	tcase_add_test(tc, test_check_file_truncated);
 	tcase_add_test(tc, test_check_file_short_by_a_commit);
 	tcase_add_test(tc, test_check_file_not_lmdb);

@@ -53,12 +53,24 @@ int mx_events_oldest(struct mx_txn *t, uint64_t *oldest_r,
 	return MX_OK;
 }
 
+/* The last key of the log, if it is a well-formed id above *ID_R. */
+static int last_key(struct mx_txn *t, const MDB_val *k, const MDB_val *v,
+		    void *ctx, struct mx_error *err)
+{
+	uint64_t *id_r = ctx;
+
+	(void)t;
+	(void)v;
+	(void)err;
+	if (k->mv_size == 8 && mx_get_be64(k->mv_data) > *id_r)
+		*id_r = mx_get_be64(k->mv_data);
+	return MX_WALK_STOP;
+}
+
 /* Newest id handed out: the counter is authoritative (it survives a prune
  * that emptied the log), the last key covers a store without it. */
 static int last_id(struct mx_txn *t, uint64_t *id_r, struct mx_error *err)
 {
-	MDB_cursor *cur = NULL;
-	MDB_val k, v;
 	uint64_t next = 0, id = 0;
 	int rc;
 
@@ -67,15 +79,10 @@ static int last_id(struct mx_txn *t, uint64_t *id_r, struct mx_error *err)
 		id = next - 1;
 	else if (rc != MX_OK && rc != MX_ERR_NOTFOUND)
 		return rc;
-	rc = mdb_cursor_open(t->txn, t->st->dbi[MX_DB_EVENTS], &cur);
+	rc = mx_store_walk(t, MX_DB_EVENTS, NULL, 0, NULL, 0, MX_WALK_REVERSE,
+			   "events", last_key, &id, err);
 	if (rc)
-		return mx_store_err(err, rc, "events");
-	rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-	if (rc == 0 && k.mv_size == 8 && mx_get_be64(k.mv_data) > id)
-		id = mx_get_be64(k.mv_data);
-	mdb_cursor_close(cur);
-	if (rc != 0 && rc != MDB_NOTFOUND)
-		return mx_store_err(err, rc, "events");
+		return rc;
 	*id_r = id;
 	return MX_OK;
 }
@@ -94,16 +101,47 @@ int mx_events_last_id(struct mx_store *st, uint64_t *id_r,
 	return rc;
 }
 
+struct read_ctx {
+	json_t *arr;
+	size_t max;
+	uint64_t last;
+};
+
+static int read_one(struct mx_txn *t, const MDB_val *k, const MDB_val *v,
+		    void *ctx, struct mx_error *err)
+{
+	struct read_ctx *c = ctx;
+	json_error_t jerr;
+	json_t *ev;
+	uint64_t id;
+
+	(void)t;
+	if (json_array_size(c->arr) >= c->max)
+		return MX_WALK_STOP;
+	if (k->mv_size != 8)
+		return mx_error_set(err, MX_ERR_STORE, "events: corrupt key");
+	id = mx_get_be64(k->mv_data);
+	ev = json_loadb(v->mv_data, v->mv_size, 0, &jerr);
+	if (ev == NULL || !json_is_object(ev)) {
+		json_decref(ev);
+		return mx_error_set(err, MX_ERR_STORE,
+				    "event %" PRIu64 ": corrupt record", id);
+	}
+	if (json_array_append_new(c->arr, ev) != 0)
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	c->last = id;
+	return MX_OK;
+}
+
 int mx_events_read(struct mx_store *st, uint64_t after, size_t max,
 		   json_t **arr_r, uint64_t *last_r, struct mx_error *err)
 {
-	MDB_cursor *cur = NULL;
+	struct read_ctx rctx = {NULL, max, after};
 	struct mx_txn t;
 	json_t *arr = NULL;
-	uint64_t oldest, last = after;
+	uint64_t oldest;
 	uint8_t kb[8];
-	MDB_val k, v;
-	int rc, mrc;
+	int rc;
 
 	*arr_r = NULL;
 	rc = mx_txn_begin(st, false, &t, err);
@@ -129,54 +167,19 @@ int mx_events_read(struct mx_store *st, uint64_t after, size_t max,
 	}
 	if (max == 0 || after == UINT64_MAX)
 		goto done;
-	mrc = mdb_cursor_open(t.txn, st->dbi[MX_DB_EVENTS], &cur);
-	if (mrc) {
-		rc = mx_store_err(err, mrc, "events");
-		goto out;
-	}
 	mx_put_be64(kb, after + 1);
-	k.mv_size = 8;
-	k.mv_data = kb;
-	for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	     mrc == 0 && json_array_size(arr) < max;
-	     mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		json_error_t jerr;
-		json_t *ev;
-		uint64_t id;
-
-		if (k.mv_size != 8) {
-			rc = mx_error_set(err, MX_ERR_STORE,
-					  "events: corrupt key");
-			goto out;
-		}
-		id = mx_get_be64(k.mv_data);
-		ev = json_loadb(v.mv_data, v.mv_size, 0, &jerr);
-		if (ev == NULL || !json_is_object(ev)) {
-			json_decref(ev);
-			rc = mx_error_set(err, MX_ERR_STORE,
-					  "event %" PRIu64 ": corrupt record",
-					  id);
-			goto out;
-		}
-		if (json_array_append_new(arr, ev) != 0) {
-			rc = mx_error_set(err, MX_ERR_NOMEM, NULL);
-			goto out;
-		}
-		last = id;
-	}
-	if (mrc != 0 && mrc != MDB_NOTFOUND) {
-		rc = mx_store_err(err, mrc, "events");
+	rctx.arr = arr;
+	rc = mx_store_walk(&t, MX_DB_EVENTS, NULL, 0, kb, 8, 0, "events",
+			   read_one, &rctx, err);
+	if (rc)
 		goto out;
-	}
 done:
 	*arr_r = arr;
 	arr = NULL;
 	if (last_r)
-		*last_r = last;
+		*last_r = rctx.last;
 	rc = MX_OK;
 out:
-	if (cur)
-		mdb_cursor_close(cur);
 	mx_txn_abort(&t);
 	json_decref(arr);
 	return rc;
@@ -190,33 +193,36 @@ struct prune_ctx {
 	bool more;        /* the batch was full: run again */
 };
 
+static int min_one(struct mx_txn *t, const MDB_val *k, const MDB_val *v,
+		   void *ctx, struct mx_error *err)
+{
+	uint64_t *min = ctx;
+
+	(void)t;
+	(void)err;
+	/* A malformed cursor protects nothing rather than everything:
+	 * retention must not stall on it. */
+	if (v->mv_size != 8) {
+		mx_warn("webhook cursor %.*s is corrupt; ignored",
+			(int)k->mv_size, (const char *)k->mv_data);
+		return MX_OK;
+	}
+	if (mx_get_be64(v->mv_data) < *min)
+		*min = mx_get_be64(v->mv_data);
+	return MX_OK;
+}
+
 /* Lowest cursor of any webhook endpoint (UINT64_MAX when none): events
  * after it have not reached every endpoint yet. */
 static int min_cursor(struct mx_txn *t, uint64_t *min_r, struct mx_error *err)
 {
-	MDB_cursor *cur;
-	MDB_val k, v;
 	uint64_t min = UINT64_MAX;
-	int mrc;
+	int rc;
 
-	mrc = mdb_cursor_open(t->txn, t->st->dbi[MX_DB_WEBHOOKS], &cur);
-	if (mrc)
-		return mx_store_err(err, mrc, "webhooks");
-	for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
-	     mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		/* A malformed cursor protects nothing rather than
-		 * everything: retention must not stall on it. */
-		if (v.mv_size != 8) {
-			mx_warn("webhook cursor %.*s is corrupt; ignored",
-				(int)k.mv_size, (const char *)k.mv_data);
-			continue;
-		}
-		if (mx_get_be64(v.mv_data) < min)
-			min = mx_get_be64(v.mv_data);
-	}
-	mdb_cursor_close(cur);
-	if (mrc != MDB_NOTFOUND)
-		return mx_store_err(err, mrc, "webhooks");
+	rc = mx_store_walk(t, MX_DB_WEBHOOKS, NULL, 0, NULL, 0, 0, "webhooks",
+			   min_one, &min, err);
+	if (rc)
+		return rc;
 	*min_r = min;
 	return MX_OK;
 }
@@ -266,66 +272,64 @@ static bool prunable(const struct prune_ctx *c, uint64_t id, const MDB_val *v,
 	return hard || (soft && id <= min_cur);
 }
 
+/* One prune_batch walk over the head of the log. */
+struct prune_walk {
+	struct prune_ctx *c;
+	uint64_t last, min_cur;
+	bool stopped;     /* at event KEPT, which stays */
+	uint64_t kept;
+};
+
+static int prune_one(struct mx_txn *t, const MDB_val *k, const MDB_val *v,
+		     void *ctx, struct mx_error *err)
+{
+	struct prune_walk *pw = ctx;
+	uint64_t id;
+
+	(void)t;
+	if (k->mv_size != 8)
+		return mx_error_set(err, MX_ERR_STORE, "events: corrupt key");
+	id = mx_get_be64(k->mv_data);
+	if (prunable(pw->c, id, v, pw->last, pw->min_cur)) {
+		if (pw->c->deleted < PRUNE_BATCH) {
+			pw->c->deleted++;
+			return MX_WALK_DELETE;
+		}
+		pw->c->more = true;
+	}
+	pw->stopped = true;
+	pw->kept = id;
+	return MX_WALK_STOP;
+}
+
 static int prune_batch(struct mx_txn *t, void *vctx, struct mx_error *err)
 {
 	struct prune_ctx *c = vctx;
-	MDB_cursor *cur = NULL;
-	MDB_val k, v;
-	uint64_t last = 0, min_cur = UINT64_MAX, oldest = 1, boundary;
+	struct prune_walk pw = {c, 0, UINT64_MAX, false, 0};
+	uint64_t oldest = 1, boundary;
 	uint8_t be[8];
-	int rc, mrc;
+	int rc;
 
 	/* mx_store_write() may run us again after growing the map. */
 	c->deleted = 0;
 	c->more = false;
-	rc = last_id(t, &last, err);
+	rc = last_id(t, &pw.last, err);
 	if (rc == MX_OK)
-		rc = min_cursor(t, &min_cur, err);
+		rc = min_cursor(t, &pw.min_cur, err);
 	if (rc == MX_OK)
 		rc = mx_events_oldest(t, &oldest, err);
-	if (rc)
+	if (rc == MX_OK)
+		rc = mx_store_walk(t, MX_DB_EVENTS, NULL, 0, NULL, 0, 0,
+				   "events", prune_one, &pw, err);
+	if (rc || c->deleted == 0)
 		return rc;
-	mrc = mdb_cursor_open(t->txn, t->st->dbi[MX_DB_EVENTS], &cur);
-	if (mrc)
-		return mx_store_err(err, mrc, "events");
-	/* MDB_FIRST after each delete: the log is deleted from its head. */
-	while ((mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0) {
-		uint64_t id;
-
-		if (k.mv_size != 8) {
-			rc = mx_error_set(err, MX_ERR_STORE,
-					  "events: corrupt key");
-			goto out;
-		}
-		id = mx_get_be64(k.mv_data);
-		if (!prunable(c, id, &v, last, min_cur))
-			break;
-		if (c->deleted == PRUNE_BATCH) {
-			c->more = true;
-			break;
-		}
-		mrc = mdb_cursor_del(cur, 0);
-		if (mrc) {
-			rc = mx_store_err(err, mrc, "events");
-			goto out;
-		}
-		c->deleted++;
-	}
-	if (mrc != 0 && mrc != MDB_NOTFOUND) {
-		rc = mx_store_err(err, mrc, "events");
-		goto out;
-	}
-	if (c->deleted == 0)
-		goto out;
 	/* The first kept event, or the next id when the log is now empty. */
-	boundary = mrc == 0 ? mx_get_be64(k.mv_data) : last + 1;
+	boundary = pw.stopped ? pw.kept : pw.last + 1;
 	if (boundary > oldest) {
 		mx_put_be64(be, boundary);
 		rc = mx_db_put(t, MX_DB_META, MX_EVENTS_OLDEST_KEY,
 			       strlen(MX_EVENTS_OLDEST_KEY), be, 8, 0, err);
 	}
-out:
-	mdb_cursor_close(cur);
 	return rc;
 }
 

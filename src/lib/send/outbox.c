@@ -438,6 +438,34 @@ static size_t sendlog_key(uint8_t *k, uint32_t account, int64_t when,
 	return 20;
 }
 
+struct sendlog_ctx {
+	uint32_t account_id;
+	int64_t upto;
+	bool del;
+	unsigned n;
+	int64_t *oldest_r;
+};
+
+static int sendlog_one(struct mx_txn *t, const MDB_val *key,
+		       const MDB_val *val, void *ctx, struct mx_error *err)
+{
+	struct sendlog_ctx *sc = ctx;
+	int64_t when;
+
+	(void)t;
+	(void)val;
+	if (key->mv_size != 20)
+		return mx_error_set(err, MX_ERR_STORE, "send log of account "
+				    "%u: corrupt entry (%zu-byte key)",
+				    sc->account_id, key->mv_size);
+	when = (int64_t)mx_get_be64((const uint8_t *)key->mv_data + 4);
+	if (when >= sc->upto)
+		return MX_WALK_STOP;
+	if (sc->n++ == 0 && sc->oldest_r)
+		*sc->oldest_r = when;
+	return sc->del ? MX_WALK_DELETE : MX_OK;
+}
+
 /*
  * Walks ACCOUNT_ID's send-log records with times in [FROM, UPTO): counts
  * them into *N_R and the first time into *OLDEST_R, and deletes them with
@@ -448,43 +476,18 @@ static int sendlog_walk(struct mx_txn *t, uint32_t account_id, int64_t from,
 			int64_t upto, bool del, unsigned *n_r,
 			int64_t *oldest_r, struct mx_error *err)
 {
+	struct sendlog_ctx sc = {account_id, upto, del, 0, oldest_r};
 	uint8_t k[20];
-	MDB_cursor *cur;
-	MDB_val key, val;
-	unsigned n = 0;
+	size_t nk = sendlog_key(k, account_id, from, 0);
 	int rc;
 
-	rc = mdb_cursor_open(t->txn, t->st->dbi[MX_DB_SENDLOG], &cur);
+	/* The range is the account's (the first 4 bytes of K). */
+	rc = mx_store_walk(t, MX_DB_SENDLOG, k, 4, k, nk, 0, "sendlog",
+			   sendlog_one, &sc, err);
 	if (rc)
-		return mx_store_err(err, rc, "sendlog");
-	key.mv_size = sendlog_key(k, account_id, from, 0);
-	key.mv_data = k;
-	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); rc == 0;
-	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-		const uint8_t *p = key.mv_data;
-		int64_t when;
-
-		if (key.mv_size < 4 || mx_get_be32(p) != account_id)
-			break;
-		if (key.mv_size != 20) {
-			mdb_cursor_close(cur);
-			return mx_error_set(err, MX_ERR_STORE, "send log of "
-					    "account %u: corrupt entry (%zu-byte "
-					    "key)", account_id, key.mv_size);
-		}
-		when = (int64_t)mx_get_be64(p + 4);
-		if (when >= upto)
-			break;
-		if (n++ == 0 && oldest_r)
-			*oldest_r = when;
-		if (del && (rc = mdb_cursor_del(cur, 0)) != 0)
-			break;
-	}
-	mdb_cursor_close(cur);
-	if (rc != 0 && rc != MDB_NOTFOUND)
-		return mx_store_err(err, rc, "sendlog");
+		return rc;
 	if (n_r)
-		*n_r = n;
+		*n_r = sc.n;
 	return MX_OK;
 }
 
@@ -1728,6 +1731,49 @@ static int recover_entry(struct mx_store *st, struct mx_account *a,
 	return rc == TAKEN ? MX_OK : rc;
 }
 
+struct scan_ctx {
+	enum mx_dbi db;
+	uint32_t account_id;
+	struct mx_ob_entry *v;
+	size_t n, cap;
+};
+
+static int scan_one(struct mx_txn *t, const MDB_val *key, const MDB_val *val,
+		    void *ctx, struct mx_error *err)
+{
+	struct scan_ctx *sc = ctx;
+	struct mx_ob_entry e;
+	int rc;
+
+	if (sc->db == MX_DB_OUTBOX)
+		rc = entry_decode(val->mv_data, val->mv_size, &e, err);
+	else if (key->mv_size == 8)
+		rc = entry_get(t, mx_get_be64(key->mv_data), &e, err);
+	else
+		return MX_OK;
+	if (rc == MX_ERR_NOTFOUND && sc->db != MX_DB_OUTBOX)
+		return MX_OK; /* stale index entry: nothing to do */
+	if (rc)
+		return rc;
+	if (sc->account_id && e.account_id != sc->account_id) {
+		mx_ob_entry_free(&e);
+		return MX_OK;
+	}
+	if (sc->n == sc->cap) {
+		struct mx_ob_entry *nv;
+
+		sc->cap = sc->cap ? sc->cap * 2 : 16;
+		nv = realloc(sc->v, sc->cap * sizeof(*nv));
+		if (nv == NULL) {
+			mx_ob_entry_free(&e);
+			return mx_error_set(err, MX_ERR_NOMEM, NULL);
+		}
+		sc->v = nv;
+	}
+	sc->v[sc->n++] = e;
+	return MX_OK;
+}
+
 /*
  * Entries in id order: every entry (DB MX_DB_OUTBOX) or those the pending
  * index names (MX_DB_OUTBOX_PENDING); ACCOUNT_ID 0 = all accounts.
@@ -1736,67 +1782,24 @@ static int scan_entries(struct mx_store *st, enum mx_dbi db,
 			uint32_t account_id, struct mx_ob_entry **v_r,
 			size_t *n_r, struct mx_error *err)
 {
-	struct mx_ob_entry *v = NULL;
-	size_t n = 0, cap = 0;
-	MDB_cursor *cur;
-	MDB_val key, val;
+	struct scan_ctx sc = {db, account_id, NULL, 0, 0};
 	struct mx_txn t;
-	int rc, mrc;
+	int rc;
 
 	*v_r = NULL;
 	*n_r = 0;
 	rc = mx_txn_begin(st, false, &t, err);
 	if (rc)
 		return rc;
-	mrc = mdb_cursor_open(t.txn, st->dbi[db], &cur);
-	if (mrc) {
-		mx_txn_abort(&t);
-		return mx_store_err(err, mrc, "outbox");
-	}
-	for (mrc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); mrc == 0;
-	     mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-		struct mx_ob_entry e;
-
-		if (db == MX_DB_OUTBOX)
-			rc = entry_decode(val.mv_data, val.mv_size, &e, err);
-		else if (key.mv_size == 8)
-			rc = entry_get(&t, mx_get_be64(key.mv_data), &e, err);
-		else
-			continue;
-		if (rc == MX_ERR_NOTFOUND && db != MX_DB_OUTBOX) {
-			rc = MX_OK; /* stale index entry: nothing to do */
-			continue;
-		}
-		if (rc)
-			break;
-		if (account_id && e.account_id != account_id) {
-			mx_ob_entry_free(&e);
-			continue;
-		}
-		if (n == cap) {
-			struct mx_ob_entry *nv;
-
-			cap = cap ? cap * 2 : 16;
-			nv = realloc(v, cap * sizeof(*v));
-			if (nv == NULL) {
-				mx_ob_entry_free(&e);
-				rc = mx_error_set(err, MX_ERR_NOMEM, NULL);
-				break;
-			}
-			v = nv;
-		}
-		v[n++] = e;
-	}
-	mdb_cursor_close(cur);
+	rc = mx_store_walk(&t, db, NULL, 0, NULL, 0, 0, "outbox", scan_one,
+			   &sc, err);
 	mx_txn_abort(&t);
-	if (rc == MX_OK && mrc != 0 && mrc != MDB_NOTFOUND)
-		rc = mx_store_err(err, mrc, "outbox");
 	if (rc) {
-		mx_ob_entries_free(v, n);
+		mx_ob_entries_free(sc.v, sc.n);
 		return rc;
 	}
-	*v_r = v;
-	*n_r = n;
+	*v_r = sc.v;
+	*n_r = sc.n;
 	return MX_OK;
 }
 
@@ -2032,56 +2035,49 @@ struct prune_ctx {
 	uint64_t n;
 };
 
+static int prune_one(struct mx_txn *t, const MDB_val *key,
+		     const MDB_val *val, void *ctx, struct mx_error *err)
+{
+	struct prune_ctx *pc = ctx;
+	struct mx_ob_entry e;
+	int64_t last;
+	uint8_t k[4 + 256];
+	int rc = MX_OK;
+
+	(void)key;
+	if (entry_decode(val->mv_data, val->mv_size, &e, NULL) != MX_OK)
+		return MX_OK; /* left for a human to look at */
+	/* Entries from before finished_at: their last known time. */
+	last = e.finished_at ? e.finished_at
+	       : e.sent_at > e.next_attempt ? e.sent_at : e.next_attempt;
+	if (entry_pending(&e) || last >= pc->cutoff) {
+		mx_ob_entry_free(&e);
+		return MX_OK;
+	}
+	/* Still holding bytes: failed and cancelled-before-release
+	 * entries, and sent ones whose copy to Sent was given up. */
+	if (e.state == MX_OB_FAILED)
+		rc = mx_store_blob_unref(t, e.sha256, err);
+	if (rc == MX_OK && e.idem_key)
+		rc = mx_db_del(t, MX_DB_OUTBOX_KEYS, k,
+			       idem_key(k, e.account_id, e.idem_key),
+			       NULL, 0, err);
+	if (rc == MX_ERR_NOTFOUND)
+		rc = MX_OK;
+	mx_ob_entry_free(&e);
+	if (rc)
+		return rc;
+	pc->n++;
+	return MX_WALK_DELETE;
+}
+
 static int prune_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 {
 	struct prune_ctx *pc = ctx;
-	MDB_cursor *cur;
-	MDB_val key, val;
-	int rc = MX_OK, mrc;
 
 	pc->n = 0;
-	mrc = mdb_cursor_open(t->txn, t->st->dbi[MX_DB_OUTBOX], &cur);
-	if (mrc)
-		return mx_store_err(err, mrc, "outbox");
-	for (mrc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); mrc == 0;
-	     mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-		struct mx_ob_entry e;
-		int64_t last;
-		uint8_t k[4 + 256];
-
-		if (entry_decode(val.mv_data, val.mv_size, &e, NULL) != MX_OK)
-			continue; /* left for a human to look at */
-		/* Entries from before finished_at: their last known time. */
-		last = e.finished_at ? e.finished_at
-		       : e.sent_at > e.next_attempt ? e.sent_at : e.next_attempt;
-		if (entry_pending(&e) || last >= pc->cutoff) {
-			mx_ob_entry_free(&e);
-			continue;
-		}
-		/* Still holding bytes: failed and cancelled-before-release
-		 * entries, and sent ones whose copy to Sent was given up. */
-		if (e.state == MX_OB_FAILED)
-			rc = mx_store_blob_unref(t, e.sha256, err);
-		if (rc == MX_OK && e.idem_key)
-			rc = mx_db_del(t, MX_DB_OUTBOX_KEYS, k,
-				       idem_key(k, e.account_id, e.idem_key),
-				       NULL, 0, err);
-		if (rc == MX_ERR_NOTFOUND)
-			rc = MX_OK;
-		mx_ob_entry_free(&e);
-		if (rc)
-			break;
-		mrc = mdb_cursor_del(cur, 0);
-		if (mrc) {
-			rc = mx_store_err(err, mrc, "outbox");
-			break;
-		}
-		pc->n++;
-	}
-	mdb_cursor_close(cur);
-	if (rc == MX_OK && mrc != 0 && mrc != MDB_NOTFOUND)
-		rc = mx_store_err(err, mrc, "outbox");
-	return rc;
+	return mx_store_walk(t, MX_DB_OUTBOX, NULL, 0, NULL, 0, 0, "outbox",
+			     prune_one, pc, err);
 }
 
 int mx_outbox_prune(struct mx_store *st, int64_t max_age_s, uint64_t *n_r,
@@ -2097,87 +2093,89 @@ int mx_outbox_prune(struct mx_store *st, int64_t max_age_s, uint64_t *n_r,
 
 /* ---- account removal ---- */
 
+struct removed_ctx {
+	uint32_t account_id;
+	bool purge;
+};
+
+static int removed_one(struct mx_txn *t, const MDB_val *key,
+		       const MDB_val *val, void *ctx, struct mx_error *err)
+{
+	const struct removed_ctx *rx = ctx;
+	struct mx_ob_entry e;
+	uint8_t k[4 + 256];
+	bool holds;
+	int rc = MX_OK;
+
+	(void)key;
+	if (entry_decode(val->mv_data, val->mv_size, &e, NULL) != MX_OK)
+		return MX_OK;
+	if (e.account_id != rx->account_id) {
+		mx_ob_entry_free(&e);
+		return MX_OK;
+	}
+	if (held_elsewhere(&e)) {
+		rc = mx_error_set(err, MX_ERR_INVAL, "outbox entry %llu "
+				  "of this account is being sent right "
+				  "now (process %d); try again when it "
+				  "is done", (unsigned long long)e.id,
+				  e.owner_pid);
+		mx_ob_entry_free(&e);
+		return rc;
+	}
+	/* Entries that still hold their bytes. */
+	holds = e.state == MX_OB_QUEUED || e.state == MX_OB_SENDING ||
+		e.state == MX_OB_FAILED ||
+		(e.state == MX_OB_SENT && !e.appended);
+	if (holds)
+		rc = mx_store_blob_unref(t, e.sha256, err);
+	if (rc == MX_OK && (e.state == MX_OB_QUEUED ||
+			    e.state == MX_OB_SENDING)) {
+		json_t *x = json_object();
+
+		json_object_set_new(x, "error", json_string("account removed"));
+		rc = entry_event(t, "message.failed", &e, x, err);
+		json_decref(x);
+	}
+	if (rc == MX_OK && rx->purge && e.idem_key) {
+		rc = mx_db_del(t, MX_DB_OUTBOX_KEYS, k,
+			       idem_key(k, e.account_id, e.idem_key),
+			       NULL, 0, err);
+		if (rc == MX_ERR_NOTFOUND)
+			rc = MX_OK;
+	}
+	if (rc == MX_OK) {
+		uint8_t ik[8];
+
+		mx_put_be64(ik, e.id);
+		rc = mx_db_del(t, MX_DB_OUTBOX_PENDING, ik, 8, NULL, 0, err);
+		if (rc == MX_ERR_NOTFOUND)
+			rc = MX_OK;
+	}
+	if (rc == MX_OK) {
+		if (rx->purge) {
+			rc = MX_WALK_DELETE;
+		} else if (holds) {
+			e.state = e.state == MX_OB_SENT ? MX_OB_SENT
+							: MX_OB_CANCELLED;
+			e.appended = true;
+			e.finished_at = mx_wall_s();
+			release(&e);
+			rc = entry_put(t, &e, err);
+		}
+	}
+	mx_ob_entry_free(&e);
+	return rc;
+}
+
 int mx_outbox_account_removed(struct mx_txn *t, uint32_t account_id,
 			      bool purge, struct mx_error *err)
 {
-	MDB_cursor *cur;
-	MDB_val key, val;
-	uint8_t k[4 + 256];
-	int rc = MX_OK, mrc;
+	struct removed_ctx rctx = {account_id, purge};
+	int rc;
 
-	mrc = mdb_cursor_open(t->txn, t->st->dbi[MX_DB_OUTBOX], &cur);
-	if (mrc)
-		return mx_store_err(err, mrc, "outbox");
-	for (mrc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); mrc == 0;
-	     mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-		struct mx_ob_entry e;
-		bool holds;
-
-		if (entry_decode(val.mv_data, val.mv_size, &e, NULL) != MX_OK)
-			continue;
-		if (e.account_id != account_id) {
-			mx_ob_entry_free(&e);
-			continue;
-		}
-		if (held_elsewhere(&e)) {
-			rc = mx_error_set(err, MX_ERR_INVAL, "outbox entry %llu "
-					  "of this account is being sent right "
-					  "now (process %d); try again when it "
-					  "is done", (unsigned long long)e.id,
-					  e.owner_pid);
-			mx_ob_entry_free(&e);
-			break;
-		}
-		/* Entries that still hold their bytes. */
-		holds = e.state == MX_OB_QUEUED || e.state == MX_OB_SENDING ||
-			e.state == MX_OB_FAILED ||
-			(e.state == MX_OB_SENT && !e.appended);
-		if (holds)
-			rc = mx_store_blob_unref(t, e.sha256, err);
-		if (rc == MX_OK && (e.state == MX_OB_QUEUED ||
-				    e.state == MX_OB_SENDING)) {
-			json_t *x = json_object();
-
-			json_object_set_new(x, "error", json_string("account removed"));
-			rc = entry_event(t, "message.failed", &e, x, err);
-			json_decref(x);
-		}
-		if (rc == MX_OK && purge && e.idem_key) {
-			rc = mx_db_del(t, MX_DB_OUTBOX_KEYS, k,
-				       idem_key(k, e.account_id, e.idem_key),
-				       NULL, 0, err);
-			if (rc == MX_ERR_NOTFOUND)
-				rc = MX_OK;
-		}
-		if (rc == MX_OK) {
-			uint8_t ik[8];
-
-			mx_put_be64(ik, e.id);
-			rc = mx_db_del(t, MX_DB_OUTBOX_PENDING, ik, 8, NULL, 0, err);
-			if (rc == MX_ERR_NOTFOUND)
-				rc = MX_OK;
-		}
-		if (rc == MX_OK) {
-			if (purge) {
-				mrc = mdb_cursor_del(cur, 0);
-				if (mrc)
-					rc = mx_store_err(err, mrc, "outbox");
-			} else if (holds) {
-				e.state = e.state == MX_OB_SENT ? MX_OB_SENT
-								: MX_OB_CANCELLED;
-				e.appended = true;
-				e.finished_at = mx_wall_s();
-				release(&e);
-				rc = entry_put(t, &e, err);
-			}
-		}
-		mx_ob_entry_free(&e);
-		if (rc)
-			break;
-	}
-	mdb_cursor_close(cur);
-	if (rc == MX_OK && mrc != 0 && mrc != MDB_NOTFOUND)
-		rc = mx_store_err(err, mrc, "outbox");
+	rc = mx_store_walk(t, MX_DB_OUTBOX, NULL, 0, NULL, 0, 0, "outbox",
+			   removed_one, &rctx, err);
 	if (rc == MX_OK && purge) {
 		/* The send log of the account. */
 		rc = sendlog_trim(t, account_id, INT64_MAX - OB_WINDOW, err);
@@ -2187,32 +2185,34 @@ int mx_outbox_account_removed(struct mx_txn *t, uint32_t account_id,
 
 /* ---- counts for status ---- */
 
+struct counts_ctx {
+	uint32_t account_id;
+	unsigned *counts;
+};
+
+static int count_one(struct mx_txn *t, const MDB_val *key, const MDB_val *val,
+		     void *ctx, struct mx_error *err)
+{
+	const struct counts_ctx *cc = ctx;
+	struct mx_ob_entry e;
+	int rc = entry_decode(val->mv_data, val->mv_size, &e, err);
+
+	(void)t;
+	(void)key;
+	if (rc)
+		return rc;
+	if (e.account_id == cc->account_id)
+		cc->counts[e.state]++;
+	mx_ob_entry_free(&e);
+	return MX_OK;
+}
+
 int mx_outbox_counts(struct mx_txn *t, uint32_t account_id,
 		     unsigned counts[MX_OB_CANCELLED + 1], struct mx_error *err)
 {
-	MDB_cursor *cur;
-	MDB_val key, val;
-	int mrc;
+	struct counts_ctx cc = {account_id, counts};
 
 	memset(counts, 0, sizeof(unsigned) * (MX_OB_CANCELLED + 1));
-	mrc = mdb_cursor_open(t->txn, t->st->dbi[MX_DB_OUTBOX], &cur);
-	if (mrc)
-		return mx_store_err(err, mrc, "outbox");
-	for (mrc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); mrc == 0;
-	     mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-		struct mx_ob_entry e;
-		int rc = entry_decode(val.mv_data, val.mv_size, &e, err);
-
-		if (rc) {
-			mdb_cursor_close(cur);
-			return rc;
-		}
-		if (e.account_id == account_id)
-			counts[e.state]++;
-		mx_ob_entry_free(&e);
-	}
-	mdb_cursor_close(cur);
-	if (mrc != MDB_NOTFOUND)
-		return mx_store_err(err, mrc, "outbox");
-	return MX_OK;
+	return mx_store_walk(t, MX_DB_OUTBOX, NULL, 0, NULL, 0, 0, "outbox",
+			     count_one, &cc, err);
 }

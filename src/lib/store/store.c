@@ -535,8 +535,9 @@ static size_t str_key(uint8_t *buf, uint32_t prefix, const char *s)
  * the NPRE bytes of PRE.  (A key shorter than NPRE that starts like PRE
  * sorts before every key that has the prefix: outside the range too.)
  *
- * Each entry goes to FN, which returns MX_OK to go on or an error to stop
- * the walk with it (MX_ERR_STORE prefixed "WHAT: ").  A failing LMDB call
+ * Each entry goes to FN, which returns MX_OK to go on, MX_WALK_STOP or
+ * MX_WALK_DELETE (as for mx_store_walk), or an error to stop the walk with
+ * it (MX_ERR_STORE prefixed "WHAT: ").  A failing LMDB call
  * is an error "WHAT: ..." too, never an early end: only MDB_NOTFOUND ends
  * a walk normally, so callers never take a short list for a complete one.
  */
@@ -579,6 +580,20 @@ static int walk(struct mx_txn *t, const struct walk *w, walk_fn *fn,
 			break;
 		}
 		rc = fn(t, w, &k, &d, ctx, err);
+		if (rc == MX_WALK_DELETE) {
+			/* The cursor now sits on the entry that followed, and
+			 * the next step moves from there. */
+			rc = MX_OK;
+			mrc = mdb_cursor_del(c, 0);
+			if (mrc)
+				break;
+			continue;
+		}
+		if (rc == MX_WALK_STOP) {
+			rc = MX_OK;
+			mrc = MDB_NOTFOUND;
+			break;
+		}
 		if (rc == MX_ERR_STORE) /* a fault of the store: say where */
 			mx_error_prefix(err, "%s", w->what);
 		if (rc)
@@ -588,6 +603,72 @@ static int walk(struct mx_txn *t, const struct walk *w, walk_fn *fn,
 	if (rc == MX_OK && mrc != MDB_NOTFOUND)
 		rc = mx_store_err(err, mrc, w->what);
 	return rc;
+}
+
+/* mx_store_walk's callback under walk(): its errors go back as the
+ * caller made them, without walk()'s "WHAT: " prefix. */
+struct pub_walk {
+	mx_store_walk_fn *fn;
+	void *ctx;
+	int rc;
+};
+
+static int pub_walk_fn(struct mx_txn *t, const struct walk *w,
+		       const MDB_val *k, const MDB_val *d, void *ctx,
+		       struct mx_error *err)
+{
+	struct pub_walk *p = ctx;
+	int rc = p->fn(t, k, d, p->ctx, err);
+
+	(void)w;
+	if (rc > 0) {
+		p->rc = rc;
+		return MX_WALK_STOP;
+	}
+	return rc;
+}
+
+int mx_store_walk(struct mx_txn *t, enum mx_dbi db, const void *pre,
+		  size_t npre, const void *start, size_t nstart, unsigned flags,
+		  const char *what, mx_store_walk_fn *fn, void *ctx,
+		  struct mx_error *err)
+{
+	struct walk w = {db, {nstart, (void *)(uintptr_t)start}, MDB_SET_RANGE,
+			 MDB_NEXT, pre, npre, what};
+	struct pub_walk p = {fn, ctx, MX_OK};
+	uint8_t after[MX_KEY_MAX];
+	int rc;
+
+	if (flags & MX_WALK_REVERSE) {
+		w.first = w.next = MDB_PREV;
+		if (nstart == 0) {
+			/* The range ends before the smallest key above every
+			 * key with the prefix: PRE without its trailing 0xff
+			 * bytes, last byte plus one.  None (no prefix, or all
+			 * 0xff): walk() starts at the last entry. */
+			size_t n = npre;
+
+			while (n > 0 && ((const uint8_t *)pre)[n - 1] == 0xff)
+				n--;
+			if (n > sizeof(after))
+				return mx_error_set(err, MX_ERR_INVAL, "%s: "
+						    "key prefix of %zu bytes "
+						    "is too long", what, npre);
+			if (n) {
+				memcpy(after, pre, n);
+				after[n - 1]++;
+			}
+			w.start.mv_size = n;
+			w.start.mv_data = after;
+		}
+	} else if (nstart == 0) {
+		w.start.mv_size = npre;
+		w.start.mv_data = (void *)(uintptr_t)pre;
+		if (npre == 0)
+			w.first = MDB_FIRST;
+	}
+	rc = walk(t, &w, pub_walk_fn, &p, err);
+	return rc ? rc : p.rc;
 }
 
 /* The error for an entry of the walk's range that has the wrong shape. */

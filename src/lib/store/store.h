@@ -162,6 +162,36 @@ int mx_db_put(struct mx_txn *t, enum mx_dbi db, const void *k, size_t klen,
 	      const void *v, size_t vlen, unsigned flags, struct mx_error *err);
 int mx_db_del(struct mx_txn *t, enum mx_dbi db, const void *k, size_t klen,
 	      const void *v, size_t vlen, struct mx_error *err);
+/*
+ * Walks the entries of one table in key order, for code outside the store
+ * that reads or prunes a table of its own (the outbox, the event feed):
+ * no one else opens an LMDB cursor.
+ *
+ * Range: the keys that begin with the NPRE bytes of PRE (NPRE 0: every
+ * key).  Forward, the walk starts at the first such key >= START; in
+ * reverse (MX_WALK_REVERSE), at the last such key < START (an exclusive
+ * upper bound).  NSTART 0: at the first (last) key of the range.  It ends
+ * at the end of the range.
+ *
+ * FN gets each entry (K and V borrowed until the next step) and returns
+ * MX_OK to go on, MX_WALK_STOP to end the walk with MX_OK,
+ * MX_WALK_DELETE to delete this entry and go on to the one after it (in
+ * walk order), or an error, which ends the walk and is returned as it is.
+ * FN may write to other tables and put the current key of this one in T.
+ * A failing LMDB call is an error "WHAT: ..." (MX_ERR_STORE, or
+ * MX_ERR_STORE_FULL for a delete), never an early end: a caller never
+ * takes a partial walk for a complete one.
+ */
+#define MX_WALK_REVERSE 0x1u
+#define MX_WALK_STOP (-1)
+#define MX_WALK_DELETE (-2)
+typedef int mx_store_walk_fn(struct mx_txn *t, const MDB_val *k,
+			     const MDB_val *v, void *ctx, struct mx_error *err);
+int mx_store_walk(struct mx_txn *t, enum mx_dbi db, const void *pre,
+		  size_t npre, const void *start, size_t nstart, unsigned flags,
+		  const char *what, mx_store_walk_fn *fn, void *ctx,
+		  struct mx_error *err);
+
 /* Next value of counter NAME in META (starting at 1). */
 int mx_db_next_id(struct mx_txn *t, const char *name, uint64_t *id_r,
 		  struct mx_error *err);
