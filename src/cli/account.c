@@ -12,6 +12,7 @@
 #include "backends/backend.h"
 #include "cli/cli.h"
 #include "discover/discover.h"
+#include "events/events.h"
 #include "secrets/secrets.h"
 #include "sync/presets.h"
 #include "sync/sync.h"
@@ -512,19 +513,10 @@ int cli_providers(struct cli *c, int argc, char **argv)
 static int reauth_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 {
 	const struct mx_account *a = ctx;
-	char buf[128];
-	uint8_t k[4];
-	int rc;
 
 	/* The daemon looks for this mark while the account is in
 	 * auth_failed (src/daemon/main.c, check_reauth). */
-	snprintf(buf, sizeof(buf), "{\"state\":\"reauth\",\"since\":%lld}",
-		 (long long)mx_wall_s());
-	mx_put_be32(k, a->id);
-	rc = mx_db_put(t, MX_DB_ACCTSTATE, k, 4, buf, strlen(buf), 0, err);
-	if (rc == MX_OK)
-		rc = mx_store_event(t, "account.reauth", a->id, 0, 0, NULL, err);
-	return rc;
+	return mx_acctstate_request_reauth(t, a->id, err);
 }
 
 static int account_reauth(struct cli *c, int argc, char **argv)

@@ -163,9 +163,7 @@ static int state_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 {
 	struct state_ctx *sc = ctx;
 	struct acct *a = sc->a;
-	json_t *o;
-	uint8_t k[4];
-	char *s;
+	struct mx_acctstate s = {0};
 	int rc;
 
 	/* Removed (the loop has not noticed yet): nothing more of it may
@@ -175,26 +173,14 @@ static int state_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 		return MX_OK;
 	if (rc)
 		return rc;
-	o = json_object();
-
-	json_object_set_new(o, "state", json_string(mx_acct_state_name(a->state)));
-	json_object_set_new(o, "since", json_integer(mx_wall_s()));
-	json_object_set_new(o, "pid", json_integer(getpid()));
-	if (a->last_success)
-		json_object_set_new(o, "last_success", json_integer(a->last_success));
-	if (a->last_error[0])
-		json_object_set_new(o, "last_error", json_string(a->last_error));
+	snprintf(s.state, sizeof(s.state), "%s", mx_acct_state_name(a->state));
+	s.since = mx_wall_s();
+	s.pid = getpid();
+	s.last_success = a->last_success;
+	snprintf(s.last_error, sizeof(s.last_error), "%s", a->last_error);
 	if (a->state == MX_ST_BACKOFF)
-		json_object_set_new(o, "next_attempt",
-				    json_integer(a->next_attempt_wall));
-	s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	if (s == NULL) {
-		json_decref(o);
-		return mx_error_set(err, MX_ERR_NOMEM, NULL);
-	}
-	mx_put_be32(k, a->id);
-	rc = mx_db_put(t, MX_DB_ACCTSTATE, k, 4, s, strlen(s), 0, err);
-	free(s);
+		s.next_attempt = a->next_attempt_wall;
+	rc = mx_acctstate_put(t, a->id, &s, err);
 	if (rc == MX_OK && sc->emit) {
 		json_t *x = json_object();
 
@@ -206,7 +192,6 @@ static int state_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 		rc = mx_store_event(t, "account.state", a->id, 0, 0, x, err);
 		json_decref(x);
 	}
-	json_decref(o);
 	return rc;
 }
 
@@ -1073,21 +1058,11 @@ static void check_reauth(struct daemon *d, struct acct *a)
 	struct mx_account fresh = {0};
 	struct mx_error err;
 	struct mx_txn t;
-	uint8_t k[4];
-	MDB_val v;
-	bool asked = false;
+	bool asked;
 
 	if (mx_txn_begin(d->st, false, &t, NULL) != MX_OK)
 		return;
-	mx_put_be32(k, a->id);
-	if (mx_db_get(&t, MX_DB_ACCTSTATE, k, 4, &v, NULL) == MX_OK) {
-		json_t *o = json_loadb(v.mv_data, v.mv_size, 0, NULL);
-
-		asked = o && json_string_value(json_object_get(o, "state")) &&
-			strcmp(json_string_value(json_object_get(o, "state")),
-			       "reauth") == 0;
-		json_decref(o);
-	}
+	asked = mx_acctstate_reauth_requested(&t, a->id);
 	mx_txn_abort(&t);
 	if (!asked)
 		return;

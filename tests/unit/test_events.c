@@ -554,6 +554,94 @@ START_TEST(test_webhook_stop_aborts_request)
 }
 END_TEST
 
+/* ---- the daemon's state record ---- */
+
+START_TEST(test_acctstate_codec)
+{
+	struct mx_acctstate s = {.state = "backoff"}, g;
+	struct mx_error e;
+	struct mx_txn t;
+	uint8_t k[4];
+	MDB_val v;
+	uint64_t last = 0;
+
+	mx_error_clear(&e);
+	ck_assert_int_eq(mx_txn_begin(g_st, true, &t, &e), MX_OK);
+	ck_assert_int_eq(mx_acctstate_get(&t, 7, &g, &e), MX_ERR_NOTFOUND);
+	ck_assert(!mx_acctstate_reauth_requested(&t, 7));
+
+	/* What mxsyncd writes; `mxsync status` shows it as it is stored. */
+	s.since = 1700000000;
+	s.pid = 4242;
+	s.last_success = 1690000000;
+	snprintf(s.last_error, sizeof(s.last_error), "login: \"bad\"");
+	s.next_attempt = 1700000060;
+	ck_assert_int_eq(mx_acctstate_put(&t, 7, &s, &e), MX_OK);
+	mx_put_be32(k, 7);
+	ck_assert_int_eq(mx_db_get(&t, MX_DB_ACCTSTATE, k, 4, &v, &e), MX_OK);
+	ck_assert_int_eq((int)v.mv_size,
+			 (int)strlen("{\"state\":\"backoff\",\"since\":1700000000,"
+				     "\"pid\":4242,\"last_success\":1690000000,"
+				     "\"last_error\":\"login: \\\"bad\\\"\","
+				     "\"next_attempt\":1700000060}"));
+	ck_assert(memcmp(v.mv_data, "{\"state\":\"backoff\",\"since\":1700000000,"
+			 "\"pid\":4242,\"last_success\":1690000000,"
+			 "\"last_error\":\"login: \\\"bad\\\"\","
+			 "\"next_attempt\":1700000060}", v.mv_size) == 0);
+	ck_assert_int_eq(mx_acctstate_get(&t, 7, &g, &e), MX_OK);
+	ck_assert_str_eq(g.state, "backoff");
+	ck_assert_int_eq(g.since, 1700000000);
+	ck_assert_int_eq(g.pid, 4242);
+	ck_assert_int_eq(g.last_success, 1690000000);
+	ck_assert_str_eq(g.last_error, "login: \"bad\"");
+	ck_assert_int_eq(g.next_attempt, 1700000060);
+	ck_assert(!mx_acctstate_reauth_requested(&t, 7));
+
+	/* The CLI's request: state and time only, and an event. */
+	ck_assert_int_eq(mx_acctstate_request_reauth(&t, 7, &e), MX_OK);
+	ck_assert(mx_acctstate_reauth_requested(&t, 7));
+	ck_assert(!mx_acctstate_reauth_requested(&t, 8));
+	ck_assert_int_eq(mx_acctstate_get(&t, 7, &g, &e), MX_OK);
+	ck_assert_str_eq(g.state, MX_ACCTSTATE_REAUTH);
+	ck_assert_int_ge(g.since, 1700000000);
+	ck_assert_int_eq(g.pid, 0);
+	ck_assert_str_eq(g.last_error, "");
+	ck_assert_int_eq(mx_db_get(&t, MX_DB_ACCTSTATE, k, 4, &v, &e), MX_OK);
+	ck_assert(v.mv_size > 30 &&
+		  memcmp(v.mv_data, "{\"state\":\"reauth\",\"since\":", 26) == 0);
+	ck_assert(memchr(v.mv_data, ',', v.mv_size) ==
+		  (char *)v.mv_data + 17); /* no field besides the two */
+	ck_assert(memchr((char *)v.mv_data + 18, ',', v.mv_size - 18) == NULL);
+
+	/* Bad records and names: clear errors, never a reauth. */
+	ck_assert_int_eq(mx_db_put(&t, MX_DB_ACCTSTATE, k, 4, "{\"state\":3}",
+				   11, 0, &e), MX_OK);
+	ck_assert_int_eq(mx_acctstate_get(&t, 7, &g, &e), MX_ERR_STORE);
+	ck_assert_str_eq(e.detail, "daemon state of account 7: corrupt record");
+	ck_assert(!mx_acctstate_reauth_requested(&t, 7));
+	memset(s.state, 'x', sizeof(s.state));
+	ck_assert_int_eq(mx_acctstate_put(&t, 7, &s, &e), MX_ERR_INVAL);
+	ck_assert_int_eq(mx_txn_commit(&t, &e), MX_OK);
+
+	/* The request's event. */
+	ck_assert_int_eq(mx_events_last_id(g_st, &last, &e), MX_OK);
+	ck_assert_uint_eq(last, 1);
+	{
+		json_t *arr = NULL;
+
+		ck_assert_int_eq(mx_events_read(g_st, 0, 10, &arr, NULL, &e),
+				 MX_OK);
+		ck_assert_uint_eq(json_array_size(arr), 1);
+		ck_assert_str_eq(json_string_value(json_object_get(
+					 json_array_get(arr, 0), "type")),
+				 "account.reauth");
+		ck_assert_int_eq(json_integer_value(json_object_get(
+					 json_array_get(arr, 0), "account")), 7);
+		json_decref(arr);
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("events");
@@ -572,6 +660,7 @@ int main(void)
 	tcase_add_test(tc, test_prune_keeps_undelivered_count);
 	tcase_add_test(tc, test_prune_keeps_undelivered_age);
 	tcase_add_test(tc, test_prune_batches);
+	tcase_add_test(tc, test_acctstate_codec);
 	suite_add_tcase(s, tc);
 	tcase_add_checked_fixture(tw, setup, teardown);
 	tcase_set_timeout(tw, 60);

@@ -42,6 +42,49 @@ int mx_events_prune(struct mx_store *st, int64_t max_age_s,
 		    uint64_t max_count, uint64_t *pruned_r,
 		    struct mx_error *err);
 
+/* ---- the daemon's state record of an account ---- */
+
+/*
+ * One record per account in MX_DB_ACCTSTATE, the only channel between
+ * the CLI and a running mxsyncd: the daemon writes its view of the
+ * account at each change (`mxsync status` shows the record as its
+ * "daemon" object), and `mxsync account reauth` replaces it with the
+ * state "reauth", which the daemon looks for while the account is in
+ * auth_failed.  JSON: {"state","since"[,"pid"][,"last_success"]
+ * [,"last_error"][,"next_attempt"]}; a zero number or an empty
+ * last_error is left out.
+ */
+#define MX_ACCTSTATE_REAUTH "reauth"
+
+struct mx_acctstate {
+	char state[32];          /* the daemon's state name, or "reauth" */
+	int64_t since;           /* unix time the state began */
+	int64_t pid;             /* the daemon's; 0 for the CLI's request */
+	int64_t last_success;    /* unix time of the last good sync, 0 */
+	char last_error[MX_ERROR_DETAIL]; /* "" if none */
+	int64_t next_attempt;    /* backoff: unix time of the retry, 0 */
+};
+
+/* Replaces ACCOUNT_ID's record with S in T.  MX_ERR_INVAL for an empty
+ * or too long state name, MX_ERR_NOMEM, and the store's errors. */
+int mx_acctstate_put(struct mx_txn *t, uint32_t account_id,
+		     const struct mx_acctstate *s, struct mx_error *err);
+
+/* ACCOUNT_ID's record.  MX_ERR_NOTFOUND when there is none, MX_ERR_STORE
+ * "daemon state of account N: corrupt record" when it does not decode. */
+int mx_acctstate_get(struct mx_txn *t, uint32_t account_id,
+		     struct mx_acctstate *s_r, struct mx_error *err);
+
+/* `mxsync account reauth`, after a good login: the record becomes
+ * {"state":"reauth","since":NOW} and an account.reauth event is appended,
+ * in T. */
+int mx_acctstate_request_reauth(struct mx_txn *t, uint32_t account_id,
+				struct mx_error *err);
+
+/* Whether ACCOUNT_ID's record is a reauth request (false when there is no
+ * record or it does not decode). */
+bool mx_acctstate_reauth_requested(struct mx_txn *t, uint32_t account_id);
+
 /* ---- webhooks ---- */
 
 struct mx_webhook_cfg {
