@@ -3,4 +3,5 @@ EXTRA_DIST += doc/internals/store.md doc/internals/sync.md \
 	doc/internals/accounts.md doc/internals/discovery.md \
 	doc/internals/send.md doc/internals/pop3.md doc/internals/net.md \
 	doc/internals/push.md doc/internals/imap-guard.md \
+	doc/internals/layers.md \
 	contrib/mxsyncd.service

@@ -26,7 +26,8 @@ MX_INTEG_TESTS = \
 	tests/integ/t-deadline.sh \
 	tests/integ/t-store.sh \
 	tests/integ/t-cases.sh \
-	tests/integ/t-push.sh
+	tests/integ/t-push.sh \
+	tests/integ/t-layers.sh
 TESTS += $(MX_INTEG_TESTS)
 EXTRA_DIST += $(MX_INTEG_TESTS) \
 	tests/integ/lib/README.md tests/integ/lib/dovecot.sh \
