@@ -14,7 +14,7 @@
 #include <strings.h>
 
 #include "backends/gmail_api.h"
-#include "mime/mime_int.h" /* mx_addr_list_parse(): the one address parser */
+#include "mime/mime.h" /* mx_addr_list_parse(): the one address parser */
 
 static const struct {
 	const char *name;

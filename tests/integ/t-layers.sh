@@ -76,9 +76,6 @@ src/lib/discover/discover.c -> sync/presets.h  # the provider presets move to sr
 src/lib/discover/autoconfig.c -> sync/presets.h  # the provider presets move to src/lib/account/
 # Private MIME helpers borrowed by other modules (UTF-8 checks); to be
 # made public (util or mime.h) when those files are next changed:
-src/lib/discover/autoconfig.c -> mime/mime_int.h  # mx_utf8_put, mx_utf8_valid_str
-src/lib/send/compose.c -> mime/mime_int.h  # mx_utf8_decode1 and the MIME encoders
-src/lib/send/outbox.c -> mime/mime_int.h  # mx_utf8_sanitize_append
 src/cli/events.c -> events/events_int.h  # `mxsync events` reads the retention boundary (mx_events_oldest): to events.h
 '
 

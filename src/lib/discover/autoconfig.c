@@ -17,7 +17,7 @@
 #include <strings.h>
 
 #include "discover/discover.h"
-#include "mime/mime_int.h"
+#include "mime/mime.h"
 #include "sync/presets.h"
 
 #define XML_MAX_DEPTH 16

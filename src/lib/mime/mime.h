@@ -128,4 +128,24 @@ char *mx_addr_normalize(const char *addr);
  */
 char *mx_subject_normalize(const char *subject, bool *is_reply_r);
 
+/* ---- helpers other modules use (charset.c, addr.c) ---- */
+
+/*
+ * Decodes one UTF-8 sequence at S (LEN bytes available): returns its length
+ * and sets *CP, or 0 for an invalid, overlong, surrogate or truncated one.
+ */
+size_t mx_utf8_decode1(const unsigned char *s, size_t len, uint32_t *cp);
+bool mx_utf8_valid(const char *s, size_t len);
+int mx_utf8_put(struct mx_buf *b, uint32_t cp);
+/* Copies S, replacing invalid sequences and NUL bytes by U+FFFD. */
+int mx_utf8_sanitize_append(struct mx_buf *b, const char *s, size_t len);
+
+/*
+ * Parses an address-list header value (raw, possibly folded, possibly
+ * broken) into OUT.  Never fails on bad input; -1 only on ENOMEM.
+ */
+int mx_addr_list_parse(const char *value, size_t len,
+		       struct mx_addr_list *out, bool *unknown_r);
+void mx_addr_list_free(struct mx_addr_list *l);
+
 #endif

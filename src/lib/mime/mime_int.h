@@ -20,15 +20,7 @@
 
 /* charset.c */
 
-/*
- * Decodes one UTF-8 sequence at S (LEN bytes available): returns its length
- * and sets *CP, or 0 for an invalid, overlong, surrogate or truncated one.
- */
-size_t mx_utf8_decode1(const unsigned char *s, size_t len, uint32_t *cp);
-bool mx_utf8_valid(const char *s, size_t len);
-int mx_utf8_put(struct mx_buf *b, uint32_t cp);
-/* Copies S, replacing invalid sequences and NUL bytes by U+FFFD. */
-int mx_utf8_sanitize_append(struct mx_buf *b, const char *s, size_t len);
+/* UTF-8 helpers (mx_utf8_decode1, ...): public, in mime.h. */
 /* Raw 8-bit text: taken as UTF-8 when valid, else as windows-1252. */
 int mx_text8_append(struct mx_buf *b, const char *s, size_t len);
 /*
@@ -49,13 +41,7 @@ int mx_decode_header_append(struct mx_buf *b, const char *value, size_t len,
 
 /* addr.c */
 
-/*
- * Parses an address-list header value (raw, possibly folded, possibly
- * broken) into OUT.  Never fails on bad input; -1 only on ENOMEM.
- */
-int mx_addr_list_parse(const char *value, size_t len,
-		       struct mx_addr_list *out, bool *unknown_r);
-void mx_addr_list_free(struct mx_addr_list *l);
+/* mx_addr_list_parse(): public, in mime.h. */
 
 /* header.c: the tolerant header-block parser of the module. */
 

@@ -15,7 +15,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#include "mime/mime_int.h" /* mx_utf8_decode1(): one UTF-8 decoder */
+#include "mime/mime.h" /* mx_utf8_decode1(): one UTF-8 decoder */
 #include "send/compose.h"
 
 /* ------------------------------------------------------------------ */

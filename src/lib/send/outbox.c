@@ -11,7 +11,7 @@
 #include <openssl/evp.h>
 
 #include "backends/backend.h"
-#include "mime/mime_int.h"
+#include "mime/mime.h"
 #include "send/outbox.h"
 #include "send/smtp.h"
 #include "sync/sync.h"
