@@ -1,8 +1,13 @@
 /*
- * The backend interface: one table of operations per protocol, filled with
- * designated initializers (src/backends/imap.c: mx_backend_imap).  The sync
- * engine (src/lib/sync/) only sees these types; libetpan types stay inside
- * src/backends/.
+ * The backend seam: one table of operations per backend, filled with
+ * designated initializers (src/backends/imap.c, src/backends/pop3.c), and
+ * a registry (src/backends/backend.c) that is the only way the rest of
+ * mxsync reaches a backend: mx_backend_for(), mx_backend_for_account(),
+ * mx_backend_next(), mx_backend_connect().  The tables the registry hands
+ * out trace every slot call (-D backend) and then call the backend's own.
+ * Callers decide by the static capability bits (ops->caps), never by the
+ * protocol.  The contract of each slot and how to add a backend:
+ * doc/internals/backends.md.  libetpan types stay inside src/backends/.
  *
  * All memory handed to a backend stays the caller's; everything a backend
  * returns through an out-parameter belongs to the caller and is released
@@ -19,8 +24,14 @@
 #include "store/store.h"
 #include "util/util.h"
 
-/* Capability bits (what the connected server offers / the backend does). */
-#define MX_CAP_IDLE 0x001u
+/*
+ * Capability bits.  In ops->caps: what the backend's table fills (a slot
+ * group is non-NULL exactly when its bit is set) and how it behaves; from
+ * server_caps(): what the connected server offers.  The sync model is a
+ * group of its own: exactly one of the MX_CAP_MODEL_* bits is set in
+ * ops->caps, and the sync layer picks its driver from it.
+ */
+#define MX_CAP_IDLE 0x001u /* idle_* slots (push) */
 #define MX_CAP_CONDSTORE 0x002u
 #define MX_CAP_QRESYNC 0x004u
 #define MX_CAP_MOVE 0x008u
@@ -28,6 +39,23 @@
 #define MX_CAP_LABELS 0x020u        /* Gmail X-GM-LABELS */
 #define MX_CAP_STORES_BODIES 0x040u /* bodies are kept in the store */
 #define MX_CAP_TWO_WAY_FLAGS 0x080u /* local flag changes go back */
+#define MX_CAP_STORE_FLAGS 0x100u   /* store_flags */
+#define MX_CAP_APPEND 0x200u        /* append (the copy in Sent) */
+#define MX_CAP_SEARCH 0x400u        /* search_header */
+/* UID-per-folder model: select, fetch, uids; driven by src/lib/sync/sync.c
+ * over a connection the caller may keep (the daemon does). */
+#define MX_CAP_MODEL_UID 0x800u
+/* Maildrop model: drop_list, drop_retr, drop_remove, drop_commit; driven
+ * by src/lib/sync/pop3sync.c.  One session per sync: the server locks the
+ * maildrop for the session, so nobody keeps the connection (the daemon
+ * polls). */
+#define MX_CAP_MODEL_DROP 0x1000u
+/* Reserved, not implemented yet (doc/internals/backends.md): a change-log
+ * model (changes since an opaque cursor string, metadata stream), fetch
+ * of a body live, and sending through the backend. */
+#define MX_CAP_MODEL_CHANGES 0x2000u
+#define MX_CAP_FETCH_LIVE 0x4000u
+#define MX_CAP_SEND 0x8000u
 
 struct mx_conn; /* per backend */
 
@@ -91,9 +119,30 @@ enum mx_fetch_what {
 	MX_FETCH_IDENTITY = 4 /* UID FLAGS RFC822.SIZE MODSEQ + identity header fields */
 };
 
+/* Longest message id of a maildrop (POP3 unique-id, RFC 1939 7). */
+#define MX_DROP_ID_MAX 70
+
+/* One message of a maildrop, as listed. */
+struct mx_drop_msg {
+	uint32_t num;                   /* message number, this session */
+	uint64_t size;                  /* as listed (may be approximate) */
+	char id[MX_DROP_ID_MAX + 1];    /* unique id, NUL-terminated */
+};
+
+/* Receives message bytes in order; DATA is borrowed for the call.  A
+ * non-zero return stops the transfer with that error. */
+typedef int mx_data_cb(const char *data, size_t len, void *ctx,
+		       struct mx_error *err);
+
 struct mx_backend_ops {
-	const char *name;
-	unsigned caps; /* what the backend can do at most (MX_CAP_*) */
+	/* ---- what the registry and `mxsync modes` show ---- */
+	const char *name;          /* "imap", "pop3": -D backend */
+	const char *title;         /* "IMAP", "POP3": in messages */
+	enum mx_proto proto;       /* the account protocol it serves */
+	unsigned caps;             /* static MX_CAP_* (see above) */
+	const char *description;   /* what it stores, how it is pushed */
+
+	/* ---- core: every backend fills these ---- */
 
 	/* Connects, secures and authenticates.  Errors: MX_ERR_NET,
 	 * MX_ERR_TIMEOUT, MX_ERR_TLS(_VERIFY), MX_ERR_INSECURE, MX_ERR_AUTH,
@@ -113,6 +162,7 @@ struct mx_backend_ops {
 	int (*select)(struct mx_conn *conn, const char *wire,
 		      uint32_t known_uidvalidity, uint64_t known_modseq,
 		      struct mx_select_result *out, struct mx_error *err);
+	/* ---- MX_CAP_MODEL_UID ---- */
 	/* UID FETCH on the selected folder.  UIDS are UID ranges (sorted,
 	 * merged by the caller or not).  CHANGEDSINCE 0 = all. */
 	int (*fetch)(struct mx_conn *conn, const struct mx_uid_range *uids,
@@ -122,21 +172,25 @@ struct mx_backend_ops {
 	/* UID SEARCH ALL: every UID of the selected folder (malloc()ed). */
 	int (*uids)(struct mx_conn *conn, uint32_t **uids_r, size_t *n_r,
 		    struct mx_error *err);
+	/* ---- MX_CAP_STORE_FLAGS ---- */
 	/* UID STORE +FLAGS.SILENT / -FLAGS.SILENT on the selected folder. */
 	int (*store_flags)(struct mx_conn *conn, uint32_t uid, uint32_t add,
 			   uint32_t remove, struct mx_error *err);
+	/* ---- MX_CAP_APPEND ---- */
 	/* APPEND DATA (LEN bytes, CRLF lines) to folder WIRE with FLAGS
 	 * (MX_FL_*); *UID_R (may be NULL) gets the new UID when the server
 	 * has UIDPLUS, else 0.  No folder needs to be selected. */
 	int (*append)(struct mx_conn *conn, const char *wire, uint32_t flags,
 		      const char *data, size_t len, uint32_t *uid_r,
 		      struct mx_error *err);
+	/* ---- MX_CAP_SEARCH ---- */
 	/* UID SEARCH HEADER FIELD VALUE on the selected folder (substring
 	 * match, RFC 3501 6.4.4): the UIDs, malloc()ed. */
 	int (*search_header)(struct mx_conn *conn, const char *field,
 			     const char *value, uint32_t **uids_r,
 			     size_t *n_r, struct mx_error *err);
 
+	/* ---- MX_CAP_IDLE ---- */
 	/*
 	 * Push (RFC 2177).  idle_start selects WIRE and enters IDLE; the
 	 * caller then waits for idle_fd() to become readable -- but first
@@ -158,9 +212,56 @@ struct mx_backend_ops {
 			  struct mx_error *err);
 	bool (*idle_pending)(struct mx_conn *conn);
 	int (*idle_done)(struct mx_conn *conn, struct mx_error *err);
+
+	/* ---- MX_CAP_MODEL_DROP ---- */
+	/* Every message of the maildrop, ascending number, in *V_R
+	 * (malloc()ed, free()).  Unique ids are checked (printable, at most
+	 * MX_DROP_ID_MAX, no duplicate).  MX_ERR_UNSUPPORTED: the server
+	 * cannot tell messages apart. */
+	int (*drop_list)(struct mx_conn *conn, struct mx_drop_msg **v_r,
+			 size_t *n_r, struct mx_error *err);
+	/* Message NUM streamed to CB in order.  An error in the middle means
+	 * the message is incomplete: the caller discards what it got. */
+	int (*drop_retr)(struct mx_conn *conn, uint32_t num, mx_data_cb *cb,
+			 void *ctx, struct mx_error *err);
+	/* Marks NUM for removal; only drop_commit() applies it. */
+	int (*drop_remove)(struct mx_conn *conn, uint32_t num,
+			   struct mx_error *err);
+	/* Ends the session: removals take effect.  disconnect() without it
+	 * discards them. */
+	int (*drop_commit)(struct mx_conn *conn, struct mx_error *err);
 };
 
+/* ---- the registry (backend.c) ---- */
+
+/* The table for PROTO, or NULL if no backend serves it. */
+const struct mx_backend_ops *mx_backend_for(enum mx_proto proto);
+/* The table for account A (its protocol), or NULL. */
+const struct mx_backend_ops *
+mx_backend_for_account(const struct mx_account *a);
+/* Iterates over every backend: PREV NULL gives the first; NULL after the
+ * last. */
+const struct mx_backend_ops *
+mx_backend_next(const struct mx_backend_ops *prev);
+
+/*
+ * Connects account A through its backend: refuses a disabled account
+ * (MX_ERR_CONFIG), makes sure an OAuth2 access token is fresh (saved to
+ * ST, may be NULL), connects; when the server still refuses the token,
+ * one forced refresh and one more try -- then the error stands (no loop).
+ * *BE_R (may be NULL) gets the table; *CONN_R the connection, to be closed
+ * with (*BE_R)->disconnect().  Errors: the backend's connect errors,
+ * those of mx_account_fresh_token(), MX_ERR_UNSUPPORTED (no backend for
+ * the account's protocol).
+ */
+int mx_backend_connect(struct mx_store *st, struct mx_account *a,
+		       const struct mx_backend_ops **be_r,
+		       struct mx_conn **conn_r, struct mx_error *err);
+
+/* The backends' own tables: only backend.c (and the backends' unit tests)
+ * may name them; everyone else goes through the registry. */
 extern const struct mx_backend_ops mx_backend_imap;
+extern const struct mx_backend_ops mx_backend_pop3;
 
 /* The header fields MX_FETCH_IDENTITY asks for (see mx_mime_identity). */
 #define MX_IDENTITY_FIELDS "MESSAGE-ID", "DATE", "FROM", "SUBJECT", "TO"

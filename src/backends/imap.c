@@ -1444,8 +1444,14 @@ static int imap_idle_done(struct mx_conn *c, struct mx_error *err)
 
 const struct mx_backend_ops mx_backend_imap = {
 	.name = "imap",
+	.title = "IMAP",
+	.proto = MX_PROTO_IMAP,
 	.caps = MX_CAP_IDLE | MX_CAP_CONDSTORE | MX_CAP_QRESYNC | MX_CAP_MOVE |
-		MX_CAP_UIDPLUS | MX_CAP_STORES_BODIES | MX_CAP_TWO_WAY_FLAGS,
+		MX_CAP_UIDPLUS | MX_CAP_STORES_BODIES | MX_CAP_TWO_WAY_FLAGS |
+		MX_CAP_STORE_FLAGS | MX_CAP_APPEND | MX_CAP_SEARCH |
+		MX_CAP_MODEL_UID,
+	.description = "every folder and message in the store, flags both "
+		       "ways; push by IDLE on INBOX",
 	.connect = imap_connect,
 	.disconnect = imap_disconnect,
 	.server_caps = imap_server_caps,

@@ -1,4 +1,5 @@
-MX_BACKEND_SOURCES = src/backends/backend.h src/backends/imap.c \
+MX_BACKEND_SOURCES = src/backends/backend.h src/backends/backend.c \
+	src/backends/imap.c \
 	src/backends/imap_guard.h src/backends/imap_guard.c \
 	src/backends/pop3.h src/backends/pop3.c \
 	src/backends/gmail_api.h src/backends/gmail_api.c \

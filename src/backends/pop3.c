@@ -23,6 +23,7 @@
 #include <openssl/crypto.h>
 
 #include "auth/oauth.h"
+#include "backends/backend.h"
 #include "backends/pop3.h"
 #include "net/net.h"
 #include "secrets/secrets.h"
@@ -1060,3 +1061,132 @@ int mx_pop3_retr(struct mx_pop3 *p, uint32_t num, mx_pop3_data_cb *cb,
 		 num, total);
 	return MX_OK;
 }
+
+/* ---- the backend table (src/backends/backend.h) ---- */
+
+_Static_assert(MX_POP3_UIDL_MAX == MX_DROP_ID_MAX, "unique-id sizes differ");
+
+/* The backend's connection: one POP3 session. */
+struct mx_conn {
+	struct mx_pop3 *p; /* owned */
+};
+
+static int pop3_be_connect(const struct mx_account *a, struct mx_conn **conn_r,
+			   struct mx_error *err)
+{
+	struct mx_conn *c = calloc(1, sizeof(*c));
+	int rc;
+
+	*conn_r = NULL;
+	if (c == NULL)
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	rc = mx_pop3_connect_account(a, &c->p, err);
+	if (rc) {
+		free(c);
+		return rc;
+	}
+	*conn_r = c;
+	return MX_OK;
+}
+
+static void pop3_be_disconnect(struct mx_conn **conn)
+{
+	if (*conn == NULL)
+		return;
+	mx_pop3_close(&(*conn)->p);
+	free(*conn);
+	*conn = NULL;
+}
+
+static unsigned pop3_be_server_caps(struct mx_conn *conn)
+{
+	(void)conn;
+	return 0; /* none of the MX_CAP_* server extensions */
+}
+
+/* A maildrop is one folder: INBOX. */
+static int pop3_be_list(struct mx_conn *conn, struct mx_remote_folder **v_r,
+			size_t *n_r, struct mx_error *err)
+{
+	struct mx_remote_folder *v = calloc(1, sizeof(*v));
+
+	(void)conn;
+	*v_r = NULL;
+	*n_r = 0;
+	if (v == NULL)
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	v->name = strdup("INBOX");
+	v->wire = strdup("INBOX");
+	if (v->name == NULL || v->wire == NULL) {
+		mx_remote_folders_free(v, 1);
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	}
+	v->delim = '/';
+	v->special = MX_SU_INBOX;
+	*v_r = v;
+	*n_r = 1;
+	return MX_OK;
+}
+
+static int pop3_be_drop_list(struct mx_conn *conn, struct mx_drop_msg **v_r,
+			     size_t *n_r, struct mx_error *err)
+{
+	struct mx_pop3_msg *v = NULL;
+	struct mx_drop_msg *out;
+	size_t n = 0;
+	int rc;
+
+	*v_r = NULL;
+	*n_r = 0;
+	rc = mx_pop3_list(conn->p, &v, &n, err);
+	if (rc)
+		return rc;
+	out = malloc((n ? n : 1) * sizeof(*out));
+	if (out == NULL) {
+		free(v);
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	}
+	for (size_t i = 0; i < n; i++) {
+		out[i].num = v[i].num;
+		out[i].size = v[i].size;
+		memcpy(out[i].id, v[i].uidl, sizeof(out[i].id));
+	}
+	free(v);
+	*v_r = out;
+	*n_r = n;
+	return MX_OK;
+}
+
+static int pop3_be_drop_retr(struct mx_conn *conn, uint32_t num,
+			     mx_data_cb *cb, void *ctx, struct mx_error *err)
+{
+	return mx_pop3_retr(conn->p, num, cb, ctx, err);
+}
+
+static int pop3_be_drop_remove(struct mx_conn *conn, uint32_t num,
+			       struct mx_error *err)
+{
+	return mx_pop3_dele(conn->p, num, err);
+}
+
+static int pop3_be_drop_commit(struct mx_conn *conn, struct mx_error *err)
+{
+	return mx_pop3_quit(conn->p, err);
+}
+
+const struct mx_backend_ops mx_backend_pop3 = {
+	.name = "pop3",
+	.title = "POP3",
+	.proto = MX_PROTO_POP3,
+	.caps = MX_CAP_STORES_BODIES | MX_CAP_MODEL_DROP,
+	.description = "INBOX downloaded into the store (optionally deleted "
+		       "on the server); polled",
+	.connect = pop3_be_connect,
+	.disconnect = pop3_be_disconnect,
+	.server_caps = pop3_be_server_caps,
+	.list = pop3_be_list,
+	.drop_list = pop3_be_drop_list,
+	.drop_retr = pop3_be_drop_retr,
+	.drop_remove = pop3_be_drop_remove,
+	.drop_commit = pop3_be_drop_commit,
+};

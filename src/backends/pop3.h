@@ -16,6 +16,10 @@
  * further commands fail with MX_ERR_PROTOCOL (close it with
  * mx_pop3_close()).
  *
+ * Private to src/backends/ (and the unit tests and fuzz target of this
+ * client): everyone else reaches POP3 through the backend table
+ * mx_backend_pop3 (the maildrop model, src/backends/backend.h).
+ *
  * Deletions (DELE) only take effect when the server gets QUIT
  * (mx_pop3_quit()); mx_pop3_close() without QUIT discards them.
  */

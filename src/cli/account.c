@@ -521,7 +521,7 @@ static int reauth_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 
 static int account_reauth(struct cli *c, int argc, char **argv)
 {
-	const struct mx_backend_ops *be = &mx_backend_imap;
+	const struct mx_backend_ops *be = NULL;
 	struct mx_account a = {0};
 	struct mx_conn *conn = NULL;
 	struct mx_store *st;
@@ -537,7 +537,7 @@ static int account_reauth(struct cli *c, int argc, char **argv)
 		return rc;
 	if (mx_account_load(st, argv[1], &a, &err) != MX_OK ||
 	    mx_account_fresh_token(st, &a, a.refresh_token != NULL, &err) != MX_OK ||
-	    mx_account_connect(st, &a, &conn, &err) != MX_OK ||
+	    mx_backend_connect(st, &a, &be, &conn, &err) != MX_OK ||
 	    mx_store_write(st, reauth_fn, &a, &err) != MX_OK) {
 		rc = cli_fail(&err);
 	} else {

@@ -140,7 +140,11 @@ struct daemon {
 	pthread_cond_t ob_cv;
 };
 
-static const struct mx_backend_ops *be = &mx_backend_imap;
+/* The backend of account A: what it can do decides how it is driven. */
+static const struct mx_backend_ops *acct_be(const struct acct *a)
+{
+	return mx_backend_for_account(&a->a);
+}
 
 /* SIGTERM: how long jobs in flight may finish before their network waits
  * are interrupted (mx_net_interrupt). */
@@ -265,12 +269,12 @@ static void open_idle_conn(struct daemon *d, struct acct *a)
 	int rc;
 
 	mx_error_clear(&e2);
-	rc = mx_account_connect(d->st, &a->a, &c, &e2);
+	rc = mx_backend_connect(d->st, &a->a, NULL, &c, &e2);
 	if (rc == MX_OK)
-		rc = be->idle_start(c, "INBOX", &e2);
+		rc = acct_be(a)->idle_start(c, "INBOX", &e2);
 	if (rc != MX_OK) {
 		if (c)
-			be->disconnect(&c);
+			acct_be(a)->disconnect(&c);
 		mx_warn("account %s: no second connection for IDLE (%s); IDLE "
 			"shares the sync connection", a->a.name,
 			e2.detail[0] ? e2.detail : mx_strerror(rc));
@@ -290,16 +294,17 @@ static void idle_job_run(struct acct *a)
 	mx_error_clear(err);
 	a->idle_changed = false;
 	if (a->idle_restart) {
-		rc = be->idle_done(a->idle_conn, err);
+		rc = acct_be(a)->idle_done(a->idle_conn, err);
 		if (rc == MX_OK)
-			rc = be->idle_start(a->idle_conn, "INBOX", err);
+			rc = acct_be(a)->idle_start(a->idle_conn, "INBOX", err);
 		/* What came between DONE and IDLE: one sync covers it. */
 		a->idle_changed = true;
 	} else {
-		rc = be->idle_check(a->idle_conn, &a->idle_changed, err);
+		rc = acct_be(a)->idle_check(a->idle_conn, &a->idle_changed,
+					    err);
 	}
 	if (rc != MX_OK)
-		be->disconnect(&a->idle_conn);
+		acct_be(a)->disconnect(&a->idle_conn);
 	a->idle_rc = rc;
 }
 
@@ -315,13 +320,13 @@ static void job_run(struct daemon *d, struct acct *a)
 	opts.cancel = &a->cancel;
 	opts.progress = on_commit;
 	opts.progress_ctx = d;
-	if (a->a.proto == MX_PROTO_POP3) {
+	if (acct_be(a)->caps & MX_CAP_MODEL_DROP) {
 		/* POP3: no IDLE, and a session locks the maildrop; one session
 		 * per poll (src/lib/sync/pop3sync.c).  Without a connection
 		 * job_done() schedules the next poll at poll_interval. */
 		a->job_keepalive = false;
 		a->job_rc = a->job == JOB_STOP ? MX_OK
-			    : mx_pop3_sync(d->st, &a->a, &opts, &a->job_stats,
+			    : mx_drop_sync(d->st, &a->a, &opts, &a->job_stats,
 					   err);
 		return;
 	}
@@ -332,7 +337,7 @@ static void job_run(struct daemon *d, struct acct *a)
 	if (a->job == JOB_WAKE && a->idling && a->conn) {
 		bool changed = true;
 
-		rc = be->idle_check(a->conn, &changed, err);
+		rc = acct_be(a)->idle_check(a->conn, &changed, err);
 		if (rc == MX_OK && !changed) {
 			/* Only a keepalive: stay in IDLE, no sync. */
 			a->job_rc = MX_OK;
@@ -340,7 +345,7 @@ static void job_run(struct daemon *d, struct acct *a)
 			return;
 		}
 		if (rc != MX_OK) {
-			be->disconnect(&a->conn);
+			acct_be(a)->disconnect(&a->conn);
 			a->idling = false;
 			a->job_rc = rc;
 			return;
@@ -348,24 +353,26 @@ static void job_run(struct daemon *d, struct acct *a)
 	}
 	a->job_keepalive = false;
 	if (a->idling && a->conn) {
-		rc = be->idle_done(a->conn, err);
+		rc = acct_be(a)->idle_done(a->conn, err);
 		a->idling = false;
 	}
 	switch (a->job) {
 	case JOB_STOP:
 		if (a->conn)
-			be->disconnect(&a->conn);
+			acct_be(a)->disconnect(&a->conn);
 		a->job_rc = MX_OK;
 		return;
 	case JOB_START:
 		if (rc == MX_OK && a->conn == NULL)
-			rc = mx_account_connect(d->st, &a->a, &a->conn, err);
+			rc = mx_backend_connect(d->st, &a->a, NULL, &a->conn,
+						err);
 		break;
 	case JOB_WAKE:
 		/* With IDLE on its own connection, a push can come while the
 		 * sync connection is down (the server closed it): open it. */
 		if (rc == MX_OK && a->conn == NULL && a->job_separate)
-			rc = mx_account_connect(d->st, &a->a, &a->conn, err);
+			rc = mx_backend_connect(d->st, &a->a, NULL, &a->conn,
+						err);
 		/* Push is for INBOX; the other folders follow on REFRESH. */
 		if (!(a->cfg && a->cfg->folders && a->cfg->nfolders)) {
 			opts.folders = inbox;
@@ -384,17 +391,17 @@ static void job_run(struct daemon *d, struct acct *a)
 	if (rc == MX_ERR_SERVER && a->job_stats.folder_errors)
 		rc = MX_OK;
 	if (rc == MX_OK && !d->stopping &&
-	    (be->server_caps(a->conn) & MX_CAP_IDLE)) {
+	    (acct_be(a)->server_caps(a->conn) & MX_CAP_IDLE)) {
 		if (a->open_idle)
 			open_idle_conn(d, a);
 		if (!a->job_separate || (a->open_idle && a->idle_conn == NULL)) {
-			rc = be->idle_start(a->conn, "INBOX", err);
+			rc = acct_be(a)->idle_start(a->conn, "INBOX", err);
 			if (rc == MX_OK)
 				a->idling = true;
 		}
 	}
 	if (rc != MX_OK && a->conn) {
-		be->disconnect(&a->conn);
+		acct_be(a)->disconnect(&a->conn);
 		a->idling = false;
 	}
 	a->job_rc = rc;
@@ -490,7 +497,7 @@ static bool idle_separate(const struct daemon *d, const struct acct *a)
 						     : d->cfg.idle_connection;
 
 	return mode == MX_IDLE_CONN_SEPARATE && !a->separate_off &&
-	       a->a.proto != MX_PROTO_POP3;
+	       (acct_be(a)->caps & MX_CAP_IDLE);
 }
 
 static void submit_idle(struct daemon *d, struct acct *a, bool restart)
@@ -557,8 +564,8 @@ static uint64_t jitter(uint64_t ms)
 
 /* Registers CONN's IDLE socket for SLOT: 0, or 1 when bytes are already
  * buffered (poll() would not tell us), or -1 when it cannot be watched. */
-static int watch_idle(struct daemon *d, struct mx_conn *conn,
-		      struct job_slot *slot, int *fd_r)
+static int watch_idle(struct daemon *d, const struct mx_backend_ops *be,
+		      struct mx_conn *conn, struct job_slot *slot, int *fd_r)
 {
 	struct epoll_event ev = {0};
 	int fd = be->idle_fd(conn);
@@ -575,7 +582,7 @@ static int watch_idle(struct daemon *d, struct mx_conn *conn,
 
 static void arm_idle(struct daemon *d, struct acct *a)
 {
-	int r = watch_idle(d, a->conn, &a->main_slot, &a->fd);
+	int r = watch_idle(d, acct_be(a), a->conn, &a->main_slot, &a->fd);
 
 	if (r > 0)
 		submit(d, a, JOB_WAKE);
@@ -585,7 +592,8 @@ static void arm_idle(struct daemon *d, struct acct *a)
 
 static void arm_idle_conn(struct daemon *d, struct acct *a)
 {
-	int r = watch_idle(d, a->idle_conn, &a->idle_slot, &a->idle_fd);
+	int r = watch_idle(d, acct_be(a), a->idle_conn, &a->idle_slot,
+			   &a->idle_fd);
 
 	if (r != 0)
 		submit_idle(d, a, r < 0); /* unwatchable: IDLE anew */
@@ -594,12 +602,12 @@ static void arm_idle_conn(struct daemon *d, struct acct *a)
 static void free_acct(struct acct *a)
 {
 	if (a->conn)
-		be->disconnect(&a->conn);
+		acct_be(a)->disconnect(&a->conn);
 	if (a->idle_conn) {
 		struct mx_error e2;
 
-		be->idle_done(a->idle_conn, &e2);
-		be->disconnect(&a->idle_conn);
+		acct_be(a)->idle_done(a->idle_conn, &e2);
+		acct_be(a)->disconnect(&a->idle_conn);
 	}
 	mx_account_free(&a->a);
 	free(a);
@@ -618,7 +626,7 @@ static void job_done(struct daemon *d, struct acct *a)
 		if (a->conn && a->idling) {
 			struct mx_error e2;
 
-			be->idle_done(a->conn, &e2);
+			acct_be(a)->idle_done(a->conn, &e2);
 		}
 		if (a->idle_fd >= 0) {
 			epoll_ctl(d->epfd, EPOLL_CTL_DEL, a->idle_fd, NULL);
@@ -1414,8 +1422,8 @@ int main(int argc, char **argv)
 			struct mx_error e2;
 
 			if (a->idling)
-				be->idle_done(a->conn, &e2);
-			be->disconnect(&a->conn);
+				acct_be(a)->idle_done(a->conn, &e2);
+			acct_be(a)->disconnect(&a->conn);
 		}
 		free_acct(a);
 	}

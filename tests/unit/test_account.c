@@ -981,7 +981,7 @@ START_TEST(test_sync_batch_limits)
 				 MX_ERR_INVAL);
 		mx_account_free(&a);
 		ck_assert_int_eq(mx_account_load(g_st, "pop3b", &a, &e), MX_OK);
-		ck_assert_int_eq(mx_pop3_sync(g_st, &a, &o, NULL, &e),
+		ck_assert_int_eq(mx_drop_sync(g_st, &a, &o, NULL, &e),
 				 MX_ERR_INVAL);
 		mx_account_free(&a);
 	}

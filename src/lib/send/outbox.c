@@ -1279,14 +1279,26 @@ static int apply_recovered(struct mx_txn *t, struct mx_ob_entry *e, void *arg,
 /* ---- the Sent folder over IMAP ---- */
 
 struct imap_session {
+	const struct mx_backend_ops *be; /* once connected */
 	struct mx_conn *conn;
 	char *sent_wire;
 };
 
+/* A copy in Sent needs a folder to select, a search by Message-ID (so a
+ * retry puts no second copy) and APPEND. */
+#define SENT_COPY_CAPS (MX_CAP_MODEL_UID | MX_CAP_SEARCH | MX_CAP_APPEND)
+
+static bool has_sent_folder(const struct mx_account *a)
+{
+	const struct mx_backend_ops *be = mx_backend_for_account(a);
+
+	return be && (be->caps & SENT_COPY_CAPS) == SENT_COPY_CAPS;
+}
+
 static void imap_session_close(struct imap_session *s)
 {
 	if (s->conn)
-		mx_backend_imap.disconnect(&s->conn);
+		s->be->disconnect(&s->conn);
 	free(s->sent_wire);
 	s->sent_wire = NULL;
 }
@@ -1298,7 +1310,7 @@ static int imap_sent_open(struct mx_store *st, struct mx_account *a,
 {
 	static const char *const names[] = {"Sent", "Sent Items",
 					    "Sent Messages", "Sent Mail"};
-	const struct mx_backend_ops *be = &mx_backend_imap;
+	const struct mx_backend_ops *be;
 	struct mx_remote_folder *v = NULL;
 	struct mx_select_result sel = {0};
 	size_t n = 0;
@@ -1306,10 +1318,11 @@ static int imap_sent_open(struct mx_store *st, struct mx_account *a,
 
 	if (s->conn)
 		return MX_OK;
-	if (a->proto != MX_PROTO_IMAP)
+	if (!has_sent_folder(a))
 		return mx_error_set(err, MX_ERR_UNSUPPORTED, "account %s has no "
 				    "IMAP server for a Sent folder", a->name);
-	rc = mx_account_connect(st, a, &s->conn, err);
+	rc = mx_backend_connect(st, a, &s->be, &s->conn, err);
+	be = s->be;
 	if (rc == MX_OK)
 		rc = be->list(s->conn, &v, &n, err);
 	for (size_t i = 0; rc == MX_OK && i < n && !s->sent_wire; i++)
@@ -1337,7 +1350,7 @@ static int imap_sent_open(struct mx_store *st, struct mx_account *a,
 static int in_sent(struct imap_session *s, const struct mx_ob_entry *e,
 		   bool *found_r, struct mx_error *err)
 {
-	const struct mx_backend_ops *be = &mx_backend_imap;
+	const struct mx_backend_ops *be = s->be;
 	struct mx_select_result sel = {0};
 	uint32_t *uids = NULL;
 	size_t n = 0;
@@ -1373,8 +1386,8 @@ static int append_to_sent(struct mx_store *st, struct imap_session *s,
 		return rc;
 	rc = mx_store_blob_get(&t, e->sha256, &raw, &len, err);
 	if (rc == MX_OK)
-		rc = mx_backend_imap.append(s->conn, s->sent_wire, MX_FL_SEEN,
-					    raw, len, NULL, err);
+		rc = s->be->append(s->conn, s->sent_wire, MX_FL_SEEN, raw,
+				   len, NULL, err);
 	mx_txn_abort(&t);
 	return rc;
 }
@@ -1567,7 +1580,7 @@ static bool needs_append(const struct mx_account *a,
 	/* Bulk mail is not the user's correspondence; mail that went
 	 * through the relay was never seen by the provider; otherwise the
 	 * provider files it itself when it says so (Gmail). */
-	if (e->bulk || e->parent || a->proto != MX_PROTO_IMAP)
+	if (e->bulk || e->parent || !has_sent_folder(a))
 		return false;
 	return e->relay || !a->saves_sent;
 }
@@ -1704,7 +1717,7 @@ static int recover_entry(struct mx_store *st, struct mx_account *a,
 		return MX_OK; /* its sender is alive and at work */
 	if (rc)
 		return rc;
-	if (a->proto == MX_PROTO_IMAP && a->saves_sent && !e->relay &&
+	if (has_sent_folder(a) && a->saves_sent && !e->relay &&
 	    !e->bulk) {
 		rc = imap_sent_open(st, a, is, &ierr);
 		if (rc == MX_OK)

@@ -1014,33 +1014,6 @@ int mx_account_fresh_token(struct mx_store *st, struct mx_account *a,
 	return st ? mx_account_save(st, a, err) : MX_OK;
 }
 
-int mx_account_connect(struct mx_store *st, struct mx_account *a,
-		       struct mx_conn **conn_r, struct mx_error *err)
-{
-	const struct mx_backend_ops *be = &mx_backend_imap;
-	int rc;
-
-	if (a->disabled)
-		return mx_error_set(err, MX_ERR_CONFIG,
-				    "account %s is disabled", a->name);
-	rc = mx_account_fresh_token(st, a, false, err);
-	if (rc)
-		return rc;
-	rc = be->connect(a, conn_r, err);
-	if (rc == MX_ERR_AUTH && a->refresh_token && a->oauth_token_url) {
-		/* The server refused the token before we thought it expired
-		 * (revoked, clock skew): refresh once, then stop. */
-		struct mx_error first = err ? *err : (struct mx_error){0};
-
-		rc = mx_account_fresh_token(st, a, true, err);
-		if (rc == MX_OK)
-			rc = be->connect(a, conn_r, err);
-		else if (rc != MX_ERR_AUTH && err)
-			mx_error_prefix(err, "after %s", first.detail);
-	}
-	return rc;
-}
-
 /* ---- lifecycle ---- */
 
 struct edit_ctx {

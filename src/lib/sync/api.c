@@ -542,7 +542,7 @@ static int flag_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 enum mx_err mx_message_flag(struct mx_store *st, const char *id_s,
 			    enum mx_flag_op op, struct mx_error *err)
 {
-	const struct mx_backend_ops *be = &mx_backend_imap;
+	const struct mx_backend_ops *be = NULL;
 	struct flag_ctx fc = {0};
 	struct mx_account a = {0};
 	struct mx_conn *conn = NULL;
@@ -589,10 +589,16 @@ enum mx_err mx_message_flag(struct mx_store *st, const char *id_s,
 	}
 	if (rc == MX_OK && a.id == 0)
 		rc = mx_error_set(err, MX_ERR_NOTFOUND, "account of %s", id_s);
-	if (rc == MX_OK && a.proto == MX_PROTO_POP3) /* see doc/internals/pop3.md */
+	if (rc == MX_OK)
+		be = mx_backend_for_account(&a);
+	/* Flags go to the server first, in a folder selected by UID. */
+	if (rc == MX_OK && (be == NULL ||
+			    !(be->caps & MX_CAP_STORE_FLAGS) ||
+			    !(be->caps & MX_CAP_MODEL_UID)))
 		rc = mx_error_set(err, MX_ERR_UNSUPPORTED,
-				  "account %s is POP3: a POP3 server keeps no "
-				  "flags; nothing to change there", a.name);
+				  "account %s is %s: its server keeps no "
+				  "flags; nothing to change there", a.name,
+				  be ? be->title : "of no backend");
 	/* The server is told first; the store follows only on success. */
 	for (size_t i = 0; rc == MX_OK && i < fc.n; i++) {
 		struct mx_folder f;
@@ -603,7 +609,7 @@ enum mx_err mx_message_flag(struct mx_store *st, const char *id_s,
 			break;
 		if (conn == NULL) {
 			mx_txn_abort(&t);
-			rc = mx_account_connect(st, &a, &conn, err);
+			rc = mx_backend_connect(st, &a, &be, &conn, err);
 			if (rc == MX_OK)
 				rc = mx_txn_begin(st, false, &t, err);
 			if (rc) {

@@ -22,17 +22,19 @@
 
 #include <jansson.h>
 
-#include "backends/pop3.h"
 #include "mime/mime.h"
 #include "sync/sync.h"
 
 #define POP3_BATCH_MSGS 64
 #define POP3_BATCH_BYTES ((uint64_t)16 << 20)
+/* The most the download buffer is sized for ahead, whatever the listing
+ * says (the backend limits the message itself). */
+#define MAX_PREALLOC ((uint64_t)256 << 20)
 #define UIDL_KEY_PREFIX "pop3uidl"
-#define UIDL_KEY_MAX (sizeof(UIDL_KEY_PREFIX) - 1 + 4 + MX_POP3_UIDL_MAX)
+#define UIDL_KEY_MAX (sizeof(UIDL_KEY_PREFIX) - 1 + 4 + MX_DROP_ID_MAX)
 
 struct dl {
-	const struct mx_pop3_msg *m; /* foreign (the listing) */
+	const struct mx_drop_msg *m; /* foreign (the listing) */
 	char *raw;                   /* owned */
 	size_t len;
 	uint8_t sha[32];
@@ -47,7 +49,8 @@ struct psync {
 	struct mx_account *a;        /* foreign */
 	const struct mx_sync_opts *opts;
 	struct mx_sync_stats *stats;
-	struct mx_pop3 *pop;
+	const struct mx_backend_ops *be; /* the maildrop model */
+	struct mx_conn *conn;
 	struct mx_folder folder;     /* "INBOX" */
 	uint32_t next_uid;           /* folder uidnext after the commit */
 	/* Records already claimed by a unique-id on the server (sorted), so
@@ -250,12 +253,12 @@ static int commit_msgs(struct mx_txn *t, struct psync *c, struct mx_folder *fp,
 	for (size_t i = 0; i < c->nbatch; i++) {
 		struct dl *d = &c->batch[i];
 		uint8_t k[UIDL_KEY_MAX], v[8];
-		size_t kl = uidl_key(c->a->id, d->m->uidl, k);
+		size_t kl = uidl_key(c->a->id, d->m->id, k);
 		uint64_t id;
 
 		d->msg_id = 0;
 		d->state = DL_REMAPPED;
-		id = uidl_lookup(t, c->a->id, d->m->uidl);
+		id = uidl_lookup(t, c->a->id, d->m->id);
 		if (id) {
 			d->state = DL_KNOWN; /* stored by another process */
 			d->msg_id = id;
@@ -283,7 +286,7 @@ static int commit_msgs(struct mx_txn *t, struct psync *c, struct mx_folder *fp,
 			l.msg_id = m.id;
 			rc = mx_store_loc_put(t, &l, err);
 			if (rc == MX_OK)
-				rc = new_event(t, c, &m, l.uid, d->m->uidl, err);
+				rc = new_event(t, c, &m, l.uid, d->m->id, err);
 			if (rc)
 				return rc;
 			id = m.id;
@@ -339,7 +342,7 @@ static int commit_batch(struct psync *c, struct mx_error *err)
 		 c->nbatch);
 	/* Committed: now the server may forget them (at QUIT). */
 	for (size_t i = 0; c->a->pop3_delete && i < c->nbatch; i++) {
-		rc = mx_pop3_dele(c->pop, c->batch[i].m->num, err);
+		rc = c->be->drop_remove(c->conn, c->batch[i].m->num, err);
 		if (rc)
 			return rc;
 		c->stats->expunged++;
@@ -362,7 +365,7 @@ static int body_cb(const char *data, size_t len, void *ctx,
 	return MX_OK;
 }
 
-static int download(struct psync *c, const struct mx_pop3_msg *m,
+static int download(struct psync *c, const struct mx_drop_msg *m,
 		    struct mx_error *err)
 {
 	struct dl *d;
@@ -381,14 +384,14 @@ static int download(struct psync *c, const struct mx_pop3_msg *m,
 	/* LIST's size, so the buffer is not grown (and copied) on the way;
 	 * a lying server only costs reallocations. */
 	mx_buf_reset(&c->body);
-	if (want > MX_POP3_MAX_MESSAGE)
-		want = MX_POP3_MAX_MESSAGE;
+	if (want > MAX_PREALLOC)
+		want = MAX_PREALLOC;
 	if (mx_buf_reserve(&c->body, (size_t)want) < 0)
 		return mx_error_set(err, MX_ERR_NOMEM, NULL);
-	rc = mx_pop3_retr(c->pop, m->num, body_cb, c, err);
+	rc = c->be->drop_retr(c->conn, m->num, body_cb, c, err);
 	if (rc) {
 		mx_error_prefix(err, "RETR %" PRIu32 " (UIDL %s)", m->num,
-				m->uidl);
+				m->id);
 		return rc;
 	}
 	d = &c->batch[c->nbatch++];
@@ -400,29 +403,6 @@ static int download(struct psync *c, const struct mx_pop3_msg *m,
 	return MX_OK;
 }
 
-/* ---- connect (with one forced token refresh, as mx_account_connect) ---- */
-
-static int pop3_login(struct mx_store *st, struct mx_account *a,
-		      struct mx_pop3 **pop_r, struct mx_error *err)
-{
-	int rc;
-
-	if (a->disabled)
-		return mx_error_set(err, MX_ERR_CONFIG,
-				    "account %s is disabled", a->name);
-	rc = mx_account_fresh_token(st, a, false, err);
-	if (rc == MX_OK)
-		rc = mx_pop3_connect_account(a, pop_r, err);
-	if (rc == MX_ERR_AUTH && a->refresh_token && a->oauth_token_url) {
-		/* Refused before we thought it expired (revoked, clock
-		 * skew): refresh once, then the error stands. */
-		rc = mx_account_fresh_token(st, a, true, err);
-		if (rc == MX_OK)
-			rc = mx_pop3_connect_account(a, pop_r, err);
-	}
-	return rc;
-}
-
 /* ---- entry point ---- */
 
 static bool cancelled(const struct psync *c)
@@ -432,8 +412,8 @@ static bool cancelled(const struct psync *c)
 
 static int run(struct psync *c, struct mx_error *err)
 {
-	struct mx_pop3_msg *v = NULL;
-	const struct mx_pop3_msg **todo = NULL;
+	struct mx_drop_msg *v = NULL;
+	const struct mx_drop_msg **todo = NULL;
 	size_t n = 0, ntodo = 0;
 	unsigned batch_msgs = c->opts && c->opts->batch_msgs
 				      ? c->opts->batch_msgs : POP3_BATCH_MSGS;
@@ -447,7 +427,7 @@ static int run(struct psync *c, struct mx_error *err)
 	rc = mx_store_write(c->st, folder_fn, c, err);
 	if (rc)
 		return rc;
-	rc = mx_pop3_list(c->pop, &v, &n, err);
+	rc = c->be->drop_list(c->conn, &v, &n, err);
 	if (rc)
 		return rc;
 	todo = malloc((n ? n : 1) * sizeof(*todo));
@@ -460,7 +440,7 @@ static int run(struct psync *c, struct mx_error *err)
 	if (rc)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
-		uint64_t id = uidl_lookup(&t, c->a->id, v[i].uidl);
+		uint64_t id = uidl_lookup(&t, c->a->id, v[i].id);
 
 		if (id)
 			c->claimed[c->nclaimed++] = id;
@@ -480,7 +460,7 @@ static int run(struct psync *c, struct mx_error *err)
 			known = todo[j] != &v[i];
 		if (!known)
 			continue;
-		rc = mx_pop3_dele(c->pop, v[i].num, err);
+		rc = c->be->drop_remove(c->conn, v[i].num, err);
 		if (rc)
 			goto out;
 		c->stats->expunged++;
@@ -512,7 +492,7 @@ static int run(struct psync *c, struct mx_error *err)
 	c->folder.server_exists = (uint32_t)n;
 	c->folder.last_sync = mx_wall_s();
 	/* Deletions (if any) take effect now, after everything committed. */
-	rc = mx_pop3_quit(c->pop, err);
+	rc = c->be->drop_commit(c->conn, err);
 out:
 	batch_clear(c);
 	free(todo);
@@ -540,7 +520,7 @@ static int folder_stat_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 	return rc;
 }
 
-int mx_pop3_sync(struct mx_store *st, struct mx_account *a,
+int mx_drop_sync(struct mx_store *st, struct mx_account *a,
 		 const struct mx_sync_opts *opts,
 		 struct mx_sync_stats *stats_r, struct mx_error *err)
 {
@@ -568,7 +548,12 @@ int mx_pop3_sync(struct mx_store *st, struct mx_account *a,
 				goto out;
 			}
 	}
-	rc = pop3_login(st, a, &c.pop, err);
+	c.be = mx_backend_for_account(a);
+	if (c.be == NULL || !(c.be->caps & MX_CAP_MODEL_DROP))
+		rc = mx_error_set(err, MX_ERR_UNSUPPORTED,
+				  "its backend has no maildrop");
+	else
+		rc = mx_backend_connect(st, a, NULL, &c.conn, err);
 	if (rc) {
 		mx_error_prefix(err, "account %s", a->name);
 		goto out;
@@ -579,7 +564,8 @@ int mx_pop3_sync(struct mx_store *st, struct mx_account *a,
 		rc = mx_store_write(st, folder_stat_fn, &c, err);
 out:
 	/* Without QUIT (an error), the server discards pending DELEs. */
-	mx_pop3_close(&c.pop);
+	if (c.conn)
+		c.be->disconnect(&c.conn);
 	mx_buf_free(&c.body);
 	free(c.batch);
 	free(c.claimed);

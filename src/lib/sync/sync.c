@@ -1550,7 +1550,11 @@ int mx_sync_conn(struct mx_store *st, const struct mx_account *acct,
 	if (rc)
 		return rc;
 	c.st = st;
-	c.be = &mx_backend_imap;
+	c.be = mx_backend_for_account(acct);
+	if (c.be == NULL || !(c.be->caps & MX_CAP_MODEL_UID))
+		return mx_error_set(err, MX_ERR_UNSUPPORTED,
+				    "account %s: its backend has no folders "
+				    "to sync by UID", name);
 	c.opts = opts;
 	c.stats = &stats;
 	c.batch_msgs = opts && opts->batch_msgs ? opts->batch_msgs
@@ -1654,7 +1658,7 @@ enum mx_err mx_sync(struct mx_store *st, const char *name,
 		    const struct mx_sync_opts *opts,
 		    struct mx_sync_stats *stats_r, struct mx_error *err)
 {
-	const struct mx_backend_ops *be = &mx_backend_imap;
+	const struct mx_backend_ops *be;
 	struct mx_account acct = {0};
 	struct mx_conn *conn = NULL;
 	int rc;
@@ -1668,12 +1672,14 @@ enum mx_err mx_sync(struct mx_store *st, const char *name,
 	rc = mx_account_load(st, name, &acct, err);
 	if (rc)
 		return rc;
-	if (acct.proto == MX_PROTO_POP3) { /* download by UIDL: pop3sync.c */
-		rc = mx_pop3_sync(st, &acct, opts, stats_r, err);
+	/* The driver follows the backend's sync model. */
+	be = mx_backend_for_account(&acct);
+	if (be && (be->caps & MX_CAP_MODEL_DROP)) { /* pop3sync.c */
+		rc = mx_drop_sync(st, &acct, opts, stats_r, err);
 		mx_account_free(&acct);
 		return rc;
 	}
-	rc = mx_account_connect(st, &acct, &conn, err);
+	rc = mx_backend_connect(st, &acct, &be, &conn, err);
 	if (rc) {
 		mx_error_prefix(err, "account %s", name);
 		mx_account_free(&acct);

@@ -65,14 +65,6 @@ int mx_account_save(struct mx_store *st, struct mx_account *a,
 int mx_account_fresh_token(struct mx_store *st, struct mx_account *a,
 			   bool force, struct mx_error *err);
 
-/*
- * Connects A: a fresh token first; when the server still refuses the
- * token, one forced refresh and one more try -- then the error stands
- * (no loop).
- */
-int mx_account_connect(struct mx_store *st, struct mx_account *a,
-		       struct mx_conn **conn_r, struct mx_error *err);
-
 /* Loads NAME, calls APPLY on it and writes it back, in one transaction. */
 /*
  * Account settings that `account add` and `account edit` share.  Every
@@ -177,10 +169,11 @@ int mx_account_list_all(struct mx_store *st, struct mx_account **v_r,
 			size_t *n_r, struct mx_error *err);
 void mx_accounts_free(struct mx_account *v, size_t n);
 
-/* ---- POP3 (pop3sync.c) ---- */
+/* ---- the maildrop model: POP3 (pop3sync.c) ---- */
 
 /*
- * Syncs POP3 account A (proto MX_PROTO_POP3): connects (a fresh OAuth2
+ * Syncs account A whose backend has the maildrop model (MX_CAP_MODEL_DROP:
+ * POP3) through its backend table: connects (a fresh OAuth2
  * token first, one forced refresh if the server refuses it), lists the
  * maildrop by UIDL, downloads every message whose unique-id is not yet
  * recorded for A into A's folder "INBOX" (stored, indexed, a message.new
@@ -191,12 +184,13 @@ void mx_accounts_free(struct mx_account *v, size_t n);
  * new_msgs, new_bytes, remapped (a new unique-id for a message already
  * stored: the server renumbered), parse_errors, expunged (messages
  * deleted on the server).  A->access_token and its expiry may be
- * refreshed and saved.  Errors: those of mx_pop3_connect() and
- * mx_pop3_list()/mx_pop3_retr() (src/backends/pop3.h), MX_ERR_NOTFOUND
+ * refreshed and saved.  Errors: those of mx_backend_connect() and the
+ * drop_* slots (src/backends/backend.h), MX_ERR_NOTFOUND
  * (a folder other than INBOX asked for), MX_ERR_STORE, MX_ERR_STORE_FULL,
- * MX_ERR_CANCELLED, MX_ERR_CONFIG (disabled account).
+ * MX_ERR_CANCELLED, MX_ERR_CONFIG (disabled account), MX_ERR_UNSUPPORTED
+ * (A's backend has no maildrop).
  */
-int mx_pop3_sync(struct mx_store *st, struct mx_account *a,
+int mx_drop_sync(struct mx_store *st, struct mx_account *a,
 		 const struct mx_sync_opts *opts,
 		 struct mx_sync_stats *stats_r, struct mx_error *err);
 

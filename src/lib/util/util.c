@@ -25,6 +25,7 @@ int mx_trace_parse(const char *spec, unsigned *mask_r)
 	} cats[] = {{"imap", MX_TRACE_IMAP}, {"sync", MX_TRACE_SYNC},
 		    {"store", MX_TRACE_STORE}, {"webhook", MX_TRACE_WEBHOOK},
 		    {"smtp", MX_TRACE_SMTP}, {"pop3", MX_TRACE_POP3},
+		    {"backend", MX_TRACE_BACKEND},
 		    {"all", ~0u}};
 	unsigned mask = 0;
 	const char *p = spec;

@@ -67,13 +67,15 @@ void mx_log_syslog(const char *ident);
 #define mx_debug(...) mx_log(MX_LOG_DEBUG, __VA_ARGS__)
 
 /* Protocol/debug trace categories, switched on with -D or MXSYNC_TRACE
- * (comma-separated names: imap, sync, store, webhook, smtp, pop3). */
+ * (comma-separated names: imap, sync, store, webhook, smtp, pop3,
+ * backend). */
 #define MX_TRACE_IMAP 0x1u
 #define MX_TRACE_SYNC 0x2u
 #define MX_TRACE_STORE 0x4u
 #define MX_TRACE_WEBHOOK 0x8u
 #define MX_TRACE_SMTP 0x10u
 #define MX_TRACE_POP3 0x20u
+#define MX_TRACE_BACKEND 0x40u /* every backend slot call (backend.c) */
 extern unsigned mx_trace_mask;
 /* Parses "imap,sync" into a mask; -1 on an unknown name. */
 int mx_trace_parse(const char *spec, unsigned *mask_r);
