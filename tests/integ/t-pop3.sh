@@ -58,6 +58,12 @@ id=$(mx ls p --json | "$MX_PY" -c 'import json,sys; print(json.load(sys.stdin)[0
 run_ok "show works for POP3 mail" mx show "$id"
 run_fails "flag on POP3 mail is refused (no flags on a POP3 server)" mx flag "$id" --seen
 like "$MX_OUT" 'is POP3' "says why"
+# reauth logs in through the account's backend: POP3, not IMAP
+mx -D pop3 account reauth p >"$T/ra.out" 2>"$T/ra.err"; rc=$?
+is "$rc" 0 "account reauth on a POP3 account logs in"
+like "$(cat "$T/ra.out")" 'login OK' "reauth says the login worked"
+like "$(cat "$T/ra.err")" '^mxsync: trace: C: AUTH PLAIN <redacted>$' "reauth spoke POP3 (AUTH PLAIN)"
+unlike "$(cat "$T/ra.out" "$T/ra.err")" 'greeting|alicepw' "no IMAP greeting error, no password"
 is "$(mx events --json | grep -c '"message.new"')" 5 "5 message.new events"
 
 mx sync p >"$T/p2.out" 2>&1
@@ -70,6 +76,12 @@ is "$(new_of "$T/p3.out")" 3 "only the 3 new ones downloaded"
 is "$(grep -c 'C: RETR' "$T/p3.err")" 3 "3 RETR commands, no more"
 is "$(mx_export_digest p)" "$(dc_digest "$D" alice@example.test)" "store equals server after new mail"
 is "$(server_count alice@example.test)" 8 "without --pop3-delete the mail stays on the server"
+# -D backend: the POP3 driver goes through the backend table
+mx -D backend sync p >"$T/pb.out" 2>"$T/pb.err"
+is "$(new_of "$T/pb.out")" 0 "traced re-run downloads nothing"
+like "$(cat "$T/pb.err")" '^mxsync: trace: pop3 p: connect -> ok \([0-9]+ ms\)$' "-D backend traces the POP3 connect"
+like "$(cat "$T/pb.err")" '^mxsync: trace: pop3 p: drop_list -> ok \([0-9]+ ms\)$' "-D backend traces the listing"
+like "$(cat "$T/pb.err")" '^mxsync: trace: pop3 p: drop_commit -> ok \([0-9]+ ms\)$' "-D backend traces the QUIT"
 
 # ---- 2. USER/PASS forced, over STLS
 run_ok "add a pop3:// (STLS) account" pop_add pu alice@example.test pop3
@@ -90,6 +102,9 @@ is "$MX_RC" 5 "exit status 5 (credentials rejected)"
 like "$MX_OUT" 'AUTH PLAIN rejected by server: \[AUTH\]' "the server's [AUTH] reply is reported"
 MXSYNC_POP3_MECH=USER run_fails "wrong password fails with USER/PASS too" mx sync bad
 is "$MX_RC" 5 "exit status 5"
+run_fails "account reauth with a wrong password fails" mx account reauth bad
+is "$MX_RC" 5 "reauth: exit status 5 (credentials rejected over POP3)"
+like "$MX_OUT" 'AUTH PLAIN rejected by server: \[AUTH\]' "reauth reports the POP3 server's [AUTH] reply"
 
 # ---- 4. OAuth2: OAUTHBEARER (default) and XOAUTH2, refresh, expired token
 idp_start "$T/idp" "$D" --refresh refresh-alice=alice@example.test ||

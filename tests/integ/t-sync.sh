@@ -55,9 +55,14 @@ is "$(mdb_stat -s blobs "$MXD" | sed -n 's/.*Entries: //p')" "$blobs" "identical
 
 like "$(mx status a)" "Entwürfe/Café 日本 +synced +1 " "modified UTF-7 folder name decoded and synced"
 ok $([ -d "$T/exp-utf7" ] || mx export a --format maildir --out "$T/exp-utf7" >/dev/null; [ -d "$T/exp-utf7/Entwürfe/Café 日本/cur" ]; echo $?) "exported under its UTF-8 name"
-out=$(mx sync a)
+out=$(mx -D backend sync a 2>"$T/be.err")
 like "$out" " 0 new messages" "no-change resync fetches nothing"
 like "$out" " 0 flag updates, 0 expunged" "no-change resync changes nothing"
+# -D backend: every call into the backend, in one place (backend.c)
+like "$(cat "$T/be.err")" '^mxsync: trace: imap a: connect -> ok \([0-9]+ ms\)$' "-D backend traces connect with its time"
+like "$(cat "$T/be.err")" '^mxsync: trace: imap a: list -> ok \([0-9]+ ms\)$' "-D backend traces list"
+like "$(cat "$T/be.err")" '^mxsync: trace: imap a: select -> ok \([0-9]+ ms\)$' "-D backend traces select"
+like "$(cat "$T/be.err")" '^mxsync: trace: imap a: disconnect -> ok' "-D backend traces disconnect"
 
 # new deliveries
 "$MX_PY" "$MX_TOP_SRCDIR/bench/gen-mail.py" 5 "$T/gen2" --seed 7 >/dev/null 2>&1 ||
