@@ -20,9 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "mime/mime.h"
+#include "sync/ingest.h"
 #include "sync/sync.h"
 
 #define POP3_BATCH_MSGS 64
@@ -155,6 +154,30 @@ static int folder_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 
 /* ---- commit ---- */
 
+struct same_ctx {
+	const struct psync *c;
+	const uint64_t *taken;
+	size_t ntaken;
+	uint64_t found;
+};
+
+static int same_cb(struct mx_txn *t, uint64_t msg_id, void *ctx,
+		   bool *stop_r, struct mx_error *err)
+{
+	struct same_ctx *s = ctx;
+	bool busy = is_claimed(s->c, msg_id);
+
+	(void)t;
+	(void)err;
+	for (size_t j = 0; j < s->ntaken && !busy; j++)
+		busy = s->taken[j] == msg_id;
+	if (!busy) {
+		s->found = msg_id;
+		*stop_r = true;
+	}
+	return MX_OK;
+}
+
 /* A stored record of this account with the same identity and bytes that
  * no unique-id on the server claims (the server renumbered its UIDLs);
  * *FOUND_R 0 if none.  A store error is returned, not taken for "none":
@@ -163,48 +186,12 @@ static int find_same(struct mx_txn *t, struct psync *c, const struct dl *d,
 		     const uint64_t *taken, size_t ntaken, uint64_t *found_r,
 		     struct mx_error *err)
 {
-	uint64_t *ids = NULL, found = 0;
-	size_t n = 0;
+	struct same_ctx s = {c, taken, ntaken, 0};
 	int rc;
 
-	*found_r = 0;
-	rc = mx_store_identity_find(t, c->a->id, d->identity, &ids, &n, err);
-	if (rc)
-		return rc;
-	for (size_t i = 0; i < n && found == 0; i++) {
-		struct mx_msg m;
-		bool same, busy = is_claimed(c, ids[i]);
-
-		for (size_t j = 0; j < ntaken && !busy; j++)
-			busy = taken[j] == ids[i];
-		if (busy || mx_store_msg_get(t, ids[i], &m, NULL) != MX_OK)
-			continue;
-		same = memcmp(m.sha256, d->sha, 32) == 0;
-		mx_msg_free(&m);
-		if (same)
-			found = ids[i];
-	}
-	free(ids);
-	*found_r = found;
-	return MX_OK;
-}
-
-static int new_event(struct mx_txn *t, struct psync *c, const struct mx_msg *m,
-		     uint32_t uid, const char *uidl, struct mx_error *err)
-{
-	json_t *x = json_object();
-	int rc;
-
-	json_object_set_new(x, "uid", json_integer(uid));
-	json_object_set_new(x, "folder_name", json_string(c->folder.name));
-	json_object_set_new(x, "uidl", json_string(uidl));
-	if (m->p.message_id)
-		json_object_set_new(x, "message_id",
-				    json_string(m->p.message_id));
-	json_object_set_new(x, "thread", json_integer((json_int_t)m->thread_id));
-	rc = mx_store_event(t, "message.new", c->a->id, c->folder.id, m->id, x,
-			    err);
-	json_decref(x);
+	rc = mx_ingest_find(t, c->a->id, d->identity, d->sha, d->len, same_cb,
+			    &s, err);
+	*found_r = rc ? 0 : s.found;
 	return rc;
 }
 
@@ -268,28 +255,22 @@ static int commit_msgs(struct mx_txn *t, struct psync *c, struct mx_folder *fp,
 		if (rc)
 			return rc;
 		if (id == 0) {
-			struct mx_msg m = {0};
-			struct mx_loc l = {0};
+			struct mx_ingest_new n = {0};
 
-			m.account_id = c->a->id;
-			memcpy(m.sha256, d->sha, 32);
-			memcpy(m.identity, d->identity, 32);
-			m.size = d->len;
-			m.internaldate = mx_wall_s(); /* POP3 has none */
-			m.added = m.internaldate;
-			m.p = d->parsed; /* borrowed */
-			rc = mx_store_msg_add(t, &m, d->raw, err);
+			n.account_id = c->a->id;
+			n.folder_id = f.id;
+			n.folder_name = c->folder.name;
+			n.uid = f.uidnext++;
+			n.internaldate = mx_wall_s(); /* POP3 has none */
+			n.raw = d->raw;
+			n.len = d->len;
+			n.sha = d->sha;
+			n.identity = d->identity;
+			n.parsed = &d->parsed;
+			n.drop_id = d->m->id;
+			rc = mx_ingest_store(t, &n, &id, err);
 			if (rc)
 				return rc;
-			l.folder_id = f.id;
-			l.uid = f.uidnext++;
-			l.msg_id = m.id;
-			rc = mx_store_loc_put(t, &l, err);
-			if (rc == MX_OK)
-				rc = new_event(t, c, &m, l.uid, d->m->id, err);
-			if (rc)
-				return rc;
-			id = m.id;
 			d->state = DL_CREATED;
 		}
 		mx_put_be64(v, id);
@@ -315,9 +296,8 @@ static int commit_batch(struct psync *c, struct mx_error *err)
 	for (size_t i = 0; i < c->nbatch; i++) {
 		struct dl *d = &c->batch[i];
 
-		mx_sha256(d->raw, d->len, d->sha);
-		mx_mime_identity(d->raw, d->len, d->identity);
-		rc = mx_mime_parse(d->raw, d->len, &d->parsed, err);
+		rc = mx_ingest_prepare(d->raw, d->len, d->sha, d->identity,
+				       &d->parsed, err);
 		if (rc)
 			return rc;
 	}

@@ -24,6 +24,7 @@
 #include <jansson.h>
 
 #include "mime/mime.h"
+#include "sync/ingest.h"
 #include "sync/sync.h"
 
 #define DEFAULT_BATCH_MSGS 256
@@ -213,9 +214,8 @@ static int prepare_batch(struct batch *b, struct mx_error *err)
 		struct pending *p = &b->v[i];
 		int rc;
 
-		mx_sha256(p->raw, p->len, p->sha);
-		mx_mime_identity(p->raw, p->len, p->identity);
-		rc = mx_mime_parse(p->raw, p->len, &p->parsed, err);
+		rc = mx_ingest_prepare(p->raw, p->len, p->sha, p->identity,
+				       &p->parsed, err);
 		if (rc)
 			return rc;
 	}
@@ -288,40 +288,43 @@ static int has_loc_in_folder(struct mx_txn *t, uint64_t msg_id,
  * messages) are preferred.  *ID_R 0 if none.  A store error is returned:
  * a partial index must not make the caller store a second copy.
  */
+struct attachable {
+	uint32_t folder_id;
+	uint64_t best;
+	bool best_orphan;
+};
+
+static int attachable_cb(struct mx_txn *t, uint64_t msg_id, void *ctx,
+			 bool *stop_r, struct mx_error *err)
+{
+	struct attachable *a = ctx;
+	size_t nlocs = 0;
+	bool here = false;
+	int rc;
+
+	(void)stop_r;
+	rc = has_loc_in_folder(t, msg_id, a->folder_id, &here, &nlocs, err);
+	if (rc || here)
+		return rc;
+	if (nlocs == 0 && !a->best_orphan) {
+		a->best = msg_id;
+		a->best_orphan = true;
+	} else if (a->best == 0) {
+		a->best = msg_id;
+	}
+	return MX_OK;
+}
+
 static int find_attachable(struct mx_txn *t, struct sync_ctx *c,
 			   const uint8_t identity[32], const uint8_t *sha,
 			   uint64_t size, uint64_t *id_r, struct mx_error *err)
 {
-	uint64_t *ids = NULL, best = 0;
-	size_t n = 0;
-	bool best_orphan = false;
+	struct attachable a = {c->folder.id, 0, false};
 	int rc;
 
-	rc = mx_store_identity_find(t, c->acct.id, identity, &ids, &n, err);
-	for (size_t i = 0; rc == MX_OK && i < n; i++) {
-		struct mx_msg m;
-		size_t nlocs = 0;
-		bool same, here = false;
-
-		if (mx_store_msg_get(t, ids[i], &m, NULL) != MX_OK)
-			continue;
-		same = sha ? memcmp(m.sha256, sha, 32) == 0 : m.size == size;
-		mx_msg_free(&m);
-		if (!same)
-			continue;
-		rc = has_loc_in_folder(t, ids[i], c->folder.id, &here, &nlocs,
-				       err);
-		if (rc || here)
-			continue;
-		if (nlocs == 0 && !best_orphan) {
-			best = ids[i];
-			best_orphan = true;
-		} else if (best == 0) {
-			best = ids[i];
-		}
-	}
-	free(ids);
-	*id_r = rc ? 0 : best;
+	rc = mx_ingest_find(t, c->acct.id, identity, sha, size, attachable_cb,
+			    &a, err);
+	*id_r = rc ? 0 : a.best;
 	return rc;
 }
 
@@ -381,8 +384,8 @@ static int commit_batch_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 		return rc;
 	for (size_t i = 0; i < b->n; i++) {
 		struct pending *p = &b->v[i];
+		struct mx_ingest_new n = {0};
 		struct mx_loc old;
-		struct mx_msg m;
 		uint64_t id;
 
 		rc = mx_store_loc_get(t, c->folder.id, p->uid, &old, err);
@@ -404,41 +407,22 @@ static int commit_batch_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 			attached++;
 			continue;
 		}
-		memset(&m, 0, sizeof(m));
-		m.account_id = c->acct.id;
-		memcpy(m.sha256, p->sha, 32);
-		memcpy(m.identity, p->identity, 32);
-		m.size = p->len;
-		m.internaldate = p->internaldate;
-		m.added = mx_wall_s();
-		/* The record borrows the parsed fields; not freed here. */
-		m.p = p->parsed;
-		rc = mx_store_msg_add(t, &m, p->raw, err);
+		n.account_id = c->acct.id;
+		n.folder_id = c->folder.id;
+		n.folder_name = c->folder.name;
+		n.uid = p->uid;
+		n.flags = p->flags;
+		n.keywords = p->keywords;
+		n.modseq = p->modseq;
+		n.internaldate = p->internaldate;
+		n.raw = p->raw;
+		n.len = p->len;
+		n.sha = p->sha;
+		n.identity = p->identity;
+		n.parsed = &p->parsed;
+		rc = mx_ingest_store(t, &n, &id, err);
 		if (rc)
 			return rc;
-		{
-			struct mx_loc l = {c->folder.id, p->uid, m.id,
-					   p->modseq, p->flags, p->keywords};
-			json_t *x = json_object();
-
-			rc = mx_store_loc_put(t, &l, err);
-			json_object_set_new(x, "uid", json_integer(p->uid));
-			json_object_set_new(x, "folder_name",
-					    json_string(c->folder.name));
-			/* Lets a consumer match the event without a lookup. */
-			if (m.p.message_id)
-				json_object_set_new(x, "message_id",
-						    json_string(m.p.message_id));
-			json_object_set_new(x, "thread",
-					    json_integer((json_int_t)m.thread_id));
-			if (rc == MX_OK)
-				rc = mx_store_event(t, "message.new",
-						    c->acct.id, c->folder.id,
-						    m.id, x, err);
-			json_decref(x);
-			if (rc)
-				return rc;
-		}
 		created++;
 	}
 	/* The cursor moves over the requested UIDs that all arrived, in

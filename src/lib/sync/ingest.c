@@ -1,0 +1,100 @@
+/*
+ * One ingest path for every sync driver; see ingest.h.  Both drivers
+ * commit through these functions inside their own write transactions, so
+ * the invariants of doc/internals/sync.md (a message keeps its id, the
+ * cursor moves with the messages) hold alike for IMAP and POP3.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "sync/ingest.h"
+
+int mx_ingest_prepare(const char *raw, size_t len, uint8_t sha_r[32],
+		      uint8_t identity_r[32], struct mx_parsed *parsed_r,
+		      struct mx_error *err)
+{
+	mx_sha256(raw, len, sha_r);
+	mx_mime_identity(raw, len, identity_r);
+	return mx_mime_parse(raw, len, parsed_r, err);
+}
+
+int mx_ingest_find(struct mx_txn *t, uint32_t account_id,
+		   const uint8_t identity[32], const uint8_t *sha,
+		   uint64_t size, mx_ingest_match_cb *cb, void *ctx,
+		   struct mx_error *err)
+{
+	uint64_t *ids = NULL;
+	size_t n = 0;
+	bool stop = false;
+	int rc;
+
+	rc = mx_store_identity_find(t, account_id, identity, &ids, &n, err);
+	for (size_t i = 0; rc == MX_OK && i < n && !stop; i++) {
+		struct mx_msg m;
+		bool same;
+
+		if (mx_store_msg_get(t, ids[i], &m, NULL) != MX_OK)
+			continue;
+		same = sha ? memcmp(m.sha256, sha, 32) == 0 : m.size == size;
+		mx_msg_free(&m);
+		if (same)
+			rc = cb(t, ids[i], ctx, &stop, err);
+	}
+	free(ids);
+	return rc;
+}
+
+static int new_event(struct mx_txn *t, const struct mx_ingest_new *n,
+		     const struct mx_msg *m, struct mx_error *err)
+{
+	json_t *x = json_object();
+	int rc;
+
+	json_object_set_new(x, "uid", json_integer(n->uid));
+	json_object_set_new(x, "folder_name", json_string(n->folder_name));
+	if (n->drop_id)
+		json_object_set_new(x, "uidl", json_string(n->drop_id));
+	/* Lets a consumer match the event without a lookup. */
+	if (m->p.message_id)
+		json_object_set_new(x, "message_id",
+				    json_string(m->p.message_id));
+	json_object_set_new(x, "thread", json_integer((json_int_t)m->thread_id));
+	rc = mx_store_event(t, "message.new", n->account_id, n->folder_id,
+			    m->id, x, err);
+	json_decref(x);
+	return rc;
+}
+
+int mx_ingest_store(struct mx_txn *t, const struct mx_ingest_new *n,
+		    uint64_t *id_r, struct mx_error *err)
+{
+	struct mx_msg m = {0};
+	struct mx_loc l = {0};
+	int rc;
+
+	m.account_id = n->account_id;
+	memcpy(m.sha256, n->sha, 32);
+	memcpy(m.identity, n->identity, 32);
+	m.size = n->len;
+	m.internaldate = n->internaldate;
+	m.added = mx_wall_s();
+	/* The record borrows the parsed fields; not freed here. */
+	m.p = *n->parsed;
+	rc = mx_store_msg_add(t, &m, n->raw, err);
+	if (rc)
+		return rc;
+	l.folder_id = n->folder_id;
+	l.uid = n->uid;
+	l.msg_id = m.id;
+	l.modseq = n->modseq;
+	l.flags = n->flags;
+	l.keywords = (char *)(uintptr_t)n->keywords;
+	rc = mx_store_loc_put(t, &l, err);
+	if (rc == MX_OK)
+		rc = new_event(t, n, &m, err);
+	if (rc == MX_OK)
+		*id_r = m.id;
+	return rc;
+}
