@@ -57,7 +57,10 @@
 #define MX_CAP_FETCH_LIVE 0x4000u
 #define MX_CAP_SEND 0x8000u
 
-struct mx_conn; /* per backend */
+/* A connection.  Callers hold the registry's handle (backend.c); each
+ * backend has its own struct mx_conn, private to its file, that only it
+ * and the registry see. */
+struct mx_conn;
 
 struct mx_remote_folder {
 	char *name;      /* UTF-8 (decoded from modified UTF-7) */
@@ -156,13 +159,13 @@ struct mx_backend_ops {
 	/* All folders.  Free with mx_remote_folders_free(). */
 	int (*list)(struct mx_conn *conn, struct mx_remote_folder **v_r,
 		    size_t *n_r, struct mx_error *err);
+	/* ---- MX_CAP_MODEL_UID ---- */
 	/* Selects WIRE.  With QRESYNC available and KNOWN_UIDVALIDITY and
 	 * KNOWN_MODSEQ non-zero, asks for changes since then (RFC 7162).
 	 * Free OUT with mx_select_result_free(). */
 	int (*select)(struct mx_conn *conn, const char *wire,
 		      uint32_t known_uidvalidity, uint64_t known_modseq,
 		      struct mx_select_result *out, struct mx_error *err);
-	/* ---- MX_CAP_MODEL_UID ---- */
 	/* UID FETCH on the selected folder.  UIDS are UID ranges (sorted,
 	 * merged by the caller or not).  CHANGEDSINCE 0 = all. */
 	int (*fetch)(struct mx_conn *conn, const struct mx_uid_range *uids,
