@@ -4,4 +4,5 @@ EXTRA_DIST += doc/internals/store.md doc/internals/sync.md \
 	doc/internals/send.md doc/internals/pop3.md doc/internals/net.md \
 	doc/internals/push.md doc/internals/imap-guard.md \
 	doc/internals/layers.md \
+	doc/internals/backends.md \
 	contrib/mxsyncd.service
