@@ -14,7 +14,6 @@
 
 #include "cli/cli.h"
 #include "events/events.h"
-#include "events/events_int.h"
 
 static const char usage[] =
 	"usage: mxsync events [--after ID] [--follow] [--json] [--limit N]\n"

@@ -71,12 +71,9 @@ src/lib/mime/mime.c -> <libetpan/libetpan.h>  # parses with mailmime_parse(); no
 src/lib/sync/account.c -> send/outbox.h  # account removal cancels the outbox: the lifecycle moves to src/lib/account/ (below send, which it must not call) or above both
 src/lib/send/outbox.c -> sync/sync.h  # the Sent copy logs in with mx_account_connect() etc. of sync/account.c: moves to src/lib/account/ and the backend seam
 src/lib/sync/api.c -> send/outbox.h  # status counts the outbox (mx_outbox_counts): status belongs above sync and send
-src/lib/sync/pop3sync.c -> backends/pop3.h  # POP3 is reached outside the ops table: becomes a backend behind backend.h
+src/backends/backend.c -> sync/sync.h  # mx_backend_connect() refreshes tokens with mx_account_fresh_token() of sync/account.c: moves to src/lib/account/
 src/lib/discover/discover.c -> sync/presets.h  # the provider presets move to src/lib/account/
 src/lib/discover/autoconfig.c -> sync/presets.h  # the provider presets move to src/lib/account/
-# Private MIME helpers borrowed by other modules (UTF-8 checks); to be
-# made public (util or mime.h) when those files are next changed:
-src/cli/events.c -> events/events_int.h  # `mxsync events` reads the retention boundary (mx_events_oldest): to events.h
 '
 
 # ---- the check ----

@@ -144,4 +144,12 @@ void mx_webhook_stop(struct mx_webhook **wh);
 void mx_webhook_sign(const char *secret, int64_t t, const char *body,
 		     size_t len, char out[65]);
 
+/*
+ * Lowest retained event id in transaction T: the recorded retention
+ * boundary, 1 when nothing was ever pruned.  A cursor AFTER is expired
+ * when AFTER + 1 < *OLDEST_R.
+ */
+int mx_events_oldest(struct mx_txn *t, uint64_t *oldest_r,
+		     struct mx_error *err);
+
 #endif

@@ -13,12 +13,6 @@
  * until the first prune that deleted something. */
 #define MX_EVENTS_OLDEST_KEY "events_oldest"
 
-/*
- * Lowest retained event id in transaction T: the recorded retention
- * boundary, 1 when nothing was ever pruned.  A cursor AFTER is expired
- * when AFTER + 1 < *OLDEST_R.
- */
-int mx_events_oldest(struct mx_txn *t, uint64_t *oldest_r,
-		     struct mx_error *err);
+/* mx_events_oldest(): public, in events.h. */
 
 #endif
