@@ -32,6 +32,7 @@ struct mx_conn {
 static const struct mx_backend_ops *const backends[] = {
 	&mx_backend_imap,
 	&mx_backend_pop3,
+	&mx_backend_gmail,
 };
 
 static struct mx_backend_ops traced[MX_ARRAY_SIZE(backends)];
@@ -229,6 +230,21 @@ static int t_drop_commit(struct mx_conn *c, struct mx_error *err)
 	TRACED(c, "drop_commit", c->ops->drop_commit(c->inner, err));
 }
 
+/* ---- MX_CAP_MODEL_CHANGES, MX_CAP_FETCH_LIVE ---- */
+
+static int t_changes(struct mx_conn *c, const char *cursor, mx_changes_cb *cb,
+		     void *ctx, char **next_r, struct mx_error *err)
+{
+	TRACED(c, "changes",
+	       c->ops->changes(c->inner, cursor, cb, ctx, next_r, err));
+}
+
+static int t_fetch_live(struct mx_conn *c, const char *id, mx_data_cb *cb,
+			void *ctx, struct mx_error *err)
+{
+	TRACED(c, "fetch_live", c->ops->fetch_live(c->inner, id, cb, ctx, err));
+}
+
 /* ---- the registry ---- */
 
 #define WRAP(slot)                                                         \
@@ -262,6 +278,8 @@ static void traced_init(void)
 		WRAP(drop_retr);
 		WRAP(drop_remove);
 		WRAP(drop_commit);
+		WRAP(changes);
+		WRAP(fetch_live);
 	}
 }
 

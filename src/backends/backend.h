@@ -50,11 +50,13 @@
  * maildrop for the session, so nobody keeps the connection (the daemon
  * polls). */
 #define MX_CAP_MODEL_DROP 0x1000u
-/* Reserved, not implemented yet (doc/internals/backends.md): a change-log
- * model (changes since an opaque cursor string, metadata stream), fetch
- * of a body live, and sending through the backend. */
+/* Change-log model: changes; driven by src/lib/sync/changes.c.  The
+ * server answers "what changed since cursor C" (an opaque string) with
+ * message metadata; bodies are not stored (no MX_CAP_STORES_BODIES). */
 #define MX_CAP_MODEL_CHANGES 0x2000u
+/* fetch_live: a message's bytes fetched from the server on demand (show). */
 #define MX_CAP_FETCH_LIVE 0x4000u
+/* Reserved: sending through the backend. */
 #define MX_CAP_SEND 0x8000u
 
 /* A connection.  Callers hold the registry's handle (backend.c); each
@@ -136,6 +138,23 @@ struct mx_drop_msg {
  * non-zero return stops the transfer with that error. */
 typedef int mx_data_cb(const char *data, size_t len, void *ctx,
 		       struct mx_error *err);
+
+/* One message as the change-log model reports it: present (new, or
+ * its labels changed: the whole current state) or removed.  Borrowed for
+ * the call. */
+struct mx_change {
+	bool removed;       /* gone from the server: only ID is set */
+	const char *id;     /* the server's message id (checked: [0-9A-Za-z_-]) */
+	const char *thread; /* its thread id */
+	const char *from;   /* the sender's address, NULL if none */
+	int64_t date;       /* internal date, Unix time */
+	const char *labels; /* label ids, space separated, "" if none */
+};
+
+/* Receives N changes in the server's order; a non-zero return stops the
+ * listing with that error. */
+typedef int mx_changes_cb(const struct mx_change *v, size_t n, void *ctx,
+			  struct mx_error *err);
 
 struct mx_backend_ops {
 	/* ---- what the registry and `mxsync modes` show ---- */
@@ -233,6 +252,22 @@ struct mx_backend_ops {
 	/* Ends the session: removals take effect.  disconnect() without it
 	 * discards them. */
 	int (*drop_commit)(struct mx_conn *conn, struct mx_error *err);
+
+	/* ---- MX_CAP_MODEL_CHANGES ---- */
+	/* Changes since CURSOR to CB, in batches, then the cursor to give
+	 * next time in *NEXT_R (malloc()ed; NULL when the server gave none:
+	 * list in full again).  CURSOR NULL: a full listing, every message
+	 * reported as present.  MX_ERR_EXPIRED: the server no longer knows
+	 * CURSOR; list in full. */
+	int (*changes)(struct mx_conn *conn, const char *cursor,
+		       mx_changes_cb *cb, void *ctx, char **next_r,
+		       struct mx_error *err);
+
+	/* ---- MX_CAP_FETCH_LIVE ---- */
+	/* The RFC 5322 bytes of message ID (an id from changes()) streamed
+	 * to CB.  MX_ERR_NOTFOUND: gone from the server. */
+	int (*fetch_live)(struct mx_conn *conn, const char *id, mx_data_cb *cb,
+			  void *ctx, struct mx_error *err);
 };
 
 /* ---- the registry (backend.c) ---- */
@@ -265,6 +300,7 @@ int mx_backend_connect(struct mx_store *st, struct mx_account *a,
  * may name them; everyone else goes through the registry. */
 extern const struct mx_backend_ops mx_backend_imap;
 extern const struct mx_backend_ops mx_backend_pop3;
+extern const struct mx_backend_ops mx_backend_gmail;
 
 /* The header fields MX_FETCH_IDENTITY asks for (see mx_mime_identity). */
 #define MX_IDENTITY_FIELDS "MESSAGE-ID", "DATE", "FROM", "SUBJECT", "TO"

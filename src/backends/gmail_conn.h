@@ -15,14 +15,11 @@
 
 struct mx_conn {
 	struct mx_gmail *g;     /* owned */
-	/* The access token the client sends (owned, wiped on free); the
-	 * token getter hands out copies.  A 401 makes the getter refresh
-	 * it through the account's OAuth2 token URL (no store at hand:
-	 * mx_backend_connect() saves refreshed tokens before connecting). */
+	/* The account's access token (owned, wiped on free); the token
+	 * getter hands out copies.  When Google refuses it (401) the getter
+	 * does not refresh by itself: the call fails with MX_ERR_AUTH and
+	 * mx_backend_connect() refreshes once and saves the new token. */
 	char *token;
-	/* A copy of the account's OAuth2 settings for that refresh (owned,
-	 * only the fields mx_account_fresh_token() reads). */
-	struct mx_account acct;
 	/* "https://HOST[:PORT]" the account's API URL names (owned). */
 	char *base_url;
 	volatile int cancel;

@@ -332,8 +332,8 @@ static int bad(struct mx_error *err, const char *what, const char *field,
 			    what, field, why);
 }
 
-static int load(const char *body, size_t len, const char *what, json_t **r,
-		struct mx_error *err)
+static int load_flags(const char *body, size_t len, const char *what,
+		      size_t flags, json_t **r, struct mx_error *err)
 {
 	json_error_t je;
 
@@ -341,7 +341,7 @@ static int load(const char *body, size_t len, const char *what, json_t **r,
 		return mx_error_set(err, MX_ERR_PROTOCOL,
 				    "Gmail API %s: answer over %u bytes", what,
 				    MX_GMAIL_JSON_MAX);
-	*r = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+	*r = json_loadb(body, len, JSON_REJECT_DUPLICATES | flags, &je);
 	if (*r == NULL) {
 		/* jansson quotes the input near the fault: escape it. */
 		struct mx_buf t = {0};
@@ -360,6 +360,12 @@ static int load(const char *body, size_t len, const char *what, json_t **r,
 		return bad(err, what, "answer", "is not a JSON object");
 	}
 	return MX_OK;
+}
+
+static int load(const char *body, size_t len, const char *what, json_t **r,
+		struct mx_error *err)
+{
+	return load_flags(body, len, what, 0, r, err);
 }
 
 /* Copies the id V (the value of FIELD) into OUT (MX_GMAIL_ID_MAX + 1
@@ -568,6 +574,9 @@ static int get_from(json_t *msg, char **from_r, const char *what,
 				   "has an entry without string name and value");
 		if (strcasecmp(json_string_value(n), "From") != 0)
 			continue;
+		/* A NUL in the header (real mail has them): unparsable. */
+		if (strlen(json_string_value(v)) != json_string_length(v))
+			break;
 		if (mx_addr_list_parse(json_string_value(v),
 				       strlen(json_string_value(v)), &l,
 				       &unknown) != 0)
@@ -598,7 +607,10 @@ int mx_gmail_parse_msg(const char *body, size_t len, struct mx_gmail_msg *out,
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if ((rc = load(body, len, what, &root, err)) != MX_OK)
+	/* Header values are the message's own bytes and may hold a NUL
+	 * (\u0000): accepted here, and only From is used (checked). */
+	if ((rc = load_flags(body, len, what, JSON_ALLOW_NUL, &root, err)) !=
+	    MX_OK)
 		return rc;
 	if ((rc = get_id(root, "id", out->id, what, err)) != MX_OK ||
 	    (rc = get_id(root, "threadId", out->thread_id, what,

@@ -30,6 +30,8 @@ static const char usage[] =
 	"                  [--oauth-client-id ID] [--oauth-client-secret-file FILE]\n"
 	"                  [--oauth-scope SCOPE]]\n"
 	"                 [SETTINGS]\n"
+	"       mxsync account add NAME --provider gmail --email ADDR --mode api\n"
+	"                 [--api-url URL] --refresh-token-file FILE [OAuth2 options]\n"
 	"       mxsync account discover EMAIL [--json]\n"
 	"       mxsync account list [--json]\n"
 	"       mxsync account edit NAME [--imap URL|--pop3 URL] [--password-file FILE]\n"
@@ -66,6 +68,12 @@ static const char usage[] =
 	"token itself.  Secrets are stored encrypted (AES-256-GCM).\n"
 	"--provider fills in the IMAP and SMTP servers, OAuth2 endpoints, Sent\n"
 	"behaviour and daily limit; explicit options win.\n"
+	"--mode api (Gmail): the Gmail REST API instead of IMAP; the store keeps\n"
+	"only each message's id, thread, sender, date and labels; 'show' fetches\n"
+	"the message live.  --api-url (default https://gmail.googleapis.com;\n"
+	"http:// only to a loopback address).  Scopes: listing needs\n"
+	"gmail.metadata, 'show' gmail.readonly, label changes gmail.modify\n"
+	"(--oauth-scope; default https://mail.google.com/).\n"
 	"edit keeps the stored mail; remove keeps it too unless --purge.\n"
 	"reauth logs in once with the account's current credentials (after\n"
 	"'account edit' or 'account oauth') and, if that works, tells a\n"
@@ -249,6 +257,42 @@ static int discover_servers(const char *email, struct mx_account_params *p,
 	return rc;
 }
 
+/*
+ * The incoming URL of an API-mode account of preset PR for EMAIL:
+ * gmail+https://EMAIL@HOST[:PORT] from API_URL (NULL: Google's), which
+ * must be https://, or http:// to a loopback address (the OAuth2 URL
+ * rule), with no path.  *URL_R malloc()ed.
+ */
+static int api_mode_url(const struct mx_preset *pr, const char *email,
+			const char *api_url, char **url_r)
+{
+	struct mx_error err;
+	const char *rest;
+
+	if (strcmp(pr->name, "gmail") != 0) {
+		fprintf(stderr, "mxsync: account add: --mode api exists for "
+				"--provider gmail only\n");
+		return MX_EXIT_USAGE;
+	}
+	if (api_url == NULL)
+		api_url = "https://gmail.googleapis.com";
+	if (mx_oauth_check_url("--api-url", api_url, &err) != MX_OK)
+		return cli_fail(&err);
+	rest = api_url + (strncmp(api_url, "https://", 8) == 0 ? 8 : 7);
+	if (*rest == '\0' || strcspn(rest, "/?#@") != strlen(rest) -
+	    (rest[strlen(rest) - 1] == '/')) {
+		fprintf(stderr, "mxsync: account add: bad --api-url '%s': give "
+				"https://HOST[:PORT] (no path)\n",
+			cli_safe(api_url));
+		return MX_EXIT_USAGE;
+	}
+	if (asprintf(url_r, "gmail+%.*s%s@%.*s",
+		     (int)(rest - api_url), api_url, email,
+		     (int)strcspn(rest, "/"), rest) < 0)
+		return MX_EXIT_FAIL;
+	return MX_EXIT_OK;
+}
+
 static int account_add(struct cli *c, int argc, char **argv)
 {
 	struct mx_account_params p = {0};
@@ -258,6 +302,7 @@ static int account_add(struct cli *c, int argc, char **argv)
 	char *refresh = NULL, *csecret = NULL, *url = NULL, *smtp_url = NULL;
 	char limit[16];
 	const char *provider = NULL, *email = NULL, *pop3 = NULL;
+	const char *mode = NULL, *api_url = NULL;
 	int rc = 0, r;
 
 	if (argc < 2 || argv[1][0] == '-') {
@@ -291,6 +336,10 @@ static int account_add(struct cli *c, int argc, char **argv)
 			p.display_name = argv[++i];
 		else if (strcmp(a, "--provider") == 0 && i + 1 < argc)
 			provider = argv[++i];
+		else if (strcmp(a, "--mode") == 0 && i + 1 < argc)
+			mode = argv[++i];
+		else if (strcmp(a, "--api-url") == 0 && i + 1 < argc)
+			api_url = argv[++i];
 		else if (strcmp(a, "--oauth-token-url") == 0 && i + 1 < argc)
 			p.oauth_token_url = argv[++i];
 		else if (strcmp(a, "--oauth-client-id") == 0 && i + 1 < argc)
@@ -320,6 +369,23 @@ static int account_add(struct cli *c, int argc, char **argv)
 		}
 	}
 	email = sa.s.email;
+	if ((mode || api_url) &&
+	    (provider == NULL || pop3 || p.imap_url ||
+	     (mode && strcmp(mode, "api") != 0 && strcmp(mode, "imap") != 0))) {
+		fprintf(stderr, "mxsync: account add: --mode takes api or imap, "
+				"with --provider gmail (and --api-url only with "
+				"--mode api), not with --imap/--pop3\n");
+		rc = MX_EXIT_USAGE;
+		goto out;
+	}
+	if (mode && strcmp(mode, "imap") == 0)
+		mode = NULL;
+	if (api_url && mode == NULL) {
+		fprintf(stderr, "mxsync: account add: --api-url needs --mode "
+				"api\n");
+		rc = MX_EXIT_USAGE;
+		goto out;
+	}
 	if (pop3 && p.imap_url) {
 		fprintf(stderr, "mxsync: account add: give --imap or --pop3, "
 				"not both\n");
@@ -384,6 +450,12 @@ static int account_add(struct cli *c, int argc, char **argv)
 		snprintf(host, sizeof(host), "%s%s",
 			 pr->imap_host ? pr->imap_host : "imap.",
 			 pr->imap_host ? "" : dom + 1);
+		if (mode && p.imap_url == NULL) {
+			rc = api_mode_url(pr, email, api_url, &url);
+			if (rc != MX_EXIT_OK)
+				goto out;
+			p.imap_url = url;
+		}
 		if (p.imap_url == NULL) {
 			if (asprintf(&url, "%s://%s@%s:%d",
 				     pr->imap_implicit_tls ? "imaps" : "imap",

@@ -17,6 +17,7 @@ MX_INTEG_TESTS = \
 	tests/integ/t-fulldisk.sh \
 	tests/integ/t-pop3.sh \
 	tests/integ/t-fakegmail.sh \
+	tests/integ/t-gmail-api.sh \
 	tests/integ/t-discover.sh \
 	tests/integ/t-send.sh \
 	tests/integ/t-auth.sh \

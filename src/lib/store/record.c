@@ -225,8 +225,16 @@ int mx_account_decode(const char *data, size_t len, struct mx_account *a,
 	a->token_refreshed = get_int(o, "token_refreshed", 0);
 	a->display_name = get_str(o, "display_name");
 	a->disabled = json_is_true(json_object_get(o, "disabled"));
-	a->proto = get_int(o, "proto", 0) == MX_PROTO_POP3 ? MX_PROTO_POP3
-							   : MX_PROTO_IMAP;
+	switch (get_int(o, "proto", 0)) {
+	case MX_PROTO_POP3:
+		a->proto = MX_PROTO_POP3;
+		break;
+	case MX_PROTO_GMAIL:
+		a->proto = MX_PROTO_GMAIL;
+		break;
+	default:
+		a->proto = MX_PROTO_IMAP;
+	}
 	a->pop3_delete = json_is_true(json_object_get(o, "pop3_delete"));
 	a->email = get_str(o, "email");
 	a->provider = get_str(o, "provider");

@@ -201,7 +201,7 @@ int mx_db_next_id(struct mx_txn *t, const char *name, uint64_t *id_r,
 enum mx_tls_mode { MX_TLS_IMPLICIT = 0, MX_TLS_STARTTLS = 1, MX_TLS_NONE = 2 };
 
 /* How mail comes in: IMAP (two-way) or POP3 (download by UIDL). */
-enum mx_proto { MX_PROTO_IMAP = 0, MX_PROTO_POP3 = 1 };
+enum mx_proto { MX_PROTO_IMAP = 0, MX_PROTO_POP3 = 1, MX_PROTO_GMAIL = 2 };
 
 /* Who may see an account's mail through the HTTP API (stored here,
  * enforced by the API): only its owner, the owner and listed users, or

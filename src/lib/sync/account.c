@@ -54,6 +54,11 @@ static const struct scheme incoming[] = {
 	{"imap://", MX_TLS_STARTTLS, 143, MX_PROTO_IMAP},
 	{"pop3s://", MX_TLS_IMPLICIT, 995, MX_PROTO_POP3},
 	{"pop3://", MX_TLS_STARTTLS, 110, MX_PROTO_POP3},
+	/* Gmail API mode: the API's base URL with the mailbox as USER
+	 * (`account add --mode api` writes it; http:// only to loopback,
+	 * checked there and by the client). */
+	{"gmail+https://", MX_TLS_IMPLICIT, 443, MX_PROTO_GMAIL},
+	{"gmail+http://", MX_TLS_NONE, 80, MX_PROTO_GMAIL},
 	{NULL, 0, 0, 0},
 };
 
@@ -179,7 +184,9 @@ int mx_account_parse_url(const char *url, struct mx_account *a,
 	rc = parse_server_url(url, incoming, true,
 			      "imaps://USER@HOST[:PORT], imap://USER@HOST"
 			      "[:PORT] (STARTTLS), pop3s://USER@HOST[:PORT] or "
-			      "pop3://USER@HOST[:PORT] (STLS)", &u, err);
+			      "pop3://USER@HOST[:PORT] (STLS) or "
+			      "gmail+https://USER@HOST[:PORT] (API mode)", &u,
+			      err);
 	if (rc == MX_OK) {
 		free(a->user);
 		free(a->host);
@@ -894,7 +901,9 @@ enum mx_err mx_account_list_json(struct mx_store *st, char **json_r,
 			json_object_set_new(o, "ca_file",
 					    json_string(v[i].ca_file));
 		json_object_set_new(o, "protocol", json_string(
-			v[i].proto == MX_PROTO_POP3 ? "pop3" : "imap"));
+			v[i].proto == MX_PROTO_POP3    ? "pop3"
+			: v[i].proto == MX_PROTO_GMAIL ? "gmail-api"
+						       : "imap"));
 		if (v[i].proto == MX_PROTO_POP3)
 			json_object_set_new(o, "pop3_delete",
 					    json_boolean(v[i].pop3_delete));
@@ -1061,6 +1070,24 @@ int mx_account_edit(struct mx_store *st, const char *name,
  * and its outbox entries (mx_outbox_account_removed): locations, folders,
  * message records and their blob references, the indexes keyed by the
  * account, POP3 unique-ids, daemon state, its events, a kept record. */
+/* The change-log model's message map and cursor (changes.c). */
+static int purge_api_meta(struct mx_txn *t, const uint8_t id[4],
+			  struct mx_error *err)
+{
+	static const char *const prefixes[] = {"apiid", "apicursor"};
+	uint8_t k[16];
+	int rc = MX_OK;
+
+	for (size_t i = 0; rc == MX_OK && i < 2; i++) {
+		size_t pl = strlen(prefixes[i]);
+
+		memcpy(k, prefixes[i], pl);
+		memcpy(k + pl, id, 4);
+		rc = mx_store_del_prefix(t, MX_DB_META, k, pl + 4, err);
+	}
+	return rc;
+}
+
 static int purge_data(struct mx_txn *t, uint32_t id, struct mx_error *err)
 {
 	static const enum mx_dbi by_account[] = {
@@ -1108,6 +1135,8 @@ static int purge_data(struct mx_txn *t, uint32_t id, struct mx_error *err)
 	memcpy(uidl + sizeof("pop3uidl") - 1, k, 4);
 	if (rc == MX_OK)
 		rc = mx_store_del_prefix(t, MX_DB_META, uidl, sizeof(uidl), err);
+	if (rc == MX_OK)
+		rc = purge_api_meta(t, k, err);
 	if (rc == MX_OK)
 		rc = mx_store_del_prefix(t, MX_DB_ACCTSTATE, k, 4, err);
 	if (rc == MX_OK)

@@ -20,6 +20,32 @@ int mx_ingest_prepare(const char *raw, size_t len, uint8_t sha_r[32],
 	return mx_mime_parse(raw, len, parsed_r, err);
 }
 
+int mx_ingest_prepare_meta(const char *remote_id, const char *from,
+			   uint8_t sha_r[32], uint8_t identity_r[32],
+			   struct mx_parsed *parsed_r, struct mx_error *err)
+{
+	struct mx_buf k = {0};
+
+	memset(parsed_r, 0, sizeof(*parsed_r));
+	parsed_r->date = -1;
+	mx_sha256("", 0, sha_r);
+	/* A prefix no header-block identity can produce by accident. */
+	if (mx_buf_printf(&k, "remote-id\n%s", remote_id) < 0)
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	mx_sha256(k.data, k.len, identity_r);
+	mx_buf_free(&k);
+	if (from == NULL)
+		return MX_OK;
+	parsed_r->from.v = calloc(1, sizeof(*parsed_r->from.v));
+	if (parsed_r->from.v == NULL ||
+	    (parsed_r->from.v[0].email = strdup(from)) == NULL) {
+		mx_parsed_free(parsed_r);
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	}
+	parsed_r->from.n = 1;
+	return MX_OK;
+}
+
 int mx_ingest_find(struct mx_txn *t, uint32_t account_id,
 		   const uint8_t identity[32], const uint8_t *sha,
 		   uint64_t size, mx_ingest_match_cb *cb, void *ctx,
@@ -56,6 +82,8 @@ static int new_event(struct mx_txn *t, const struct mx_ingest_new *n,
 	json_object_set_new(x, "folder_name", json_string(n->folder_name));
 	if (n->drop_id)
 		json_object_set_new(x, "uidl", json_string(n->drop_id));
+	if (n->remote_id)
+		json_object_set_new(x, "remote_id", json_string(n->remote_id));
 	/* Lets a consumer match the event without a lookup. */
 	if (m->p.message_id)
 		json_object_set_new(x, "message_id",

@@ -1,6 +1,7 @@
 /*
  * The one way a message enters the store, for every sync driver (the UID
- * model in sync.c, the maildrop model in pop3sync.c): its hash, identity
+ * model in sync.c, the maildrop model in pop3sync.c, the change-log model
+ * in changes.c, which stores metadata only): its hash, identity
  * and MIME parse, the search for a stored record it is another copy of,
  * and the new record with its location and its message.new event.
  * Private to src/lib/sync/.
@@ -22,6 +23,15 @@
 int mx_ingest_prepare(const char *raw, size_t len, uint8_t sha_r[32],
 		      uint8_t identity_r[32], struct mx_parsed *parsed_r,
 		      struct mx_error *err);
+
+/* The metadata-only counterpart (change-log model): the hash of no
+ * bytes, an identity derived from the server's message id REMOTE_ID (so
+ * the same id is the same message), and a parse holding only FROM (an
+ * address, may be NULL) -- no subject, no Message-ID, no other header.
+ * PARSED_R is freed with mx_parsed_free(). */
+int mx_ingest_prepare_meta(const char *remote_id, const char *from,
+			   uint8_t sha_r[32], uint8_t identity_r[32],
+			   struct mx_parsed *parsed_r, struct mx_error *err);
 
 /* Called for each stored record that is the same message; *STOP_R true
  * ends the search.  An error ends it too and is returned. */
@@ -55,10 +65,14 @@ struct mx_ingest_new {
 	const uint8_t *identity;  /* 32 bytes */
 	const struct mx_parsed *parsed;
 	const char *drop_id;      /* the maildrop's unique id, or NULL */
+	/* Change-log model (changes.c): the server's message id, or NULL.
+	 * RAW is then empty (LEN 0): only metadata is stored. */
+	const char *remote_id;
 };
 
 /* Stores N as a new record with its location and a message.new event
- * (uid, folder_name, the maildrop's "uidl" if any, message_id, thread),
+ * (uid, folder_name, the maildrop's "uidl" or the change-log model's
+ * "remote_id" if any, message_id, thread),
  * in T.  *ID_R gets the record's id. */
 int mx_ingest_store(struct mx_txn *t, const struct mx_ingest_new *n,
 		    uint64_t *id_r, struct mx_error *err);

@@ -1663,6 +1663,11 @@ enum mx_err mx_sync(struct mx_store *st, const char *name,
 		mx_account_free(&acct);
 		return rc;
 	}
+	if (be && (be->caps & MX_CAP_MODEL_CHANGES)) { /* changes.c */
+		rc = mx_changes_sync(st, &acct, opts, stats_r, err);
+		mx_account_free(&acct);
+		return rc;
+	}
 	rc = mx_backend_connect(st, &acct, &be, &conn, err);
 	if (rc) {
 		mx_error_prefix(err, "account %s", name);

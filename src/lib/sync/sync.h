@@ -194,4 +194,17 @@ int mx_drop_sync(struct mx_store *st, struct mx_account *a,
 		 const struct mx_sync_opts *opts,
 		 struct mx_sync_stats *stats_r, struct mx_error *err);
 
+/* ---- the change-log model: Gmail API mode (changes.c) ---- */
+
+/*
+ * Syncs account A (whose backend has MX_CAP_MODEL_CHANGES): connects,
+ * applies the changes since the stored cursor (a full listing the first
+ * time or when the server forgot the cursor), stores the new cursor.
+ * Metadata only.  Errors: those of mx_backend_connect() and the store,
+ * MX_ERR_PROTOCOL, MX_ERR_SERVER, MX_ERR_CANCELLED.
+ */
+int mx_changes_sync(struct mx_store *st, struct mx_account *a,
+		    const struct mx_sync_opts *opts,
+		    struct mx_sync_stats *stats_r, struct mx_error *err);
+
 #endif
