@@ -12,7 +12,10 @@
 static const char usage[] =
 	"usage: mxsync show MESSAGE_ID [--raw | --json]\n"
 	"  --raw   the original RFC 5322 bytes, unchanged\n"
-	"  --json  the stored record (headers, addresses, parts, locations)\n";
+	"  --json  the stored record (headers, addresses, parts, locations)\n"
+	"An API-mode message (account add --mode api) has no stored body: show\n"
+	"and --raw fetch it live from the server and fail, saying so, when the\n"
+	"server cannot be reached.\n";
 
 static void print_addrs(const char *label, json_t *a)
 {
@@ -81,6 +84,7 @@ int cli_show(struct cli *c, int argc, char **argv)
 			cli_print_json_text(out);
 		} else {
 			json_t *m = json_loads(out, 0, NULL), *p, *l;
+			const char *live;
 			size_t i;
 
 			printf("Id: %s\n", json_string_value(json_object_get(m, "id")));
@@ -117,10 +121,23 @@ int cli_show(struct cli *c, int argc, char **argv)
 			if (json_string_value(json_object_get(m, "parse_error")))
 				printf("Warning: message is malformed: %s\n",
 				       cli_safe(json_string_value(json_object_get(m, "parse_error"))));
+			/* API mode: the store has no body, it is asked
+			 * from the server now. */
+			live = json_string_value(json_object_get(m, "remote_id"));
+			if (live)
+				printf("Remote-Id: %s (API mode: only the "
+				       "sender, date and labels are stored)\n",
+				       cli_safe(live));
 			printf("\n");
 			if (mx_message_text(st, id, &text, &err) == MX_OK) {
+				if (live)
+					printf("[body fetched live from the "
+					       "server]\n");
 				cli_put_text(stdout, text, strlen(text));
 				printf("\n");
+			} else if (live) {
+				fflush(stdout);
+				rc = cli_fail(&err);
 			}
 			mx_free(text);
 			json_decref(m);

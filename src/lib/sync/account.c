@@ -1074,11 +1074,12 @@ int mx_account_edit(struct mx_store *st, const char *name,
 static int purge_api_meta(struct mx_txn *t, const uint8_t id[4],
 			  struct mx_error *err)
 {
-	static const char *const prefixes[] = {"apiid", "apicursor"};
+	static const char *const prefixes[] = {"apiid", "apimsg",
+					       "apicursor"};
 	uint8_t k[16];
 	int rc = MX_OK;
 
-	for (size_t i = 0; rc == MX_OK && i < 2; i++) {
+	for (size_t i = 0; rc == MX_OK && i < 3; i++) {
 		size_t pl = strlen(prefixes[i]);
 
 		memcpy(k, prefixes[i], pl);

@@ -398,6 +398,26 @@ static int parse_id(const char *s, uint64_t *id, struct mx_error *err)
 	return MX_OK;
 }
 
+/* API mode (change-log model): the server's id, and that the body is
+ * not stored but fetched live. */
+static int remote_json(struct mx_txn *t, const struct mx_msg *m, json_t *o,
+		       struct mx_error *err)
+{
+	char *rid = NULL;
+	int rc = mx_changes_remote_id(t, m->account_id, m->id, &rid, err);
+
+	if (rc == MX_ERR_NOTFOUND)
+		return MX_OK;
+	if (rc)
+		return rc;
+	json_object_set_new(o, "remote_id", json_string(rid));
+	json_object_set_new(o, "body", json_string("live"));
+	/* The record's size is that of the (empty) stored body. */
+	json_object_del(o, "size");
+	free(rid);
+	return MX_OK;
+}
+
 enum mx_err mx_message_json(struct mx_store *st, const char *id_s,
 			    char **json_r, struct mx_error *err)
 {
@@ -426,6 +446,8 @@ enum mx_err mx_message_json(struct mx_store *st, const char *id_s,
 	if (o && (m.p.flags & MX_PARSED_ADDRS_TRUNCATED))
 		json_object_set_new(o, "addresses_truncated", json_true());
 	rc = o ? locs_json(&t, id, &locs, err) : MX_OK;
+	if (rc == MX_OK && o)
+		rc = remote_json(&t, &m, o, err);
 	mx_msg_free(&m);
 	mx_txn_abort(&t);
 	if (rc) {
@@ -440,6 +462,51 @@ enum mx_err mx_message_json(struct mx_store *st, const char *id_s,
 	return *json_r ? MX_OK : mx_error_set(err, MX_ERR_NOMEM, NULL);
 }
 
+static int live_cb(const char *data, size_t len, void *ctx,
+		   struct mx_error *err)
+{
+	if (mx_buf_append(ctx, data, len) < 0)
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	return MX_OK;
+}
+
+/* API mode: the message's bytes from the server (REMOTE_ID of account
+ * ACCOUNT_ID), since the store has none. */
+static int raw_live(struct mx_store *st, uint32_t account_id,
+		    const char *remote_id, char **data_r, size_t *len_r,
+		    struct mx_error *err)
+{
+	const struct mx_backend_ops *be = NULL;
+	struct mx_account a = {0};
+	struct mx_conn *conn = NULL;
+	struct mx_buf b = {0};
+	int rc;
+
+	rc = mx_account_load_id(st, account_id, &a, err);
+	if (rc == MX_OK)
+		rc = mx_backend_connect(st, &a, &be, &conn, err);
+	if (rc == MX_OK && !(be->caps & MX_CAP_FETCH_LIVE))
+		rc = mx_error_set(err, MX_ERR_UNSUPPORTED,
+				  "its backend cannot fetch a message");
+	if (rc == MX_OK)
+		rc = be->fetch_live(conn, remote_id, live_cb, &b, err);
+	if (conn)
+		be->disconnect(&conn);
+	if (rc == MX_OK && mx_buf_append(&b, "", 1) < 0)
+		rc = mx_error_set(err, MX_ERR_NOMEM, NULL);
+	if (rc == MX_OK) {
+		*len_r = b.len - 1;
+		*data_r = mx_buf_steal(&b);
+	} else {
+		mx_error_prefix(err, "the body is not stored in API mode "
+				"and fetching it from %s failed",
+				be ? be->title : "the server");
+	}
+	mx_buf_free(&b);
+	mx_account_free(&a);
+	return rc;
+}
+
 enum mx_err mx_message_raw(struct mx_store *st, const char *id_s,
 			   char **data_r, size_t *len_r, struct mx_error *err)
 {
@@ -448,6 +515,7 @@ enum mx_err mx_message_raw(struct mx_store *st, const char *id_s,
 	const char *data;
 	size_t len;
 	uint64_t id;
+	char *rid = NULL;
 	int rc;
 
 	mx_error_clear(err);
@@ -457,6 +525,16 @@ enum mx_err mx_message_raw(struct mx_store *st, const char *id_s,
 	if (rc)
 		return rc;
 	rc = mx_store_msg_get(&t, id, &m, err);
+	if (rc == MX_OK &&
+	    mx_changes_remote_id(&t, m.account_id, id, &rid, NULL) == MX_OK) {
+		uint32_t acct = m.account_id;
+
+		mx_msg_free(&m);
+		mx_txn_abort(&t);
+		rc = raw_live(st, acct, rid, data_r, len_r, err);
+		free(rid);
+		return rc;
+	}
 	if (rc == MX_OK) {
 		rc = mx_store_blob_get(&t, m.sha256, &data, &len, err);
 		if (rc == MX_OK) {

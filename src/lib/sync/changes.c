@@ -18,6 +18,8 @@
  *    already in the map is never stored again: a rerun after a crash, a
  *    full relisting after an expired cursor, two syncs at once -- each
  *    message.new happens once.
+ *    The reverse map, meta key "apimsg" + u32 account id + u64 record
+ *    id, value the message id, is what `show` fetches live by.
  *  - The cursor: meta key "apicursor" + u32 account id, the string the
  *    backend returned, written only after every batch of the run has
  *    committed.  A crash replays from the old cursor: applying a change
@@ -41,6 +43,7 @@
 #include "sync/sync.h"
 
 #define MAP_PREFIX "apiid"
+#define REV_PREFIX "apimsg"
 #define CURSOR_PREFIX "apicursor"
 #define MAP_KEY_MAX (sizeof(MAP_PREFIX) - 1 + 4 + 256)
 
@@ -76,6 +79,32 @@ static size_t map_key(uint32_t account_id, const char *id,
 	mx_put_be32(out + pl, account_id);
 	memcpy(out + pl + 4, id, il);
 	return pl + 4 + il;
+}
+
+static void rev_key(uint32_t account_id, uint64_t msg,
+		    uint8_t out[sizeof(REV_PREFIX) - 1 + 12])
+{
+	memcpy(out, REV_PREFIX, sizeof(REV_PREFIX) - 1);
+	mx_put_be32(out + sizeof(REV_PREFIX) - 1, account_id);
+	mx_put_be64(out + sizeof(REV_PREFIX) - 1 + 4, msg);
+}
+
+int mx_changes_remote_id(struct mx_txn *t, uint32_t account_id, uint64_t msg,
+			 char **id_r, struct mx_error *err)
+{
+	uint8_t k[sizeof(REV_PREFIX) - 1 + 12];
+	MDB_val v;
+	int rc;
+
+	*id_r = NULL;
+	rev_key(account_id, msg, k);
+	rc = mx_db_get(t, MX_DB_META, k, sizeof(k), &v, NULL);
+	if (rc == MX_ERR_NOTFOUND)
+		return rc;
+	if (rc)
+		return mx_error_set(err, rc, "message map");
+	*id_r = mx_strndup(v.mv_data, v.mv_size);
+	return *id_r ? MX_OK : mx_error_set(err, MX_ERR_NOMEM, NULL);
 }
 
 static void cursor_key(uint32_t account_id,
@@ -190,6 +219,14 @@ static int remove_msg(struct mx_txn *t, struct csync *c, uint64_t msg,
 				    c->folder.id, msg, NULL, err);
 	if (rc == MX_OK && k)
 		rc = mx_db_del(t, MX_DB_META, k, kl, NULL, 0, err);
+	if (rc == MX_OK) {
+		uint8_t rk[sizeof(REV_PREFIX) - 1 + 12];
+
+		rev_key(c->a->id, msg, rk);
+		rc = mx_db_del(t, MX_DB_META, rk, sizeof(rk), NULL, 0, err);
+		if (rc == MX_ERR_NOTFOUND)
+			rc = MX_OK;
+	}
 	if (rc == MX_OK)
 		c->removed++;
 	return rc;
@@ -271,6 +308,13 @@ static int add_msg(struct mx_txn *t, struct csync *c, struct mx_folder *f,
 	rc = mx_db_put(t, MX_DB_META, k, kl, v.data, 12 + strlen(ch->thread),
 		       0, err);
 	mx_buf_free(&v);
+	if (rc == MX_OK) {
+		uint8_t rk[sizeof(REV_PREFIX) - 1 + 12];
+
+		rev_key(c->a->id, id, rk);
+		rc = mx_db_put(t, MX_DB_META, rk, sizeof(rk), ch->id,
+			       strlen(ch->id), 0, err);
+	}
 	if (rc == MX_OK) {
 		c->created++;
 		*msg_r = id;

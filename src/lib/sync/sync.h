@@ -207,4 +207,9 @@ int mx_changes_sync(struct mx_store *st, struct mx_account *a,
 		    const struct mx_sync_opts *opts,
 		    struct mx_sync_stats *stats_r, struct mx_error *err);
 
+/* The server's id of record MSG of account ACCOUNT_ID (malloc()ed in
+ * *ID_R); MX_ERR_NOTFOUND when it is not a change-log model message. */
+int mx_changes_remote_id(struct mx_txn *t, uint32_t account_id, uint64_t msg,
+			 char **id_r, struct mx_error *err);
+
 #endif
