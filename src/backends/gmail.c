@@ -253,17 +253,21 @@ static int fetch_meta(struct mx_conn *c, const char *const *ids, size_t n,
 	return rc;
 }
 
-/* Fetches the ids at IDS (N, at most MX_GMAIL_LIST_MAX) in batches of
- * MX_GMAIL_BATCH_MAX into B. */
+/* Fetches the ids at IDS (N) in batches of MX_GMAIL_BATCH_MAX into B,
+ * handing each batch (with what B held before) to CB: the caller commits
+ * every hundred messages, so an interruption loses little. */
 static int fetch_all(struct mx_conn *c, const char *const *ids, size_t n,
-		     struct chg_batch *b, uint64_t *maxh_r,
-		     struct mx_error *err)
+		     struct chg_batch *b, uint64_t *maxh_r, mx_changes_cb *cb,
+		     void *ctx, struct mx_error *err)
 {
 	for (size_t i = 0; i < n; i += MX_GMAIL_BATCH_MAX) {
 		size_t k = n - i < MX_GMAIL_BATCH_MAX ? n - i
 						      : MX_GMAIL_BATCH_MAX;
 		int rc = fetch_meta(c, ids + i, k, b, maxh_r, err);
 
+		if (rc == MX_OK && b->n)
+			rc = cb(b->v, b->n, ctx, err);
+		batch_reset(b);
 		if (rc)
 			return rc;
 	}
@@ -301,10 +305,7 @@ static int full_listing(struct mx_conn *c, mx_changes_cb *cb, void *ctx,
 			break;
 		for (size_t i = 0; i < page.n; i++)
 			ids[i] = page.v[i].id;
-		rc = fetch_all(c, ids, page.n, b, &maxh, err);
-		if (rc == MX_OK && b->n)
-			rc = cb(b->v, b->n, ctx, err);
-		batch_reset(b);
+		rc = fetch_all(c, ids, page.n, b, &maxh, cb, ctx, err);
 		if (rc)
 			break;
 		free(token);
@@ -339,7 +340,8 @@ static bool seen_id(const char *const *v, size_t n, const char *id)
  * named; a deletion anywhere in the page wins (ids are not reused). */
 static int history_page(struct mx_conn *c,
 			const struct mx_gmail_history_page *p,
-			struct chg_batch *b, struct mx_error *err)
+			struct chg_batch *b, mx_changes_cb *cb, void *ctx,
+			struct mx_error *err)
 {
 	const char **upd = NULL, **del = NULL;
 	size_t nupd = 0, ndel = 0;
@@ -361,14 +363,13 @@ static int history_page(struct mx_conn *c,
 		    !seen_id(del, ndel, p->v[i].msg.id) &&
 		    !seen_id(upd, nupd, p->v[i].msg.id))
 			upd[nupd++] = p->v[i].msg.id;
-	for (size_t i = 0; i < ndel && rc == MX_OK; i++) {
-		if (b->n == MX_GMAIL_LIST_MAX)
-			break;
+	for (size_t i = 0; i < ndel && rc == MX_OK; i++)
 		rc = batch_add_removed(b, del[i]);
-	}
-	(void)maxh;
 	if (rc == MX_OK && nupd)
-		rc = fetch_all(c, upd, nupd, b, &maxh, err);
+		rc = fetch_all(c, upd, nupd, b, &maxh, cb, ctx, err);
+	else if (rc == MX_OK && b->n)
+		rc = cb(b->v, b->n, ctx, err);
+	batch_reset(b);
 out:
 	free(upd);
 	free(del);
@@ -408,10 +409,7 @@ static int incremental(struct mx_conn *c, const char *cursor,
 			slice.n = page.n - off < MX_GMAIL_LIST_MAX / 2
 					  ? page.n - off
 					  : MX_GMAIL_LIST_MAX / 2;
-			rc = history_page(c, &slice, b, err);
-			if (rc == MX_OK && b->n)
-				rc = cb(b->v, b->n, ctx, err);
-			batch_reset(b);
+			rc = history_page(c, &slice, b, cb, ctx, err);
 		}
 		if (rc)
 			break;

@@ -1,13 +1,15 @@
 /*
  * mxsync.conf: an INI file (doc/mxsync.conf.5).
  *
- *   [daemon]            workers, poll_interval, folder_interval,
+ *   [daemon]            workers, poll_interval, api_poll_interval,
+ *                       folder_interval,
  *                       idle_restart, idle_connection, backoff_min,
  *                       backoff_max, log, log_level, trace
  *   [events]            retention_days, retention_count
  *   [webhook NAME]      url, secret | secret_file, events, ca_file,
  *                       timeout, max_backoff
- *   [account NAME]      folders, enabled, idle_connection
+ *   [account NAME]      folders, enabled, idle_connection,
+ *                       api_poll_interval
  *
  * Unknown sections or keys are errors (a typo must not silently change
  * behaviour); values are checked for range.
@@ -108,6 +110,7 @@ static void defaults(struct mx_config *c)
 	memset(c, 0, sizeof(*c));
 	c->workers = 4;
 	c->poll_interval_s = 60;
+	c->api_poll_interval_s = 30;
 	c->folder_interval_s = 120;
 	c->idle_restart_s = 1500;
 	c->idle_connection = MX_IDLE_CONN_SEPARATE;
@@ -226,6 +229,8 @@ int mx_config_load(const char *path, struct mx_config *cfg,
 				cfg->workers = (int)n;
 			else if (!strcmp(k, "poll_interval") && !parse_int(v, 5, 86400, &n))
 				cfg->poll_interval_s = (int)n;
+			else if (!strcmp(k, "api_poll_interval") && !parse_int(v, 1, 86400, &n))
+				cfg->api_poll_interval_s = (int)n;
 			else if (!strcmp(k, "folder_interval") && !parse_int(v, 10, 86400, &n))
 				cfg->folder_interval_s = (int)n;
 			else if (!strcmp(k, "idle_restart") && !parse_int(v, 30, 1740, &n))
@@ -321,6 +326,9 @@ int mx_config_load(const char *path, struct mx_config *cfg,
 			} else if (!strcmp(k, "idle_connection") &&
 				   parse_idle_conn(v, &a->idle_connection) == 0) {
 				;
+			} else if (!strcmp(k, "api_poll_interval") &&
+				   !parse_int(v, 1, 86400, &n)) {
+				a->api_poll_interval_s = (int)n;
 			} else {
 				BAD("%s:%d: bad [account] setting '%s'", path, lineno, k);
 			}

@@ -27,6 +27,7 @@ struct mx_acct_cfg {
 	size_t nfolders;
 	bool disabled;
 	int idle_connection;    /* MX_IDLE_CONN_*; 0 = the [daemon] value */
+	int api_poll_interval_s; /* API mode; 0 = the [daemon] value */
 };
 
 /* Where IDLE runs (idle_connection =): on a second connection that stays
@@ -37,6 +38,7 @@ enum { MX_IDLE_CONN_SEPARATE = 1, MX_IDLE_CONN_SHARED = 2 };
 struct mx_config {
 	int workers;            /* worker threads (default 4) */
 	int poll_interval_s;    /* servers without IDLE (default 60) */
+	int api_poll_interval_s; /* API mode: history.list (default 30) */
 	int folder_interval_s;  /* other folders / full resync (default 120) */
 	int idle_restart_s;     /* re-issue IDLE before 29 min (default 1500) */
 	int idle_connection;    /* MX_IDLE_CONN_* (default separate) */

@@ -308,6 +308,17 @@ static void idle_job_run(struct acct *a)
 	a->idle_rc = rc;
 }
 
+/* Seconds to the next poll of an account that is not idling: API mode
+ * has its own interval (history.list is cheap: 2 quota units). */
+static int poll_interval_s(const struct daemon *d, const struct acct *a)
+{
+	if (!(acct_be(a)->caps & MX_CAP_MODEL_CHANGES))
+		return d->cfg.poll_interval_s;
+	if (a->cfg && a->cfg->api_poll_interval_s)
+		return a->cfg->api_poll_interval_s;
+	return d->cfg.api_poll_interval_s;
+}
+
 static void job_run(struct daemon *d, struct acct *a)
 {
 	struct mx_sync_opts opts = {0};
@@ -328,6 +339,16 @@ static void job_run(struct daemon *d, struct acct *a)
 		a->job_rc = a->job == JOB_STOP ? MX_OK
 			    : mx_drop_sync(d->st, &a->a, &opts, &a->job_stats,
 					   err);
+		return;
+	}
+	if (acct_be(a)->caps & MX_CAP_MODEL_CHANGES) {
+		/* API mode: history.list polled, no connection kept
+		 * (src/lib/sync/changes.c); job_done() schedules the next
+		 * poll at api_poll_interval. */
+		a->job_keepalive = false;
+		a->job_rc = a->job == JOB_STOP ? MX_OK
+			    : mx_changes_sync(d->st, &a->a, &opts,
+					      &a->job_stats, err);
 		return;
 	}
 	if (a->cfg && a->cfg->folders && a->cfg->nfolders) {
@@ -726,7 +747,7 @@ static void job_done(struct daemon *d, struct acct *a)
 		a->next_at = a->next_refresh;
 	} else {
 		set_state(d, a, MX_ST_POLLING, NULL);
-		a->next_at = now + (uint64_t)d->cfg.poll_interval_s * 1000;
+		a->next_at = now + (uint64_t)poll_interval_s(d, a) * 1000;
 	}
 }
 

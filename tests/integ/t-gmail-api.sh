@@ -10,6 +10,7 @@
 . "$MX_TOP_SRCDIR/tests/integ/lib/dovecot.sh"
 . "$MX_TOP_SRCDIR/tests/integ/lib/fake.sh"
 . "$MX_TOP_SRCDIR/tests/integ/lib/mx.sh"
+: "${MXSYNCD:=${MX_TOP_BUILDDIR:-$MX_TOP_SRCDIR}/src/daemon/mxsyncd}"
 
 command -v openssl >/dev/null 2>&1 || skip_all "openssl not installed"
 [ -x "$MX_PY" ] || skip_all "$MX_PY not found"
@@ -87,7 +88,7 @@ for line in sys.stdin:
         for e in (d if isinstance(d, list) else d.get("events", [d])):
             n += e.get("type") == sys.argv[1]
 print(n)' "$1"; }
-count() { mx ls g --json 2>/dev/null | "$MX_PY" -c 'import json, sys
+count() { mx ls "${1:-g}" --json 2>/dev/null | "$MX_PY" -c 'import json, sys
 d = json.load(sys.stdin); print(len(d if isinstance(d, list) else d.get("messages", [])))'; }
 
 # ------------------------------------------------------------ add, sync
@@ -171,4 +172,157 @@ PY
 out=$(scan)
 diag "$out"
 like "$out" "found: \[\]; sender: True" "data.mdb holds no subject, body, To, Message-ID or other header; it holds the sender"
+
+# ------------------------------------------------------------ incremental
+# flags of message MID (show --json): "seen flagged" words present
+flags_of() { mx show "$1" --json | "$MX_PY" -c 'import json, sys
+d = json.load(sys.stdin); f = d["locations"][0]["flags"]
+print(" ".join(x for x in ("Seen", "Flagged") if any(x in str(y) for y in f)))'; }
+is "$(flags_of "$MID")" "" "an UNREAD message is not \\Seen"
+ctl POST /_fake/label "{\"user\": \"$A\", \"id\": \"$SID\", \"add\": [\"STARRED\"], \"remove\": [\"UNREAD\"]}" >/dev/null
+run_ok "sync after a label change" mx sync g
+is "$(flags_of "$MID")" "Seen Flagged" "-UNREAD +STARRED: \\Seen \\Flagged"
+is "$(events message.updated)" 1 "one message.updated"
+like "$(mx show "$MID" --json)" "STARRED" "the label ids are kept"
+# a corpus message deleted on the server
+DID=$(mx ls g --json | "$MX_PY" -c 'import json, sys
+d = json.load(sys.stdin); d = d if isinstance(d, list) else d["messages"]
+print([m["id"] for m in d if m["id"] != sys.argv[1]][0])' "$MID")
+DRID=$(mx show "$DID" --json | "$MX_PY" -c 'import json, sys; print(json.load(sys.stdin)["remote_id"])')
+ctl POST /_fake/delete "{\"user\": \"$A\", \"id\": \"$DRID\"}" >/dev/null
+run_ok "sync after a deletion" mx sync g
+is "$(count)" "$N" "the deleted message is gone from the store"
+is "$(events message.deleted)" 1 "one message.deleted"
+run_fails "show of the deleted message" mx show "$DID"
+
+# ------------------------------------------------------------ expired history
+cp "$T/secret.eml" "$T/m2.eml"; sed -i 's/zq7/zq8/; s/^Message-ID: .*/Message-ID: <m2.zq8@example.org>/' "$T/m2.eml"
+S2=$(deliver "$T/m2.eml")
+S3=$(mx ls g --json | "$MX_PY" -c 'import json, sys
+d = json.load(sys.stdin); d = d if isinstance(d, list) else d["messages"]
+print([m["id"] for m in d if m["id"] not in sys.argv[1:]][0])' "$MID" "$DID")
+S3R=$(mx show "$S3" --json | "$MX_PY" -c 'import json, sys; print(json.load(sys.stdin)["remote_id"])')
+ctl POST /_fake/delete "{\"user\": \"$A\", \"id\": \"$S3R\"}" >/dev/null
+ctl POST /_fake/history "{\"user\": \"$A\", \"expire\": true}" >/dev/null
+mx sync g > "$T/exp.out" 2>&1; rc=$?
+is "$rc" 0 "sync with an expired history id succeeds"
+like "$(cat "$T/exp.out")" "listing every message again" "it says it lists everything again"
+is "$(count)" "$N" "one new, one deleted: the count follows the server"
+is "$(events message.new)" "$((N + 2))" "no duplicate message.new after the full relisting"
+is "$(events message.deleted)" 2 "the message deleted meanwhile is removed by the relisting"
+like "$(mx show "$MID" --json)" "\"remote_id\": \"$SID\"" "the old message keeps its record and Gmail id"
+
+# ------------------------------------------------------------ 429 storm
+for i in 1 2 3; do
+    sed "s/zq7/storm$i/" "$T/secret.eml" > "$T/s$i.eml"; deliver "$T/s$i.eml" >/dev/null
+done
+r429=$(stat 'd["status"].get("429", 0)')
+ctl POST /_fake/quota '{"per_minute": 1, "retry_after": 1, "reset": true}' >/dev/null
+mx sync g > "$T/storm.out" 2>&1 &
+SPID=$!
+at_exit "kill -9 $SPID 2>/dev/null"
+sleep 2
+ctl POST /_fake/quota '{"per_minute": 15000, "retry_after": null, "reset": true}' >/dev/null
+wait $SPID; rc=$?
+is "$rc" 0 "a 429 storm: the sync backs off and finishes"
+[ "$(stat 'd["status"].get("429", 0)')" -gt "$r429" ]; ok $? "the fake answered 429 meanwhile"
+is "$(count)" "$((N + 3))" "the messages of the storm are stored"
+
+# ------------------------------------------------------------ missing scope
+# tokens with too small a scope, for bob (an empty mailbox on the fake)
+printf 'refresh-bob\n' > "$T/rt-bob"
+add_bob() { # NAME
+    mx account add "$1" --provider gmail --email bob@example.test --mode api \
+        --api-url "https://127.0.0.1:$G" --ca-file "$DC_CA" \
+        --oauth-token-url "http://127.0.0.1:$IDP_PORT/token" \
+        --oauth-client-id test-client --oauth-client-secret-file "$T/client-secret" \
+        --refresh-token-file "$T/rt-bob"
+}
+run_ok "add an account for bob (full scope)" add_bob r
+run_ok "sync it (an empty mailbox)" mx sync r
+idp_control '{"scope": "https://www.googleapis.com/auth/gmail.send"}'
+run_ok "add an account whose token has only gmail.send" add_bob s
+run_fails "sync without a read scope fails" mx sync s
+like "$MX_OUT" "gmail\.(metadata|readonly|labels|modify)" "the error names the scope to grant"
+idp_control '{"scope": "https://www.googleapis.com/auth/gmail.metadata"}'
+run_ok "add an account whose token has gmail.metadata" add_bob m
+sed "s/zq7/bob1/" "$T/secret.eml" > "$T/b1.eml"
+"$MX_PY" - "$DC_CA" "$BASE/_fake/deliver?user=bob@example.test&labels=INBOX" "$T/b1.eml" <<'PY'
+import ssl, sys, urllib.request
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+urllib.request.urlopen(urllib.request.Request(sys.argv[2], data=open(sys.argv[3], 'rb').read(), method='POST'), context=ctx).read()
+PY
+run_ok "gmail.metadata is enough to sync" mx sync m
+BID=$(mx ls m --json | "$MX_PY" -c 'import json, sys
+d = json.load(sys.stdin); d = d if isinstance(d, list) else d["messages"]; print(d[0]["id"])')
+run_fails "show needs more than gmail.metadata" mx show "$BID"
+like "$MX_OUT" "gmail\.readonly" "the error names gmail.readonly"
+like "$MX_OUT" "not stored in API mode" "and says the body is not stored"
+idp_control '{"scope": ""}'
+
+# ------------------------------------------------------------ kill -9 mid-sync
+# a second store; the fake's quota runs out part-way, so the sync waits
+# there (Retry-After 60) with some batches committed: kill -9 then
+MXD0=$MXD; MXD=$T/mx2; export MXD
+run_ok "add the account to a second store" add_api k
+ctl POST /_fake/quota '{"per_minute": 1500, "retry_after": 60, "reset": true}' >/dev/null
+mx sync k > "$T/k.out" 2>&1 &
+KPID=$!
+at_exit "kill -9 $KPID 2>/dev/null"
+i=0; c=0
+while [ $i -lt 300 ]; do
+    c=$(count k 2>/dev/null || echo 0)
+    [ "${c:-0}" -gt 0 ] && break
+    sleep 0.1; i=$((i + 1))
+done
+kill -9 $KPID; wait $KPID 2>/dev/null
+diag "killed with $c messages committed"
+[ "${c:-0}" -gt 0 ] && [ "$c" -lt "$N" ]; ok $? "kill -9 came mid-sync, after a commit"
+ctl POST /_fake/quota '{"per_minute": 15000, "retry_after": null, "reset": true}' >/dev/null
+run_ok "the sync after kill -9" mx sync k
+NK=$(stat 'd["users"]["'$A'"]["messages"]')
+is "$(count k)" "$NK" "nothing lost: every message of the fake is stored"
+is "$(events message.new)" "$NK" "nothing twice: one message.new per message"
+
+# ------------------------------------------------------------ the daemon polls
+if [ -x "$MXSYNCD" ]; then
+    printf '[daemon]\napi_poll_interval = 60\nworkers = 1\n[account k]\napi_poll_interval = 1\n' > "$MXD/mxsync.conf"
+    DLOG=$T/d.log
+    d_start
+    at_exit d_stop_at_exit
+    sed "s/zq7/polled/" "$T/secret.eml" > "$T/p.eml"
+    PID_G=$(deliver "$T/p.eml")
+    i=0
+    while [ $i -lt 150 ] && [ "$(count k)" != "$((NK + 1))" ]; do sleep 0.2; i=$((i + 1)); done
+    is "$(count k)" "$((NK + 1))" "the daemon picks up a new message by polling history"
+    like "$(grep -c history.list "$T/g/log")" "^[0-9]+$" "history.list was called"
+    d_stop_at_exit; DPID=
+fi
+MXD=$MXD0
+
+# ------------------------------------------------------------ offline show
+tool_stop "$T/g" >/dev/null
+run_fails "show with the server stopped fails" mx show "$MID"
+like "$MX_OUT" "not stored in API mode" "and says plainly that the body is not stored in API mode"
+like "$MX_OUT" "From: .*sender.marker@example.org" "the stored metadata is still shown"
+run_ok "ls works offline" mx ls g
+like "$MX_OUT" "sender.marker@example.org" "ls shows the sender offline"
+# ------------------------------------------------------------ 401: one refresh
+# a new signing key for the IdP and the fake: the stored token is refused
+# (account r: bob's mailbox, empty before and after the restart)
+head -c 32 /dev/urandom > "$T/secret2.raw"
+idp_stop "$T/idp"
+tool_start "$T/idp" fake_idp.py --secret-file "$T/secret2.raw" --log "$T/idp/log2" \
+    --port "$IDP_PORT" --refresh refresh-alice=$A --refresh refresh-bob=bob@example.test ||
+    bail_out "fake_idp did not restart"
+IDP_LOG=$T/idp/log2
+gstart_secret() {
+    tool_start "$T/g" fakegmail.py --port "$G" --secret-file "$T/secret2.raw" \
+        --mailbox "$A=$CORPUS" --cert "$D/ssl/cert.pem" --key "$D/ssl/key.pem" \
+        --log "$T/g/log" "$@"
+}
+gstart_secret || bail_out "fakegmail did not restart"
+mx -D backend sync r > "$T/401.out" 2>&1; rc=$?
+is "$rc" 0 "a refused token (401): sync refreshes it and succeeds"
+is "$(refreshes)" 1 "exactly one refresh"
 done_testing
