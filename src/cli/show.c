@@ -93,7 +93,11 @@ int cli_show(struct cli *c, int argc, char **argv)
 			print_addrs("Cc", json_object_get(m, "cc"));
 			/* Everything below comes from the message or the
 			 * server: escaped for the terminal (--raw is not). */
-			printf("Subject: %s\n", cli_safe(json_string_value(json_object_get(m, "subject"))));
+			live = json_string_value(json_object_get(m, "remote_id"));
+			if (live)
+				printf("Subject: (not stored in API mode)\n");
+			else
+				printf("Subject: %s\n", cli_safe(json_string_value(json_object_get(m, "subject"))));
 			printf("Message-ID: %s\n", json_string_value(json_object_get(m, "message_id"))
 							   ? cli_safe(json_string_value(json_object_get(m, "message_id"))) : "-");
 			printf("Thread: %lld\n", (long long)json_integer_value(json_object_get(m, "thread")));
@@ -123,7 +127,6 @@ int cli_show(struct cli *c, int argc, char **argv)
 				       cli_safe(json_string_value(json_object_get(m, "parse_error"))));
 			/* API mode: the store has no body, it is asked
 			 * from the server now. */
-			live = json_string_value(json_object_get(m, "remote_id"));
 			if (live)
 				printf("Remote-Id: %s (API mode: only the "
 				       "sender, date and labels are stored)\n",

@@ -184,6 +184,8 @@ run_ok "sync after a label change" mx sync g
 is "$(flags_of "$MID")" "Seen Flagged" "-UNREAD +STARRED: \\Seen \\Flagged"
 is "$(events message.updated)" 1 "one message.updated"
 like "$(mx show "$MID" --json)" "STARRED" "the label ids are kept"
+run_fails "flag on an API-mode message is refused" mx flag "$MID" --flagged
+like "$MX_OUT" "not supported in this mode" "the refusal says why"
 # a corpus message deleted on the server
 DID=$(mx ls g --json | "$MX_PY" -c 'import json, sys
 d = json.load(sys.stdin); d = d if isinstance(d, list) else d["messages"]
@@ -240,6 +242,7 @@ add_bob() { # NAME
 }
 run_ok "add an account for bob (full scope)" add_bob r
 run_ok "sync it (an empty mailbox)" mx sync r
+unlike "$(mx status)" "^r: .*last sync never" "status shows when the empty mailbox was synced"
 idp_control '{"scope": "https://www.googleapis.com/auth/gmail.send"}'
 run_ok "add an account whose token has only gmail.send" add_bob s
 run_fails "sync without a read scope fails" mx sync s
@@ -305,6 +308,7 @@ tool_stop "$T/g" >/dev/null
 run_fails "show with the server stopped fails" mx show "$MID"
 like "$MX_OUT" "not stored in API mode" "and says plainly that the body is not stored in API mode"
 like "$MX_OUT" "From: .*sender.marker@example.org" "the stored metadata is still shown"
+like "$MX_OUT" "Subject: \(not stored in API mode\)" "show says the subject is not stored"
 run_ok "ls works offline" mx ls g
 like "$MX_OUT" "sender.marker@example.org" "ls shows the sender offline"
 # ------------------------------------------------------------ 401: one refresh

@@ -673,7 +673,13 @@ enum mx_err mx_message_flag(struct mx_store *st, const char *id_s,
 	if (rc == MX_OK && (be == NULL ||
 			    !(be->caps & MX_CAP_STORE_FLAGS) ||
 			    !(be->caps & MX_CAP_MODEL_UID)))
-		rc = mx_error_set(err, MX_ERR_UNSUPPORTED,
+		rc = be && (be->caps & MX_CAP_MODEL_CHANGES)
+			? mx_error_set(err, MX_ERR_UNSUPPORTED,
+				       "account %s is %s mode: its labels are "
+				       "read here, not changed (flag is not "
+				       "supported in this mode)", a.name,
+				       be->title)
+			: mx_error_set(err, MX_ERR_UNSUPPORTED,
 				  "account %s is %s: its server keeps no "
 				  "flags; nothing to change there", a.name,
 				  be ? be->title : "of no backend");

@@ -469,6 +469,22 @@ static int gone_fn(struct mx_txn *t, const MDB_val *k, const MDB_val *v,
 	return MX_WALK_DELETE;
 }
 
+/* The folder's last sync is now (also when nothing changed). */
+static int touch_folder(struct mx_txn *t, struct csync *c,
+			struct mx_error *err)
+{
+	struct mx_folder f;
+	int rc;
+
+	rc = mx_store_folder_get(t, c->folder.id, &f, err);
+	if (rc)
+		return rc;
+	f.last_sync = mx_wall_s();
+	rc = mx_store_folder_put(t, &f, err);
+	mx_folder_free(&f);
+	return rc;
+}
+
 /* After a complete run: with a full listing, what is stored but was not
  * listed is gone from the server; then the cursor is stored. */
 static int finish_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
@@ -495,6 +511,9 @@ static int finish_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 		if (rc)
 			return rc;
 	}
+	rc = touch_folder(t, c, err);
+	if (rc)
+		return rc;
 	cursor_key(c->a->id, ck);
 	if (c->cursor)
 		return mx_db_put(t, MX_DB_META, ck, sizeof(ck), c->cursor,
