@@ -73,6 +73,32 @@ START_TEST(test_good_file_loads)
 }
 END_TEST
 
+/* API mode's poll interval: a [daemon] default of 30 s, set globally and
+ * per account, range-checked. */
+START_TEST(test_api_poll_interval)
+{
+	struct mx_config c;
+	struct mx_error e;
+	FILE *fp;
+
+	mx_error_clear(&e);
+	ck_assert_int_eq(mx_config_load(g_path, &c, &e), MX_OK);
+	ck_assert_int_eq(c.api_poll_interval_s, 30);
+	mx_config_free(&c);
+	fp = fopen(g_path, "w");
+	ck_assert_ptr_nonnull(fp);
+	fputs("[daemon]\napi_poll_interval = 45\n"
+	      "[account g]\napi_poll_interval = 2\n", fp);
+	ck_assert_int_eq(fclose(fp), 0);
+	ck_assert_int_eq(mx_config_load(g_path, &c, &e), MX_OK);
+	ck_assert_int_eq(c.api_poll_interval_s, 45);
+	ck_assert_int_eq(mx_config_account(&c, "g")->api_poll_interval_s, 2);
+	mx_config_free(&c);
+	REFUSED("[daemon]\napi_poll_interval = 0\n", "api_poll_interval");
+	REFUSED("[account g]\napi_poll_interval = x\n", "api_poll_interval");
+}
+END_TEST
+
 START_TEST(test_directory_refused)
 {
 	struct mx_config c;
@@ -182,6 +208,7 @@ int main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_good_file_loads);
 	tcase_add_test(tc, test_directory_refused);
+	tcase_add_test(tc, test_api_poll_interval);
 	tcase_add_test(tc, test_duplicate_account_refused);
 	tcase_add_test(tc, test_webhook_url_refused);
 	tcase_add_test(tc, test_webhook_url_message_once);

@@ -342,6 +342,27 @@ START_TEST(message)
 	ck_assert_uint_eq(m.labels.n, 0);
 	mx_gmail_msg_free(&m);
 
+	/* A NUL in a header value (real mail has them, Gmail sends them as
+	 * \u0000): the message is still read; a From with one is no
+	 * sender, a NUL elsewhere does not matter. */
+	rc = mx_gmail_parse_msg(J("{\"id\":\"1\",\"threadId\":\"1\","
+				  "\"historyId\":2,\"internalDate\":\"0\","
+				  "\"payload\":{\"headers\":[{\"name\":"
+				  "\"From\",\"value\":\"a@b.c\\u0000x\"}]}}"),
+				&m, &e);
+	ck_assert_int_eq(rc, MX_OK);
+	ck_assert_ptr_null(m.from);
+	mx_gmail_msg_free(&m);
+	rc = mx_gmail_parse_msg(J("{\"id\":\"1\",\"threadId\":\"1\","
+				  "\"historyId\":2,\"internalDate\":\"0\","
+				  "\"payload\":{\"headers\":[{\"name\":"
+				  "\"Date\",\"value\":\"\\u0000\"},{\"name\":"
+				  "\"From\",\"value\":\"a@b.example\"}]}}"),
+				&m, &e);
+	ck_assert_int_eq(rc, MX_OK);
+	ck_assert_str_eq(m.from, "a@b.example");
+	mx_gmail_msg_free(&m);
+
 #define MSG_BAD(body, needle)                                             \
 	do {                                                              \
 		rc = mx_gmail_parse_msg(J(body), &m, &e);                 \
