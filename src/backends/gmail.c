@@ -197,8 +197,10 @@ static int batch_add_msg(struct chg_batch *b, const struct mx_gmail_msg *m,
 		}
 	b->labels[b->n] = lb.data ? mx_buf_steal(&lb) : strdup("");
 	b->from[b->n] = m->from ? strdup(m->from) : NULL;
-	if (b->labels[b->n] == NULL || (m->from && b->from[b->n] == NULL))
+	if (b->labels[b->n] == NULL || (m->from && b->from[b->n] == NULL)) {
+		b->n++; /* batch_reset() frees what was allocated */
 		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	}
 	snprintf(b->id[b->n], sizeof(b->id[0]), "%s", m->id);
 	snprintf(b->thread[b->n], sizeof(b->thread[0]), "%s", m->thread_id);
 	ch->id = b->id[b->n];

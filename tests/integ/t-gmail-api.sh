@@ -184,6 +184,8 @@ run_ok "sync after a label change" mx sync g
 is "$(flags_of "$MID")" "Seen Flagged" "-UNREAD +STARRED: \\Seen \\Flagged"
 is "$(events message.updated)" 1 "one message.updated"
 like "$(mx show "$MID" --json)" "STARRED" "the label ids are kept"
+run_fails "export of an API-mode account is refused" mx export g --format maildir --out "$T/exp"
+like "$MX_OUT" "no message bodies" "the refusal says the store has no bodies"
 run_fails "flag on an API-mode message is refused" mx flag "$MID" --flagged
 like "$MX_OUT" "not supported in this mode" "the refusal says why"
 # a corpus message deleted on the server

@@ -160,6 +160,15 @@ enum mx_err mx_export(struct mx_store *st, const char *name,
 	if (rc)
 		return rc;
 	rc = mx_store_account_get(&t, name, &a, err);
+	/* API mode keeps no message bytes: empty files would pass for a
+	 * backup. */
+	if (rc == MX_OK && mx_backend_for_account(&a) &&
+	    !(mx_backend_for_account(&a)->caps & MX_CAP_STORES_BODIES) &&
+	    (mx_backend_for_account(&a)->caps & MX_CAP_FETCH_LIVE))
+		rc = mx_error_set(err, MX_ERR_UNSUPPORTED,
+				  "account %s is in %s mode: the store keeps "
+				  "no message bodies to export", a.name,
+				  mx_backend_for_account(&a)->title);
 	if (rc == MX_OK)
 		rc = mx_store_folder_list(&t, a.id, &f, &nf, err);
 	for (size_t i = 0; rc == MX_OK && i < nf; i++) {
