@@ -452,7 +452,8 @@ static int gone_fn(struct mx_txn *t, const MDB_val *k, const MDB_val *v,
 	if (v->mv_size < 12)
 		return MX_OK; /* damaged: left for map_lookup() to report */
 	msg = mx_get_be64(v->mv_data);
-	if (bsearch(&msg, g->c->seen, g->c->nseen, sizeof(msg), cmp_u64))
+	if (g->c->nseen &&
+	    bsearch(&msg, g->c->seen, g->c->nseen, sizeof(msg), cmp_u64))
 		return MX_OK;
 	if (g->n == g->cap) {
 		size_t cap = g->cap ? g->cap * 2 : 64;
@@ -572,7 +573,7 @@ static int run(struct csync *c, struct mx_error *err)
 	free(cursor);
 	if (rc)
 		return rc;
-	if (c->full)
+	if (c->full && c->nseen)
 		qsort(c->seen, c->nseen, sizeof(*c->seen), cmp_u64);
 	rc = mx_store_write(c->st, finish_fn, c, err);
 	if (rc == MX_OK) {
