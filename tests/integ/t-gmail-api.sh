@@ -111,7 +111,8 @@ print(sum(1 for m in d if m.get("date")), sum(1 for m in d if m.get("subject")),
       sum(1 for m in d if m.get("from")) > len(d) // 2)' "$T/ls.json")" \
     "$N 0 True" "ls --json: every message has a date, most a sender, none a subject"
 run_ok "status" mx status
-like "$MX_OUT" "g" "status names the account"
+like "$MX_OUT" "^g: $N messages" "status counts the account's messages"
+run_ok "account reauth works in API mode" mx account reauth g
 # a message of our own, with markers that must never reach the store
 cat > "$T/secret.eml" <<'MAIL'
 From: Sender Person <sender.marker@example.org>
@@ -224,10 +225,11 @@ r429=$(stat 'd["status"].get("429", 0)')
 ctl POST /_fake/quota '{"per_minute": 1, "retry_after": 1, "reset": true}' >/dev/null
 mx sync g > "$T/storm.out" 2>&1 &
 SPID=$!
-at_exit "kill -9 $SPID 2>/dev/null"
+# killed at exit only while it may still run (never a reused PID)
+at_exit '[ -z "$SPID" ] || kill -9 "$SPID" 2>/dev/null'
 sleep 2
 ctl POST /_fake/quota '{"per_minute": 15000, "retry_after": null, "reset": true}' >/dev/null
-wait $SPID; rc=$?
+wait $SPID; rc=$?; SPID=
 is "$rc" 0 "a 429 storm: the sync backs off and finishes"
 [ "$(stat 'd["status"].get("429", 0)')" -gt "$r429" ]; ok $? "the fake answered 429 meanwhile"
 is "$(count)" "$((N + 3))" "the messages of the storm are stored"
@@ -273,14 +275,14 @@ run_ok "add the account to a second store" add_api k
 ctl POST /_fake/quota '{"per_minute": 1500, "retry_after": 60, "reset": true}' >/dev/null
 mx sync k > "$T/k.out" 2>&1 &
 KPID=$!
-at_exit "kill -9 $KPID 2>/dev/null"
+at_exit '[ -z "$KPID" ] || kill -9 "$KPID" 2>/dev/null' 
 i=0; c=0
 while [ $i -lt 300 ]; do
     c=$(count k 2>/dev/null || echo 0)
     [ "${c:-0}" -gt 0 ] && break
     sleep 0.1; i=$((i + 1))
 done
-kill -9 $KPID; wait $KPID 2>/dev/null
+kill -9 $KPID; wait $KPID 2>/dev/null; KPID=
 diag "killed with $c messages committed"
 [ "${c:-0}" -gt 0 ] && [ "$c" -lt "$N" ]; ok $? "kill -9 came mid-sync, after a commit"
 ctl POST /_fake/quota '{"per_minute": 15000, "retry_after": null, "reset": true}' >/dev/null
