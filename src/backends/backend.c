@@ -245,6 +245,13 @@ static int t_fetch_live(struct mx_conn *c, const char *id, mx_data_cb *cb,
 	TRACED(c, "fetch_live", c->ops->fetch_live(c->inner, id, cb, ctx, err));
 }
 
+static int t_store_flags_id(struct mx_conn *c, const char *id, uint32_t add,
+			    uint32_t remove, struct mx_error *err)
+{
+	TRACED(c, "store_flags_id",
+	       c->ops->store_flags_id(c->inner, id, add, remove, err));
+}
+
 /* ---- the registry ---- */
 
 #define WRAP(slot)                                                         \
@@ -280,6 +287,7 @@ static void traced_init(void)
 		WRAP(drop_commit);
 		WRAP(changes);
 		WRAP(fetch_live);
+		WRAP(store_flags_id);
 	}
 }
 

@@ -58,6 +58,9 @@
 #define MX_CAP_FETCH_LIVE 0x4000u
 /* Reserved: sending through the backend. */
 #define MX_CAP_SEND 0x8000u
+/* store_flags_id: \Seen and \Flagged of a message named by the server's
+ * id (change-log model; Gmail: the UNREAD and STARRED labels). */
+#define MX_CAP_FLAGS_BY_ID 0x10000u
 
 /* A connection.  Callers hold the registry's handle (backend.c); each
  * backend has its own struct mx_conn, private to its file, that only it
@@ -268,6 +271,13 @@ struct mx_backend_ops {
 	 * to CB.  MX_ERR_NOTFOUND: gone from the server. */
 	int (*fetch_live)(struct mx_conn *conn, const char *id, mx_data_cb *cb,
 			  void *ctx, struct mx_error *err);
+
+	/* ---- MX_CAP_FLAGS_BY_ID ---- */
+	/* Adds and removes MX_FL_SEEN / MX_FL_FLAGGED (others:
+	 * MX_ERR_UNSUPPORTED) on message ID.  MX_ERR_NOTFOUND: gone. */
+	int (*store_flags_id)(struct mx_conn *conn, const char *id,
+			      uint32_t add, uint32_t remove,
+			      struct mx_error *err);
 };
 
 /* ---- the registry (backend.c) ---- */

@@ -461,11 +461,36 @@ static int gm_fetch_live(struct mx_conn *c, const char *id, mx_data_cb *cb,
 	return rc;
 }
 
+/* \Seen is the absence of UNREAD, \Flagged the STARRED label
+ * (users.messages.modify, gmail.modify scope). */
+static int gm_store_flags_id(struct mx_conn *c, const char *id, uint32_t add,
+			     uint32_t remove, struct mx_error *err)
+{
+	const char *ladd[2], *lrem[2];
+	size_t nadd = 0, nrem = 0;
+
+	if (((add | remove) & ~(MX_FL_SEEN | MX_FL_FLAGGED)) != 0)
+		return mx_error_set(err, MX_ERR_UNSUPPORTED, "Gmail API mode "
+				    "keeps only \\Seen and \\Flagged");
+	if (!mx_gmail_id_valid(id))
+		return mx_error_set(err, MX_ERR_INVAL, "bad Gmail message id");
+	if (add & MX_FL_SEEN)
+		lrem[nrem++] = "UNREAD";
+	if (remove & MX_FL_SEEN)
+		ladd[nadd++] = "UNREAD";
+	if (add & MX_FL_FLAGGED)
+		ladd[nadd++] = "STARRED";
+	if (remove & MX_FL_FLAGGED)
+		lrem[nrem++] = "STARRED";
+	return mx_gmail_message_modify(c->g, id, ladd, nadd, lrem, nrem, err);
+}
+
 const struct mx_backend_ops mx_backend_gmail = {
 	.name = "gmail",
 	.title = "Gmail API",
 	.proto = MX_PROTO_GMAIL,
-	.caps = MX_CAP_LABELS | MX_CAP_MODEL_CHANGES | MX_CAP_FETCH_LIVE,
+	.caps = MX_CAP_LABELS | MX_CAP_MODEL_CHANGES | MX_CAP_FETCH_LIVE |
+		MX_CAP_TWO_WAY_FLAGS | MX_CAP_FLAGS_BY_ID,
 	.description = "message id, thread, sender, date and labels only; "
 		       "bodies fetched live; history polled",
 	.connect = gm_connect,
@@ -474,4 +499,5 @@ const struct mx_backend_ops mx_backend_gmail = {
 	.list = gm_list,
 	.changes = gm_changes,
 	.fetch_live = gm_fetch_live,
+	.store_flags_id = gm_store_flags_id,
 };

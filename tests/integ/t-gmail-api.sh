@@ -187,8 +187,14 @@ is "$(events message.updated)" 1 "one message.updated"
 like "$(mx show "$MID" --json)" "STARRED" "the label ids are kept"
 run_fails "export of an API-mode account is refused" mx export g --format maildir --out "$T/exp"
 like "$MX_OUT" "no message bodies" "the refusal says the store has no bodies"
-run_fails "flag on an API-mode message is refused" mx flag "$MID" --flagged
-like "$MX_OUT" "not supported in this mode" "the refusal says why"
+# flag: \Seen and \Flagged are the UNREAD and STARRED labels
+run_ok "flag --unseen in API mode" mx -D backend flag "$MID" --unseen
+like "$MX_OUT" "store_flags_id -> ok" "it goes to Gmail (messages.modify)"
+is "$(flags_of "$MID")" "Flagged" "the store follows: not \\Seen"
+is "$(events message.updated)" 2 "one message.updated for the local change"
+run_ok "sync after the flag change" mx sync g
+is "$(flags_of "$MID")" "Flagged" "Gmail has the UNREAD label again: the sync keeps the flags"
+is "$(events message.updated)" 2 "and sees nothing to update (labels in another order are the same)"
 # a corpus message deleted on the server
 DID=$(mx ls g --json | "$MX_PY" -c 'import json, sys
 d = json.load(sys.stdin); d = d if isinstance(d, list) else d["messages"]
@@ -265,6 +271,8 @@ d = json.load(sys.stdin); d = d if isinstance(d, list) else d["messages"]; print
 run_fails "show needs more than gmail.metadata" mx show "$BID"
 like "$MX_OUT" "gmail\.readonly" "the error names gmail.readonly"
 like "$MX_OUT" "not stored in API mode" "and says the body is not stored"
+run_fails "flag needs more than gmail.metadata" mx flag "$BID" --flagged
+like "$MX_OUT" "gmail\.modify" "the error names gmail.modify"
 idp_control '{"scope": ""}'
 
 # ------------------------------------------------------------ kill -9 mid-sync

@@ -578,7 +578,62 @@ struct flag_ctx {
 	uint32_t add, remove;
 	uint32_t account_id;
 	const struct mx_account *acct; /* for the generation check */
+	/* API mode: the labels (keywords) follow the flags. */
+	bool labels;
 };
+
+/* KW (space-separated labels, may be NULL) without DEL and with ADD
+ * (either NULL), malloc()ed; NULL for none.  *NOMEM_R on ENOMEM. */
+static char *kw_edit(const char *kw, const char *add, const char *del,
+		     bool *nomem_r)
+{
+	struct mx_buf b = {0};
+	const char *p = kw ? kw : "";
+	int bad = 0;
+
+	while (*p) {
+		size_t n = strcspn(p, " ");
+
+		if (n && !(del && strlen(del) == n && !memcmp(p, del, n)) &&
+		    !(add && strlen(add) == n && !memcmp(p, add, n)))
+			bad |= mx_buf_printf(&b, "%s%.*s", b.len ? " " : "",
+					     (int)n, p);
+		p += n;
+		p += strspn(p, " ");
+	}
+	if (add)
+		bad |= mx_buf_printf(&b, "%s%s", b.len ? " " : "", add);
+	*nomem_r = bad != 0;
+	if (bad || b.len == 0) {
+		mx_buf_free(&b);
+		return NULL;
+	}
+	return mx_buf_steal(&b);
+}
+
+/* The labels that mean the flags changed by FC (Gmail API mode). */
+static int labels_follow(const struct flag_ctx *fc, struct mx_loc *l,
+			 struct mx_error *err)
+{
+	const char *add = NULL, *del = NULL;
+	char *kw;
+	bool nomem = false;
+
+	if (fc->add & MX_FL_SEEN)
+		del = "UNREAD";
+	else if (fc->remove & MX_FL_SEEN)
+		add = "UNREAD";
+	else if (fc->add & MX_FL_FLAGGED)
+		add = "STARRED";
+	else if (fc->remove & MX_FL_FLAGGED)
+		del = "STARRED";
+	kw = kw_edit(l->keywords, add, del, &nomem);
+	if (nomem)
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	free(l->keywords);
+	l->keywords = kw;
+	return MX_OK;
+}
 
 static int flag_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 {
@@ -601,7 +656,9 @@ static int flag_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 		if (rc)
 			return rc;
 		l.flags = (l.flags | fc->add) & ~fc->remove;
-		rc = mx_store_loc_put(t, &l, err);
+		rc = fc->labels ? labels_follow(fc, &l, err) : MX_OK;
+		if (rc == MX_OK)
+			rc = mx_store_loc_put(t, &l, err);
 		x = json_object();
 		json_object_set_new(x, "uid", json_integer(l.uid));
 		json_object_set_new(x, "flags", json_integer(l.flags));
@@ -669,17 +726,26 @@ enum mx_err mx_message_flag(struct mx_store *st, const char *id_s,
 		rc = mx_error_set(err, MX_ERR_NOTFOUND, "account of %s", id_s);
 	if (rc == MX_OK)
 		be = mx_backend_for_account(&a);
+	if (rc == MX_OK && be && (be->caps & MX_CAP_FLAGS_BY_ID)) {
+		/* API mode: by the server's id, no folder to select. */
+		char *rid = NULL;
+
+		rc = mx_changes_remote_id(&t, fc.account_id, id, &rid, err);
+		mx_txn_abort(&t);
+		if (rc == MX_OK)
+			rc = mx_backend_connect(st, &a, &be, &conn, err);
+		if (rc == MX_OK)
+			rc = be->store_flags_id(conn, rid, fc.add, fc.remove,
+						err);
+		free(rid);
+		fc.labels = true;
+		goto store;
+	}
 	/* Flags go to the server first, in a folder selected by UID. */
 	if (rc == MX_OK && (be == NULL ||
 			    !(be->caps & MX_CAP_STORE_FLAGS) ||
 			    !(be->caps & MX_CAP_MODEL_UID)))
-		rc = be && (be->caps & MX_CAP_MODEL_CHANGES)
-			? mx_error_set(err, MX_ERR_UNSUPPORTED,
-				       "account %s is %s mode: its labels are "
-				       "read here, not changed (flag is not "
-				       "supported in this mode)", a.name,
-				       be->title)
-			: mx_error_set(err, MX_ERR_UNSUPPORTED,
+		rc = mx_error_set(err, MX_ERR_UNSUPPORTED,
 				  "account %s is %s: its server keeps no "
 				  "flags; nothing to change there", a.name,
 				  be ? be->title : "of no backend");
@@ -714,6 +780,7 @@ enum mx_err mx_message_flag(struct mx_store *st, const char *id_s,
 	}
 	if (t.txn)
 		mx_txn_abort(&t);
+store:
 	fc.acct = &a;
 	if (rc == MX_OK)
 		rc = mx_store_write(st, flag_fn, &fc, err);

@@ -232,6 +232,38 @@ static int remove_msg(struct mx_txn *t, struct csync *c, uint64_t msg,
 	return rc;
 }
 
+/* Whether the space-separated label lists A and B (NULL: none) hold the
+ * same labels, in any order (`mxsync flag` appends, Gmail has its own
+ * order). */
+static bool same_labels(const char *a, const char *b)
+{
+	size_t na = 0, nb = 0;
+
+	for (int pass = 0; pass < 2; pass++) {
+		const char *p = pass ? b : a, *other = pass ? a : b;
+
+		while (p && *p) {
+			size_t n = strcspn(p, " ");
+			const char *q = other;
+			bool found = false;
+
+			while (q && *q && !found) {
+				size_t m = strcspn(q, " ");
+
+				found = m == n && memcmp(p, q, n) == 0;
+				q += m;
+				q += strspn(q, " ");
+			}
+			if (!found)
+				return false;
+			*(pass ? &nb : &na) += 1;
+			p += n;
+			p += strspn(p, " ");
+		}
+	}
+	return na == nb;
+}
+
 static int update_labels(struct mx_txn *t, struct csync *c, uint64_t msg,
 			 uint32_t uid, const struct mx_change *ch,
 			 struct mx_error *err)
@@ -245,8 +277,7 @@ static int update_labels(struct mx_txn *t, struct csync *c, uint64_t msg,
 	rc = mx_store_loc_get(t, c->folder.id, uid, &l, err);
 	if (rc)
 		return rc;
-	if (l.flags == fl && ((l.keywords == NULL && kw == NULL) ||
-			      (l.keywords && kw && strcmp(l.keywords, kw) == 0))) {
+	if (l.flags == fl && same_labels(l.keywords, kw)) {
 		free(l.keywords);
 		return MX_OK;
 	}
