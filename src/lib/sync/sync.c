@@ -1515,9 +1515,11 @@ int mx_sync_opts_check(const struct mx_sync_opts *opts, struct mx_error *err)
 	return MX_OK;
 }
 
-int mx_sync_conn(struct mx_store *st, const struct mx_account *acct,
-		 struct mx_conn *conn, const struct mx_sync_opts *opts,
-		 struct mx_sync_stats *stats_r, struct mx_error *err)
+/* KNOWN: the folders of OPTS as the store knows them, no LIST. */
+static int sync_conn(struct mx_store *st, const struct mx_account *acct,
+		     struct mx_conn *conn, const struct mx_sync_opts *opts,
+		     bool known, struct mx_sync_stats *stats_r,
+		     struct mx_error *err)
 {
 	const char *name = acct->name;
 	struct mx_sync_stats stats = {0};
@@ -1549,6 +1551,8 @@ int mx_sync_conn(struct mx_store *st, const struct mx_account *acct,
 	c.acct = *acct;
 	c.conn = conn;
 	c.prog.account = c.acct.name;
+	if (known)
+		goto listed;
 	rc = c.be->list(c.conn, &fc.remote, &fc.nremote, err);
 	if (rc)
 		goto out;
@@ -1572,6 +1576,7 @@ int mx_sync_conn(struct mx_store *st, const struct mx_account *acct,
 	rc = mx_store_write(st, folders_fn, &fc, err);
 	if (rc)
 		goto out;
+listed:
 	rc = mx_txn_begin(st, false, &t, err);
 	if (rc)
 		goto out;
@@ -1636,6 +1641,23 @@ out:
 	if (stats_r)
 		*stats_r = stats;
 	return rc;
+}
+
+int mx_sync_conn(struct mx_store *st, const struct mx_account *acct,
+		 struct mx_conn *conn, const struct mx_sync_opts *opts,
+		 struct mx_sync_stats *stats_r, struct mx_error *err)
+{
+	return sync_conn(st, acct, conn, opts, false, stats_r, err);
+}
+
+int mx_sync_conn_known(struct mx_store *st, const struct mx_account *acct,
+		       struct mx_conn *conn, const struct mx_sync_opts *opts,
+		       struct mx_sync_stats *stats_r, struct mx_error *err)
+{
+	if (opts == NULL || opts->folders == NULL || opts->nfolders == 0)
+		return mx_error_set(err, MX_ERR_INVAL,
+				    "a sync without LIST needs its folders");
+	return sync_conn(st, acct, conn, opts, true, stats_r, err);
 }
 
 enum mx_err mx_sync(struct mx_store *st, const char *name,

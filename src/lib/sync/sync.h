@@ -46,6 +46,18 @@ int mx_sync_conn(struct mx_store *st, const struct mx_account *acct,
 		 struct mx_conn *conn, const struct mx_sync_opts *opts,
 		 struct mx_sync_stats *stats_r, struct mx_error *err);
 
+/*
+ * mx_sync_conn() of the folders OPTS names (required) as the store knows
+ * them, without asking the server for its folder list first: one round
+ * trip less on the daemon's IDLE push of INBOX (bench/push-latency).  A
+ * folder the store does not know (never listed) is MX_ERR_NOTFOUND: the
+ * caller then runs mx_sync_conn().  Renamed and deleted folders are
+ * noticed by the next full sync.
+ */
+int mx_sync_conn_known(struct mx_store *st, const struct mx_account *acct,
+		       struct mx_conn *conn, const struct mx_sync_opts *opts,
+		       struct mx_sync_stats *stats_r, struct mx_error *err);
+
 /* MX_ERR_INVAL unless the batch limits of OPTS (may be NULL) are within
  * MX_SYNC_BATCH_MSGS_MAX and MX_SYNC_BATCH_BYTES_MAX: the batch arrays are
  * sized from them, so a huge count would wrap the allocation size. */
