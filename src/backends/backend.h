@@ -144,6 +144,18 @@ struct mx_backend_ops {
 	enum mx_proto proto;       /* the account protocol it serves */
 	unsigned caps;             /* static MX_CAP_* (see above) */
 	const char *description;   /* what it stores, how it is pushed */
+	/* What `mxsync modes` shows beside the caps: static, declarative
+	 * facts, one short phrase each.  A backend may leave any of them
+	 * NULL: the table then prints "-" (not stated), never a guess.
+	 * Push or poll, two-way flags and how a Sent copy is made come from
+	 * .caps, not from here. */
+	const char *mode_new_mail; /* how new mail is noticed and how fast */
+	const char *mode_folders;  /* what of the mailbox is seen: folders,
+				      labels, INBOX only */
+	const char *mode_stored;   /* what the store keeps of a message */
+	const char *mode_offline;  /* what stays readable with the server
+				      unreachable */
+	const char *mode_limits;   /* provider connection / quota limits */
 
 	/* ---- core: every backend fills these ---- */
 
