@@ -204,6 +204,23 @@ struct mx_backend_ops {
 	int (*search_header)(struct mx_conn *conn, const char *field,
 			     const char *value, uint32_t **uids_r,
 			     size_t *n_r, struct mx_error *err);
+	/* ---- MX_CAP_SEND ---- */
+	/* The outbox (src/lib/send/outbox.c) sends an account's personal
+	 * mail through this slot instead of SMTP.  Sends the LEN bytes at
+	 * RAW (RFC 5322, CRLF lines) through the provider to exactly the
+	 * NRCPTS envelope addresses RCPTS (the backend names those the
+	 * header does not, e.g. Bcc), in the provider's thread THREAD
+	 * (NULL: none known).  The provider files the message in Sent
+	 * itself.  *ID_R (may be NULL) gets the provider's id of the sent
+	 * message (malloc()ed, free()).  On an error *MAYBE_SENT_R says
+	 * whether the request may have reached the provider (an answer
+	 * lost or unreadable, a 5xx): then the outcome is unknown and the
+	 * caller must not send it again blindly; false means certainly not
+	 * sent (refused, or it never left). */
+	int (*send)(struct mx_conn *conn, const char *raw, size_t len,
+		    const char *const *rcpts, size_t nrcpts,
+		    const char *thread, char **id_r, bool *maybe_sent_r,
+		    struct mx_error *err);
 
 	/* ---- MX_CAP_IDLE ---- */
 	/*
