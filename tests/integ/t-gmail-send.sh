@@ -43,7 +43,12 @@ PY
 }
 stat() { ctl GET /_fake/stats | "$MX_PY" -c 'import json, sys
 d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
-sends() { stat 'd["requests"].get("users.messages.send", 0)'; }
+sends() { stat 'd["requests"].get("messages.send", 0)'; }
+send_units() { # quota units charged to messages.send calls (the fake's log)
+    "$MX_PY" -c 'import json, sys
+print(sum(j.get("units", 0) for j in map(json.loads, open(sys.argv[1]))
+          if j.get("api") == "messages.send"))' "$T/g/log"
+}
 entry() { # SUBJECT: "state last_error" of the outbox entry
     mx outbox --json | "$MX_PY" -c 'import json, sys
 e = [e for e in json.load(sys.stdin) if e.get("subject") == sys.argv[1]][0]
@@ -58,16 +63,15 @@ run_ok "add an API-mode account (no --smtp)" mx account add g --provider gmail \
     --refresh-token-file "$T/rt"
 
 # ---- one send, once per key
-u0=$(stat 'sum(d["units"].values())')
 run_ok "send through the API" mx send g --to bob@example.test --cc carol@example.test \
     --bcc dave@example.test --subject "api one" --body hello --idempotency-key k1
 is "$(sends)" 1 "one users.messages.send"
 is "$(stat 'len(d["sent"])')" 1 "the fake has one sent message"
-is "$(( $(stat 'sum(d["units"].values())') - u0 ))" 100 "it cost 100 quota units"
+is "$(send_units)" 100 "the send cost 100 quota units"
 like "$(entry "api one")" '^sent ' "the entry is sent"
 like "$(mx outbox show "$(mx outbox --json | "$MX_PY" -c 'import json,sys
 print([e["id"] for e in json.load(sys.stdin) if e.get("subject")=="api one"][0])')")" \
-    '"reply": ".*sent as [0-9a-f]+' "the entry names Gmail's message id"
+    '"data_reply": ".*sent as [0-9a-f]+"' "the entry names Gmail's message id"
 like "$(mx events --json)" '"message.sent"' "message.sent emitted"
 mx send g --to bob@example.test --cc carol@example.test --bcc dave@example.test \
     --subject "api one" --body hello --idempotency-key k1 >"$T/again.out" 2>&1
@@ -75,7 +79,6 @@ like "$(cat "$T/again.out")" 'already queued as' "the same key: no new entry"
 is "$(sends)" 1 "and no second send"
 # Gmail sends to the header's recipients: the Bcc recipient is named in a
 # Bcc field (which Gmail removes), the others are in To/Cc.
-grep -q '"api": "users.messages.send"' "$T/g/log" && pass "the log has the send" || fail "the log has the send"
 
 # ---- outcome unknown: never sent again by the outbox
 ctl POST /_fake/fault '{"kind": "backend", "count": 1, "method": "messages.send"}' >/dev/null
