@@ -17,9 +17,7 @@
 #include <string.h>
 
 #include "backends/backend.h"
-/* The account code (token refresh) lives in src/lib/sync/account.c until
- * it has a module of its own below the backends. */
-#include "sync/sync.h"
+#include "account/account.h"
 
 /* The wrapper; INNER is the backend's own struct mx_conn (a different
  * type in the backend's translation unit, only ever passed back to it). */

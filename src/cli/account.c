@@ -14,8 +14,8 @@
 #include "discover/discover.h"
 #include "events/events.h"
 #include "secrets/secrets.h"
-#include "sync/presets.h"
-#include "sync/sync.h"
+#include "account/presets.h"
+#include "account/account.h"
 
 static const char usage[] =
 	"usage: mxsync account add NAME --imap imaps://USER@HOST[:PORT]\n"

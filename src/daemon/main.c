@@ -21,6 +21,7 @@
 
 #include <jansson.h>
 
+#include "account/account.h"
 #include "daemon/daemon.h"
 #include "events/events.h"
 #include "net/interrupt.h"

@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "account/account.h"
 #include "sync/sync.h"
 
 struct url_case {

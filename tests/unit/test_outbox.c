@@ -18,7 +18,7 @@
 
 #include "events/events.h"
 #include "send/outbox.h"
-#include "sync/sync.h"
+#include "account/account.h"
 
 static char g_top[64];
 static char g_dir[128];

@@ -14,7 +14,7 @@
 #include "mime/mime.h"
 #include "send/outbox.h"
 #include "send/smtp.h"
-#include "sync/sync.h"
+#include "account/account.h"
 
 #define OB_MAX_ATTEMPTS 12       /* then failed */
 #define OB_MAX_AGE (2 * 86400)   /* queued longer than this: failed */

@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 
+#include "account/account.h"
 #include "mime/mime.h"
 #include "send/outbox.h"
 #include "sync/sync.h"

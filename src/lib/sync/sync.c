@@ -23,6 +23,7 @@
 
 #include <jansson.h>
 
+#include "account/account.h"
 #include "mime/mime.h"
 #include "sync/ingest.h"
 #include "sync/sync.h"

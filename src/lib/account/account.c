@@ -12,8 +12,8 @@
 
 #include "auth/oauth.h"
 #include "send/outbox.h"
-#include "sync/presets.h"
-#include "sync/sync.h"
+#include "account/presets.h"
+#include "account/account.h"
 
 static char *pct_decode(const char *s, size_t n)
 {
