@@ -14,6 +14,7 @@
 #include "discover/discover.h"
 #include "events/events.h"
 #include "secrets/secrets.h"
+#include "send/outbox.h"
 #include "account/presets.h"
 #include "account/account.h"
 
@@ -882,7 +883,10 @@ static int account_remove(struct cli *c, int argc, char **argv)
 	st = cli_open(c, &rc);
 	if (st == NULL)
 		return rc;
-	if (mx_account_remove(st, argv[1], purge, &err) != MX_OK)
+	/* The outbox (send, above the account module) cancels the queued
+	 * mail of the removed account in the same transaction. */
+	if (mx_account_remove(st, argv[1], purge, mx_outbox_account_removed,
+			      &err) != MX_OK)
 		rc = cli_fail(&err);
 	else
 		printf("account %s removed%s\n", argv[1],

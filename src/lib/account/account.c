@@ -11,7 +11,6 @@
 #include <openssl/crypto.h>
 
 #include "auth/oauth.h"
-#include "send/outbox.h"
 #include "account/presets.h"
 #include "account/account.h"
 
@@ -1058,7 +1057,7 @@ int mx_account_edit(struct mx_store *st, const char *name,
 }
 
 /* Deletes everything the store holds for account ID except its record
- * and its outbox entries (mx_outbox_account_removed): locations, folders,
+ * and what modules above keep (the outbox, through ON_REMOVED): locations, folders,
  * message records and their blob references, the indexes keyed by the
  * account, POP3 unique-ids, daemon state, its events, a kept record. */
 static int purge_data(struct mx_txn *t, uint32_t id, struct mx_error *err)
@@ -1118,7 +1117,8 @@ static int purge_data(struct mx_txn *t, uint32_t id, struct mx_error *err)
 }
 
 /* Purges the kept mail of removed accounts named NAME; *N_R: how many. */
-static int purge_kept(struct mx_txn *t, const char *name, size_t *n_r,
+static int purge_kept(struct mx_txn *t, const char *name,
+		      mx_account_removed_fn on_removed, size_t *n_r,
 		      struct mx_error *err)
 {
 	struct mx_account *v = NULL;
@@ -1129,7 +1129,7 @@ static int purge_kept(struct mx_txn *t, const char *name, size_t *n_r,
 	for (size_t i = 0; rc == MX_OK && i < n; i++) {
 		json_t *x = json_object();
 
-		rc = mx_outbox_account_removed(t, v[i].id, true, err);
+		rc = on_removed ? on_removed(t, v[i].id, true, err) : MX_OK;
 		if (rc == MX_OK)
 			rc = purge_data(t, v[i].id, err);
 		json_object_set_new(x, "account_name", json_string(name));
@@ -1144,10 +1144,17 @@ static int purge_kept(struct mx_txn *t, const char *name, size_t *n_r,
 	return rc;
 }
 
+struct remove_ctx {
+	const char *name;
+	bool purge;
+	mx_account_removed_fn on_removed;
+};
+
 static int remove_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 {
-	const char *name = ((const void **)ctx)[0];
-	bool purge = *(const bool *)((const void **)ctx)[1];
+	const struct remove_ctx *rx = ctx;
+	const char *name = rx->name;
+	bool purge = rx->purge;
 	struct mx_account a;
 	json_t *x = NULL;
 	size_t nkept = 0;
@@ -1163,7 +1170,7 @@ static int remove_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 	if (rc == MX_ERR_NOTFOUND && purge) {
 		/* Removed earlier without --purge: its kept mail. */
 		mx_error_clear(err);
-		rc = purge_kept(t, name, &nkept, err);
+		rc = purge_kept(t, name, rx->on_removed, &nkept, err);
 		if (rc == MX_OK && nkept == 0)
 			rc = mx_error_set(err, MX_ERR_NOTFOUND, "no account "
 					  "and no kept mail named '%s'", name);
@@ -1172,15 +1179,17 @@ static int remove_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 	if (rc)
 		return rc;
 	/* Its queued mail has nobody to send it any more. */
-	rc = mx_outbox_account_removed(t, a.id, purge, err);
-	if (rc)
-		goto out;
+	if (rx->on_removed) {
+		rc = rx->on_removed(t, a.id, purge, err);
+		if (rc)
+			goto out;
+	}
 	/* Purge: also what earlier accounts of this name left behind.
 	 * Keep: remember where the mail came from, for a re-add. */
 	if (purge)
 		rc = purge_data(t, a.id, err);
 	if (purge && rc == MX_OK)
-		rc = purge_kept(t, name, &nkept, err);
+		rc = purge_kept(t, name, rx->on_removed, &nkept, err);
 	if (!purge)
 		rc = mx_store_kept_put(t, &a, err);
 	if (rc)
@@ -1207,11 +1216,11 @@ out:
 }
 
 int mx_account_remove(struct mx_store *st, const char *name, bool purge,
-		      struct mx_error *err)
+		      mx_account_removed_fn on_removed, struct mx_error *err)
 {
-	const void *ctx[2] = {name, &purge};
+	struct remove_ctx rx = {name, purge, on_removed};
 
-	return mx_store_write(st, remove_fn, ctx, err);
+	return mx_store_write(st, remove_fn, &rx, err);
 }
 
 int mx_account_removals(struct mx_store *st, uint64_t *n_r,

@@ -126,9 +126,21 @@ int mx_account_edit(struct mx_store *st, const char *name,
  * there is neither).  Without PURGE the mail is kept under the account's
  * id, and re-adding NAME with the same server re-attaches it.  Writes one
  * account.removed event per account (with "purged": true when purged).
+ *
+ * ON_REMOVED (may be NULL: nothing above the store keeps data of
+ * accounts) is what modules above the account layer do about a removed
+ * account, called inside the removal's write transaction for each
+ * account id removed (the live one with PURGE as given; with PURGE each
+ * kept account of NAME, purge true), before the account's data is
+ * purged; an error aborts the removal.  Today that is the outbox's
+ * mx_outbox_account_removed() (send/outbox.h): send stands above
+ * account, so the caller that knows both passes it
+ * (doc/internals/accounts.md, "Removing").
  */
+typedef int (*mx_account_removed_fn)(struct mx_txn *t, uint32_t account_id,
+				     bool purge, struct mx_error *err);
 int mx_account_remove(struct mx_store *st, const char *name, bool purge,
-		      struct mx_error *err);
+		      mx_account_removed_fn on_removed, struct mx_error *err);
 
 /*
  * A number that changes with every account removal (0 before the first):
