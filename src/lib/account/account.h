@@ -1,5 +1,7 @@
-/* Accounts: the record's settings, URLs, loading and saving, OAuth2 token
- * refresh and the lifecycle (add, edit, remove, purge, kept mail). */
+/* Accounts (src/lib/account/, doc/internals/accounts.md): server URLs
+ * (url.c), settings (settings.c), adding, loading, listing, saving and
+ * editing (account.c), OAuth2 token refresh (token.c), removal, purge and
+ * generations (lifecycle.c).  Stands on the store and util's layer only. */
 #ifndef MX_ACCOUNT_H
 #define MX_ACCOUNT_H
 
@@ -7,6 +9,8 @@
 #include <stdint.h>
 
 #include "store/store.h"
+
+/* ---- server URLs (url.c) ---- */
 
 /*
  * Parses an incoming-server URL: imaps://USER@HOST[:PORT] (implicit TLS,
@@ -41,9 +45,7 @@ int mx_account_set_incoming(struct mx_account *a, const char *url,
 int mx_smtp_url_parse(const char *url, struct mx_smtp_server *s,
 		      struct mx_error *err);
 
-/* Writes A (which has an id) back to the store. */
-int mx_account_save(struct mx_store *st, struct mx_account *a,
-		    struct mx_error *err);
+/* ---- OAuth2 tokens (token.c) ---- */
 
 /*
  * For OAuth2 accounts (a refresh token and a token endpoint): makes sure
@@ -55,7 +57,8 @@ int mx_account_save(struct mx_store *st, struct mx_account *a,
 int mx_account_fresh_token(struct mx_store *st, struct mx_account *a,
 			   bool force, struct mx_error *err);
 
-/* Loads NAME, calls APPLY on it and writes it back, in one transaction. */
+/* ---- settings (settings.c) ---- */
+
 /*
  * Account settings that `account add` and `account edit` share.  Every
  * field is optional: NULL leaves the setting as it is.  Values are text as
@@ -107,16 +110,36 @@ int mx_account_check_local(struct mx_account *a, const struct mx_account *old,
 #define MX_DEFAULT_MAX_ATTACH ((uint64_t)25 * 1024 * 1024)
 uint64_t mx_account_max_attach(const struct mx_account *a);
 
+/* ---- adding, loading, listing, saving, editing (account.c) ---- */
+
+/* Writes A (which has an id) back to the store. */
+int mx_account_save(struct mx_store *st, struct mx_account *a,
+		    struct mx_error *err);
+
 /* mx_account_add() with settings (may be NULL), in one transaction. */
 int mx_account_add_with(struct mx_store *st,
 			const struct mx_account_params *p,
 			const struct mx_account_settings *s,
 			struct mx_error *err);
 
+/* Loads NAME, calls APPLY on it and writes it back, in one transaction. */
 int mx_account_edit(struct mx_store *st, const char *name,
 		    int (*apply)(struct mx_account *a, const void *arg,
 				 struct mx_error *err),
 		    const void *arg, struct mx_error *err);
+
+/* Loads account NAME inside its own read transaction. */
+int mx_account_load(struct mx_store *st, const char *name,
+		    struct mx_account *a, struct mx_error *err);
+/* Account with id ID (MX_ERR_NOTFOUND), secrets in clear text. */
+int mx_account_load_id(struct mx_store *st, uint32_t id,
+		       struct mx_account *a, struct mx_error *err);
+/* Every account, in one read transaction; free with mx_accounts_free(). */
+int mx_account_list_all(struct mx_store *st, struct mx_account **v_r,
+			size_t *n_r, struct mx_error *err);
+void mx_accounts_free(struct mx_account *v, size_t n);
+
+/* ---- removal, purge, generations (lifecycle.c) ---- */
 
 /*
  * Removes account NAME (doc/internals/accounts.md, "Removing").  PURGE:
@@ -159,16 +182,5 @@ int mx_account_removals(struct mx_store *st, uint64_t *n_r,
  */
 int mx_account_check_current(struct mx_txn *t, const struct mx_account *a,
 			     struct mx_error *err);
-
-/* Loads account NAME inside its own read transaction. */
-int mx_account_load(struct mx_store *st, const char *name,
-		    struct mx_account *a, struct mx_error *err);
-/* Account with id ID (MX_ERR_NOTFOUND), secrets in clear text. */
-int mx_account_load_id(struct mx_store *st, uint32_t id,
-		       struct mx_account *a, struct mx_error *err);
-/* Every account, in one read transaction; free with mx_accounts_free(). */
-int mx_account_list_all(struct mx_store *st, struct mx_account **v_r,
-			size_t *n_r, struct mx_error *err);
-void mx_accounts_free(struct mx_account *v, size_t n);
 
 #endif
