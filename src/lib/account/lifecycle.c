@@ -4,9 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "account/account.h"
+#include "events/types.h"
 
 int mx_account_check_current(struct mx_txn *t, const struct mx_account *a,
 			     struct mx_error *err)
@@ -108,17 +107,12 @@ static int purge_kept(struct mx_txn *t, const char *name,
 
 	rc = mx_store_kept_list(t, name, &v, &n, err);
 	for (size_t i = 0; rc == MX_OK && i < n; i++) {
-		json_t *x = json_object();
-
 		rc = on_removed ? on_removed(t, v[i].id, true, err) : MX_OK;
 		if (rc == MX_OK)
 			rc = purge_data(t, v[i].id, err);
-		json_object_set_new(x, "account_name", json_string(name));
-		json_object_set_new(x, "purged", json_true());
 		if (rc == MX_OK)
-			rc = mx_store_event(t, "account.removed", v[i].id, 0, 0,
-					    x, err);
-		json_decref(x);
+			rc = mx_event_account_removed(t, v[i].id, name, true,
+						      err);
 	}
 	mx_accounts_free(v, n);
 	*n_r = n;
@@ -137,7 +131,6 @@ static int remove_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 	const char *name = rx->name;
 	bool purge = rx->purge;
 	struct mx_account a;
-	json_t *x = NULL;
 	size_t nkept = 0;
 	uint64_t removals;
 	uint8_t k[4];
@@ -184,14 +177,9 @@ static int remove_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 		int r2 = mx_db_del(t, MX_DB_ACCTSTATE, k, 4, NULL, 0, NULL);
 
 		(void)r2; /* absent unless a daemon ran */
-		x = json_object();
-		json_object_set_new(x, "account_name", json_string(a.name));
-		if (purge)
-			json_object_set_new(x, "purged", json_true());
-		rc = mx_store_event(t, "account.removed", a.id, 0, 0, x, err);
+		rc = mx_event_account_removed(t, a.id, a.name, purge, err);
 	}
 out:
-	json_decref(x);
 	mx_account_free(&a);
 	return rc;
 }
