@@ -280,6 +280,8 @@ static int build_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 		rc = mx_event_account_removed(t, 1, "alice", true, err);
 	if (rc == MX_OK)
 		rc = mx_event_account_removed(t, 4, "bob", false, err);
+	if (rc == MX_OK)
+		rc = mx_event_account_reauth(t, 4, err);
 	return rc;
 }
 
@@ -310,7 +312,7 @@ START_TEST(test_builders)
 		"message.new", "message.new", "message.updated",
 		"message.updated", "message.moved", "message.copied",
 		"message.deleted", "folder.reset", "account.removed",
-		"account.removed",
+		"account.removed", "account.reauth",
 	};
 	struct mx_error e;
 	json_t *arr = NULL;
@@ -360,6 +362,7 @@ START_TEST(test_builders)
 	ck_assert_int_eq(ev_int(arr, 9, "account"), 4);
 	ck_assert_str_eq(ev_str(arr, 9, "account_name"), "bob");
 	ck_assert(!ev_has(arr, 9, "purged"));
+	ck_assert_int_eq(ev_int(arr, 10, "account"), 4);
 	json_decref(arr);
 }
 END_TEST

@@ -100,3 +100,9 @@ int mx_event_account_removed(struct mx_txn *t, uint32_t account_id,
 		json_object_set_new(x, "purged", json_true());
 	return emit(t, "account.removed", account_id, 0, 0, x, err);
 }
+
+int mx_event_account_reauth(struct mx_txn *t, uint32_t account_id,
+			    struct mx_error *err)
+{
+	return emit(t, "account.reauth", account_id, 0, 0, NULL, err);
+}

@@ -66,4 +66,9 @@ int mx_event_account_removed(struct mx_txn *t, uint32_t account_id,
 			     const char *name, bool purged,
 			     struct mx_error *err);
 
+/* account.reauth: `mxsync account reauth` asked the daemon to log in
+ * again (no fields). */
+int mx_event_account_reauth(struct mx_txn *t, uint32_t account_id,
+			    struct mx_error *err);
+
 #endif
