@@ -4,5 +4,5 @@ EXTRA_DIST += doc/internals/store.md doc/internals/sync.md \
 	doc/internals/send.md doc/internals/pop3.md doc/internals/net.md \
 	doc/internals/push.md doc/internals/imap-guard.md \
 	doc/internals/layers.md \
-	doc/internals/backends.md \
+	doc/internals/backends.md doc/internals/events.md \
 	contrib/mxsyncd.service

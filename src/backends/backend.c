@@ -17,9 +17,7 @@
 #include <string.h>
 
 #include "backends/backend.h"
-/* The account code (token refresh) lives in src/lib/sync/account.c until
- * it has a module of its own below the backends. */
-#include "sync/sync.h"
+#include "account/account.h"
 
 /* The wrapper; INNER is the backend's own struct mx_conn (a different
  * type in the backend's translation unit, only ever passed back to it). */
@@ -175,6 +173,15 @@ static int t_search_header(struct mx_conn *c, const char *field,
 				     err));
 }
 
+static int t_send(struct mx_conn *c, const char *raw, size_t len,
+		  const char *const *rcpts, size_t nrcpts, const char *thread,
+		  char **id_r, bool *maybe_sent_r, struct mx_error *err)
+{
+	TRACED(c, "send",
+	       c->ops->send(c->inner, raw, len, rcpts, nrcpts, thread, id_r,
+			    maybe_sent_r, err));
+}
+
 static int t_idle_start(struct mx_conn *c, const char *wire,
 			struct mx_error *err)
 {
@@ -276,6 +283,7 @@ static void traced_init(void)
 		WRAP(store_flags);
 		WRAP(append);
 		WRAP(search_header);
+		WRAP(send);
 		WRAP(idle_start);
 		WRAP(idle_fd);
 		WRAP(idle_check);

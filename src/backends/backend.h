@@ -56,7 +56,7 @@
 #define MX_CAP_MODEL_CHANGES 0x2000u
 /* fetch_live: a message's bytes fetched from the server on demand (show). */
 #define MX_CAP_FETCH_LIVE 0x4000u
-/* Reserved: sending through the backend. */
+/* send: the outbox sends through the backend (Gmail: messages.send). */
 #define MX_CAP_SEND 0x8000u
 /* store_flags_id: \Seen and \Flagged of a message named by the server's
  * id (change-log model; Gmail: the UNREAD and STARRED labels). */
@@ -166,6 +166,18 @@ struct mx_backend_ops {
 	enum mx_proto proto;       /* the account protocol it serves */
 	unsigned caps;             /* static MX_CAP_* (see above) */
 	const char *description;   /* what it stores, how it is pushed */
+	/* What `mxsync modes` shows beside the caps: static, declarative
+	 * facts, one short phrase each.  A backend may leave any of them
+	 * NULL: the table then prints "-" (not stated), never a guess.
+	 * Push or poll, two-way flags and how a Sent copy is made come from
+	 * .caps, not from here. */
+	const char *mode_new_mail; /* how new mail is noticed and how fast */
+	const char *mode_folders;  /* what of the mailbox is seen: folders,
+				      labels, INBOX only */
+	const char *mode_stored;   /* what the store keeps of a message */
+	const char *mode_offline;  /* what stays readable with the server
+				      unreachable */
+	const char *mode_limits;   /* provider connection / quota limits */
 
 	/* ---- core: every backend fills these ---- */
 
@@ -214,6 +226,23 @@ struct mx_backend_ops {
 	int (*search_header)(struct mx_conn *conn, const char *field,
 			     const char *value, uint32_t **uids_r,
 			     size_t *n_r, struct mx_error *err);
+	/* ---- MX_CAP_SEND ---- */
+	/* The outbox (src/lib/send/outbox.c) sends an account's personal
+	 * mail through this slot instead of SMTP.  Sends the LEN bytes at
+	 * RAW (RFC 5322, CRLF lines) through the provider to exactly the
+	 * NRCPTS envelope addresses RCPTS (the backend names those the
+	 * header does not, e.g. Bcc), in the provider's thread THREAD
+	 * (NULL: none known).  The provider files the message in Sent
+	 * itself.  *ID_R (may be NULL) gets the provider's id of the sent
+	 * message (malloc()ed, free()).  On an error *MAYBE_SENT_R says
+	 * whether the request may have reached the provider (an answer
+	 * lost or unreadable, a 5xx): then the outcome is unknown and the
+	 * caller must not send it again blindly; false means certainly not
+	 * sent (refused, or it never left). */
+	int (*send)(struct mx_conn *conn, const char *raw, size_t len,
+		    const char *const *rcpts, size_t nrcpts,
+		    const char *thread, char **id_r, bool *maybe_sent_r,
+		    struct mx_error *err);
 
 	/* ---- MX_CAP_IDLE ---- */
 	/*

@@ -28,6 +28,7 @@
 
 #include "backends/backend.h"
 #include "backends/gmail_conn.h"
+#include "backends/gmail_send.h"
 
 #define ALL_MAIL "All Mail"
 
@@ -485,14 +486,30 @@ static int gm_store_flags_id(struct mx_conn *c, const char *id, uint32_t add,
 	return mx_gmail_message_modify(c->g, id, ladd, nadd, lrem, nrem, err);
 }
 
+/* The outbox's sending through users.messages.send (gmail_send.c). */
+static int gm_send(struct mx_conn *c, const char *raw, size_t len,
+		   const char *const *rcpts, size_t nrcpts, const char *thread,
+		   char **id_r, bool *maybe_sent_r, struct mx_error *err)
+{
+	return mx_gmail_send_envelope(c->g, raw, len, rcpts, nrcpts, thread,
+				      id_r, maybe_sent_r, err);
+}
+
 const struct mx_backend_ops mx_backend_gmail = {
 	.name = "gmail",
 	.title = "Gmail API",
 	.proto = MX_PROTO_GMAIL,
 	.caps = MX_CAP_LABELS | MX_CAP_MODEL_CHANGES | MX_CAP_FETCH_LIVE |
-		MX_CAP_TWO_WAY_FLAGS | MX_CAP_FLAGS_BY_ID,
+		MX_CAP_TWO_WAY_FLAGS | MX_CAP_FLAGS_BY_ID | MX_CAP_SEND,
 	.description = "message id, thread, sender, date and labels only; "
 		       "bodies fetched live; history polled",
+	.mode_new_mail = "users.history.list every api_poll_interval "
+			 "(default 30 s)",
+	.mode_folders = "one folder, All Mail; labels per message",
+	.mode_stored = "message id, thread id, sender, date, label ids only",
+	.mode_offline = "sender, date and labels; no body (fetched live)",
+	.mode_limits = "quota units: 15000/min per user (list/get 5, "
+		       "history 2, send 100)",
 	.connect = gm_connect,
 	.disconnect = gm_disconnect,
 	.server_caps = gm_server_caps,
@@ -500,4 +517,5 @@ const struct mx_backend_ops mx_backend_gmail = {
 	.changes = gm_changes,
 	.fetch_live = gm_fetch_live,
 	.store_flags_id = gm_store_flags_id,
+	.send = gm_send,
 };

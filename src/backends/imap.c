@@ -1452,6 +1452,13 @@ const struct mx_backend_ops mx_backend_imap = {
 		MX_CAP_MODEL_UID,
 	.description = "every folder and message in the store, flags both "
 		       "ways; push by IDLE on INBOX",
+	.mode_new_mail = "INBOX within seconds (IDLE); other folders every "
+			 "folder_interval",
+	.mode_folders = "every folder (Gmail labels as folders)",
+	.mode_stored = "whole messages, flags, folders",
+	.mode_offline = "everything stored: full messages",
+	.mode_limits = "1 connection per account, 2 while idling; servers "
+		       "cap connections per user (Gmail 15)",
 	.connect = imap_connect,
 	.disconnect = imap_disconnect,
 	.server_caps = imap_server_caps,

@@ -1181,6 +1181,11 @@ const struct mx_backend_ops mx_backend_pop3 = {
 	.caps = MX_CAP_STORES_BODIES | MX_CAP_MODEL_DROP,
 	.description = "INBOX downloaded into the store (optionally deleted "
 		       "on the server); polled",
+	.mode_new_mail = "every poll_interval (default 60 s)",
+	.mode_folders = "INBOX only",
+	.mode_stored = "whole messages (no flags on the server)",
+	.mode_offline = "everything stored: full messages",
+	.mode_limits = "1 session at a time: the server locks the maildrop",
 	.connect = pop3_be_connect,
 	.disconnect = pop3_be_disconnect,
 	.server_caps = pop3_be_server_caps,

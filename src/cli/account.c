@@ -14,8 +14,9 @@
 #include "discover/discover.h"
 #include "events/events.h"
 #include "secrets/secrets.h"
-#include "sync/presets.h"
-#include "sync/sync.h"
+#include "send/outbox.h"
+#include "account/presets.h"
+#include "account/account.h"
 
 static const char usage[] =
 	"usage: mxsync account add NAME --imap imaps://USER@HOST[:PORT]\n"
@@ -954,7 +955,10 @@ static int account_remove(struct cli *c, int argc, char **argv)
 	st = cli_open(c, &rc);
 	if (st == NULL)
 		return rc;
-	if (mx_account_remove(st, argv[1], purge, &err) != MX_OK)
+	/* The outbox (send, above the account module) cancels the queued
+	 * mail of the removed account in the same transaction. */
+	if (mx_account_remove(st, argv[1], purge, mx_outbox_account_removed,
+			      &err) != MX_OK)
 		rc = cli_fail(&err);
 	else
 		printf("account %s removed%s\n", argv[1],

@@ -7,7 +7,7 @@
 
 #include "cli/cli.h"
 #include "discover/discover.h"
-#include "sync/presets.h"
+#include "account/presets.h"
 
 static const char usage[] =
 	"usage: mxsync account discover EMAIL [--json] [--verbose]\n"

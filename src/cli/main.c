@@ -26,6 +26,7 @@ static const char usage[] =
 	"  flag MESSAGE_ID --seen|--unseen|--flagged|--unflagged\n"
 	"  export NAME --format maildir|mbox --out PATH\n"
 	"  providers [--json]             provider presets for account add\n"
+	"  modes [--json]                 IMAP, POP3, API mode side by side\n"
 	"  events [--after ID] [--follow] [--json] [--limit N]\n"
 	"                                 the event feed, oldest first\n"
 	"  send NAME --to ADDR --subject S [--text F] [--attach F]...\n"
@@ -132,6 +133,7 @@ static const struct {
 	{"ls", cli_ls},           {"show", cli_show},   {"flag", cli_flag},
 	{"export", cli_export},   {"providers", cli_providers},   {"events", cli_events},
 	{"send", cli_send},       {"outbox", cli_outbox},
+	{"modes", cli_modes},
 };
 
 /*

@@ -11,7 +11,7 @@
 #include "cli/cli.h"
 #include "net/interrupt.h"
 #include "send/outbox.h"
-#include "sync/sync.h"
+#include "account/account.h"
 
 static const char send_usage[] =
 	"usage: mxsync send NAME --to ADDR [--to ADDR]... [--cc ADDR]...\n"

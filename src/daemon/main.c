@@ -21,6 +21,7 @@
 
 #include <jansson.h>
 
+#include "account/account.h"
 #include "daemon/daemon.h"
 #include "events/events.h"
 #include "net/interrupt.h"
@@ -323,6 +324,7 @@ static void job_run(struct daemon *d, struct acct *a)
 {
 	struct mx_sync_opts opts = {0};
 	const char *inbox[] = {"INBOX", NULL};
+	bool synced = false;
 	struct mx_error *err = &a->job_err;
 	int rc = MX_OK;
 
@@ -405,7 +407,19 @@ static void job_run(struct daemon *d, struct acct *a)
 	}
 	if (rc == MX_OK && a->conn == NULL)
 		rc = mx_error_set(err, MX_ERR_NET, "not connected");
-	if (rc == MX_OK)
+	/* A push syncs INBOX as the store knows it, without LIST: one
+	 * round trip less between the server's EXISTS and the event. */
+	if (rc == MX_OK && a->job == JOB_WAKE && opts.folders == inbox) {
+		rc = mx_sync_conn_known(d->st, &a->a, a->conn, &opts,
+					&a->job_stats, err);
+		synced = rc != MX_ERR_NOTFOUND;
+		if (!synced) { /* INBOX never listed yet: the full way */
+			mx_error_clear(err);
+			memset(&a->job_stats, 0, sizeof(a->job_stats));
+			rc = MX_OK;
+		}
+	}
+	if (rc == MX_OK && !synced)
 		rc = mx_sync_conn(d->st, &a->a, a->conn, &opts, &a->job_stats,
 				  err);
 	/* A partial sync (one folder refused) still leaves us connected. */

@@ -28,6 +28,8 @@ MX_INTEG_TESTS = \
 	tests/integ/t-store.sh \
 	tests/integ/t-cases.sh \
 	tests/integ/t-push.sh \
+	tests/integ/t-modes.sh \
+	tests/integ/t-gmail-send.sh \
 	tests/integ/t-layers.sh
 TESTS += $(MX_INTEG_TESTS)
 EXTRA_DIST += $(MX_INTEG_TESTS) \

@@ -14,6 +14,10 @@
 #  3. remove without --purge keeps the mail; re-adding the same name and
 #     server re-attaches it (a sync remaps, no message.new, no duplicate);
 #     `account remove --purge` on a name only kept mail has left purges it.
+#  5. `account remove` cancels the account's queued mail (message.failed),
+#     `account remove --purge` of its kept mail deletes the entries: the CLI
+#     hands the outbox's step to the removal (send is above the account
+#     module, doc/internals/accounts.md).
 : "${MX_TOP_SRCDIR:=$(cd "$(dirname "$0")/../.." && pwd)}"; export MX_TOP_SRCDIR
 . "$MX_TOP_SRCDIR/tests/integ/lib/tap.sh"
 . "$MX_TOP_SRCDIR/tests/integ/lib/dovecot.sh"
@@ -200,6 +204,26 @@ run_fails "3: and again: nothing left" mx account remove b --purge
 like "$MX_OUT" "no account and no kept mail named 'b'" "3: says so"
 is "$(events_of "$BID")" "account.removed:1" "3: of b's events only account.removed is left"
 is "$(meta_of "$BID")" 0 "3: no META key of b"
+
+# ======== 5. queued mail of a removed account: cancelled, then purged
+# "state ..." of the outbox entries of account id $1
+ob_of() {
+    mx outbox --json | "$MX_PY" -c '
+import json,sys
+print(" ".join(e["state"] for e in json.load(sys.stdin) if e["account"]==int(sys.argv[1])))' "$1"
+}
+# SMTP on port 1: --queue-only never connects.
+run_ok "5: account q with SMTP" mx_add q "$D" dave@example.test imaps \
+    --smtp "smtp://dave@example.test@127.0.0.1:1"
+QID=$(acct_id q)
+run_ok "5: mxsync send --queue-only" mx send q --to bob@example.test \
+    --subject "t-purge queued" --body x --queue-only
+is "$(ob_of "$QID")" queued "5: one queued entry"
+run_ok "5: account remove q" mx account remove q
+is "$(ob_of "$QID")" cancelled "5: the queued entry is cancelled"
+like "$(events_of "$QID")" 'message\.failed:1' "5: a message.failed event for it"
+run_ok "5: account remove q --purge (its kept mail)" mx account remove q --purge
+is "$(ob_of "$QID")" "" "5: the purge deletes the entry"
 
 diag "daemon log: $(wc -l < "$DLOG") lines"
 unlike "$(cat "$DLOG")" "AddressSanitizer|LeakSanitizer|runtime error|SUMMARY:" "no sanitizer report in the daemon's log"

@@ -77,6 +77,12 @@ for f in "$1" "$2" "$3"; do
 done
 is "$(sessions | tr '\n' ',')" "0 0,1 0," \
    "separate: two sessions; one sent IDLE once and never DONE, the other no IDLE"
+# the sync session listed folders once, at start: a push syncs INBOX as
+# the store knows it (one round trip less between EXISTS and the event)
+for f in "$T"/rawlog/*.in; do
+    grep -q ' IDLE' "$f" || lists=$(grep -c ' LIST ' "$f")
+done
+is "${lists:-none}" 1 "separate: 3 pushes synced INBOX without LIST"
 fi=0
 while [ "$(grep -c 'message\.new' "$T/follow.out")" -lt 3 ] && [ $fi -lt 100 ]; do
     sleep 0.1; fi=$((fi + 1))

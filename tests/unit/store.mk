@@ -1,4 +1,4 @@
-# Store (src/lib/store) and account URL parsing (src/lib/sync/account.c):
+# Store (src/lib/store) and account URL parsing (src/lib/account/account.c):
 # each test works on a fresh LMDB store in a mkdtemp() directory.
 check_PROGRAMS += tests/unit/test_store
 tests_unit_test_store_SOURCES = tests/unit/test_store.c

@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "account/account.h"
 #include "sync/sync.h"
 
 struct url_case {
@@ -754,7 +755,7 @@ START_TEST(test_removed_account_generation)
 	ck_assert_int_eq(check_current(&a, &e), MX_OK);
 	/* A token refresh of a sync that outlived its account must not
 	 * bring the record back. */
-	ck_assert_int_eq(mx_account_remove(g_st, "gen", false, &e), MX_OK);
+	ck_assert_int_eq(mx_account_remove(g_st, "gen", false, NULL, &e), MX_OK);
 	ck_assert_int_eq(check_current(&a, &e), MX_ERR_CANCELLED);
 	ck_assert_msg(strstr(e.detail, "account gen was removed"), "%s",
 		      e.detail);
@@ -769,7 +770,7 @@ START_TEST(test_removed_account_generation)
 	ck_assert_int_eq(check_current(&a, &e), MX_ERR_CANCELLED);
 	ck_assert_int_eq(check_current(&b, &e), MX_OK);
 	/* Another server: a new id. */
-	ck_assert_int_eq(mx_account_remove(g_st, "gen", false, &e), MX_OK);
+	ck_assert_int_eq(mx_account_remove(g_st, "gen", false, NULL, &e), MX_OK);
 	ck_assert_int_eq(add("gen", "imaps://other@h", "pw", &e), MX_OK);
 	ck_assert_int_eq(mx_account_load(g_st, "gen", &c, &e), MX_OK);
 	ck_assert_uint_ne(c.id, a.id);
@@ -882,7 +883,7 @@ START_TEST(test_purge_leaves_nothing)
 	ck_assert_int_eq(add("gone", "imaps://g@h", "pw", &e), MX_OK);
 	store_mail("gone", "Subject: gone\r\n\r\ngone\r\n");
 	ck_assert_uint_gt(data_entries(), other);
-	ck_assert_int_eq(mx_account_remove(g_st, "gone", true, &e), MX_OK);
+	ck_assert_int_eq(mx_account_remove(g_st, "gone", true, NULL, &e), MX_OK);
 	ck_assert_uint_eq(data_entries(), other);
 	/* Counters may be new; the unique-id is not. */
 	ck_assert_uint_le(db_entries(MX_DB_META), meta + 2);
@@ -900,7 +901,7 @@ START_TEST(test_kept_mail_reattach_and_purge)
 	ck_assert_int_eq(add("kept", "imaps://k@h", "pw", &e), MX_OK);
 	store_mail("kept", "Subject: kept\r\n\r\nkept\r\n");
 	one = data_entries();
-	ck_assert_int_eq(mx_account_remove(g_st, "kept", false, &e), MX_OK);
+	ck_assert_int_eq(mx_account_remove(g_st, "kept", false, NULL, &e), MX_OK);
 	ck_assert_uint_eq(data_entries(), one - 1); /* daemon state went */
 	/* Re-added with the same server: its folder is there again. */
 	ck_assert_int_eq(add("kept", "imaps://k@h", "pw", &e), MX_OK);
@@ -921,13 +922,13 @@ START_TEST(test_kept_mail_reattach_and_purge)
 	mx_account_free(&a);
 	/* Removed again, re-added elsewhere: the kept mail stays kept
 	 * until a purge by name. */
-	ck_assert_int_eq(mx_account_remove(g_st, "kept", false, &e), MX_OK);
+	ck_assert_int_eq(mx_account_remove(g_st, "kept", false, NULL, &e), MX_OK);
 	ck_assert_int_eq(add("kept", "imaps://else@h", "pw", &e), MX_OK);
 	ck_assert_uint_eq(data_entries(), one - 1);
-	ck_assert_int_eq(mx_account_remove(g_st, "kept", false, &e), MX_OK);
-	ck_assert_int_eq(mx_account_remove(g_st, "kept", true, &e), MX_OK);
+	ck_assert_int_eq(mx_account_remove(g_st, "kept", false, NULL, &e), MX_OK);
+	ck_assert_int_eq(mx_account_remove(g_st, "kept", true, NULL, &e), MX_OK);
 	ck_assert_uint_eq(data_entries(), none);
-	ck_assert_int_eq(mx_account_remove(g_st, "kept", true, &e),
+	ck_assert_int_eq(mx_account_remove(g_st, "kept", true, NULL, &e),
 			 MX_ERR_NOTFOUND);
 	ck_assert_msg(strstr(e.detail, "no account and no kept mail"), "%s",
 		      e.detail);

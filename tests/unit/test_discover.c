@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "discover/discover.h"
-#include "sync/presets.h"
+#include "account/presets.h"
 
 /* Fastmail-shaped (three protocols, implicit TLS, and STARTTLS
  * alternatives). */

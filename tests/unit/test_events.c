@@ -3,7 +3,8 @@
  * the newest id, retention by count and by age with the expired-cursor
  * error, webhook cursors holding back retention; and the webhook module's
  * signature, configuration checks, failure status and prompt stop
- * (src/lib/events/webhook.c).  Delivery to a real receiver is tested end
+ * (src/lib/events/webhook.c); the payload builders of
+ * src/lib/events/types.c.  Delivery to a real receiver is tested end
  * to end by tests/integ/t-webhook.sh.
  *
  * Every test runs on a fresh store in its own mkdtemp() directory.
@@ -26,6 +27,7 @@
 
 #include "events/events.h"
 #include "events/events_int.h"
+#include "events/types.h"
 #include "store/store.h"
 
 static char g_top[64];
@@ -246,6 +248,121 @@ START_TEST(test_read_cursor)
 			 "0000000000000100");
 	ck_assert_int_ge(json_integer_value(json_object_get(ev, "time")),
 			 (json_int_t)time(NULL) - 60);
+	json_decref(arr);
+}
+END_TEST
+
+/* One event of every builder, in one transaction. */
+static int build_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
+{
+	const struct mx_event_new n = {7, "INBOX", "u-1", "m@example.test", 9};
+	const struct mx_event_new bare = {8, "Sent", NULL, NULL, 10};
+	int rc;
+
+	(void)ctx;
+	rc = mx_event_message_new(t, 1, 2, 3, &n, err);
+	if (rc == MX_OK)
+		rc = mx_event_message_new(t, 1, 2, 4, &bare, err);
+	if (rc == MX_OK)
+		rc = mx_event_message_updated(t, 1, 2, 3, 7, 5, true, err);
+	if (rc == MX_OK)
+		rc = mx_event_message_updated(t, 1, 2, 3, 7, 6, false, err);
+	if (rc == MX_OK)
+		rc = mx_event_message_placed(t, 1, 5, 3, 11, "Archive", true,
+					     err);
+	if (rc == MX_OK)
+		rc = mx_event_message_placed(t, 1, 6, 3, 12, "Copy", false, err);
+	if (rc == MX_OK)
+		rc = mx_event_message_deleted(t, 1, 3, err);
+	if (rc == MX_OK)
+		rc = mx_event_folder_reset(t, 1, 2, "INBOX", 100, 200, 42, err);
+	if (rc == MX_OK)
+		rc = mx_event_account_removed(t, 1, "alice", true, err);
+	if (rc == MX_OK)
+		rc = mx_event_account_removed(t, 4, "bob", false, err);
+	if (rc == MX_OK)
+		rc = mx_event_account_reauth(t, 4, err);
+	return rc;
+}
+
+static const char *ev_str(json_t *arr, size_t i, const char *key)
+{
+	return json_string_value(json_object_get(json_array_get(arr, i), key));
+}
+
+static json_int_t ev_int(json_t *arr, size_t i, const char *key)
+{
+	json_t *v = json_object_get(json_array_get(arr, i), key);
+
+	ck_assert_msg(json_is_integer(v), "event %zu: no integer %s", i, key);
+	return json_integer_value(v);
+}
+
+static bool ev_has(json_t *arr, size_t i, const char *key)
+{
+	return json_object_get(json_array_get(arr, i), key) != NULL;
+}
+
+/* The builders write the type, the ids and exactly the type's fields, and
+ * every type they write is one mx_event_types lists (what webhook filters
+ * are checked against). */
+START_TEST(test_builders)
+{
+	static const char *const types[] = {
+		"message.new", "message.new", "message.updated",
+		"message.updated", "message.moved", "message.copied",
+		"message.deleted", "folder.reset", "account.removed",
+		"account.removed", "account.reauth",
+	};
+	struct mx_error e;
+	json_t *arr = NULL;
+
+	ck_assert_msg(mx_store_write(g_st, build_fn, NULL, &e) == MX_OK, "%s",
+		      e.detail);
+	ck_assert_int_eq(mx_events_read(g_st, 0, 100, &arr, NULL, &e), MX_OK);
+	ck_assert_uint_eq(json_array_size(arr), MX_ARRAY_SIZE(types));
+	for (size_t i = 0; i < MX_ARRAY_SIZE(types); i++) {
+		size_t k;
+
+		ck_assert_str_eq(ev_str(arr, i, "type"), types[i]);
+		for (k = 0; k < MX_EVENT_NTYPES; k++)
+			if (strcmp(types[i], mx_event_types[k]) == 0)
+				break;
+		ck_assert_msg(k < MX_EVENT_NTYPES, "%s not in mx_event_types",
+			      types[i]);
+	}
+	/* message.new: ids, uid, folder, unique-id, Message-ID, thread. */
+	ck_assert_int_eq(ev_int(arr, 0, "account"), 1);
+	ck_assert_int_eq(ev_int(arr, 0, "folder"), 2);
+	ck_assert_str_eq(ev_str(arr, 0, "message"), "0000000000000003");
+	ck_assert_int_eq(ev_int(arr, 0, "uid"), 7);
+	ck_assert_str_eq(ev_str(arr, 0, "folder_name"), "INBOX");
+	ck_assert_str_eq(ev_str(arr, 0, "uidl"), "u-1");
+	ck_assert_str_eq(ev_str(arr, 0, "message_id"), "m@example.test");
+	ck_assert_int_eq(ev_int(arr, 0, "thread"), 9);
+	ck_assert(!ev_has(arr, 1, "uidl") && !ev_has(arr, 1, "message_id"));
+	ck_assert_int_eq(ev_int(arr, 1, "thread"), 10);
+	/* message.updated: origin only for a local change. */
+	ck_assert_int_eq(ev_int(arr, 2, "flags"), 5);
+	ck_assert_str_eq(ev_str(arr, 2, "origin"), "local");
+	ck_assert_int_eq(ev_int(arr, 3, "flags"), 6);
+	ck_assert(!ev_has(arr, 3, "origin"));
+	ck_assert_int_eq(ev_int(arr, 4, "uid"), 11);
+	ck_assert_str_eq(ev_str(arr, 4, "folder_name"), "Archive");
+	ck_assert_str_eq(ev_str(arr, 5, "folder_name"), "Copy");
+	ck_assert_str_eq(ev_str(arr, 6, "message"), "0000000000000003");
+	ck_assert_int_eq(ev_int(arr, 7, "old_uidvalidity"), 100);
+	ck_assert_int_eq(ev_int(arr, 7, "uidvalidity"), 200);
+	ck_assert_int_eq(ev_int(arr, 7, "remapped"), 42);
+	ck_assert_str_eq(ev_str(arr, 7, "folder_name"), "INBOX");
+	/* account.removed: the name; "purged" only when purged. */
+	ck_assert_str_eq(ev_str(arr, 8, "account_name"), "alice");
+	ck_assert(json_is_true(json_object_get(json_array_get(arr, 8),
+					       "purged")));
+	ck_assert_int_eq(ev_int(arr, 9, "account"), 4);
+	ck_assert_str_eq(ev_str(arr, 9, "account_name"), "bob");
+	ck_assert(!ev_has(arr, 9, "purged"));
+	ck_assert_int_eq(ev_int(arr, 10, "account"), 4);
 	json_decref(arr);
 }
 END_TEST
@@ -654,6 +771,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_read_empty);
 	tcase_add_test(tc, test_read_cursor);
+	tcase_add_test(tc, test_builders);
 	tcase_add_test(tc, test_prune_count);
 	tcase_add_test(tc, test_prune_age);
 	tcase_add_test(tc, test_prune_age_prefix_only);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "backends/gmail_api.h"
+#include "backends/gmail_send.h"
 
 #define ck_protocol(rc, e, needle)                                        \
 	do {                                                              \
@@ -1149,6 +1150,96 @@ START_TEST(batch_end_to_end)
 }
 END_TEST
 
+/* The API-mode sender: the envelope becomes the header's recipients
+ * (Bcc in front for those the header does not name), a header naming a
+ * non-recipient is refused before anything goes out, and an error says
+ * whether Google may have the message (5xx: yes, 4xx: no). */
+static bool raw_sent(const char *req, const char *bytes)
+{
+	char *b64 = mx_gmail_b64url_encode(bytes, strlen(bytes));
+	char want[2048];
+	bool found;
+
+	ck_assert_ptr_nonnull(b64);
+	snprintf(want, sizeof(want), "\"raw\":\"%s\"", b64);
+	found = strstr(req, want) != NULL;
+	free(b64);
+	return found;
+}
+
+START_TEST(send_envelope)
+{
+	static const char msg[] = "From: a@x.test\r\nTo: B@X.test\r\n"
+				  "Cc: Carol <c@x.test>,\r\n d@x.test\r\n"
+				  "Subject: s\r\n\r\nhi\r\n";
+	const char *rcpts[] = {"b@x.test", "c@x.test", "d@x.test",
+			       "e@x.test", "f@x.test"};
+	struct script s = {
+		.replies = {"HTTP/1.1 200 OK\r\nContent-Type: application/json"
+			    "\r\nConnection: close\r\n\r\n"
+			    "{\"id\":\"s1\",\"threadId\":\"t9\"}",
+			    "HTTP/1.1 200 OK\r\nContent-Type: application/json"
+			    "\r\nConnection: close\r\n\r\n"
+			    "{\"id\":\"s2\",\"threadId\":\"t9\"}",
+			    "HTTP/1.1 500 Internal\r\nConnection: close\r\n\r\n"
+			    "{\"error\":{\"errors\":[{\"reason\":"
+			    "\"backendError\"}]}}",
+			    "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n"
+			    "\r\n{\"error\":{\"code\":400,\"message\":"
+			    "\"Invalid To header\",\"errors\":[{\"reason\":"
+			    "\"invalidArgument\"}]}}"},
+		.nreplies = 4};
+	struct mx_error e = {0};
+	struct tokens t = {0};
+	struct mx_gmail *g;
+	bool maybe = true;
+	char *id = NULL;
+
+	script_start(&s);
+	g = open_client(&s, &t, NULL, 0);
+	/* e and f only in the envelope: named in a Bcc field in front. */
+	ck_assert_int_eq(mx_gmail_send_envelope(g, msg, strlen(msg), rcpts, 5,
+						"t9", &id, &maybe, &e), MX_OK);
+	ck_assert_str_eq(id, "s1");
+	free(id);
+	ck_assert(!maybe);
+	/* Every recipient in the header: the bytes as they are. */
+	ck_assert_int_eq(mx_gmail_send_envelope(g, msg, strlen(msg), rcpts, 3,
+						NULL, NULL, &maybe, &e), MX_OK);
+	/* The header names someone the entry does not send to, or brings
+	 * its own Bcc: refused, nothing sent, certainly not sent. */
+	maybe = true;
+	ck_assert_int_eq(mx_gmail_send_envelope(g, msg, strlen(msg), rcpts, 2,
+						NULL, NULL, &maybe, &e),
+			 MX_ERR_INVAL);
+	ck_assert(!maybe);
+	ck_assert(strstr(e.detail, "d@x.test") != NULL);
+	ck_assert_int_eq(mx_gmail_send_envelope(g, "Bcc: z@x.test\r\n\r\nx", 18,
+						rcpts, 1, NULL, NULL, &maybe,
+						&e), MX_ERR_INVAL);
+	ck_assert(strstr(e.detail, "Bcc") != NULL);
+	/* A 5xx may have been sent; a 4xx was not. */
+	ck_assert_int_eq(mx_gmail_send_envelope(g, msg, strlen(msg), rcpts, 3,
+						NULL, NULL, &maybe, &e),
+			 MX_ERR_SERVER);
+	ck_assert(maybe);
+	ck_assert_int_eq(mx_gmail_send_envelope(g, msg, strlen(msg), rcpts, 3,
+						NULL, NULL, &maybe, &e),
+			 MX_ERR_SERVER);
+	ck_assert(!maybe);
+	ck_assert(strstr(e.detail, "HTTP 400") != NULL);
+	script_end(&s, 4);
+	ck_assert(raw_sent(s.requests[0], "Bcc: e@x.test,\r\n f@x.test\r\n"
+			   "From: a@x.test\r\nTo: B@X.test\r\n"
+			   "Cc: Carol <c@x.test>,\r\n d@x.test\r\n"
+			   "Subject: s\r\n\r\nhi\r\n"));
+	ck_assert(strstr(s.requests[0], "\"threadId\":\"t9\"") != NULL);
+	ck_assert(raw_sent(s.requests[1], msg));
+	ck_assert(strstr(s.requests[1], "threadId") == NULL);
+	mx_gmail_close(&g);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("gmail");
@@ -1180,6 +1271,7 @@ int main(void)
 	tcase_add_test(tc, scope_and_caps);
 	tcase_add_test(tc, quota_wait_cancels);
 	tcase_add_test(tc, batch_end_to_end);
+	tcase_add_test(tc, send_envelope);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -18,7 +18,7 @@
 
 #include "events/events.h"
 #include "send/outbox.h"
-#include "sync/sync.h"
+#include "account/account.h"
 
 static char g_top[64];
 static char g_dir[128];
@@ -348,7 +348,9 @@ START_TEST(account_removal_cancels_or_purges)
 
 	ck_assert_int_eq(enqueue("orphaned", "k-9", false, &id, &ex, &e), MX_OK);
 	ck_assert_int_eq(mx_outbox_get(g_st, id, &ent, &e), MX_OK);
-	ck_assert_int_eq(mx_account_remove(g_st, "a", purge, &e), MX_OK);
+	ck_assert_int_eq(mx_account_remove(g_st, "a", purge,
+					   mx_outbox_account_removed, &e),
+			 MX_OK);
 	ck_assert(!blob_present(ent.sha256));
 	ck_assert_int_eq(mx_outbox_next_due(g_st), 0);
 	mx_ob_entry_free(&ent);
@@ -435,7 +437,9 @@ START_TEST(live_owner_is_respected)
 	ck_assert_uint_eq(s.deferred + s.sent + s.recovered, 0);
 	ck_assert_int_eq(mx_outbox_cancel(g_st, id, &e), MX_ERR_INVAL);
 	ck_assert_int_eq(mx_outbox_retry(g_st, id, &e), MX_ERR_INVAL);
-	ck_assert_int_eq(mx_account_remove(g_st, "a", false, &e), MX_ERR_INVAL);
+	ck_assert_int_eq(mx_account_remove(g_st, "a", false,
+					   mx_outbox_account_removed, &e),
+			 MX_ERR_INVAL);
 	ck_assert_ptr_nonnull(strstr(e.detail, "being sent right now"));
 	/* Its next look is a minute away, not every second. */
 	ck_assert(mx_outbox_next_due(g_st) >= mx_wall_s() + 30);

@@ -2,7 +2,7 @@
 #include <check.h>
 #include <string.h>
 
-#include "sync/presets.h"
+#include "account/presets.h"
 
 START_TEST(test_every_preset_complete)
 {

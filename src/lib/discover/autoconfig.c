@@ -18,7 +18,7 @@
 
 #include "discover/discover.h"
 #include "mime/mime.h"
-#include "sync/presets.h"
+#include "account/presets.h"
 
 #define XML_MAX_DEPTH 16
 #define XML_MAX_ELEMENTS 4096

@@ -19,7 +19,7 @@
 #include <curl/curl.h>
 
 #include "discover/discover.h"
-#include "sync/presets.h"
+#include "account/presets.h"
 #include "util/http.h"
 
 #define DEFAULT_TIMEOUT_S 15

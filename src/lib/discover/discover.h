@@ -43,7 +43,7 @@ struct mx_disc_server {
 	char *user;           /* login name with %EMAILADDRESS%,
 				 %EMAILLOCALPART%, %EMAILDOMAIN% substituted;
 				 NULL if the source does not say (owned) */
-	unsigned auth;        /* MX_AUTH_* (sync/presets.h) the source
+	unsigned auth;        /* MX_AUTH_* (account/presets.h) the source
 				 announces; 0 if it does not say (SRV) */
 	char *source;         /* "SRV _imaps._tcp.example.org" or
 				 "autoconfig https://..." (owned) */

@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "events/events.h"
+#include "events/types.h"
 
 static int put_int(json_t *o, const char *key, int64_t v)
 {
@@ -108,8 +109,7 @@ int mx_acctstate_request_reauth(struct mx_txn *t, uint32_t account_id,
 	s.since = mx_wall_s();
 	rc = mx_acctstate_put(t, account_id, &s, err);
 	if (rc == MX_OK)
-		rc = mx_store_event(t, "account.reauth", account_id, 0, 0, NULL,
-				    err);
+		rc = mx_event_account_reauth(t, account_id, err);
 	return rc;
 }
 

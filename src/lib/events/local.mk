@@ -1,4 +1,5 @@
 MX_EVENTS_SOURCES = src/lib/events/events.h src/lib/events/events_int.h \
+	src/lib/events/types.h src/lib/events/types.c \
 	src/lib/events/acctstate.c \
 	src/lib/events/feed.c \
 	src/lib/events/webhook.c

@@ -33,6 +33,7 @@
 #include <openssl/rand.h>
 
 #include "events/events.h"
+#include "events/types.h"
 #include "net/net.h"
 #include "events/events_int.h"
 #include "util/http.h"
@@ -152,31 +153,24 @@ out:
 	return rc;
 }
 
-/* Every type mx_store_event() is called with (the list in mxsync(1),
- * "Events"); a filter naming anything else would silently match nothing. */
-static const char *const event_types[] = {
-	"message.new", "message.updated", "message.copied", "message.moved",
-	"message.deleted", "folder.reset", "account.state", "account.reauth",
-	"account.removed", "message.queued", "message.sent", "message.failed",
-	"account.quota",
-};
-
+/* A filter naming a type not in mx_event_types (events/types.h) would
+ * silently match nothing. */
 static int check_types(const struct mx_webhook_cfg *cfg, struct mx_error *err)
 {
-	const size_t ntypes = MX_ARRAY_SIZE(event_types);
+	const size_t ntypes = MX_EVENT_NTYPES;
 	char valid[512] = "";
 	size_t i, k, off = 0;
 
 	for (i = 0; cfg->types && i < cfg->ntypes; i++) {
 		for (k = 0; k < ntypes; k++)
-			if (strcmp(cfg->types[i], event_types[k]) == 0)
+			if (strcmp(cfg->types[i], mx_event_types[k]) == 0)
 				break;
 		if (k < ntypes)
 			continue;
 		for (k = 0; k < ntypes && off < sizeof(valid); k++)
 			off += (size_t)snprintf(valid + off, sizeof(valid) - off,
 						"%s%s", k ? ", " : "",
-						event_types[k]);
+						mx_event_types[k]);
 		return mx_error_set(err, MX_ERR_CONFIG,
 				    "webhook %s: unknown event type \"%s\" "
 				    "(valid: %s)", cfg->name, cfg->types[i],

@@ -14,7 +14,7 @@
 #include "mime/mime.h"
 #include "send/outbox.h"
 #include "send/smtp.h"
-#include "sync/sync.h"
+#include "account/account.h"
 
 #define OB_MAX_ATTEMPTS 12       /* then failed */
 #define OB_MAX_AGE (2 * 86400)   /* queued longer than this: failed */
@@ -522,6 +522,15 @@ struct enq_ctx {
 	bool existing;
 };
 
+/* A's backend when it sends mail itself (the Gmail API mode), else NULL:
+ * then personal mail goes through SMTP. */
+static const struct mx_backend_ops *sending_backend(const struct mx_account *a)
+{
+	const struct mx_backend_ops *be = mx_backend_for_account(a);
+
+	return be && (be->caps & MX_CAP_SEND) && be->send ? be : NULL;
+}
+
 static size_t idem_key(uint8_t *k, uint32_t account, const char *key)
 {
 	size_t n = strlen(key);
@@ -693,7 +702,8 @@ int mx_outbox_enqueue(struct mx_store *st, const struct mx_account *a,
 		return mx_error_set(err, MX_ERR_CONFIG, "bulk mail goes only "
 				    "through a fallback relay, and account %s "
 				    "has none (--relay URL)", a->name);
-	if (!bulk && a->smtp.host == NULL && a->relay.host == NULL)
+	if (!bulk && a->smtp.host == NULL && a->relay.host == NULL &&
+	    !sending_backend(a))
 		return mx_error_set(err, MX_ERR_CONFIG, "account %s has no "
 				    "SMTP server (account edit --smtp URL)",
 				    a->name);
@@ -1574,6 +1584,68 @@ static int smtp_attempt(struct mx_store *st, struct mx_account *a,
 	return rc;
 }
 
+/* ---- through the backend (MX_CAP_SEND) ---- */
+
+/*
+ * E through A's backend: one connection per message (a send costs 100
+ * of Gmail's quota units, the connection little next to it).  On success
+ * *RES reads as an SMTP transaction every recipient accepted, so the
+ * entry, its events and the send log are what they are for SMTP.  On an
+ * error *MAYBE_SENT_R says whether the provider may have it after all.
+ */
+static int backend_attempt(struct mx_store *st, struct mx_account *a,
+			   const struct mx_ob_entry *e,
+			   struct mx_smtp_result *res, bool *maybe_sent_r,
+			   struct mx_error *err)
+{
+	const struct mx_backend_ops *be = NULL;
+	struct mx_conn *conn = NULL;
+	struct mx_buf reply = {0};
+	const char *p;
+	size_t len;
+	char *id = NULL;
+	struct mx_txn t;
+	int rc;
+
+	*maybe_sent_r = false;
+	rc = mx_backend_connect(st, a, &be, &conn, err);
+	if (rc)
+		return rc;
+	rc = mx_txn_begin(st, false, &t, err);
+	if (rc)
+		goto out;
+	rc = mx_store_blob_get(&t, e->sha256, &p, &len, err);
+	if (rc == MX_OK)
+		test_kill_at("data"); /* the request about to leave */
+	if (rc == MX_OK)
+		rc = be->send(conn, p, len, (const char *const *)e->rcpts,
+			      e->nrcpts, NULL, &id, maybe_sent_r, err);
+	mx_txn_abort(&t);
+	if (rc)
+		goto out;
+	res->rcpt = calloc(e->nrcpts ? e->nrcpts : 1, sizeof(*res->rcpt));
+	if (mx_buf_printf(&reply, "%s: sent as %s", be->title,
+			  id ? id : "?") == 0)
+		res->data_reply = mx_buf_steal(&reply);
+	if (res->rcpt == NULL || res->data_reply == NULL) {
+		/* It went out: say so rather than lose that. */
+		mx_smtp_result_free(res);
+		goto out;
+	}
+	for (size_t i = 0; i < e->nrcpts; i++) {
+		res->rcpt[i].addr = e->rcpts[i];
+		res->rcpt[i].code = 250;
+	}
+	res->nrcpt = res->accepted = e->nrcpts;
+	res->data_code = 250;
+out:
+	mx_buf_free(&reply);
+	free(id);
+	if (conn)
+		be->disconnect(&conn);
+	return rc;
+}
+
 static bool needs_append(const struct mx_account *a,
 			 const struct mx_ob_entry *e)
 {
@@ -1620,6 +1692,7 @@ static int send_entry(struct mx_store *st, struct mx_account *a,
 	struct mx_smtp_result res = {0};
 	struct mx_error serr = {0};
 	int64_t now = mx_wall_s();
+	bool maybe_sent = false;
 	int rc;
 
 	if (a->disabled) {
@@ -1632,7 +1705,10 @@ static int send_entry(struct mx_store *st, struct mx_account *a,
 		return rc == TAKEN ? MX_OK : rc;
 	}
 	{
-		struct sending_arg sa = {a, e->bulk || a->smtp.host == NULL,
+		/* Bulk mail only ever goes through the relay, also for an
+		 * account whose backend sends. */
+		struct sending_arg sa = {a, e->bulk || (a->smtp.host == NULL &&
+							!sending_backend(a)),
 					 false};
 
 		/* Claimed, with the route and the quota decided, in one
@@ -1648,7 +1724,10 @@ static int send_entry(struct mx_store *st, struct mx_account *a,
 			return MX_OK;
 		}
 	}
-	rc = smtp_attempt(st, a, e, sc, &res, &serr);
+	if (!e->relay && sending_backend(a))
+		rc = backend_attempt(st, a, e, &res, &maybe_sent, &serr);
+	else
+		rc = smtp_attempt(st, a, e, sc, &res, &serr);
 	if (rc == MX_OK) {
 		struct sent_arg s = {&res, a, needs_append(a, e)};
 
@@ -1673,9 +1752,18 @@ static int send_entry(struct mx_store *st, struct mx_account *a,
 			     (rc == MX_ERR_SERVER || rc == MX_ERR_INVAL ||
 			      rc == MX_ERR_UNSUPPORTED || rc == MX_ERR_CONFIG ||
 			      rc == MX_ERR_TLS_VERIFY || rc == MX_ERR_INSECURE);
-		char msg[sizeof(serr.detail) + 64];
+		char msg[sizeof(serr.detail) + 200];
 
-		if (!final && (e->attempts >= OB_MAX_ATTEMPTS ||
+		if (maybe_sent) {
+			/* The provider may have sent it: never a second send
+			 * on our own (one key, one send).  The user looks in
+			 * Sent and decides: outbox retry or cancel. */
+			snprintf(msg, sizeof(msg), "outcome unknown, the "
+				 "provider may have sent it (look in Sent, then "
+				 "outbox retry or cancel): %s", serr.detail);
+			d.error = msg;
+			final = true;
+		} else if (!final && (e->attempts >= OB_MAX_ATTEMPTS ||
 			       now - e->first_try > OB_MAX_AGE)) {
 			snprintf(msg, sizeof(msg), "gave up after %u attempts: %s",
 				 e->attempts, serr.detail);
@@ -1717,6 +1805,19 @@ static int recover_entry(struct mx_store *st, struct mx_account *a,
 		return MX_OK; /* its sender is alive and at work */
 	if (rc)
 		return rc;
+	if (!e->relay && sending_backend(a)) {
+		/* Sent through the backend: whether the provider got it
+		 * cannot be asked, so it is not sent again on our own. */
+		struct defer_arg d = {"interrupted while sending through the "
+				      "provider; outcome unknown (look in "
+				      "Sent, then outbox retry or cancel)",
+				      0, true, NULL};
+
+		rc = run_step(st, e, apply_defer, &d, err);
+		if (rc == MX_OK && stats)
+			stats->failed++;
+		return rc == TAKEN ? MX_OK : rc;
+	}
 	if (has_sent_folder(a) && a->saves_sent && !e->relay &&
 	    !e->bulk) {
 		rc = imap_sent_open(st, a, is, &ierr);

@@ -5,6 +5,8 @@
 
 #include <jansson.h>
 
+#include "account/account.h"
+#include "events/types.h"
 #include "mime/mime.h"
 #include "send/outbox.h"
 #include "sync/sync.h"
@@ -647,7 +649,6 @@ static int flag_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 		return rc;
 	for (size_t i = 0; i < fc->n; i++) {
 		struct mx_loc l;
-		json_t *x;
 
 		rc = mx_store_loc_get(t, fc->locs[i].folder_id, fc->locs[i].uid,
 				      &l, err);
@@ -659,14 +660,10 @@ static int flag_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 		rc = fc->labels ? labels_follow(fc, &l, err) : MX_OK;
 		if (rc == MX_OK)
 			rc = mx_store_loc_put(t, &l, err);
-		x = json_object();
-		json_object_set_new(x, "uid", json_integer(l.uid));
-		json_object_set_new(x, "flags", json_integer(l.flags));
-		json_object_set_new(x, "origin", json_string("local"));
 		if (rc == MX_OK)
-			rc = mx_store_event(t, "message.updated", fc->account_id,
-					    l.folder_id, l.msg_id, x, err);
-		json_decref(x);
+			rc = mx_event_message_updated(t, fc->account_id,
+						      l.folder_id, l.msg_id,
+						      l.uid, l.flags, true, err);
 		free(l.keywords);
 		if (rc)
 			return rc;

@@ -36,8 +36,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
+#include "account/account.h"
+#include "events/types.h"
 #include "mime/mime.h"
 #include "sync/ingest.h"
 #include "sync/sync.h"
@@ -215,8 +215,7 @@ static int remove_msg(struct mx_txn *t, struct csync *c, uint64_t msg,
 	if (rc == MX_ERR_NOTFOUND)
 		rc = MX_OK;
 	if (rc == MX_OK)
-		rc = mx_store_event(t, "message.deleted", c->a->id,
-				    c->folder.id, msg, NULL, err);
+		rc = mx_event_message_deleted(t, c->a->id, msg, err);
 	if (rc == MX_OK && k)
 		rc = mx_db_del(t, MX_DB_META, k, kl, NULL, 0, err);
 	if (rc == MX_OK) {
@@ -271,7 +270,6 @@ static int update_labels(struct mx_txn *t, struct csync *c, uint64_t msg,
 	struct mx_loc l;
 	uint32_t fl = label_flags(ch->labels);
 	const char *kw = ch->labels[0] ? ch->labels : NULL;
-	json_t *x;
 	int rc;
 
 	rc = mx_store_loc_get(t, c->folder.id, uid, &l, err);
@@ -287,13 +285,8 @@ static int update_labels(struct mx_txn *t, struct csync *c, uint64_t msg,
 	rc = mx_store_loc_put(t, &l, err);
 	if (rc)
 		return rc;
-	x = json_object();
-	json_object_set_new(x, "uid", json_integer(uid));
-	json_object_set_new(x, "flags", json_integer(fl));
-	json_object_set_new(x, "labels", json_string(ch->labels));
-	rc = mx_store_event(t, "message.updated", c->a->id, c->folder.id, msg,
-			    x, err);
-	json_decref(x);
+	rc = mx_event_message_labels(t, c->a->id, c->folder.id, msg, uid, fl,
+				     ch->labels, err);
 	if (rc == MX_OK)
 		c->updated++;
 	return rc;

@@ -7,8 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
+#include "events/types.h"
 #include "sync/ingest.h"
 
 int mx_ingest_prepare(const char *raw, size_t len, uint8_t sha_r[32],
@@ -75,24 +74,17 @@ int mx_ingest_find(struct mx_txn *t, uint32_t account_id,
 static int new_event(struct mx_txn *t, const struct mx_ingest_new *n,
 		     const struct mx_msg *m, struct mx_error *err)
 {
-	json_t *x = json_object();
-	int rc;
+	struct mx_event_new e = {
+		.uid = n->uid,
+		.folder_name = n->folder_name,
+		.uidl = n->drop_id,
+		.remote_id = n->remote_id,
+		.message_id = m->p.message_id,
+		.thread = m->thread_id,
+	};
 
-	json_object_set_new(x, "uid", json_integer(n->uid));
-	json_object_set_new(x, "folder_name", json_string(n->folder_name));
-	if (n->drop_id)
-		json_object_set_new(x, "uidl", json_string(n->drop_id));
-	if (n->remote_id)
-		json_object_set_new(x, "remote_id", json_string(n->remote_id));
-	/* Lets a consumer match the event without a lookup. */
-	if (m->p.message_id)
-		json_object_set_new(x, "message_id",
-				    json_string(m->p.message_id));
-	json_object_set_new(x, "thread", json_integer((json_int_t)m->thread_id));
-	rc = mx_store_event(t, "message.new", n->account_id, n->folder_id,
-			    m->id, x, err);
-	json_decref(x);
-	return rc;
+	return mx_event_message_new(t, n->account_id, n->folder_id, m->id, &e,
+				    err);
 }
 
 int mx_ingest_store(struct mx_txn *t, const struct mx_ingest_new *n,

@@ -1,6 +1,5 @@
 MX_SYNC_SOURCES = src/lib/sync/sync.h src/lib/sync/sync.c \
-	src/lib/sync/account.c src/lib/sync/api.c src/lib/sync/export.c \
-	src/lib/sync/presets.h src/lib/sync/presets.c \
+	src/lib/sync/api.c src/lib/sync/export.c \
 	src/lib/sync/pop3sync.c src/lib/sync/changes.c \
 	src/lib/sync/ingest.h src/lib/sync/ingest.c
 libmxsync_internal_la_SOURCES += $(MX_SYNC_SOURCES)

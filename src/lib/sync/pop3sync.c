@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "account/account.h"
 #include "mime/mime.h"
 #include "sync/ingest.h"
 #include "sync/sync.h"

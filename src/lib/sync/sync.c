@@ -18,11 +18,12 @@
  */
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
+#include "account/account.h"
+#include "events/types.h"
 #include "mime/mime.h"
 #include "sync/ingest.h"
 #include "sync/sync.h"
@@ -227,15 +228,8 @@ static int prepare_batch(struct batch *b, struct mx_error *err)
 static int event_flags(struct mx_txn *t, struct sync_ctx *c, uint64_t msg_id,
 		       uint32_t uid, uint32_t flags)
 {
-	json_t *x = json_object();
-	int rc;
-
-	json_object_set_new(x, "uid", json_integer(uid));
-	json_object_set_new(x, "flags", json_integer(flags));
-	rc = mx_store_event(t, "message.updated", c->acct.id, c->folder.id,
-			    msg_id, x, NULL);
-	json_decref(x);
-	return rc;
+	return mx_event_message_updated(t, c->acct.id, c->folder.id, msg_id,
+					uid, flags, false, NULL);
 }
 
 /* Removes a location; its message becomes an orphan if it was the last. */
@@ -335,7 +329,6 @@ static int attach(struct mx_txn *t, struct sync_ctx *c, uint64_t msg_id,
 	struct mx_loc l = {c->folder.id, uid, msg_id, modseq, flags,
 			   (char *)(uintptr_t)kw};
 	bool was_orphan = mx_store_is_orphan(t, msg_id);
-	json_t *x;
 	int rc;
 
 	rc = mx_store_loc_put(t, &l, err);
@@ -346,13 +339,8 @@ static int attach(struct mx_txn *t, struct sync_ctx *c, uint64_t msg_id,
 		if (rc)
 			return rc;
 	}
-	x = json_object();
-	json_object_set_new(x, "uid", json_integer(uid));
-	json_object_set_new(x, "folder_name", json_string(c->folder.name));
-	rc = mx_store_event(t, was_orphan ? "message.moved" : "message.copied",
-			    c->acct.id, c->folder.id, msg_id, x, err);
-	json_decref(x);
-	return rc;
+	return mx_event_message_placed(t, c->acct.id, c->folder.id, msg_id, uid,
+				       c->folder.name, was_orphan, err);
 }
 
 static int put_folder(struct mx_txn *t, struct sync_ctx *c,
@@ -1164,7 +1152,6 @@ static int remap_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 	struct sync_ctx *c = r->c;
 	struct mx_loc *old = NULL;
 	size_t nold = 0;
-	json_t *x;
 	int rc;
 
 	rc = mx_account_check_current(t, &c->acct, err);
@@ -1205,15 +1192,9 @@ static int remap_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 			goto out;
 		r->remapped++;
 	}
-	x = json_object();
-	json_object_set_new(x, "old_uidvalidity",
-			    json_integer(r->old_uidvalidity));
-	json_object_set_new(x, "uidvalidity", json_integer(c->sel.uidvalidity));
-	json_object_set_new(x, "remapped", json_integer((json_int_t)r->remapped));
-	json_object_set_new(x, "folder_name", json_string(c->folder.name));
-	rc = mx_store_event(t, "folder.reset", c->acct.id, c->folder.id, 0, x,
-			    err);
-	json_decref(x);
+	rc = mx_event_folder_reset(t, c->acct.id, c->folder.id, c->folder.name,
+				   r->old_uidvalidity, c->sel.uidvalidity,
+				   r->remapped, err);
 	if (rc)
 		goto out;
 	/* Restart the folder as a resumable initial sync; the remapped UIDs
@@ -1479,9 +1460,8 @@ static int gc_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 		if (nl == 0) {
 			rc = mx_store_msg_del(t, ids[i], err);
 			if (rc == MX_OK)
-				rc = mx_store_event(t, "message.deleted",
-						    c->acct.id, 0, ids[i], NULL,
-						    err);
+				rc = mx_event_message_deleted(t, c->acct.id,
+							      ids[i], err);
 			c->stats->deleted++;
 		}
 		if (rc == MX_OK)
@@ -1515,9 +1495,11 @@ int mx_sync_opts_check(const struct mx_sync_opts *opts, struct mx_error *err)
 	return MX_OK;
 }
 
-int mx_sync_conn(struct mx_store *st, const struct mx_account *acct,
-		 struct mx_conn *conn, const struct mx_sync_opts *opts,
-		 struct mx_sync_stats *stats_r, struct mx_error *err)
+/* KNOWN: the folders of OPTS as the store knows them, no LIST. */
+static int sync_conn(struct mx_store *st, const struct mx_account *acct,
+		     struct mx_conn *conn, const struct mx_sync_opts *opts,
+		     bool known, struct mx_sync_stats *stats_r,
+		     struct mx_error *err)
 {
 	const char *name = acct->name;
 	struct mx_sync_stats stats = {0};
@@ -1549,6 +1531,8 @@ int mx_sync_conn(struct mx_store *st, const struct mx_account *acct,
 	c.acct = *acct;
 	c.conn = conn;
 	c.prog.account = c.acct.name;
+	if (known)
+		goto listed;
 	rc = c.be->list(c.conn, &fc.remote, &fc.nremote, err);
 	if (rc)
 		goto out;
@@ -1572,6 +1556,7 @@ int mx_sync_conn(struct mx_store *st, const struct mx_account *acct,
 	rc = mx_store_write(st, folders_fn, &fc, err);
 	if (rc)
 		goto out;
+listed:
 	rc = mx_txn_begin(st, false, &t, err);
 	if (rc)
 		goto out;
@@ -1636,6 +1621,23 @@ out:
 	if (stats_r)
 		*stats_r = stats;
 	return rc;
+}
+
+int mx_sync_conn(struct mx_store *st, const struct mx_account *acct,
+		 struct mx_conn *conn, const struct mx_sync_opts *opts,
+		 struct mx_sync_stats *stats_r, struct mx_error *err)
+{
+	return sync_conn(st, acct, conn, opts, false, stats_r, err);
+}
+
+int mx_sync_conn_known(struct mx_store *st, const struct mx_account *acct,
+		       struct mx_conn *conn, const struct mx_sync_opts *opts,
+		       struct mx_sync_stats *stats_r, struct mx_error *err)
+{
+	if (opts == NULL || opts->folders == NULL || opts->nfolders == 0)
+		return mx_error_set(err, MX_ERR_INVAL,
+				    "a sync without LIST needs its folders");
+	return sync_conn(st, acct, conn, opts, true, stats_r, err);
 }
 
 enum mx_err mx_sync(struct mx_store *st, const char *name,

@@ -2,7 +2,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "sync/presets.h"
+#include "account/presets.h"
 
 static const struct mx_preset table[] = {
 	{
