@@ -1,13 +1,13 @@
 /*
  * libFuzzer target for the store's record decoders (src/lib/store/
- * record.c, and the outbox entries of src/lib/send/outbox.c): the input
- * is a record's value as LMDB would hand it back, given to every decoder
- * (account, folder, message, location, outbox entry).  What decodes must
- * encode again, and that encoding must decode to the same record (its
- * encoding is byte for byte the same).  The outbox codec is static, so
- * outbox.c is included here.
+ * record.c, and the outbox entries of src/lib/send/outbox_entry.c): the
+ * input is a record's value as LMDB would hand it back, given to every
+ * decoder (account, folder, message, location, outbox entry).  What
+ * decodes must encode again, and that encoding must decode to the same
+ * record (its encoding is byte for byte the same).  The outbox codec is
+ * static, so outbox_entry.c is included here.
  */
-#include "send/outbox.c"
+#include "send/outbox_entry.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

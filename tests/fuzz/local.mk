@@ -66,7 +66,7 @@ tests_fuzz_fuzz_config_LDADD = libmxsync-internal.la $(MX_DEPLIBS)
 endif
 EXTRA_DIST += tests/fuzz/config
 # The store's record decoders (src/lib/store/record.c; the target includes
-# src/lib/send/outbox.c for the outbox entries).
+# src/lib/send/outbox_entry.c for the outbox entries).
 if ENABLE_FUZZ
 noinst_PROGRAMS += tests/fuzz/fuzz_record
 tests_fuzz_fuzz_record_SOURCES = tests/fuzz/fuzz_record.c \
