@@ -1,5 +1,5 @@
 #!/bin/sh
-# Sending (src/lib/send/outbox.c, mxsync send / outbox) against a real
+# Sending (src/lib/send/outbox_*.c, mxsync send / outbox) against a real
 # Dovecot: submission (STARTTLS, AUTH PLAIN and, through an OAuth2 account,
 # a bearer token) relaying through tools/smtpsink.py to LMTP, the recipient's
 # INBOX and the sender's Sent folder over IMAP; and against smtpsink for what

@@ -25,7 +25,7 @@ tests_unit_test_compose_LDADD = $(MX_UNIT_LDADD) $(JANSSON_LIBS) \
 TESTS += tests/unit/test_compose
 EXTRA_DIST += tests/unit/compose_check.py
 
-# Outbox bookkeeping (src/lib/send/outbox.c) on a real store; sending is
+# Outbox bookkeeping (src/lib/send/outbox_*.c) on a real store; sending is
 # tested end to end by tests/integ/t-send.sh.
 check_PROGRAMS += tests/unit/test_outbox
 tests_unit_test_outbox_SOURCES = tests/unit/test_outbox.c

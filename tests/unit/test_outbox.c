@@ -1,5 +1,5 @@
 /*
- * Unit tests: the outbox's bookkeeping (src/lib/send/outbox.c) on a real
+ * Unit tests: the outbox's bookkeeping (src/lib/send/outbox_*.c) on a real
  * LMDB store: queueing (bytes, entry, event, pending index), idempotency
  * keys, refusals before anything is queued, cancel and retry rules, a
  * failed attempt's back-off against a closed port, the rolling 24 h
