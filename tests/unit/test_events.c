@@ -255,8 +255,9 @@ END_TEST
 /* One event of every builder, in one transaction. */
 static int build_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 {
-	const struct mx_event_new n = {7, "INBOX", "u-1", "m@example.test", 9};
-	const struct mx_event_new bare = {8, "Sent", NULL, NULL, 10};
+	const struct mx_event_new n = {7, "INBOX", "u-1", "m@example.test", 9,
+				       "r-1"};
+	const struct mx_event_new bare = {8, "Sent", NULL, NULL, 10, NULL};
 	int rc;
 
 	(void)ctx;
@@ -282,6 +283,9 @@ static int build_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 		rc = mx_event_account_removed(t, 4, "bob", false, err);
 	if (rc == MX_OK)
 		rc = mx_event_account_reauth(t, 4, err);
+	if (rc == MX_OK)
+		rc = mx_event_message_labels(t, 1, 2, 3, 7, 2, "STARRED INBOX",
+					     err);
 	return rc;
 }
 
@@ -312,7 +316,7 @@ START_TEST(test_builders)
 		"message.new", "message.new", "message.updated",
 		"message.updated", "message.moved", "message.copied",
 		"message.deleted", "folder.reset", "account.removed",
-		"account.removed", "account.reauth",
+		"account.removed", "account.reauth", "message.updated",
 	};
 	struct mx_error e;
 	json_t *arr = NULL;
@@ -340,7 +344,13 @@ START_TEST(test_builders)
 	ck_assert_str_eq(ev_str(arr, 0, "uidl"), "u-1");
 	ck_assert_str_eq(ev_str(arr, 0, "message_id"), "m@example.test");
 	ck_assert_int_eq(ev_int(arr, 0, "thread"), 9);
+	ck_assert_str_eq(ev_str(arr, 0, "remote_id"), "r-1");
 	ck_assert(!ev_has(arr, 1, "uidl") && !ev_has(arr, 1, "message_id"));
+	ck_assert(!ev_has(arr, 1, "remote_id"));
+	/* API mode's label change: the labels as the server lists them. */
+	ck_assert_int_eq(ev_int(arr, 11, "flags"), 2);
+	ck_assert_str_eq(ev_str(arr, 11, "labels"), "STARRED INBOX");
+	ck_assert(!ev_has(arr, 11, "origin"));
 	ck_assert_int_eq(ev_int(arr, 1, "thread"), 10);
 	/* message.updated: origin only for a local change. */
 	ck_assert_int_eq(ev_int(arr, 2, "flags"), 5);
