@@ -216,10 +216,13 @@ static int batch_add_msg(struct chg_batch *b, const struct mx_gmail_msg *m,
 
 /*
  * Fetches the metadata of the N ids at IDS (at most MX_GMAIL_BATCH_MAX)
- * into B: a message that is gone meanwhile is reported removed (it will
- * not come back: Gmail ids are never reused); one the batch could not
- * answer (a rate limit inside the batch) is fetched again singly, with
- * the client's retries.  *MAXH_R is raised to the highest historyId seen.
+ * into B, in one batch request (the client asks again, in a smaller
+ * batch, for the items refused with a rate limit or a 5xx): a message
+ * that is gone meanwhile is reported removed (it will not come back:
+ * Gmail ids are never reused); an item still refused or not decodable
+ * fails the whole batch before anything of it is handed over, so the
+ * store does not change.  *MAXH_R is raised to the highest historyId
+ * seen.
  */
 static int fetch_meta(struct mx_conn *c, const char *const *ids, size_t n,
 		      struct chg_batch *b, uint64_t *maxh_r,
@@ -235,16 +238,13 @@ static int fetch_meta(struct mx_conn *c, const char *const *ids, size_t n,
 	for (size_t i = 0; i < n && rc == MX_OK; i++) {
 		struct mx_gmail_batch_item *it = &items[i];
 
-		if (it->rc == MX_ERR_SERVER) {
-			mx_gmail_msg_free(&it->msg);
-			it->rc = mx_gmail_message_get(c->g, ids[i], &it->msg,
-						      &it->err);
-		}
 		if (it->rc == MX_ERR_NOTFOUND) {
 			rc = batch_add_removed(b, ids[i]);
 		} else if (it->rc) {
-			if (err)
+			if (err) {
 				*err = it->err;
+				mx_error_prefix(err, "message %s", ids[i]);
+			}
 			rc = it->rc;
 		} else {
 			if (it->msg.history_id > *maxh_r)

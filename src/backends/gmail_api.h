@@ -219,20 +219,31 @@ int mx_gmail_message_get(struct mx_gmail *g, const char *id,
 
 /* One answer of a batch: RC is MX_OK with MSG filled, or an error code
  * with ERR (MX_ERR_NOTFOUND for a message that is gone, MX_ERR_SERVER
- * for a rate limit inside the batch: fetch that one again singly). */
+ * for a rate limit or a server error inside the batch, which
+ * mx_gmail_message_get_batch() has already asked again). */
 struct mx_gmail_batch_item {
 	int rc;
 	struct mx_gmail_msg msg;
 	struct mx_error err;
+	/* Set by mx_gmail_parse_batch() for an answer that may succeed if
+	 * asked again: RETRY for a rate limit (429, 403 rate reasons; RATE
+	 * too) or a 5xx; RETRY_AFTER is that part's Retry-After header ("" if
+	 * none or too long). */
+	bool retry, rate;
+	char retry_after[64];
 };
 /* Frees the messages of the N ITEMS (not the array) and zeroes them. */
 void mx_gmail_batch_free(struct mx_gmail_batch_item *items, size_t n);
 
 /* mx_gmail_message_get() for NIDS (1..MX_GMAIL_BATCH_MAX) ids in one
  * request to /batch/gmail/v1 (multipart/mixed).  ITEMS[i] (NIDS of them,
- * the caller's) answers IDS[i].  Charges 5 units per id.  MX_OK when
- * the batch itself was answered (then every item has its own RC), else
- * the batch's error with every item zeroed. */
+ * the caller's) answers IDS[i].  Charges 5 units per id.  Items answered
+ * with a rate limit or a 5xx are asked again, only they, in a new batch
+ * after the backoff of the client's retry rules (the part's Retry-After,
+ * the quota bucket emptied for a rate limit), up to the client's retry
+ * count; an item still refused then keeps its error.  MX_OK when the
+ * batches were answered (then every item has its own RC), else the
+ * batch's error with every item zeroed. */
 int mx_gmail_message_get_batch(struct mx_gmail *g, const char *const *ids,
 			       size_t nids, struct mx_gmail_batch_item *items,
 			       struct mx_error *err);

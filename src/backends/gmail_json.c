@@ -1117,7 +1117,8 @@ static int batch_part(const char *p, const char *end, const char *const *ids,
 	static const char what[] = "Gmail API batch";
 	const char *hend, *inner, *ihend, *body, *cid;
 	struct mx_gmail_batch_item *it;
-	size_t cidlen;
+	enum mx_gmail_action act;
+	size_t cidlen, ralen;
 	long idx, status;
 
 	inner = headers_end(p, end, &hend);
@@ -1147,8 +1148,10 @@ static int batch_part(const char *p, const char *end, const char *const *ids,
 	status = (inner[9] - '0') * 100 + (inner[10] - '0') * 10 +
 		 (inner[11] - '0');
 	body = headers_end(inner, end, &ihend);
-	if (body == NULL)
+	if (body == NULL) {
 		body = end; /* a status without headers or body */
+		ihend = inner;
+	}
 	it = &items[idx];
 	if (status == 200) {
 		it->rc = mx_gmail_parse_msg(body, (size_t)(end - body),
@@ -1159,9 +1162,19 @@ static int batch_part(const char *p, const char *end, const char *const *ids,
 					    "message", what, idx + 1);
 		return MX_OK;
 	}
-	mx_gmail_map_error(MX_GMAIL_MESSAGES_GET, status, body,
-			   (size_t)(end - body), &it->err);
+	act = mx_gmail_map_error(MX_GMAIL_MESSAGES_GET, status, body,
+				 (size_t)(end - body), &it->err);
 	it->rc = it->err.code;
+	it->rate = act == MX_GMAIL_RATE;
+	it->retry = it->rate || act == MX_GMAIL_BACKOFF;
+	if (it->rate) {
+		const char *ra = header_get(inner, ihend, "Retry-After", &ralen);
+
+		if (ra != NULL && ralen < sizeof(it->retry_after)) {
+			memcpy(it->retry_after, ra, ralen);
+			it->retry_after[ralen] = '\0';
+		}
+	}
 	return MX_OK;
 }
 

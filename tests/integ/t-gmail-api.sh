@@ -100,8 +100,20 @@ like "$MX_OUT" "api-url" "the message names --api-url"
 run_ok "account add --mode api" add_api g
 N=$(stat 'd["users"]["'$A'"]["messages"]')
 diag "the fake holds $N corpus messages"
+# "http": HTTP requests by kind (a batch is one); "requests": API calls
+HTTP0=$(stat 'sum(d["http"].values())'); GETS0=$(stat 'd["requests"].get("messages.get", 0)')
+SINGLE0=$(stat 'd["http"].get("messages.get", 0)')
 run_ok "initial sync" mx sync g
 is "$(count)" "$N" "every message of the fake is stored"
+HTTP1=$(stat 'sum(d["http"].values())')
+diag "initial sync: $((HTTP1 - HTTP0)) HTTP requests for $N messages ($(stat 'd["http"]'))"
+# metadata in batches of 100: ceil(N/100) + the list pages (500 a page)
+# + labels.list at connect, a page boundary splitting one more batch
+[ $((HTTP1 - HTTP0)) -le $(( (N + 99) / 100 + (N + 499) / 500 + 3 )) ]
+ok $? "metadata comes in batches: at most ceil(N/100) + list pages + 3 requests"
+is "$(stat 'd["http"].get("messages.get", 0)')" "$SINGLE0" "no single users.messages.get request"
+is "$(( $(stat 'd["requests"].get("messages.get", 0)') - GETS0 ))" "$N" "each message's metadata asked for once"
+
 # ls, status, show
 mx ls g --json > "$T/ls.json" 2>&1
 is "$("$MX_PY" -c 'import json, sys
@@ -314,6 +326,50 @@ if [ -x "$MXSYNCD" ]; then
     d_stop_at_exit; DPID=
 fi
 MXD=$MXD0
+
+# ------------------------------------------------------------ batch items
+# In a store of their own: a message deleted between the listing and its
+# batch (its part answers 404), three parts refused with 429 (asked again
+# in one smaller batch), a part whose JSON is cut short.  Last of the
+# server-side steps: the deletion changes the fake's count.
+# parts of batches the fake answered with 429 (its log)
+part429() { "$MX_PY" -c 'import json, sys
+print(sum(1 for j in map(json.loads, open(sys.argv[1]))
+          if j["method"] == "BATCH-PART" and j["status"] == 429))' "$T/g/log"; }
+MXD1=$MXD; MXD=$T/mx3; export MXD
+run_ok "add the account to a third store" add_api b
+NB=$(stat 'd["users"]["'$A'"]["messages"]')
+H0=$(stat 'd["http"].get("batch", 0)'); S0=$(stat 'd["http"].get("messages.get", 0)')
+G0=$(stat 'd["requests"].get("messages.get", 0)'); R0=$(part429)
+ctl POST /_fake/fault '{"kind": "gone", "count": 1, "method": "messages.get"}' >/dev/null
+ctl POST /_fake/fault '{"kind": "rate", "count": 3, "method": "messages.get"}' >/dev/null
+run_ok "sync with a deleted item and three 429 parts" mx -vv sync b
+is "$(stat 'd["users"]["'$A'"]["messages"]')" "$((NB - 1))" "the fake deleted one message meanwhile"
+is "$(count b)" "$((NB - 1))" "every other message is stored, the deleted one skipped"
+is "$(events message.new)" "$((NB - 1))" "one message.new each"
+is "$(events message.deleted)" 0 "nothing deleted that was never stored"
+is "$(( $(part429) - R0 ))" 3 "the fake answered three parts with 429"
+# batches of 100 within list pages of 500
+is "$(( $(stat 'd["http"].get("batch", 0)') - H0 ))" "$(( NB / 500 * 5 + (NB % 500 + 99) / 100 + 1 ))" \
+    "one batch per hundred listed and one more for the three refused items"
+is "$(stat 'd["http"].get("messages.get", 0)')" "$S0" "the refused items are not fetched singly"
+is "$(( $(stat 'd["requests"].get("messages.get", 0)') - G0 ))" "$((NB + 3))" \
+    "only the refused items are asked again"
+like "$MX_OUT" "3 of [0-9]+ items refused \(rate limit\)" "the backoff is traced"
+run_ok "the next sync sees the deletion in the history" mx sync b
+is "$(count b)" "$((NB - 1))" "and changes nothing"
+is "$(events message.deleted)" 0 "no message.deleted"
+MXD=$T/mx4
+run_ok "add the account to a fourth store" add_api f
+ctl POST /_fake/fault '{"kind": "malformed", "count": 1, "method": "messages.get"}' >/dev/null
+run_fails "a batch part with malformed JSON fails the sync" mx sync f
+like "$MX_OUT" "message [0-9a-f]+: .*(JSON|json)" "the error names the message and the bad JSON"
+is "$(count f)" 0 "nothing of that batch is stored"
+is "$(events message.new)" 0 "no message.new"
+run_ok "the sync after the fault" mx sync f
+is "$(count f)" "$((NB - 1))" "every message stored"
+is "$(events message.new)" "$((NB - 1))" "each once"
+MXD=$MXD1
 
 # ------------------------------------------------------------ offline show
 tool_stop "$T/g" >/dev/null

@@ -83,6 +83,10 @@ Faults (--fault KIND[:COUNT[:METHOD]] or POST /_fake/fault): the next COUNT
   bad_id        list/history/get: message ids "../../etc/passwd" and "a/b"
   bad_label     labels.list/get: a label name with control characters
   wrong_types   ids as numbers, internalDate as a number, labelIds a string
+  rate          429 rateLimitExceeded with Retry-After: 1 (inside a batch:
+                that part only)
+  gone          messages.get: the message is deleted (messagesDeleted)
+                just before the call is answered, so it answers 404
 Other API calls are unaffected.  Faulted calls are charged like others.
 
 Control API (no auth, JSON bodies; USER defaults to the only/first mailbox):
@@ -94,10 +98,14 @@ Control API (no auth, JSON bodies; USER defaults to the only/first mailbox):
                        "retry_after": S|null, "reset": true}
   POST /_fake/fault   {"kind", "count", "method"} or {"clear": true}
   POST /_fake/history {"user", "expire": true} or {"user", "keep": N}
-  GET  /_fake/stats   {"requests": {METHOD: n}, "status": {CODE: n},
+  GET  /_fake/stats   {"requests": {METHOD: n}, "http": {METHOD: n},
+                       "status": {CODE: n},
                        "units": {USER: n}, "rejected": {USER: n},
                        "users": {USER: {"messages", "historyId", "floor"}},
                        "sent": [{"user", "id", "threadId"}]}
+"requests" counts API calls (each call inside a batch once), "http" the
+HTTP requests (a batch is one, "batch"), as Google's quota and its
+per-request limits see them.
 Each API call is appended to --log as one JSON line {"t", "method", "path",
 "api", "user", "status", "units"} (no tokens, no bodies).
 """
@@ -147,7 +155,7 @@ HIST_TYPES = {'messageAdded': 'messagesAdded',
               'labelAdded': 'labelsAdded', 'labelRemoved': 'labelsRemoved'}
 FAULT_KINDS = ('backend', 'unavailable', 'malformed', 'huge', 'close',
                'pagetoken_loop', 'history_backwards', 'bad_id', 'bad_label',
-               'wrong_types')
+               'wrong_types', 'rate', 'gone')
 STATUS = {400: 'INVALID_ARGUMENT', 401: 'UNAUTHENTICATED',
           403: 'PERMISSION_DENIED', 404: 'NOT_FOUND', 409: 'ALREADY_EXISTS',
           413: 'INVALID_ARGUMENT', 429: 'RESOURCE_EXHAUSTED',
@@ -440,7 +448,8 @@ class Mailbox:
 
 
 MAILBOXES = collections.OrderedDict()
-STATS = {'requests': collections.Counter(), 'status': collections.Counter(),
+STATS = {'requests': collections.Counter(), 'http': collections.Counter(),
+         'status': collections.Counter(),
          'units': collections.Counter(), 'rejected': collections.Counter(),
          'sent': []}
 QUOTA = {'per_minute': ARGS.quota_per_minute, 'error': ARGS.quota_error,
@@ -945,6 +954,13 @@ def api(verb, target, headers, body, ctx):
             raise ApiError(code, 'Backend Error', 'backendError')
         if fault == 'close':
             return 0, [], None
+        if fault == 'rate':
+            raise ApiError(429, 'Rate Limit Exceeded', 'rateLimitExceeded',
+                           'usageLimits', [('Retry-After', '1')])
+        if fault == 'gone' and method == 'messages.get':
+            with LOCK:
+                if urllib.parse.unquote(mt.group(2)) in mb.msgs:
+                    mb.delete(urllib.parse.unquote(mt.group(2)))
         with LOCK:
             st, obj = dispatch(method, mb, mt, q, headers, body, scopes,
                                fault)
@@ -1234,6 +1250,7 @@ class H(BaseHTTPRequestHandler):
             st, hh, rb = api(self.command, self.path, hdrs, body, ctx)
         with LOCK:
             STATS['status'][str(st)] += 1
+            STATS['http'][ctx['method'] or '?'] += 1
         logline(self.command, self.path, ctx, st)
         if rb is None:
             self.close_connection = True
