@@ -839,3 +839,75 @@ int mx_store_kept_list(struct mx_txn *t, const char *name,
 	*n_r = n;
 	return MX_OK;
 }
+
+size_t mx_store_remote_key(uint32_t account_id, const char *id,
+			   uint8_t out[MX_STORE_REMOTE_KEY_MAX])
+{
+	size_t pl = sizeof("apiid") - 1, il = strlen(id);
+
+	if (il > MX_STORE_REMOTE_KEY_MAX - pl - 4)
+		il = MX_STORE_REMOTE_KEY_MAX - pl - 4;
+	memcpy(out, "apiid", pl);
+	mx_put_be32(out + pl, account_id);
+	memcpy(out + pl + 4, id, il);
+	return pl + 4 + il;
+}
+
+void mx_store_remote_rev_key(uint32_t account_id, uint64_t msg,
+			     uint8_t out[MX_STORE_REMOTE_REV_KEY])
+{
+	size_t pl = sizeof("apimsg") - 1;
+
+	memcpy(out, "apimsg", pl);
+	mx_put_be32(out + pl, account_id);
+	mx_put_be64(out + pl + 4, msg);
+}
+
+int mx_store_remote_get(struct mx_txn *t, uint32_t account_id, uint64_t msg,
+			char **id_r, char **thread_r, struct mx_error *err)
+{
+	uint8_t rk[MX_STORE_REMOTE_REV_KEY], k[MX_STORE_REMOTE_KEY_MAX];
+	char *id = NULL, *thread = NULL;
+	MDB_val v;
+	size_t kl;
+	int rc;
+
+	if (id_r)
+		*id_r = NULL;
+	if (thread_r)
+		*thread_r = NULL;
+	mx_store_remote_rev_key(account_id, msg, rk);
+	rc = mx_db_get(t, MX_DB_META, rk, sizeof(rk), &v, NULL);
+	if (rc == MX_ERR_NOTFOUND)
+		return rc;
+	if (rc)
+		return mx_error_set(err, rc, "message map");
+	if ((id = mx_strndup(v.mv_data, v.mv_size)) == NULL)
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	if (thread_r) {
+		kl = mx_store_remote_key(account_id, id, k);
+		rc = mx_db_get(t, MX_DB_META, k, kl, &v, NULL);
+		if (rc == MX_OK && v.mv_size < 12)
+			rc = MX_ERR_STORE;
+		if (rc) {
+			free(id);
+			return mx_error_set(err, rc == MX_ERR_NOTFOUND
+					    ? MX_ERR_STORE : rc,
+					    "message map entry of %llu is "
+					    "damaged or missing",
+					    (unsigned long long)msg);
+		}
+		thread = mx_strndup((const char *)v.mv_data + 12,
+				    v.mv_size - 12);
+		if (thread == NULL) {
+			free(id);
+			return mx_error_set(err, MX_ERR_NOMEM, NULL);
+		}
+		*thread_r = thread;
+	}
+	if (id_r)
+		*id_r = id;
+	else
+		free(id);
+	return MX_OK;
+}

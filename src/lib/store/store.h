@@ -466,6 +466,26 @@ int mx_store_msg_del(struct mx_txn *t, uint64_t id, struct mx_error *err);
 int mx_store_identity_find(struct mx_txn *t, uint32_t account_id,
 			   const uint8_t identity[32], uint64_t **ids_r,
 			   size_t *n_r, struct mx_error *err);
+/*
+ * The change-log model's map (API mode; written by src/lib/sync/changes.c,
+ * doc/internals/backends.md), in META: "apiid" + u32 account + the
+ * server's message id -> u64 record + u32 UID + the server's thread id;
+ * "apimsg" + u32 account + u64 record -> the server's message id.  The
+ * keys of both; an id longer than 256 bytes is cut (ids are checked far
+ * shorter before they get here).
+ */
+#define MX_STORE_REMOTE_KEY_MAX (sizeof("apiid") - 1 + 4 + 256)
+#define MX_STORE_REMOTE_REV_KEY (sizeof("apimsg") - 1 + 12)
+size_t mx_store_remote_key(uint32_t account_id, const char *id,
+			   uint8_t out[MX_STORE_REMOTE_KEY_MAX]);
+void mx_store_remote_rev_key(uint32_t account_id, uint64_t msg,
+			     uint8_t out[MX_STORE_REMOTE_REV_KEY]);
+/* Record MSG of ACCOUNT in that map: the server's message id into *ID_R
+ * and its thread id into *THREAD_R (either may be NULL; malloc()ed).
+ * MX_ERR_NOTFOUND (no detail set) when MSG is not an API-mode message;
+ * MX_ERR_STORE for a damaged entry, MX_ERR_NOMEM. */
+int mx_store_remote_get(struct mx_txn *t, uint32_t account_id, uint64_t msg,
+			char **id_r, char **thread_r, struct mx_error *err);
 /* Message ids with MESSAGE_ID (without <>) in ACCOUNT (malloc()ed array;
  * none: MX_OK with *N_R 0).  Errors: as for lists (see
  * mx_store_account_list). */

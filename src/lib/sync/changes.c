@@ -42,10 +42,9 @@
 #include "sync/ingest.h"
 #include "sync/sync.h"
 
-#define MAP_PREFIX "apiid"
-#define REV_PREFIX "apimsg"
+#define MAP_PREFIX "apiid" /* mx_store_remote_key() */
 #define CURSOR_PREFIX "apicursor"
-#define MAP_KEY_MAX (sizeof(MAP_PREFIX) - 1 + 4 + 256)
+#define MAP_KEY_MAX MX_STORE_REMOTE_KEY_MAX
 
 struct csync {
 	struct mx_store *st;
@@ -68,43 +67,13 @@ struct csync {
 	struct mx_sync_progress prog;
 };
 
-static size_t map_key(uint32_t account_id, const char *id,
-		      uint8_t out[MAP_KEY_MAX])
-{
-	size_t pl = sizeof(MAP_PREFIX) - 1, il = strlen(id);
-
-	if (il > MAP_KEY_MAX - pl - 4)
-		il = MAP_KEY_MAX - pl - 4;
-	memcpy(out, MAP_PREFIX, pl);
-	mx_put_be32(out + pl, account_id);
-	memcpy(out + pl + 4, id, il);
-	return pl + 4 + il;
-}
-
-static void rev_key(uint32_t account_id, uint64_t msg,
-		    uint8_t out[sizeof(REV_PREFIX) - 1 + 12])
-{
-	memcpy(out, REV_PREFIX, sizeof(REV_PREFIX) - 1);
-	mx_put_be32(out + sizeof(REV_PREFIX) - 1, account_id);
-	mx_put_be64(out + sizeof(REV_PREFIX) - 1 + 4, msg);
-}
+#define map_key mx_store_remote_key
+#define rev_key mx_store_remote_rev_key
 
 int mx_changes_remote_id(struct mx_txn *t, uint32_t account_id, uint64_t msg,
 			 char **id_r, struct mx_error *err)
 {
-	uint8_t k[sizeof(REV_PREFIX) - 1 + 12];
-	MDB_val v;
-	int rc;
-
-	*id_r = NULL;
-	rev_key(account_id, msg, k);
-	rc = mx_db_get(t, MX_DB_META, k, sizeof(k), &v, NULL);
-	if (rc == MX_ERR_NOTFOUND)
-		return rc;
-	if (rc)
-		return mx_error_set(err, rc, "message map");
-	*id_r = mx_strndup(v.mv_data, v.mv_size);
-	return *id_r ? MX_OK : mx_error_set(err, MX_ERR_NOMEM, NULL);
+	return mx_store_remote_get(t, account_id, msg, id_r, NULL, err);
 }
 
 static void cursor_key(uint32_t account_id,
@@ -219,7 +188,7 @@ static int remove_msg(struct mx_txn *t, struct csync *c, uint64_t msg,
 	if (rc == MX_OK && k)
 		rc = mx_db_del(t, MX_DB_META, k, kl, NULL, 0, err);
 	if (rc == MX_OK) {
-		uint8_t rk[sizeof(REV_PREFIX) - 1 + 12];
+		uint8_t rk[MX_STORE_REMOTE_REV_KEY];
 
 		rev_key(c->a->id, msg, rk);
 		rc = mx_db_del(t, MX_DB_META, rk, sizeof(rk), NULL, 0, err);
@@ -333,7 +302,7 @@ static int add_msg(struct mx_txn *t, struct csync *c, struct mx_folder *f,
 		       0, err);
 	mx_buf_free(&v);
 	if (rc == MX_OK) {
-		uint8_t rk[sizeof(REV_PREFIX) - 1 + 12];
+		uint8_t rk[MX_STORE_REMOTE_REV_KEY];
 
 		rev_key(c->a->id, id, rk);
 		rc = mx_db_put(t, MX_DB_META, rk, sizeof(rk), ch->id,
