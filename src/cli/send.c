@@ -170,6 +170,7 @@ int cli_send(struct cli *c, int argc, char **argv)
 	struct mx_error err;
 	char *to = NULL, *cc = NULL, *bcc = NULL, *text = NULL, *html = NULL;
 	char *irt = NULL, *refs = NULL, *re_subject = NULL, *json = NULL;
+	char *thread = NULL;
 	const char *reply = NULL, *key = NULL;
 	bool bulk = false, queue_only = false, use_json = false, existing;
 	size_t natt = 0, len;
@@ -278,12 +279,14 @@ int cli_send(struct cli *c, int argc, char **argv)
 	}
 	if (reply) {
 		if (mx_outbox_reply_headers(st, &a, reply, &irt, &refs,
-					    &re_subject, &err) != MX_OK) {
+					    &re_subject, &thread,
+					    &err) != MX_OK) {
 			rc = cli_fail(&err);
 			goto out;
 		}
 		comp.in_reply_to = irt;
 		comp.references = refs;
+		comp.thread = thread;
 		if (comp.subject == NULL)
 			comp.subject = re_subject;
 	}
@@ -326,6 +329,7 @@ out:
 	free(irt);
 	free(refs);
 	free(re_subject);
+	free(thread);
 	free(json);
 	return rc;
 }

@@ -107,4 +107,42 @@ run_ok "outbox run" mx outbox run --now
 like "$(entry "api kill")" '^sent' "sent after the user's retry"
 is "$(sends)" "$((n + 1))" "one send"
 
+# ---- a reply goes into its original's thread (threadId), a non-reply not
+# Gmail files a sent message in a thread only when messages.send names
+# the threadId and In-Reply-To/References and Subject match; the fake
+# does the same, so a Subject alone ("Re: ...") starts a new thread.
+cat > "$T/orig.eml" <<'MAIL'
+From: Bob <bob@example.test>
+To: alice@example.test
+Subject: thread question zq9
+Date: Mon, 07 Dec 2026 06:00:00 +0000
+Message-ID: <orig.zq9@example.test>
+
+a question
+MAIL
+"$MX_PY" - "$DC_CA" "$BASE/_fake/deliver?user=$A&labels=INBOX" "$T/orig.eml" > "$T/orig.json" <<'PY'
+import ssl, sys, urllib.request
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+r = urllib.request.Request(sys.argv[2], data=open(sys.argv[3], 'rb').read(), method='POST')
+sys.stdout.write(urllib.request.urlopen(r, context=ctx).read().decode())
+PY
+OID=$("$MX_PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$T/orig.json")
+OTID=$("$MX_PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["threadId"])' "$T/orig.json")
+run_ok "sync the API-mode account" mx sync g
+RID=
+for id in $(mx ls g --json | "$MX_PY" -c 'import json, sys
+d = json.load(sys.stdin); d = d if isinstance(d, list) else d["messages"]
+print(" ".join(m["id"] for m in d))'); do
+    mx show "$id" --json | grep -q "\"remote_id\": \"$OID\"" && RID=$id
+done
+isnt "$RID" "" "the original is stored (metadata only)"
+sent_last() { stat 'd["sent"][-1]["'$1'"]'; }
+run_ok "reply to it" mx send g --to bob@example.test --reply-to-message "$RID" --body "an answer"
+like "$(entry "Re: thread question zq9")" '^sent ' "the reply is sent, subject from the original"
+is "$(sent_last threadId)" "$OTID" "the reply lands in the original's thread"
+run_ok "a non-reply with the same subject" mx send g --to bob@example.test \
+    --subject "Re: thread question zq9" --body "not a reply"
+isnt "$(sent_last threadId)" "$OTID" "a non-reply starts a new thread"
+is "$(sent_last threadId)" "$(sent_last id)" "its thread is its own"
+
 done_testing

@@ -80,6 +80,10 @@ struct mx_compose {
 	 * to the first and the last 39. */
 	const char *in_reply_to;
 	const char *references;
+	/* Not a header: the provider's thread of the message replied to
+	 * (mx_outbox_reply_headers(), API mode), which the outbox keeps with
+	 * the entry for the backend's send slot.  NULL if none. */
+	const char *thread;
 	const char *message_id; /* "<...@...>"; NULL = generated */
 	int64_t date;           /* unix time; 0 = now */
 	uint64_t max_attach_bytes; /* 0 = MX_COMPOSE_MAX_ATTACH_DEFAULT */

@@ -73,6 +73,8 @@ struct mx_ob_entry {
 	uint8_t sha256[32];    /* the message bytes (a store blob) */
 	uint64_t size;
 	char *idem_key;        /* caller's idempotency key, or NULL */
+	char *thread;          /* the provider's thread (API mode: a reply
+				* goes into its original's), or NULL */
 	int64_t created;
 	int64_t next_attempt;  /* queued: not before this time */
 	int64_t sent_at;
@@ -123,12 +125,18 @@ int mx_outbox_enqueue(struct mx_store *st, const struct mx_account *a,
  * Reply headers for a reply to stored message REF (16-hex record id or a
  * "<Message-ID>") of account A: *IRT_R its Message-ID, *REFS_R its
  * References plus that id; *SUBJECT_R "Re: " + its subject unless it
- * starts with "Re:" already.  All malloc()ed.  Errors: MX_ERR_NOTFOUND,
- * MX_ERR_INVAL (the original has no Message-ID), MX_ERR_STORE.
+ * starts with "Re:" already; *THREAD_R (may be NULL) the provider's
+ * thread id of an API-mode original (for mx_compose.thread), else NULL.
+ * All malloc()ed.  API mode stores no Message-ID, References or Subject:
+ * for an API-mode original they are read from the provider (the
+ * backend's fetch_live, one connection).  Errors: MX_ERR_NOTFOUND,
+ * MX_ERR_INVAL (the original has no Message-ID), MX_ERR_STORE, and for an
+ * API-mode original those of mx_backend_connect() and fetch_live.
  */
-int mx_outbox_reply_headers(struct mx_store *st, const struct mx_account *a,
+int mx_outbox_reply_headers(struct mx_store *st, struct mx_account *a,
 			    const char *ref, char **irt_r, char **refs_r,
-			    char **subject_r, struct mx_error *err);
+			    char **subject_r, char **thread_r,
+			    struct mx_error *err);
 
 struct mx_ob_run_opts {
 	uint32_t account_id;  /* 0: every account */

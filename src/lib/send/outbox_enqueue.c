@@ -7,6 +7,7 @@
 
 #include <openssl/evp.h>
 
+#include "mime/mime.h"
 #include "send/outbox_int.h"
 
 /* ---- enqueue ---- */
@@ -111,6 +112,7 @@ static int enq_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 	memcpy(e.sha256, q->sha, 32);
 	e.size = q->out->size;
 	e.idem_key = (char *)(uintptr_t)q->idem_key;
+	e.thread = (char *)(uintptr_t)q->c->thread;
 	e.created = e.next_attempt = mx_wall_s();
 	rc = entry_put(t, &e, err);
 	if (rc == MX_OK && q->idem_key) {
@@ -231,18 +233,63 @@ int mx_outbox_enqueue(struct mx_store *st, const struct mx_account *a,
 
 /* ---- replies ---- */
 
-int mx_outbox_reply_headers(struct mx_store *st, const struct mx_account *a,
+static int live_append(const char *data, size_t len, void *ctx,
+		       struct mx_error *err)
+{
+	if (mx_buf_append(ctx, data, len) < 0)
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	return MX_OK;
+}
+
+/* The headers of API-mode message M (server id RID), which the store does
+ * not keep, into M->p: read from the provider. */
+static int live_headers(struct mx_store *st, struct mx_account *a,
+			const char *rid, struct mx_msg *m, struct mx_error *err)
+{
+	const struct mx_backend_ops *be = NULL;
+	struct mx_conn *conn = NULL;
+	struct mx_parsed p;
+	struct mx_buf raw = {0};
+	int rc;
+
+	rc = mx_backend_connect(st, a, &be, &conn, err);
+	if (rc == MX_OK && be->fetch_live == NULL)
+		rc = mx_error_set(err, MX_ERR_UNSUPPORTED, "%s cannot fetch "
+				  "a message", be->title);
+	if (rc == MX_OK)
+		rc = be->fetch_live(conn, rid, live_append, &raw, err);
+	if (conn)
+		be->disconnect(&conn);
+	if (rc == MX_OK)
+		rc = mx_mime_parse(raw.data ? raw.data : "", raw.len, &p, err);
+	mx_buf_free(&raw);
+	if (rc) {
+		mx_error_prefix(err, "message %s: API mode stores no "
+				"Message-ID to reply to, and reading it from "
+				"the server failed", rid);
+		return rc;
+	}
+	mx_parsed_free(&m->p);
+	m->p = p;
+	return MX_OK;
+}
+
+int mx_outbox_reply_headers(struct mx_store *st, struct mx_account *a,
 			    const char *ref, char **irt_r, char **refs_r,
-			    char **subject_r, struct mx_error *err)
+			    char **subject_r, char **thread_r,
+			    struct mx_error *err)
 {
 	struct mx_msg m = {0};
 	struct mx_buf refs = {0};
 	struct mx_txn t;
 	uint64_t id = 0;
+	char *rid = NULL, *thread = NULL;
 	const char *subj;
 	int rc;
 
 	*irt_r = *refs_r = *subject_r = NULL;
+	if (thread_r)
+		*thread_r = NULL;
 	rc = mx_txn_begin(st, false, &t, err);
 	if (rc)
 		return rc;
@@ -273,14 +320,26 @@ int mx_outbox_reply_headers(struct mx_store *st, const struct mx_account *a,
 				  "in account %s", ref, a->name);
 	if (rc == MX_OK)
 		rc = mx_store_msg_get(&t, id, &m, err);
+	/* An API-mode message: its thread on the server, which Gmail needs
+	 * to file the reply there (users.messages.send's threadId). */
+	if (rc == MX_OK && m.account_id == a->id) {
+		rc = mx_store_remote_get(&t, a->id, id, &rid, &thread, err);
+		if (rc == MX_ERR_NOTFOUND)
+			rc = MX_OK;
+	}
 	mx_txn_abort(&t);
 	if (rc == MX_OK && m.account_id != a->id)
 		rc = mx_error_set(err, MX_ERR_NOTFOUND, "message %s belongs to "
 				  "another account", ref);
+	if (rc == MX_OK && rid != NULL &&
+	    (m.p.message_id == NULL || !*m.p.message_id))
+		rc = live_headers(st, a, rid, &m, err);
 	if (rc == MX_OK && (m.p.message_id == NULL || !*m.p.message_id))
 		rc = mx_error_set(err, MX_ERR_INVAL, "message %s has no "
 				  "Message-ID to reply to", ref);
+	free(rid);
 	if (rc) {
+		free(thread);
 		mx_msg_free(&m);
 		return rc;
 	}
@@ -300,8 +359,13 @@ int mx_outbox_reply_headers(struct mx_store *st, const struct mx_account *a,
 		free(*irt_r);
 		free(*refs_r);
 		free(*subject_r);
+		free(thread);
 		*irt_r = *refs_r = *subject_r = NULL;
 		return mx_error_set(err, MX_ERR_NOMEM, NULL);
 	}
+	if (thread_r)
+		*thread_r = thread;
+	else
+		free(thread);
 	return MX_OK;
 }

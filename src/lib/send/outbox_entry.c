@@ -116,6 +116,7 @@ void mx_ob_entry_free(struct mx_ob_entry *e)
 		free(e->rcpts[i]);
 	free(e->rcpts);
 	free(e->idem_key);
+	free(e->thread);
 	free(e->last_error);
 	for (size_t i = 0; i < e->nresults; i++) {
 		free(e->results[i].addr);
@@ -173,6 +174,7 @@ static json_t *entry_to_json(const struct mx_ob_entry *e, bool *ok_r)
 	json_object_set_new(o, "sha256", json_string(hex));
 	json_object_set_new(o, "size", json_integer((json_int_t)e->size));
 	ok &= set_opt_str(o, "idempotency_key", e->idem_key);
+	ok &= set_opt_str(o, "thread", e->thread);
 	json_object_set_new(o, "created", json_integer(e->created));
 	json_object_set_new(o, "next_attempt", json_integer(e->next_attempt));
 	if (e->sent_at)
@@ -265,6 +267,7 @@ int entry_decode(const void *data, size_t len, struct mx_ob_entry *e,
 	}
 	e->size = (uint64_t)jint(o, "size");
 	e->idem_key = jstr(o, "idempotency_key");
+	e->thread = jstr(o, "thread");
 	e->created = jint(o, "created");
 	e->next_attempt = jint(o, "next_attempt");
 	e->sent_at = jint(o, "sent_at");

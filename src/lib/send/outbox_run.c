@@ -826,7 +826,7 @@ static int backend_attempt(struct mx_store *st, struct mx_account *a,
 		test_kill_at("data"); /* the request about to leave */
 	if (rc == MX_OK)
 		rc = be->send(conn, p, len, (const char *const *)e->rcpts,
-			      e->nrcpts, NULL, &id, maybe_sent_r, err);
+			      e->nrcpts, e->thread, &id, maybe_sent_r, err);
 	mx_txn_abort(&t);
 	if (rc)
 		goto out;

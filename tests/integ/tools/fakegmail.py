@@ -27,7 +27,12 @@ A message's threadId is the id of its thread's first message: it joins the
 thread of the first message named in In-Reply-To/References that the
 mailbox holds; failing that, a message whose Subject starts with Re:/Fwd:
 joins the newest thread with the same subject (prefixes stripped); else it
-starts a thread.  internalDate is the Date header (ms since the epoch, as a
+starts a thread.  That is for mail that arrives; messages.send, as
+Gmail's reference says, files a message in an existing thread only when
+the request names it in threadId and the message's In-Reply-To or
+References name a message of that thread and its Subject matches the
+thread's (prefixes stripped); otherwise the sent message starts a thread
+(an unknown threadId is 404).  internalDate is the Date header (ms since the epoch, as a
 string), else the time of delivery.  historyId is monotonic with random
 gaps (not contiguous); every change (add, delete, label added/removed) is
 one history record.  Loading the mailbox creates messagesAdded records too.
@@ -390,9 +395,28 @@ class Mailbox:
             return self.subjects.get(base_subject(subj))
         return None
 
-    def deliver(self, raw, labels, thread=None, date_ms=None):
+    def reply_fits(self, headers, tid):
+        """messages.send: does a message with HEADERS belong in thread
+        TID (references one of its messages, same base subject)?"""
+        refs = ' '.join(filter(None, [hget(headers, 'in-reply-to'),
+                                      hget(headers, 'references')]))
+        if not any(self.by_msgid.get(r) == tid
+                   for r in re.findall(r'<[^<>]+>', refs)):
+            return False
+        bs = base_subject(hget(headers, 'subject'))
+        return any(base_subject(hget(header_block(m.raw), 'subject')) == bs
+                   for m in self.msgs.values() if m.thread_id == tid)
+
+    def deliver(self, raw, labels, thread=None, date_ms=None, sent=False):
         headers = header_block(raw)
-        tid_hint = self.thread_for(headers, thread)
+        if sent:
+            # messages.send: the threadId of the request, if it fits
+            if thread is not None:
+                self.thread_for(headers, thread)    # 404 if unknown
+            tid_hint = thread if thread is not None and \
+                self.reply_fits(headers, thread) else None
+        else:
+            tid_hint = self.thread_for(headers, thread)
         self.next_id += RNG.randint(1, 4096)
         mid = '%016x' % self.next_id
         tid = tid_hint or mid
@@ -792,7 +816,7 @@ def messages_send(mb, raw, thread):
     addrs = [a.lower() for _, a in email.utils.getaddresses([rcpts])]
     if mb.user in addrs:
         labels += ['INBOX', 'UNREAD']
-    m = mb.deliver(raw, labels, thread, int(time.time() * 1000))
+    m = mb.deliver(raw, labels, thread, int(time.time() * 1000), sent=True)
     STATS['sent'].append({'user': mb.user, 'id': m.id,
                           'threadId': m.thread_id})
     return {'id': m.id, 'threadId': m.thread_id, 'labelIds': list(m.labels)}
