@@ -704,7 +704,28 @@ START_TEST(batch_answers)
 		batch_ids, 1, it, &e);
 	ck_assert_int_eq(rc, MX_OK);
 	ck_assert_int_eq(it[0].rc, MX_ERR_SERVER);
+	ck_assert(it[0].retry && it[0].rate);
+	ck_assert_str_eq(it[0].retry_after, "");
 	mx_gmail_batch_free(it, 1);
+
+	/* What may be asked again: a 429 with its Retry-After, a 503; not
+	 * a 404. */
+	rc = mx_gmail_parse_batch(
+		"multipart/mixed; boundary=B",
+		J("--B\r\nContent-ID: <response-item-1>\r\n\r\n"
+		  "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\n\r\n"
+		  "{}\r\n--B\r\nContent-ID: <response-item-2>\r\n\r\n"
+		  "HTTP/1.1 503 Service Unavailable\r\n\r\n{}\r\n"
+		  "--B\r\nContent-ID: <response-item-3>\r\n\r\n"
+		  "HTTP/1.1 404 Not Found\r\n\r\n{}\r\n--B--\r\n"),
+		batch_ids, 3, it, &e);
+	ck_assert_int_eq(rc, MX_OK);
+	ck_assert(it[0].retry && it[0].rate);
+	ck_assert_str_eq(it[0].retry_after, "7");
+	ck_assert(it[1].retry && !it[1].rate);
+	ck_assert_int_eq(it[2].rc, MX_ERR_NOTFOUND);
+	ck_assert(!it[2].retry);
+	mx_gmail_batch_free(it, 3);
 
 #define BATCH_BAD(ct, body, n, needle)                                    \
 	do {                                                              \
