@@ -5,8 +5,10 @@
 # idempotency key, Bcc recipients honoured, 100 quota units, no APPEND,
 # message.sent; a send whose outcome is unknown (500, connection closed
 # without an answer, kill -9 before the request) is never sent again by
-# the outbox.  Runs once a backend with the change-log model and a send
-# slot is registered (the Gmail API backend); skipped before.
+# the outbox; a reply to a stored API-mode message goes into its
+# original's thread (threadId), a non-reply starts one.  Runs once a
+# backend with the change-log model and a send slot is registered (the
+# Gmail API backend); skipped before.
 : "${MX_TOP_SRCDIR:=$(cd "$(dirname "$0")/../.." && pwd)}"; export MX_TOP_SRCDIR
 . "$MX_TOP_SRCDIR/tests/integ/lib/tap.sh"
 . "$MX_TOP_SRCDIR/tests/integ/lib/dovecot.sh"
