@@ -263,10 +263,14 @@ call POST "$U/messages/send" -H 'Content-Type: application/json' \
 is "$ST" 200 "messages.send: 200"
 S1=$(j 'd["id"]'); TS1=$(j 'd["threadId"]')
 is "$(j 'd["labelIds"], d["threadId"] == d["id"]')" "(['SENT'], True)" "sent: label SENT only, a new thread"
+# users.messages (threadId): a sent message joins a thread only with the
+# threadId AND In-Reply-To/References AND a matching Subject
 call POST "$U/messages/send" -d '{"raw": "'"$(mkmsg bob@example.test 'Re: first post' 'In-Reply-To: <firstpost@example.test>')"'"}'
-is "$(j 'd["threadId"]')" "$TS1" "a reply (In-Reply-To) joins the thread"
+isnt "$(j 'd["threadId"]')" "$TS1" "a reply without threadId starts a thread of its own"
 call POST "$U/messages/send" -d '{"raw": "'"$(mkmsg bob@example.test 'other')"'", "threadId": "'$TS1'"}'
-is "$(j 'd["threadId"]')" "$TS1" "send with threadId: in that thread"
+isnt "$(j 'd["threadId"]')" "$TS1" "threadId without the reply headers and subject: a thread of its own"
+call POST "$U/messages/send" -d '{"raw": "'"$(mkmsg bob@example.test 'Re: first post' 'In-Reply-To: <firstpost@example.test>')"'", "threadId": "'$TS1'"}'
+is "$(j 'd["threadId"]')" "$TS1" "send with threadId, In-Reply-To and the subject: in that thread"
 call POST "$U/messages/send" -d '{"raw": "'"$(mkmsg "$A" 'to myself')"'"}'
 is "$(j 'd["labelIds"]')" '["SENT", "INBOX", "UNREAD"]' "sent to oneself: SENT, INBOX, UNREAD"
 call POST "$U/messages/send" -d '{"raw": "'"$(mkmsg bob@example.test 'x')"'", "threadId": "ffffffffffffffff"}'
