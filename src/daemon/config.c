@@ -10,6 +10,8 @@
  *                       timeout, max_backoff
  *   [account NAME]      folders, enabled, idle_connection,
  *                       api_poll_interval
+ *   [api]               listen, tls_cert, tls_key, max_body,
+ *                       max_connections, timeout, rate_limit
  *
  * Unknown sections or keys are errors (a typo must not silently change
  * behaviour); values are checked for range.
@@ -118,9 +120,33 @@ static void defaults(struct mx_config *c)
 	c->backoff_max_s = 900;
 	c->retention_days = 30;
 	c->log_level = MX_LOG_INFO;
+	c->api.max_body = (uint64_t)64 << 20;
+	c->api.max_connections = 1000;
+	c->api.timeout_s = 30;
+	c->api.rate_limit = 100;
 }
 
-enum section { SEC_NONE, SEC_DAEMON, SEC_EVENTS, SEC_WEBHOOK, SEC_ACCOUNT };
+enum section { SEC_NONE, SEC_DAEMON, SEC_EVENTS, SEC_WEBHOOK, SEC_ACCOUNT,
+	       SEC_API };
+
+/* listen = HOST:PORT, [V6]:PORT or unix:/ABSOLUTE/PATH (the server
+ * resolves the host when it starts). */
+static bool api_listen_valid(const char *v)
+{
+	const char *colon = strrchr(v, ':');
+	uint64_t port;
+
+	if (strncmp(v, "unix:", 5) == 0)
+		return v[5] == '/';
+	return colon && colon > v && mx_parse_u64(colon + 1, 0, 65535, &port) == 0;
+}
+
+static int api_str(char **dst, const char *v)
+{
+	free(*dst);
+	*dst = strdup(v);
+	return *dst ? 0 : -1;
+}
 
 int mx_config_load(const char *path, struct mx_config *cfg,
 		   struct mx_error *err)
@@ -180,6 +206,15 @@ int mx_config_load(const char *path, struct mx_config *cfg,
 				sec = SEC_DAEMON;
 			else if (!strcmp(s, "events") && !name)
 				sec = SEC_EVENTS;
+			else if (!strcmp(s, "api") && !name) {
+				/* The section turns the listener on, at the
+				 * default address unless listen says. */
+				if (!cfg->api_enabled &&
+				    api_str(&cfg->api.listen, MX_API_LISTEN_DEFAULT))
+					BAD("%s:%d: out of memory", path, lineno);
+				cfg->api_enabled = true;
+				sec = SEC_API;
+			}
 			else if (!strcmp(s, "webhook") && name && mx_name_valid(name)) {
 				if (cfg->nwebhooks == MX_MAX_WEBHOOKS)
 					BAD("%s:%d: too many webhooks", path, lineno);
@@ -264,6 +299,32 @@ int mx_config_load(const char *path, struct mx_config *cfg,
 			else
 				BAD("%s:%d: bad [events] setting '%s'", path, lineno, k);
 			break;
+		case SEC_API:
+			if (!strcmp(k, "listen") && api_listen_valid(v)) {
+				if (api_str(&cfg->api.listen, v))
+					BAD("%s:%d: out of memory", path, lineno);
+			} else if (!strcmp(k, "tls_cert") && *v) {
+				if (api_str(&cfg->api.tls_cert, v))
+					BAD("%s:%d: out of memory", path, lineno);
+			} else if (!strcmp(k, "tls_key") && *v) {
+				if (api_str(&cfg->api.tls_key, v))
+					BAD("%s:%d: out of memory", path, lineno);
+			} else if (!strcmp(k, "max_body") &&
+				   !parse_int(v, 1024, 1L << 40, &n)) {
+				cfg->api.max_body = (uint64_t)n;
+			} else if (!strcmp(k, "max_connections") &&
+				   !parse_int(v, 1, 100000, &n)) {
+				cfg->api.max_connections = (unsigned)n;
+			} else if (!strcmp(k, "timeout") && !parse_int(v, 1, 3600, &n)) {
+				cfg->api.timeout_s = (unsigned)n;
+			} else if (!strcmp(k, "rate_limit") &&
+				   !parse_int(v, 0, 1000000, &n)) {
+				cfg->api.rate_limit = (unsigned)n;
+			} else {
+				BAD("%s:%d: bad [api] setting '%s = %s'", path,
+				    lineno, k, v);
+			}
+			break;
 		case SEC_WEBHOOK: {
 			size_t w = cfg->nwebhooks - 1;
 			struct mx_webhook_cfg *wc = &cfg->webhooks[w];
@@ -338,6 +399,8 @@ int mx_config_load(const char *path, struct mx_config *cfg,
 	}
 	if (ferror(fp))
 		BAD("%s: %s", path, strerror(errno));
+	if ((cfg->api.tls_cert == NULL) != (cfg->api.tls_key == NULL))
+		BAD("%s: [api] tls_cert and tls_key go together", path);
 	for (size_t i = 0; i < cfg->nwebhooks; i++) {
 		if (cfg->webhooks[i].url == NULL)
 			BAD("%s: webhook %s has no url", path, cfg->webhooks[i].name);
@@ -374,6 +437,9 @@ void mx_config_free(struct mx_config *cfg)
 		free_list(cfg->accts[i].folders);
 		free(cfg->accts[i].name);
 	}
+	free(cfg->api.listen);
+	free(cfg->api.tls_cert);
+	free(cfg->api.tls_key);
 	defaults(cfg);
 }
 

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "api/api.h"
 #include "backends/backend.h"
 #include "events/events.h"
 #include "store/store.h"
@@ -55,6 +56,8 @@ struct mx_config {
 	size_t nwebhooks;
 	struct mx_acct_cfg accts[MX_MAX_ACCT_CFG];
 	size_t naccts;
+	bool api_enabled;       /* an [api] section: serve the HTTP API */
+	struct mx_api_cfg api;  /* strings owned */
 };
 
 /* Loads PATH (missing file = defaults).  Errors name the file and line. */

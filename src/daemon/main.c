@@ -139,6 +139,7 @@ struct daemon {
 	bool ob_started, ob_quit;
 	pthread_mutex_t ob_mu;
 	pthread_cond_t ob_cv;
+	struct mx_api *api;           /* [api]: the HTTP API, else NULL */
 };
 
 /* The backend of account A: what it can do decides how it is driven. */
@@ -585,6 +586,7 @@ static void notify_webhooks(struct daemon *d)
 		if (d->wh[i])
 			mx_webhook_notify(d->wh[i]);
 	pthread_rwlock_unlock(&d->wh_lock);
+	mx_api_notify(d->api); /* long-polls and event streams */
 }
 
 static uint64_t jitter(uint64_t ms)
@@ -1312,9 +1314,11 @@ static int loop(struct daemon *d)
 static void usage(FILE *fp)
 {
 	fputs("usage: mxsyncd [-d DATA_DIR] [-c CONFIG] [-D CATS] [-v] [--syslog]\n"
+	      "       mxsyncd --api-routes\n"
 	      "Keeps every account of DATA_DIR in sync (IDLE push for INBOX),\n"
 	      "records every change in the event feed and delivers it to the\n"
-	      "configured webhooks.  CONFIG defaults to DATA_DIR/mxsync.conf.\n"
+	      "configured webhooks; serves the HTTP API when CONFIG has [api].\n"
+	      "CONFIG defaults to DATA_DIR/mxsync.conf.\n"
 	      "SIGHUP reloads the configuration and the account list; SIGTERM\n"
 	      "finishes the batches in flight and exits.  See mxsyncd(8).\n",
 	      fp);
@@ -1356,6 +1360,9 @@ int main(int argc, char **argv)
 			return 0;
 		} else if (!strcmp(argv[i], "--version")) {
 			printf("mxsyncd %s\n", MX_VERSION_STRING);
+			return 0;
+		} else if (!strcmp(argv[i], "--api-routes")) {
+			mx_api_print_routes(stdout);
 			return 0;
 		} else {
 			usage(stderr);
@@ -1411,6 +1418,13 @@ int main(int argc, char **argv)
 	epoll_ctl(d.epfd, EPOLL_CTL_ADD, d.sigfd, &ev);
 	ev.data.ptr = &d.donefd;
 	epoll_ctl(d.epfd, EPOLL_CTL_ADD, d.donefd, &ev);
+	/* After the signal mask: MHD's threads inherit it. */
+	if (d.cfg.api_enabled &&
+	    mx_api_start(&d.cfg.api, d.st, d.cfg.workers, &d.api, &err) != MX_OK) {
+		mx_log(MX_LOG_ERROR, "%s", err.detail);
+		rc = 2;
+		goto out;
+	}
 	pthread_mutex_init(&d.mu, NULL);
 	pthread_cond_init(&d.cv, NULL);
 	pthread_rwlock_init(&d.wh_lock, NULL);
@@ -1465,6 +1479,7 @@ int main(int argc, char **argv)
 	stop_webhooks(&d);
 	mx_info("stopped");
 out:
+	mx_api_stop(&d.api);
 	free(d.workers);
 	free(d.queue);
 	free(d.done);

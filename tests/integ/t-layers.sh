@@ -30,14 +30,20 @@
 #   - discover (servers from an address) serves `account add` with the
 #     account module's presets; it stands beside the backends.
 #   - account is src/lib/account/.
+#   - users (src/lib/users/: the HTTP API's tokens and permission rule)
+#     stands on the store beside account.
+#   - api (src/api/, the HTTP API in mxsyncd) is the CLI's peer; the
+#     daemon sits above both so that it may start the API (api/api.h),
+#     and nothing includes the daemon.
 LAYERS='
 mxsync + util + net + secrets + mime + auth
 store
 evtypes
-account
+account | users
 backends + discover
 sync | send | events
-cli | daemon
+cli | api
+daemon
 '
 
 # Files that sit in another layer than their directory: "FILE = MODULE",
@@ -66,9 +72,11 @@ auth/oauth.h
 backends/backend.h
 discover/discover.h
 account/account.h account/presets.h
-sync/sync.h
+users/tokens.h
+sync/sync.h sync/query.h
 send/outbox.h send/compose.h send/smtp.h
 events/events.h events/types.h
+api/api.h
 '
 
 # Modules whose files may include libetpan (DESIGN.md: libetpan types

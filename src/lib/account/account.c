@@ -208,6 +208,78 @@ int mx_account_load_id(struct mx_store *st, uint32_t id,
 	return rc;
 }
 
+json_t *mx_account_json(const struct mx_account *a)
+{
+	json_t *o = json_object();
+
+	/* Never the password: only where it comes from. */
+	json_object_set_new(o, "name", json_string(a->name));
+	/* The number events carry as "account". */
+	json_object_set_new(o, "id", json_integer(a->id));
+	json_object_set_new(o, "imap", json_string(a->imap_url));
+	json_object_set_new(o, "host", json_string(a->host));
+	json_object_set_new(o, "port", json_integer(a->port));
+	json_object_set_new(o, "user", json_string(a->user));
+	json_object_set_new(o, "tls",
+			    json_string(a->tls == MX_TLS_IMPLICIT ? "implicit"
+					: a->tls == MX_TLS_STARTTLS ? "starttls"
+								       : "none"));
+	json_object_set_new(o, "credentials",
+			    json_string(a->refresh_token ? "oauth2"
+					: a->password ? "stored"
+					: a->password_file ? "file"
+							     : "none"));
+	if (a->display_name)
+		json_object_set_new(o, "display_name",
+				    json_string(a->display_name));
+	json_object_set_new(o, "enabled", json_boolean(!a->disabled));
+	if (a->password_file)
+		json_object_set_new(o, "password_file",
+				    json_string(a->password_file));
+	if (a->ca_file)
+		json_object_set_new(o, "ca_file",
+				    json_string(a->ca_file));
+	json_object_set_new(o, "protocol", json_string(
+		a->proto == MX_PROTO_POP3    ? "pop3"
+		: a->proto == MX_PROTO_GMAIL ? "gmail-api"
+					       : "imap"));
+	if (a->proto == MX_PROTO_POP3)
+		json_object_set_new(o, "pop3_delete",
+				    json_boolean(a->pop3_delete));
+	if (mx_account_from(a))
+		json_object_set_new(o, "email",
+				    json_string(mx_account_from(a)));
+	if (a->provider)
+		json_object_set_new(o, "provider",
+				    json_string(a->provider));
+	smtp_json(o, "smtp", &a->smtp);
+	smtp_json(o, "relay", &a->relay);
+	json_object_set_new(o, "saves_sent", json_boolean(a->saves_sent));
+	json_object_set_new(o, "daily_limit",
+			    json_integer(a->daily_limit));
+	json_object_set_new(o, "quota_policy", json_string(
+		a->quota_policy == MX_QUOTA_RELAY ? "relay" : "hold"));
+	json_object_set_new(o, "max_attachment", json_integer(
+		(json_int_t)mx_account_max_attach(a)));
+	{
+		static const char *const acc[] = {"owner", "selected",
+						  "all"};
+		json_t *al = json_array();
+
+		json_object_set_new(o, "access",
+				    json_string(acc[a->access]));
+		if (a->owner)
+			json_object_set_new(o, "owner",
+					    json_string(a->owner));
+		for (size_t k = 0; k < a->nallowed; k++)
+			json_array_append_new(al,
+				json_string(a->allowed[k]));
+		json_object_set_new(o, "allowed", al);
+	}
+	json_object_set_new(o, "created", json_integer(a->created));
+	return o;
+}
+
 enum mx_err mx_account_list_json(struct mx_store *st, char **json_r,
 				 struct mx_error *err)
 {
@@ -221,73 +293,8 @@ enum mx_err mx_account_list_json(struct mx_store *st, char **json_r,
 		return rc;
 	arr = json_array();
 	for (size_t i = 0; i < n; i++) {
-		json_t *o = json_object();
+		json_t *o = mx_account_json(&v[i]);
 
-		/* Never the password: only where it comes from. */
-		json_object_set_new(o, "name", json_string(v[i].name));
-		/* The number events carry as "account". */
-		json_object_set_new(o, "id", json_integer(v[i].id));
-		json_object_set_new(o, "imap", json_string(v[i].imap_url));
-		json_object_set_new(o, "host", json_string(v[i].host));
-		json_object_set_new(o, "port", json_integer(v[i].port));
-		json_object_set_new(o, "user", json_string(v[i].user));
-		json_object_set_new(o, "tls",
-				    json_string(v[i].tls == MX_TLS_IMPLICIT ? "implicit"
-						: v[i].tls == MX_TLS_STARTTLS ? "starttls"
-									       : "none"));
-		json_object_set_new(o, "credentials",
-				    json_string(v[i].refresh_token ? "oauth2"
-						: v[i].password ? "stored"
-						: v[i].password_file ? "file"
-								     : "none"));
-		if (v[i].display_name)
-			json_object_set_new(o, "display_name",
-					    json_string(v[i].display_name));
-		json_object_set_new(o, "enabled", json_boolean(!v[i].disabled));
-		if (v[i].password_file)
-			json_object_set_new(o, "password_file",
-					    json_string(v[i].password_file));
-		if (v[i].ca_file)
-			json_object_set_new(o, "ca_file",
-					    json_string(v[i].ca_file));
-		json_object_set_new(o, "protocol", json_string(
-			v[i].proto == MX_PROTO_POP3    ? "pop3"
-			: v[i].proto == MX_PROTO_GMAIL ? "gmail-api"
-						       : "imap"));
-		if (v[i].proto == MX_PROTO_POP3)
-			json_object_set_new(o, "pop3_delete",
-					    json_boolean(v[i].pop3_delete));
-		if (mx_account_from(&v[i]))
-			json_object_set_new(o, "email",
-					    json_string(mx_account_from(&v[i])));
-		if (v[i].provider)
-			json_object_set_new(o, "provider",
-					    json_string(v[i].provider));
-		smtp_json(o, "smtp", &v[i].smtp);
-		smtp_json(o, "relay", &v[i].relay);
-		json_object_set_new(o, "saves_sent", json_boolean(v[i].saves_sent));
-		json_object_set_new(o, "daily_limit",
-				    json_integer(v[i].daily_limit));
-		json_object_set_new(o, "quota_policy", json_string(
-			v[i].quota_policy == MX_QUOTA_RELAY ? "relay" : "hold"));
-		json_object_set_new(o, "max_attachment", json_integer(
-			(json_int_t)mx_account_max_attach(&v[i])));
-		{
-			static const char *const acc[] = {"owner", "selected",
-							  "all"};
-			json_t *al = json_array();
-
-			json_object_set_new(o, "access",
-					    json_string(acc[v[i].access]));
-			if (v[i].owner)
-				json_object_set_new(o, "owner",
-						    json_string(v[i].owner));
-			for (size_t k = 0; k < v[i].nallowed; k++)
-				json_array_append_new(al,
-					json_string(v[i].allowed[k]));
-			json_object_set_new(o, "allowed", al);
-		}
-		json_object_set_new(o, "created", json_integer(v[i].created));
 		json_array_append_new(arr, o);
 		mx_account_free(&v[i]);
 	}

@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "store/store.h"
 
 /* ---- server URLs (url.c) ---- */
@@ -138,6 +140,10 @@ int mx_account_load_id(struct mx_store *st, uint32_t id,
 int mx_account_list_all(struct mx_store *st, struct mx_account **v_r,
 			size_t *n_r, struct mx_error *err);
 void mx_accounts_free(struct mx_account *v, size_t n);
+/* Account A as `mxsync account list --json` and the HTTP API show it:
+ * settings and where the credentials come from, never a secret.  A new
+ * reference (jansson). */
+json_t *mx_account_json(const struct mx_account *a);
 
 /* ---- removal, purge, generations (lifecycle.c) ---- */
 

@@ -141,6 +141,11 @@ static bool random_b64url(size_t nbytes, char *out, size_t cap)
 	return true;
 }
 
+bool mx_random_b64url(size_t nbytes, char *out, size_t cap)
+{
+	return random_b64url(nbytes, out, cap);
+}
+
 /*
  * Copies server-supplied text into OUT for an error detail: at most
  * CAP-1 bytes, control characters replaced, so that a hostile endpoint

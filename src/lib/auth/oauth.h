@@ -93,4 +93,10 @@ char *mx_sasl_oauthbearer(const char *user, const char *host, int port,
  * password. */
 char *mx_sasl_plain(const char *user, const char *password);
 
+/* NBYTES (at most 96) random bytes (OpenSSL RAND_bytes) as unpadded
+ * base64url in OUT (CAP bytes, room for 4 * NBYTES / 3 + 2).  False when
+ * the generator fails or NBYTES is too large.  PKCE verifiers, states and
+ * the HTTP API's bearer tokens (src/lib/users/tokens.c). */
+bool mx_random_b64url(size_t nbytes, char *out, size_t cap);
+
 #endif

@@ -46,6 +46,7 @@ static const struct {
 	[MX_DB_OUTBOX_KEYS] = {"outbox_keys", 0},
 	[MX_DB_SENDLOG] = {"sendlog", 0},
 	[MX_DB_OUTBOX_PENDING] = {"outbox_pending", 0},
+	[MX_DB_APITOKENS] = {"apitokens", 0},
 };
 
 /* Address space, not disk: on Linux the file only grows as data is

@@ -52,6 +52,8 @@ enum mx_dbi {
 	MX_DB_OUTBOX_KEYS,   /* u32 account + idempotency key -> u64 id */
 	MX_DB_SENDLOG,       /* u32 account + u64 time + u64 outbox id -> "" */
 	MX_DB_OUTBOX_PENDING, /* u64 outbox id -> "": entries with work left */
+	MX_DB_APITOKENS,     /* 'h' + sha256(token) -> JSON; 'i' + u64 id ->
+				sha256 (src/lib/users/tokens.c) */
 	MX_DB_COUNT
 };
 

@@ -1,0 +1,182 @@
+/*
+ * Internals of the HTTP API (src/api/): the request, the route table and
+ * the helpers every handler uses.  doc/internals/api.md.
+ */
+#ifndef MX_API_INT_H
+#define MX_API_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "api/api.h"
+#include "users/tokens.h"
+
+struct mx_api {
+	struct MHD_Daemon *mhd;
+	struct mx_store *st;          /* foreign: the daemon's */
+	struct mx_api_cfg cfg;        /* copy; strings owned */
+	int workers;
+	int lfd;                      /* listening socket */
+	char addr[160];
+	char *unix_path;              /* owned: unlinked at stop */
+	char *tls_cert_pem, *tls_key_pem; /* owned */
+	atomic_bool stopping;
+	/* Event wake-ups: gen counts mx_api_notify() calls. */
+	pthread_mutex_t ev_mu;
+	pthread_cond_t ev_cv;
+	uint64_t ev_gen;
+	/* Rate limit: one token bucket a token id. */
+	pthread_mutex_t rl_mu;
+	struct api_bucket *buckets;
+	size_t nbuckets, capbuckets;
+};
+
+struct api_bucket {
+	uint64_t token_id;
+	double tokens;
+	uint64_t last_ms;
+};
+
+#define API_MAX_PARAMS 2
+#define API_MAX_QUERY 32
+
+/* What an id in a path must look like (anything else: 400 invalid_id). */
+enum api_idkind {
+	API_ID_NONE = 0,
+	API_ID_DEC,    /* account, thread: decimal 1..2^32-1 */
+	API_ID_HEX16,  /* message: 16 hex digits */
+};
+
+struct api_req;
+typedef void api_handler_fn(struct api_req *r);
+
+struct api_route {
+	const char *method;
+	const char *path;           /* "/v1/accounts/{id}/state" */
+	api_handler_fn *fn;
+	bool auth;                  /* needs a bearer token */
+	enum api_idkind idkind;     /* of the path's {param} */
+	const char *const *params;  /* accepted query parameters, NULL-ended */
+};
+
+/* One request (MHD's per-connection-request context). */
+struct api_req {
+	struct mx_api *api;
+	struct MHD_Connection *conn;
+	const char *method, *url;
+	const struct api_route *route;
+	const char *pv[API_MAX_PARAMS]; /* path parameters (into pathbuf) */
+	char pathbuf[512];
+	uint64_t id;                /* the path id, parsed per idkind */
+	/* query, as MHD decoded it */
+	size_t nq;
+	char *qk[API_MAX_QUERY], *qv[API_MAX_QUERY]; /* owned */
+	bool q_bad;                 /* too many, NUL or bad UTF-8 */
+	char *q_bad_name;           /* owned, may be NULL */
+	/* body */
+	uint64_t body_len;
+	bool too_large, started;
+	/* the caller */
+	struct mx_apitoken tok;     /* valid when authed */
+	bool authed;
+	/* the answer */
+	unsigned status;
+	struct MHD_Response *resp;
+};
+
+/* ---- router.c ---- */
+extern const struct api_route mx_api_routes[];
+extern const size_t mx_api_nroutes;
+/*
+ * Finds the route of METHOD and PATH.  Returns the route, or NULL with
+ * *STATUS_R 404 (no path matches) or 405 (the path exists for other
+ * methods, listed in ALLOW, "GET, POST").  Path parameters are copied to
+ * R->pathbuf and pointed at by R->pv.
+ */
+const struct api_route *mx_api_route_find(const char *method,
+					  const char *path, struct api_req *r,
+					  unsigned *status_r, char *allow,
+					  size_t allow_cap);
+/* Parses S as the id of KIND into *ID_R; false if it is not one. */
+bool mx_api_id_parse(enum api_idkind kind, const char *s, uint64_t *id_r);
+
+/* ---- http.c: answers and the query ---- */
+/* Answers STATUS with the JSON value BODY (stolen). */
+void api_reply_json(struct api_req *r, unsigned status, json_t *body);
+/* Answers STATUS with the error shape {"error":{"code","message",
+ * "details"}}; DETAILS (stolen) may be NULL ({}). */
+void api_error(struct api_req *r, unsigned status, const char *code,
+	       json_t *details, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+/* 400 invalid_parameter naming NAME. */
+void api_bad_param(struct api_req *r, const char *name, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Maps a library error to an answer (NOTFOUND 404, EXPIRED 410, ...). */
+void api_fail(struct api_req *r, const struct mx_error *err);
+/* Adds a header to the answer (after the reply call). */
+void api_header(struct api_req *r, const char *name, const char *value);
+
+/*
+ * Query parameters.  api_query_check answers 400 invalid_parameter for a
+ * parameter not in ALLOWED (NULL-ended), given twice, or not valid UTF-8,
+ * and returns false.  The getters return true when the value is absent
+ * (leaving the default) or good, else answer 400 naming it and return
+ * false.
+ */
+bool api_query_check(struct api_req *r, const char *const *allowed);
+const char *api_query(struct api_req *r, const char *name);
+bool api_q_u64(struct api_req *r, const char *name, uint64_t lo,
+	       uint64_t hi, uint64_t *v);
+bool api_q_bool(struct api_req *r, const char *name, int *v); /* -1 absent */
+bool api_q_time(struct api_req *r, const char *name, int64_t *v,
+		bool *set);
+/* Parses an RFC 3339 date-time ("2026-12-07T10:00:00Z", offsets, an
+ * optional fraction) into unix time; false if it is not one. */
+bool mx_api_parse_time(const char *s, int64_t *t_r);
+/*
+ * Decodes the N bytes of a URL's query string (after '?') into at most
+ * CAP key/value pairs (malloc()ed; '+' is a space).  False on a bad
+ * percent escape, a NUL byte, invalid UTF-8 or more than CAP pairs; then
+ * nothing is left allocated except *BAD_R, the decoded name of the
+ * offending parameter when it has one (else NULL; the caller frees it).
+ */
+bool mx_api_query_decode(const char *qs, size_t n, char **keys,
+			 char **vals, size_t cap, size_t *n_r, char **bad_r);
+
+/* ---- auth.c ---- */
+/* Checks the bearer token (401 answered, false, when it is missing or
+ * bad) and the token's rate (429 answered, false). */
+bool api_authenticate(struct api_req *r);
+/* Whether the caller may use account A (else it is 404 to them). */
+bool api_may_use(struct api_req *r, const struct mx_account *a);
+/* The ids of the accounts the caller may use (malloc()ed), or an answer
+ * and false. */
+bool api_visible_accounts(struct api_req *r, uint32_t **ids_r, size_t *n_r);
+/* The same for token TOK, without answering (event streams). */
+int api_visible_ids(struct mx_api *api, const struct mx_apitoken *tok,
+		    uint32_t **ids_r, size_t *n_r, struct mx_error *err);
+/* The rate limiter's bucket check: true if a request of TOKEN_ID may go
+ * now; else *RETRY_S_R is when to retry (whole seconds, >= 1). */
+bool mx_api_rate_take(struct mx_api *api, uint64_t token_id, uint64_t now_ms,
+		      unsigned *retry_s_r);
+
+/* ---- handlers ---- */
+void api_version(struct api_req *r);
+void api_health(struct api_req *r);
+void api_accounts_list(struct api_req *r);
+void api_account_get(struct api_req *r);
+void api_account_state(struct api_req *r);
+void api_account_folders(struct api_req *r);
+void api_messages_list(struct api_req *r);
+void api_message_get(struct api_req *r);
+void api_message_raw(struct api_req *r);
+void api_events(struct api_req *r);
+void api_events_stream(struct api_req *r);
+
+
+#endif

@@ -1,0 +1,400 @@
+/*
+ * The HTTP server: libmicrohttpd's lifecycle, the limits of [api] and the
+ * dispatch of a request to its route (doc/internals/api.md).
+ *
+ * Threads: MHD's internal polling thread accepts connections and each
+ * connection gets a thread of its own (MHD_USE_THREAD_PER_CONNECTION), so
+ * a long-poll or an event stream may wait there without holding up other
+ * requests, the daemon's epoll loop or its sync workers.  Handlers only
+ * open LMDB read transactions, which never block the writer.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "api/api_int.h"
+#include "secrets/secrets.h"
+
+/* ---- listening ---- */
+
+static int listen_unix(struct mx_api *api, const char *path,
+		       struct mx_error *err)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	struct stat sb;
+	int fd;
+
+	if (*path != '/' || strlen(path) >= sizeof(sun.sun_path))
+		return mx_error_set(err, MX_ERR_CONFIG, "[api] listen: unix:PATH "
+				    "needs an absolute path of at most %zu bytes",
+				    sizeof(sun.sun_path) - 1);
+	/* A socket left by an earlier run is replaced; anything else at
+	 * PATH is not ours to delete. */
+	if (lstat(path, &sb) == 0) {
+		if (!S_ISSOCK(sb.st_mode))
+			return mx_error_set(err, MX_ERR_CONFIG, "[api] listen: "
+					    "%s exists and is not a socket", path);
+		unlink(path);
+	}
+	strcpy(sun.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 ||
+	    listen(fd, 128) != 0) {
+		int e = errno;
+
+		if (fd >= 0)
+			close(fd);
+		return mx_error_set(err, MX_ERR_IO, "[api] listen on unix:%s: %s",
+				    path, strerror(e));
+	}
+	api->unix_path = strdup(path);
+	api->lfd = fd;
+	snprintf(api->addr, sizeof(api->addr), "unix:%s", path);
+	return MX_OK;
+}
+
+static int listen_tcp(struct mx_api *api, const char *spec,
+		      struct mx_error *err)
+{
+	struct addrinfo hints = {0}, *ai = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[128], serv[16], hbuf[NI_MAXHOST], sbuf[NI_MAXSERV];
+	const char *colon;
+	size_t hl;
+	uint64_t port;
+	int fd = -1, one = 1, rc;
+
+	/* HOST:PORT or [V6]:PORT */
+	colon = strrchr(spec, ':');
+	if (colon == NULL || colon == spec ||
+	    mx_parse_u64(colon + 1, 0, 65535, &port) < 0)
+		return mx_error_set(err, MX_ERR_CONFIG, "[api] listen '%s': "
+				    "HOST:PORT, [IPV6]:PORT or unix:/path", spec);
+	hl = (size_t)(colon - spec);
+	if (spec[0] == '[' && hl >= 2 && spec[hl - 1] == ']') {
+		spec++;
+		hl -= 2;
+	}
+	if (hl == 0 || hl >= sizeof(host))
+		return mx_error_set(err, MX_ERR_CONFIG, "[api] listen '%s': bad "
+				    "host", spec);
+	memcpy(host, spec, hl);
+	host[hl] = '\0';
+	snprintf(serv, sizeof(serv), "%llu", (unsigned long long)port);
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	rc = getaddrinfo(host, serv, &hints, &ai);
+	if (rc != 0)
+		return mx_error_set(err, MX_ERR_CONFIG, "[api] listen: host %s: %s",
+				    host, gai_strerror(rc));
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 ||
+	    listen(fd, 128) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
+		int e = errno;
+
+		if (fd >= 0)
+			close(fd);
+		freeaddrinfo(ai);
+		return mx_error_set(err, MX_ERR_IO, "[api] listen on %s:%s: %s",
+				    host, serv, strerror(e));
+	}
+	freeaddrinfo(ai);
+	if (getnameinfo((struct sockaddr *)&ss, sl, hbuf, sizeof(hbuf), sbuf,
+			sizeof(sbuf), NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+		snprintf(hbuf, sizeof(hbuf), "%s", host);
+	snprintf(api->addr, sizeof(api->addr),
+		 ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", hbuf, sbuf);
+	api->lfd = fd;
+	return MX_OK;
+}
+
+/* ---- one request ---- */
+
+/* MHD calls this first with the raw URI: the request's context is made
+ * here, and the query is decoded by our own strict decoder. */
+static void *uri_log(void *cls, const char *uri, struct MHD_Connection *c)
+{
+	struct api_req *r = calloc(1, sizeof(*r));
+	const char *q;
+
+	if (r == NULL)
+		return NULL;
+	r->api = cls;
+	q = uri ? strchr(uri, '?') : NULL;
+	if (q && !mx_api_query_decode(q + 1, strlen(q + 1), r->qk, r->qv,
+				      API_MAX_QUERY, &r->nq, &r->q_bad_name))
+		r->q_bad = true;
+	return r;
+}
+
+static void req_free(struct api_req *r)
+{
+	for (size_t i = 0; i < r->nq; i++) {
+		free(r->qk[i]);
+		free(r->qv[i]);
+	}
+	free(r->q_bad_name);
+	if (r->resp)
+		MHD_destroy_response(r->resp);
+	mx_apitoken_free(&r->tok);
+	free(r);
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
+		      enum MHD_RequestTerminationCode toe)
+{
+	if (*con_cls)
+		req_free(*con_cls);
+	*con_cls = NULL;
+}
+
+static enum MHD_Result queue(struct api_req *r)
+{
+	enum MHD_Result ret;
+
+	if (r->resp == NULL)
+		return MHD_NO; /* out of memory: drop the connection */
+	ret = MHD_queue_response(r->conn, r->status, r->resp);
+	MHD_destroy_response(r->resp);
+	r->resp = NULL;
+	return ret;
+}
+
+/* 413, and the connection is closed after it (the rest of the body is
+ * never read). */
+static enum MHD_Result too_large(struct api_req *r)
+{
+	uint64_t max = r->api->cfg.max_body;
+
+	r->too_large = true;
+	api_error(r, 413, "payload_too_large",
+		  json_pack("{s:I}", "max_body", (json_int_t)max),
+		  "The request body is larger than %llu bytes.",
+		  (unsigned long long)max);
+	api_header(r, "Connection", "close");
+	return queue(r);
+}
+
+static void dispatch(struct api_req *r)
+{
+	char allow[64];
+	unsigned status = 404;
+	const struct api_route *rt;
+
+	rt = mx_api_route_find(r->method, r->url, r, &status, allow,
+			       sizeof(allow));
+	if (rt == NULL) {
+		if (status == 405) {
+			api_error(r, 405, "method_not_allowed", NULL,
+				  "%s is not allowed on this resource.",
+				  r->method);
+			api_header(r, "Allow", allow);
+		} else {
+			api_error(r, 404, "not_found", NULL,
+				  "No such resource.");
+		}
+		return;
+	}
+	r->route = rt;
+	/* An id is checked before anything looks for it. */
+	if (rt->idkind != API_ID_NONE &&
+	    !mx_api_id_parse(rt->idkind, r->pv[0], &r->id)) {
+		api_error(r, 400, "invalid_id",
+			  json_pack("{s:s}", "id", mx_utf8_valid_str(r->pv[0])
+						       ? r->pv[0] : "(not UTF-8)"),
+			  rt->idkind == API_ID_DEC
+				  ? "Not an id: a decimal number is expected."
+				  : "Not a message id: 16 hexadecimal digits "
+				    "are expected.");
+		return;
+	}
+	if (rt->auth && !api_authenticate(r))
+		return;
+	if (!api_query_check(r, rt->params))
+		return;
+	rt->fn(r);
+	if (r->resp == NULL && r->status == 0)
+		api_error(r, 500, "internal", NULL, "No answer.");
+}
+
+static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn,
+				 const char *url, const char *method,
+				 const char *version, const char *upload_data,
+				 size_t *upload_data_size, void **con_cls)
+{
+	struct mx_api *api = cls;
+	struct api_req *r = *con_cls;
+
+	if (r == NULL)
+		return MHD_NO;
+	r->conn = conn;
+	r->url = url;
+	r->method = method;
+	if (!r->started) {
+		const char *cl = MHD_lookup_connection_value(
+			conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		uint64_t n;
+
+		r->started = true;
+		/* Refused before a byte of it is read. */
+		if (cl && (mx_parse_u64(cl, 0, UINT64_MAX, &n) < 0 ||
+			   n > api->cfg.max_body))
+			return too_large(r);
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		/* No route of this slice reads a body: count it against
+		 * the limit (chunked uploads have no Content-Length) and
+		 * drop it. */
+		r->body_len += *upload_data_size;
+		*upload_data_size = 0;
+		if (r->body_len > api->cfg.max_body && !r->too_large)
+			return too_large(r);
+		return MHD_YES;
+	}
+	if (r->too_large)
+		return MHD_YES;
+	dispatch(r);
+	return queue(r);
+}
+
+/* ---- lifecycle ---- */
+
+static int read_pem(const char *what, const char *path, char **out,
+		    struct mx_error *err)
+{
+	size_t len;
+
+	if (mx_read_file(path, 1 << 20, out, &len, err) != MX_OK) {
+		mx_error_prefix(err, "[api] %s", what);
+		return MX_ERR_CONFIG;
+	}
+	return MX_OK;
+}
+
+int mx_api_start(const struct mx_api_cfg *cfg, struct mx_store *st,
+		 int workers, struct mx_api **api_r, struct mx_error *err)
+{
+	struct mx_api *api;
+	unsigned flags = MHD_USE_THREAD_PER_CONNECTION |
+			 MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+			 MHD_USE_ERROR_LOG;
+	int rc;
+
+	mx_error_clear(err);
+	*api_r = NULL;
+	api = calloc(1, sizeof(*api));
+	if (api == NULL)
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	api->st = st;
+	api->workers = workers;
+	api->lfd = -1;
+	api->cfg = *cfg;
+	api->cfg.listen = mx_strdup(cfg->listen);
+	api->cfg.tls_cert = mx_strdup(cfg->tls_cert);
+	api->cfg.tls_key = mx_strdup(cfg->tls_key);
+	pthread_mutex_init(&api->ev_mu, NULL);
+	pthread_cond_init(&api->ev_cv, NULL);
+	pthread_mutex_init(&api->rl_mu, NULL);
+	if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL)) {
+		rc = mx_error_set(err, MX_ERR_CONFIG, "[api] tls_cert and tls_key "
+				  "go together");
+		goto fail;
+	}
+	if (cfg->tls_cert) {
+		if (!MHD_is_feature_supported(MHD_FEATURE_TLS)) {
+			rc = mx_error_set(err, MX_ERR_CONFIG, "[api] tls_cert: "
+					  "this libmicrohttpd has no TLS");
+			goto fail;
+		}
+		if ((rc = read_pem("tls_cert", cfg->tls_cert,
+				   &api->tls_cert_pem, err)) ||
+		    (rc = read_pem("tls_key", cfg->tls_key, &api->tls_key_pem,
+				   err)))
+			goto fail;
+		flags |= MHD_USE_TLS;
+	}
+	if (strncmp(cfg->listen, "unix:", 5) == 0)
+		rc = listen_unix(api, cfg->listen + 5, err);
+	else
+		rc = listen_tcp(api, cfg->listen, err);
+	if (rc)
+		goto fail;
+	api->mhd = MHD_start_daemon(
+		flags, 0, NULL, NULL, access_cb, api,
+		MHD_OPTION_LISTEN_SOCKET, api->lfd,
+		MHD_OPTION_URI_LOG_CALLBACK, uri_log, api,
+		MHD_OPTION_NOTIFY_COMPLETED, completed, api,
+		MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
+		MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s,
+		MHD_OPTION_THREAD_STACK_SIZE, (size_t)1 << 20,
+		cfg->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END,
+		api->tls_cert_pem,
+		MHD_OPTION_HTTPS_MEM_KEY, api->tls_key_pem,
+		MHD_OPTION_END);
+	if (api->mhd == NULL) {
+		rc = mx_error_set(err, MX_ERR_IO, "[api] cannot start the HTTP "
+				  "server on %s", api->addr);
+		goto fail;
+	}
+	mx_info("api: listening on %s%s", api->addr,
+		cfg->tls_cert ? " (https)" : "");
+	*api_r = api;
+	return MX_OK;
+fail:
+	mx_api_stop(&api);
+	return rc;
+}
+
+const char *mx_api_address(const struct mx_api *api)
+{
+	return api->addr;
+}
+
+void mx_api_notify(struct mx_api *api)
+{
+	if (api == NULL)
+		return;
+	pthread_mutex_lock(&api->ev_mu);
+	api->ev_gen++;
+	pthread_cond_broadcast(&api->ev_cv);
+	pthread_mutex_unlock(&api->ev_mu);
+}
+
+void mx_api_stop(struct mx_api **apip)
+{
+	struct mx_api *api = *apip;
+
+	if (api == NULL)
+		return;
+	*apip = NULL;
+	atomic_store(&api->stopping, true);
+	mx_api_notify(api); /* ends long-polls and streams */
+	/* MHD closes the listening socket it was given. */
+	if (api->mhd)
+		MHD_stop_daemon(api->mhd);
+	else if (api->lfd >= 0)
+		close(api->lfd);
+	if (api->unix_path)
+		unlink(api->unix_path);
+	free(api->unix_path);
+	free(api->tls_cert_pem);
+	mx_secret_free(api->tls_key_pem);
+	free(api->buckets);
+	free(api->cfg.listen);
+	free(api->cfg.tls_cert);
+	free(api->cfg.tls_key);
+	pthread_mutex_destroy(&api->ev_mu);
+	pthread_cond_destroy(&api->ev_cv);
+	pthread_mutex_destroy(&api->rl_mu);
+	free(api);
+}

@@ -1,0 +1,366 @@
+/* Message reads for the HTTP API (query.h). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "sync/query.h"
+
+#define DATE_BIAS (UINT64_C(1) << 63) /* as in the BYDATE key */
+
+void mx_fmt_rfc3339(int64_t t, char out[32])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (gmtime_r(&tt, &tm) == NULL ||
+	    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(out, 32, "1970-01-01T00:00:00Z");
+}
+
+static json_t *addrs(const struct mx_addr_list *l)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < l->n; i++)
+		json_array_append_new(a, json_pack(
+			"{s:o,s:o}", "name",
+			l->v[i].name ? json_string(l->v[i].name) : json_null(),
+			"address",
+			l->v[i].email ? json_string(l->v[i].email) : json_null()));
+	return a;
+}
+
+static json_t *flag_names(uint32_t fl)
+{
+	static const struct {
+		uint32_t bit;
+		const char *name;
+	} names[] = {{MX_FL_SEEN, "seen"}, {MX_FL_ANSWERED, "answered"},
+		     {MX_FL_FLAGGED, "flagged"}, {MX_FL_DELETED, "deleted"},
+		     {MX_FL_DRAFT, "draft"}};
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (fl & names[i].bit)
+			json_array_append_new(a, json_string(names[i].name));
+	return a;
+}
+
+static bool addr_in(const struct mx_addr_list *l, const char *addr)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i].email && strcasecmp(l->v[i].email, addr) == 0)
+			return true;
+	return false;
+}
+
+static int64_t sort_date(const struct mx_msg *m)
+{
+	return m->p.date >= 0 ? m->p.date : m->internaldate;
+}
+
+static bool account_in(const uint32_t *v, size_t n, uint32_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i] == id)
+			return true;
+	return false;
+}
+
+/* Whether M with locations L matches F (the account is checked by the
+ * caller). */
+static bool matches(const struct mx_msg_filter *f, const struct mx_msg *m,
+		    const struct mx_loc *l, size_t nl, uint32_t *flags_r)
+{
+	uint32_t any = 0;
+	bool in_folder = f->folder == 0, seen = false;
+	int64_t d = sort_date(m);
+
+	for (size_t i = 0; i < nl; i++) {
+		any |= l[i].flags;
+		seen |= (l[i].flags & MX_FL_SEEN) != 0;
+		if (l[i].folder_id == f->folder)
+			in_folder = true;
+	}
+	*flags_r = any;
+	if (!in_folder || (f->thread && m->thread_id != f->thread))
+		return false;
+	if (f->unread >= 0 && (f->unread ? seen : !seen))
+		return false;
+	if (f->flagged >= 0 && !!(any & MX_FL_FLAGGED) != f->flagged)
+		return false;
+	if (f->from && !addr_in(&m->p.from, f->from))
+		return false;
+	if (f->to && !addr_in(&m->p.to, f->to))
+		return false;
+	if (f->subject && (m->p.subject == NULL ||
+			   strcasestr(m->p.subject, f->subject) == NULL))
+		return false;
+	if (f->has_since && d < f->since)
+		return false;
+	if (f->has_until && d > f->until)
+		return false;
+	return true;
+}
+
+static json_t *summary(const struct mx_msg *m, const struct mx_loc *l,
+		       size_t nl, uint32_t flags)
+{
+	char idstr[17], when[32];
+	json_t *folders = json_array();
+	json_int_t natt = 0;
+
+	for (size_t i = 0; i < nl; i++)
+		json_array_append_new(folders, json_integer(l[i].folder_id));
+	for (size_t k = 0; k < m->p.nparts; k++)
+		natt += m->p.parts[k].attachment;
+	mx_msg_id_str(m->id, idstr);
+	mx_fmt_rfc3339(sort_date(m), when);
+	return json_pack("{s:s,s:I,s:I,s:s,s:o,s:o,s:s,s:o,s:o,s:o,s:I,s:I}",
+			 "id", idstr, "account", (json_int_t)m->account_id,
+			 "thread", (json_int_t)m->thread_id, "subject",
+			 m->p.subject ? m->p.subject : "", "from",
+			 addrs(&m->p.from), "to", addrs(&m->p.to), "date", when,
+			 "snippet",
+			 m->p.snippet ? json_string(m->p.snippet) : json_null(),
+			 "flags", flag_names(flags), "folders", folders,
+			 "attachments", natt, "size", (json_int_t)m->size);
+}
+
+struct cand {
+	int64_t date;
+	uint64_t id;
+	json_t *o;
+};
+
+struct walk_ctx {
+	const struct mx_msg_filter *f;
+	size_t want;
+	struct cand *v;
+	size_t n, cap, found;
+};
+
+static int walk_fn(struct mx_txn *t, const MDB_val *k, const MDB_val *v,
+		   void *vctx, struct mx_error *err)
+{
+	struct walk_ctx *c = vctx;
+	const uint8_t *kb = k->mv_data;
+	struct mx_loc *l = NULL;
+	struct mx_msg m;
+	struct mx_error merr;
+	size_t nl = 0;
+	uint32_t flags;
+	json_t *o;
+	int rc;
+
+	if (k->mv_size != 20)
+		return mx_error_set(err, MX_ERR_STORE, "date index: corrupt "
+				    "entry (%zu bytes)", k->mv_size);
+	if (mx_store_msg_get(t, mx_get_be64(kb + 12), &m, &merr) != MX_OK)
+		return MX_OK; /* an unreadable record: skipped, as by ls */
+	rc = mx_store_msg_locs(t, m.id, &l, &nl, err);
+	if (rc) {
+		mx_msg_free(&m);
+		return rc;
+	}
+	if (matches(c->f, &m, l, nl, &flags)) {
+		o = summary(&m, l, nl, flags);
+		if (c->n == c->cap) {
+			size_t cap = c->cap ? c->cap * 2 : 16;
+			struct cand *nv = realloc(c->v, cap * sizeof(*nv));
+
+			if (nv == NULL) {
+				json_decref(o);
+				rc = mx_error_set(err, MX_ERR_NOMEM, NULL);
+				goto out;
+			}
+			c->v = nv;
+			c->cap = cap;
+		}
+		c->v[c->n].date = (int64_t)(mx_get_be64(kb + 4) ^ DATE_BIAS);
+		c->v[c->n].id = m.id;
+		c->v[c->n].o = o;
+		c->n++;
+		if (++c->found >= c->want)
+			rc = MX_WALK_STOP;
+	}
+out:
+	mx_locs_free(l, nl);
+	mx_msg_free(&m);
+	return rc;
+}
+
+static int cand_cmp(const void *a, const void *b)
+{
+	const struct cand *x = a, *y = b;
+
+	if (x->date != y->date)
+		return x->date > y->date ? -1 : 1;
+	if (x->id != y->id)
+		return x->id > y->id ? -1 : 1;
+	return 0;
+}
+
+int mx_msg_query(struct mx_store *st, const struct mx_msg_filter *f,
+		 const struct mx_msg_cursor *after, size_t limit,
+		 json_t **msgs_r, bool *more_r, struct mx_msg_cursor *next_r,
+		 struct mx_error *err)
+{
+	struct walk_ctx c = {f, limit + 1, NULL, 0, 0, 0};
+	struct mx_txn t;
+	json_t *arr;
+	int rc;
+
+	mx_error_clear(err);
+	*msgs_r = NULL;
+	*more_r = false;
+	rc = mx_txn_begin(st, false, &t, err);
+	if (rc)
+		return rc;
+	/* Each account's date index is walked backwards from the cursor
+	 * until it yields LIMIT + 1 matches; the merge of those is exact
+	 * for the first LIMIT of all. */
+	for (size_t i = 0; i < f->naccounts && rc == MX_OK; i++) {
+		uint8_t pre[4], start[20];
+
+		mx_put_be32(pre, f->accounts[i]);
+		memcpy(start, pre, 4);
+		if (after) {
+			mx_put_be64(start + 4, (uint64_t)after->date ^ DATE_BIAS);
+			mx_put_be64(start + 12, after->id);
+		}
+		c.found = 0;
+		rc = mx_store_walk(&t, MX_DB_BYDATE, pre, 4, start,
+				   after ? 20 : 0, MX_WALK_REVERSE,
+				   "date index", walk_fn, &c, err);
+	}
+	mx_txn_abort(&t);
+	if (rc == MX_OK) {
+		qsort(c.v, c.n, sizeof(*c.v), cand_cmp);
+		arr = json_array();
+		for (size_t i = 0; i < c.n && i < limit; i++) {
+			json_array_append(arr, c.v[i].o);
+			next_r->date = c.v[i].date;
+			next_r->id = c.v[i].id;
+		}
+		*more_r = c.n > limit;
+		*msgs_r = arr;
+	}
+	for (size_t i = 0; i < c.n; i++)
+		json_decref(c.v[i].o);
+	free(c.v);
+	return rc;
+}
+
+int mx_msg_get_json(struct mx_store *st, uint64_t id,
+		    const uint32_t *accounts, size_t naccounts,
+		    json_t **msg_r, struct mx_error *err)
+{
+	struct mx_loc *l = NULL;
+	struct mx_txn t;
+	struct mx_msg m;
+	size_t nl = 0;
+	uint32_t flags = 0;
+	json_t *o, *parts, *locs;
+	char idstr[17], when[32], idate[32];
+	int rc;
+
+	mx_error_clear(err);
+	*msg_r = NULL;
+	rc = mx_txn_begin(st, false, &t, err);
+	if (rc)
+		return rc;
+	rc = mx_store_msg_get(&t, id, &m, err);
+	if (rc)
+		goto out_txn;
+	if (!account_in(accounts, naccounts, m.account_id)) {
+		rc = mx_error_set(err, MX_ERR_NOTFOUND, "no message %016" PRIx64,
+				  id);
+		goto out_msg;
+	}
+	rc = mx_store_msg_locs(&t, id, &l, &nl, err);
+	if (rc)
+		goto out_msg;
+	parts = json_array();
+	for (size_t i = 0; i < m.p.nparts; i++) {
+		const struct mx_part *p = &m.p.parts[i];
+
+		json_array_append_new(parts, json_pack(
+			"{s:s,s:s,s:o,s:I,s:o}", "part",
+			p->part_id ? p->part_id : "", "type",
+			p->content_type ? p->content_type : "application/octet-stream",
+			"filename", p->filename ? json_string(p->filename) : json_null(),
+			"size", (json_int_t)p->size, "disposition",
+			p->disposition ? json_string(p->disposition) : json_null()));
+	}
+	locs = json_array();
+	for (size_t i = 0; i < nl; i++) {
+		struct mx_folder f;
+		json_t *name = json_null();
+
+		flags |= l[i].flags;
+		if (mx_store_folder_get(&t, l[i].folder_id, &f, NULL) == MX_OK) {
+			json_decref(name);
+			name = json_string(f.name);
+			mx_folder_free(&f);
+		}
+		json_array_append_new(locs, json_pack(
+			"{s:I,s:o,s:I}", "folder", (json_int_t)l[i].folder_id,
+			"folder_name", name, "uid", (json_int_t)l[i].uid));
+	}
+	mx_msg_id_str(m.id, idstr);
+	mx_fmt_rfc3339(sort_date(&m), when);
+	mx_fmt_rfc3339(m.internaldate, idate);
+	o = json_pack("{s:s,s:I,s:I,s:o,s:o,s:o,s:o,s:o,s:s,s:s,s:s,s:o,"
+		      "s:o,s:o,s:o,s:I}",
+		      "id", idstr, "account", (json_int_t)m.account_id,
+		      "thread", (json_int_t)m.thread_id, "message_id",
+		      m.p.message_id ? json_string(m.p.message_id) : json_null(),
+		      "from", addrs(&m.p.from), "to", addrs(&m.p.to), "cc",
+		      addrs(&m.p.cc), "reply_to", addrs(&m.p.reply_to),
+		      "subject", m.p.subject ? m.p.subject : "", "date", when,
+		      "internal_date", idate, "snippet",
+		      m.p.snippet ? json_string(m.p.snippet) : json_null(),
+		      "flags", flag_names(flags), "parts", parts, "locations",
+		      locs, "size", (json_int_t)m.size);
+	if (o == NULL)
+		rc = mx_error_set(err, MX_ERR_NOMEM, "message %s as JSON", idstr);
+	*msg_r = o;
+	mx_locs_free(l, nl);
+out_msg:
+	mx_msg_free(&m);
+out_txn:
+	mx_txn_abort(&t);
+	return rc;
+}
+
+void mx_msg_cursor_str(const struct mx_msg_cursor *c, char out[48])
+{
+	snprintf(out, 48, "%" PRId64 ".%016" PRIx64, c->date, c->id);
+}
+
+bool mx_msg_cursor_parse(const char *s, struct mx_msg_cursor *c)
+{
+	const char *dot = strchr(s, '.');
+	char num[24];
+	bool neg = s[0] == '-';
+	uint64_t d, id;
+	size_t n;
+
+	if (dot == NULL)
+		return false;
+	n = (size_t)(dot - s) - neg;
+	if (n == 0 || n >= sizeof(num))
+		return false;
+	memcpy(num, s + neg, n);
+	num[n] = '\0';
+	if (mx_parse_u64(num, 0, INT64_MAX, &d) < 0 || strlen(dot + 1) != 16 ||
+	    mx_msg_id_parse(dot + 1, &id) < 0)
+		return false;
+	c->date = neg ? -(int64_t)d : (int64_t)d;
+	c->id = id;
+	return true;
+}
