@@ -33,6 +33,8 @@ static const char usage[] =
 	"                                 compose, queue and send a message\n"
 	"  outbox [NAME] [--json] | run | retry ID | cancel ID\n"
 	"                                 the durable outbox\n"
+	"  token create --user U [--admin] [--expires DAYS] | list | revoke ID\n"
+	"                                 HTTP API bearer tokens\n"
 	"\n"
 	"options:\n"
 	"  -d DIR     data directory (default: $MXSYNC_DATA_DIR, else\n"
@@ -134,6 +136,7 @@ static const struct {
 	{"export", cli_export},   {"providers", cli_providers},   {"events", cli_events},
 	{"send", cli_send},       {"outbox", cli_outbox},
 	{"modes", cli_modes},
+	{"token", cli_token},
 };
 
 /*

@@ -54,16 +54,18 @@ static int decode(const MDB_val *v, struct mx_apitoken *t,
 		  struct mx_error *err)
 {
 	json_t *o = json_loadb(v->mv_data, v->mv_size, 0, NULL);
-	json_int_t id = 0, created = 0, expires = 0;
+	json_int_t id = 0, created = 0;
+	json_t *expires = NULL;
 	const char *name = "", *user = NULL;
 	int admin = 0;
 	int rc = MX_OK;
 
 	memset(t, 0, sizeof(*t));
 	if (o == NULL ||
-	    json_unpack(o, "{s:I,s?s,s:s,s:b,s:I,s?I}", "id", &id, "name",
+	    json_unpack(o, "{s:I,s?s,s:s,s:b,s:I,s?o}", "id", &id, "name",
 			&name, "user", &user, "admin", &admin, "created",
-			&created, "expires", &expires) != 0) {
+			&created, "expires", &expires) != 0 ||
+	    (expires && !json_is_null(expires) && !json_is_integer(expires))) {
 		rc = mx_error_set(err, MX_ERR_STORE, "corrupt API token record");
 		goto out;
 	}
@@ -72,7 +74,7 @@ static int decode(const MDB_val *v, struct mx_apitoken *t,
 	t->user = mx_strdup(user);
 	t->admin = admin;
 	t->created = created;
-	t->expires = expires;
+	t->expires = json_integer_value(expires); /* null: 0, never */
 	if (t->name == NULL || t->user == NULL) {
 		mx_apitoken_free(t);
 		rc = mx_error_set(err, MX_ERR_NOMEM, NULL);
