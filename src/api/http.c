@@ -313,19 +313,18 @@ bool mx_api_query_decode(const char *qs, size_t n, char **keys,
 		if (e > i) {
 			for (eq = i; eq < e && qs[eq] != '='; eq++)
 				;
-			keys[nk] = pct_decode(qs + i, eq - i);
-			if (keys[nk] == NULL)
+			char *key = pct_decode(qs + i, eq - i), *val;
+
+			if (key == NULL)
 				goto bad;
-			if (nk == cap) {
-				*bad_r = keys[nk];
-				goto bad;
-			}
-			vals[nk] = pct_decode(qs + eq + (eq < e),
-					      e - eq - (eq < e));
-			if (vals[nk] == NULL) {
-				*bad_r = keys[nk];
+			val = nk < cap ? pct_decode(qs + eq + (eq < e),
+						    e - eq - (eq < e)) : NULL;
+			if (val == NULL) {
+				*bad_r = key;
 				goto bad;
 			}
+			keys[nk] = key;
+			vals[nk] = val;
 			nk++;
 		}
 		i = e + 1;

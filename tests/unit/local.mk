@@ -21,4 +21,5 @@ include tests/unit/config.mk
 include tests/unit/imap_guard.mk
 include tests/unit/imap_replies.mk
 include tests/unit/gmail.mk
+include tests/unit/api.mk
 endif
