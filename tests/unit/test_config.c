@@ -32,16 +32,23 @@ static void teardown(void)
 	rmdir(g_dir);
 }
 
-/* Writes TEXT to the config file and loads it; returns the error code,
- * the detail in ERR. */
-static int load(const char *text, struct mx_config *cfg, struct mx_error *err)
+/* Writes TEXT to the config file. */
+static void write_conf(const char *text)
 {
 	FILE *fp = fopen(g_path, "w");
-	int rc;
 
 	ck_assert_ptr_nonnull(fp);
 	fputs(text, fp);
 	ck_assert_int_eq(fclose(fp), 0);
+}
+
+/* Writes TEXT to the config file and loads it; returns the error code,
+ * the detail in ERR. */
+static int load(const char *text, struct mx_config *cfg, struct mx_error *err)
+{
+	int rc;
+
+	write_conf(text);
 	mx_error_clear(err);
 	rc = mx_config_load(g_path, cfg, err);
 	if (rc == MX_OK)
@@ -96,6 +103,54 @@ START_TEST(test_api_poll_interval)
 	mx_config_free(&c);
 	REFUSED("[daemon]\napi_poll_interval = 0\n", "api_poll_interval");
 	REFUSED("[account g]\napi_poll_interval = x\n", "api_poll_interval");
+}
+END_TEST
+
+/* [api]: no section, no listener; the section alone listens on the
+ * default address with the default limits; each key range-checked. */
+START_TEST(test_api_section)
+{
+	struct mx_config c;
+	struct mx_error e;
+
+	write_conf("[daemon]\nworkers = 2\n");
+	ck_assert_int_eq(mx_config_load(g_path, &c, &e), MX_OK);
+	ck_assert(!c.api_enabled);
+	mx_config_free(&c);
+	write_conf("[api]\n");
+	ck_assert_int_eq(mx_config_load(g_path, &c, &e), MX_OK);
+	ck_assert(c.api_enabled);
+	ck_assert_str_eq(c.api.listen, "127.0.0.1:7780");
+	ck_assert_uint_eq(c.api.max_body, 64u << 20);
+	ck_assert_uint_eq(c.api.max_connections, 1000);
+	ck_assert_uint_eq(c.api.timeout_s, 30);
+	ck_assert_uint_eq(c.api.rate_limit, 100);
+	ck_assert_ptr_null(c.api.tls_cert);
+	mx_config_free(&c);
+	write_conf("[api]\nlisten = unix:/run/mx/api.sock\nmax_body = 2048\n"
+		   "max_connections = 5\ntimeout = 7\nrate_limit = 0\n"
+		   "tls_cert = /c.pem\ntls_key = /k.pem\n");
+	ck_assert_int_eq(mx_config_load(g_path, &c, &e), MX_OK);
+	ck_assert_str_eq(c.api.listen, "unix:/run/mx/api.sock");
+	ck_assert_uint_eq(c.api.max_body, 2048);
+	ck_assert_uint_eq(c.api.max_connections, 5);
+	ck_assert_uint_eq(c.api.timeout_s, 7);
+	ck_assert_uint_eq(c.api.rate_limit, 0);
+	ck_assert_str_eq(c.api.tls_key, "/k.pem");
+	mx_config_free(&c);
+	write_conf("[api]\nlisten = [::1]:0\n");
+	ck_assert_int_eq(mx_config_load(g_path, &c, &e), MX_OK);
+	ck_assert_str_eq(c.api.listen, "[::1]:0");
+	mx_config_free(&c);
+	REFUSED("[api]\nlisten = 127.0.0.1\n", "bad [api] setting 'listen");
+	REFUSED("[api]\nlisten = 127.0.0.1:99999\n", "listen");
+	REFUSED("[api]\nlisten = unix:relative.sock\n", "listen");
+	REFUSED("[api]\nmax_body = -1\n", "max_body");
+	REFUSED("[api]\nmax_connections = 0\n", "max_connections");
+	REFUSED("[api]\ntimeout = 0\n", "timeout");
+	REFUSED("[api]\nport = 80\n", "bad [api] setting 'port");
+	REFUSED("[api]\ntls_cert = /c.pem\n", "tls_cert and tls_key go together");
+	REFUSED("[api x]\n", "unknown section [api x]");
 }
 END_TEST
 
@@ -209,6 +264,7 @@ int main(void)
 	tcase_add_test(tc, test_good_file_loads);
 	tcase_add_test(tc, test_directory_refused);
 	tcase_add_test(tc, test_api_poll_interval);
+	tcase_add_test(tc, test_api_section);
 	tcase_add_test(tc, test_duplicate_account_refused);
 	tcase_add_test(tc, test_webhook_url_refused);
 	tcase_add_test(tc, test_webhook_url_message_once);
