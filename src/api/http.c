@@ -43,6 +43,10 @@ void api_reply_json(struct api_req *r, unsigned status, json_t *body)
 
 static void verror(struct api_req *r, unsigned status, const char *code,
 		   json_t *details, const char *fmt, va_list ap)
+	__attribute__((format(printf, 5, 0)));
+
+static void verror(struct api_req *r, unsigned status, const char *code,
+		   json_t *details, const char *fmt, va_list ap)
 {
 	char msg[512];
 
@@ -240,8 +244,13 @@ bool mx_api_parse_time(const char *s, int64_t *t_r)
 	if (*p == 'Z' || *p == 'z') {
 		p++;
 	} else if (*p == '+' || *p == '-') {
-		int oh = digits(p + 1, 2), om = p[3] == ':' ? digits(p + 4, 2) : -1;
+		int oh, om;
 
+		/* "+HH:MM" exactly: nothing is read past the string. */
+		if (strlen(p) != 6 || p[3] != ':')
+			return false;
+		oh = digits(p + 1, 2);
+		om = digits(p + 4, 2);
 		if (oh < 0 || oh > 23 || om < 0 || om > 59)
 			return false;
 		off = (oh * 60 + om) * 60 * (*p == '-' ? -1 : 1);

@@ -114,3 +114,18 @@ tests_fuzz_fuzz_gmail_json_LDFLAGS = $(tests_fuzz_fuzz_mime_LDFLAGS)
 tests_fuzz_fuzz_gmail_json_LDADD = libmxsync-internal.la $(MX_DEPLIBS)
 endif
 EXTRA_DIST += tests/fuzz/gmail
+# The HTTP API's request decoders (src/api/: query, router, ids, the
+# values of parameters); seeds in tests/fuzz/api/.  The API is built in,
+# as for mxsyncd.
+if ENABLE_FUZZ
+noinst_PROGRAMS += tests/fuzz/fuzz_api
+tests_fuzz_fuzz_api_SOURCES = tests/fuzz/fuzz_api.c $(MX_API_SOURCES)
+tests_fuzz_fuzz_api_CPPFLAGS = $(MX_API_CPPFLAGS)
+tests_fuzz_fuzz_api_CFLAGS = $(tests_fuzz_fuzz_mime_CFLAGS)
+tests_fuzz_fuzz_api_LDFLAGS = $(tests_fuzz_fuzz_mime_LDFLAGS)
+tests_fuzz_fuzz_api_LDADD = libmxsync-internal.la $(MX_DEPLIBS) \
+	$(LIBMICROHTTPD_LIBS)
+endif
+EXTRA_DIST += tests/fuzz/api/list.txt tests/fuzz/api/raw.txt \
+	tests/fuzz/api/bad.txt tests/fuzz/api/events.txt \
+	tests/fuzz/api/traversal.txt

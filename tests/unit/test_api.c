@@ -240,6 +240,11 @@ START_TEST(times)
 	ck_assert(!mx_api_parse_time("2026-01-31T24:00:00Z", &t));
 	ck_assert(!mx_api_parse_time("2026-01-31T09:00:00Zjunk", &t));
 	ck_assert(!mx_api_parse_time("2026-01-31T09:00:00+0100", &t));
+	/* Cut offsets: refused without reading past the end (fuzz_api). */
+	ck_assert(!mx_api_parse_time("2026-01-31T09:00:00+1", &t));
+	ck_assert(!mx_api_parse_time("2026-01-31T09:00:00+01:", &t));
+	ck_assert(!mx_api_parse_time("2026-01-31T09:00:00+01:0", &t));
+	ck_assert(!mx_api_parse_time("2026-01-31T09:00:00+01:000", &t));
 	ck_assert(!mx_api_parse_time("2026-01-31T09:00:00.Z", &t));
 	ck_assert(!mx_api_parse_time("yesterday", &t));
 }
