@@ -5,4 +5,5 @@ EXTRA_DIST += doc/internals/store.md doc/internals/sync.md \
 	doc/internals/push.md doc/internals/imap-guard.md \
 	doc/internals/layers.md \
 	doc/internals/backends.md doc/internals/events.md \
+	doc/internals/api.md doc/openapi.yaml \
 	contrib/mxsyncd.service
