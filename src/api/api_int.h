@@ -102,6 +102,14 @@ const struct api_route *mx_api_route_find(const char *method,
 					  const char *path, struct api_req *r,
 					  unsigned *status_r, char *allow,
 					  size_t allow_cap);
+/*
+ * For a PATH no route matches: the route whose path up to its {param} is
+ * a prefix of PATH while the segment in the parameter's place is not an
+ * id of the route's kind ("/v1/messages/../../x"); *SEG_R and *N_R are
+ * that segment.  NULL if there is none (then it is simply not found).
+ */
+const struct api_route *mx_api_bad_id_route(const char *path,
+					    const char **seg_r, size_t *n_r);
 /* Parses S as the id of KIND into *ID_R; false if it is not one. */
 bool mx_api_id_parse(enum api_idkind kind, const char *s, uint64_t *id_r);
 

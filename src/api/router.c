@@ -142,3 +142,35 @@ const struct api_route *mx_api_route_find(const char *method,
 	*status_r = path_known ? 405 : 404;
 	return NULL;
 }
+
+const struct api_route *mx_api_bad_id_route(const char *path,
+					    const char **seg_r, size_t *n_r)
+{
+	for (size_t i = 0; i < mx_api_nroutes; i++) {
+		const struct api_route *rt = &mx_api_routes[i];
+		const char *brace = strchr(rt->path, '{'), *seg;
+		size_t pre, n;
+		char id[32];
+		uint64_t v;
+
+		if (brace == NULL)
+			continue;
+		pre = (size_t)(brace - rt->path);
+		if (strncmp(path, rt->path, pre) != 0)
+			continue;
+		seg = path + pre;
+		n = strcspn(seg, "/");
+		if (n == 0)
+			continue;
+		if (n < sizeof(id)) {
+			memcpy(id, seg, n);
+			id[n] = '\0';
+			if (mx_api_id_parse(rt->idkind, id, &v))
+				continue;
+		}
+		*seg_r = seg;
+		*n_r = n;
+		return rt;
+	}
+	return NULL;
+}

@@ -184,6 +184,23 @@ static enum MHD_Result too_large(struct api_req *r)
 	return queue(r);
 }
 
+/* 400 invalid_id for the N bytes at SEG (shown in details when they are
+ * printable UTF-8 of reasonable length). */
+static void bad_id(struct api_req *r, const char *seg, size_t n,
+		   enum api_idkind kind)
+{
+	char *id = mx_strndup(seg, n > 64 ? 64 : n);
+
+	api_error(r, 400, "invalid_id",
+		  json_pack("{s:s}", "id", id && mx_utf8_valid_str(id) &&
+				       mx_term_safe(id) ? id : "(unprintable)"),
+		  kind == API_ID_DEC
+			  ? "Not an id: a decimal number is expected."
+			  : "Not a message id: 16 lower-case hexadecimal "
+			    "digits are expected.");
+	free(id);
+}
+
 static void dispatch(struct api_req *r)
 {
 	char allow[64];
@@ -192,6 +209,19 @@ static void dispatch(struct api_req *r)
 
 	rt = mx_api_route_find(r->method, r->url, r, &status, allow,
 			       sizeof(allow));
+	if (rt == NULL && status == 404) {
+		const struct api_route *bad;
+		const char *seg;
+		size_t n;
+
+		/* An id position holding something else (dots, slashes
+		 * decoded from %2F) is a bad id, not a missing resource. */
+		bad = mx_api_bad_id_route(r->url, &seg, &n);
+		if (bad) {
+			bad_id(r, seg, n, bad->idkind);
+			return;
+		}
+	}
 	if (rt == NULL) {
 		if (status == 405) {
 			api_error(r, 405, "method_not_allowed", NULL,
@@ -208,13 +238,7 @@ static void dispatch(struct api_req *r)
 	/* An id is checked before anything looks for it. */
 	if (rt->idkind != API_ID_NONE &&
 	    !mx_api_id_parse(rt->idkind, r->pv[0], &r->id)) {
-		api_error(r, 400, "invalid_id",
-			  json_pack("{s:s}", "id", mx_utf8_valid_str(r->pv[0])
-						       ? r->pv[0] : "(not UTF-8)"),
-			  rt->idkind == API_ID_DEC
-				  ? "Not an id: a decimal number is expected."
-				  : "Not a message id: 16 hexadecimal digits "
-				    "are expected.");
+		bad_id(r, r->pv[0], strlen(r->pv[0]), rt->idkind);
 		return;
 	}
 	if (rt->auth && !api_authenticate(r))

@@ -128,6 +128,34 @@ START_TEST(router_long_segment)
 }
 END_TEST
 
+/* A path no route matches but whose id position holds a non-id is a bad
+ * id (400 invalid_id), not a missing resource. */
+START_TEST(router_bad_id_positions)
+{
+	static const char *const bad[] = {
+		"/v1/messages/../../etc/passwd", "/v1/messages/..",
+		"/v1/accounts/../x", "/v1/accounts/1x/state/more",
+		"/v1/messages/ZZ/raw/x",
+	};
+	static const char *const plain[] = {
+		"/v1/accounts/1/nope", "/v1/messages/000000000000000a/x",
+		"/v1/accounts/", "/v1/nope/1", "/v1/accounts//state",
+	};
+	const char *seg;
+	size_t n;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(mx_api_bad_id_route(bad[i], &seg, &n) != NULL,
+			      "'%s' not a bad id", bad[i]);
+	ck_assert_ptr_nonnull(mx_api_bad_id_route("/v1/messages/../x", &seg, &n));
+	ck_assert_uint_eq(n, 2);
+	ck_assert(strncmp(seg, "..", 2) == 0);
+	for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
+		ck_assert_msg(mx_api_bad_id_route(plain[i], &seg, &n) == NULL,
+			      "'%s' taken for a bad id", plain[i]);
+}
+END_TEST
+
 START_TEST(ids)
 {
 	uint64_t v = 0;
@@ -458,6 +486,7 @@ int main(void)
 	tcase_add_test(tp, router_matches);
 	tcase_add_test(tp, router_misses);
 	tcase_add_test(tp, router_long_segment);
+	tcase_add_test(tp, router_bad_id_positions);
 	tcase_add_test(tp, ids);
 	tcase_add_test(tp, query_decode);
 	tcase_add_test(tp, query_bad);
