@@ -9,6 +9,7 @@
  * open LMDB read transactions, which never block the writer.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
@@ -293,6 +294,23 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn,
 
 /* ---- lifecycle ---- */
 
+/* MHD's own messages (a client that hung up mid-request, ...) are about
+ * clients, not the daemon: debug level. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[256];
+	size_t n;
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+		msg[--n] = '\0';
+	mx_log(MX_LOG_DEBUG, "api: %s", msg);
+}
+
 static int read_pem(const char *what, const char *path, char **out,
 		    struct mx_error *err)
 {
@@ -357,6 +375,7 @@ int mx_api_start(const struct mx_api_cfg *cfg, struct mx_store *st,
 		flags, 0, NULL, NULL, access_cb, api,
 		MHD_OPTION_LISTEN_SOCKET, api->lfd,
 		MHD_OPTION_URI_LOG_CALLBACK, uri_log, api,
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, api,
 		MHD_OPTION_NOTIFY_COMPLETED, completed, api,
 		MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
 		MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s,

@@ -441,6 +441,34 @@ START_TEST(token_bad)
 }
 END_TEST
 
+/* A query that finds nothing: an empty page and no cursor (under UBSan it
+ * once passed qsort() a NULL array). */
+START_TEST(query_empty)
+{
+	static const uint32_t accts[] = {1, 2};
+	struct mx_msg_filter f = {.unread = -1, .flagged = -1};
+	struct mx_msg_cursor next = {0, 0};
+	struct mx_error e;
+	json_t *msgs = NULL;
+	bool more = true;
+
+	ck_assert_int_eq(mx_msg_query(g_st, &f, NULL, 50, &msgs, &more, &next,
+				      &e), MX_OK);
+	ck_assert_uint_eq(json_array_size(msgs), 0);
+	ck_assert(!more);
+	json_decref(msgs);
+	f.accounts = accts;
+	f.naccounts = 2;
+	ck_assert_int_eq(mx_msg_query(g_st, &f, &next, 1, &msgs, &more, &next,
+				      &e), MX_OK);
+	ck_assert_uint_eq(json_array_size(msgs), 0);
+	ck_assert(!more);
+	json_decref(msgs);
+	ck_assert_int_eq(mx_msg_get_json(g_st, 5, accts, 2, &msgs, &e),
+			 MX_ERR_NOTFOUND);
+}
+END_TEST
+
 /* ---- permissions ---- */
 
 START_TEST(permission_rule)
@@ -499,6 +527,7 @@ int main(void)
 	tcase_add_test(ts, token_lifecycle);
 	tcase_add_test(ts, token_expiry);
 	tcase_add_test(ts, token_bad);
+	tcase_add_test(ts, query_empty);
 	suite_add_tcase(s, ts);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

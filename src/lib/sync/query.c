@@ -239,7 +239,8 @@ int mx_msg_query(struct mx_store *st, const struct mx_msg_filter *f,
 	}
 	mx_txn_abort(&t);
 	if (rc == MX_OK) {
-		qsort(c.v, c.n, sizeof(*c.v), cand_cmp);
+		if (c.n) /* qsort(NULL, 0) is undefined */
+			qsort(c.v, c.n, sizeof(*c.v), cand_cmp);
 		arr = json_array();
 		for (size_t i = 0; i < c.n && i < limit; i++) {
 			json_array_append(arr, c.v[i].o);
