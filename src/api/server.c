@@ -13,6 +13,7 @@
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -323,6 +324,24 @@ static int read_pem(const char *what, const char *path, char **out,
 	return MX_OK;
 }
 
+/* Each connection is a descriptor: raise the soft limit toward the hard
+ * one so that max_connections can be reached (systemd's default soft
+ * limit is 1024), and say so when it cannot. */
+static void fd_limit(unsigned max_connections)
+{
+	rlim_t want = (rlim_t)max_connections + 256;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
+		mx_warn("api: open file limit %llu is below max_connections "
+			"+ 256 (%llu): connections beyond it are refused",
+			(unsigned long long)rl.rlim_cur,
+			(unsigned long long)want);
+}
+
 int mx_api_start(const struct mx_api_cfg *cfg, struct mx_store *st,
 		 int workers, struct mx_api **api_r, struct mx_error *err)
 {
@@ -365,6 +384,7 @@ int mx_api_start(const struct mx_api_cfg *cfg, struct mx_store *st,
 			goto fail;
 		flags |= MHD_USE_TLS;
 	}
+	fd_limit(cfg->max_connections);
 	if (strncmp(cfg->listen, "unix:", 5) == 0)
 		rc = listen_unix(api, cfg->listen + 5, err);
 	else
