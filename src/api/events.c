@@ -79,12 +79,13 @@ static bool visible(const json_t *ev, const uint32_t *ids, size_t n,
  */
 static int read_visible(struct mx_api *api, const struct mx_apitoken *tok,
 			uint64_t *cursor, size_t limit, json_t *out,
-			struct mx_error *err)
+			bool *at_end, struct mx_error *err)
 {
 	uint32_t *ids = NULL;
 	size_t nids = 0;
 	int rc;
 
+	*at_end = false;
 	rc = api_visible_ids(api, tok, &ids, &nids, err);
 	for (int round = 0; rc == MX_OK && round < READ_ROUNDS &&
 			    json_array_size(out) < limit; round++) {
@@ -101,8 +102,10 @@ static int read_visible(struct mx_api *api, const struct mx_apitoken *tok,
 			if (visible(ev, ids, nids, tok->admin))
 				json_array_append(out, ev);
 		json_decref(arr);
-		if (last == *cursor)
-			break; /* the end of the feed */
+		if (last == *cursor) {
+			*at_end = true; /* the end of the feed */
+			break;
+		}
 		*cursor = last;
 	}
 	free(ids);
@@ -142,6 +145,7 @@ void api_events(struct api_req *r)
 	struct mx_api *api = r->api;
 	struct mx_error err;
 	uint64_t cursor = 0, limit = LIMIT_DEFAULT, wait = 0, deadline;
+	bool at_end;
 	json_t *out;
 	char cs[24];
 	int rc;
@@ -156,7 +160,7 @@ void api_events(struct api_req *r)
 		uint64_t gen = gen_now(api), now;
 
 		rc = read_visible(api, &r->tok, &cursor, (size_t)limit, out,
-				  &err);
+				  &at_end, &err);
 		if (rc) {
 			json_decref(out);
 			api_fail(r, &err);
@@ -166,6 +170,10 @@ void api_events(struct api_req *r)
 		if (json_array_size(out) || now >= deadline ||
 		    atomic_load(&api->stopping))
 			break;
+		/* Only events the caller may not see so far: read on
+		 * before waiting. */
+		if (!at_end)
+			continue;
 		wait_events(api, gen, now + FALLBACK_MS < deadline
 					      ? now + FALLBACK_MS : deadline);
 	}
@@ -185,14 +193,14 @@ struct sse {
 	size_t sent;             /* of out */
 };
 
-static void sse_fill(struct sse *s)
+static void sse_fill(struct sse *s, bool *at_end)
 {
 	struct mx_error err;
 	json_t *arr = json_array(), *ev;
 	size_t i;
 
 	if (read_visible(s->api, &s->tok, &s->cursor, LIMIT_MAX, arr,
-			 &err) != MX_OK) {
+			 at_end, &err) != MX_OK) {
 		/* Said on the stream (a comment), then the stream ends: the
 		 * client reconnects with Last-Event-ID and gets the error as
 		 * an answer (410 when its cursor expired). */
@@ -223,15 +231,18 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 
 	while (s->sent == s->out.len) {
 		uint64_t gen, now;
+		bool at_end;
 
 		mx_buf_reset(&s->out);
 		s->sent = 0;
 		if (atomic_load(&s->api->stopping) || s->cursor == UINT64_MAX)
 			return MHD_CONTENT_READER_END_OF_STREAM;
 		gen = gen_now(s->api);
-		sse_fill(s);
+		sse_fill(s, &at_end);
 		if (s->out.len)
 			break;
+		if (!at_end)
+			continue; /* read on past events the caller may not see */
 		now = mx_now_ms();
 		if (now >= s->next_keepalive) {
 			mx_buf_puts(&s->out, ": keepalive\n\n");
