@@ -469,6 +469,25 @@ START_TEST(query_empty)
 }
 END_TEST
 
+/* Many requests read at once, each in a transaction of its own: far
+ * more than LMDB's default 126 reader slots. */
+START_TEST(many_readers)
+{
+	enum { N = 1000 };
+	struct mx_txn *t = calloc(N, sizeof(*t));
+	struct mx_error e;
+	int i;
+
+	ck_assert_ptr_nonnull(t);
+	for (i = 0; i < N; i++)
+		ck_assert_msg(mx_txn_begin(g_st, false, &t[i], &e) == MX_OK,
+			      "read transaction %d: %s", i + 1, e.detail);
+	while (i--)
+		mx_txn_abort(&t[i]);
+	free(t);
+}
+END_TEST
+
 /* ---- permissions ---- */
 
 START_TEST(permission_rule)
@@ -528,6 +547,7 @@ int main(void)
 	tcase_add_test(ts, token_expiry);
 	tcase_add_test(ts, token_bad);
 	tcase_add_test(ts, query_empty);
+	tcase_add_test(ts, many_readers);
 	suite_add_tcase(s, ts);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

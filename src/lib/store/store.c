@@ -156,6 +156,10 @@ int mx_store_open_flags(const char *dir, size_t map_size, size_t map_max,
 	st->map_max = map_max ? map_max : MX_MAP_MAX_DEFAULT;
 	if ((rc = mdb_env_create(&st->env)) != 0 ||
 	    (rc = mdb_env_set_maxdbs(st->env, 32)) != 0 ||
+	    /* Every open read transaction holds a reader slot (MDB_NOTLS):
+	     * the HTTP API reads on many connections at once, and LMDB's
+	     * default of 126 slots would fail requests past it. */
+	    (rc = mdb_env_set_maxreaders(st->env, MX_STORE_MAX_READERS)) != 0 ||
 	    (rc = mdb_env_set_mapsize(st->env, st->map_size)) != 0) {
 		rc = mx_store_err(err, rc, "lmdb setup");
 		goto fail;

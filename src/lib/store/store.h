@@ -27,6 +27,11 @@
 
 #define MX_SCHEMA_VERSION 1
 
+/* Read transactions open at once across every process of a store
+ * (LMDB's reader table, in lock.mdb; the first process to open the store
+ * sizes it). */
+#define MX_STORE_MAX_READERS 2048
+
 enum mx_dbi {
 	MX_DB_META,          /* "schema_version", counters */
 	MX_DB_ACCOUNTS,      /* u32 account id -> JSON */
