@@ -3,7 +3,8 @@
  * input is a request line's target, "PATH?QUERY".  It goes through what
  * a request goes through before a handler runs: the query decoder
  * (percent escapes, UTF-8, the pair limit), the router (path matching,
- * path parameters into a fixed buffer) and the id check of the route;
+ * path parameters into a fixed buffer, a non-id in an id position) and
+ * the id check of the route;
  * then the value decoders the handlers use on parameters: RFC 3339
  * times, message cursors, decimal numbers.  The invariants: decoded
  * names and values are valid UTF-8 without NUL; a path parameter is one
@@ -76,6 +77,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rt = mx_api_route_find("GET", in, r, &status, allow, sizeof(allow));
 	if (rt == NULL && status != 404 && status != 405)
 		abort();
+	if (rt == NULL && status == 404) {
+		const char *seg;
+		size_t nseg;
+
+		/* A bad id is one non-empty segment of the path. */
+		if (mx_api_bad_id_route(in, &seg, &nseg) &&
+		    (nseg == 0 || seg < in || seg + nseg > in + strlen(in) ||
+		     memchr(seg, '/', nseg)))
+			abort();
+	}
 	if (rt && rt->idkind != API_ID_NONE) {
 		uint64_t id;
 
