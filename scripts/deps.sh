@@ -1,19 +1,21 @@
 #!/bin/sh
 # Installs the Debian 12 packages mxsync needs to build, test and run its
-# demo, if any is missing.  Needs root (or sudo) only when something is
-# missing.
+# demo, if any is missing, then the npm tools of the API contract test
+# (scripts/npm-tools.sh: quick when they are current).  Needs root (or sudo)
+# only when a package is missing.
 set -e
 PKGS="build-essential autoconf automake libtool pkg-config
  libetpan-dev liblmdb-dev lmdb-utils libssl-dev openssl libcurl4-gnutls-dev libjansson-dev
  check libmicrohttpd-dev
  dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-submissiond
- python3 python3-aiosmtpd isync clang libclang-rt-14-dev ca-certificates"
+ python3 python3-aiosmtpd isync clang libclang-rt-14-dev ca-certificates
+ wrk"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
 		missing="$missing $p"
 done
-[ -z "$missing" ] && exit 0
+[ -z "$missing" ] && exec "$(dirname "$0")/npm-tools.sh"
 echo "deps: installing:$missing" >&2
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
@@ -27,3 +29,4 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
 	trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
 fi
 $SUDO apt-get install -y -qq --no-install-recommends $missing
+"$(dirname "$0")/npm-tools.sh"

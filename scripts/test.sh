@@ -17,6 +17,10 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 quick=0
 [ "${1:-}" = "--quick" ] && quick=0 && quick=1
 "$top/scripts/deps.sh" || { echo "deps: install failed"; echo "0 passed, 1 failed"; exit 1; }
+# The contract tools deps.sh installed (npm-tools.sh); exported so that
+# distcheck's copy of the tree, which has no node_modules, finds them too.
+MX_CONTRACT_TOOLS=$top/tests/contract/node_modules
+export MX_CONTRACT_TOOLS
 
 out=${MX_BUILD_ROOT:-$top/_build}
 pass=0 fail=0 skip=0

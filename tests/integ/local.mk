@@ -43,6 +43,8 @@ EXTRA_DIST += $(MX_INTEG_TESTS) \
 	tests/integ/tools/fakeserver.py tests/integ/tools/scriptserver.py \
 	tests/integ/tools/fakegmail.py tests/integ/tools/fake_idp.py \
 	tests/integ/tools/faultproxy.py \
+	tests/contract/package.json tests/contract/package-lock.json \
+	scripts/npm-tools.sh \
 	$(MX_CASE_FILES)
 # Case files of t-cases.sh (format: tests/data/cases/README.md)
 MX_CASE_FILES = \
