@@ -35,6 +35,7 @@ TESTS += $(MX_INTEG_TESTS)
 EXTRA_DIST += $(MX_INTEG_TESTS) \
 	tests/integ/lib/README.md tests/integ/lib/dovecot.sh \
 	tests/integ/lib/fake.sh tests/integ/lib/mx.sh tests/integ/lib/tap.sh \
+	tests/integ/lib/api.sh tests/integ/tools/api_check.py \
 	tests/integ/tools/dcwait.py tests/integ/tools/deliver.py \
 	tests/integ/tools/fakeimap.py tests/integ/tools/imaptool.py \
 	tests/integ/tools/mint.py tests/integ/tools/hostileimap.py \
