@@ -12,8 +12,11 @@
 #   api_tools_check            the npm contract tools are installed
 #                              (scripts/npm-tools.sh); else a message naming
 #                              the setup command on stderr, return 1
-#   api_prism_start DIR        prism proxy doc/openapi.yaml $API_URL --errors
-#                              on a free port (log DIR/log); sets PRISM_URL
+#   api_prism_start DIR [UPSTREAM]
+#                              prism proxy doc/openapi.yaml UPSTREAM (default
+#                              $API_URL) --errors on a free port (log
+#                              DIR/log); sets PRISM_URL
+#   api_prism_stop DIR         stops it (also done at exit)
 #   api_req METHOD URL [TOKEN|-] [CURL ARGS...]
 #                              one request (TOKEN: Authorization: Bearer);
 #                              sets API_STATUS (000: no HTTP answer),
@@ -87,16 +90,18 @@ api_prism_start() {
     api_tools_check || return 1
     mkdir -p "$1"
     _ap=$(_dc_free_ports | cut -d' ' -f1)
-    "$MX_CONTRACT_TOOLS/.bin/prism" proxy "$API_SPEC" "$API_URL" --errors \
+    "$MX_CONTRACT_TOOLS/.bin/prism" proxy "$API_SPEC" "${2:-$API_URL}" --errors \
         --host 127.0.0.1 --port "$_ap" </dev/null >"$1/log" 2>&1 &
     echo $! > "$1/pid"
-    at_exit "_api_prism_stop '$1'"
+    at_exit "api_prism_stop '$1'"
     PRISM_URL=http://127.0.0.1:$_ap
     _ai=0
     while [ $_ai -lt 300 ]; do
         kill -0 "$(cat "$1/pid")" 2>/dev/null ||
             { echo "api.sh: prism exited; log:" >&2; tail -n 20 "$1/log" >&2; return 1; }
-        [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$PRISM_URL/v1/version")" = 200 ] &&
+        # any HTTP answer: prism is up (its own 500 when the upstream
+        # answers what the spec does not allow)
+        [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$PRISM_URL/v1/version")" != 000 ] &&
             return 0
         sleep 0.1; _ai=$((_ai + 1))
     done
@@ -104,7 +109,7 @@ api_prism_start() {
     tail -n 20 "$1/log" >&2
     return 1
 }
-_api_prism_stop() {
+api_prism_stop() {
     _apid=$(cat "$1/pid" 2>/dev/null) || return 0
     kill -TERM "$_apid" 2>/dev/null
     _ai=0

@@ -20,6 +20,10 @@
       (default 1) and reports when the server closed the connection:
       {"closed_after_s", "sent", "reply"} (closed_after_s null when it was
       still open after --max seconds, default 60).
+  api_check.py badserver
+      An HTTP server on a free loopback port (printed as the first line)
+      that answers every request 200 {"bogus": true}: what a proxy that
+      validates answers must refuse.  Exits on SIGTERM.
   api_check.py expire-token --dir MXD --id ID
       Rewrites API token ID's record in the store (mdb_dump/mdb_load of the
       apitokens DB) so that it expired 60 s ago.
@@ -165,6 +169,28 @@ def cmd_slow(a):
     return 0
 
 
+def cmd_badserver(a):
+    import http.server
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            b = b'{"bogus": true}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(b)))
+            self.end_headers()
+            self.wfile.write(b)
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    print(srv.server_address[1], flush=True)
+    srv.serve_forever()
+    return 0
+
+
 def cmd_expire(a):
     dump = subprocess.run(["mdb_dump", "-s", "apitokens", a.dir], check=True,
                           capture_output=True, text=True).stdout.splitlines()
@@ -209,12 +235,14 @@ def main():
     s.add_argument("--port", type=int, required=True)
     s.add_argument("--interval", type=float, default=1)
     s.add_argument("--max", type=float, default=60)
+    sub.add_parser("badserver")
     s = sub.add_parser("expire-token")
     s.add_argument("--dir", required=True)
     s.add_argument("--id", required=True)
     a = p.parse_args()
     return {"sse": cmd_sse, "longpoll": cmd_longpoll, "conns": cmd_conns,
-            "slow": cmd_slow, "expire-token": cmd_expire}[a.cmd](a)
+            "slow": cmd_slow, "badserver": cmd_badserver,
+            "expire-token": cmd_expire}[a.cmd](a)
 
 
 if __name__ == "__main__":
