@@ -1,0 +1,321 @@
+#!/bin/sh
+# mxsyncd's HTTP API end to end (real daemon, real Dovecot, requests straight
+# to the daemon; t-api-contract.sh sends its requests through the validating
+# proxy, which refuses hostile requests itself): bearer auth (missing,
+# unknown, revoked, expired: 401); the permission matrix owner / selected /
+# other user / admin over accounts, messages and events (an account a user
+# may not use is 404 and invisible); hostile input (ids with "..", bad
+# numbers, huge limit, unknown and invalid UTF-8 parameters, a 100 MB body,
+# 1,000 connections: clear 4xx, the daemon unaffected);
+# long-poll and SSE deliver a new message after an LMTP delivery (latency
+# measured and reported); SSE resume with Last-Event-ID repeats and loses
+# nothing; pagination visits every message exactly once while mail arrives.
+: "${MX_TOP_SRCDIR:=$(cd "$(dirname "$0")/../.." && pwd)}"; export MX_TOP_SRCDIR
+. "$MX_TOP_SRCDIR/tests/integ/lib/tap.sh"
+. "$MX_TOP_SRCDIR/tests/integ/lib/dovecot.sh"
+. "$MX_TOP_SRCDIR/tests/integ/lib/mx.sh"
+. "$MX_TOP_SRCDIR/tests/integ/lib/api.sh"
+
+command -v dovecot >/dev/null || skip_all "dovecot not installed"
+command -v mdb_load >/dev/null || skip_all "mdb_load not installed"
+[ -x "$MX_BIN" ] || skip_all "mxsync not built ($MX_BIN)"
+[ -x "$MXSYNCD" ] || skip_all "mxsyncd not built ($MXSYNCD)"
+mx_tmpdir; T=$MX_TMP
+mx_init "$T"
+DLOG=$T/mxsyncd.log
+D=$T/dc
+CHK="$MX_TOOLS/api_check.py"
+chk() { "$MX_PY" "$CHK" "$@"; }
+dc_setup "$D" alice@example.test bob@example.test carol@example.test >/dev/null ||
+    bail_out "dc_setup failed"
+dc_start "$D" >/dev/null || bail_out "dovecot did not start"
+at_exit "dc_stop '$D' >/dev/null"
+
+# mail: 4 messages for alice, 3 for bob, 2 for carol; more later
+"$MX_PY" "$MX_TOP_SRCDIR/bench/gen-mail.py" --seed t-api 60 "$T/gen" >/dev/null || bail_out "gen-mail.py"
+ls "$T/gen" > "$T/gen.lst"
+gen() { sed -n "$1,$2p" "$T/gen.lst" | sed "s|^|$T/gen/|"; }
+is "$(dc_deliver "$D" alice@example.test $(gen 1 4) 2>>"$T/deliver.err")" 4 "4 messages for alice"
+is "$(dc_deliver "$D" bob@example.test $(gen 5 7) 2>>"$T/deliver.err")" 3 "3 messages for bob"
+is "$(dc_deliver "$D" carol@example.test $(gen 8 9) 2>>"$T/deliver.err")" 2 "2 messages for carol"
+
+# accounts: o (owner u1), s (owner u2, selected: u3), all (owner u2, every user)
+run_ok "account o: access owner, owner u1" mx_add o "$D" alice@example.test imaps --owner u1 --access owner
+run_ok "account s: access selected, owner u2, allow u3" mx_add s "$D" bob@example.test imaps \
+    --owner u2 --access selected --allow u3
+run_ok "account all: access all, owner u2" mx_add all "$D" carol@example.test imaps --owner u2 --access all
+acct_id() {
+    mx account list --json | "$MX_PY" -c '
+import json,sys; print([a["id"] for a in json.load(sys.stdin) if a["name"]==sys.argv[1]][0])' "$1"
+}
+O=$(acct_id o); S=$(acct_id s); L=$(acct_id all)
+
+# tokens: u1 u2 u3 u4 (no account of its own), admin, one revoked, one expired
+api_token u1 >/dev/null || bail_out "token u1"; K1=$API_TOKEN
+api_token u2 >/dev/null || bail_out "token u2"; K2=$API_TOKEN
+api_token u3 >/dev/null || bail_out "token u3"; K3=$API_TOKEN
+api_token u4 >/dev/null || bail_out "token u4"; K4=$API_TOKEN
+api_token admin --admin >/dev/null || bail_out "token admin"; KA=$API_TOKEN
+api_token u1 --name revoked >/dev/null || bail_out "token revoked"; KR=$API_TOKEN; KR_ID=$API_TOKEN_ID
+api_token u1 --name expired --expires 1 >/dev/null || bail_out "token expired"; KX=$API_TOKEN; KX_ID=$API_TOKEN_ID
+
+cat > "$MXD/mxsync.conf" <<EOF
+[daemon]
+workers = 2
+poll_interval = 5
+EOF
+api_conf "max_body=1048576" "timeout=3" "max_connections=1100" "rate_limit=100000" || bail_out "api_conf"
+api_daemon_start || bail_out "mxsyncd with [api] did not answer /v1/health"
+pass "mxsyncd answers /v1/health on $API_URL"
+like "$(cat "$DLOG")" "127\.0\.0\.1:$API_PORT" "mxsyncd logs the address it listens on"
+
+# the messages of account $1 (ids, one a line), as the admin sees them
+ids_of() {
+    api_get "/v1/messages?account=$1&limit=500" "$KA"
+    api_json '"\n".join(m["id"] for m in j["messages"])'
+}
+wait_count() { # ACCOUNT N: waits <= 30 s until the API lists N messages of it
+    vw=0
+    while [ $vw -lt 300 ]; do
+        [ "$(ids_of "$1" | grep -c .)" = "$2" ] && return 0
+        sleep 0.1; vw=$((vw + 1))
+    done
+    return 1
+}
+wait_count "$O" 4; ok $? "account o: 4 messages synced and listed"
+wait_count "$S" 3; ok $? "account s: 3 messages synced and listed"
+wait_count "$L" 2; ok $? "account all: 2 messages synced and listed"
+MO=$(ids_of "$O" | head -n 1); MS=$(ids_of "$S" | head -n 1); ML=$(ids_of "$L" | head -n 1)
+
+# ======== 1. auth
+api_get /v1/version; is "$API_STATUS" 200 "version: no token needed"
+like "$(api_json 'j["api"]')" '^v1$' "version: api v1"
+api_get /v1/health; is "$API_STATUS" 200 "health: no token needed"
+is "$(api_json 'j["status"]')" ok "health: status ok"
+api_get /v1/accounts; is "$API_STATUS" 401 "no token: 401"
+is "$(api_code)" unauthorized "no token: unauthorized"
+like "$(api_header www-authenticate)" '^Bearer' "no token: WWW-Authenticate: Bearer"
+api_get /v1/accounts "mxs_notavalidtoken"; is "$API_STATUS" 401 "malformed token: 401"
+api_get /v1/accounts "mxs_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"; is "$API_STATUS" 401 "unknown token: 401"
+api_req GET "$API_URL/v1/accounts" - -H "Authorization: Basic dTE6cHc="
+is "$API_STATUS" 401 "Basic auth: 401"
+api_get /v1/accounts "$KR"; is "$API_STATUS" 200 "token to revoke works before"
+run_ok "mxsync token revoke $KR_ID" mx token revoke "$KR_ID"
+api_get /v1/accounts "$KR"; is "$API_STATUS" 401 "revoked token: 401 at once"
+is "$(api_code)" unauthorized "revoked token: unauthorized"
+api_get /v1/accounts "$KX"; is "$API_STATUS" 200 "token valid for a day works"
+run_ok "make token $KX_ID expired (store record rewritten)" chk expire-token --dir "$MXD" --id "$KX_ID"
+api_get /v1/accounts "$KX"; is "$API_STATUS" 401 "expired token: 401"
+is "$(api_code)" unauthorized "expired token: unauthorized"
+run_ok "token list" mx token list
+unlike "$MX_OUT" "mxs_" "token list never shows a token"
+
+# ======== 2. permission matrix
+# visible USER-TOKEN: the account ids the user's list shows, sorted
+visible() {
+    api_get /v1/accounts "$1"
+    api_json '" ".join(str(i) for i in sorted(a["id"] for a in j["accounts"]))'
+}
+sorted_ids() { printf '%s\n' "$@" | sort -n | tr '\n' ' ' | sed 's/ $//'; }
+is "$(visible "$K1")" "$(sorted_ids "$O" "$L")" "u1 (owner of o) lists o and all"
+is "$(visible "$K2")" "$(sorted_ids "$S" "$L")" "u2 (owner of s) lists s and all"
+is "$(visible "$K3")" "$(sorted_ids "$S" "$L")" "u3 (allowed on s) lists s and all"
+is "$(visible "$K4")" "$L" "u4 (other) lists only all"
+is "$(visible "$KA")" "$(sorted_ids "$O" "$S" "$L")" "admin lists every account"
+# matrix USER TOKEN ACCOUNT MSG WANT(200|404)
+matrix() {
+    vr=
+    for vp in "/v1/accounts/$3" "/v1/accounts/$3/state" "/v1/accounts/$3/folders" \
+              "/v1/messages?account=$3" "/v1/messages/$4" "/v1/messages/$4/raw"; do
+        api_get "$vp" "$2"
+        if [ "$5" = 404 ] && [ "$vp" = "/v1/messages?account=$3" ]; then
+            # the spec: an account the caller may not use lists nothing
+            [ "$API_STATUS" = 200 ] && [ "$(api_json 'len(j["messages"])')" = 0 ] ||
+                vr="$vr $vp=$API_STATUS:$(api_json 'len(j["messages"])')"
+        elif [ "$5" = 404 ]; then
+            [ "$API_STATUS" = 404 ] && [ "$(api_code)" = not_found ] || vr="$vr $vp=$API_STATUS"
+        else
+            [ "$API_STATUS" = 200 ] || vr="$vr $vp=$API_STATUS"
+        fi
+    done
+    is "$vr" "" "$1 on account $3: $5 on every route"
+}
+matrix u1 "$K1" "$O" "$MO" 200; matrix u1 "$K1" "$S" "$MS" 404; matrix u1 "$K1" "$L" "$ML" 200
+matrix u2 "$K2" "$O" "$MO" 404; matrix u2 "$K2" "$S" "$MS" 200; matrix u2 "$K2" "$L" "$ML" 200
+matrix u3 "$K3" "$O" "$MO" 404; matrix u3 "$K3" "$S" "$MS" 200; matrix u3 "$K3" "$L" "$ML" 200
+matrix u4 "$K4" "$O" "$MO" 404; matrix u4 "$K4" "$S" "$MS" 404; matrix u4 "$K4" "$L" "$ML" 200
+matrix admin "$KA" "$O" "$MO" 200; matrix admin "$KA" "$S" "$MS" 200; matrix admin "$KA" "$L" "$ML" 200
+# unfiltered lists and the event feed hold only usable accounts
+accts_in() { # PATH TOKEN KEY: the distinct account ids in j[KEY]
+    api_get "$1" "$2"
+    api_json "' '.join(str(i) for i in sorted({x['account'] for x in j['$3'] if x.get('account')}))"
+}
+is "$(accts_in "/v1/messages?limit=500" "$K1" messages)" "$(sorted_ids "$O" "$L")" "u1: /v1/messages has o and all"
+is "$(accts_in "/v1/messages?limit=500" "$K4" messages)" "$L" "u4: /v1/messages has only all"
+is "$(accts_in "/v1/messages?limit=500" "$KA" messages)" "$(sorted_ids "$O" "$S" "$L")" "admin: /v1/messages has every account"
+is "$(accts_in "/v1/events?limit=500" "$K1" events)" "$(sorted_ids "$O" "$L")" "u1: /v1/events has events of o and all only"
+is "$(accts_in "/v1/events?limit=500" "$K3" events)" "$(sorted_ids "$S" "$L")" "u3: /v1/events has events of s and all only"
+is "$(accts_in "/v1/events?limit=500" "$K4" events)" "$L" "u4: /v1/events has events of all only"
+api_get "/v1/accounts/$O" "$K1"
+# (password_file is the path of the file, not a secret)
+is "$(api_json '[k for k in j if any(w in k.lower() for w in ("password", "secret", "token")) and not k.endswith("_file")]')" "[]" \
+    "an account has no password, secret or token field"
+unlike "$(api_body)" "$(dc_password "$D" alice@example.test)" "an account does not carry the password"
+
+# ======== 3. hostile input: clear 4xx, nothing served, the daemon unaffected
+# bad400 DESC CODE PATH [CURL ARGS...]
+bad400() {
+    vd=$1 vc=$2 vp=$3; shift 3
+    api_req GET "$API_URL$vp" "$KA" --path-as-is "$@"
+    is "$API_STATUS $(api_code)" "400 $vc" "$vd: 400 $vc"
+}
+bad400 "account id .." invalid_id "/v1/accounts/.."
+bad400 "account id %2e%2e" invalid_id "/v1/accounts/%2e%2e"
+bad400 "account id 007 (one spelling per id)" invalid_id "/v1/accounts/007"
+bad400 "account id 1abc" invalid_id "/v1/accounts/1abc"
+bad400 "account id -1" invalid_id "/v1/accounts/-1"
+bad400 "account id of 30 digits" invalid_id "/v1/accounts/123456789012345678901234567890"
+bad400 "message id .." invalid_id "/v1/messages/.."
+# an encoded "/" is a "/" once the path is decoded: not an id any more
+for p in "/v1/accounts/..%2f..%2fetc" "/v1/messages/..%2F..%2Fetc%2Fpasswd"; do
+    api_req GET "$API_URL$p" "$KA" --path-as-is
+    like "$API_STATUS $(api_code)" '^(400 invalid_id|404 not_found)$' "$p: 400 invalid_id or 404 ($API_STATUS)"
+done
+bad400 "message id of 15 hex digits" invalid_id "/v1/messages/000000000000001"
+bad400 "message id with a NUL" invalid_id "/v1/messages/00000000%0000000001"
+api_req GET "$API_URL/v1/messages/../../../etc/passwd" "$KA" --path-as-is
+like "$API_STATUS" '^4[0-9][0-9]$' "/v1/messages/../../../etc/passwd: 4xx ($API_STATUS)"
+unlike "$(api_body)" "root:" "/etc/passwd not served"
+bad400 "limit=100000" invalid_parameter "/v1/messages?limit=100000"
+is "$(api_json 'j["error"]["details"]["parameter"]')" limit "limit=100000: details.parameter = limit"
+bad400 "limit=0" invalid_parameter "/v1/messages?limit=0"
+bad400 "limit=abc" invalid_parameter "/v1/messages?limit=abc"
+bad400 "limit=18446744073709551617" invalid_parameter "/v1/messages?limit=18446744073709551617"
+bad400 "unknown parameter" invalid_parameter "/v1/messages?colour=red"
+is "$(api_json 'j["error"]["details"]["parameter"]')" colour "unknown parameter: details.parameter names it"
+bad400 "unread=maybe" invalid_parameter "/v1/messages?unread=maybe"
+bad400 "since=yesterday" invalid_parameter "/v1/messages?since=yesterday"
+bad400 "account=abc" invalid_parameter "/v1/messages?account=abc"
+bad400 "wait=61" invalid_parameter "/v1/events?wait=61"
+api_req GET "$API_URL/v1/messages?subject=%ff%fe" "$KA"
+like "$API_STATUS $(api_code)" '^400 (invalid_parameter|bad_request)$' "invalid UTF-8 in a parameter: 400 ($API_STATUS $(api_code))"
+api_req GET "$API_URL/v1/events?after=garbage%00" "$KA"
+like "$API_STATUS $(api_code)" '^400 (invalid_parameter|bad_request)$' "garbage cursor: 400 ($API_STATUS $(api_code))"
+api_req GET "$API_URL/v1/nowhere" "$KA"
+is "$API_STATUS $(api_code)" "404 not_found" "unknown route: 404 not_found"
+api_req POST "$API_URL/v1/messages" "$KA" -H "Content-Type: application/json" --data-binary '{"x": '
+is "$API_STATUS $(api_code)" "405 method_not_allowed" "POST with malformed JSON to a GET route: 405"
+like "$(api_header allow)" 'GET' "405 names the allowed methods (Allow: $(api_header allow))"
+api_req DELETE "$API_URL/v1/accounts/$O" "$KA"
+is "$API_STATUS" 405 "DELETE an account (not in this slice): 405"
+wait_count "$O" 4; ok $? "account o still has its 4 messages"
+# 100 MB body: refused once max_body (1 MiB here) is passed, not read to the end
+t0=$(api_now_ms)
+head -c 104857600 /dev/zero > "$T/big.bin"
+api_req POST "$API_URL/v1/messages" "$KA" -H "Content-Type: application/json" --data-binary "@$T/big.bin"
+rm -f "$T/big.bin"
+like "$API_STATUS $(api_code)" '^(413 payload_too_large|405 method_not_allowed)$' "100 MB body: 413 or 405 ($API_STATUS $(api_code))"
+diag "100 MB body answered after $(($(api_now_ms) - t0)) ms"
+api_req GET "$API_URL/v1/version"; is "$API_STATUS" 200 "daemon answers after the 100 MB body"
+# 1,000 connections open at once; a new request is still answered
+r=$(chk conns --port "$API_PORT" --n 1000 --hold 1)
+diag "1000 connections: $r"
+like "$r" '"probe_status": (200|503)' "1000 open connections: a new request gets an HTTP answer"
+api_get /v1/version; is "$API_STATUS" 200 "after the 1000 connections: 200"
+d_alive; ok $? "mxsyncd survived the hostile input"
+
+# ======== 4. long-poll: answered by a new message's event
+last_cursor() { # TOKEN: next_cursor after the whole retained feed
+    vc=
+    while :; do
+        api_get "/v1/events?limit=500${vc:+&after=$vc}" "$1"
+        vn=$(api_json 'j["next_cursor"] or ""')
+        [ "$(api_json 'len(j["events"])')" = 0 ] && break
+        [ -n "$vn" ] || break
+        vc=$vn
+    done
+    printf '%s\n' "${vn:-$vc}"
+}
+C=$(last_cursor "$K1")
+isnt "$C" "" "events: a cursor after the retained feed ($C)"
+rm -f "$T/lp.json"
+"$MX_PY" "$CHK" longpoll --url "$API_URL/v1/events?after=$C&wait=30" --token "$K1" --out "$T/lp.json" &
+LP=$!
+at_exit "kill $LP 2>/dev/null"
+sleep 1
+[ -e "$T/lp.json" ]; ok $((!$?)) "long-poll waits while nothing happens"
+t0=$(api_now_ms)
+is "$(dc_deliver "$D" alice@example.test $(gen 10 10) 2>>"$T/deliver.err")" 1 "long-poll: 1 message delivered to alice"
+wait "$LP"
+lp=$("$MX_PY" -c '
+import json,sys
+r = json.load(open(sys.argv[1])); b = json.loads(r["body"])
+ev = [e for e in b["events"] if e["type"] == "message.new" and e["account"] == int(sys.argv[2])]
+print(r["status"], len(ev), r["t_ms"] - int(sys.argv[3]))' "$T/lp.json" "$O" "$t0")
+set -- $lp
+is "$1 $2" "200 1" "long-poll answered with the new message's message.new"
+diag "long-poll latency delivery -> answer: ${3} ms (issue bound: 1000 ms; wait=30 s)"
+[ "${3:-99999}" -lt 30000 ]; ok $? "long-poll woke before its wait ran out"
+
+# ======== 5. SSE: a new message, then resume after a drop
+C=$(last_cursor "$K1")
+"$MX_PY" "$CHK" sse --url "$API_URL/v1/events/stream?after=$C" --token "$K1" --out "$T/sse1" --seconds 60 &
+SP=$!
+at_exit "kill $SP 2>/dev/null"
+i=0; while [ ! -s "$T/sse1" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+like "$(head -n 1 "$T/sse1")" '"status": 200, "content_type": "text/event-stream' "SSE: 200 text/event-stream"
+t0=$(api_now_ms)
+is "$(dc_deliver "$D" alice@example.test $(gen 11 11) 2>>"$T/deliver.err")" 1 "SSE: 1 message delivered to alice"
+i=0
+while ! grep -q '"event": "message.new"' "$T/sse1" && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+sse=$("$MX_PY" -c '
+import json,sys
+ev = [json.loads(l) for l in open(sys.argv[1]) if "\"event\"" in l]
+nw = [e for e in ev if e["event"] == "message.new"]
+print(len(nw), (nw[0]["t_ms"] - int(sys.argv[2])) if nw else -1, ev[-1]["id"] if ev else "")' "$T/sse1" "$t0")
+set -- $sse
+is "$1" 1 "SSE delivered the new message's message.new"
+diag "SSE latency delivery -> event: ${2} ms (issue bound: 1000 ms)"
+LAST=$3
+kill "$SP" 2>/dev/null; wait "$SP" 2>/dev/null
+pass "SSE connection dropped after event $LAST"
+is "$(dc_deliver "$D" alice@example.test $(gen 12 14) 2>>"$T/deliver.err")" 3 "3 messages delivered while disconnected"
+wait_count "$O" 9; ok $? "account o: 9 messages synced"
+# what the feed holds after LAST for u1 (long-poll endpoint, no wait)
+api_get "/v1/events?after=$LAST&limit=500" "$K1"
+WANT=$(api_json '" ".join(str(e["id"]) for e in j["events"])')
+"$MX_PY" "$CHK" sse --url "$API_URL/v1/events/stream" --token "$K1" --last-event-id "$LAST" \
+    --out "$T/sse2" --seconds 3
+GOT=$("$MX_PY" -c '
+import json,sys
+print(" ".join(json.loads(l)["id"] for l in open(sys.argv[1]) if "\"event\"" in l))' "$T/sse2")
+isnt "$WANT" "" "events after $LAST exist ($WANT)"
+is "$GOT" "$WANT" "SSE resume with Last-Event-ID $LAST: exactly the events after it"
+is "$("$MX_PY" -c '
+import json,sys
+print(len([1 for l in open(sys.argv[1]) if "\"message.new\"" in l]))' "$T/sse2")" 3 \
+    "SSE resume: the 3 messages delivered while disconnected, once each"
+
+# ======== 6. pagination: every message exactly once while mail arrives
+is "$(dc_deliver "$D" bob@example.test $(gen 15 40) 2>>"$T/deliver.err")" 26 "26 more messages for bob"
+wait_count "$S" 29; ok $? "account s: 29 messages synced"
+BEFORE=$(ids_of "$S" | LC_ALL=C sort)
+cur= pages=0 k=41
+: > "$T/paged"
+while [ $pages -lt 40 ]; do
+    api_get "/v1/messages?account=$S&limit=4${cur:+&cursor=$cur}" "$K3"
+    [ "$API_STATUS" = 200 ] || { diag "page $pages: $API_STATUS $(api_body)"; break; }
+    api_json '"\n".join(m["id"] for m in j["messages"])' | grep . >> "$T/paged"
+    pages=$((pages + 1))
+    cur=$(api_json 'j["next_cursor"] or ""')
+    [ -n "$cur" ] || break
+    # new mail between pages (newest first: it lands before the cursor)
+    [ $k -le 50 ] && { dc_deliver "$D" bob@example.test $(gen $k $k) >/dev/null 2>>"$T/deliver.err"; k=$((k + 1)); }
+done
+diag "paged $(grep -c . "$T/paged") ids in $pages pages while $((k - 41)) messages arrived"
+is "$(LC_ALL=C sort "$T/paged" | uniq -d)" "" "pagination: no message twice"
+is "$(printf '%s\n' "$BEFORE" | LC_ALL=C comm -23 - "$(LC_ALL=C sort "$T/paged" > "$T/paged.s"; echo "$T/paged.s")")" "" \
+    "pagination: every message there before paging was visited"
+
+d_alive; ok $? "mxsyncd still running"
+done_testing
