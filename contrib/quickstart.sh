@@ -2,9 +2,10 @@
 # The demo: installs what is missing, builds, starts a sandbox Dovecot on
 # loopback seeded with sample mail, adds it as an account, runs a full sync
 # into LMDB and shows what was synced, then sends a message through the
-# sandbox's submission service and shows it in the outbox and in Sent.  Everything lives under
+# sandbox's submission service and shows it in the outbox and in Sent, and
+# starts mxsyncd with its HTTP API for two curl calls.  Everything lives under
 # ${MXSYNC_DEMO_DIR:-/tmp/mxsync-demo}; the sandbox server is stopped at the
-# end, the synced store is kept for you to explore.
+# end (mxsyncd too, by its PID), the synced store is kept for you to explore.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 demo=${MXSYNC_DEMO_DIR:-/tmp/mxsync-demo}
@@ -14,6 +15,7 @@ echo "== building mxsync"
 "$top/scripts/build.sh" "$top/_build/default" >/dev/null || {
 	echo "quickstart: build failed" >&2; exit 1; }
 MX="$top/_build/default/src/cli/mxsync"
+MXSYNCD="$top/_build/default/src/daemon/mxsyncd"
 
 MX_TOP_SRCDIR=$top; export MX_TOP_SRCDIR
 . "$top/tests/integ/lib/tap.sh"
@@ -26,7 +28,14 @@ mkdir -p "$demo" && chmod 755 "$demo"
 echo "== starting a sandbox Dovecot on 127.0.0.1 (its own config, CA and ports)"
 dc_setup "$demo/dovecot" >/dev/null || exit 1
 dc_start "$demo/dovecot" >/dev/null || { dc_log "$demo/dovecot"; exit 1; }
-trap 'sink_stop "$demo/relay"; dc_stop "$demo/dovecot" >/dev/null' EXIT INT TERM
+dpid=
+stop_daemon() {
+	[ -n "$dpid" ] || return 0
+	kill -TERM "$dpid" 2>/dev/null
+	wait "$dpid" 2>/dev/null
+	dpid=
+}
+trap 'stop_daemon; sink_stop "$demo/relay"; dc_stop "$demo/dovecot" >/dev/null' EXIT INT TERM
 . "$demo/dovecot/env"
 
 echo "== seeding alice@example.test with sample mail"
@@ -82,6 +91,37 @@ echo "\$ mxsync -d $data sync demo      # the copy in Sent and the delivery"
 echo
 echo "\$ mxsync -d $data ls demo --limit 3"
 "$MX" -d "$data" ls demo --limit 3
+echo
+echo "== the HTTP API: mxsyncd with an [api] section (doc/api.md)"
+api_port=$(_dc_free_ports | cut -d' ' -f1)
+printf '[api]\nlisten = 127.0.0.1:%s\n' "$api_port" > "$data/mxsync.conf"
+echo "\$ cat $data/mxsync.conf"
+cat "$data/mxsync.conf"
+echo "\$ mxsync -d $data token create --user demo-crm --admin --name quickstart"
+token=$("$MX" -d "$data" token create --user demo-crm --admin --name quickstart --json |
+	/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])') || exit 1
+echo "$token"
+echo "\$ mxsyncd -d $data &"
+"$MXSYNCD" -d "$data" </dev/null >"$demo/mxsyncd.log" 2>&1 &
+dpid=$!
+i=0
+until [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$api_port/v1/health")" = 200 ]; do
+	i=$((i + 1))
+	[ $i -lt 100 ] && kill -0 "$dpid" 2>/dev/null || {
+		echo "quickstart: the API did not come up; $demo/mxsyncd.log:" >&2
+		tail -n 20 "$demo/mxsyncd.log" >&2; exit 1; }
+	sleep 0.1
+done
+echo
+echo "\$ curl -s -H 'Authorization: Bearer $token' http://127.0.0.1:$api_port/v1/accounts"
+curl -s -H "Authorization: Bearer $token" "http://127.0.0.1:$api_port/v1/accounts" |
+	/usr/bin/python3 -m json.tool
+echo
+echo "\$ curl -s -H 'Authorization: Bearer $token' 'http://127.0.0.1:$api_port/v1/messages?limit=2'"
+curl -s -H "Authorization: Bearer $token" "http://127.0.0.1:$api_port/v1/messages?limit=2" |
+	/usr/bin/python3 -m json.tool
+stop_daemon
+echo "(mxsyncd stopped)"
 echo
 echo "The store is in $data (LMDB). Explore it with:"
 echo "  $MX -d $data ls demo"
