@@ -175,6 +175,30 @@ while [ $pages -lt 10 ]; do
 done
 is "$seen/$pages" "12/3" "3 pages of 5 through prism, 12 messages"
 
+d_alive; ok $? "mxsyncd still running"
+
+# ---- 6. 429 rate_limited with Retry-After, as the spec has it: the daemon
+# again with rate_limit = 1 (burst 2) on the same port, a fresh token,
+# 8 requests in a row through prism
+d_stop_at_exit
+sed -i '/^rate_limit/d' "$MXD/mxsync.conf"
+printf 'rate_limit = 1\n' >> "$MXD/mxsync.conf"
+api_token ratelimited >/dev/null || bail_out "token create ratelimited"
+api_daemon_start || bail_out "mxsyncd (rate_limit = 1) did not answer /v1/health"
+n429=0 nviol=0 ra=
+for i in 1 2 3 4 5 6 7 8; do
+    api_get /v1/accounts "$API_TOKEN"
+    [ -n "$(api_header sl-violations)" ] && { nviol=$((nviol + 1)); diag "sl-violations: $(api_header sl-violations)"; }
+    if [ "$API_STATUS" = 429 ]; then
+        n429=$((n429 + 1)); ra=$(api_header retry-after); rc=$(api_code)
+    fi
+done
+isnt "$n429" 0 "rate_limit = 1: $n429 of 8 requests in a row are 429"
+is "$nviol" 0 "the 429 answers are valid against the spec"
+is "$rc" rate_limited "429: rate_limited"
+like "$ra" '^[1-9][0-9]*$' "429: Retry-After: $ra"
+api_get /v1/accounts "$ALICE"; is "$API_STATUS" 200 "another token is not limited"
+
 # ---- the daemon is still there, and nothing is left running (at_exit)
 d_alive; ok $? "mxsyncd still running"
 done_testing
