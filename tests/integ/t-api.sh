@@ -162,6 +162,46 @@ is "$(api_json '[k for k in j if any(w in k.lower() for w in ("password", "secre
     "an account has no password, secret or token field"
 unlike "$(api_body)" "$(dc_password "$D" alice@example.test)" "an account does not carry the password"
 
+# ======== 2b. reading: one message, its raw bytes, folders, filters
+api_get "/v1/messages/$MO" "$K1"
+is "$API_STATUS" 200 "message $MO: 200"
+is "$(api_json 'j["id"] + " " + str(j["account"])')" "$MO $O" "message: its id and account"
+is "$(api_json '[l["folder_name"] for l in j["locations"]]')" '["INBOX"]' "message: located in INBOX"
+FROM=$(api_json 'j["from"][0]["address"]'); SUBJ=$(api_json 'j["subject"]')
+api_get "/v1/messages/$MO/raw" "$K1"
+like "$(api_header content-type)" '^message/rfc822' "raw: message/rfc822"
+is "$(sha256sum < "$API_BODYF" | cut -d' ' -f1)" "$(mx show "$MO" --raw | sha256sum | cut -d' ' -f1)" \
+    "raw: the stored bytes (as mxsync show --raw)"
+api_get "/v1/accounts/$O/folders" "$K1"
+INBOX=$(api_json '[f["id"] for f in j["folders"] if f["name"] == "INBOX"][0]')
+is "$(api_json '[(f["messages"], f["unread"]) for f in j["folders"] if f["name"] == "INBOX"][0]')" "[4, 4]" \
+    "folders: INBOX has 4 messages, 4 unread"
+# list_ids QUERY: the ids /v1/messages lists for u1, sorted, space separated
+list_ids() {
+    api_get "/v1/messages?$1" "$K1"
+    api_json '" ".join(sorted(m["id"] for m in j["messages"]))'
+}
+ALL_O=$(ids_of "$O" | LC_ALL=C sort | tr '\n' ' ' | sed 's/ $//')
+is "$(list_ids "folder=$INBOX")" "$ALL_O" "filter folder=INBOX: the 4 messages of o"
+FROM_UC=$(printf '%s' "$FROM" | tr 'a-z' 'A-Z')
+like " $(list_ids "account=$O&from=$FROM_UC") " " $MO " "filter from=$FROM_UC (case-insensitive) finds $MO"
+api_get "/v1/messages?account=$O&from=$FROM_UC" "$K1"
+is "$(api_json 'sorted({a["address"].lower() for m in j["messages"] for a in m["from"]})')" \
+    "$(printf '["%s"]' "$(printf '%s' "$FROM" | tr 'A-Z' 'a-z')")" "filter from: only messages from $FROM"
+SUBJ_ENC=$("$MX_PY" -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.argv[1][:6]))' "$SUBJ")
+like " $(list_ids "account=$O&subject=$SUBJ_ENC") " " $MO " "filter subject (a substring) finds $MO"
+is "$(list_ids "account=$O&since=2099-01-01T00:00:00Z")" "" "filter since=2099: nothing"
+is "$(list_ids "account=$O&until=2000-01-01T00:00:00Z")" "" "filter until=2000: nothing"
+is "$(list_ids "account=$O&unread=true")" "$ALL_O" "filter unread=true: all 4"
+run_ok "mxsync flag $MO --seen" mx flag "$MO" --seen
+run_ok "mxsync flag $MO --flagged" mx flag "$MO" --flagged
+is "$(list_ids "account=$O&unread=false")" "$MO" "filter unread=false: the one seen"
+is "$(list_ids "account=$O&flagged=true")" "$MO" "filter flagged=true: the one flagged"
+api_get "/v1/messages/$MO" "$K1"
+is "$(api_json 'sorted(j["flags"])')" '["flagged", "seen"]' "message: flags seen, flagged"
+api_get "/v1/accounts/$O/state" "$K1"
+is "$(api_json 'j["messages"]')" 4 "state: 4 messages stored"
+
 # ======== 3. hostile input: clear 4xx, nothing served, the daemon unaffected
 # bad400 DESC CODE PATH [CURL ARGS...]
 bad400() {
@@ -210,8 +250,8 @@ api_req DELETE "$API_URL/v1/accounts/$O" "$KA"
 is "$API_STATUS" 405 "DELETE an account (not in this slice): 405"
 wait_count "$O" 4; ok $? "account o still has its 4 messages"
 # 100 MB body: refused once max_body (1 MiB here) is passed, not read to the end
-t0=$(api_now_ms)
 head -c 104857600 /dev/zero > "$T/big.bin"
+t0=$(api_now_ms)
 api_req POST "$API_URL/v1/messages" "$KA" -H "Content-Type: application/json" --data-binary "@$T/big.bin"
 rm -f "$T/big.bin"
 like "$API_STATUS $(api_code)" '^(413 payload_too_large|405 method_not_allowed)$' "100 MB body: 413 or 405 ($API_STATUS $(api_code))"
@@ -238,6 +278,10 @@ last_cursor() { # TOKEN: next_cursor after the whole retained feed
 }
 C=$(last_cursor "$K1")
 isnt "$C" "" "events: a cursor after the retained feed ($C)"
+t0=$(api_now_ms)
+api_get "/v1/events?after=$C&wait=1" "$K1"
+is "$API_STATUS $(api_json 'len(j["events"])')" "200 0" "long-poll with nothing new: 200, no events, after the wait"
+diag "wait=1 with nothing new answered after $(($(api_now_ms) - t0)) ms"
 rm -f "$T/lp.json"
 "$MX_PY" "$CHK" longpoll --url "$API_URL/v1/events?after=$C&wait=30" --token "$K1" --out "$T/lp.json" &
 LP=$!
