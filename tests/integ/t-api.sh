@@ -362,4 +362,23 @@ is "$(printf '%s\n' "$BEFORE" | LC_ALL=C comm -23 - "$(LC_ALL=C sort "$T/paged" 
     "pagination: every message there before paging was visited"
 
 d_alive; ok $? "mxsyncd still running"
+
+# ======== 7. listen = unix:PATH, and HTTPS with tls_cert/tls_key
+d_stop_at_exit
+sed -i '/^\[api\]/,$d' "$MXD/mxsync.conf"
+printf '[api]\nlisten = unix:%s\n' "$T/api.sock" >> "$MXD/mxsync.conf"
+API_URL=http://localhost API_CURL_OPTS="--unix-socket $T/api.sock"
+api_daemon_start; ok $? "listen = unix:$T/api.sock: /v1/health answers on the socket"
+api_req GET "$API_URL/v1/accounts" "$K1" --unix-socket "$T/api.sock"
+is "$API_STATUS" 200 "unix socket: GET /v1/accounts with a token"
+d_stop_at_exit
+sed -i '/^\[api\]/,$d' "$MXD/mxsync.conf"
+api_conf "tls_cert=$D/ssl/cert.pem" "tls_key=$D/ssl/key.pem" || bail_out "api_conf"
+API_URL=https://127.0.0.1:$API_PORT API_CURL_OPTS="--cacert $DC_CA"
+api_daemon_start; ok $? "tls_cert/tls_key: /v1/health answers over HTTPS (test CA)"
+api_req GET "$API_URL/v1/accounts" "$K1" --cacert "$DC_CA"
+is "$API_STATUS" 200 "HTTPS: GET /v1/accounts with a token"
+api_req GET "http://127.0.0.1:$API_PORT/v1/version"
+isnt "$API_STATUS" 200 "HTTPS: plain HTTP gets no answer ($API_STATUS)"
+d_alive; ok $? "mxsyncd still running"
 done_testing

@@ -6,7 +6,9 @@
 #                              listen = 127.0.0.1:<free port>, then the
 #                              given keys; sets API_PORT, API_URL
 #   api_daemon_start           d_start (lib/mx.sh, stopped at exit), then
-#                              waits <= 30 s for GET /v1/health = 200
+#                              waits <= 30 s for GET $API_URL/v1/health = 200
+#                              (curl gets $API_CURL_OPTS too: e.g.
+#                              "--unix-socket PATH", "--cacert CA")
 #   api_token USER [ARGS...]   mxsync token create --user USER --json ARGS;
 #                              sets API_TOKEN, API_TOKEN_ID, prints the token
 #   api_tools_check            the npm contract tools are installed
@@ -60,7 +62,8 @@ api_daemon_start() {
     _ai=0
     while [ $_ai -lt 300 ]; do
         d_alive || { echo "api.sh: mxsyncd exited; log tail:" >&2; tail -n 20 "$DLOG" >&2; return 1; }
-        [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$API_URL/v1/health")" = 200 ] &&
+        # shellcheck disable=SC2086 # API_CURL_OPTS: several words
+        [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 ${API_CURL_OPTS:-} "$API_URL/v1/health")" = 200 ] &&
             return 0
         sleep 0.1; _ai=$((_ai + 1))
     done
