@@ -9,7 +9,7 @@ PKGS="build-essential autoconf automake libtool pkg-config
  check libmicrohttpd-dev
  dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-submissiond
  python3 python3-aiosmtpd isync clang libclang-rt-14-dev ca-certificates
- wrk"
+ wrk python3-yaml"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
