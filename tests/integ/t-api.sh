@@ -262,6 +262,13 @@ r=$(chk conns --port "$API_PORT" --n 1000 --hold 1)
 diag "1000 connections: $r"
 like "$r" '"probe_status": (200|503)' "1000 open connections: a new request gets an HTTP answer"
 api_get /v1/version; is "$API_STATUS" 200 "after the 1000 connections: 200"
+# 1,000 long-polls at once (each a connection and a thread in the daemon,
+# none answered before its wait of 3 s): every one is answered 200
+C0=$(api_get "/v1/events?limit=500" "$K4"; api_json 'j["next_cursor"]')
+r=$(chk many --url "$API_URL/v1/events?after=$C0&wait=3" --token "$K4" --n 1000)
+diag "1000 long-polls at once: $r"
+is "$(printf '%s' "$r" | "$MX_PY" -c 'import json,sys; print(json.load(sys.stdin)["statuses"])')" \
+    "{'200': 1000}" "1000 concurrent long-polls: all 200"
 d_alive; ok $? "mxsyncd survived the hostile input"
 
 # ======== 4. long-poll: answered by a new message's event

@@ -15,6 +15,10 @@
       request line; while they are open, GET /v1/version on a new
       connection; then closes them.  Prints {"opened","probe_status",
       "probe_ms","refused"} as JSON.
+  api_check.py many --url URL --token TOK --n N
+      N requests at once (one thread and connection each, all started
+      before any is answered when the server holds them, e.g. long-polls);
+      prints {"statuses": {"200": N, ...}, "max_ms": M} as JSON.
   api_check.py slow --port P [--interval S] [--max S]
       A slow client: sends a request's headers one byte every S seconds
       (default 1) and reports when the server closed the connection:
@@ -138,6 +142,38 @@ def cmd_conns(a):
     return 0
 
 
+def cmd_many(a):
+    statuses = {}
+    lock = threading.Lock()
+    go = threading.Event()
+    t_max = [0]
+
+    def one():
+        go.wait()
+        t0 = time.time()
+        req = urllib.request.Request(a.url, headers={"Authorization": "Bearer " + a.token})
+        try:
+            with urllib.request.urlopen(req, timeout=120) as resp:
+                resp.read()
+                st = str(resp.status)
+        except urllib.error.HTTPError as e:
+            st = str(e.code)
+        except OSError as e:
+            st = "error: %s" % type(e).__name__
+        with lock:
+            statuses[st] = statuses.get(st, 0) + 1
+            t_max[0] = max(t_max[0], int((time.time() - t0) * 1000))
+
+    threads = [threading.Thread(target=one) for _ in range(a.n)]
+    for t in threads:
+        t.start()
+    go.set()
+    for t in threads:
+        t.join()
+    print(json.dumps({"statuses": statuses, "max_ms": t_max[0]}, sort_keys=True))
+    return 0
+
+
 def cmd_slow(a):
     req = b"GET /v1/version HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 4096 + b"\r\n\r\n"
     s = socket.create_connection(("127.0.0.1", a.port), timeout=5)
@@ -231,6 +267,10 @@ def main():
     s.add_argument("--port", type=int, required=True)
     s.add_argument("--n", type=int, required=True)
     s.add_argument("--hold", type=float, default=1)
+    s = sub.add_parser("many")
+    s.add_argument("--url", required=True)
+    s.add_argument("--token", required=True)
+    s.add_argument("--n", type=int, required=True)
     s = sub.add_parser("slow")
     s.add_argument("--port", type=int, required=True)
     s.add_argument("--interval", type=float, default=1)
@@ -240,7 +280,7 @@ def main():
     s.add_argument("--dir", required=True)
     s.add_argument("--id", required=True)
     a = p.parse_args()
-    return {"sse": cmd_sse, "longpoll": cmd_longpoll, "conns": cmd_conns,
+    return {"sse": cmd_sse, "longpoll": cmd_longpoll, "conns": cmd_conns, "many": cmd_many,
             "slow": cmd_slow, "badserver": cmd_badserver,
             "expire-token": cmd_expire}[a.cmd](a)
 
