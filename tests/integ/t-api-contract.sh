@@ -5,7 +5,8 @@
 # are the same set; every route of the spec answers through `prism proxy
 # --errors` (which checks each request and each answer against the spec and
 # answers an error of its own on a violation), success and error answers
-# alike.  Missing tools are a failure naming the setup command, never a
+# alike (404, 401, 429, and 410 once retention pruned the feed: about a
+# minute after a restart).  Missing tools are a failure naming the setup command, never a
 # skip.  The daemon's behaviour (permissions, hostile input, long-poll,
 # SSE, pagination) is t-api.sh.
 : "${MX_TOP_SRCDIR:=$(cd "$(dirname "$0")/../.." && pwd)}"; export MX_TOP_SRCDIR
@@ -184,7 +185,7 @@ d_alive; ok $? "mxsyncd still running"
 # 8 requests in a row through prism
 d_stop_at_exit
 sed -i '/^rate_limit/d' "$MXD/mxsync.conf"
-printf 'rate_limit = 1\n' >> "$MXD/mxsync.conf"
+printf 'rate_limit = 1\n\n[events]\nretention_count = 2\n' >> "$MXD/mxsync.conf"
 api_token ratelimited >/dev/null || bail_out "token create ratelimited"
 api_daemon_start || bail_out "mxsyncd (rate_limit = 1) did not answer /v1/health"
 n429=0 nviol=0 ra=
@@ -200,6 +201,25 @@ is "$nviol" 0 "the 429 answers are valid against the spec"
 is "$rc" rate_limited "429: rate_limited"
 like "$ra" '^[1-9][0-9]*$' "429: Retry-After: $ra"
 api_get /v1/accounts "$ALICE"; is "$API_STATUS" 200 "another token is not limited"
+
+# ---- 7. 410 cursor_expired once retention has pruned the feed: the
+# restarted daemon keeps 2 events ([events] retention_count = 2) and prunes
+# a minute after its start
+i=0
+while [ $i -lt 60 ]; do
+    api_get "/v1/events?after=1" "$ALICE"
+    [ "$API_STATUS" = 200 ] || break
+    sleep 2; i=$((i + 1))
+done
+is "$API_STATUS $(api_code)" "410 cursor_expired" "a cursor older than the retained feed: 410 cursor_expired"
+is "$(api_header sl-violations)" "" "the 410 answer is valid against the spec"
+like "$(cat "$DLOG")" "event retention: [0-9]+ events pruned" "the daemon pruned the feed"
+sleep 2 # rate_limit = 1: a token's bucket refills
+API_MAXTIME=5 api_req GET "$API_URL/v1/events/stream?after=1" "$ALICE" -N
+is "$API_STATUS $(api_code)" "410 cursor_expired" "the stream (direct) too: 410 before it starts"
+sleep 2
+api_get "/v1/events" "$ALICE"
+is "$API_STATUS" 200 "no cursor: from the oldest retained event, 200"
 
 # ---- the daemon is still there, and nothing is left running (at_exit)
 d_alive; ok $? "mxsyncd still running"
