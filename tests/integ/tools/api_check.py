@@ -7,9 +7,11 @@
       it arrives: {"id","event","data","t_ms"} (t_ms: arrival, ms since the
       epoch), a line {"status": N, "content_type": "..."} first.  Ends after
       S seconds (default 60), at the end of the stream, or on SIGTERM.
-  api_check.py longpoll --url URL --token TOK --out FILE
-      One GET; writes {"status","t_ms","body"} to FILE when it is answered
-      (t_ms: when the answer was complete).
+  api_check.py longpoll --url URL --token TOK --out FILE [--until-type T]
+      One GET; writes {"status","t_ms","body","polls"} to FILE when it is
+      answered (t_ms: when the answer was complete).  With --until-type,
+      an answer without an event of type T is followed by the next poll
+      (after= its next_cursor) until one has it.
   api_check.py conns --port P --n N [--hold S]
       Opens N TCP connections to 127.0.0.1:P and sends each a partial
       request line; while they are open, GET /v1/version on a new
@@ -40,6 +42,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 
 
@@ -93,15 +96,28 @@ def cmd_sse(a):
 
 
 def cmd_longpoll(a):
-    req = urllib.request.Request(a.url, headers={"Authorization": "Bearer " + a.token})
-    try:
-        resp = urllib.request.urlopen(req, timeout=120)
-        status, body = resp.status, resp.read()
-    except urllib.error.HTTPError as e:
-        status, body = e.code, e.read()
-    t = now_ms()
+    url, polls = a.url, 0
+    while True:
+        polls += 1
+        req = urllib.request.Request(url, headers={"Authorization": "Bearer " + a.token})
+        try:
+            resp = urllib.request.urlopen(req, timeout=120)
+            status, body = resp.status, resp.read()
+        except urllib.error.HTTPError as e:
+            status, body = e.code, e.read()
+        t = now_ms()
+        if a.until_type and status == 200 and polls < 100:
+            page = json.loads(body)
+            if not any(e.get("type") == a.until_type for e in page["events"]):
+                u = urllib.parse.urlsplit(url)
+                q = [(k, v) for k, v in urllib.parse.parse_qsl(u.query) if k != "after"]
+                q.append(("after", page["next_cursor"]))
+                url = urllib.parse.urlunsplit(u._replace(query=urllib.parse.urlencode(q)))
+                continue
+        break
     with open(a.out, "w") as f:
-        json.dump({"status": status, "t_ms": t, "body": body.decode("utf-8", "replace")}, f)
+        json.dump({"status": status, "t_ms": t, "polls": polls,
+                   "body": body.decode("utf-8", "replace")}, f)
     return 0
 
 
@@ -263,6 +279,7 @@ def main():
     s.add_argument("--url", required=True)
     s.add_argument("--token", required=True)
     s.add_argument("--out", required=True)
+    s.add_argument("--until-type")
     s = sub.add_parser("conns")
     s.add_argument("--port", type=int, required=True)
     s.add_argument("--n", type=int, required=True)
