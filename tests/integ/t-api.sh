@@ -9,7 +9,8 @@
 # 1,000 connections: clear 4xx, the daemon unaffected);
 # long-poll and SSE deliver a new message after an LMTP delivery (latency
 # measured and reported); SSE resume with Last-Event-ID repeats and loses
-# nothing; pagination visits every message exactly once while mail arrives.
+# nothing; pagination visits every message exactly once while mail arrives;
+# listen = unix:PATH and HTTPS (tls_cert/tls_key).
 : "${MX_TOP_SRCDIR:=$(cd "$(dirname "$0")/../.." && pwd)}"; export MX_TOP_SRCDIR
 . "$MX_TOP_SRCDIR/tests/integ/lib/tap.sh"
 . "$MX_TOP_SRCDIR/tests/integ/lib/dovecot.sh"
