@@ -30,10 +30,29 @@ struct mx_api {
 	pthread_mutex_t ev_mu;
 	pthread_cond_t ev_cv;
 	uint64_t ev_gen;
+	/* Slow clients: every open connection, so that a watchdog can cut
+	 * one whose request (headers and body) is not complete within
+	 * cfg.timeout_s of its start (server.c). */
+	pthread_mutex_t conn_mu;
+	pthread_cond_t conn_cv;
+	struct api_conn *conns;
+	pthread_t watchdog;
+	bool watchdog_running;
 	/* Rate limit: one token bucket a token id. */
 	pthread_mutex_t rl_mu;
 	struct api_bucket *buckets;
 	size_t nbuckets, capbuckets;
+};
+
+/* An open connection: since when it has waited for a request to arrive
+ * whole (START_MS) or, HANDLING, that a handler runs one (a long-poll or a
+ * stream may take long). */
+struct api_conn {
+	struct api_conn *next, *prev;
+	int fd;
+	uint64_t start_ms;
+	bool handling;
+	bool cut;
 };
 
 struct api_bucket {

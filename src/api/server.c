@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api/api_int.h"
@@ -151,9 +152,113 @@ static void req_free(struct api_req *r)
 	free(r);
 }
 
+/* ---- slow clients ----
+ *
+ * MHD_OPTION_CONNECTION_TIMEOUT only cuts a connection that sends nothing
+ * for that long: every byte restarts it, so a client that sends a header
+ * byte a second would hold its connection (and, here, a thread) for ever.
+ * So each connection also gets a deadline: from its start, and again after
+ * each answered request, the next request must arrive whole (headers and
+ * body) within [api] timeout.  While a handler runs (a long-poll, a
+ * stream) there is none.  A watchdog thread shuts down the socket of a
+ * connection past its deadline; MHD then closes it as a dropped client. */
+
+static struct api_conn *conn_of(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci ? ci->socket_context : NULL;
+}
+
+static void conn_phase(struct mx_api *api, struct MHD_Connection *c,
+		       bool handling)
+{
+	struct api_conn *k = conn_of(c);
+
+	if (k == NULL)
+		return;
+	pthread_mutex_lock(&api->conn_mu);
+	k->handling = handling;
+	k->start_ms = mx_now_ms();
+	pthread_mutex_unlock(&api->conn_mu);
+}
+
+static void notify_conn(void *cls, struct MHD_Connection *c, void **sctx,
+			enum MHD_ConnectionNotificationCode toe)
+{
+	struct mx_api *api = cls;
+	struct api_conn *k = *sctx;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+			c, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+		k = calloc(1, sizeof(*k));
+		if (k == NULL || ci == NULL) {
+			free(k); /* no deadline: the idle timeout still holds */
+			return;
+		}
+		k->fd = ci->connect_fd;
+		k->start_ms = mx_now_ms();
+		pthread_mutex_lock(&api->conn_mu);
+		k->next = api->conns;
+		if (api->conns)
+			api->conns->prev = k;
+		api->conns = k;
+		pthread_mutex_unlock(&api->conn_mu);
+		*sctx = k;
+		return;
+	}
+	if (k == NULL)
+		return;
+	pthread_mutex_lock(&api->conn_mu);
+	if (k->prev)
+		k->prev->next = k->next;
+	else
+		api->conns = k->next;
+	if (k->next)
+		k->next->prev = k->prev;
+	pthread_mutex_unlock(&api->conn_mu);
+	free(k);
+	*sctx = NULL;
+}
+
+static void *watchdog_main(void *arg)
+{
+	struct mx_api *api = arg;
+	uint64_t limit = (uint64_t)api->cfg.timeout_s * 1000;
+
+	pthread_mutex_lock(&api->conn_mu);
+	while (!atomic_load(&api->stopping)) {
+		struct timespec ts;
+		uint64_t now = mx_now_ms();
+
+		for (struct api_conn *k = api->conns; k; k = k->next) {
+			if (k->handling || k->cut || now - k->start_ms <= limit)
+				continue;
+			k->cut = true;
+			mx_debug("api: a client sent no whole request within "
+				 "%u s: connection closed", api->cfg.timeout_s);
+			shutdown(k->fd, SHUT_RDWR);
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 250 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&api->conn_cv, &api->conn_mu, &ts);
+	}
+	pthread_mutex_unlock(&api->conn_mu);
+	return NULL;
+}
+
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		      enum MHD_RequestTerminationCode toe)
 {
+	/* The next request on this connection gets a deadline again. */
+	conn_phase(cls, c, false);
 	if (*con_cls)
 		req_free(*con_cls);
 	*con_cls = NULL;
@@ -289,6 +394,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn,
 	}
 	if (r->too_large)
 		return MHD_YES;
+	conn_phase(api, conn, true);
 	dispatch(r);
 	return queue(r);
 }
@@ -366,6 +472,8 @@ int mx_api_start(const struct mx_api_cfg *cfg, struct mx_store *st,
 	pthread_mutex_init(&api->ev_mu, NULL);
 	pthread_cond_init(&api->ev_cv, NULL);
 	pthread_mutex_init(&api->rl_mu, NULL);
+	pthread_mutex_init(&api->conn_mu, NULL);
+	pthread_cond_init(&api->conn_cv, NULL);
 	if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL)) {
 		rc = mx_error_set(err, MX_ERR_CONFIG, "[api] tls_cert and tls_key "
 				  "go together");
@@ -397,6 +505,7 @@ int mx_api_start(const struct mx_api_cfg *cfg, struct mx_store *st,
 		MHD_OPTION_URI_LOG_CALLBACK, uri_log, api,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, api,
 		MHD_OPTION_NOTIFY_COMPLETED, completed, api,
+		MHD_OPTION_NOTIFY_CONNECTION, notify_conn, api,
 		MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
 		MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s,
 		MHD_OPTION_THREAD_STACK_SIZE, (size_t)1 << 20,
@@ -408,6 +517,15 @@ int mx_api_start(const struct mx_api_cfg *cfg, struct mx_store *st,
 		rc = mx_error_set(err, MX_ERR_IO, "[api] cannot start the HTTP "
 				  "server on %s", api->addr);
 		goto fail;
+	}
+	if (cfg->timeout_s > 0) {
+		if (pthread_create(&api->watchdog, NULL, watchdog_main, api) !=
+		    0) {
+			rc = mx_error_set(err, MX_ERR_NOMEM, "[api] cannot start "
+					  "the slow-client watchdog");
+			goto fail;
+		}
+		api->watchdog_running = true;
 	}
 	mx_info("api: listening on %s%s", api->addr,
 		cfg->tls_cert ? " (https)" : "");
@@ -442,6 +560,12 @@ void mx_api_stop(struct mx_api **apip)
 	*apip = NULL;
 	atomic_store(&api->stopping, true);
 	mx_api_notify(api); /* ends long-polls and streams */
+	if (api->watchdog_running) {
+		pthread_mutex_lock(&api->conn_mu);
+		pthread_cond_broadcast(&api->conn_cv);
+		pthread_mutex_unlock(&api->conn_mu);
+		pthread_join(api->watchdog, NULL);
+	}
 	/* MHD closes the listening socket it was given. */
 	if (api->mhd)
 		MHD_stop_daemon(api->mhd);
@@ -459,5 +583,7 @@ void mx_api_stop(struct mx_api **apip)
 	pthread_mutex_destroy(&api->ev_mu);
 	pthread_cond_destroy(&api->ev_cv);
 	pthread_mutex_destroy(&api->rl_mu);
+	pthread_mutex_destroy(&api->conn_mu);
+	pthread_cond_destroy(&api->conn_cv);
 	free(api);
 }

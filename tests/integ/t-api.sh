@@ -6,7 +6,7 @@
 # other user / admin over accounts, messages and events (an account a user
 # may not use is 404 and invisible); hostile input (ids with "..", bad
 # numbers, huge limit, unknown and invalid UTF-8 parameters, a 100 MB body,
-# 1,000 connections: clear 4xx, the daemon unaffected);
+# a slow client, 1,000 connections: clear 4xx, the daemon unaffected);
 # long-poll and SSE deliver a new message after an LMTP delivery (latency
 # measured and reported); SSE resume with Last-Event-ID repeats and loses
 # nothing; pagination visits every message exactly once while mail arrives;
@@ -258,6 +258,10 @@ rm -f "$T/big.bin"
 like "$API_STATUS $(api_code)" '^(413 payload_too_large|405 method_not_allowed)$' "100 MB body: 413 or 405 ($API_STATUS $(api_code))"
 diag "100 MB body answered after $(($(api_now_ms) - t0)) ms"
 api_req GET "$API_URL/v1/version"; is "$API_STATUS" 200 "daemon answers after the 100 MB body"
+# a slow client (a header byte a second) is cut off by [api] timeout = 3
+r=$(chk slow --port "$API_PORT" --interval 1 --max 30)
+diag "slow client: $r"
+like "$r" '"closed_after_s": [0-9]' "slow client: connection closed by the server within 30 s"
 # 1,000 connections open at once; a new request is still answered
 r=$(chk conns --port "$API_PORT" --n 1000 --hold 1)
 diag "1000 connections: $r"
