@@ -138,6 +138,10 @@ print(" ".join(m["id"] for m in d))'); do
     mx show "$id" --json | grep -q "\"remote_id\": \"$OID\"" && RID=$id
 done
 isnt "$RID" "" "the original is stored (metadata only)"
+count_g() { mx ls g --json | "$MX_PY" -c 'import json, sys
+d = json.load(sys.stdin); d = d if isinstance(d, list) else d["messages"]
+print(len(d))'; }
+N0=$(count_g)
 sent_last() { stat 'd["sent"][-1]["'$1'"]'; }
 run_ok "reply to it" mx send g --to bob@example.test --reply-to-message "$RID" --body "an answer"
 like "$(entry "Re: thread question zq9")" '^sent ' "the reply is sent, subject from the original"
@@ -146,5 +150,10 @@ run_ok "a non-reply with the same subject" mx send g --to bob@example.test \
     --subject "Re: thread question zq9" --body "not a reply"
 isnt "$(sent_last threadId)" "$OTID" "a non-reply starts a new thread"
 is "$(sent_last threadId)" "$(sent_last id)" "its thread is its own"
+# API mode keeps metadata only: the outbox adds no full record of what it
+# sent; the next sync brings both from the change log, without bodies.
+is "$(count_g)" "$N0" "sending in API mode stores no record with a body"
+run_ok "sync after sending" mx sync g
+is "$(count_g)" "$((N0 + 2))" "the sync brings the two sent messages (metadata)"
 
 done_testing

@@ -305,6 +305,13 @@ static int sent_record(struct mx_txn *t, struct mx_ob_entry *e,
 	return rc;
 }
 
+static bool stores_bodies(const struct mx_account *a)
+{
+	const struct mx_backend_ops *be = mx_backend_for_account(a);
+
+	return be && (be->caps & MX_CAP_STORES_BODIES);
+}
+
 static bool deferred_code(int code)
 {
 	return code >= 400 && code < 500;
@@ -394,7 +401,9 @@ static int apply_sent(struct mx_txn *t, struct mx_ob_entry *e, void *arg,
 		e->finished_at = now;
 	}
 	rc = split_deferred(t, e, err);
-	if (rc == MX_OK)
+	/* A backend that keeps no bodies (API mode: metadata only) gets
+	 * the sent message from its server's change log instead. */
+	if (rc == MX_OK && stores_bodies(a))
 		rc = sent_record(t, e, err);
 	if (rc == MX_OK && e->appended)
 		rc = mx_store_blob_unref(t, e->sha256, err);
