@@ -204,6 +204,7 @@ void api_message_get(struct api_req *r);
 void api_message_raw(struct api_req *r);
 void api_events(struct api_req *r);
 void api_events_stream(struct api_req *r);
+void api_thread_get(struct api_req *r);
 
 
 #endif

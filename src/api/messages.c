@@ -1,6 +1,6 @@
 /*
  * /v1/messages...: listing with filters and cursor pagination, one
- * message's record and its raw bytes.  The reads are the library's
+ * message's record and its raw bytes; /v1/threads/{id}.  The reads are the library's
  * (src/lib/sync/query.h); a message of an account the caller may not use
  * is 404 and never listed.
  */
@@ -100,6 +100,28 @@ void api_message_get(struct api_req *r)
 		api_fail(r, &err);
 	else
 		api_reply_json(r, 200, m);
+}
+
+/* A thread's messages, oldest first: only those of accounts the caller
+ * may use (none: 404, as for a thread that does not exist). */
+void api_thread_get(struct api_req *r)
+{
+	struct mx_error err;
+	uint32_t *ids = NULL;
+	size_t nids = 0;
+	json_t *msgs;
+	int rc;
+
+	if (!api_visible_accounts(r, &ids, &nids))
+		return;
+	rc = mx_thread_get_json(r->api->st, r->id, ids, nids, &msgs, &err);
+	free(ids);
+	if (rc)
+		api_fail(r, &err);
+	else
+		api_reply_json(r, 200, json_pack("{s:I,s:o}", "thread",
+						 (json_int_t)r->id, "messages",
+						 msgs));
 }
 
 /* The raw bytes, streamed straight from the LMDB map: the read

@@ -35,6 +35,8 @@ const struct api_route mx_api_routes[] = {
 	{"GET", "/v1/events", api_events, true, API_ID_NONE, events_params},
 	{"GET", "/v1/events/stream", api_events_stream, true, API_ID_NONE,
 	 stream_params},
+	{"GET", "/v1/threads/{id}", api_thread_get, true, API_ID_DEC,
+	 no_params},
 };
 const size_t mx_api_nroutes = sizeof(mx_api_routes) / sizeof(mx_api_routes[0]);
 

@@ -102,6 +102,7 @@ while [ $i -lt 300 ]; do
 done
 is "$n" 12 "the account's 12 messages are listed (synced)"
 MSG=$(api_json 'j["messages"][0]["id"]')
+THREAD=$(api_json 'j["messages"][0]["thread"]')
 
 # every route of the spec answers through prism --errors
 # through PATH TOKEN WANT_STATUS DESC [CURL ARGS...]: one request through
@@ -134,6 +135,7 @@ sample() {
     "GET /v1/messages/{id}/raw") echo "/v1/messages/$MSG/raw" ;;
     "GET /v1/events") echo "/v1/events?limit=10" ;;
     "GET /v1/events/stream") echo STREAM ;;
+    "GET /v1/threads/{id}") echo "/v1/threads/$THREAD" ;;
     *) return 1 ;;
     esac
 }
@@ -158,6 +160,8 @@ through "/v1/accounts/999999" "$ADM" 404 "unknown account"
 is "$(api_code)" not_found "unknown account: not_found"
 through "/v1/messages/ffffffffffffff00" "$ADM" 404 "unknown message"
 is "$(api_code)" not_found "unknown message: not_found"
+through "/v1/threads/4000000000" "$ADM" 404 "unknown thread"
+is "$(api_code)" not_found "unknown thread: not_found"
 through "/v1/accounts" "mxs_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" 401 "unknown token"
 is "$(api_code)" unauthorized "unknown token: unauthorized"
 like "$(api_header www-authenticate)" '^Bearer' "unknown token: WWW-Authenticate: Bearer"

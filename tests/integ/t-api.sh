@@ -391,6 +391,49 @@ is "$(printf '%s\n' "$BEFORE" | LC_ALL=C comm -23 - "$(LC_ALL=C sort "$T/paged" 
 
 d_alive; ok $? "mxsyncd still running"
 
+# ======== 6b. threads: a reply (In-Reply-To) joins its original's thread
+api_get "/v1/messages/$MS" "$K3"
+MS_MID=$(api_json 'j["message_id"]'); MS_SUBJ=$(api_json 'j["subject"]')
+TH=$(api_json 'j["thread"]')
+cat > "$T/reply.eml" <<EOF
+From: U3 <u3@example.test>
+To: bob@example.test
+Subject: Re: $MS_SUBJ
+Date: $(LC_ALL=C date -u '+%a, %d %b %Y %H:%M:%S +0000')
+Message-ID: <thread-reply-1@example.test>
+In-Reply-To: <$MS_MID>
+References: <$MS_MID>
+
+the reply
+EOF
+is "$(dc_deliver "$D" bob@example.test "$T/reply.eml" 2>>"$T/deliver.err")" 1 "a reply to $MS delivered to bob"
+vw=0 RID=
+while [ $vw -lt 300 ] && [ -z "$RID" ]; do
+    api_get "/v1/messages?account=$S&limit=500" "$K3"
+    RID=$(api_json '" ".join(m["id"] for m in j["messages"] if m["thread"] == '"$TH"' and m["id"] != "'"$MS"'")')
+    [ -n "$RID" ] || { sleep 0.1; vw=$((vw + 1)); }
+done
+isnt "$RID" "" "the reply is synced into thread $TH"
+api_get "/v1/threads/$TH" "$K3"
+is "$API_STATUS" 200 "GET /v1/threads/$TH (u3, allowed on s): 200"
+is "$(api_json 'j["thread"]')" "$TH" "thread: its id"
+is "$(api_json 'sorted(m["id"] for m in j["messages"])')" \
+    "$("$MX_PY" -c 'import json,sys; print(json.dumps(sorted(sys.argv[1:])))' "$MS" $RID)" \
+    "thread: the original $MS and the reply, nothing else"
+is "$(api_json 'j["messages"][-1]["id"]')" "$RID" "thread: the reply last (oldest first)"
+is "$(api_json '[m["date"] for m in j["messages"]] == sorted(m["date"] for m in j["messages"])')" true \
+    "thread: oldest first"
+api_get "/v1/threads/$TH" "$KA"; is "$API_STATUS" 200 "thread: admin 200"
+for k in "u1:$K1" "u4:$K4"; do
+    api_get "/v1/threads/$TH" "${k#*:}"
+    is "$API_STATUS $(api_code)" "404 not_found" "thread of account s for ${k%%:*} (may not use it): 404 not_found"
+done
+api_get "/v1/threads/4000000000" "$KA"
+is "$API_STATUS $(api_code)" "404 not_found" "unknown thread: 404 not_found"
+bad400 "thread id abc" invalid_id "/v1/threads/abc"
+bad400 "thread id 0" invalid_id "/v1/threads/0"
+bad400 "thread id .." invalid_id "/v1/threads/.."
+
 # ======== 7. listen = unix:PATH, and HTTPS with tls_cert/tls_key
 d_stop_at_exit
 sed -i '/^\[api\]/,$d' "$MXD/mxsync.conf"

@@ -338,6 +338,97 @@ out_txn:
 	return rc;
 }
 
+struct thread_ctx {
+	const uint32_t *accounts;
+	size_t naccounts;
+	struct cand *v;
+	size_t n, cap;
+};
+
+static int thread_fn(struct mx_txn *t, const MDB_val *k, const MDB_val *v,
+		     void *vctx, struct mx_error *err)
+{
+	struct thread_ctx *c = vctx;
+	struct mx_loc *l = NULL;
+	struct mx_msg m;
+	struct mx_error merr;
+	size_t nl = 0;
+	uint32_t flags = 0;
+	int rc = MX_OK;
+
+	(void)v;
+	if (k->mv_size != 16)
+		return mx_error_set(err, MX_ERR_STORE, "thread index: corrupt "
+				    "entry (%zu bytes)", k->mv_size);
+	if (mx_store_msg_get(t, mx_get_be64((const uint8_t *)k->mv_data + 8),
+			     &m, &merr) != MX_OK)
+		return MX_OK; /* an unreadable record: skipped, as by ls */
+	/* Threads are per account, but a thread id is never shown for an
+	 * account the caller may not use: those messages are left out. */
+	if (!account_in(c->accounts, c->naccounts, m.account_id))
+		goto out;
+	rc = mx_store_msg_locs(t, m.id, &l, &nl, err);
+	if (rc)
+		goto out;
+	for (size_t i = 0; i < nl; i++)
+		flags |= l[i].flags;
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 16;
+		struct cand *nv = realloc(c->v, cap * sizeof(*nv));
+
+		if (nv == NULL) {
+			rc = mx_error_set(err, MX_ERR_NOMEM, NULL);
+			goto out;
+		}
+		c->v = nv;
+		c->cap = cap;
+	}
+	c->v[c->n].date = sort_date(&m);
+	c->v[c->n].id = m.id;
+	c->v[c->n].o = summary(&m, l, nl, flags);
+	c->n++;
+out:
+	mx_locs_free(l, nl);
+	mx_msg_free(&m);
+	return rc;
+}
+
+int mx_thread_get_json(struct mx_store *st, uint64_t thread,
+		       const uint32_t *accounts, size_t naccounts,
+		       json_t **msgs_r, struct mx_error *err)
+{
+	struct thread_ctx c = {accounts, naccounts, NULL, 0, 0};
+	struct mx_txn t;
+	uint8_t pre[8];
+	int rc;
+
+	mx_error_clear(err);
+	*msgs_r = NULL;
+	rc = mx_txn_begin(st, false, &t, err);
+	if (rc)
+		return rc;
+	mx_put_be64(pre, thread);
+	rc = mx_store_walk(&t, MX_DB_THREADS, pre, 8, NULL, 0, 0,
+			   "thread index", thread_fn, &c, err);
+	mx_txn_abort(&t);
+	if (rc == MX_OK && c.n == 0)
+		rc = mx_error_set(err, MX_ERR_NOTFOUND, "no thread %" PRIu64,
+				  thread);
+	if (rc == MX_OK) {
+		json_t *arr = json_array();
+
+		/* Oldest first: cand_cmp's order backwards. */
+		qsort(c.v, c.n, sizeof(*c.v), cand_cmp);
+		for (size_t i = c.n; i > 0; i--)
+			json_array_append(arr, c.v[i - 1].o);
+		*msgs_r = arr;
+	}
+	for (size_t i = 0; i < c.n; i++)
+		json_decref(c.v[i].o);
+	free(c.v);
+	return rc;
+}
+
 void mx_msg_cursor_str(const struct mx_msg_cursor *c, char out[48])
 {
 	snprintf(out, 48, "%" PRId64 ".%016" PRIx64, c->date, c->id);

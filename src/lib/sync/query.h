@@ -58,6 +58,16 @@ int mx_msg_get_json(struct mx_store *st, uint64_t id,
 		    const uint32_t *accounts, size_t naccounts,
 		    json_t **msg_r, struct mx_error *err);
 
+/*
+ * The messages of thread THREAD in accounts ACCOUNTS, across folders,
+ * oldest first, as a JSON array of summaries (as mx_msg_query's) in
+ * *MSGS_R.  MX_ERR_NOTFOUND when the thread has no message in ACCOUNTS
+ * (as for a thread that does not exist).
+ */
+int mx_thread_get_json(struct mx_store *st, uint64_t thread,
+		       const uint32_t *accounts, size_t naccounts,
+		       json_t **msgs_r, struct mx_error *err);
+
 /* The cursor as opaque text ("DATE.ID") and back (false: not one). */
 void mx_msg_cursor_str(const struct mx_msg_cursor *c, char out[48]);
 bool mx_msg_cursor_parse(const char *s, struct mx_msg_cursor *c);
