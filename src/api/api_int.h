@@ -175,6 +175,14 @@ bool mx_api_parse_time(const char *s, int64_t *t_r);
 bool mx_api_query_decode(const char *qs, size_t n, char **keys,
 			 char **vals, size_t cap, size_t *n_r, char **bad_r);
 
+/* Whether S is a part id as a message's parts[].part ("2", "1.2"):
+ * digits and dots, no empty section, at most 64 bytes. */
+bool mx_api_part_id_ok(const char *s);
+/* The Content-Disposition value of a part named FILENAME (UTF-8, may be
+ * NULL): "attachment; filename*=UTF-8''<RFC 5987 percent-encoding>"
+ * (malloc()ed; NULL on ENOMEM). */
+char *mx_api_disposition(const char *filename);
+
 /* ---- auth.c ---- */
 /* Checks the bearer token (401 answered, false, when it is missing or
  * bad) and the token's rate (429 answered, false). */
@@ -205,6 +213,7 @@ void api_message_raw(struct api_req *r);
 void api_events(struct api_req *r);
 void api_events_stream(struct api_req *r);
 void api_thread_get(struct api_req *r);
+void api_message_part(struct api_req *r);
 
 
 #endif

@@ -347,3 +347,53 @@ bad:
 	}
 	return false;
 }
+
+bool mx_api_part_id_ok(const char *s)
+{
+	size_t n = strlen(s), digits = 0;
+
+	if (n == 0 || n > 64)
+		return false;
+	for (const char *p = s; *p; p++) {
+		if (*p >= '0' && *p <= '9') {
+			digits++;
+		} else if (*p == '.' && digits) {
+			digits = 0;
+		} else {
+			return false;
+		}
+	}
+	return digits > 0; /* no empty section, none after a last dot */
+}
+
+char *mx_api_disposition(const char *filename)
+{
+	static const char attr[] = "!#$&+-.^_`|~"; /* RFC 5987 attr-char */
+	static const char hex[] = "0123456789ABCDEF";
+	struct mx_buf b = {0};
+
+	if (mx_buf_append(&b, "attachment", 10) < 0)
+		goto nomem;
+	if (filename && *filename) {
+		/* Every byte but an attr-char is %XX: nothing from the mail
+		 * (quotes, CR, LF, ';', non-ASCII) reaches the header raw. */
+		if (mx_buf_append(&b, "; filename*=UTF-8''", 19) < 0)
+			goto nomem;
+		for (const unsigned char *p = (const unsigned char *)filename;
+		     *p; p++) {
+			char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+
+			if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			    (*p >= '0' && *p <= '9') || strchr(attr, *p) != NULL) {
+				if (mx_buf_append(&b, p, 1) < 0)
+					goto nomem;
+			} else if (mx_buf_append(&b, e, 3) < 0) {
+				goto nomem;
+			}
+		}
+	}
+	return mx_buf_steal(&b);
+nomem:
+	mx_buf_free(&b);
+	return NULL;
+}

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api/api_int.h"
+#include "mime/mime.h"
 #include "sync/query.h"
 #include "sync/sync.h"
 
@@ -228,4 +229,104 @@ void api_message_raw(struct api_req *r)
 		return;
 	}
 	api_header(r, "Content-Type", "message/rfc822");
+}
+
+/* Whether S is a MIME token (type/subtype, charset) safe in a header. */
+static bool mime_token(const char *s)
+{
+	if (s == NULL || *s == '\0' || strlen(s) > 127)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || strchr("!#$&^_.+-/", *s)))
+			return false;
+	return true;
+}
+
+/* One part of a message, decoded (the body is copied out of the map and
+ * decoded in one buffer); API-mode messages have no stored body: 409. */
+void api_message_part(struct api_req *r)
+{
+	const char *pid = r->pv[1];
+	const struct mx_part *p = NULL;
+	struct mx_error err;
+	struct mx_txn t;
+	struct mx_msg m;
+	uint32_t *ids = NULL;
+	size_t nids = 0, blen = 0, len = 0;
+	const char *body;
+	char *data = NULL, *rid = NULL, *disp = NULL, ctype[160];
+	bool visible = false, have_msg = false;
+	int rc;
+
+	if (!mx_api_part_id_ok(pid)) {
+		api_error(r, 400, "invalid_id", json_pack("{s:s}", "part", pid),
+			  "A part id is digits and dots, as a message's "
+			  "parts[].part (\"2\", \"1.2\").");
+		return;
+	}
+	if (!api_visible_accounts(r, &ids, &nids))
+		return;
+	rc = mx_txn_begin(r->api->st, false, &t, &err);
+	if (rc) {
+		free(ids);
+		api_fail(r, &err);
+		return;
+	}
+	rc = mx_store_msg_get(&t, r->id, &m, &err);
+	have_msg = rc == MX_OK;
+	for (size_t i = 0; rc == MX_OK && i < nids; i++)
+		visible |= ids[i] == m.account_id;
+	free(ids);
+	if (rc == MX_OK && !visible)
+		rc = mx_error_set(&err, MX_ERR_NOTFOUND, "no message");
+	for (size_t i = 0; rc == MX_OK && i < m.p.nparts && p == NULL; i++)
+		if (m.p.parts[i].part_id && strcmp(m.p.parts[i].part_id, pid) == 0)
+			p = &m.p.parts[i];
+	if (rc == MX_OK && p == NULL)
+		rc = mx_error_set(&err, MX_ERR_NOTFOUND, "the message has no "
+				  "part %s", pid);
+	if (rc == MX_OK && mx_changes_remote_id(&t, m.account_id, m.id, &rid,
+						NULL) == MX_OK) {
+		free(rid);
+		mx_txn_abort(&t);
+		mx_msg_free(&m);
+		api_error(r, 409, "body_not_stored", NULL,
+			  "The message's account is in API mode: its body is "
+			  "not stored; fetch it whole from /raw.");
+		return;
+	}
+	if (rc == MX_OK)
+		rc = mx_store_blob_get(&t, m.sha256, &body, &blen, &err);
+	if (rc == MX_OK)
+		rc = mx_mime_part(body, blen, pid, &data, &len, &err);
+	mx_txn_abort(&t);
+	if (rc) {
+		if (have_msg)
+			mx_msg_free(&m);
+		api_fail(r, &err);
+		return;
+	}
+	if (!mime_token(p->content_type))
+		snprintf(ctype, sizeof(ctype), "application/octet-stream");
+	else if (mime_token(p->charset) && strncmp(p->content_type, "text/", 5) == 0)
+		snprintf(ctype, sizeof(ctype), "%s; charset=%s", p->content_type,
+			 p->charset);
+	else
+		snprintf(ctype, sizeof(ctype), "%s", p->content_type);
+	disp = mx_api_disposition(p->filename);
+	mx_msg_free(&m);
+	r->status = 200;
+	r->resp = MHD_create_response_from_buffer(len, data,
+						  MHD_RESPMEM_MUST_FREE);
+	if (r->resp == NULL || disp == NULL) {
+		if (r->resp == NULL)
+			free(data);
+		free(disp);
+		api_error(r, 500, "internal", NULL, "Out of memory.");
+		return;
+	}
+	api_header(r, "Content-Type", ctype);
+	api_header(r, "Content-Disposition", disp);
+	free(disp);
 }

@@ -37,6 +37,8 @@ const struct api_route mx_api_routes[] = {
 	 stream_params},
 	{"GET", "/v1/threads/{id}", api_thread_get, true, API_ID_DEC,
 	 no_params},
+	{"GET", "/v1/messages/{id}/parts/{part}", api_message_part, true,
+	 API_ID_HEX16, no_params},
 };
 const size_t mx_api_nroutes = sizeof(mx_api_routes) / sizeof(mx_api_routes[0]);
 

@@ -136,6 +136,7 @@ sample() {
     "GET /v1/events") echo "/v1/events?limit=10" ;;
     "GET /v1/events/stream") echo STREAM ;;
     "GET /v1/threads/{id}") echo "/v1/threads/$THREAD" ;;
+    "GET /v1/messages/{id}/parts/{part}") echo "/v1/messages/$MSG/parts/1" ;;
     *) return 1 ;;
     esac
 }
@@ -162,6 +163,8 @@ through "/v1/messages/ffffffffffffff00" "$ADM" 404 "unknown message"
 is "$(api_code)" not_found "unknown message: not_found"
 through "/v1/threads/4000000000" "$ADM" 404 "unknown thread"
 is "$(api_code)" not_found "unknown thread: not_found"
+through "/v1/messages/$MSG/parts/99" "$ADM" 404 "unknown part"
+is "$(api_code)" not_found "unknown part: not_found"
 through "/v1/accounts" "mxs_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" 401 "unknown token"
 is "$(api_code)" unauthorized "unknown token: unauthorized"
 like "$(api_header www-authenticate)" '^Bearer' "unknown token: WWW-Authenticate: Bearer"

@@ -434,6 +434,58 @@ bad400 "thread id abc" invalid_id "/v1/threads/abc"
 bad400 "thread id 0" invalid_id "/v1/threads/0"
 bad400 "thread id .." invalid_id "/v1/threads/.."
 
+# ======== 6c. a part, decoded: byte-identical to the attached file
+head -c 5000 /dev/urandom > "$T/att.bin"
+"$MX_PY" - "$T/att.bin" "$T/att.eml" <<'EOF'
+import sys
+from email.message import EmailMessage
+m = EmailMessage()
+m["From"] = "u3@example.test"; m["To"] = "bob@example.test"
+m["Subject"] = "apithreads-attach"; m["Message-ID"] = "<apithreads-attach@example.test>"
+m.set_content("see the attachment\n")
+m.add_attachment(open(sys.argv[1], "rb").read(), maintype="application",
+                 subtype="octet-stream", filename='na"me;\u00fc\r\nX-Injected: 1.bin')
+open(sys.argv[2], "wb").write(bytes(m))
+EOF
+is "$(dc_deliver "$D" bob@example.test "$T/att.eml" 2>>"$T/deliver.err")" 1 "a mail with an attachment delivered to bob"
+vw=0 AID=
+while [ $vw -lt 300 ] && [ -z "$AID" ]; do
+    api_get "/v1/messages?account=$S&subject=apithreads-attach" "$K3"
+    AID=$(api_json '" ".join(m["id"] for m in j["messages"])')
+    [ -n "$AID" ] || { sleep 0.1; vw=$((vw + 1)); }
+done
+isnt "$AID" "" "the mail with the attachment is synced"
+api_get "/v1/messages/$AID" "$K3"
+APART=$(api_json '[p["part"] for p in j["parts"] if p["filename"]][0]')
+AFN=$(api_json '[p["filename"] for p in j["parts"] if p["filename"]][0]')
+is "$(api_json '[p["filename"] for p in j["parts"] if p["filename"]][0]' | "$MX_PY" -c '
+import sys; f = sys.stdin.read()[:-1]
+print(f.startswith("na\"me;\u00fc") and "\n" in f and f.endswith("X-Injected: 1.bin"))')" True \
+    "the part's file name as the message lists it (a quote, CR/LF, non-ASCII)"
+WANT_DISP=$("$MX_PY" -c 'import sys,urllib.parse; print("attachment; filename*=UTF-8\x27\x27" + urllib.parse.quote(sys.argv[1].encode(), safe="!#$&+-.^_`|~"))' "$AFN")
+api_get "/v1/messages/$AID/parts/$APART" "$K3"
+is "$API_STATUS" 200 "GET /v1/messages/$AID/parts/$APART: 200"
+is "$(sha256sum < "$API_BODYF" | cut -d' ' -f1)" "$(sha256sum < "$T/att.bin" | cut -d' ' -f1)" \
+    "the part decoded (base64 undone): byte-identical to the attached file"
+like "$(api_header content-type)" '^application/octet-stream$' "the part's Content-Type"
+is "$(api_header content-disposition)" "$WANT_DISP" \
+    "Content-Disposition: the file name RFC 5987-encoded (no quote, CR/LF or raw UTF-8 in the header)"
+is "$(api_header x-injected)" "" "no header injected from the file name"
+api_get "/v1/messages/$AID/parts/1" "$K3"
+is "$API_STATUS $(api_header content-type)" "200 text/plain; charset=utf-8" "the text part: 200, text/plain with its charset"
+like "$(api_body)" "see the attachment" "the text part's text"
+api_get "/v1/messages/$AID/parts/9.9" "$K3"
+is "$API_STATUS $(api_code)" "404 not_found" "an unknown part: 404 not_found"
+for k in "u1:$K1" "u4:$K4"; do
+    api_get "/v1/messages/$AID/parts/$APART" "${k#*:}"
+    is "$API_STATUS $(api_code)" "404 not_found" "a part of account s for ${k%%:*} (may not use it): 404 not_found"
+done
+bad400 "part id 1;x" invalid_id "/v1/messages/$AID/parts/1;x"
+bad400 "part id .." invalid_id "/v1/messages/$AID/parts/.."
+bad400 "part id 1." invalid_id "/v1/messages/$AID/parts/1."
+bad400 "part id abc" invalid_id "/v1/messages/$AID/parts/abc"
+d_alive; ok $? "mxsyncd still running"
+
 # ======== 7. listen = unix:PATH, and HTTPS with tls_cert/tls_key
 d_stop_at_exit
 sed -i '/^\[api\]/,$d' "$MXD/mxsync.conf"

@@ -180,6 +180,53 @@ START_TEST(ids)
 }
 END_TEST
 
+START_TEST(part_ids)
+{
+	static const char *const good[] = {"1", "2", "1.2", "10.3.1", "0"};
+	static const char *const bad[] = {"", ".", "1.", ".1", "1..2", "a",
+					  "..", "1;x", "1/2", "1 ", "-1",
+					  "1.2\r\n", "%31"};
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		ck_assert_msg(mx_api_part_id_ok(good[i]), "'%s' refused", good[i]);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(!mx_api_part_id_ok(bad[i]), "'%s' taken", bad[i]);
+	ck_assert(!mx_api_part_id_ok(
+		"1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1"));
+}
+END_TEST
+
+START_TEST(disposition)
+{
+	static const struct {
+		const char *name, *want;
+	} v[] = {
+		{NULL, "attachment"},
+		{"", "attachment"},
+		{"report.pdf", "attachment; filename*=UTF-8''report.pdf"},
+		{"a\"b.txt", "attachment; filename*=UTF-8''a%22b.txt"},
+		{"x\r\nSet-Cookie: a=b",
+		 "attachment; filename*=UTF-8''x%0D%0ASet-Cookie%3A%20a%3Db"},
+		{"na\xc3\xafve \xe2\x82\xac.txt",
+		 "attachment; filename*=UTF-8''na%C3%AFve%20%E2%82%AC.txt"},
+		{"a;b'c%d\\e", "attachment; filename*=UTF-8''a%3Bb%27c%25d%5Ce"},
+		{"\xff\xfe", "attachment; filename*=UTF-8''%FF%FE"},
+	};
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		char *d = mx_api_disposition(v[i].name);
+
+		ck_assert_ptr_nonnull(d);
+		ck_assert_str_eq(d, v[i].want);
+		/* Nothing a header could be broken with. */
+		ck_assert(strpbrk(d, "\r\n\"") == NULL);
+		for (const unsigned char *p = (const unsigned char *)d; *p; p++)
+			ck_assert(*p >= 0x20 && *p < 0x7f);
+		free(d);
+	}
+}
+END_TEST
+
 /* ---- query ---- */
 
 static void freeq(char **k, char **v, size_t n)
@@ -535,6 +582,8 @@ int main(void)
 	tcase_add_test(tp, router_long_segment);
 	tcase_add_test(tp, router_bad_id_positions);
 	tcase_add_test(tp, ids);
+	tcase_add_test(tp, part_ids);
+	tcase_add_test(tp, disposition);
 	tcase_add_test(tp, query_decode);
 	tcase_add_test(tp, query_bad);
 	tcase_add_test(tp, times);

@@ -1352,6 +1352,57 @@ out:
 	return rc;
 }
 
+int mx_mime_part(const char *raw, size_t len, const char *part_id,
+		 char **data_r, size_t *len_r, struct mx_error *err)
+{
+	struct mx_hdrs h = {0};
+	struct walk w = {0};
+	const struct leaf *lf = NULL;
+	struct mx_buf b = {0};
+	int rc = MX_OK;
+
+	*data_r = NULL;
+	*len_r = 0;
+	if (raw == NULL)
+		len = 0;
+	if (mx_hdrs_parse(raw ? raw : "", len, &h) < 0)
+		goto nomem;
+	/* The same walk as mx_mime_parse(): its part ids are these. */
+	walk_message(&w, raw ? raw : "", len, &h);
+	if (w.nomem)
+		goto nomem;
+	for (size_t i = 0; i < w.n && lf == NULL; i++)
+		if (w.v[i].part.part_id &&
+		    strcmp(w.v[i].part.part_id, part_id) == 0)
+			lf = &w.v[i];
+	if (lf == NULL) {
+		rc = mx_error_set(err, MX_ERR_NOTFOUND, "no part %s", part_id);
+		goto out;
+	}
+	if (lf->cte == CTE_BASE64) {
+		if (mx_base64_append(&b, lf->body ? lf->body : "", lf->body_len) < 0)
+			goto nomem;
+	} else if (lf->cte == CTE_QP) {
+		if (mx_qp_append(&b, lf->body ? lf->body : "", lf->body_len,
+				 false) < 0)
+			goto nomem;
+	} else if (mx_buf_append(&b, lf->body ? lf->body : "", lf->body_len) < 0) {
+		goto nomem;
+	}
+	*len_r = b.len;
+	if (mx_buf_reserve(&b, 1) < 0 || (*data_r = mx_buf_steal(&b)) == NULL)
+		goto nomem;
+	goto out;
+nomem:
+	*len_r = 0;
+	rc = mx_error_set(err, MX_ERR_NOMEM, "decoding part %s", part_id);
+out:
+	mx_buf_free(&b);
+	walk_free(&w);
+	mx_hdrs_free(&h);
+	return rc;
+}
+
 void mx_mime_identity(const char *raw, size_t len, uint8_t out[32])
 {
 	static const char *const names[] = {

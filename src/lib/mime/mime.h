@@ -83,6 +83,15 @@ int mx_mime_bodies(const char *raw, size_t len, char **text_r, char **html_r,
 		   struct mx_error *err);
 
 /*
+ * The decoded bytes (base64 or quoted-printable undone, no charset
+ * conversion) of leaf part PART_ID ("1", "2.1", as mx_parsed's part_id)
+ * of RAW, malloc()ed in *DATA_R (NUL-terminated; *LEN_R bytes without
+ * it).  MX_ERR_NOTFOUND when RAW has no such part; MX_ERR_NOMEM.
+ */
+int mx_mime_part(const char *raw, size_t len, const char *part_id,
+		 char **data_r, size_t *len_r, struct mx_error *err);
+
+/*
  * Stable identity of a message from its header block (or the whole
  * message: only the header is read): SHA-256 over the unfolded,
  * whitespace-trimmed values of Message-ID, Date, From, Subject, To, in that
