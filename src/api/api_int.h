@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <jansson.h>
 #include <microhttpd.h>
@@ -42,6 +43,20 @@ struct mx_api {
 	pthread_mutex_t rl_mu;
 	struct api_bucket *buckets;
 	size_t nbuckets, capbuckets;
+	/* GET /v1/metrics: one slot a route of mx_api_routes (metrics.c). */
+	pthread_mutex_t m_mu;
+	struct api_route_stats *rstats;
+};
+
+#define API_LAT_BUCKETS 8
+
+/* Requests of one route: per status class (index 1..5 for 1xx..5xx) and
+ * their latency (per bucket, not cumulative; sum in seconds). */
+struct api_route_stats {
+	uint64_t codes[6];
+	uint64_t bucket[API_LAT_BUCKETS];
+	uint64_t count;
+	double sum;
 };
 
 /* An open connection: since when it has waited for a request to arrive
@@ -100,6 +115,7 @@ struct api_req {
 	/* body */
 	uint64_t body_len;
 	bool too_large, started;
+	struct timespec t0;         /* when it arrived whole (metrics) */
 	/* the caller */
 	struct mx_apitoken tok;     /* valid when authed */
 	bool authed;
@@ -200,6 +216,13 @@ int api_visible_ids(struct mx_api *api, const struct mx_apitoken *tok,
 bool mx_api_rate_take(struct mx_api *api, uint64_t token_id, uint64_t now_ms,
 		      unsigned *retry_s_r);
 
+/* ---- metrics.c ---- */
+int mx_api_metrics_init(struct mx_api *api); /* 0, or -1 out of memory */
+void mx_api_metrics_free(struct mx_api *api);
+/* Counts an answer STATUS of route RT that took SECS to make. */
+void mx_api_metrics_record(struct mx_api *api, const struct api_route *rt,
+			   unsigned status, double secs);
+
 /* ---- handlers ---- */
 void api_version(struct api_req *r);
 void api_health(struct api_req *r);
@@ -214,6 +237,7 @@ void api_events(struct api_req *r);
 void api_events_stream(struct api_req *r);
 void api_thread_get(struct api_req *r);
 void api_message_part(struct api_req *r);
+void api_metrics(struct api_req *r);
 
 
 #endif

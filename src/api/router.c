@@ -20,6 +20,7 @@ static const char *const stream_params[] = {"after", NULL};
 const struct api_route mx_api_routes[] = {
 	{"GET", "/v1/version", api_version, false, API_ID_NONE, no_params},
 	{"GET", "/v1/health", api_health, false, API_ID_NONE, no_params},
+	{"GET", "/v1/metrics", api_metrics, true, API_ID_NONE, no_params},
 	{"GET", "/v1/accounts", api_accounts_list, true, API_ID_NONE, no_params},
 	{"GET", "/v1/accounts/{id}", api_account_get, true, API_ID_DEC, no_params},
 	{"GET", "/v1/accounts/{id}/state", api_account_state, true, API_ID_DEC,

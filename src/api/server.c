@@ -395,7 +395,18 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn,
 	if (r->too_large)
 		return MHD_YES;
 	conn_phase(api, conn, true);
+	clock_gettime(CLOCK_MONOTONIC, &r->t0);
 	dispatch(r);
+	/* Counted once its answer is made (before it is sent: a client
+	 * that scrapes right after an answer sees it counted). */
+	if (r->route && r->resp) {
+		struct timespec t1;
+
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		mx_api_metrics_record(api, r->route, r->status,
+				      (double)(t1.tv_sec - r->t0.tv_sec) +
+					      (t1.tv_nsec - r->t0.tv_nsec) / 1e9);
+	}
 	return queue(r);
 }
 
@@ -474,6 +485,10 @@ int mx_api_start(const struct mx_api_cfg *cfg, struct mx_store *st,
 	pthread_mutex_init(&api->rl_mu, NULL);
 	pthread_mutex_init(&api->conn_mu, NULL);
 	pthread_cond_init(&api->conn_cv, NULL);
+	if (mx_api_metrics_init(api) != 0) {
+		rc = mx_error_set(err, MX_ERR_NOMEM, NULL);
+		goto fail;
+	}
 	if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL)) {
 		rc = mx_error_set(err, MX_ERR_CONFIG, "[api] tls_cert and tls_key "
 				  "go together");
@@ -585,5 +600,6 @@ void mx_api_stop(struct mx_api **apip)
 	pthread_mutex_destroy(&api->rl_mu);
 	pthread_mutex_destroy(&api->conn_mu);
 	pthread_cond_destroy(&api->conn_cv);
+	mx_api_metrics_free(api);
 	free(api);
 }

@@ -111,6 +111,79 @@ is "$(api_code)" unauthorized "expired token: unauthorized"
 run_ok "token list" mx token list
 unlike "$MX_OUT" "mxs_" "token list never shows a token"
 
+# ======== 1b. GET /v1/metrics (Prometheus text, admin only)
+cat > "$T/prom.py" <<'EOF'
+# prom.py FILE check | FILE get NAME [LABEL=VALUE...] | FILE hist
+# check: every non-comment line is NAME{LABELS} VALUE ("ok" or the bad line)
+import re, sys
+NAME = r'[a-zA-Z_:][a-zA-Z0-9_:]*'
+LBL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"'
+LINE = re.compile(r'^(%s)(?:\{((?:%s)(?:,%s)*)?\})? (\S+)$' % (NAME, LBL, LBL))
+series = []
+for ln in open(sys.argv[1], encoding="utf-8").read().split("\n")[:-1]:
+    if ln.startswith("#"):
+        continue
+    m = LINE.match(ln)
+    if not m:
+        print("bad line: %r" % ln); sys.exit(1)
+    float(m.group(3))
+    labels = dict(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', m.group(2) or ""))
+    series.append((m.group(1), labels, float(m.group(3))))
+op = sys.argv[2]
+if op == "check":
+    print("ok")
+elif op == "get":  # the sum over the series that have these labels (0 if none)
+    want = dict(a.split("=", 1) for a in sys.argv[4:])
+    print("%g" % sum(v for n, l, v in series if n == sys.argv[3] and
+                     all(l.get(k) == x for k, x in want.items())))
+elif op == "hist":  # per route: cumulative buckets, +Inf == _count
+    b = {}
+    for n, l, v in series:
+        if n == "mxsync_api_request_duration_seconds_bucket":
+            b.setdefault(l["route"], []).append((float(l["le"]), v))
+    cnt = {l["route"]: v for n, l, v in series if n == "mxsync_api_request_duration_seconds_count"}
+    bad = [r for r, bs in b.items() if [v for _, v in sorted(bs)] != sorted(v for _, v in bs)
+           or dict(bs).get(float("inf")) != cnt.get(r) or len(bs) != 9]
+    print("routes=%d bad=%s" % (len(b), bad))
+EOF
+scrape() { api_get /v1/metrics "$KA" && cp "$API_BODYF" "$T/metrics.txt"; }
+prom() { "$MX_PY" "$T/prom.py" "$T/metrics.txt" "$@"; }
+api_get /v1/metrics; is "$API_STATUS" 401 "metrics: no token: 401"
+api_get /v1/metrics "$K1"; is "$API_STATUS" 403 "metrics: a user token: 403"
+is "$(api_code)" forbidden "metrics: a user token: forbidden"
+scrape; is "$API_STATUS" 200 "metrics: the admin token: 200"
+like "$(api_header content-type)" '^text/plain; version=0\.0\.4' "metrics: text/plain; version=0.0.4"
+is "$(prom check)" ok "metrics: every sample line is NAME{LABELS} VALUE"
+like "$(cat "$T/metrics.txt")" "# TYPE mxsync_api_request_duration_seconds histogram" \
+    "metrics: HELP/TYPE lines"
+is "$(prom get mxsync_accounts)" 3 "metrics: the state gauges add up to the 3 accounts"
+# the gauge of account o's state counts the accounts in that state (read
+# again until no state changed during the scrape)
+states() { for a in "$O" "$S" "$L"; do api_get "/v1/accounts/$a/state" "$KA"; api_json 'j["state"]'; done; }
+n=0; while [ $n -lt 20 ]; do
+    st0=$(states); scrape; st1=$(states)
+    [ "$st0" = "$st1" ] && break
+    n=$((n + 1))
+done
+ostate=$(printf '%s\n' "$st0" | head -n 1)
+is "$(prom get mxsync_accounts "state=$ostate")" "$(printf '%s\n' "$st0" | grep -cx "$ostate")" \
+    "metrics: mxsync_accounts{state=\"$ostate\"} (account o's state) counts the accounts in it"
+is "$(prom get mxsync_account_messages account=o)" 4 "metrics: account o stores 4 messages"
+like "$(prom get mxsync_events_written_total)" '^[1-9]' "metrics: events written"
+v0=$(prom get mxsync_api_requests_total route=/v1/version code=2xx)
+for n in 1 2 3; do api_get /v1/version; done
+api_get "/v1/messages/$MO" "$KA"
+scrape
+is "$(prom get mxsync_api_requests_total route=/v1/version code=2xx)" "$((v0 + 3))" \
+    "metrics: the /v1/version counter grew by exactly the 3 requests made"
+is "$(prom get mxsync_api_requests_total route=/v1/metrics code=4xx)" 2 \
+    "metrics: the 401 and the 403 of /v1/metrics counted as 4xx"
+like "$(prom get mxsync_api_requests_total "route=/v1/messages/{id}")" '^[1-9]' \
+    "metrics: a message request counted under its route template"
+unlike "$(cat "$T/metrics.txt")" "$MO" "metrics: no raw path (message id) in a label"
+like "$(prom hist)" '^routes=[1-9][0-9]* bad=\[\]$' \
+    "metrics: latency buckets cumulative, 9 of them, +Inf == _count"
+
 # ======== 2. permission matrix
 # visible USER-TOKEN: the account ids the user's list shows, sorted
 visible() {
