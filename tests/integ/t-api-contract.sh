@@ -126,6 +126,7 @@ sample() {
     case "$1" in
     "GET /v1/version") echo "/v1/version" ;;
     "GET /v1/health") echo "/v1/health" ;;
+    "GET /v1/metrics") echo "/v1/metrics" ;;
     "GET /v1/accounts") echo "/v1/accounts" ;;
     "GET /v1/accounts/{id}") echo "/v1/accounts/$A" ;;
     "GET /v1/accounts/{id}/state") echo "/v1/accounts/$A/state" ;;
@@ -168,6 +169,8 @@ is "$(api_code)" not_found "unknown part: not_found"
 through "/v1/accounts" "mxs_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" 401 "unknown token"
 is "$(api_code)" unauthorized "unknown token: unauthorized"
 like "$(api_header www-authenticate)" '^Bearer' "unknown token: WWW-Authenticate: Bearer"
+through "/v1/metrics" "$ALICE" 403 "metrics with a user token"
+is "$(api_code)" forbidden "metrics with a user token: forbidden"
 through "/v1/messages?account=$A&limit=5" "$ALICE" 200 "owner's token"
 through "/v1/messages?account=$A&limit=5&unread=true&subject=e" "$ALICE" 200 "filters"
 through "/v1/events?after=0&limit=1" "$ALICE" 200 "events after 0"
