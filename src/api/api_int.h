@@ -222,6 +222,9 @@ void mx_api_metrics_free(struct mx_api *api);
 /* Counts an answer STATUS of route RT that took SECS to make. */
 void mx_api_metrics_record(struct mx_api *api, const struct api_route *rt,
 			   unsigned status, double secs);
+/* Appends label value V to B: backslash, double quote and line feed
+ * escaped (the text format's three escapes), other bytes as they are. */
+void mx_api_prom_label(struct mx_buf *b, const char *v);
 
 /* ---- handlers ---- */
 void api_version(struct api_req *r);

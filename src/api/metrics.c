@@ -56,9 +56,7 @@ void mx_api_metrics_record(struct mx_api *api, const struct api_route *rt,
 	pthread_mutex_unlock(&api->m_mu);
 }
 
-/* A label value: backslash, double quote and line feed escaped (the
- * format's three escapes); other bytes go as they are (UTF-8). */
-static void label(struct mx_buf *b, const char *v)
+void mx_api_prom_label(struct mx_buf *b, const char *v)
 {
 	for (; *v; v++) {
 		if (*v == '\\')
@@ -84,7 +82,7 @@ static void sample1(struct mx_buf *b, const char *name, const char *key,
 		    const char *value, unsigned long long n)
 {
 	mx_buf_printf(b, "%s{%s=\"", name, key);
-	label(b, value);
+	mx_api_prom_label(b, value);
 	mx_buf_printf(b, "\"} %llu\n", n);
 }
 

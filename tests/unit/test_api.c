@@ -537,6 +537,20 @@ END_TEST
 
 /* ---- permissions ---- */
 
+/* Prometheus label values: the format's three escapes, nothing else. */
+START_TEST(prom_label)
+{
+	struct mx_buf b = {0};
+	char *s;
+
+	mx_api_prom_label(&b, "we\"ird\\name\nx\xc3\xa9 {a=\"1\"}");
+	s = mx_buf_steal(&b);
+	ck_assert_ptr_nonnull(s);
+	ck_assert_str_eq(s, "we\\\"ird\\\\name\\nx\xc3\xa9 {a=\\\"1\\\"}");
+	free(s);
+}
+END_TEST
+
 START_TEST(permission_rule)
 {
 	char *allowed[] = {"carol", "dave"};
@@ -590,6 +604,7 @@ int main(void)
 	tcase_add_test(tp, cursor);
 	tcase_add_test(tp, rate_limit);
 	tcase_add_test(tp, permission_rule);
+	tcase_add_test(tp, prom_label);
 	suite_add_tcase(s, tp);
 	tcase_add_checked_fixture(ts, setup, teardown);
 	tcase_add_test(ts, token_lifecycle);
