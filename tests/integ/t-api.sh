@@ -120,7 +120,10 @@ NAME = r'[a-zA-Z_:][a-zA-Z0-9_:]*'
 LBL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"'
 LINE = re.compile(r'^(%s)(?:\{((?:%s)(?:,%s)*)?\})? (\S+)$' % (NAME, LBL, LBL))
 series = []
-for ln in open(sys.argv[1], encoding="utf-8").read().split("\n")[:-1]:
+text = open(sys.argv[1], encoding="utf-8").read()
+if not text.endswith("\n"):
+    print("no final line feed"); sys.exit(1)
+for ln in text.split("\n")[:-1]:
     if ln.startswith("#"):
         continue
     m = LINE.match(ln)
@@ -131,7 +134,7 @@ for ln in open(sys.argv[1], encoding="utf-8").read().split("\n")[:-1]:
     series.append((m.group(1), labels, float(m.group(3))))
 op = sys.argv[2]
 if op == "check":
-    print("ok")
+    print("ok" if series else "no samples")
 elif op == "get":  # the sum over the series that have these labels (0 if none)
     want = dict(a.split("=", 1) for a in sys.argv[4:])
     print("%g" % sum(v for n, l, v in series if n == sys.argv[3] and
