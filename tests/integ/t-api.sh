@@ -278,6 +278,16 @@ api_get "/v1/messages/$MO" "$K1"
 is "$(api_json 'sorted(j["flags"])')" '["flagged", "seen"]' "message: flags seen, flagged"
 api_get "/v1/accounts/$O/state" "$K1"
 is "$(api_json 'j["messages"]')" 4 "state: 4 messages stored"
+# last_success: set once the first sync job has ended (read again for a
+# while: the messages are committed before the job reports its end)
+i=0
+while [ $i -lt 100 ]; do
+    api_get "/v1/accounts/$O/state" "$K1"
+    case $(api_json 'j["last_success"]') in 20*) break ;; esac
+    sleep 0.1; i=$((i + 1))
+done
+diag "state of account o: $(api_body)"
+like "$(api_json 'j["last_success"]')" '^20[0-9][0-9]-' "state: last_success is set once the account has synced"
 
 # ======== 3. hostile input: clear 4xx, nothing served, the daemon unaffected
 # bad400 DESC CODE PATH [CURL ARGS...]
