@@ -44,13 +44,7 @@ static void wait_events(struct mx_api *api, uint64_t seen, uint64_t until_ms)
 
 	if (until_ms <= now)
 		return;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)((until_ms - now) / 1000);
-	ts.tv_nsec += (long)((until_ms - now) % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	mx_deadline_mono(until_ms - now, &ts);
 	pthread_mutex_lock(&api->ev_mu);
 	while (api->ev_gen == seen && !atomic_load(&api->stopping))
 		if (pthread_cond_timedwait(&api->ev_cv, &api->ev_mu, &ts) ==

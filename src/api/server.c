@@ -242,12 +242,7 @@ static void *watchdog_main(void *arg)
 				 "%u s: connection closed", api->cfg.timeout_s);
 			shutdown(k->fd, SHUT_RDWR);
 		}
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 250 * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		mx_deadline_mono(250, &ts);
 		pthread_cond_timedwait(&api->conn_cv, &api->conn_mu, &ts);
 	}
 	pthread_mutex_unlock(&api->conn_mu);
@@ -481,10 +476,10 @@ int mx_api_start(const struct mx_api_cfg *cfg, struct mx_store *st,
 	api->cfg.tls_cert = mx_strdup(cfg->tls_cert);
 	api->cfg.tls_key = mx_strdup(cfg->tls_key);
 	pthread_mutex_init(&api->ev_mu, NULL);
-	pthread_cond_init(&api->ev_cv, NULL);
+	mx_cond_init_mono(&api->ev_cv);
 	pthread_mutex_init(&api->rl_mu, NULL);
 	pthread_mutex_init(&api->conn_mu, NULL);
-	pthread_cond_init(&api->conn_cv, NULL);
+	mx_cond_init_mono(&api->conn_cv);
 	if (mx_api_metrics_init(api) != 0) {
 		rc = mx_error_set(err, MX_ERR_NOMEM, NULL);
 		goto fail;

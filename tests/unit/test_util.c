@@ -468,6 +468,39 @@ END_TEST
 
 /* DEL and C1 controls, which JSON allows raw, leave as \u escapes; the
  * rest (other UTF-8, jansson's own escapes) is copied. */
+/* A deadline on the monotonic clock, normalised, MS ahead; a condition
+ * variable made for that clock times out at it (not at once, which is
+ * what a realtime deadline on a monotonic cv would do). */
+START_TEST(test_deadline_mono)
+{
+	static const uint64_t ms[] = {0, 1, 999, 1000, 1001, 2500};
+	pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	pthread_cond_t cv;
+	struct timespec ts, now;
+	uint64_t t0;
+
+	for (size_t i = 0; i < sizeof(ms) / sizeof(ms[0]); i++) {
+		int64_t d;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		mx_deadline_mono(ms[i], &ts);
+		ck_assert(ts.tv_nsec >= 0 && ts.tv_nsec < 1000000000L);
+		d = ((int64_t)ts.tv_sec - now.tv_sec) * 1000 +
+		    (ts.tv_nsec - now.tv_nsec) / 1000000;
+		ck_assert_int_ge(d, (int64_t)ms[i]);
+		ck_assert_int_le(d, (int64_t)ms[i] + 1000);
+	}
+	ck_assert_int_eq(mx_cond_init_mono(&cv), 0);
+	t0 = mx_now_ms();
+	mx_deadline_mono(50, &ts);
+	pthread_mutex_lock(&mu);
+	ck_assert_int_eq(pthread_cond_timedwait(&cv, &mu, &ts), ETIMEDOUT);
+	pthread_mutex_unlock(&mu);
+	ck_assert_uint_ge(mx_now_ms() - t0, 49);
+	pthread_cond_destroy(&cv);
+}
+END_TEST
+
 START_TEST(test_json_term_safe)
 {
 	static const struct {
@@ -515,6 +548,7 @@ int main(void)
 	tcase_add_test(tc, test_term_escape);
 	tcase_add_test(tc, test_json_term_safe);
 	tcase_add_test(tc, test_mkdir_p);
+	tcase_add_test(tc, test_deadline_mono);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

@@ -274,13 +274,7 @@ static bool wait_ms(struct mx_webhook *wh, uint64_t ms, bool notify_wakes)
 	struct timespec ts;
 	bool stop;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += (time_t)(ms / 1000);
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	mx_deadline_mono(ms, &ts);
 	pthread_mutex_lock(&wh->mu);
 	while (!wh->stopping && !(notify_wakes && wh->kicked))
 		if (pthread_cond_timedwait(&wh->cv, &wh->mu, &ts) == ETIMEDOUT)
@@ -743,7 +737,6 @@ int mx_webhook_start(struct mx_store *st, const struct mx_webhook_cfg *cfg,
 		     struct mx_webhook **wh_r, struct mx_error *err)
 {
 	struct mx_webhook *wh = NULL;
-	pthread_condattr_t ca;
 	int rc;
 
 	*wh_r = NULL;
@@ -758,10 +751,7 @@ int mx_webhook_start(struct mx_store *st, const struct mx_webhook_cfg *cfg,
 		return mx_error_set(err, MX_ERR_NOMEM, "webhook %s: out of "
 				    "memory", cfg->name);
 	pthread_mutex_init(&wh->mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&wh->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	mx_cond_init_mono(&wh->cv);
 	atomic_init(&wh->abort_io, false);
 	wh->st = st;
 	wh->timeout_s = cfg->timeout_s > 0 ? cfg->timeout_s : DEFAULT_TIMEOUT_S;

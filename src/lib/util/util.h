@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "mxsync/mxsync.h"
@@ -199,6 +200,15 @@ static inline uint64_t mx_get_be64(const uint8_t *p)
 /* Monotonic and wall clock in milliseconds. */
 uint64_t mx_now_ms(void);
 int64_t mx_wall_s(void);
+
+/* Condition variables that time out on the monotonic clock, so that a
+ * wall-clock step (NTP, an operator) neither cuts a wait short nor
+ * stretches it: mx_cond_init_mono() initialises CV for that clock and
+ * mx_deadline_mono() fills TS with "MS milliseconds from now" for
+ * pthread_cond_timedwait() on it. */
+struct timespec;
+int mx_cond_init_mono(pthread_cond_t *cv);
+void mx_deadline_mono(uint64_t ms, struct timespec *ts);
 
 /* Creates DIR and its parents with MODE (existing is fine). */
 int mx_mkdir_p(const char *dir, unsigned mode, struct mx_error *err);
