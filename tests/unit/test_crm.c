@@ -1,12 +1,16 @@
 /*
  * Unit tests: the CRM linking rules (src/lib/crm/link.c), one test a rule
  * of doc/crm.md "Linking rules", numbered as there, against a small
- * contact table.
+ * contact table; then the contact store (src/lib/crm/contacts.c) on a
+ * real LMDB store, its address index and its lookup for the rules.
  */
 #include <check.h>
+#include <ftw.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "crm/contacts.h"
 #include "crm/link.h"
 
 /* ---- a contact table ---- */
@@ -409,10 +413,143 @@ START_TEST(no_party_and_errors)
 }
 END_TEST
 
+/* ---- the contact store ---- */
+
+static char g_top[64];
+static struct mx_store *g_st;
+
+static int rm_one(const char *path, const struct stat *sb, int flag,
+		  struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void store_setup(void)
+{
+	char dir[96];
+	struct mx_error e;
+
+	strcpy(g_top, "/tmp/mx-test-crm.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(g_top));
+	snprintf(dir, sizeof(dir), "%s/data", g_top);
+	g_st = NULL;
+	ck_assert_msg(mx_store_open(dir, &g_st, &e) == MX_OK, "%s", e.detail);
+}
+
+static void store_teardown(void)
+{
+	mx_store_close(&g_st);
+	nftw(g_top, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void upsert(const char *json)
+{
+	json_t *c = json_loads(json, 0, NULL);
+	struct mx_error e;
+
+	ck_assert_ptr_nonnull(c);
+	ck_assert_msg(mx_contact_upsert(g_st, c, NULL, &e) == MX_OK, "%s",
+		      e.detail);
+	json_decref(c);
+}
+
+/* The contact ADDR links to through the store's lookup ("" if none). */
+static const char *resolve_in_store(const char *addr, char *out, size_t cap,
+				    bool *soft_r)
+{
+	struct mx_contact_lookup l = {0};
+	struct mx_error e;
+	const struct mx_crm_hit *v;
+	const struct mx_crm_contact *c;
+	struct mx_txn t;
+	size_t n;
+
+	ck_assert_int_eq(mx_txn_begin(g_st, false, &t, &e), MX_OK);
+	l.t = &t;
+	l.err = &e;
+	ck_assert_int_eq(mx_contact_lookup_fn(&l, addr, &v, &n), 0);
+	c = mx_crm_resolve(v, n);
+	snprintf(out, cap, "%s", c ? c->id : "");
+	if (soft_r)
+		*soft_r = c && c->soft_deleted;
+	mx_contact_lookup_free(&l);
+	mx_txn_abort(&t);
+	return out;
+}
+
+START_TEST(store_index_and_lookup)
+{
+	char b[64];
+	bool soft;
+	struct mx_error e;
+	json_t *bad;
+
+	upsert("{\"id\":\"c1\",\"email\":\"A@X.Example\","
+	       "\"emails\":[\"b@x.example\",\"A@x.example\"],\"created\":100}");
+	upsert("{\"id\":\"c2\",\"email\":\"b@x.example\",\"created\":200}");
+	/* the domain is compared without case, the local part as written */
+	ck_assert_str_eq(resolve_in_store("A@x.example", b, sizeof(b), NULL), "c1");
+	ck_assert_str_eq(resolve_in_store("a@x.example", b, sizeof(b), NULL), "");
+	/* rule 2 through the store: b@ is c2's primary, c1's additional */
+	ck_assert_str_eq(resolve_in_store("b@x.example", b, sizeof(b), NULL), "c2");
+	/* soft delete: still linked (rule 9) */
+	ck_assert_int_eq(mx_contact_delete(g_st, "c2", false, &e), MX_OK);
+	ck_assert_str_eq(resolve_in_store("b@x.example", b, sizeof(b), &soft), "c2");
+	ck_assert(soft);
+	/* hard delete: a tombstone, and c1's additional address takes over */
+	ck_assert_int_eq(mx_contact_delete(g_st, "c2", true, &e), MX_OK);
+	ck_assert_str_eq(resolve_in_store("b@x.example", b, sizeof(b), NULL), "c1");
+	ck_assert_int_eq(mx_contact_delete(g_st, "c2", true, &e), MX_ERR_NOTFOUND);
+	/* an edit moves the index: c1 drops b@ */
+	upsert("{\"id\":\"c1\",\"email\":\"A@x.example\"}");
+	ck_assert_str_eq(resolve_in_store("b@x.example", b, sizeof(b), NULL), "");
+	/* the CRM adds b@ again on purpose: the tombstone is lifted */
+	upsert("{\"id\":\"c3\",\"email\":\"b@x.example\"}");
+	ck_assert_str_eq(resolve_in_store("b@x.example", b, sizeof(b), NULL), "c3");
+	/* a bad contact changes nothing */
+	bad = json_loads("{\"id\":\"c3\",\"email\":\"nope\"}", 0, NULL);
+	ck_assert_int_eq(mx_contact_upsert(g_st, bad, NULL, &e), MX_ERR_INVAL);
+	json_decref(bad);
+	ck_assert_str_eq(resolve_in_store("b@x.example", b, sizeof(b), NULL), "c3");
+}
+END_TEST
+
+START_TEST(store_check_rejects)
+{
+	static const char *const bad[] = {
+		"[]",
+		"{\"email\":\"a@b.example\"}",
+		"{\"id\":\"\",\"email\":\"a@b.example\"}",
+		"{\"id\":\"x\"}",
+		"{\"id\":\"x\",\"email\":\"a@b.example\",\"color\":\"red\"}",
+		"{\"id\":\"x\",\"email\":\"a@b.example\",\"emails\":\"c@d\"}",
+		"{\"id\":\"x\",\"email\":\"a@b.example\",\"emails\":[\"@d\"]}",
+		"{\"id\":\"x\",\"email\":\"a@b.example\",\"created\":-1}",
+		"{\"id\":\"x\",\"email\":\"a@b.example\",\"assigned\":[1]}",
+		"{\"id\":\"x\",\"email\":\"a <b@c>\"}",
+		"{\"id\":\"x\\n\",\"email\":\"a@b.example\"}",
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		json_t *c = json_loads(bad[i], 0, NULL), *out = NULL;
+		struct mx_error e;
+
+		ck_assert_ptr_nonnull(c);
+		ck_assert_msg(mx_contact_check(c, 1, &out, &e) == MX_ERR_INVAL,
+			      "accepted %s", bad[i]);
+		ck_assert_ptr_null(out);
+		json_decref(c);
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("crm");
-	TCase *tc = tcase_create("rules");
+	TCase *tc = tcase_create("rules"), *ts;
 	SRunner *sr;
 	int nf;
 
@@ -432,6 +569,11 @@ int main(void)
 	tcase_add_test(tc, auto_create);
 	tcase_add_test(tc, no_party_and_errors);
 	suite_add_tcase(s, tc);
+	ts = tcase_create("store");
+	tcase_add_checked_fixture(ts, store_setup, store_teardown);
+	tcase_add_test(ts, store_index_and_lookup);
+	tcase_add_test(ts, store_check_rejects);
+	suite_add_tcase(s, ts);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
 	nf = srunner_ntests_failed(sr);
