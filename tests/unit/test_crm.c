@@ -12,6 +12,7 @@
 
 #include "crm/contacts.h"
 #include "crm/link.h"
+#include "mime/mime.h"
 
 /* ---- a contact table ---- */
 
@@ -342,15 +343,15 @@ START_TEST(rule11_impersonal)
 	ck_assert_str_eq(r.create, "support@vendor.example");
 	/* a list message from a known contact is still not linked */
 	ck_assert_int_eq(decide(&list).outcome, MX_CRM_IMPERSONAL);
-	ck_assert(mx_crm_headers_bulk("<l.example>", NULL, NULL, NULL));
-	ck_assert(mx_crm_headers_bulk(NULL, "<mailto:u@x>", NULL, NULL));
-	ck_assert(mx_crm_headers_bulk(NULL, NULL, " Bulk", NULL));
-	ck_assert(mx_crm_headers_bulk(NULL, NULL, "junk", NULL));
-	ck_assert(mx_crm_headers_bulk(NULL, NULL, NULL, "auto-replied"));
-	ck_assert(!mx_crm_headers_bulk(NULL, NULL, NULL, "no"));
-	ck_assert(!mx_crm_headers_bulk(NULL, NULL, NULL, "no (comment)"));
-	ck_assert(!mx_crm_headers_bulk(NULL, NULL, "first-class", NULL));
-	ck_assert(!mx_crm_headers_bulk(NULL, NULL, NULL, NULL));
+	ck_assert(mx_mime_bulk("<l.example>", NULL, NULL, NULL));
+	ck_assert(mx_mime_bulk(NULL, "<mailto:u@x>", NULL, NULL));
+	ck_assert(mx_mime_bulk(NULL, NULL, " Bulk", NULL));
+	ck_assert(mx_mime_bulk(NULL, NULL, "junk", NULL));
+	ck_assert(mx_mime_bulk(NULL, NULL, NULL, "auto-replied"));
+	ck_assert(!mx_mime_bulk(NULL, NULL, NULL, "no"));
+	ck_assert(!mx_mime_bulk(NULL, NULL, NULL, "no (comment)"));
+	ck_assert(!mx_mime_bulk(NULL, NULL, "first-class", NULL));
+	ck_assert(!mx_mime_bulk(NULL, NULL, NULL, NULL));
 }
 END_TEST
 
