@@ -32,6 +32,7 @@ MX_INTEG_TESTS = \
 	tests/integ/t-gmail-send.sh \
 	tests/integ/t-layers.sh \
 	tests/integ/t-contacts.sh \
+	tests/integ/t-crm-link.sh \
 	tests/integ/t-api.sh \
 	tests/integ/t-api-contract.sh
 TESTS += $(MX_INTEG_TESTS)

@@ -49,6 +49,8 @@ static const struct {
 	[MX_DB_APITOKENS] = {"apitokens", 0},
 	[MX_DB_CONTACTS] = {"contacts", 0},
 	[MX_DB_CONTACT_ADDRS] = {"contact_addrs", 0},
+	[MX_DB_LINKS] = {"links", 0},
+	[MX_DB_TIMELINE] = {"timeline", 0},
 };
 
 /* Address space, not disk: on Linux the file only grows as data is

@@ -61,6 +61,8 @@ enum mx_dbi {
 				sha256 (src/lib/users/tokens.c) */
 	MX_DB_CONTACTS,      /* CRM contact id -> JSON (src/lib/crm) */
 	MX_DB_CONTACT_ADDRS, /* address NUL contact id -> 'p'|'a'|'t' */
+	MX_DB_LINKS,         /* u64 msg id -> JSON link (src/lib/crm) */
+	MX_DB_TIMELINE,      /* contact id NUL u64 date u64 msg -> 'l'|'m' */
 	MX_DB_COUNT
 };
 
