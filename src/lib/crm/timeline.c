@@ -454,6 +454,8 @@ int mx_crm_relink(struct mx_store *st, uint32_t account_id,
 /* ---- timelines ---- */
 
 struct tl_ctx {
+	const uint32_t *ids;  /* NULL: every account */
+	size_t nids;
 	json_t *out;
 	size_t limit, n;
 	size_t plen;
@@ -488,6 +490,16 @@ static int tl_walk(struct mx_txn *t, const MDB_val *k, const MDB_val *v,
 		return MX_OK; /* deleted meanwhile */
 	if (rc)
 		return rc;
+	if (c->ids) {
+		bool ok = false;
+
+		for (size_t i = 0; i < c->nids && !ok; i++)
+			ok = c->ids[i] == m.account_id;
+		if (!ok) {
+			mx_msg_free(&m);
+			return MX_OK;
+		}
+	}
 	mx_msg_id_str(id, idstr);
 	if (m.p.from.n && m.p.from.v[0].email)
 		from = json_string(m.p.from.v[0].email);
@@ -508,9 +520,18 @@ int mx_crm_timeline(struct mx_txn *t, const char *contact, const char *cursor,
 		    size_t limit, json_t *out, char **next_r,
 		    struct mx_error *err)
 {
+	return mx_crm_timeline_of(t, contact, NULL, 0, cursor, limit, out,
+				  next_r, err);
+}
+
+int mx_crm_timeline_of(struct mx_txn *t, const char *contact,
+		       const uint32_t *ids, size_t nids, const char *cursor,
+		       size_t limit, json_t *out, char **next_r,
+		       struct mx_error *err)
+{
 	size_t cl = strlen(contact);
-	struct tl_ctx c = {.out = out, .limit = limit ? limit : 50,
-			   .plen = cl + 1};
+	struct tl_ctx c = {.ids = ids, .nids = nids, .out = out,
+			   .limit = limit ? limit : 50, .plen = cl + 1};
 	char start[480];
 	size_t nstart = 0;
 	int rc;

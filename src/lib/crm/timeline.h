@@ -75,5 +75,11 @@ int mx_crm_link_get(struct mx_txn *t, uint64_t id, json_t **link_r,
 int mx_crm_timeline(struct mx_txn *t, const char *contact, const char *cursor,
 		    size_t limit, json_t *out, char **next_r,
 		    struct mx_error *err);
+/* The same with only messages of the NIDS accounts IDS (the HTTP API's
+ * permission rule: the accounts the caller may use). */
+int mx_crm_timeline_of(struct mx_txn *t, const char *contact,
+		       const uint32_t *ids, size_t nids, const char *cursor,
+		       size_t limit, json_t *out, char **next_r,
+		       struct mx_error *err);
 
 #endif
