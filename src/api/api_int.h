@@ -296,6 +296,9 @@ void api_events_stream(struct api_req *r);
 void api_thread_get(struct api_req *r);
 void api_message_part(struct api_req *r);
 void api_metrics(struct api_req *r);
+/* oauth.c: the browser OAuth flow */
+void api_oauth_start(struct api_req *r);
+void api_oauth_callback(struct api_req *r);
 
 
 #endif

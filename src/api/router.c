@@ -16,6 +16,11 @@ static const char *const msg_list_params[] = {
 	"since", "until", "subject", "limit", "cursor", NULL};
 static const char *const events_params[] = {"after", "limit", "wait", NULL};
 static const char *const stream_params[] = {"after", NULL};
+/* What providers put on the redirect: RFC 6749 4.1.2 and 4.1.2.1, RFC
+ * 9207's iss, and the extras of Google and Microsoft. */
+static const char *const oauth_cb_params[] = {
+	"code", "state", "error", "error_description", "error_uri", "scope",
+	"iss", "authuser", "hd", "prompt", "session_state", NULL};
 
 const struct api_route mx_api_routes[] = {
 	{"GET", "/v1/version", api_version, false, API_ID_NONE, no_params, 0},
@@ -43,6 +48,11 @@ const struct api_route mx_api_routes[] = {
 	/* Write routes: one block a resource (accounts, oauth, messages,
 	 * send and outbox, webhooks), flags API_R_BODY when they read a
 	 * body, API_R_ADMIN when only admins may call them. */
+	/* oauth (oauth.c) */
+	{"POST", "/v1/accounts/{id}/oauth/start", api_oauth_start, true,
+	 API_ID_DEC, no_params, API_R_BODY},
+	{"GET", "/v1/oauth/callback", api_oauth_callback, false, API_ID_NONE,
+	 oauth_cb_params, 0},
 };
 const size_t mx_api_nroutes = sizeof(mx_api_routes) / sizeof(mx_api_routes[0]);
 

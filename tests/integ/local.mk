@@ -34,6 +34,7 @@ MX_INTEG_TESTS = \
 	tests/integ/t-contacts.sh \
 	tests/integ/t-crm-link.sh \
 	tests/integ/t-api.sh \
+	tests/integ/t-api-oauth.sh \
 	tests/integ/t-api-contract.sh
 TESTS += $(MX_INTEG_TESTS)
 EXTRA_DIST += $(MX_INTEG_TESTS) \
