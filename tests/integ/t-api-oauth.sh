@@ -233,4 +233,18 @@ is "$(api_header location)" "$RET_OK/crm/accounts" "303 to the listed origin"
 is "$(wait_state idle)" idle "the account is still idle"
 
 d_alive; ok $? "mxsyncd still running"
+
+# ---- [api] public_url: the redirect URI browsers come back to (here:
+# prism, so the provider's redirect itself is checked against the spec)
+d_stop_at_exit
+printf 'public_url = %s/\n' "$PRISM_URL" >> "$MXD/mxsync.conf"
+api_daemon_start || bail_out "mxsyncd with public_url did not answer /v1/health"
+start 200 "start with [api] public_url set" "$KO" "{$CLIENT}"
+AU=$(api_json 'j["authorize_url"]')
+like "$AU" "&redirect_uri=http%3A%2F%2F127.0.0.1%3A${PRISM_URL##*:}%2Fv1%2Foauth%2Fcallback&" \
+    "redirect_uri: public_url (its trailing slash dropped) + /v1/oauth/callback"
+_loc=$(curl -s -o /dev/null -w '%{redirect_url}' --max-time 10 "$AU")
+like "$_loc" "^$PRISM_URL/v1/oauth/callback\\?code=" "the IdP sends the browser to public_url"
+callback 200 "callback at public_url" "$_loc"
+d_alive; ok $? "mxsyncd still running"
 done_testing
