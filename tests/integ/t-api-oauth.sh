@@ -234,6 +234,36 @@ is "$(wait_state idle)" idle "the account is still idle"
 
 d_alive; ok $? "mxsyncd still running"
 
+# ---- the account's client secret goes only to its own client: account c
+# has a confidential client (test-client, secret) at the IdP
+printf 'test-secret\n' > "$T/client-secret"
+printf 'refresh-alice\n' > "$T/rt"
+run_ok "account c: OAuth2 with a confidential client, owner alice" \
+    mx account add c --imap "imaps://alice@example.test@127.0.0.1:$DC_IMAPS_PORT" --ca-file "$DC_CA" \
+    --oauth-token-url "$IDP/token" --oauth-client-id test-client \
+    --oauth-client-secret-file "$T/client-secret" --refresh-token-file "$T/rt" --owner alice
+C=$(mx account list --json | "$MX_PY" -c '
+import json,sys; print([a["id"] for a in json.load(sys.stdin) if a["name"]=="c"][0])')
+last_code_grant() { grep '"grant_type": "authorization_code"' "$IDP_LOG" | tail -n 1; }
+through 200 "start for c with its own client" POST "/v1/accounts/$C/oauth/start" "$KO" \
+    -H "$JSON" --data-binary "{\"auth_url\":\"$IDP/authorize\"}"
+authorize "$(api_json 'j["authorize_url"]')"
+callback 200 "callback for c" "$CB"
+like "$(last_code_grant)" '"client_auth": "basic", "client_id": "test-client", "status": 200' \
+    "its own client: the code exchange authenticates with the account's secret"
+through 200 "start for c naming another client" POST "/v1/accounts/$C/oauth/start" "$KO" \
+    -H "$JSON" --data-binary "{$CLIENT}"
+authorize "$(api_json 'j["authorize_url"]')"
+callback 200 "callback for c with the other client" "$CB"
+like "$(last_code_grant)" '"client_auth": "none", "client_id": "public-client", "status": 200' \
+    "another client: the account's secret is not sent"
+through 200 "start for c with the other client, now its own" POST "/v1/accounts/$C/oauth/start" "$KO" \
+    -H "$JSON" --data-binary "{\"auth_url\":\"$IDP/authorize\"}"
+authorize "$(api_json 'j["authorize_url"]')"
+callback 200 "callback for c again" "$CB"
+like "$(last_code_grant)" '"client_auth": "none", "client_id": "public-client", "status": 200' \
+    "the old secret was dropped with the client it belonged to"
+
 # ---- [api] public_url: the redirect URI browsers come back to (here:
 # prism, so the provider's redirect itself is checked against the spec)
 d_stop_at_exit

@@ -123,7 +123,9 @@ int mx_account_oauth_take(struct mx_store *st, const char *state,
 
 /*
  * Ends flow F with the authorization CODE: exchanges it at F's token
- * endpoint (with the account's client secret), then, in one write
+ * endpoint (with the account's client secret only when F's endpoint and
+ * client id are the account's own; else as a public client, and the
+ * stored secret is dropped with the new tokens), then, in one write
  * transaction, stores the tokens on the account (mx_account_set_tokens)
  * and calls IN_TXN (may be NULL; what layers above the account do about
  * new credentials, such as the daemon's reauth mark).  The account must

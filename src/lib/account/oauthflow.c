@@ -188,6 +188,25 @@ int mx_account_oauth_take(struct mx_store *st, const char *state,
 
 	memset(f_r, 0, sizeof(*f_r));
 	flow_key(state, key);
+	/* The callback needs no token: a state nobody handed out costs a
+	 * read, not a write transaction that would queue behind the sync's
+	 * writers. */
+	{
+		struct mx_txn t;
+		MDB_val v;
+
+		rc = mx_txn_begin(st, false, &t, err);
+		if (rc)
+			return rc;
+		rc = mx_db_get(&t, MX_DB_META, key, strlen(key), &v, err);
+		mx_txn_abort(&t);
+		if (rc == MX_ERR_NOTFOUND)
+			return mx_error_set(err, MX_ERR_NOTFOUND,
+					    "unknown or already used OAuth "
+					    "state");
+		if (rc)
+			return rc;
+	}
 	rc = mx_store_write(st, take_fn, &tc, err);
 	if (rc)
 		goto out;
@@ -241,6 +260,15 @@ struct finish_ctx {
 	void *ctx;
 };
 
+/* Whether flow F uses A's own OAuth client (endpoint and client id). */
+static bool same_client(const struct mx_account *a,
+			const struct mx_oauth_flow *f)
+{
+	return a->oauth_token_url && a->oauth_client_id &&
+	       strcmp(a->oauth_token_url, f->token_url) == 0 &&
+	       strcmp(a->oauth_client_id, f->client_id) == 0;
+}
+
 static int finish_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 {
 	struct finish_ctx *fc = ctx;
@@ -260,6 +288,13 @@ static int finish_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 	}
 	if (rc)
 		goto out;
+	/* The account's client secret belongs to its client at its token
+	 * endpoint: another client (named in the start request) is public,
+	 * and the secret must not follow the refresh token elsewhere. */
+	if (!same_client(&a, f)) {
+		mx_secret_free(a.client_secret);
+		a.client_secret = NULL;
+	}
 	rc = mx_account_set_tokens(&a, fc->tok, f->token_url, f->client_id,
 				   f->scope, err);
 	if (rc == MX_OK)
@@ -292,7 +327,7 @@ int mx_account_oauth_finish(struct mx_store *st,
 		goto out;
 	cfg.token_url = f->token_url;
 	cfg.client_id = f->client_id;
-	cfg.client_secret = a.client_secret;
+	cfg.client_secret = same_client(&a, f) ? a.client_secret : NULL;
 	cfg.scope = f->scope;
 	cfg.ca_file = a.ca_file;
 	cfg.timeout_s = a.timeout_s > 0 ? a.timeout_s : 15;
