@@ -35,7 +35,8 @@ MX_INTEG_TESTS = \
 	tests/integ/t-crm-link.sh \
 	tests/integ/t-api.sh \
 	tests/integ/t-api-oauth.sh \
-	tests/integ/t-api-contract.sh
+	tests/integ/t-api-contract.sh \
+	tests/integ/t-api-contacts.sh
 TESTS += $(MX_INTEG_TESTS)
 EXTRA_DIST += $(MX_INTEG_TESTS) \
 	tests/integ/lib/README.md tests/integ/lib/dovecot.sh \
