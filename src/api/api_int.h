@@ -308,6 +308,12 @@ void api_metrics(struct api_req *r);
 /* oauth.c: the browser OAuth flow */
 void api_oauth_start(struct api_req *r);
 void api_oauth_callback(struct api_req *r);
+/* webhooks.c */
+void api_webhooks_list(struct api_req *r);
+void api_webhook_create(struct api_req *r);
+void api_webhook_get(struct api_req *r);
+void api_webhook_update(struct api_req *r);
+void api_webhook_delete(struct api_req *r);
 
 
 #endif

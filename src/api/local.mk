@@ -6,4 +6,5 @@ MX_API_SOURCES = src/api/api.h src/api/api_int.h src/api/server.c \
 	src/api/accounts.c src/api/messages.c src/api/events.c \
 	src/api/metrics.c
 MX_API_SOURCES += src/api/oauth.c src/api/contacts.c
+MX_API_SOURCES += src/api/webhooks.c
 MX_API_CPPFLAGS = $(AM_CPPFLAGS) $(LIBMICROHTTPD_CFLAGS)

@@ -69,6 +69,16 @@ const struct api_route mx_api_routes[] = {
 	 API_ID_DEC, no_params, API_R_BODY},
 	{"GET", "/v1/oauth/callback", api_oauth_callback, false, API_ID_NONE,
 	 oauth_cb_params, 0},
+	{"GET", "/v1/webhooks", api_webhooks_list, true, API_ID_NONE, no_params,
+	 API_R_ADMIN},
+	{"POST", "/v1/webhooks", api_webhook_create, true, API_ID_NONE,
+	 no_params, API_R_ADMIN | API_R_BODY},
+	{"GET", "/v1/webhooks/{id}", api_webhook_get, true, API_ID_DEC64,
+	 no_params, API_R_ADMIN},
+	{"PATCH", "/v1/webhooks/{id}", api_webhook_update, true, API_ID_DEC64,
+	 no_params, API_R_ADMIN | API_R_BODY},
+	{"DELETE", "/v1/webhooks/{id}", api_webhook_delete, true, API_ID_DEC64,
+	 no_params, API_R_ADMIN},
 };
 const size_t mx_api_nroutes = sizeof(mx_api_routes) / sizeof(mx_api_routes[0]);
 

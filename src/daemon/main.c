@@ -1147,8 +1147,10 @@ static void run_kick(struct daemon *d, const struct api_kick *k)
 		pthread_cond_signal(&d->ob_cv);
 		pthread_mutex_unlock(&d->ob_mu);
 		break;
-	case MX_API_KICK_RECONNECT:
 	case MX_API_KICK_WEBHOOKS:
+		sync_api_webhooks(d, false);
+		break;
+	case MX_API_KICK_RECONNECT:
 		mx_warn("api: request %d not handled yet", (int)k->what);
 		break;
 	}

@@ -143,6 +143,11 @@ sample() {
     "GET /v1/contacts/{id}") echo "/v1/contacts/c-contract" ;;
     "GET /v1/contacts/{id}/timeline") echo "/v1/contacts/c-contract/timeline" ;;
     "PUT /v1/contacts/{id}"|"DELETE /v1/contacts/{id}"|"POST /v1/crm/relink") echo WRITE ;;
+    # webhooks: a disabled endpoint (no delivery) to GET by id; the
+    # writes through write_sample (t-api-webhooks.sh has their behaviour)
+    "GET /v1/webhooks") echo "/v1/webhooks" ;;
+    "GET /v1/webhooks/{id}") echo "/v1/webhooks/$(new_webhook)" ;;
+    "POST /v1/webhooks"|"PATCH /v1/webhooks/{id}"|"DELETE /v1/webhooks/{id}") echo WRITE ;;
     *) return 1 ;;
     esac
 }
@@ -173,8 +178,22 @@ oauth_sample() { # "METHOD PATH": its request through prism, 200 and no violatio
 }
 # the write routes of the contacts: one request each through prism, the
 # status wanted and no violation
+# a disabled webhook endpoint (nothing is delivered): its id
+new_webhook() {
+    curl -s -H "Authorization: Bearer $ADM" -H 'Content-Type: application/json' \
+        -d '{"url":"http://127.0.0.1:9/","enabled":false}' "$API_URL/v1/webhooks" |
+        "$MX_PY" -c 'import json,sys; print(json.load(sys.stdin)["id"])'
+}
 write_sample() { # "METHOD PATH"
     case "$1" in
+    "POST /v1/webhooks") vw=201
+        api_req POST "$PRISM_URL/v1/webhooks" "$ADM" -H 'Content-Type: application/json' \
+            --data-binary '{"url":"http://127.0.0.1:9/","enabled":false,"events":["message.new"]}' ;;
+    "PATCH /v1/webhooks/{id}") vw=200
+        api_req PATCH "$PRISM_URL/v1/webhooks/$(new_webhook)" "$ADM" -H 'Content-Type: application/json' \
+            --data-binary '{"events":null,"enabled":false}' ;;
+    "DELETE /v1/webhooks/{id}") vw=204
+        api_req DELETE "$PRISM_URL/v1/webhooks/$(new_webhook)" "$ADM" ;;
     "PUT /v1/contacts/{id}") vw=201
         api_req PUT "$PRISM_URL/v1/contacts/c-put" "$ADM" -H 'Content-Type: application/json' \
             --data-binary '{"email":"put@client.example","emails":["p2@client.example"],"categories":["lead"]}' ;;
