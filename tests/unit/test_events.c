@@ -547,6 +547,17 @@ START_TEST(test_webhook_config)
 			 MX_ERR_INVAL);
 	ck_assert_int_eq(try_start("", "https://example.com/", "s", &e),
 			 MX_ERR_INVAL);
+	/* "#ID" is the API's namespace (endpoints.c): digits, no zero lead */
+	ck_assert(mx_webhook_api_name("#12"));
+	ck_assert(!mx_webhook_api_name("#0") && !mx_webhook_api_name("#") &&
+		  !mx_webhook_api_name("#01") && !mx_webhook_api_name("#1a") &&
+		  !mx_webhook_api_name("12"));
+	ck_assert_int_eq(try_start("#0", "https://example.com/", "s", &e),
+			 MX_ERR_INVAL);
+	ck_assert_int_eq(try_start("#x", "https://example.com/", "s", &e),
+			 MX_ERR_INVAL);
+	ck_assert_int_eq(try_start("#12", "https://example.com/", "s", &e),
+			 MX_OK);
 	ck_assert_int_eq(try_start("crm", "https://example.com/", "", &e),
 			 MX_ERR_CONFIG);
 	ck_assert_int_eq(try_start("crm", "http://example.com/hook", "s", &e),
