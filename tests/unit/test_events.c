@@ -882,6 +882,31 @@ START_TEST(test_webhook_endpoints_config)
 }
 END_TEST
 
+/* A bounded number of delivery threads: mxsync.conf's do not count. */
+START_TEST(test_webhook_endpoints_max)
+{
+	struct mx_webhook_cfg cfg = {.name = "conf", .url = "https://a.example/",
+				     .secret = "s"};
+	struct mx_webhook_ep_in in = {.url = "https://crm.example/hook",
+				      .enabled = 0};
+	struct mx_error e;
+	uint64_t id = 0, last = 0;
+
+	mx_error_clear(&e);
+	ck_assert_int_eq(mx_webhook_ep_register_config(g_st, &cfg, 1, &e),
+			 MX_OK);
+	for (int i = 0; i < MX_WEBHOOK_EPS_MAX; i++)
+		ck_assert_int_eq(mx_webhook_ep_create(g_st, &in, &last, NULL,
+						      &e), MX_OK);
+	ck_assert_int_eq(mx_webhook_ep_create(g_st, &in, &id, NULL, &e),
+			 MX_ERR_INVAL);
+	ck_assert_msg(strstr(e.detail, "delete one first"), "%s", e.detail);
+	ck_assert_int_eq(mx_webhook_ep_delete(g_st, last, &e), MX_OK);
+	ck_assert_int_eq(mx_webhook_ep_create(g_st, &in, &id, NULL, &e), MX_OK);
+	ck_assert_uint_eq(id, MX_WEBHOOK_EPS_MAX + 2); /* ids never reused */
+}
+END_TEST
+
 START_TEST(test_webhook_set)
 {
 	struct mx_webhook_ep_in in = {.url = "http://127.0.0.1:9/",
@@ -1038,6 +1063,7 @@ int main(void)
 	tcase_add_test(tw, test_webhook_stop_aborts_request);
 	tcase_add_test(tw, test_webhook_endpoints);
 	tcase_add_test(tw, test_webhook_endpoints_config);
+	tcase_add_test(tw, test_webhook_endpoints_max);
 	tcase_add_test(tw, test_webhook_set);
 	suite_add_tcase(s, tw);
 	sr = srunner_create(s);
