@@ -314,6 +314,10 @@ void api_webhook_create(struct api_req *r);
 void api_webhook_get(struct api_req *r);
 void api_webhook_update(struct api_req *r);
 void api_webhook_delete(struct api_req *r);
+/* messages.c: writes */
+void api_message_patch(struct api_req *r);
+void api_message_move(struct api_req *r);
+void api_message_delete(struct api_req *r);
 
 
 #endif

@@ -24,6 +24,7 @@ static const char *const oauth_cb_params[] = {
 
 static const char *const page_params[] = {"limit", "cursor", NULL};
 static const char *const hard_params[] = {"hard", NULL};
+static const char *const delete_params[] = {"permanent", NULL};
 
 const struct api_route mx_api_routes[] = {
 	{"GET", "/v1/version", api_version, false, API_ID_NONE, no_params, 0},
@@ -79,6 +80,13 @@ const struct api_route mx_api_routes[] = {
 	 no_params, API_R_ADMIN | API_R_BODY},
 	{"DELETE", "/v1/webhooks/{id}", api_webhook_delete, true, API_ID_DEC64,
 	 no_params, API_R_ADMIN},
+	/* messages (messages.c) */
+	{"PATCH", "/v1/messages/{id}", api_message_patch, true, API_ID_HEX16,
+	 no_params, API_R_BODY},
+	{"POST", "/v1/messages/{id}/move", api_message_move, true,
+	 API_ID_HEX16, no_params, API_R_BODY},
+	{"DELETE", "/v1/messages/{id}", api_message_delete, true,
+	 API_ID_HEX16, delete_params, 0},
 };
 const size_t mx_api_nroutes = sizeof(mx_api_routes) / sizeof(mx_api_routes[0]);
 

@@ -613,27 +613,31 @@ static char *kw_edit(const char *kw, const char *add, const char *del,
 	return mx_buf_steal(&b);
 }
 
-/* The labels that mean the flags changed by FC (Gmail API mode). */
+/* The labels that mean the flags changed by FC (Gmail API mode):
+ * \Seen is the absence of UNREAD, \Flagged is STARRED. */
 static int labels_follow(const struct flag_ctx *fc, struct mx_loc *l,
 			 struct mx_error *err)
 {
-	const char *add = NULL, *del = NULL;
-	char *kw;
-	bool nomem = false;
+	for (int pass = 0; pass < 2; pass++) {
+		uint32_t bit = pass == 0 ? MX_FL_SEEN : MX_FL_FLAGGED;
+		const char *label = pass == 0 ? "UNREAD" : "STARRED";
+		const char *add = NULL, *del = NULL;
+		bool on = (fc->add & bit) != 0, off = (fc->remove & bit) != 0;
+		char *kw;
+		bool nomem = false;
 
-	if (fc->add & MX_FL_SEEN)
-		del = "UNREAD";
-	else if (fc->remove & MX_FL_SEEN)
-		add = "UNREAD";
-	else if (fc->add & MX_FL_FLAGGED)
-		add = "STARRED";
-	else if (fc->remove & MX_FL_FLAGGED)
-		del = "STARRED";
-	kw = kw_edit(l->keywords, add, del, &nomem);
-	if (nomem)
-		return mx_error_set(err, MX_ERR_NOMEM, NULL);
-	free(l->keywords);
-	l->keywords = kw;
+		if (!on && !off)
+			continue;
+		if (on == (pass == 0))
+			del = label;
+		else
+			add = label;
+		kw = kw_edit(l->keywords, add, del, &nomem);
+		if (nomem)
+			return mx_error_set(err, MX_ERR_NOMEM, NULL);
+		free(l->keywords);
+		l->keywords = kw;
+	}
 	return MX_OK;
 }
 
@@ -697,12 +701,7 @@ static int account_by_id(struct mx_txn *t, uint32_t account_id,
 enum mx_err mx_message_flag(struct mx_store *st, const char *id_s,
 			    enum mx_flag_op op, struct mx_error *err)
 {
-	const struct mx_backend_ops *be = NULL;
-	struct flag_ctx fc = {0};
-	struct mx_account a = {0};
-	struct mx_conn *conn = NULL;
-	struct mx_txn t;
-	struct mx_msg m;
+	uint32_t add = 0, remove = 0;
 	uint64_t id;
 	int rc;
 
@@ -710,13 +709,32 @@ enum mx_err mx_message_flag(struct mx_store *st, const char *id_s,
 	if ((rc = parse_id(id_s, &id, err)))
 		return rc;
 	switch (op) {
-	case MX_FLAG_SEEN: fc.add = MX_FL_SEEN; break;
-	case MX_FLAG_UNSEEN: fc.remove = MX_FL_SEEN; break;
-	case MX_FLAG_FLAGGED: fc.add = MX_FL_FLAGGED; break;
-	case MX_FLAG_UNFLAGGED: fc.remove = MX_FL_FLAGGED; break;
+	case MX_FLAG_SEEN: add = MX_FL_SEEN; break;
+	case MX_FLAG_UNSEEN: remove = MX_FL_SEEN; break;
+	case MX_FLAG_FLAGGED: add = MX_FL_FLAGGED; break;
+	case MX_FLAG_UNFLAGGED: remove = MX_FL_FLAGGED; break;
 	default:
 		return mx_error_set(err, MX_ERR_INVAL, "bad flag operation");
 	}
+	return mx_msg_flags(st, id, add, remove, err);
+}
+
+int mx_msg_flags(struct mx_store *st, uint64_t id, uint32_t add,
+		 uint32_t remove, struct mx_error *err)
+{
+	const struct mx_backend_ops *be = NULL;
+	struct flag_ctx fc = {.add = add, .remove = remove};
+	struct mx_account a = {0};
+	struct mx_conn *conn = NULL;
+	struct mx_txn t;
+	struct mx_msg m;
+	char id_s[17];
+	int rc;
+
+	mx_error_clear(err);
+	if ((add | remove) & ~(MX_FL_SEEN | MX_FL_FLAGGED) || (add & remove))
+		return mx_error_set(err, MX_ERR_INVAL, "bad flag operation");
+	mx_msg_id_str(id, id_s);
 	rc = mx_txn_begin(st, false, &t, err);
 	if (rc)
 		return rc;

@@ -73,6 +73,11 @@ int mx_changes_sync(struct mx_store *st, struct mx_account *a,
 int mx_changes_remote_id(struct mx_txn *t, uint32_t account_id, uint64_t msg,
 			 char **id_r, struct mx_error *err);
 
+/* Adds the flags ADD and removes REMOVE (MX_FL_SEEN, MX_FL_FLAGGED) of
+ * message ID, on the server and then in the store (mx_message_flag() in
+ * mxsync.h; the API's PATCH /v1/messages/{id}). */
+int mx_msg_flags(struct mx_store *st, uint64_t id, uint32_t add,
+		 uint32_t remove, struct mx_error *err);
 /*
  * Moves message ID to folder FOLDER_ID (or, 0, the folder named
  * FOLDER_NAME) of its account on the server, then the store follows
