@@ -1028,9 +1028,9 @@ static int reloc_server(struct mx_store *st, struct reloc_ctx *c,
 
 /*
  * The store follows the server, as a sync would see it: the locations
- * gone are removed; a moved copy whose new UID the server told (and whose
- * destination the store knows at that UIDVALIDITY) is placed there
- * (message.moved).  A message left without a location is deleted
+ * gone are removed; a moved copy whose new UID the server told, in a
+ * folder the daemon syncs and the store knows at that UIDVALIDITY, is
+ * placed there (message.moved).  A message left without a location is deleted
  * (message.deleted), unless it was moved to a folder the store follows
  * but whose new UID is unknown: then it is an orphan the next sync
  * re-attaches.
@@ -1056,7 +1056,8 @@ static int reloc_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 		if (rc || r->op != RELOC_MOVE)
 			continue;
 		moved = true;
-		if (r->new_uid == 0 || c->dest.uidvalidity == 0 ||
+		if (r->new_uid == 0 || !mx_sync_follows(&c->dest) ||
+		    c->dest.uidvalidity == 0 ||
 		    r->new_uidvalidity != c->dest.uidvalidity)
 			continue;
 		nl = r->loc;
@@ -1075,11 +1076,11 @@ static int reloc_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 	mx_locs_free(locs, n);
 	if (rc || n > 0)
 		return rc;
-	/* Moved to a folder the store follows (it has a UIDVALIDITY): the
-	 * next sync finds it there and re-attaches it, keeping its id.  Into
-	 * one it does not (Trash and Junk are not synced by default), the
-	 * message has left what the store holds, as gone for good. */
-	if (moved && c->dest.uidvalidity != 0)
+	/* Moved to a folder the daemon syncs: the next sync finds it there
+	 * and re-attaches it, keeping its id.  Into one it does not (Trash
+	 * and Junk), the message has left what the store follows, as if
+	 * gone for good. */
+	if (moved && mx_sync_follows(&c->dest))
 		return mx_store_orphan_add(t, c->id, err);
 	rc = mx_store_msg_del(t, c->id, err);
 	if (rc == MX_OK)

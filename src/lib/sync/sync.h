@@ -73,6 +73,9 @@ int mx_changes_sync(struct mx_store *st, struct mx_account *a,
 int mx_changes_remote_id(struct mx_txn *t, uint32_t account_id, uint64_t msg,
 			 char **id_r, struct mx_error *err);
 
+/* Whether a sync without a list of folders syncs folder F: selectable,
+ * still on the server, not Junk or Trash (SPECIAL-USE). */
+bool mx_sync_follows(const struct mx_folder *f);
 /* Adds the flags ADD and removes REMOVE (MX_FL_SEEN, MX_FL_FLAGGED) of
  * message ID, on the server and then in the store (mx_message_flag() in
  * mxsync.h; the API's PATCH /v1/messages/{id}). */
