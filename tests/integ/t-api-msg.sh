@@ -20,6 +20,7 @@
 . "$MX_TOP_SRCDIR/tests/integ/lib/dovecot.sh"
 . "$MX_TOP_SRCDIR/tests/integ/lib/mx.sh"
 . "$MX_TOP_SRCDIR/tests/integ/lib/api.sh"
+. "$MX_TOP_SRCDIR/tests/integ/lib/fake.sh"
 
 command -v dovecot >/dev/null || skip_all "dovecot not installed"
 [ -x "$MX_BIN" ] || skip_all "mxsync not built ($MX_BIN)"
@@ -156,11 +157,21 @@ dc_password "$D" carol@example.test > "$MX_SCRATCH/p.pw"
 run_ok "account p (carol, POP3S): owner u1" mx account add p --pop3 \
     "pop3s://carol@example.test@127.0.0.1:$DC_POP3S_PORT" --password-file "$MX_SCRATCH/p.pw" \
     --ca-file "$DC_CA" --owner u1
+# g: Gmail API mode (tools/fakegmail.py, tools/fake_idp.py), owner u1
+mkdir -p "$T/gm" && cp $(gen 20 20) "$T/gm/" || bail_out "gmail mailbox"
+idp_start "$T/idp" "$D" --refresh refresh-alice=alice@example.test || bail_out "fake_idp did not start"
+tool_start "$T/g" fakegmail.py --secret-file "$D/keys/secret.raw" --mailbox "alice@example.test=$T/gm" \
+    --cert "$D/ssl/cert.pem" --key "$D/ssl/key.pem" || bail_out "fakegmail did not start"
+printf 'refresh-alice\n' > "$T/rt-alice"; printf 'test-secret\n' > "$T/client-secret"
+run_ok "account g (Gmail API mode): owner u1" mx account add g --provider gmail --email alice@example.test \
+    --mode api --api-url "https://127.0.0.1:$TOOL_PORT" --ca-file "$DC_CA" \
+    --oauth-token-url "http://127.0.0.1:$IDP_PORT/token" --oauth-client-id test-client \
+    --oauth-client-secret-file "$T/client-secret" --refresh-token-file "$T/rt-alice" --owner u1
 acct_id() {
     mx account list --json | "$MX_PY" -c '
 import json,sys; print([a["id"] for a in json.load(sys.stdin) if a["name"]==sys.argv[1]][0])' "$1"
 }
-A=$(acct_id a) B=$(acct_id b) P=$(acct_id p)
+A=$(acct_id a) B=$(acct_id b) P=$(acct_id p) G=$(acct_id g)
 api_token u1 >/dev/null || bail_out "token u1"; K1=$API_TOKEN
 api_token u2 >/dev/null || bail_out "token u2"; K2=$API_TOKEN
 api_token u3 >/dev/null || bail_out "token u3"; K3=$API_TOKEN
@@ -189,6 +200,7 @@ wait_count() {
 wait_count "$A" 12; ok $? "account a: 12 messages synced"
 wait_count "$B" 3; ok $? "account b: 3 messages synced"
 wait_count "$P" 2; ok $? "account p: 2 messages synced"
+wait_count "$G" 1; ok $? "account g: 1 message synced"
 # the stored id of INBOX UID $2 of account $1 (as the admin sees it)
 id_in() {
     api_req GET "$API_URL/v1/messages?account=$1&limit=500" "$KA"
@@ -203,6 +215,7 @@ M9=$(id_in "$A" 9) M10=$(id_in "$A" 10) M11=$(id_in "$A" 11) M12=$(id_in "$A" 12
 M13=$(id_in "$A" 13) MB=$(id_in "$B" 1) MP=$(api_json 'j["id"]' >/dev/null; id_in "$P" 1)
 like "$M9 $M13 $MB" '^[0-9a-f]{16} [0-9a-f]{16} [0-9a-f]{16}$' "message ids found"
 api_req GET "$API_URL/v1/messages?account=$P&limit=1" "$KA"; MP=$(api_json 'j["messages"][0]["id"]')
+api_req GET "$API_URL/v1/messages?account=$G&limit=1" "$KA"; MG=$(api_json 'j["messages"][0]["id"]')
 
 # w METHOD PATH TOKEN WANT DESC [JSON BODY]: through prism; the status is
 # WANT and prism saw no violation of the spec
@@ -256,6 +269,18 @@ w PATCH "/v1/messages/$M9" "$KA" 200 "admin: PATCH" '{"flagged":false}'
 is "$(dc_imap "$D" alice@example.test flags INBOX 9)" '-' "the server: no flags"
 w PATCH "/v1/messages/$MB" "$K3" 200 "selected user u3 on b: PATCH" '{"seen":true}'
 is "$(dc_imap "$D" bob@example.test flags INBOX 1)" '\Seen' "b's server: \\Seen"
+# API mode: both flags in one request, the labels follow both in the store
+glabels() { mx show "$MG" --json | "$MX_PY" -c '
+import json,sys; print(" ".join(sorted(json.load(sys.stdin)["locations"][0]["flags"])))'; }
+like "$(glabels)" 'UNREAD' "g's message: UNREAD before"
+w PATCH "/v1/messages/$MG" "$K1" 200 "API mode: PATCH seen and flagged" '{"seen":true,"flagged":true}'
+is "$(flags_json)" "flagged seen" "the answer: flagged and seen"
+labels=$(glabels)
+like "$labels" 'STARRED' "the store: STARRED"
+unlike "$labels" 'UNREAD' "the store: no UNREAD"
+w POST "/v1/messages/$MG/move" "$K1" 422 "API mode: move (not yet)" '{"folder":"INBOX"}'
+is "$(api_code)" unsupported "API mode move: unsupported"
+w DELETE "/v1/messages/$MG" "$K1" 422 "API mode: DELETE (not yet)"
 w PATCH "/v1/messages/$MP" "$K1" 422 "POP3 account: PATCH" '{"seen":true}'
 is "$(api_code)" unsupported "POP3: unsupported"
 

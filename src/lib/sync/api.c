@@ -901,6 +901,18 @@ static int reloc_plan(struct mx_store *st, struct reloc_ctx *c,
 		mx_msg_free(&m);
 		rc = account_by_id(&t, acct, &c->a, err);
 	}
+	if (rc == MX_OK) {
+		const struct mx_backend_ops *be = mx_backend_for_account(&c->a);
+
+		/* Before the folder: no folder makes it possible. */
+		if (be == NULL || !(be->caps & MX_CAP_REMOVE) ||
+		    !(be->caps & MX_CAP_MODEL_UID))
+			rc = mx_error_set(err, MX_ERR_UNSUPPORTED,
+					  "account %s is %s: messages cannot be "
+					  "moved or deleted on its server",
+					  c->a.name, be ? be->title
+							: "of no backend");
+	}
 	if (rc == MX_OK)
 		rc = mx_store_msg_locs(&t, c->id, &locs, &nlocs, err);
 	if (rc == MX_OK && nlocs == 0)
@@ -989,12 +1001,6 @@ static int reloc_server(struct mx_store *st, struct reloc_ctx *c,
 	struct mx_conn *conn = NULL;
 	int rc = MX_OK;
 
-	if (be == NULL || !(be->caps & MX_CAP_REMOVE) ||
-	    !(be->caps & MX_CAP_MODEL_UID))
-		return mx_error_set(err, MX_ERR_UNSUPPORTED,
-				    "account %s is %s: messages cannot be "
-				    "moved or deleted on its server", c->a.name,
-				    be ? be->title : "of no backend");
 	for (size_t i = 0; rc == MX_OK && i < c->n; i++) {
 		struct reloc *r = &c->v[i];
 		struct mx_select_result sel;
