@@ -1066,12 +1066,20 @@ static int reloc_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 		    c->dest.uidvalidity == 0 ||
 		    r->new_uidvalidity != c->dest.uidvalidity)
 			continue;
+		/* A sync of the destination may have attached it first. */
+		if (mx_store_loc_get(t, c->dest.id, r->new_uid, &nl, NULL) ==
+		    MX_OK) {
+			free(nl.keywords);
+			continue;
+		}
 		nl = r->loc;
 		nl.folder_id = c->dest.id;
 		nl.uid = r->new_uid;
 		nl.modseq = 0;
 		nl.flags &= ~MX_FL_DELETED;
 		rc = mx_store_loc_put(t, &nl, err);
+		if (rc == MX_OK && mx_store_is_orphan(t, c->id))
+			rc = mx_store_orphan_del(t, c->id, err);
 		if (rc == MX_OK)
 			rc = mx_event_message_placed(t, c->a.id, c->dest.id, c->id,
 						     nl.uid, c->dest.name, true,
