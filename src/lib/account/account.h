@@ -112,6 +112,33 @@ int mx_account_check_local(struct mx_account *a, const struct mx_account *old,
 #define MX_DEFAULT_MAX_ATTACH ((uint64_t)25 * 1024 * 1024)
 uint64_t mx_account_max_attach(const struct mx_account *a);
 
+/* ---- provider presets (presets.c) ---- */
+
+/* The strings mx_account_preset_fill() made (owned). */
+struct mx_preset_fill {
+	char *imap_url, *smtp_url;
+	char daily_limit[16];
+};
+
+/*
+ * What `account add --provider NAME --email EMAIL` and POST /v1/accounts
+ * with "provider" fill in, each only when not given already: P->imap_url
+ * (the preset's IMAP server, user EMAIL; the generic preset's is
+ * imap.DOMAIN), S->smtp_url, S->saves_sent, S->daily_limit (Gmail:
+ * 2000 for Workspace domains); with a refresh token P->oauth_token_url
+ * and P->oauth_scope, without one no token URL (password login).
+ * S->provider is set to the preset's name.  P and S point into F
+ * afterwards: free F (mx_preset_fill_free()) after using them.
+ * Errors (nothing filled): MX_ERR_INVAL (unknown provider, EMAIL not
+ * USER@DOMAIN, a provider that accepts only OAuth2 and no refresh token),
+ * MX_ERR_NOMEM.
+ */
+int mx_account_preset_fill(const char *provider, const char *email,
+			   struct mx_account_params *p,
+			   struct mx_account_settings *s,
+			   struct mx_preset_fill *f, struct mx_error *err);
+void mx_preset_fill_free(struct mx_preset_fill *f);
+
 /* ---- adding, loading, listing, saving, editing (account.c) ---- */
 
 /* Writes A (which has an id) back to the store. */
