@@ -169,25 +169,6 @@ static int settings_opt(int argc, char **argv, int *i, struct settings_args *sa)
 	return 0;
 }
 
-/* URL for a discovered server: SCHEME://USER@HOST:PORT, the user being
- * what the source says, else the address. */
-static char *disc_url(const struct mx_disc_server *sv, const char *email)
-{
-	const char *scheme;
-	char *u;
-
-	if (strcmp(sv->proto, "smtp") == 0)
-		scheme = sv->tls == MX_TLS_IMPLICIT ? "smtps" : "smtp";
-	else if (strcmp(sv->proto, "pop3") == 0)
-		scheme = sv->tls == MX_TLS_IMPLICIT ? "pop3s" : "pop3";
-	else
-		scheme = sv->tls == MX_TLS_IMPLICIT ? "imaps" : "imap";
-	if (asprintf(&u, "%s://%s@%s:%u", scheme, sv->user ? sv->user : email,
-		     sv->host, (unsigned)sv->port) < 0)
-		return NULL;
-	return u;
-}
-
 /*
  * `account add NAME --email ADDR` without servers: RFC 6186 SRV records,
  * then the autoconfig document (src/lib/discover).  Fills the incoming
@@ -222,9 +203,9 @@ static int discover_servers(const char *email, struct mx_account_params *p,
 		mx_discovery_free(&d);
 		return MX_EXIT_NOTFOUND;
 	}
-	*in_url = disc_url(in, email);
+	*in_url = mx_disc_url(in, email);
 	if (out && sa->s.smtp_url == NULL) {
-		*smtp_url = disc_url(out, email);
+		*smtp_url = mx_disc_url(out, email);
 		sa->s.smtp_url = *smtp_url;
 	}
 	if (*in_url == NULL || (out && sa->s.smtp_url == NULL)) {
