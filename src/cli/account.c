@@ -387,8 +387,8 @@ static int account_add(struct cli *c, int argc, char **argv)
 				goto out;
 			p.imap_url = url;
 		}
-		if (mx_account_preset_fill(provider, email, &p, &sa.s, &pf,
-					   &err) != MX_OK) {
+		if (mx_account_preset_fill(provider, email, false, &p, &sa.s,
+					   &pf, &err) != MX_OK) {
 			rc = cli_fail(&err);
 			goto out;
 		}
@@ -564,8 +564,6 @@ struct token_set {
 	const char *token_url, *client_id, *scope;
 };
 
-static int set_str(char **f, const char *v);
-
 static int apply_tokens(struct mx_account *a, const void *arg,
 			struct mx_error *err)
 {
@@ -573,11 +571,11 @@ static int apply_tokens(struct mx_account *a, const void *arg,
 
 	/* The account now logs in with these tokens, and refreshes them
 	 * at the endpoint that issued them. */
-	if (set_str(&a->refresh_token, ts->refresh_token) < 0 ||
-	    set_str(&a->access_token, ts->access_token) < 0 ||
-	    set_str(&a->oauth_token_url, ts->token_url) < 0 ||
-	    set_str(&a->oauth_client_id, ts->client_id) < 0 ||
-	    set_str(&a->oauth_scope, ts->scope) < 0)
+	if (mx_account_set_str(&a->refresh_token, ts->refresh_token) < 0 ||
+	    mx_account_set_str(&a->access_token, ts->access_token) < 0 ||
+	    mx_account_set_str(&a->oauth_token_url, ts->token_url) < 0 ||
+	    mx_account_set_str(&a->oauth_client_id, ts->client_id) < 0 ||
+	    mx_account_set_str(&a->oauth_scope, ts->scope) < 0)
 		return mx_error_set(err, MX_ERR_NOMEM, NULL);
 	a->token_expires = ts->expires;
 	a->token_refreshed = mx_wall_s();
@@ -715,67 +713,9 @@ out:
 	return rc;
 }
 
-struct edit_args {
-	const char *imap_url;
-	const char *password_file;
-	const char *ca_file;
-	const char *display_name;
-	const char *refresh_token;
-	int disabled; /* -1 unchanged */
-	const struct mx_account_settings *settings;
-};
-
-static int set_str(char **f, const char *v)
-{
-	char *n;
-
-	if (v == NULL)
-		return 0;
-	n = strdup(v);
-	if (n == NULL)
-		return -1;
-	free(*f);
-	*f = n;
-	return 0;
-}
-
-static int apply_edit(struct mx_account *a, const void *arg,
-		      struct mx_error *err)
-{
-	const struct edit_args *e = arg;
-	int rc;
-
-	if (e->imap_url) {
-		/* Same account, new address or server: the stored mail
-		 * stays; the next sync checks UIDVALIDITY per folder. */
-		rc = mx_account_set_incoming(a, e->imap_url, err);
-		if (rc)
-			return rc;
-	}
-	if (e->password_file) {
-		if (set_str(&a->password_file, e->password_file) < 0)
-			return mx_error_set(err, MX_ERR_NOMEM, NULL);
-		mx_secret_free(a->password);
-		a->password = NULL;
-	}
-	if (e->refresh_token) {
-		if (set_str(&a->refresh_token, e->refresh_token) < 0)
-			return mx_error_set(err, MX_ERR_NOMEM, NULL);
-		free(a->access_token);
-		a->access_token = NULL;
-		a->token_expires = 0;
-	}
-	if (set_str(&a->ca_file, e->ca_file) < 0 ||
-	    set_str(&a->display_name, e->display_name) < 0)
-		return mx_error_set(err, MX_ERR_NOMEM, NULL);
-	if (e->disabled >= 0)
-		a->disabled = e->disabled;
-	return mx_account_apply_settings(a, e->settings, err);
-}
-
 static int account_edit(struct cli *c, int argc, char **argv, int disabled)
 {
-	struct edit_args e = {NULL, NULL, NULL, NULL, NULL, disabled, NULL};
+	struct mx_account_change e = {.disabled = disabled};
 	struct settings_args sa = {0};
 	struct mx_store *st;
 	struct mx_error err;
@@ -832,7 +772,8 @@ static int account_edit(struct cli *c, int argc, char **argv, int disabled)
 	e.settings = &sa.s;
 	st = cli_open(c, &rc);
 	if (st != NULL) {
-		if (mx_account_edit(st, argv[1], apply_edit, &e, &err) != MX_OK)
+		if (mx_account_edit(st, argv[1], mx_account_apply_change, &e,
+				    &err) != MX_OK)
 			rc = cli_fail(&err);
 		else
 			printf("account %s %s\n", argv[1],

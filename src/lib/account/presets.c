@@ -122,7 +122,7 @@ void mx_preset_fill_free(struct mx_preset_fill *f)
 }
 
 int mx_account_preset_fill(const char *provider, const char *email,
-			   struct mx_account_params *p,
+			   bool oauth_pending, struct mx_account_params *p,
 			   struct mx_account_settings *s,
 			   struct mx_preset_fill *f, struct mx_error *err)
 {
@@ -137,7 +137,8 @@ int mx_account_preset_fill(const char *provider, const char *email,
 	if (email == NULL || dom == NULL || dom == email || dom[1] == '\0')
 		return mx_error_set(err, MX_ERR_INVAL, "provider %s needs the "
 				    "address (email) as USER@DOMAIN", pr->name);
-	if (!(pr->auth & MX_AUTH_PLAIN) && p->refresh_token == NULL)
+	if (!(pr->auth & MX_AUTH_PLAIN) && p->refresh_token == NULL &&
+	    !oauth_pending)
 		return mx_error_set(err, MX_ERR_INVAL, "%s accepts only OAuth2: "
 				    "give a refresh token (and the client id)",
 				    pr->name);
@@ -175,7 +176,7 @@ int mx_account_preset_fill(const char *provider, const char *email,
 		}
 		p->imap_url = f->imap_url;
 	}
-	if (p->refresh_token == NULL) {
+	if (p->refresh_token == NULL && !oauth_pending) {
 		p->oauth_token_url = NULL; /* password login */
 	} else {
 		if (p->oauth_token_url == NULL)
