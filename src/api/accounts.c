@@ -324,6 +324,18 @@ static bool require_owner(struct api_req *r, const struct mx_account *a,
 	return false;
 }
 
+/* A refused account setting: the library says MX_ERR_INSECURE (a
+ * token URL over plain HTTP) or MX_ERR_CONFIG (a file that is not
+ * there) where the CLI's operator reads a configuration problem; to an
+ * API client it is a bad value of its request, not an upstream error. */
+static void fail_setting(struct api_req *r, const struct mx_error *err)
+{
+	if (err->code == MX_ERR_INSECURE || err->code == MX_ERR_CONFIG)
+		api_error(r, 422, "invalid_value", NULL, "%s.", err->detail);
+	else
+		api_fail(r, err);
+}
+
 /* Answers STATUS with account ID as it is now in the store. */
 static void reply_account(struct api_req *r, unsigned status, uint32_t id)
 {
@@ -504,8 +516,11 @@ void api_account_create(struct api_req *r)
 		if (disc_smtp)
 			s.smtp_url = disc_smtp;
 	}
-	if (mx_account_add_with(r->api->st, &p, &s, &err) != MX_OK ||
-	    mx_account_load(r->api->st, p.name, &a, &err) != MX_OK) {
+	if (mx_account_add_with(r->api->st, &p, &s, &err) != MX_OK) {
+		fail_setting(r, &err);
+		goto out;
+	}
+	if (mx_account_load(r->api->st, p.name, &a, &err) != MX_OK) {
 		api_fail(r, &err);
 		goto out;
 	}
@@ -529,7 +544,7 @@ static void change_and_reply(struct api_req *r, const struct mx_account *a,
 	c->id = a->id;
 	if (mx_account_edit(r->api->st, a->name, mx_account_apply_change, c,
 			    &err) != MX_OK) {
-		api_fail(r, &err);
+		fail_setting(r, &err);
 		return;
 	}
 	/* New credentials, server or state: the daemon restarts it. */

@@ -12,6 +12,7 @@
 . "$MX_TOP_SRCDIR/tests/integ/lib/dovecot.sh"
 . "$MX_TOP_SRCDIR/tests/integ/lib/mx.sh"
 . "$MX_TOP_SRCDIR/tests/integ/lib/api.sh"
+. "$MX_TOP_SRCDIR/tests/integ/lib/fake.sh"
 
 command -v dovecot >/dev/null || skip_all "dovecot not installed"
 [ -x "$MX_BIN" ] || skip_all "mxsync not built ($MX_BIN)"
@@ -32,6 +33,15 @@ BPW=$(dc_password "$D" bob@example.test)
 "$MX_PY" "$MX_TOP_SRCDIR/bench/gen-mail.py" --seed acct 3 "$T/gen" >/dev/null || bail_out "gen-mail.py"
 is "$(dc_deliver "$D" alice@example.test "$T/gen" 2>>"$T/deliver.err")" 3 "3 messages delivered to alice"
 
+# discovery: the DNS fixture answers SRV for example.test with the test's
+# Dovecot (localhost is in its certificate); every HTTPS fetch goes to a
+# closed loopback port.  The daemon inherits both (as account add does).
+printf '{"_imaps._tcp.example.test": {"srv": [[0, 0, %s, "localhost"]]}}\n' "$DC_IMAPS_PORT" > "$T/zone.json"
+tool_start "$T/dns" dnsfixture.py --zone "$T/zone.json" --log "$T/dns.log" ||
+    bail_out "dnsfixture did not start"
+MXSYNC_DNS_SERVER=127.0.0.1:$TOOL_PORT
+MXSYNC_DISCOVER_CONNECT_TO=127.0.0.1:$(_dc_free_ports | cut -d' ' -f1)
+export MXSYNC_DNS_SERVER MXSYNC_DISCOVER_CONNECT_TO
 run_ok "an empty store (mxsync account list)" mx account list
 # Folders other than INBOX are synced every hour only: "sync now" is what
 # brings mail delivered there.  One connection per account (IDLE shared).
@@ -145,6 +155,33 @@ P=$(api_json 'j["id"]')
 is "$(api_json '[j["provider"], j["smtp"]["host"], j["smtp"]["port"], j["daily_limit"], j["saves_sent"], j["host"]]')" \
     '["fastmail", "smtp.fastmail.com", 465, 1000, false, "127.0.0.1"]' "the preset filled SMTP, daily limit and Sent; the given URL won"
 wait_state "$P" idle; ok $? "account p syncs (idle)"
+
+# discovery: SRV gives the server; nothing found is 422 and adds nothing
+req POST /v1/accounts "$ADM" '{"name":"n","email":"nobody@none.test","discover":true,"password":"p"}'
+is "$API_STATUS $(api_code)" "422 invalid_value" "discover, nothing found: 422 invalid_value"; valid "discover nothing"
+like "$(api_json 'j["error"]["message"]')" 'no mail servers found for none\.test' "  ... the message says what was tried"
+req POST /v1/accounts "$ADM" "$(printf '{"name":"d","email":"alice@example.test","discover":true,"password":"%s","ca_file":"%s"}' "$APW" "$DC_CA")"
+is "$API_STATUS" 201 "discover (SRV): 201"; valid "discover"
+DI=$(api_json 'j["id"]')
+is "$(api_json 'j["imap"]')" "imaps://alice@example.test@localhost:$DC_IMAPS_PORT" "discover: the SRV record's server and port"
+wait_msgs "$DI" 3; ok $? "the discovered account syncs: 3 messages"
+req DELETE "/v1/accounts/$DI?purge=true" "$ADM"
+is "$API_STATUS" 204 "discovered account removed with its mail"
+
+# OAuth2: a refresh token, or none yet (auth: oauth_pending, for the
+# browser flow); the secrets are never answered
+req POST /v1/accounts "$ADM" "$(printf '{"name":"o1","url":"%s","oauth":{"refresh_token":"rt-secret-1","client_id":"cid","client_secret":"cs-secret-1","token_url":"http://127.0.0.1:1/token"},"ca_file":"%s"}' "$(imaps o1@example.test)" "$DC_CA")"
+is "$API_STATUS $(api_json 'j["credentials"]')" "201 oauth2" "create with an OAuth2 refresh token: 201, credentials oauth2"; valid "create oauth"
+O1=$(api_json 'j["id"]')
+unlike "$(api_body)$(mx account list --json)" 'secret-1' "  ... neither the refresh token nor the client secret is shown"
+req POST /v1/accounts "$ADM" "$(printf '{"name":"o2","url":"%s","auth":"oauth_pending","oauth":{"client_id":"cid","token_url":"http://127.0.0.1:1/token"}}' "$(imaps o2@example.test)")"
+is "$API_STATUS $(api_json 'j["credentials"]')" "201 none" "create oauth_pending: 201, no credentials yet"; valid "create oauth_pending"
+O2=$(api_json 'j["id"]')
+req POST /v1/accounts "$ADM" "$(printf '{"name":"o3","url":"%s","password":"p","oauth":{"refresh_token":"r","token_url":"http://127.0.0.1:1/token"}}' "$(imaps o3@example.test)")"
+is "$API_STATUS $(api_code)" "400 bad_request" "a password and a refresh token: 400"; valid "password and oauth"
+req POST /v1/accounts "$ADM" "$(printf '{"name":"o3","url":"%s","oauth":{"refresh_token":"r","token_url":"http://idp.example.org/token"}}' "$(imaps o3@example.test)")"
+is "$API_STATUS $(api_code)" "422 invalid_value" "a token endpoint over plain http to a non-loopback host: 422"; valid "insecure token url"
+for id in "$O1" "$O2"; do req DELETE "/v1/accounts/$id" "$ADM"; is "$API_STATUS" 204 "account $id removed"; done
 
 # ---- permission matrix on account a (owner alice, selected: bob)
 # who: admin alice bob carol; each line: METHOD PATH BODY STATUSES
