@@ -284,6 +284,13 @@ static bool settings_from_json(struct api_req *r, json_t *obj,
 	return true;
 }
 
+static void empty_password(struct api_req *r)
+{
+	api_error(r, 400, "invalid_field", json_pack("{s:s}", "field",
+						     "password"),
+		  "Field 'password' must not be empty.");
+}
+
 /* Whether a setting that only admins may change is in OBJ. */
 static bool has_permission_fields(json_t *obj)
 {
@@ -434,6 +441,10 @@ void api_account_create(struct api_req *r)
 	    !settings_from_json(r, body, &s, &sb))
 		goto out;
 	p.timeout_s = (int)timeout;
+	if (p.password && p.password[0] == '\0') {
+		empty_password(r);
+		goto out;
+	}
 	oauth = json_object_get(body, "oauth");
 	if (oauth && !json_is_object(oauth)) {
 		api_error(r, 400, "invalid_field",
@@ -572,6 +583,10 @@ void api_account_update(struct api_req *r)
 	    !api_j_bool(r, body, "disabled", false, &disabled) ||
 	    !settings_from_json(r, body, &s, &sb))
 		goto out;
+	if (c.password && c.password[0] == '\0') {
+		empty_password(r);
+		goto out;
+	}
 	if (has_permission_fields(body) && !r->tok.admin) {
 		api_error(r, 403, "forbidden", NULL, "Only an admin may change "
 			  "an account's owner, access or allowed users.");

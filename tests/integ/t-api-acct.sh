@@ -140,6 +140,8 @@ direct POST /v1/accounts "$ADM" -H "$JSON" --data-binary '{"name":"bad/../x","ur
 is "$API_STATUS $(api_code)" "422 invalid_value" "a name with a slash: 422 invalid_value"
 direct POST /v1/accounts "$ADM" -H "$JSON" --data-binary '{"name":"bad","url":"imaps://x@h","password":"p\u0000x"}'
 is "$API_STATUS" 400 "a NUL byte in the password: 400"
+direct POST /v1/accounts "$ADM" -H "$JSON" --data-binary '{"name":"bad","url":"imaps://x@h","password":""}'
+is "$API_STATUS $(api_code) $(api_json 'j["error"]["details"]["field"]')" "400 invalid_field password" "an empty password: 400 invalid_field"
 direct POST /v1/accounts "$ADM" -H 'Content-Type: text/plain' --data-binary '{"name":"bad"}'
 is "$API_STATUS $(api_code)" "415 unsupported_media_type" "text/plain: 415"
 direct POST /v1/accounts "$ADM" -H "$JSON" --data-binary '{"name":"bad",'
@@ -237,6 +239,8 @@ direct PATCH "/v1/accounts/$A" "$ALICE" -H "$JSON" --data-binary '{"display_name
 is "$API_STATUS $(api_code)" "400 unknown_field" "PATCH an unknown member: 400 unknown_field"
 direct PATCH "/v1/accounts/$A" "$ALICE" -H "$JSON" --data-binary '{"display_name":"Alice C","disabled":1}'
 is "$API_STATUS $(api_code)" "400 invalid_field" "PATCH disabled: 1: 400 invalid_field"
+direct PATCH "/v1/accounts/$A" "$ALICE" -H "$JSON" --data-binary '{"display_name":"Alice C","password":""}'
+is "$API_STATUS $(api_code)" "400 invalid_field" "PATCH an empty password: 400 invalid_field"
 direct PATCH "/v1/accounts/$A" "$ALICE" -H "$JSON" --data-binary '[]'
 is "$API_STATUS $(api_code)" "400 bad_request" "PATCH with an array: 400"
 direct PATCH "/v1/accounts/$A" "$ALICE" -H "$JSON" --data-binary "$(printf '{"display_name":"\377"}')"
