@@ -509,14 +509,6 @@ void api_account_create(struct api_req *r)
 		api_fail(r, &err);
 		goto out;
 	}
-	if (pending && p.oauth_token_url == NULL) {
-		api_error(r, 422, "invalid_value",
-			  json_pack("{s:s}", "field", "oauth.token_url"),
-			  "An account waiting for OAuth2 needs the token "
-			  "endpoint: oauth.token_url, or a provider that has "
-			  "one.");
-		goto out;
-	}
 	/* Discovery last: it goes to the network, and a request that is
 	 * refused anyway should not wait for it. */
 	if (discover == 1) {

@@ -306,6 +306,9 @@ void api_account_reconnect(struct api_req *r);
 void api_account_sync(struct api_req *r);
 void api_account_permissions_get(struct api_req *r);
 void api_account_permissions_put(struct api_req *r);
+/* oauth.c: the browser OAuth flow */
+void api_oauth_start(struct api_req *r);
+void api_oauth_callback(struct api_req *r);
 
 
 #endif

@@ -17,6 +17,11 @@ static const char *const msg_list_params[] = {
 static const char *const events_params[] = {"after", "limit", "wait", NULL};
 static const char *const stream_params[] = {"after", NULL};
 static const char *const acct_delete_params[] = {"purge", NULL};
+/* What providers put on the redirect: RFC 6749 4.1.2 and 4.1.2.1, RFC
+ * 9207's iss, and the extras of Google and Microsoft. */
+static const char *const oauth_cb_params[] = {
+	"code", "state", "error", "error_description", "error_uri", "scope",
+	"iss", "authuser", "hd", "prompt", "session_state", NULL};
 
 const struct api_route mx_api_routes[] = {
 	{"GET", "/v1/version", api_version, false, API_ID_NONE, no_params, 0},
@@ -65,6 +70,11 @@ const struct api_route mx_api_routes[] = {
 	 true, API_ID_DEC, no_params, 0},
 	{"PUT", "/v1/accounts/{id}/permissions", api_account_permissions_put,
 	 true, API_ID_DEC, no_params, API_R_BODY},
+	/* oauth (oauth.c) */
+	{"POST", "/v1/accounts/{id}/oauth/start", api_oauth_start, true,
+	 API_ID_DEC, no_params, API_R_BODY},
+	{"GET", "/v1/oauth/callback", api_oauth_callback, false, API_ID_NONE,
+	 oauth_cb_params, 0},
 };
 const size_t mx_api_nroutes = sizeof(mx_api_routes) / sizeof(mx_api_routes[0]);
 

@@ -500,6 +500,8 @@ int mx_api_start(const struct mx_api_cfg *cfg, struct mx_store *st,
 	api->cfg.listen = mx_strdup(cfg->listen);
 	api->cfg.tls_cert = mx_strdup(cfg->tls_cert);
 	api->cfg.tls_key = mx_strdup(cfg->tls_key);
+	api->cfg.public_url = mx_strdup(cfg->public_url);
+	api->cfg.oauth_return = mx_strdup(cfg->oauth_return);
 	pthread_mutex_init(&api->ev_mu, NULL);
 	mx_cond_init_mono(&api->ev_cv);
 	pthread_mutex_init(&api->rl_mu, NULL);
@@ -615,6 +617,8 @@ void mx_api_stop(struct mx_api **apip)
 	free(api->cfg.listen);
 	free(api->cfg.tls_cert);
 	free(api->cfg.tls_key);
+	free(api->cfg.public_url);
+	free(api->cfg.oauth_return);
 	pthread_mutex_destroy(&api->ev_mu);
 	pthread_cond_destroy(&api->ev_cv);
 	pthread_mutex_destroy(&api->rl_mu);

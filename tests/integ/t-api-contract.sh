@@ -167,12 +167,39 @@ sample() {
     "POST /v1/accounts/{id}/sync") echo "POST /v1/accounts/$Y/sync 202" ;;
     "GET /v1/accounts/{id}/permissions") echo "/v1/accounts/$Y/permissions" ;;
     "PUT /v1/accounts/{id}/permissions") echo "PUT /v1/accounts/$Y/permissions 200 {\"owner\":\"alice\",\"access\":\"all\"}" ;;
+    "POST /v1/accounts/{id}/oauth/start"|"GET /v1/oauth/callback") echo OAUTH ;;
     *) return 1 ;;
     esac
+}
+# the browser OAuth flow (t-api-oauth.sh has its behaviour): account o
+# (alice's mailbox again) connected through prism against the fake IdP,
+# whose tokens Dovecot accepts
+idp_start "$T/idp" "$D" || bail_out "fake_idp did not start"
+run_ok "account o (for the OAuth flow)" mx_add o "$D" alice@example.test imaps --owner alice
+OA=$(mx account list --json | "$MX_PY" -c '
+import json,sys; print([a["id"] for a in json.load(sys.stdin) if a["name"]=="o"][0])')
+OAUTH_BODY="{\"auth_url\":\"http://127.0.0.1:$IDP_PORT/authorize\",\"token_url\":\"http://127.0.0.1:$IDP_PORT/token\",\"client_id\":\"public-client\"}"
+oauth_sample() { # "METHOD PATH": its request through prism, 200 and no violation
+    case "$1" in
+    POST*) api_req POST "$PRISM_URL/v1/accounts/$OA/oauth/start" "$ALICE" \
+               -H 'Content-Type: application/json' --data-binary "$OAUTH_BODY" ;;
+    GET*) api_req POST "$API_URL/v1/accounts/$OA/oauth/start" "$ALICE" \
+              -H 'Content-Type: application/json' --data-binary "$OAUTH_BODY"
+          _ol=$(curl -s -o /dev/null -w '%{redirect_url}' --max-time 10 "$(api_json 'j["authorize_url"]')")
+          api_req GET "$PRISM_URL${_ol#"$API_URL"}" - ;;
+    esac
+    if [ "$API_STATUS" = 200 ] && [ -z "$(api_header sl-violations)" ]; then
+        pass "$1: 200, valid against the spec"
+    else
+        fail "$1: 200, valid against the spec"
+        diag "status $API_STATUS; sl-violations: $(api_header sl-violations)"
+        diag "body: $(head -c 2000 "$API_BODYF")"
+    fi
 }
 printf '%s\n' "$SPEC" > "$T/spec.lst"
 while read -r m p; do
     s=$(sample "$m $p") || { fail "$m $p has a sample request in t-api-contract.sh"; continue; }
+    [ "$s" = OAUTH ] && { oauth_sample "$m $p"; continue; }
     if [ "$s" = STREAM ]; then
         # an event stream never ends, and prism forwards an answer only
         # once it is complete: checked directly (status, media type, the
