@@ -326,4 +326,7 @@ is "$(accounts)" "b" "only b is left"
 run_ok "mxsync ls b still works" mx ls b
 
 d_alive; ok $? "mxsyncd still running"
+# stopped here so that a sanitizer's report at exit (leaks) is in its log
+d_stop_at_exit
+unlike "$(cat "$DLOG")" 'Sanitizer|runtime error' "mxsyncd stopped with no sanitizer report"
 done_testing
