@@ -297,7 +297,10 @@ static void bad_id(struct api_req *r, const char *seg, size_t n,
 	api_error(r, 400, "invalid_id",
 		  json_pack("{s:s}", "id", id && mx_utf8_valid_str(id) &&
 				       mx_term_safe(id) ? id : "(unprintable)"),
-		  kind == API_ID_DEC || kind == API_ID_DEC64
+		  kind == API_ID_TEXT
+			  ? "Not a contact id: 1 to 128 bytes of printable "
+			    "UTF-8 are expected."
+		  : kind == API_ID_DEC || kind == API_ID_DEC64
 			  ? "Not an id: a decimal number is expected."
 			  : "Not a message id: 16 lower-case hexadecimal "
 			    "digits are expected.");

@@ -36,7 +36,9 @@ MX_INTEG_TESTS = \
 	tests/integ/t-api.sh \
 	tests/integ/t-api-oauth.sh \
 	tests/integ/t-api-contract.sh \
+	tests/integ/t-api-contacts.sh \
 	tests/integ/t-api-acct.sh
+MX_INTEG_TESTS += tests/integ/t-api-webhooks.sh
 TESTS += $(MX_INTEG_TESTS)
 EXTRA_DIST += $(MX_INTEG_TESTS) \
 	tests/integ/lib/README.md tests/integ/lib/dovecot.sh \
