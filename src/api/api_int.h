@@ -305,6 +305,16 @@ void api_events_stream(struct api_req *r);
 void api_thread_get(struct api_req *r);
 void api_message_part(struct api_req *r);
 void api_metrics(struct api_req *r);
+/* accounts.c: the write side of /v1/accounts */
+void api_account_create(struct api_req *r);
+void api_account_update(struct api_req *r);
+void api_account_delete(struct api_req *r);
+void api_account_enable(struct api_req *r);
+void api_account_disable(struct api_req *r);
+void api_account_reconnect(struct api_req *r);
+void api_account_sync(struct api_req *r);
+void api_account_permissions_get(struct api_req *r);
+void api_account_permissions_put(struct api_req *r);
 /* oauth.c: the browser OAuth flow */
 void api_oauth_start(struct api_req *r);
 void api_oauth_callback(struct api_req *r);

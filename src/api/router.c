@@ -16,6 +16,7 @@ static const char *const msg_list_params[] = {
 	"since", "until", "subject", "limit", "cursor", NULL};
 static const char *const events_params[] = {"after", "limit", "wait", NULL};
 static const char *const stream_params[] = {"after", NULL};
+static const char *const acct_delete_params[] = {"purge", NULL};
 /* What providers put on the redirect: RFC 6749 4.1.2 and 4.1.2.1, RFC
  * 9207's iss, and the extras of Google and Microsoft. */
 static const char *const oauth_cb_params[] = {
@@ -65,6 +66,27 @@ const struct api_route mx_api_routes[] = {
 	/* Write routes: one block a resource (accounts, oauth, messages,
 	 * send and outbox, webhooks), flags API_R_BODY when they read a
 	 * body, API_R_ADMIN when only admins may call them. */
+	/* accounts (accounts.c): DELETE and PUT permissions are admin-only
+	 * but check it themselves, after the 404 of an account the caller
+	 * may not use. */
+	{"POST", "/v1/accounts", api_account_create, true, API_ID_NONE,
+	 no_params, API_R_BODY | API_R_ADMIN},
+	{"PATCH", "/v1/accounts/{id}", api_account_update, true, API_ID_DEC,
+	 no_params, API_R_BODY},
+	{"DELETE", "/v1/accounts/{id}", api_account_delete, true, API_ID_DEC,
+	 acct_delete_params, 0},
+	{"POST", "/v1/accounts/{id}/enable", api_account_enable, true,
+	 API_ID_DEC, no_params, 0},
+	{"POST", "/v1/accounts/{id}/disable", api_account_disable, true,
+	 API_ID_DEC, no_params, 0},
+	{"POST", "/v1/accounts/{id}/reconnect", api_account_reconnect, true,
+	 API_ID_DEC, no_params, 0},
+	{"POST", "/v1/accounts/{id}/sync", api_account_sync, true, API_ID_DEC,
+	 no_params, 0},
+	{"GET", "/v1/accounts/{id}/permissions", api_account_permissions_get,
+	 true, API_ID_DEC, no_params, 0},
+	{"PUT", "/v1/accounts/{id}/permissions", api_account_permissions_put,
+	 true, API_ID_DEC, no_params, API_R_BODY},
 	/* oauth (oauth.c) */
 	{"POST", "/v1/accounts/{id}/oauth/start", api_oauth_start, true,
 	 API_ID_DEC, no_params, API_R_BODY},

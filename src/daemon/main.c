@@ -842,6 +842,28 @@ static bool same_account(const struct mx_account *x, const struct mx_account *y)
 #undef EQ
 }
 
+/* Stops account A's work and connections (WHY is logged); it is freed
+ * once its job is back.  load_accounts() starts a new one for its id when
+ * its record is still there. */
+static void stop_acct(struct daemon *d, struct acct *a, const char *why)
+{
+	a->removed = true;
+	a->cancel = 1; /* its sync stops at the next batch */
+	mx_info("account %s (#%u): %s; stopping it", a->a.name, a->id, why);
+	if (a->busy) {
+		a->pending = JOB_STOP;
+	} else {
+		if (a->fd >= 0)
+			epoll_ctl(d->epfd, EPOLL_CTL_DEL, a->fd, NULL);
+		a->fd = -1;
+		submit(d, a, JOB_STOP);
+	}
+	if (a->idle_fd >= 0) {
+		epoll_ctl(d->epfd, EPOLL_CTL_DEL, a->idle_fd, NULL);
+		a->idle_fd = -1;
+	}
+}
+
 /* (Re)reads the accounts: starts new ones, restarts changed ones, stops
  * removed ones, keeps the connections of unchanged ones. */
 static int load_accounts(struct daemon *d, struct mx_error *err)
@@ -858,24 +880,8 @@ static int load_accounts(struct daemon *d, struct mx_error *err)
 
 		for (size_t i = 0; i < n && !found; i++)
 			found = v[i].id == a->id && same_account(&v[i], &a->a);
-		if (!found && !a->removed) {
-			a->removed = true;
-			a->cancel = 1; /* its sync stops at the next batch */
-			mx_info("account %s (#%u): removed or changed; stopping "
-				"it", a->a.name, a->id);
-			if (a->busy) {
-				a->pending = JOB_STOP;
-			} else {
-				if (a->fd >= 0)
-					epoll_ctl(d->epfd, EPOLL_CTL_DEL, a->fd, NULL);
-				a->fd = -1;
-				submit(d, a, JOB_STOP);
-			}
-			if (a->idle_fd >= 0) {
-				epoll_ctl(d->epfd, EPOLL_CTL_DEL, a->idle_fd, NULL);
-				a->idle_fd = -1;
-			}
-		}
+		if (!found && !a->removed)
+			stop_acct(d, a, "removed or changed");
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct acct *a;
@@ -1151,7 +1157,14 @@ static void run_kick(struct daemon *d, const struct api_kick *k)
 		sync_api_webhooks(d, false);
 		break;
 	case MX_API_KICK_RECONNECT:
-		mx_warn("api: request %d not handled yet", (int)k->what);
+		/* Its connections go; a fresh start connects again with
+		 * backoff and auth_failed forgotten, as after an edit. */
+		a = acct_by_id(d, k->account);
+		if (a == NULL)
+			break;
+		stop_acct(d, a, "reconnect asked through the API");
+		if (load_accounts(d, &err) != MX_OK)
+			mx_warn("accounts: %s", err.detail);
 		break;
 	}
 }

@@ -37,7 +37,8 @@ MX_INTEG_TESTS = \
 	tests/integ/t-api-oauth.sh \
 	tests/integ/t-api-contract.sh \
 	tests/integ/t-api-contacts.sh \
-	tests/integ/t-api-msg.sh
+	tests/integ/t-api-msg.sh \
+	tests/integ/t-api-acct.sh
 MX_INTEG_TESTS += tests/integ/t-api-webhooks.sh
 TESTS += $(MX_INTEG_TESTS)
 EXTRA_DIST += $(MX_INTEG_TESTS) \

@@ -79,6 +79,14 @@ is "$(dc_deliver "$D" alice@example.test "$T/gen" 2>>"$T/deliver.err")" 12 "12 m
 run_ok "account a (alice's mailbox, owner alice)" mx_add a "$D" alice@example.test imaps --owner alice
 A=$(mx account list --json | "$MX_PY" -c '
 import json,sys; print([a["id"] for a in json.load(sys.stdin) if a["name"]=="a"][0])')
+# accounts the write samples change (y) and remove (z); c is created by
+# the POST /v1/accounts sample
+mx_add y "$D" alice@example.test imaps >/dev/null || bail_out "account y"
+mx_add z "$D" alice@example.test imaps >/dev/null || bail_out "account z"
+acct_id() { mx account list --json | "$MX_PY" -c 'import json,sys; print([a["id"] for a in json.load(sys.stdin) if a["name"]==sys.argv[1]][0])' "$1"; }
+Y=$(acct_id y) Z=$(acct_id z)
+ACCT_C=$(printf '{"name":"c","url":"imaps://alice@example.test@127.0.0.1:%s","password":"%s","ca_file":"%s"}' \
+    "$DC_IMAPS_PORT" "$(dc_password "$D" alice@example.test)" "$DC_CA")
 printf '[daemon]\nworkers = 2\n' > "$MXD/mxsync.conf"
 api_conf || bail_out "api_conf"
 api_token admin --admin >/dev/null || bail_out "token create --admin"
@@ -121,6 +129,17 @@ through() {
         diag "body: $(head -c 2000 "$API_BODYF")"
     fi
 }
+# through_write DESC METHOD PATH WANT_STATUS [JSON BODY...]: a write
+# request (admin token) through prism, checked as through does (curl's
+# last -X wins)
+through_write() {
+    vd=$1 vm=$2 vp=$3 vw=$4; shift 4
+    if [ $# -gt 0 ]; then
+        through "$vp" "$ADM" "$vw" "$vd" -X "$vm" -H 'Content-Type: application/json' --data-binary "$*"
+    else
+        through "$vp" "$ADM" "$vw" "$vd" -X "$vm"
+    fi
+}
 # a sample request of each route of the spec (a route without one fails:
 # add it here when adding the route)
 sample() {
@@ -139,6 +158,16 @@ sample() {
     "GET /v1/events/stream") echo STREAM ;;
     "GET /v1/threads/{id}") echo "/v1/threads/$THREAD" ;;
     "GET /v1/messages/{id}/parts/{part}") echo "/v1/messages/$MSG/parts/1" ;;
+    # write routes: "METHOD PATH STATUS [JSON BODY]" (through_write)
+    "POST /v1/accounts") echo "POST /v1/accounts 201 $ACCT_C" ;;
+    "PATCH /v1/accounts/{id}") echo "PATCH /v1/accounts/$Y 200 {\"display_name\":\"Y\",\"daily_limit\":5}" ;;
+    "DELETE /v1/accounts/{id}") echo "DELETE /v1/accounts/$Z 204" ;;
+    "POST /v1/accounts/{id}/disable") echo "POST /v1/accounts/$Y/disable 200" ;;
+    "POST /v1/accounts/{id}/enable") echo "POST /v1/accounts/$Y/enable 200" ;;
+    "POST /v1/accounts/{id}/reconnect") echo "POST /v1/accounts/$Y/reconnect 202" ;;
+    "POST /v1/accounts/{id}/sync") echo "POST /v1/accounts/$Y/sync 202" ;;
+    "GET /v1/accounts/{id}/permissions") echo "/v1/accounts/$Y/permissions" ;;
+    "PUT /v1/accounts/{id}/permissions") echo "PUT /v1/accounts/$Y/permissions 200 {\"owner\":\"alice\",\"access\":\"all\"}" ;;
     "POST /v1/accounts/{id}/oauth/start"|"GET /v1/oauth/callback") echo OAUTH ;;
     "GET /v1/contacts") echo "/v1/contacts?limit=5" ;;
     "GET /v1/contacts/{id}") echo "/v1/contacts/c-contract" ;;
@@ -237,10 +266,14 @@ while read -r m p; do
         like "$(api_body)" '^id: [0-9]+$' "$m $p: events carry id: lines"
         continue
     fi
+    case $s in
+    [A-Z]*" /"*) through_write "$m $p" $s; continue ;;
+    esac
     if [ "$m" = GET ]; then
         through "$s" "$ADM" 200 "$m $p"
         continue
     fi
+    # "PATH STATUS [JSON BODY]" for a write route of the messages
     vs=${s%% *} vr=${s#* }; vw=${vr%% *} vb=${vr#"$vw"}; vb=${vb# }
     if [ -n "$vb" ]; then
         through "$vs" "$ADM" "$vw" "$m $p" -X "$m" -H 'Content-Type: application/json' --data "$vb"

@@ -1138,6 +1138,105 @@ START_TEST(test_sync_batch_limits)
 }
 END_TEST
 
+/* PUT /v1/accounts/{id}/permissions: ALLOW_SET replaces the list even
+ * when empty; an empty list with access selected is refused and changes
+ * nothing. */
+START_TEST(test_settings_allow_set)
+{
+	const char *allow[] = {"bob"};
+	struct mx_account_settings sel = {.access = "selected", .allow = allow,
+					  .nallow = 1};
+	struct mx_account_settings none = {.access = "all", .allow_set = true};
+	struct mx_account_settings sel_none = {.access = "selected",
+					       .allow_set = true};
+	struct mx_account_settings keep = {.daily_limit = "3"};
+	struct mx_account a = {0};
+	struct mx_error e;
+
+	ck_assert_int_eq(mx_account_apply_settings(&a, &sel, &e), MX_OK);
+	ck_assert_uint_eq(a.nallowed, 1);
+	ck_assert_int_eq(mx_account_apply_settings(&a, &keep, &e), MX_OK);
+	ck_assert_uint_eq(a.nallowed, 1); /* not given: kept */
+	ck_assert_int_eq(mx_account_apply_settings(&a, &sel_none, &e),
+			 MX_ERR_INVAL);
+	ck_assert_uint_eq(a.nallowed, 1);
+	ck_assert_int_eq(a.access, MX_ACCESS_SELECTED);
+	ck_assert_int_eq(mx_account_apply_settings(&a, &none, &e), MX_OK);
+	ck_assert_uint_eq(a.nallowed, 0);
+	ck_assert_int_eq(a.access, MX_ACCESS_ALL);
+	mx_account_free(&a);
+}
+END_TEST
+
+/* mx_account_apply_change: a password replaces a password file and the
+ * other way round; the id guard; nothing else moves. */
+START_TEST(test_apply_change)
+{
+	struct mx_account a = {0};
+	struct mx_account_change pw = {.password = "s3cret", .disabled = -1};
+	struct mx_account_change file = {.password_file = "/pw", .disabled = 1};
+	struct mx_account_change other = {.id = 8, .display_name = "X",
+					  .disabled = -1};
+	struct mx_error e;
+
+	a.id = 7;
+	a.password_file = strdup("/old");
+	ck_assert_int_eq(mx_account_apply_change(&a, &pw, &e), MX_OK);
+	ck_assert_str_eq(a.password, "s3cret");
+	ck_assert_ptr_null(a.password_file);
+	ck_assert(!a.disabled);
+	ck_assert_int_eq(mx_account_apply_change(&a, &file, &e), MX_OK);
+	ck_assert_ptr_null(a.password);
+	ck_assert_str_eq(a.password_file, "/pw");
+	ck_assert(a.disabled);
+	ck_assert_int_eq(mx_account_apply_change(&a, &other, &e),
+			 MX_ERR_NOTFOUND);
+	ck_assert_ptr_null(a.display_name);
+	mx_account_free(&a);
+}
+END_TEST
+
+/* What a provider preset fills in, and what it leaves to the caller. */
+START_TEST(test_preset_fill)
+{
+	struct mx_account_params p = {.name = "g"};
+	struct mx_account_settings s = {0};
+	struct mx_preset_fill f;
+	struct mx_error e;
+
+	ck_assert_int_eq(mx_account_preset_fill("nosuch", "a@b.test", false,
+						&p, &s, &f, &e), MX_ERR_INVAL);
+	ck_assert_int_eq(mx_account_preset_fill("fastmail", "nodomain", false,
+						&p, &s, &f, &e), MX_ERR_INVAL);
+	/* gmail takes only OAuth2: no refresh token is refused, unless the
+	 * browser flow is to bring one */
+	ck_assert_int_eq(mx_account_preset_fill("gmail", "a@gmail.com", false,
+						&p, &s, &f, &e), MX_ERR_INVAL);
+	ck_assert_ptr_null(p.imap_url);
+	ck_assert_int_eq(mx_account_preset_fill("gmail", "a@corp.test", true,
+						&p, &s, &f, &e), MX_OK);
+	ck_assert_str_eq(p.imap_url, "imaps://a@corp.test@imap.gmail.com:993");
+	ck_assert_str_eq(s.smtp_url, "smtps://a@corp.test@smtp.gmail.com:465");
+	ck_assert_str_eq(s.daily_limit, "2000"); /* Workspace */
+	ck_assert_str_eq(s.saves_sent, "yes");
+	ck_assert_str_eq(s.provider, "gmail");
+	ck_assert_str_eq(p.oauth_token_url, "https://oauth2.googleapis.com/token");
+	mx_preset_fill_free(&f);
+	/* given values win; a password account gets no token URL */
+	memset(&p, 0, sizeof(p));
+	memset(&s, 0, sizeof(s));
+	p.imap_url = "imaps://u@127.0.0.1:1993";
+	s.daily_limit = "5";
+	ck_assert_int_eq(mx_account_preset_fill("generic", "u@example.test",
+						false, &p, &s, &f, &e), MX_OK);
+	ck_assert_str_eq(p.imap_url, "imaps://u@127.0.0.1:1993");
+	ck_assert_str_eq(s.smtp_url, "smtp://u@example.test@smtp.example.test:587");
+	ck_assert_str_eq(s.daily_limit, "5");
+	ck_assert_ptr_null(p.oauth_token_url);
+	mx_preset_fill_free(&f);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("account");
@@ -1155,6 +1254,9 @@ int main(void)
 	tcase_add_test(tc, test_url_proto);
 	tcase_add_test(tc, test_smtp_url);
 	tcase_add_test(tc, test_settings);
+	tcase_add_test(tc, test_settings_allow_set);
+	tcase_add_test(tc, test_apply_change);
+	tcase_add_test(tc, test_preset_fill);
 	tcase_add_test(tc, test_set_incoming);
 	suite_add_tcase(s, tc);
 	tcase_add_checked_fixture(ts, setup, teardown);

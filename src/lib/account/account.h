@@ -165,6 +165,8 @@ struct mx_account_settings {
 	const char *owner;          /* API user name */
 	const char *const *allow;   /* users for "selected"; replaces the list */
 	size_t nallow;
+	bool allow_set;             /* ALLOW replaces the list even when empty
+				     * (NALLOW 0 clears it: PUT permissions) */
 };
 
 /*
@@ -193,6 +195,34 @@ int mx_account_check_local(struct mx_account *a, const struct mx_account *old,
 #define MX_DEFAULT_MAX_ATTACH ((uint64_t)25 * 1024 * 1024)
 uint64_t mx_account_max_attach(const struct mx_account *a);
 
+/* ---- provider presets (presets.c) ---- */
+
+/* The strings mx_account_preset_fill() made (owned). */
+struct mx_preset_fill {
+	char *imap_url, *smtp_url;
+	char daily_limit[16];
+};
+
+/*
+ * What `account add --provider NAME --email EMAIL` and POST /v1/accounts
+ * with "provider" fill in, each only when not given already: P->imap_url
+ * (the preset's IMAP server, user EMAIL; the generic preset's is
+ * imap.DOMAIN), S->smtp_url, S->saves_sent, S->daily_limit (Gmail:
+ * 2000 for Workspace domains); with a refresh token or OAUTH_PENDING
+ * (the browser flow gets the token later) P->oauth_token_url and
+ * P->oauth_scope, else no token URL (password login).
+ * S->provider is set to the preset's name.  P and S point into F
+ * afterwards: free F (mx_preset_fill_free()) after using them.
+ * Errors (nothing filled): MX_ERR_INVAL (unknown provider, EMAIL not
+ * USER@DOMAIN, a provider that accepts only OAuth2 and no refresh token),
+ * MX_ERR_NOMEM.
+ */
+int mx_account_preset_fill(const char *provider, const char *email,
+			   bool oauth_pending, struct mx_account_params *p,
+			   struct mx_account_settings *s,
+			   struct mx_preset_fill *f, struct mx_error *err);
+void mx_preset_fill_free(struct mx_preset_fill *f);
+
 /* ---- adding, loading, listing, saving, editing (account.c) ---- */
 
 /* Writes A (which has an id) back to the store. */
@@ -204,6 +234,35 @@ int mx_account_add_with(struct mx_store *st,
 			const struct mx_account_params *p,
 			const struct mx_account_settings *s,
 			struct mx_error *err);
+
+/*
+ * A change of an account as `account edit`, `enable`, `disable` and
+ * PATCH /v1/accounts/{id} make it; NULL (DISABLED: -1) leaves a field
+ * alone.  IMAP_URL: mx_account_set_incoming().  PASSWORD replaces the
+ * stored password and drops a password file, PASSWORD_FILE the other way
+ * round; REFRESH_TOKEN replaces the OAuth2 refresh token (the access
+ * token goes).  SETTINGS: mx_account_apply_settings().  ID, when not 0,
+ * is the id the record must have (MX_ERR_NOTFOUND otherwise: the account
+ * was removed and another added under its name meanwhile).
+ */
+struct mx_account_change {
+	uint32_t id;
+	const char *imap_url;
+	const char *password;
+	const char *password_file;
+	const char *ca_file;
+	const char *display_name;
+	const char *refresh_token;
+	int disabled;
+	const struct mx_account_settings *settings;
+};
+/* A string field of an account: *F = a copy of V (the old value freed)
+ * unless V is NULL; -1 out of memory. */
+int mx_account_set_str(char **f, const char *v);
+/* Applies the struct mx_account_change ARG to A: mx_account_edit()'s
+ * APPLY.  Errors: those of the parts, MX_ERR_NOMEM. */
+int mx_account_apply_change(struct mx_account *a, const void *arg,
+			    struct mx_error *err);
 
 /* Loads NAME, calls APPLY on it and writes it back, in one transaction. */
 int mx_account_edit(struct mx_store *st, const char *name,
