@@ -47,6 +47,7 @@ static const struct {
 	[MX_DB_SENDLOG] = {"sendlog", 0},
 	[MX_DB_OUTBOX_PENDING] = {"outbox_pending", 0},
 	[MX_DB_APITOKENS] = {"apitokens", 0},
+	[MX_DB_API_IDEM] = {"api_idem", 0},
 };
 
 /* Address space, not disk: on Linux the file only grows as data is
