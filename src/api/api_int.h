@@ -296,6 +296,16 @@ void api_events_stream(struct api_req *r);
 void api_thread_get(struct api_req *r);
 void api_message_part(struct api_req *r);
 void api_metrics(struct api_req *r);
+/* send.c, outbox.c */
+struct mx_ob_entry;
+/* An outbox entry as the API shows it (mx_ob_entry_json() with the
+ * stored message as its 16-hex "message", without the holder's pid). */
+json_t *api_outbox_json(const struct mx_ob_entry *e, const char *account);
+void api_send(struct api_req *r);
+void api_outbox_list(struct api_req *r);
+void api_outbox_get(struct api_req *r);
+void api_outbox_retry(struct api_req *r);
+void api_outbox_cancel(struct api_req *r);
 
 
 #endif

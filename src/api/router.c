@@ -16,6 +16,8 @@ static const char *const msg_list_params[] = {
 	"since", "until", "subject", "limit", "cursor", NULL};
 static const char *const events_params[] = {"after", "limit", "wait", NULL};
 static const char *const stream_params[] = {"after", NULL};
+static const char *const outbox_params[] = {"account", "state", "limit",
+					    "cursor", NULL};
 
 const struct api_route mx_api_routes[] = {
 	{"GET", "/v1/version", api_version, false, API_ID_NONE, no_params, 0},
@@ -43,6 +45,17 @@ const struct api_route mx_api_routes[] = {
 	/* Write routes: one block a resource (accounts, oauth, messages,
 	 * send and outbox, webhooks), flags API_R_BODY when they read a
 	 * body, API_R_ADMIN when only admins may call them. */
+	/* send and outbox (send.c, outbox.c) */
+	{"POST", "/v1/send", api_send, true, API_ID_NONE, no_params,
+	 API_R_BODY},
+	{"GET", "/v1/outbox", api_outbox_list, true, API_ID_NONE,
+	 outbox_params, 0},
+	{"GET", "/v1/outbox/{id}", api_outbox_get, true, API_ID_DEC64,
+	 no_params, 0},
+	{"POST", "/v1/outbox/{id}/retry", api_outbox_retry, true, API_ID_DEC64,
+	 no_params, 0},
+	{"POST", "/v1/outbox/{id}/cancel", api_outbox_cancel, true,
+	 API_ID_DEC64, no_params, 0},
 };
 const size_t mx_api_nroutes = sizeof(mx_api_routes) / sizeof(mx_api_routes[0]);
 

@@ -33,6 +33,8 @@ MX_INTEG_TESTS = \
 	tests/integ/t-layers.sh \
 	tests/integ/t-api.sh \
 	tests/integ/t-api-contract.sh
+# POST /v1/send and /v1/outbox (issue 10, write side)
+MX_INTEG_TESTS += tests/integ/t-api-send.sh
 TESTS += $(MX_INTEG_TESTS)
 EXTRA_DIST += $(MX_INTEG_TESTS) \
 	tests/integ/lib/README.md tests/integ/lib/dovecot.sh \

@@ -138,12 +138,18 @@ sample() {
     "GET /v1/events/stream") echo STREAM ;;
     "GET /v1/threads/{id}") echo "/v1/threads/$THREAD" ;;
     "GET /v1/messages/{id}/parts/{part}") echo "/v1/messages/$MSG/parts/1" ;;
+    # send and outbox: their requests need bodies and queued mail; each
+    # goes through prism in t-api-send.sh
+    "GET /v1/outbox") echo "/v1/outbox?limit=5" ;;
+    "POST /v1/send"|"GET /v1/outbox/{id}"|"POST /v1/outbox/{id}/retry"|\
+    "POST /v1/outbox/{id}/cancel") echo "SEE t-api-send.sh" ;;
     *) return 1 ;;
     esac
 }
 printf '%s\n' "$SPEC" > "$T/spec.lst"
 while read -r m p; do
     s=$(sample "$m $p") || { fail "$m $p has a sample request in t-api-contract.sh"; continue; }
+    case $s in "SEE "*) continue ;; esac
     if [ "$s" = STREAM ]; then
         # an event stream never ends, and prism forwards an answer only
         # once it is complete: checked directly (status, media type, the
