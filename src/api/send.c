@@ -45,6 +45,15 @@ struct send_req {
 	const char *idem;           /* header or document, may be NULL */
 };
 
+/* Whether content type CT is TYPE, parameters (a charset) aside. */
+static bool type_is(const char *ct, const char *type)
+{
+	size_t n = strlen(type);
+
+	return strncasecmp(ct, type, n) == 0 &&
+	       (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ' || ct[n] == '\t');
+}
+
 /* The multipart form: one "message" part (JSON), the rest files. */
 static bool from_multipart(struct api_req *r, const char *ct,
 			   struct send_req *s)
@@ -96,9 +105,9 @@ static bool from_multipart(struct api_req *r, const char *ct,
 			  "document of the message).");
 		return false;
 	}
-	if (s->msg->content_type &&
-	    strncasecmp(s->msg->content_type, "application/json", 16) != 0 &&
-	    strncasecmp(s->msg->content_type, "text/plain", 10) != 0) {
+	if (s->msg->content_type && !type_is(s->msg->content_type,
+					     "application/json") &&
+	    !type_is(s->msg->content_type, "text/plain")) {
 		api_error(r, 415, "unsupported_media_type",
 			  json_pack("{s:s}", "expected", "application/json"),
 			  "The \"message\" part must be application/json.");

@@ -216,6 +216,8 @@ is "$API_STATUS $(api_code)" "400 bad_request" "multipart without a boundary: 40
 printf -- '--XX\r\nContent-Disposition: form-data; name="message"\r\nContent-Type: application/json\r\n\r\n{"account": 1,\r\n--XX--\r\n' > "$T/badjson.form"
 api_req POST "$API_URL/v1/send" "$ALICE" -H 'Content-Type: multipart/form-data; boundary=XX' --data-binary "@$T/badjson.form"
 is "$API_STATUS $(api_code)" "400 bad_json" "a message part that is not JSON: 400 bad_json"
+api_req POST "$API_URL/v1/send" "$ALICE" -F "message=<$T/ok.json;type=application/jsonp"
+is "$API_STATUS $(api_code)" "415 unsupported_media_type" "a message part of another type: 415"
 is "$(ob_count)" "$n0" "none of the refused requests queued anything"
 is "$(mx events --json 2>/dev/null | grep -c 'message.queued')" "$e0" "and no message.queued event was written"
 API_BASE=$PRISM_URL
