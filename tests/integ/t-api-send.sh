@@ -125,6 +125,20 @@ post /v1/send "$ALICE" "$T/m2c.json" -H 'Idempotency-Key: order-4711'
 is "$API_STATUS $(api_code)" "409 idempotency_conflict" "another body under the key: 409 idempotency_conflict"
 valid "409 idempotency_conflict"
 is "$(ob_count)" "$n0" "no entry queued by the repeat or the conflict"
+# five at once with one key (to the daemon directly): one entry
+n0=$(ob_count)
+sed 's/"once"/"concurrent"/' "$T/m2.json" > "$T/m5.json"
+pids=
+for i in 1 2 3 4 5; do
+    curl -s -o "$T/c$i.out" -H "Authorization: Bearer $ALICE" -H 'Content-Type: application/json' \
+        -H 'Idempotency-Key: burst-1' --data-binary "@$T/m5.json" "$API_URL/v1/send" &
+    pids="$pids $!"
+done
+for p in $pids; do wait "$p"; done
+ids=$(for i in 1 2 3 4 5; do "$MX_PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$T/c$i.out"; done | sort -u)
+is "$(printf '%s\n' "$ids" | wc -l | tr -d ' ')" 1 "five concurrent requests with one key: one entry ($ids)"
+is "$(ob_count)" "$((n0 + 1))" "and one entry queued"
+IDC=$ids
 wait_state "$ID2" sent/true; ok $? "entry $ID2 sent"
 is "$(count_mid bob@example.test INBOX "$MID2")" 1 "the idempotent message is delivered once"
 
@@ -234,21 +248,22 @@ valid "404 on send"
 api_get "/v1/outbox?account=$A" "$ALICE"
 is "$API_STATUS" 200 "GET /v1/outbox: 200"
 valid "GET /v1/outbox"
-is "$(api_json '[e["id"] for e in j["entries"]]')" "[$ID3, $IDM, $ID2, $ID1]" "newest first, the four entries"
+is "$(api_json '[e["id"] for e in j["entries"]]')" "[$ID3, $IDM, $IDC, $ID2, $ID1]" "newest first, the five entries"
 wait_state "$IDM" sent/true; ok $? "entry $IDM sent"
+wait_state "$IDC" sent/true; ok $? "entry $IDC sent"
 api_get "/v1/outbox?state=queued&account=$A" "$ALICE"
 is "$(api_json 'len(j["entries"])')" 0 "state=queued: none left for account a"
 api_get "/v1/outbox?state=sent" "$ALICE"
-is "$(api_json 'len(j["entries"])')" 4 "state=sent: the four"
+is "$(api_json 'len(j["entries"])')" 5 "state=sent: the five"
 seen= cur= pages=0
-while [ $pages -lt 6 ]; do
+while [ $pages -lt 7 ]; do
     q="/v1/outbox?account=$A&limit=1"; [ -n "$cur" ] && q="$q&cursor=$cur"
     api_get "$q" "$ALICE"
     [ "$API_STATUS" = 200 ] && [ -z "$(api_header sl-violations)" ] || break
     seen="$seen $(api_json 'j["entries"][0]["id"]')"; pages=$((pages + 1))
     cur=$(api_json 'j["next_cursor"] or ""'); [ -n "$cur" ] || break
 done
-is "$seen" " $ID3 $IDM $ID2 $ID1" "limit=1 pages visit each entry once"
+is "$seen" " $ID3 $IDM $IDC $ID2 $ID1" "limit=1 pages visit each entry once"
 api_get "/v1/outbox" "$BOB"
 is "$API_STATUS $(api_json 'len(j["entries"])')" "200 0" "bob lists none of alice's entries"
 api_get "/v1/outbox/$ID1" "$BOB"
