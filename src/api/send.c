@@ -354,7 +354,8 @@ static void enqueue(struct api_req *r, struct send_req *s,
 			api_error(r, 500, "internal", NULL, "Out of memory.");
 			goto out;
 		}
-		memcpy(att, c.att, c.natt * sizeof(*att));
+		if (c.natt > 0) /* c.att is NULL without any */
+			memcpy(att, c.att, c.natt * sizeof(*att));
 		for (size_t i = 0; i < s->nparts; i++) {
 			if (&s->parts[i] == s->msg)
 				continue;
