@@ -644,30 +644,17 @@ static void show_url(const char *url, void *ctx)
 }
 
 struct token_set {
-	const char *refresh_token;
-	const char *access_token;
-	int64_t expires;
+	const struct mx_oauth_token *tok;
 	const char *token_url, *client_id, *scope;
 };
-
-static int set_str(char **f, const char *v);
 
 static int apply_tokens(struct mx_account *a, const void *arg,
 			struct mx_error *err)
 {
 	const struct token_set *ts = arg;
 
-	/* The account now logs in with these tokens, and refreshes them
-	 * at the endpoint that issued them. */
-	if (set_str(&a->refresh_token, ts->refresh_token) < 0 ||
-	    set_str(&a->access_token, ts->access_token) < 0 ||
-	    set_str(&a->oauth_token_url, ts->token_url) < 0 ||
-	    set_str(&a->oauth_client_id, ts->client_id) < 0 ||
-	    set_str(&a->oauth_scope, ts->scope) < 0)
-		return mx_error_set(err, MX_ERR_NOMEM, NULL);
-	a->token_expires = ts->expires;
-	a->token_refreshed = mx_wall_s();
-	return MX_OK;
+	return mx_account_set_tokens(a, ts->tok, ts->token_url,
+				     ts->client_id, ts->scope, err);
 }
 
 static int account_oauth(struct cli *c, int argc, char **argv)
@@ -773,18 +760,10 @@ static int account_oauth(struct cli *c, int argc, char **argv)
 		rc = mx_oauth_pkce(&cfg, show_url, NULL, timeout, &oauth_cancel,
 				   &tok, &err);
 	}
-	if (rc == MX_OK && tok.refresh_token == NULL) {
-		rc = mx_error_set(&err, MX_ERR_PROTOCOL, "the provider returned "
-				  "no refresh token (is offline access in the "
-				  "scope?)");
-	}
 	if (rc == MX_OK) {
-		struct token_set ts = {tok.refresh_token, tok.access_token,
-				       tok.expires_at, NULL, NULL, NULL};
+		struct token_set ts = {&tok, cfg.token_url, cfg.client_id,
+				       cfg.scope};
 
-		ts.token_url = cfg.token_url;
-		ts.client_id = cfg.client_id;
-		ts.scope = cfg.scope;
 		rc = mx_account_edit(st, a.name, apply_tokens, &ts, &err);
 	}
 	if (rc != MX_OK) {

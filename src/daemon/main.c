@@ -131,6 +131,7 @@ struct daemon {
 	size_t ndone, capdone;
 	bool quit;
 	struct mx_webhook *wh[MX_MAX_WEBHOOKS];
+	struct mx_webhook_set *apiwh; /* endpoints made through the API */
 	pthread_rwlock_t wh_lock;     /* workers notify, reload replaces */
 	uint64_t next_prune;
 	/* the outbox sender (one thread: sends are few, and one session
@@ -596,6 +597,7 @@ static void notify_webhooks(struct daemon *d)
 	for (size_t i = 0; i < MX_MAX_WEBHOOKS; i++)
 		if (d->wh[i])
 			mx_webhook_notify(d->wh[i]);
+	mx_webhook_set_notify(d->apiwh);
 	pthread_rwlock_unlock(&d->wh_lock);
 	mx_api_notify(d->api); /* long-polls and event streams */
 }
@@ -922,6 +924,28 @@ static int load_accounts(struct daemon *d, struct mx_error *err)
 
 /* ---- webhooks and retention ---- */
 
+/*
+ * The endpoints made through the HTTP API (/v1/webhooks, kept in the
+ * store): started, restarted or stopped to match their records, at start,
+ * after a reload and on MX_API_KICK_WEBHOOKS.  CONFIG: mxsync.conf's
+ * endpoints are registered first, so that the API lists them (read-only).
+ */
+static void sync_api_webhooks(struct daemon *d, bool config)
+{
+	struct mx_error err;
+
+	mx_error_clear(&err);
+	if (config && mx_webhook_ep_register_config(d->st, d->cfg.webhooks,
+						    d->cfg.nwebhooks,
+						    &err) != MX_OK)
+		mx_log(MX_LOG_ERROR, "webhooks: registering mxsync.conf's "
+		       "endpoints: %s", err.detail);
+	pthread_rwlock_wrlock(&d->wh_lock);
+	if (mx_webhook_set_sync(&d->apiwh, d->st, &err) != MX_OK)
+		mx_log(MX_LOG_ERROR, "webhooks: %s", err.detail);
+	pthread_rwlock_unlock(&d->wh_lock);
+}
+
 static void start_webhooks(struct daemon *d)
 {
 	pthread_rwlock_wrlock(&d->wh_lock);
@@ -933,6 +957,7 @@ static void start_webhooks(struct daemon *d)
 			mx_log(MX_LOG_ERROR, "%s", err.detail); /* names it */
 	}
 	pthread_rwlock_unlock(&d->wh_lock);
+	sync_api_webhooks(d, true);
 }
 
 static void stop_webhooks(struct daemon *d)
@@ -940,6 +965,7 @@ static void stop_webhooks(struct daemon *d)
 	pthread_rwlock_wrlock(&d->wh_lock);
 	for (size_t i = 0; i < MX_MAX_WEBHOOKS; i++)
 		mx_webhook_stop(&d->wh[i]);
+	mx_webhook_set_stop(&d->apiwh);
 	pthread_rwlock_unlock(&d->wh_lock);
 }
 
@@ -1121,8 +1147,10 @@ static void run_kick(struct daemon *d, const struct api_kick *k)
 		pthread_cond_signal(&d->ob_cv);
 		pthread_mutex_unlock(&d->ob_mu);
 		break;
-	case MX_API_KICK_RECONNECT:
 	case MX_API_KICK_WEBHOOKS:
+		sync_api_webhooks(d, false);
+		break;
+	case MX_API_KICK_RECONNECT:
 		mx_warn("api: request %d not handled yet", (int)k->what);
 		break;
 	}

@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "account/account.h"
+#include "auth/oauth.h"
 #include "sync/sync.h"
 
 struct url_case {
@@ -935,6 +936,154 @@ START_TEST(test_kept_mail_reattach_and_purge)
 }
 END_TEST
 
+/* ---- the browser OAuth flow's records (oauthflow.c) ---- */
+
+struct flow_walk {
+	size_t n;
+	bool expire; /* rewrite each record's "expires" into the past */
+};
+
+static int flow_walk_fn(struct mx_txn *t, const MDB_val *k, const MDB_val *v,
+			void *ctx, struct mx_error *err)
+{
+	struct flow_walk *fw = ctx;
+	json_t *j;
+	char *s;
+	int rc;
+
+	fw->n++;
+	if (!fw->expire)
+		return MX_OK;
+	j = json_loadb(v->mv_data, v->mv_size, 0, NULL);
+	ck_assert_ptr_nonnull(j);
+	json_object_set_new(j, "expires", json_integer(mx_wall_s() - 1));
+	s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	rc = mx_db_put(t, MX_DB_META, k->mv_data, k->mv_size, s, strlen(s), 0,
+		       err);
+	free(s);
+	return rc;
+}
+
+static int flow_walk_txn(struct mx_txn *t, void *ctx, struct mx_error *err)
+{
+	((struct flow_walk *)ctx)->n = 0;
+	return mx_store_walk(t, MX_DB_META, "oauth_flow:", 11, NULL, 0, 0,
+			     "flows", flow_walk_fn, ctx, err);
+}
+
+/* How many flow records the store holds (EXPIRE: expiring them all). */
+static size_t flows(bool expire)
+{
+	struct flow_walk fw = {0, expire};
+	struct mx_error e;
+
+	ck_assert_msg(mx_store_write(g_st, flow_walk_txn, &fw, &e) == MX_OK,
+		      "%s", e.detail);
+	return fw.n;
+}
+
+START_TEST(test_oauth_flow_records)
+{
+	struct mx_oauth_cfg c = {
+		.auth_url = "http://127.0.0.1:1/authorize?x=1",
+		.token_url = "http://127.0.0.1:1/token",
+		.client_id = "crm client",
+		.scope = "mail offline",
+	};
+	struct mx_oauth_flow f;
+	struct mx_account a;
+	struct mx_error e;
+	char state[MX_OAUTH_STATE_LEN + 1], state2[MX_OAUTH_STATE_LEN + 1];
+	char *url = NULL, want[128];
+	int64_t exp = 0;
+
+	mx_error_clear(&e);
+	ck_assert_msg(add("o", "imaps://alice@h", "pw", &e) == MX_OK, "%s",
+		      e.detail);
+	ck_assert_int_eq(mx_account_load(g_st, "o", &a, &e), MX_OK);
+
+	/* A client the flow cannot use stores nothing. */
+	c.auth_url = NULL;
+	ck_assert_int_eq(mx_account_oauth_begin(g_st, &a, &c, "http://x/cb",
+						NULL, &url, state, &exp, &e),
+			 MX_ERR_CONFIG);
+	c.auth_url = "http://idp.example.test/authorize";
+	ck_assert_int_eq(mx_account_oauth_begin(g_st, &a, &c, "http://x/cb",
+						NULL, &url, state, &exp, &e),
+			 MX_ERR_INSECURE);
+	ck_assert_ptr_null(url);
+	ck_assert_uint_eq(flows(false), 0);
+
+	c.auth_url = "http://127.0.0.1:1/authorize?x=1";
+	ck_assert_msg(mx_account_oauth_begin(g_st, &a, &c,
+					     "http://127.0.0.1:7780/v1/oauth/callback",
+					     "https://crm.example/done", &url,
+					     state, &exp, &e) == MX_OK,
+		      "%s", e.detail);
+	ck_assert_uint_eq(strlen(state), MX_OAUTH_STATE_LEN);
+	ck_assert_int_ge(exp, mx_wall_s() + MX_OAUTH_FLOW_TTL - 5);
+	ck_assert_ptr_nonnull(strstr(url, "http://127.0.0.1:1/authorize?x=1&"
+					  "response_type=code&"));
+	ck_assert_ptr_nonnull(strstr(url, "&client_id=crm%20client&"));
+	ck_assert_ptr_nonnull(strstr(url, "&redirect_uri=http%3A%2F%2F127.0.0.1"
+					  "%3A7780%2Fv1%2Foauth%2Fcallback&"));
+	snprintf(want, sizeof(want), "&state=%s&", state);
+	ck_assert_ptr_nonnull(strstr(url, want));
+	ck_assert_ptr_nonnull(strstr(url, "&code_challenge_method=S256"));
+	free(url);
+	ck_assert_uint_eq(flows(false), 1);
+
+	/* Taken once, with what begin stored; then spent. */
+	ck_assert_msg(mx_account_oauth_take(g_st, state, &f, &e) == MX_OK,
+		      "%s", e.detail);
+	ck_assert_uint_eq(f.account_id, a.id);
+	ck_assert_str_eq(f.account, "o");
+	ck_assert_uint_eq(strlen(f.verifier), 86);
+	ck_assert_str_eq(f.return_to, "https://crm.example/done");
+	ck_assert_str_eq(f.token_url, "http://127.0.0.1:1/token");
+	ck_assert_str_eq(f.client_id, "crm client");
+	ck_assert_str_eq(f.scope, "mail offline");
+	mx_oauth_flow_free(&f);
+	ck_assert_int_eq(mx_account_oauth_take(g_st, state, &f, &e),
+			 MX_ERR_NOTFOUND);
+	ck_assert_int_eq(mx_account_oauth_take(g_st, "nope", &f, &e),
+			 MX_ERR_NOTFOUND);
+	ck_assert_uint_eq(flows(false), 0);
+
+	/* Expired: refused and spent; the next begin prunes the others. */
+	ck_assert_int_eq(mx_account_oauth_begin(g_st, &a, &c, "http://x/cb",
+						NULL, &url, state, &exp, &e),
+			 MX_OK);
+	free(url);
+	ck_assert_int_eq(mx_account_oauth_begin(g_st, &a, &c, "http://x/cb",
+						NULL, &url, state2, &exp, &e),
+			 MX_OK);
+	free(url);
+	ck_assert_str_ne(state, state2);
+	ck_assert_uint_eq(flows(true), 2);
+	ck_assert_int_eq(mx_account_oauth_take(g_st, state, &f, &e),
+			 MX_ERR_EXPIRED);
+	ck_assert_ptr_null(f.verifier);
+	ck_assert_int_eq(mx_account_oauth_take(g_st, state, &f, &e),
+			 MX_ERR_NOTFOUND);
+	ck_assert_int_eq(mx_account_oauth_begin(g_st, &a, &c, "http://x/cb",
+						NULL, &url, state, &exp, &e),
+			 MX_OK);
+	free(url);
+	ck_assert_uint_eq(flows(false), 1);
+
+	/* The account went away meanwhile: nothing is exchanged or stored. */
+	ck_assert_int_eq(mx_account_oauth_take(g_st, state, &f, &e), MX_OK);
+	ck_assert_int_eq(mx_account_remove(g_st, "o", true, NULL, &e), MX_OK);
+	ck_assert_int_eq(mx_account_oauth_finish(g_st, &f, "code", NULL, NULL,
+						 &e),
+			 MX_ERR_NOTFOUND);
+	mx_oauth_flow_free(&f);
+	mx_account_free(&a);
+}
+END_TEST
+
 START_TEST(test_sync_batch_limits)
 {
 	/* Refused before any connection: port 1 on loopback would fail with
@@ -1016,6 +1165,7 @@ int main(void)
 	tcase_add_test(ts, test_token_url_rule);
 	tcase_add_test(ts, test_relative_files_made_absolute);
 	tcase_add_test(ts, test_removed_account_generation);
+	tcase_add_test(ts, test_oauth_flow_records);
 	tcase_add_test(ts, test_purge_leaves_nothing);
 	tcase_add_test(ts, test_kept_mail_reattach_and_purge);
 	tcase_add_test(ts, test_sync_batch_limits);

@@ -59,6 +59,87 @@ int mx_smtp_url_parse(const char *url, struct mx_smtp_server *s,
 int mx_account_fresh_token(struct mx_store *st, struct mx_account *a,
 			   bool force, struct mx_error *err);
 
+struct mx_oauth_token;
+struct mx_oauth_cfg;
+/*
+ * Makes A an OAuth2 account with TOK (from a token endpoint): its refresh
+ * and access token, and the endpoint, client id and scope that issued
+ * them (NULL leaves each as it is).  MX_ERR_PROTOCOL when TOK has no
+ * refresh token (offline access missing from the scope), MX_ERR_NOMEM.
+ */
+int mx_account_set_tokens(struct mx_account *a,
+			  const struct mx_oauth_token *tok,
+			  const char *token_url, const char *client_id,
+			  const char *scope, struct mx_error *err);
+
+/* ---- the browser OAuth flow (oauthflow.c) ---- */
+
+/*
+ * The authorization-code grant with PKCE where the redirect comes to the
+ * HTTP API (POST /v1/accounts/{id}/oauth/start, GET /v1/oauth/callback;
+ * doc/internals/api.md, "OAuth").  A started flow is a record in the
+ * store, found by the state: single use, MX_OAUTH_FLOW_TTL seconds.
+ */
+#define MX_OAUTH_FLOW_TTL 600
+/* base64url of 32 random bytes. */
+#define MX_OAUTH_STATE_LEN 43
+
+struct mx_oauth_flow {
+	uint32_t account_id;
+	uint64_t generation;  /* of the account when the flow started */
+	char *account;        /* name */
+	char *verifier;       /* PKCE code verifier (secret) */
+	char *redirect_uri;
+	char *return_to;      /* may be NULL */
+	char *token_url, *client_id, *scope; /* the client of the flow */
+	int64_t expires;      /* unix time */
+};
+void mx_oauth_flow_free(struct mx_oauth_flow *f);
+
+/*
+ * Starts a flow for account A with the OAuth client CFG (auth_url,
+ * token_url, client_id, scope; the client secret is A's): a new state and
+ * verifier, stored (expired flows are dropped meanwhile), and the
+ * authorization URL for REDIRECT_URI (*URL_R, malloc()ed).  RETURN_TO
+ * (may be NULL) is kept for the callback.  STATE_R gets the state,
+ * *EXPIRES_R its expiry.  Errors: those of mx_oauth_authorize_url() (a
+ * bad or missing endpoint, no client id: MX_ERR_CONFIG / MX_ERR_INSECURE),
+ * MX_ERR_IO (no random bytes), the store's.
+ */
+int mx_account_oauth_begin(struct mx_store *st, const struct mx_account *a,
+			   const struct mx_oauth_cfg *cfg,
+			   const char *redirect_uri, const char *return_to,
+			   char **url_r, char state_r[MX_OAUTH_STATE_LEN + 1],
+			   int64_t *expires_r, struct mx_error *err);
+
+/*
+ * Takes the flow of STATE out of the store (whatever follows, the state
+ * is spent: single use).  MX_ERR_NOTFOUND when there is none (unknown,
+ * already used), MX_ERR_EXPIRED when it had expired; F_R then holds
+ * nothing.  The store's errors.
+ */
+int mx_account_oauth_take(struct mx_store *st, const char *state,
+			  struct mx_oauth_flow *f_r, struct mx_error *err);
+
+/*
+ * Ends flow F with the authorization CODE: exchanges it at F's token
+ * endpoint (with the account's client secret only when F's endpoint and
+ * client id are the account's own; else as a public client, and the
+ * stored secret is dropped with the new tokens), then, in one write
+ * transaction, stores the tokens on the account (mx_account_set_tokens)
+ * and calls IN_TXN (may be NULL; what layers above the account do about
+ * new credentials, such as the daemon's reauth mark).  The account must
+ * still be the one the flow started for (same id and generation), else
+ * MX_ERR_NOTFOUND.  The token endpoint's errors (MX_ERR_AUTH for
+ * invalid_grant, ...) change nothing.
+ */
+typedef int (*mx_account_oauth_fn)(struct mx_txn *t, uint32_t account_id,
+				   void *ctx, struct mx_error *err);
+int mx_account_oauth_finish(struct mx_store *st,
+			    const struct mx_oauth_flow *f, const char *code,
+			    mx_account_oauth_fn in_txn, void *ctx,
+			    struct mx_error *err);
+
 /* ---- settings (settings.c) ---- */
 
 /*

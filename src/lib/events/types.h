@@ -19,7 +19,7 @@
 
 /* Every type an event is written with (the list in mxsync(1), "Events"):
  * MX_EVENT_NTYPES names; a webhook filter is checked against them. */
-#define MX_EVENT_NTYPES 13
+#define MX_EVENT_NTYPES 16
 extern const char *const mx_event_types[MX_EVENT_NTYPES];
 
 /* message.new of a message downloaded into a folder: FOLDER_NAME, UID,
