@@ -186,6 +186,18 @@ static bool check_doc(struct api_req *r, struct send_req *s)
 		}
 		if (!api_fields_check(r, e, att_fields, where))
 			return false;
+		for (size_t k = 0; att_fields[k]; k++) {
+			json_t *v = json_object_get(e, att_fields[k]);
+
+			if (v == NULL || json_is_string(v))
+				continue;
+			api_error(r, 400, "invalid_field",
+				  json_pack("{s:s+}", "field", where,
+					    att_fields[k]),
+				  "'%s%s' must be a string.", where,
+				  att_fields[k]);
+			return false;
+		}
 		if (json_object_get(e, "path")) {
 			api_error(r, 422, "invalid_value",
 				  json_pack("{s:s+}", "field", where, "path"),

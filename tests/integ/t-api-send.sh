@@ -196,6 +196,8 @@ bad 400 invalid_field "to as a number" "{\"account\": $A, \"to\": 5}"
 bad 400 invalid_field "to with a number" "{\"account\": $A, \"to\": [\"bob@example.test\", 5]}"
 bad 400 invalid_field "subject as an array" "{\"account\": $A, \"to\": \"bob@example.test\", \"subject\": []}"
 bad 400 invalid_field "account as a string" "{\"account\": \"a\", \"to\": \"bob@example.test\"}"
+bad 400 invalid_field "an attachment's filename as a number" "{\"account\": $A, \"to\": \"bob@example.test\", \"attachments\": [{\"filename\": 5, \"content_base64\": \"\"}]}"
+is "$(api_json 'j["error"]["details"]["field"]')" "attachments[0].filename" "details.field names it"
 bad 400 missing_field "no account" '{"to": "bob@example.test"}'
 bad 400 invalid_field "attachments not an array" "{\"account\": $A, \"to\": \"bob@example.test\", \"attachments\": {}}"
 bad 400 bad_request "Idempotency-Key with a blank" "{\"account\": $A, \"to\": \"bob@example.test\"}" -H 'Idempotency-Key: a b'
