@@ -315,6 +315,16 @@ void api_account_reconnect(struct api_req *r);
 void api_account_sync(struct api_req *r);
 void api_account_permissions_get(struct api_req *r);
 void api_account_permissions_put(struct api_req *r);
+/* send.c, outbox.c */
+struct mx_ob_entry;
+/* An outbox entry as the API shows it (mx_ob_entry_json() with the
+ * stored message as its 16-hex "message", without the holder's pid). */
+json_t *api_outbox_json(const struct mx_ob_entry *e, const char *account);
+void api_send(struct api_req *r);
+void api_outbox_list(struct api_req *r);
+void api_outbox_get(struct api_req *r);
+void api_outbox_retry(struct api_req *r);
+void api_outbox_cancel(struct api_req *r);
 /* oauth.c: the browser OAuth flow */
 void api_oauth_start(struct api_req *r);
 void api_oauth_callback(struct api_req *r);

@@ -17,6 +17,8 @@ static const char *const msg_list_params[] = {
 static const char *const events_params[] = {"after", "limit", "wait", NULL};
 static const char *const stream_params[] = {"after", NULL};
 static const char *const acct_delete_params[] = {"purge", NULL};
+static const char *const outbox_params[] = {"account", "state", "limit",
+					    "cursor", NULL};
 /* What providers put on the redirect: RFC 6749 4.1.2 and 4.1.2.1, RFC
  * 9207's iss, and the extras of Google and Microsoft. */
 static const char *const oauth_cb_params[] = {
@@ -87,6 +89,17 @@ const struct api_route mx_api_routes[] = {
 	 true, API_ID_DEC, no_params, 0},
 	{"PUT", "/v1/accounts/{id}/permissions", api_account_permissions_put,
 	 true, API_ID_DEC, no_params, API_R_BODY},
+	/* send and outbox (send.c, outbox.c) */
+	{"POST", "/v1/send", api_send, true, API_ID_NONE, no_params,
+	 API_R_BODY},
+	{"GET", "/v1/outbox", api_outbox_list, true, API_ID_NONE,
+	 outbox_params, 0},
+	{"GET", "/v1/outbox/{id}", api_outbox_get, true, API_ID_DEC64,
+	 no_params, 0},
+	{"POST", "/v1/outbox/{id}/retry", api_outbox_retry, true, API_ID_DEC64,
+	 no_params, 0},
+	{"POST", "/v1/outbox/{id}/cancel", api_outbox_cancel, true,
+	 API_ID_DEC64, no_params, 0},
 	/* oauth (oauth.c) */
 	{"POST", "/v1/accounts/{id}/oauth/start", api_oauth_start, true,
 	 API_ID_DEC, no_params, API_R_BODY},

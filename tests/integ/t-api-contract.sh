@@ -168,6 +168,11 @@ sample() {
     "POST /v1/accounts/{id}/sync") echo "POST /v1/accounts/$Y/sync 202" ;;
     "GET /v1/accounts/{id}/permissions") echo "/v1/accounts/$Y/permissions" ;;
     "PUT /v1/accounts/{id}/permissions") echo "PUT /v1/accounts/$Y/permissions 200 {\"owner\":\"alice\",\"access\":\"all\"}" ;;
+    # send and outbox: their requests need bodies and queued mail; each
+    # goes through prism in t-api-send.sh
+    "GET /v1/outbox") echo "/v1/outbox?limit=5" ;;
+    "POST /v1/send"|"GET /v1/outbox/{id}"|"POST /v1/outbox/{id}/retry"|\
+    "POST /v1/outbox/{id}/cancel") echo "SEE t-api-send.sh" ;;
     "POST /v1/accounts/{id}/oauth/start"|"GET /v1/oauth/callback") echo OAUTH ;;
     "GET /v1/contacts") echo "/v1/contacts?limit=5" ;;
     "GET /v1/contacts/{id}") echo "/v1/contacts/c-contract" ;;
@@ -254,6 +259,7 @@ is "$API_STATUS" 201 "a contact for the DELETE sample"
 printf '%s\n' "$SPEC" > "$T/spec.lst"
 while read -r m p; do
     s=$(sample "$m $p") || { fail "$m $p has a sample request in t-api-contract.sh"; continue; }
+    case $s in "SEE "*) continue ;; esac
     [ "$s" = OAUTH ] && { oauth_sample "$m $p"; continue; }
     [ "$s" = WRITE ] && { write_sample "$m $p"; continue; }
     if [ "$s" = STREAM ]; then

@@ -47,6 +47,7 @@ static const struct {
 	[MX_DB_SENDLOG] = {"sendlog", 0},
 	[MX_DB_OUTBOX_PENDING] = {"outbox_pending", 0},
 	[MX_DB_APITOKENS] = {"apitokens", 0},
+	[MX_DB_API_IDEM] = {"api_idem", 0},
 	[MX_DB_CONTACTS] = {"contacts", 0},
 	[MX_DB_CONTACT_ADDRS] = {"contact_addrs", 0},
 	[MX_DB_LINKS] = {"links", 0},
