@@ -217,6 +217,54 @@ static void requests_part(struct mx_api *api, struct mx_buf *b)
 	pthread_mutex_unlock(&api->m_mu);
 }
 
+/* Per webhook endpoint (mxsync.conf's and the API's): events delivered
+ * and failed attempts by this daemon's delivery thread, failures in a
+ * row, and how far its cursor is behind the feed (LAST: the newest
+ * event's id). */
+static int webhooks_part(struct mx_api *api, struct mx_buf *b, uint64_t last,
+			 struct mx_error *err)
+{
+	static const struct {
+		const char *metric, *field, *type, *help;
+	} m[] = {
+		{"mxsync_webhook_delivered_total", "delivered", "counter",
+		 "Events delivered to the endpoint since the daemon started."},
+		{"mxsync_webhook_failures_total", "failures", "counter",
+		 "Failed delivery attempts since the daemon started."},
+		{"mxsync_webhook_consecutive_failures", "consecutive_failures",
+		 "gauge", "Failed attempts since the last success."},
+	};
+	json_t *arr = NULL, *e;
+	size_t i;
+
+	if (mx_webhook_ep_list(api->st, &arr, err) != MX_OK)
+		return err->code;
+	for (size_t k = 0; k < sizeof(m) / sizeof(m[0]); k++) {
+		head(b, m[k].metric, m[k].type, m[k].help);
+		json_array_foreach(arr, i, e) {
+			json_t *st = json_object_get(e, "status");
+
+			sample1(b, m[k].metric, "endpoint",
+				json_string_value(json_object_get(e, "name")),
+				(unsigned long long)json_integer_value(
+					json_object_get(st, m[k].field)));
+		}
+	}
+	head(b, "mxsync_webhook_lag_events", "gauge",
+	     "Events written after the endpoint's cursor (not yet delivered).");
+	json_array_foreach(arr, i, e) {
+		json_int_t cur = json_integer_value(
+			json_object_get(json_object_get(e, "status"), "cursor"));
+
+		sample1(b, "mxsync_webhook_lag_events", "endpoint",
+			json_string_value(json_object_get(e, "name")),
+			(unsigned long long)(last > (uint64_t)cur
+						     ? last - (uint64_t)cur : 0));
+	}
+	json_decref(arr);
+	return MX_OK;
+}
+
 void api_metrics(struct api_req *r)
 {
 	struct mx_account *v = NULL;
@@ -257,6 +305,8 @@ void api_metrics(struct api_req *r)
 	for (int k = 0; k <= MX_OB_CANCELLED; k++)
 		sample1(&b, "mxsync_outbox_entries", "state",
 			mx_ob_state_name((enum mx_ob_state)k), ob[k]);
+	if (webhooks_part(r->api, &b, last, &err) != MX_OK)
+		goto fail;
 	requests_part(r->api, &b);
 	if (b.data == NULL) {
 		mx_error_set(&err, MX_ERR_NOMEM, NULL);

@@ -183,6 +183,20 @@ ok $? "status: delivered and cursor follow the delivery"
 is "$(api_json '[j["status"]["consecutive_failures"], j["status"]["last_error"], j["status"]["last_delivery"] is not None]')" \
    "[0, null, true]" "status: no failure, last_delivery set"
 rx_wait cfg 1; ok $? "the mxsync.conf endpoint delivers as before"
+# the same figures in /v1/metrics, per endpoint ("#ID" for the API's)
+curl -s -H "Authorization: Bearer $ADM" "$API_URL/v1/metrics" > "$T/metrics.txt"
+is "$("$MX_PY" -c '
+import re,sys
+vals = {}
+for l in open(sys.argv[1]):
+    m = re.match(r"(mxsync_webhook_[a-z_]+)\{endpoint=\"([^\"]*)\"\} (\d+)$", l)
+    if m: vals[(m.group(1), m.group(2))] = int(m.group(3))
+n = "#" + sys.argv[2]
+print(vals.get(("mxsync_webhook_delivered_total", n), -1) >= 1,
+      vals.get(("mxsync_webhook_consecutive_failures", n)),
+      ("mxsync_webhook_failures_total", n) in vals, ("mxsync_webhook_lag_events", n) in vals)' \
+    "$T/metrics.txt" "$WH")" "True 0 True True" \
+    "metrics: the endpoint's delivered, failures, failures in a row and lag"
 
 # ---- the verification examples of doc/api.md, run on that delivery
 doc_block() { # the fenced block after the marker line $1
