@@ -3,4 +3,5 @@
 # with a direct cc command line.  bench/gen-mail.py is listed in Makefile.am.
 EXTRA_DIST += bench/README.md bench/sync-vs-mbsync bench/rawfetch.c \
 	bench/measure.py bench/report.py bench/push-latency bench/idle-scale \
-	bench/send-bench bench/smtppeer.py bench/soak bench/modes bench/api-bench
+	bench/send-bench bench/smtppeer.py bench/soak bench/modes bench/api-bench \
+	bench/crm-relink

@@ -3,7 +3,8 @@
 # loopback seeded with sample mail, adds it as an account, runs a full sync
 # into LMDB and shows what was synced, then sends a message through the
 # sandbox's submission service and shows it in the outbox and in Sent, and
-# starts mxsyncd with its HTTP API for two curl calls.  Everything lives under
+# starts mxsyncd with its HTTP API for a few curl calls (accounts, messages,
+# a CRM contact and its timeline).  Everything lives under
 # ${MXSYNC_DEMO_DIR:-/tmp/mxsync-demo}; the sandbox server is stopped at the
 # end (mxsyncd too, by its PID), the synced store is kept for you to explore.
 set -u
@@ -119,6 +120,24 @@ curl -s -H "Authorization: Bearer $token" "http://127.0.0.1:$api_port/v1/account
 echo
 echo "\$ curl -s -H 'Authorization: Bearer $token' 'http://127.0.0.1:$api_port/v1/messages?limit=2'"
 curl -s -H "Authorization: Bearer $token" "http://127.0.0.1:$api_port/v1/messages?limit=2" |
+	/usr/bin/python3 -m json.tool
+echo
+echo "== the CRM layer (doc/crm.md): a contact, links of the stored mail, its timeline"
+# the sender of the newest message that alice did not send herself
+sender=$(curl -s -H "Authorization: Bearer $token" "http://127.0.0.1:$api_port/v1/messages?limit=20" |
+	/usr/bin/python3 -c 'import json,sys
+print([f["address"] for m in json.load(sys.stdin)["messages"] for f in m["from"]
+       if f["address"] != "alice@example.test"][0])')
+echo "\$ curl -s -X PUT -H 'Authorization: Bearer $token' -H 'Content-Type: application/json' http://127.0.0.1:$api_port/v1/contacts/crm-1 --data '{\"email\":\"$sender\"}'"
+curl -s -X PUT -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+	"http://127.0.0.1:$api_port/v1/contacts/crm-1" --data "{\"email\":\"$sender\"}"
+echo
+echo "\$ curl -s -X POST -H 'Authorization: Bearer $token' -H 'Content-Type: application/json' http://127.0.0.1:$api_port/v1/crm/relink --data '{\"history\":true}'"
+curl -s -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+	"http://127.0.0.1:$api_port/v1/crm/relink" --data '{"history":true}'
+echo
+echo "\$ curl -s -H 'Authorization: Bearer $token' 'http://127.0.0.1:$api_port/v1/contacts/crm-1/timeline?limit=3'"
+curl -s -H "Authorization: Bearer $token" "http://127.0.0.1:$api_port/v1/contacts/crm-1/timeline?limit=3" |
 	/usr/bin/python3 -m json.tool
 stop_daemon
 echo "(mxsyncd stopped)"
