@@ -1556,6 +1556,7 @@ int mx_store_msg_add(struct mx_txn *t, struct mx_msg *m, const char *raw,
 	uint8_t k[MX_KEY_MAX + 8], idbe[8], bk[20];
 	size_t kl, len;
 	char *json;
+	void *sum;
 	int rc;
 
 	rc = mx_db_next_id(t, "next_msg", &m->id, err);
@@ -1580,7 +1581,11 @@ int mx_store_msg_add(struct mx_txn *t, struct mx_msg *m, const char *raw,
 			return rc;
 	}
 	bydate_key(bk, m);
-	rc = mx_db_put(t, MX_DB_BYDATE, bk, 20, "", 0, 0, err);
+	sum = mx_msg_summary_encode(m, &len);
+	if (sum == NULL)
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	rc = mx_db_put(t, MX_DB_BYDATE, bk, 20, sum, len, 0, err);
+	free(sum);
 	if (rc)
 		return rc;
 	json = mx_msg_encode(m, &len);

@@ -49,7 +49,8 @@ enum mx_dbi {
 	MX_DB_THREADSUBJ,    /* u32 account + normalized subject -> u64 thread */
 	MX_DB_THREADS,       /* u64 thread id + u64 msg id -> "" */
 	MX_DB_EVENTS,        /* u64 sequence -> JSON event */
-	MX_DB_BYDATE,        /* u32 account + u64 internaldate + u64 id -> "" */
+	MX_DB_BYDATE,        /* u32 account + u64 date + u64 id -> summary
+				(mx_msg_summary_encode; "" before them) */
 	MX_DB_ORPHANS,       /* u64 msg id -> "": records with no location */
 	MX_DB_WEBHOOKS,      /* endpoint name -> u64 last delivered event id */
 	MX_DB_ACCTSTATE,     /* u32 account id -> JSON daemon state */
@@ -564,6 +565,21 @@ int mx_account_decode(const char *data, size_t len, struct mx_account *a,
 /* Location value: u64 msg id, u64 modseq, u32 flags, keywords bytes. */
 size_t mx_loc_encode(const struct mx_loc *l, uint8_t *buf, size_t cap);
 int mx_loc_decode(const void *data, size_t len, struct mx_loc *l);
+
+/*
+ * The summary a listing shows and filters on, kept as the value of the
+ * message's bydate entry (mx_store_msg_add writes it), so that a page of
+ * GET /v1/messages decodes no full record: thread id, size, the number of
+ * attachments, subject, snippet, From and To.  Encode: malloc()ed, NULL
+ * when out of memory.  Decode fills those fields of *M (the rest zero,
+ * p.date -1; free with mx_msg_free) and *ATTACHMENTS_R.  Errors:
+ * MX_ERR_STORE for an empty value (a store from before summaries), an
+ * unknown version or a corrupt one (then read the full record),
+ * MX_ERR_NOMEM.
+ */
+void *mx_msg_summary_encode(const struct mx_msg *m, size_t *len_r);
+int mx_msg_summary_decode(const void *data, size_t len, struct mx_msg *m,
+			  uint32_t *attachments_r, struct mx_error *err);
 
 /* Message id as text: 16 lower-case hex digits. */
 void mx_msg_id_str(uint64_t id, char out[17]);

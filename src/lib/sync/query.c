@@ -106,17 +106,25 @@ static bool matches(const struct mx_msg_filter *f, const struct mx_msg *m,
 	return true;
 }
 
+static uint32_t attachments(const struct mx_msg *m)
+{
+	uint32_t n = 0;
+
+	for (size_t k = 0; k < m->p.nparts; k++)
+		n += m->p.parts[k].attachment;
+	return n;
+}
+
+/* M's summary as the API shows it: M needs only the fields
+ * mx_msg_summary_decode fills, plus id, account and a date. */
 static json_t *summary(const struct mx_msg *m, const struct mx_loc *l,
-		       size_t nl, uint32_t flags)
+		       size_t nl, uint32_t flags, uint32_t natt)
 {
 	char idstr[17], when[32];
 	json_t *folders = json_array();
-	json_int_t natt = 0;
 
 	for (size_t i = 0; i < nl; i++)
 		json_array_append_new(folders, json_integer(l[i].folder_id));
-	for (size_t k = 0; k < m->p.nparts; k++)
-		natt += m->p.parts[k].attachment;
 	mx_msg_id_str(m->id, idstr);
 	mx_fmt_rfc3339(sort_date(m), when);
 	return json_pack("{s:s,s:I,s:I,s:s,s:o,s:o,s:s,s:o,s:o,s:o,s:I,s:I}",
@@ -127,7 +135,8 @@ static json_t *summary(const struct mx_msg *m, const struct mx_loc *l,
 			 "snippet",
 			 m->p.snippet ? json_string(m->p.snippet) : json_null(),
 			 "flags", flag_names(flags), "folders", folders,
-			 "attachments", natt, "size", (json_int_t)m->size);
+			 "attachments", (json_int_t)natt, "size",
+			 (json_int_t)m->size);
 }
 
 struct cand {
@@ -143,6 +152,37 @@ struct walk_ctx {
 	size_t n, cap, found;
 };
 
+/*
+ * The message of date index entry K/V, with what a summary and the
+ * filters need, in *M: from the summary kept as V, so that a page costs
+ * no decode of full records; from the full record when V holds none (a
+ * store from before summaries) or one that does not decode.  MX_OK, or
+ * MX_ERR_NOTFOUND for an unreadable message (skipped, as by ls), or
+ * MX_ERR_NOMEM.
+ */
+static int entry_msg(struct mx_txn *t, const uint8_t kb[20], const MDB_val *v,
+		     struct mx_msg *m, uint32_t *natt_r, struct mx_error *err)
+{
+	struct mx_error merr;
+	int rc;
+
+	rc = mx_msg_summary_decode(v->mv_data, v->mv_size, m, natt_r, &merr);
+	if (rc == MX_OK) {
+		m->id = mx_get_be64(kb + 12);
+		m->account_id = mx_get_be32(kb);
+		/* The key's date is the sort date: Date:, else INTERNALDATE. */
+		m->p.date = m->internaldate =
+			(int64_t)(mx_get_be64(kb + 4) ^ DATE_BIAS);
+		return MX_OK;
+	}
+	if (rc == MX_ERR_NOMEM)
+		return mx_error_set(err, rc, NULL);
+	if (mx_store_msg_get(t, mx_get_be64(kb + 12), m, &merr) != MX_OK)
+		return MX_ERR_NOTFOUND;
+	*natt_r = attachments(m);
+	return MX_OK;
+}
+
 static int walk_fn(struct mx_txn *t, const MDB_val *k, const MDB_val *v,
 		   void *vctx, struct mx_error *err)
 {
@@ -150,24 +190,26 @@ static int walk_fn(struct mx_txn *t, const MDB_val *k, const MDB_val *v,
 	const uint8_t *kb = k->mv_data;
 	struct mx_loc *l = NULL;
 	struct mx_msg m;
-	struct mx_error merr;
 	size_t nl = 0;
-	uint32_t flags;
+	uint32_t flags, natt;
 	json_t *o;
 	int rc;
 
 	if (k->mv_size != 20)
 		return mx_error_set(err, MX_ERR_STORE, "date index: corrupt "
 				    "entry (%zu bytes)", k->mv_size);
-	if (mx_store_msg_get(t, mx_get_be64(kb + 12), &m, &merr) != MX_OK)
+	rc = entry_msg(t, kb, v, &m, &natt, err);
+	if (rc == MX_ERR_NOTFOUND)
 		return MX_OK; /* an unreadable record: skipped, as by ls */
+	if (rc)
+		return rc;
 	rc = mx_store_msg_locs(t, m.id, &l, &nl, err);
 	if (rc) {
 		mx_msg_free(&m);
 		return rc;
 	}
 	if (matches(c->f, &m, l, nl, &flags)) {
-		o = summary(&m, l, nl, flags);
+		o = summary(&m, l, nl, flags, natt);
 		if (c->n == c->cap) {
 			size_t cap = c->cap ? c->cap * 2 : 16;
 			struct cand *nv = realloc(c->v, cap * sizeof(*nv));
@@ -385,7 +427,7 @@ static int thread_fn(struct mx_txn *t, const MDB_val *k, const MDB_val *v,
 	}
 	c->v[c->n].date = sort_date(&m);
 	c->v[c->n].id = m.id;
-	c->v[c->n].o = summary(&m, l, nl, flags);
+	c->v[c->n].o = summary(&m, l, nl, flags, attachments(&m));
 	c->n++;
 out:
 	mx_locs_free(l, nl);
