@@ -140,6 +140,10 @@ struct daemon {
 	pthread_mutex_t ob_mu;
 	pthread_cond_t ob_cv;
 	struct mx_api *api;           /* [api]: the HTTP API, else NULL */
+	/* data.mdb watched (mx_store_watch), else -1: every commit, also
+	 * by another process (mxsync flag, sync, send), wakes long-polls,
+	 * event streams and webhooks at once instead of at the next tick. */
+	int store_wfd;
 };
 
 /* The backend of account A: what it can do decides how it is driven. */
@@ -579,13 +583,18 @@ static void submit(struct daemon *d, struct acct *a, enum job_kind k)
 
 /* ---- after a job ---- */
 
-static void notify_webhooks(struct daemon *d)
+static void wake_webhooks(struct daemon *d)
 {
 	pthread_rwlock_rdlock(&d->wh_lock);
 	for (size_t i = 0; i < MX_MAX_WEBHOOKS; i++)
 		if (d->wh[i])
 			mx_webhook_notify(d->wh[i]);
 	pthread_rwlock_unlock(&d->wh_lock);
+}
+
+static void notify_webhooks(struct daemon *d)
+{
+	wake_webhooks(d);
 	mx_api_notify(d->api); /* long-polls and event streams */
 }
 
@@ -1229,6 +1238,7 @@ static int loop(struct daemon *d)
 
 	for (;;) {
 		uint64_t now = now_ms();
+		bool store_changed = false;
 		int n, timeout;
 
 		if (d->stopping) {
@@ -1290,6 +1300,11 @@ static int loop(struct daemon *d)
 				}
 			} else if (p == &d->donefd) {
 				drain_done(d);
+			} else if (p == &d->store_wfd) {
+				/* Drained before the waiters read (see
+				 * mx_store_watch); they are woken below. */
+				mx_store_watch_drain(d->store_wfd);
+				store_changed = true;
 			} else {
 				struct job_slot *js = p;
 				struct acct *a = js->a;
@@ -1305,7 +1320,14 @@ static int loop(struct daemon *d)
 		}
 		if (!d->stopping) {
 			run_timers(d, now_ms());
-			notify_webhooks(d);
+			/* A commit (ours or another process's, seen by the
+			 * watch) wakes every waiter now.  Otherwise webhooks
+			 * look again every tick (at most 1 s); long-polls and
+			 * streams re-read on their own (src/api/events.c). */
+			if (store_changed)
+				notify_webhooks(d);
+			else
+				wake_webhooks(d);
 		}
 	}
 	return 0;
@@ -1336,6 +1358,7 @@ int main(int argc, char **argv)
 	int rc = 1;
 
 	memset(&d, 0, sizeof(d));
+	d.store_wfd = -1;
 	mx_log_ident = "mxsyncd";
 	/* Before any secret is in memory: no core dump may hold one. */
 	if (mx_secrets_protect_process() != 0)
@@ -1418,6 +1441,17 @@ int main(int argc, char **argv)
 	epoll_ctl(d.epfd, EPOLL_CTL_ADD, d.sigfd, &ev);
 	ev.data.ptr = &d.donefd;
 	epoll_ctl(d.epfd, EPOLL_CTL_ADD, d.donefd, &ev);
+	d.store_wfd = mx_store_watch(d.st);
+	ev.data.ptr = &d.store_wfd;
+	if (d.store_wfd >= 0 &&
+	    epoll_ctl(d.epfd, EPOLL_CTL_ADD, d.store_wfd, &ev) < 0) {
+		close(d.store_wfd);
+		d.store_wfd = -1;
+	}
+	if (d.store_wfd < 0)
+		mx_warn("cannot watch %s/data.mdb (inotify): commits by other "
+			"processes reach long-polls and webhooks within 1 s",
+			d.dir);
 	/* After the signal mask: MHD's threads inherit it. */
 	if (d.cfg.api_enabled &&
 	    mx_api_start(&d.cfg.api, d.st, d.cfg.workers, &d.api, &err) != MX_OK) {
@@ -1498,6 +1532,8 @@ out:
 		close(d.sigfd);
 	if (d.donefd > 0)
 		close(d.donefd);
+	if (d.store_wfd >= 0)
+		close(d.store_wfd);
 	mx_store_close(&d.st);
 	return rc;
 }

@@ -32,7 +32,8 @@ MX_INTEG_TESTS = \
 	tests/integ/t-gmail-send.sh \
 	tests/integ/t-layers.sh \
 	tests/integ/t-api.sh \
-	tests/integ/t-api-contract.sh
+	tests/integ/t-api-contract.sh \
+	tests/integ/t-api-wake.sh
 TESTS += $(MX_INTEG_TESTS)
 EXTRA_DIST += $(MX_INTEG_TESTS) \
 	tests/integ/lib/README.md tests/integ/lib/dovecot.sh \

@@ -140,6 +140,19 @@ int mx_store_daemon_lock(struct mx_store *st, struct mx_error *err);
  * does but has not written its pid yet). */
 pid_t mx_store_daemon_pid(const char *dir);
 
+/*
+ * Watches DIR/data.mdb for commits, also by other processes (guard.c):
+ * an inotify descriptor (non-blocking, close-on-exec) that becomes
+ * readable on IN_MODIFY.  LMDB maps the file read-only (no MDB_WRITEMAP)
+ * and writes every commit through it with pwrite(), the meta page last;
+ * so a change seen as IN_MODIFY and drained (mx_store_watch_drain)
+ * before a read is either in that read or followed by another IN_MODIFY.
+ * -1 when the file cannot be watched (no inotify, a network file system,
+ * out of watches): then poll.
+ */
+int mx_store_watch(const struct mx_store *st);
+void mx_store_watch_drain(int fd);
+
 /* Part of the open (guard.c): remembers lock.mdb, refuses a lock.mdb that
  * a running mxsyncd does not use, warns about modes open to others. */
 int mx_store_guard_open(struct mx_store *st, struct mx_error *err);
