@@ -7,4 +7,4 @@ EXTRA_DIST += doc/internals/store.md doc/internals/sync.md \
 	doc/internals/backends.md doc/internals/events.md \
 	doc/internals/api.md doc/openapi.yaml \
 	contrib/mxsyncd.service
-EXTRA_DIST += doc/api.md
+EXTRA_DIST += doc/api.md doc/crm.md

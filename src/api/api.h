@@ -32,16 +32,40 @@ struct mx_api_cfg {
 struct mx_api;
 
 /*
+ * What a write through the API asks the daemon's loop to do
+ * (api_kick() in the handlers).  ACCOUNT is 0 for the whole kinds.
+ */
+enum mx_api_kick {
+	MX_API_KICK_ACCOUNTS = 1, /* accounts added, changed or removed:
+				     re-read them */
+	MX_API_KICK_SYNC,         /* sync ACCOUNT now */
+	MX_API_KICK_RECONNECT,    /* drop ACCOUNT's connections, connect again
+				     (backoff and auth_failed reset) */
+	MX_API_KICK_OUTBOX,       /* wake the outbox sender */
+	MX_API_KICK_WEBHOOKS,     /* re-read the webhook endpoints */
+};
+
+/* Callbacks of the daemon.  KICK is called on an API thread and must
+ * only queue the request and wake the loop. */
+struct mx_api_hooks {
+	void *ctx;
+	void (*kick)(void *ctx, enum mx_api_kick what, uint32_t account);
+};
+
+/*
  * Starts listening on CFG->listen and serving requests on threads of its
  * own (one a connection: long-polls and event streams wait there, never
- * on the daemon's loop or its workers).  ST is the daemon's store, used
- * for read transactions only; WORKERS is reported by /v1/health.  Logs
+ * on the daemon's loop or its workers).  ST is the daemon's store (write
+ * routes change it through the library, as the CLI does); WORKERS is
+ * reported by /v1/health; HOOKS (copied; may be NULL) is how writes reach
+ * the daemon's loop.  Logs
  * the address it listens on.  Errors: MX_ERR_CONFIG (bad listen address,
  * unreadable TLS files, TLS not supported), MX_ERR_IO (bind/listen),
  * MX_ERR_NOMEM.
  */
 int mx_api_start(const struct mx_api_cfg *cfg, struct mx_store *st,
-		 int workers, struct mx_api **api_r, struct mx_error *err);
+		 int workers, const struct mx_api_hooks *hooks,
+		 struct mx_api **api_r, struct mx_error *err);
 
 /* Events were committed: wake long-polls and streams.  NULL-safe; cheap
  * (a mutex and a broadcast), callable from any thread. */

@@ -21,6 +21,7 @@ struct mx_api {
 	struct MHD_Daemon *mhd;
 	struct mx_store *st;          /* foreign: the daemon's */
 	struct mx_api_cfg cfg;        /* copy; strings owned */
+	struct mx_api_hooks hooks;    /* copy; all NULL when not given */
 	int workers;
 	int lfd;                      /* listening socket */
 	char addr[160];
@@ -84,7 +85,12 @@ enum api_idkind {
 	API_ID_NONE = 0,
 	API_ID_DEC,    /* account, thread: decimal 1..2^32-1 */
 	API_ID_HEX16,  /* message: 16 hex digits */
+	API_ID_DEC64,  /* outbox entry, webhook: decimal 1..2^63-1 */
 };
+
+/* struct api_route's flags */
+#define API_R_ADMIN 0x1u   /* admin tokens only (403 forbidden for others) */
+#define API_R_BODY 0x2u    /* reads a request body (others: a body is 400) */
 
 struct api_req;
 typedef void api_handler_fn(struct api_req *r);
@@ -96,6 +102,7 @@ struct api_route {
 	bool auth;                  /* needs a bearer token */
 	enum api_idkind idkind;     /* of the path's {param} */
 	const char *const *params;  /* accepted query parameters, NULL-ended */
+	unsigned flags;             /* API_R_* */
 };
 
 /* One request (MHD's per-connection-request context). */
@@ -112,8 +119,10 @@ struct api_req {
 	char *qk[API_MAX_QUERY], *qv[API_MAX_QUERY]; /* owned */
 	bool q_bad;                 /* too many, NUL or bad UTF-8 */
 	char *q_bad_name;           /* owned, may be NULL */
-	/* body */
+	/* body: kept in BODY for an API_R_BODY route, else only counted */
 	uint64_t body_len;
+	struct mx_buf body;
+	bool keep_body;
 	bool too_large, started;
 	struct timespec t0;         /* when it arrived whole (metrics) */
 	/* the caller */
@@ -198,6 +207,52 @@ bool mx_api_part_id_ok(const char *s);
  * NULL): "attachment; filename*=UTF-8''<RFC 5987 percent-encoding>"
  * (malloc()ed; NULL on ENOMEM). */
 char *mx_api_disposition(const char *filename);
+
+/* ---- http.c: the request body ----
+ *
+ * Each of these answers the request and returns false when the input is
+ * not what it must be; a handler then returns at once, having changed
+ * nothing (doc/api.md, "Request bodies").
+ */
+/* The body as a JSON object (a new reference in *OBJ_R): 415
+ * unsupported_media_type unless Content-Type is application/json
+ * (charset utf-8 or none); 400 bad_json for an empty body, invalid JSON
+ * or UTF-8 (the message names line and column); 400 bad_request when it
+ * is not an object. */
+bool api_body_json(struct api_req *r, json_t **obj_r);
+/* 400 unknown_field (details.field) for a member of OBJ not in ALLOWED
+ * (NULL-ended).  WHERE prefixes the field's name for a nested object
+ * ("oauth." -> "oauth.client_id"; NULL for the top level). */
+bool api_fields_check(struct api_req *r, json_t *obj,
+		      const char *const *allowed, const char *where);
+/*
+ * Typed members of OBJ.  A wrong type is 400 invalid_field naming the
+ * field and the type expected; a missing REQUIRED one 400 missing_field.
+ * An absent optional one leaves *V as it was (api_j_bool: -1) and
+ * returns true.  Strings are borrowed from OBJ; one with a NUL byte is
+ * invalid.  api_j_u64 also refuses a number outside LO..HI (400
+ * invalid_field); *SET_R (may be NULL) says whether it was there.
+ * api_j_strv: an array of strings, the vector malloc()ed (free() it),
+ * the strings borrowed.
+ */
+bool api_j_str(struct api_req *r, json_t *obj, const char *name,
+	       bool required, const char **v);
+bool api_j_bool(struct api_req *r, json_t *obj, const char *name,
+		bool required, int *v);
+bool api_j_u64(struct api_req *r, json_t *obj, const char *name,
+	       bool required, uint64_t lo, uint64_t hi, uint64_t *v,
+	       bool *set_r);
+bool api_j_strv(struct api_req *r, json_t *obj, const char *name,
+		bool required, const char ***v, size_t *n);
+/* The raw body (NUL-terminated after its LEN bytes; "" when none) and
+ * the request's Content-Type (NULL when none): multipart parsing is the
+ * route's. */
+const char *api_body_raw(struct api_req *r, size_t *len_r);
+const char *api_content_type(struct api_req *r);
+/* Whether the caller is an admin token (else 403 forbidden answered). */
+bool api_require_admin(struct api_req *r);
+/* Asks the daemon to act (mx_api_hooks); returns at once. */
+void api_kick(struct api_req *r, enum mx_api_kick what, uint32_t account_id);
 
 /* ---- auth.c ---- */
 /* Checks the bearer token (401 answered, false, when it is missing or

@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "api/api_int.h"
@@ -94,15 +95,28 @@ void api_fail(struct api_req *r, const struct mx_error *err)
 		break;
 	case MX_ERR_INVAL:
 	case MX_ERR_PARSE:
-		api_error(r, 400, "bad_request", NULL, "%s.", d);
+	case MX_ERR_CHARSET:
+		/* What the request asked for is well-formed but not valid
+		 * (a bad setting, address or header): semantic. */
+		api_error(r, 422, "invalid_value", NULL, "%s.", d);
+		break;
+	case MX_ERR_EXISTS:
+		api_error(r, 409, "conflict", NULL, "%s.", d);
+		break;
+	case MX_ERR_UNSUPPORTED:
+		api_error(r, 422, "unsupported", NULL, "%s.", d);
 		break;
 	case MX_ERR_NET:
 	case MX_ERR_TIMEOUT:
 	case MX_ERR_TLS:
+	case MX_ERR_TLS_VERIFY:
 	case MX_ERR_SERVER:
 	case MX_ERR_AUTH:
-		/* A live fetch from the provider (API-mode bodies). */
-		api_error(r, 503, "unavailable", NULL, "%s.", d);
+	case MX_ERR_PROTOCOL:
+	case MX_ERR_INSECURE:
+		/* The mail server or provider refused or did not answer (a
+		 * live fetch, a flag change, a move): its words are in D. */
+		api_error(r, 502, "upstream", NULL, "%s.", d);
 		break;
 	default:
 		mx_log(MX_LOG_ERROR, "api: %s %s: %s", r->method, r->url, d);
@@ -396,4 +410,257 @@ char *mx_api_disposition(const char *filename)
 nomem:
 	mx_buf_free(&b);
 	return NULL;
+}
+
+/* ---- the request body ---- */
+
+const char *api_body_raw(struct api_req *r, size_t *len_r)
+{
+	if (r->body.data == NULL || r->body.len == 0) {
+		*len_r = 0;
+		return "";
+	}
+	/* mx_buf keeps room for a terminator after its bytes. */
+	if (mx_buf_reserve(&r->body, 1) == 0)
+		r->body.data[r->body.len] = '\0';
+	*len_r = r->body.len;
+	return r->body.data;
+}
+
+const char *api_content_type(struct api_req *r)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+					   MHD_HTTP_HEADER_CONTENT_TYPE);
+}
+
+/* Whether CT is application/json with no charset or charset=utf-8. */
+static bool json_type_ok(const char *ct)
+{
+	static const char want[] = "application/json";
+	const char *p;
+
+	if (ct == NULL || strncasecmp(ct, want, sizeof(want) - 1) != 0)
+		return false;
+	p = ct + sizeof(want) - 1;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p == '\0')
+		return true;
+	if (*p++ != ';')
+		return false;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (strncasecmp(p, "charset=", 8) != 0)
+		return false;
+	p += 8;
+	if (*p == '"')
+		return strncasecmp(p, "\"utf-8\"", 7) == 0 && p[7] == '\0';
+	return strcasecmp(p, "utf-8") == 0;
+}
+
+bool api_body_json(struct api_req *r, json_t **obj_r)
+{
+	json_error_t je;
+	const char *b;
+	size_t n;
+	json_t *v;
+
+	*obj_r = NULL;
+	if (!json_type_ok(api_content_type(r))) {
+		api_error(r, 415, "unsupported_media_type",
+			  json_pack("{s:s}", "expected", "application/json"),
+			  "The body must be application/json (UTF-8).");
+		return false;
+	}
+	b = api_body_raw(r, &n);
+	if (n == 0) {
+		api_error(r, 400, "bad_json", NULL,
+			  "The request body is empty: a JSON object is "
+			  "expected.");
+		return false;
+	}
+	/* jansson checks UTF-8 and refuses \u0000 in strings. */
+	v = json_loadb(b, n, JSON_REJECT_DUPLICATES, &je);
+	if (v == NULL) {
+		api_error(r, 400, "bad_json",
+			  json_pack("{s:i,s:i}", "line", je.line, "column",
+				    je.column),
+			  "Invalid JSON at line %d, column %d: %s.", je.line,
+			  je.column, je.text);
+		return false;
+	}
+	if (!json_is_object(v)) {
+		json_decref(v);
+		api_error(r, 400, "bad_request", NULL,
+			  "The request body must be a JSON object.");
+		return false;
+	}
+	*obj_r = v;
+	return true;
+}
+
+bool api_fields_check(struct api_req *r, json_t *obj,
+		      const char *const *allowed, const char *where)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(obj, k, v) {
+		size_t i;
+
+		for (i = 0; allowed[i]; i++)
+			if (strcmp(allowed[i], k) == 0)
+				break;
+		if (allowed[i] == NULL) {
+			char name[160];
+			bool ok = mx_utf8_valid_str(k) && mx_term_safe(k) &&
+				  strlen(k) < 100;
+
+			snprintf(name, sizeof(name), "%s%s", where ? where : "",
+				 ok ? k : "(unprintable)");
+			api_error(r, 400, "unknown_field",
+				  json_pack("{s:s}", "field", name),
+				  "Unknown field '%s' (unknown fields are refused, "
+				  "not ignored).", name);
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool bad_type(struct api_req *r, const char *name, const char *what)
+{
+	api_error(r, 400, "invalid_field", json_pack("{s:s}", "field", name),
+		  "Field '%s' must be %s.", name, what);
+	return false;
+}
+
+/* The member NAME of OBJ, or NULL; a missing REQUIRED one is answered
+ * (*FAILED_R set). */
+static json_t *member(struct api_req *r, json_t *obj, const char *name,
+		      bool required, bool *failed_r)
+{
+	json_t *v = json_object_get(obj, name);
+
+	*failed_r = false;
+	if (v == NULL && required) {
+		api_error(r, 400, "missing_field",
+			  json_pack("{s:s}", "field", name),
+			  "Field '%s' is required.", name);
+		*failed_r = true;
+	}
+	return v;
+}
+
+bool api_j_str(struct api_req *r, json_t *obj, const char *name,
+	       bool required, const char **v)
+{
+	bool failed;
+	json_t *j = member(r, obj, name, required, &failed);
+
+	if (failed)
+		return false;
+	if (j == NULL)
+		return true;
+	if (!json_is_string(j) ||
+	    strlen(json_string_value(j)) != json_string_length(j))
+		return bad_type(r, name, "a string (without NUL bytes)");
+	*v = json_string_value(j);
+	return true;
+}
+
+bool api_j_bool(struct api_req *r, json_t *obj, const char *name,
+		bool required, int *v)
+{
+	bool failed;
+	json_t *j = member(r, obj, name, required, &failed);
+
+	if (failed)
+		return false;
+	if (j == NULL) {
+		*v = -1;
+		return true;
+	}
+	if (!json_is_boolean(j))
+		return bad_type(r, name, "true or false");
+	*v = json_is_true(j);
+	return true;
+}
+
+bool api_j_u64(struct api_req *r, json_t *obj, const char *name,
+	       bool required, uint64_t lo, uint64_t hi, uint64_t *v,
+	       bool *set_r)
+{
+	bool failed;
+	json_t *j = member(r, obj, name, required, &failed);
+	json_int_t x;
+
+	if (set_r)
+		*set_r = false;
+	if (failed)
+		return false;
+	if (j == NULL)
+		return true;
+	if (!json_is_integer(j) || (x = json_integer_value(j)) < 0 ||
+	    (uint64_t)x < lo || (uint64_t)x > hi) {
+		char what[80];
+
+		snprintf(what, sizeof(what), "an integer from %llu to %llu",
+			 (unsigned long long)lo, (unsigned long long)hi);
+		return bad_type(r, name, what);
+	}
+	*v = (uint64_t)x;
+	if (set_r)
+		*set_r = true;
+	return true;
+}
+
+bool api_j_strv(struct api_req *r, json_t *obj, const char *name,
+		bool required, const char ***v, size_t *n)
+{
+	bool failed;
+	json_t *j = member(r, obj, name, required, &failed), *e;
+	const char **vec;
+	size_t i;
+
+	if (failed)
+		return false;
+	if (j == NULL)
+		return true;
+	if (!json_is_array(j))
+		return bad_type(r, name, "an array of strings");
+	vec = calloc(json_array_size(j) + 1, sizeof(*vec));
+	if (vec == NULL) {
+		api_error(r, 500, "internal", NULL, "Out of memory.");
+		return false;
+	}
+	json_array_foreach(j, i, e) {
+		if (!json_is_string(e) ||
+		    strlen(json_string_value(e)) != json_string_length(e)) {
+			free(vec);
+			return bad_type(r, name, "an array of strings (without "
+					"NUL bytes)");
+		}
+		vec[i] = json_string_value(e);
+	}
+	*v = vec;
+	*n = json_array_size(j);
+	return true;
+}
+
+bool api_require_admin(struct api_req *r)
+{
+	if (r->authed && r->tok.admin)
+		return true;
+	api_error(r, 403, "forbidden", NULL,
+		  "This needs an admin token (mxsync token create --admin).");
+	return false;
+}
+
+void api_kick(struct api_req *r, enum mx_api_kick what, uint32_t account_id)
+{
+	struct mx_api *api = r->api;
+
+	if (api->hooks.kick)
+		api->hooks.kick(api->hooks.ctx, what, account_id);
 }

@@ -18,28 +18,31 @@ static const char *const events_params[] = {"after", "limit", "wait", NULL};
 static const char *const stream_params[] = {"after", NULL};
 
 const struct api_route mx_api_routes[] = {
-	{"GET", "/v1/version", api_version, false, API_ID_NONE, no_params},
-	{"GET", "/v1/health", api_health, false, API_ID_NONE, no_params},
-	{"GET", "/v1/metrics", api_metrics, true, API_ID_NONE, no_params},
-	{"GET", "/v1/accounts", api_accounts_list, true, API_ID_NONE, no_params},
-	{"GET", "/v1/accounts/{id}", api_account_get, true, API_ID_DEC, no_params},
+	{"GET", "/v1/version", api_version, false, API_ID_NONE, no_params, 0},
+	{"GET", "/v1/health", api_health, false, API_ID_NONE, no_params, 0},
+	{"GET", "/v1/metrics", api_metrics, true, API_ID_NONE, no_params, 0},
+	{"GET", "/v1/accounts", api_accounts_list, true, API_ID_NONE, no_params, 0},
+	{"GET", "/v1/accounts/{id}", api_account_get, true, API_ID_DEC, no_params, 0},
 	{"GET", "/v1/accounts/{id}/state", api_account_state, true, API_ID_DEC,
-	 no_params},
+	 no_params, 0},
 	{"GET", "/v1/accounts/{id}/folders", api_account_folders, true,
-	 API_ID_DEC, no_params},
+	 API_ID_DEC, no_params, 0},
 	{"GET", "/v1/messages", api_messages_list, true, API_ID_NONE,
-	 msg_list_params},
+	 msg_list_params, 0},
 	{"GET", "/v1/messages/{id}", api_message_get, true, API_ID_HEX16,
-	 no_params},
+	 no_params, 0},
 	{"GET", "/v1/messages/{id}/raw", api_message_raw, true, API_ID_HEX16,
-	 no_params},
-	{"GET", "/v1/events", api_events, true, API_ID_NONE, events_params},
+	 no_params, 0},
+	{"GET", "/v1/events", api_events, true, API_ID_NONE, events_params, 0},
 	{"GET", "/v1/events/stream", api_events_stream, true, API_ID_NONE,
-	 stream_params},
+	 stream_params, 0},
 	{"GET", "/v1/threads/{id}", api_thread_get, true, API_ID_DEC,
-	 no_params},
+	 no_params, 0},
 	{"GET", "/v1/messages/{id}/parts/{part}", api_message_part, true,
-	 API_ID_HEX16, no_params},
+	 API_ID_HEX16, no_params, 0},
+	/* Write routes: one block a resource (accounts, oauth, messages,
+	 * send and outbox, webhooks), flags API_R_BODY when they read a
+	 * body, API_R_ADMIN when only admins may call them. */
 };
 const size_t mx_api_nroutes = sizeof(mx_api_routes) / sizeof(mx_api_routes[0]);
 
@@ -56,6 +59,8 @@ bool mx_api_id_parse(enum api_idkind kind, const char *s, uint64_t *id_r)
 	case API_ID_DEC:
 		/* No leading zeros: one spelling per id. */
 		return s[0] != '0' && mx_parse_u64(s, 1, UINT32_MAX, id_r) == 0;
+	case API_ID_DEC64:
+		return s[0] != '0' && mx_parse_u64(s, 1, INT64_MAX, id_r) == 0;
 	case API_ID_HEX16:
 		if (strlen(s) != 16)
 			return false;

@@ -146,6 +146,7 @@ static void req_free(struct api_req *r)
 		free(r->qv[i]);
 	}
 	free(r->q_bad_name);
+	mx_buf_free(&r->body);
 	if (r->resp)
 		MHD_destroy_response(r->resp);
 	mx_apitoken_free(&r->tok);
@@ -296,7 +297,7 @@ static void bad_id(struct api_req *r, const char *seg, size_t n,
 	api_error(r, 400, "invalid_id",
 		  json_pack("{s:s}", "id", id && mx_utf8_valid_str(id) &&
 				       mx_term_safe(id) ? id : "(unprintable)"),
-		  kind == API_ID_DEC
+		  kind == API_ID_DEC || kind == API_ID_DEC64
 			  ? "Not an id: a decimal number is expected."
 			  : "Not a message id: 16 lower-case hexadecimal "
 			    "digits are expected.");
@@ -345,8 +346,15 @@ static void dispatch(struct api_req *r)
 	}
 	if (rt->auth && !api_authenticate(r))
 		return;
+	if ((rt->flags & API_R_ADMIN) && !api_require_admin(r))
+		return;
 	if (!api_query_check(r, rt->params))
 		return;
+	if (r->body_len && !(rt->flags & API_R_BODY)) {
+		api_error(r, 400, "bad_request", NULL,
+			  "%s %s takes no request body.", rt->method, rt->path);
+		return;
+	}
 	rt->fn(r);
 	if (r->resp == NULL && r->status == 0)
 		api_error(r, 500, "internal", NULL, "No answer.");
@@ -368,6 +376,9 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn,
 	if (!r->started) {
 		const char *cl = MHD_lookup_connection_value(
 			conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		const struct api_route *rt;
+		struct api_req probe = {0};
+		unsigned st;
 		uint64_t n;
 
 		r->started = true;
@@ -375,16 +386,27 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn,
 		if (cl && (mx_parse_u64(cl, 0, UINT64_MAX, &n) < 0 ||
 			   n > api->cfg.max_body))
 			return too_large(r);
+		/* Only a route that reads a body gets it kept. */
+		rt = mx_api_route_find(method, url, &probe, &st, NULL, 0);
+		r->keep_body = rt && (rt->flags & API_R_BODY);
+		if (r->keep_body && cl && n &&
+		    mx_buf_reserve(&r->body, (size_t)n + 1) != 0)
+			return MHD_NO;
 		return MHD_YES;
 	}
 	if (*upload_data_size) {
-		/* No route of this slice reads a body: count it against
-		 * the limit (chunked uploads have no Content-Length) and
-		 * drop it. */
+		/* Counted against the limit (chunked uploads have no
+		 * Content-Length); kept for a route that reads it, else
+		 * dropped (dispatch() refuses it). */
 		r->body_len += *upload_data_size;
-		*upload_data_size = 0;
-		if (r->body_len > api->cfg.max_body && !r->too_large)
+		if (r->body_len > api->cfg.max_body && !r->too_large) {
+			*upload_data_size = 0;
 			return too_large(r);
+		}
+		if (r->keep_body && !r->too_large &&
+		    mx_buf_append(&r->body, upload_data, *upload_data_size) != 0)
+			return MHD_NO; /* out of memory: drop the connection */
+		*upload_data_size = 0;
 		return MHD_YES;
 	}
 	if (r->too_large)
@@ -455,7 +477,8 @@ static void fd_limit(unsigned max_connections)
 }
 
 int mx_api_start(const struct mx_api_cfg *cfg, struct mx_store *st,
-		 int workers, struct mx_api **api_r, struct mx_error *err)
+		 int workers, const struct mx_api_hooks *hooks,
+		 struct mx_api **api_r, struct mx_error *err)
 {
 	struct mx_api *api;
 	unsigned flags = MHD_USE_THREAD_PER_CONNECTION |
@@ -472,6 +495,8 @@ int mx_api_start(const struct mx_api_cfg *cfg, struct mx_store *st,
 	api->workers = workers;
 	api->lfd = -1;
 	api->cfg = *cfg;
+	if (hooks)
+		api->hooks = *hooks;
 	api->cfg.listen = mx_strdup(cfg->listen);
 	api->cfg.tls_cert = mx_strdup(cfg->tls_cert);
 	api->cfg.tls_key = mx_strdup(cfg->tls_key);

@@ -44,6 +44,7 @@ int cli_send(struct cli *c, int argc, char **argv);   /* send.c */
 int cli_outbox(struct cli *c, int argc, char **argv); /* send.c */
 int cli_modes(struct cli *c, int argc, char **argv);  /* modes.c */
 int cli_token(struct cli *c, int argc, char **argv);  /* token.c */
+int cli_contact(struct cli *c, int argc, char **argv); /* contact.c */
 
 /* Prints "mxsync: <detail>" and returns the exit code for ERR. */
 int cli_fail(const struct mx_error *err);

@@ -35,6 +35,8 @@ static const char usage[] =
 	"                                 the durable outbox\n"
 	"  token create --user U [--admin] [--expires DAYS] | list | revoke ID\n"
 	"                                 HTTP API bearer tokens\n"
+	"  contact add|edit|rm|list|show|import\n"
+	"                                 the CRM's contacts (doc/crm.md)\n"
 	"\n"
 	"options:\n"
 	"  -d DIR     data directory (default: $MXSYNC_DATA_DIR, else\n"
@@ -137,6 +139,7 @@ static const struct {
 	{"send", cli_send},       {"outbox", cli_outbox},
 	{"modes", cli_modes},
 	{"token", cli_token},
+	{"contact", cli_contact},
 };
 
 /*
@@ -209,7 +212,8 @@ int main(int argc, char **argv)
 	}
 	for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
 		if (strcmp(argv[i], commands[k].name) == 0) {
-			c.may_create = commands[k].fn == cli_account;
+			c.may_create = commands[k].fn == cli_account ||
+					commands[k].fn == cli_contact;
 			return commands[k].fn(&c, argc - i, argv + i);
 		}
 	fprintf(stderr, "mxsync: unknown command '%s'\n%s", argv[i], usage);

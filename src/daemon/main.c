@@ -144,6 +144,17 @@ struct daemon {
 	 * by another process (mxsync flag, sync, send), wakes long-polls,
 	 * event streams and webhooks at once instead of at the next tick. */
 	int store_wfd;
+	/* What API writes asked the loop to do (api_kick_cb): queued under
+	 * kick_mu by API threads, kickfd wakes the loop (run_kicks). */
+	int kickfd;
+	pthread_mutex_t kick_mu;
+	struct api_kick *kicks;
+	size_t nkicks, capkicks;
+};
+
+struct api_kick {
+	enum mx_api_kick what;
+	uint32_t account;
 };
 
 /* The backend of account A: what it can do decides how it is driven. */
@@ -1055,6 +1066,96 @@ static void stop_outbox(struct daemon *d)
 	d->ob_started = false;
 }
 
+/* ---- requests of the HTTP API (src/api/: api_kick) ---- */
+
+/* On an API thread: queue the request and wake the loop.  The same
+ * request twice before the loop runs is kept once. */
+static void api_kick_cb(void *ctx, enum mx_api_kick what, uint32_t account)
+{
+	struct daemon *d = ctx;
+	uint64_t one = 1;
+	bool dup = false;
+
+	pthread_mutex_lock(&d->kick_mu);
+	for (size_t i = 0; i < d->nkicks && !dup; i++)
+		dup = d->kicks[i].what == what && d->kicks[i].account == account;
+	if (!dup && d->nkicks == d->capkicks) {
+		size_t cap = d->capkicks ? d->capkicks * 2 : 16;
+		struct api_kick *v = realloc(d->kicks, cap * sizeof(*v));
+
+		if (v) {
+			d->kicks = v;
+			d->capkicks = cap;
+		}
+	}
+	if (!dup && d->nkicks < d->capkicks)
+		d->kicks[d->nkicks++] = (struct api_kick){what, account};
+	pthread_mutex_unlock(&d->kick_mu);
+	if (write(d->kickfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		mx_warn("eventfd write: %s", strerror(errno));
+}
+
+static struct acct *acct_by_id(struct daemon *d, uint32_t id)
+{
+	for (struct acct *a = d->accts; a; a = a->next)
+		if (a->id == id && !a->removed)
+			return a;
+	return NULL;
+}
+
+static void run_kick(struct daemon *d, const struct api_kick *k)
+{
+	struct mx_error err;
+	struct acct *a;
+
+	switch (k->what) {
+	case MX_API_KICK_ACCOUNTS:
+		/* As after SIGHUP: new accounts start, changed records
+		 * restart, removed ones stop. */
+		if (load_accounts(d, &err) != MX_OK)
+			mx_warn("accounts: %s", err.detail);
+		break;
+	case MX_API_KICK_SYNC:
+		a = acct_by_id(d, k->account);
+		/* Idle or polling: its refresh runs at the next turn of the
+		 * loop.  Busy: it is syncing already; in backoff the retry
+		 * comes forward. */
+		if (a && !a->busy && (a->state == MX_ST_IDLE ||
+				      a->state == MX_ST_POLLING ||
+				      a->state == MX_ST_BACKOFF))
+			a->next_at = now_ms();
+		break;
+	case MX_API_KICK_OUTBOX:
+		pthread_mutex_lock(&d->ob_mu);
+		pthread_cond_signal(&d->ob_cv);
+		pthread_mutex_unlock(&d->ob_mu);
+		break;
+	case MX_API_KICK_RECONNECT:
+	case MX_API_KICK_WEBHOOKS:
+		mx_warn("api: request %d not handled yet", (int)k->what);
+		break;
+	}
+}
+
+static void run_kicks(struct daemon *d)
+{
+	struct api_kick *v;
+	uint64_t x;
+	size_t n;
+
+	if (read(d->kickfd, &x, sizeof(x)) < 0 && errno != EAGAIN)
+		mx_warn("eventfd read: %s", strerror(errno));
+	pthread_mutex_lock(&d->kick_mu);
+	v = d->kicks;
+	n = d->nkicks;
+	d->kicks = NULL;
+	d->nkicks = d->capkicks = 0;
+	pthread_mutex_unlock(&d->kick_mu);
+	for (size_t i = 0; i < n && !d->stopping; i++)
+		run_kick(d, &v[i]);
+	free(v);
+}
+
 /* ---- main loop ---- */
 
 static int reload(struct daemon *d)
@@ -1305,6 +1406,8 @@ static int loop(struct daemon *d)
 				 * mx_store_watch); they are woken below. */
 				mx_store_watch_drain(d->store_wfd);
 				store_changed = true;
+			} else if (p == &d->kickfd) {
+				run_kicks(d);
 			} else {
 				struct job_slot *js = p;
 				struct acct *a = js->a;
@@ -1431,8 +1534,10 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	d.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	d.donefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	d.kickfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	pthread_mutex_init(&d.kick_mu, NULL);
 	d.epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (d.sigfd < 0 || d.donefd < 0 || d.epfd < 0) {
+	if (d.sigfd < 0 || d.donefd < 0 || d.kickfd < 0 || d.epfd < 0) {
 		mx_log(MX_LOG_ERROR, "setup: %s", strerror(errno));
 		goto out;
 	}
@@ -1452,9 +1557,13 @@ int main(int argc, char **argv)
 		mx_warn("cannot watch %s/data.mdb (inotify): commits by other "
 			"processes reach long-polls and webhooks within 1 s",
 			d.dir);
+	ev.data.ptr = &d.kickfd;
+	epoll_ctl(d.epfd, EPOLL_CTL_ADD, d.kickfd, &ev);
 	/* After the signal mask: MHD's threads inherit it. */
 	if (d.cfg.api_enabled &&
-	    mx_api_start(&d.cfg.api, d.st, d.cfg.workers, &d.api, &err) != MX_OK) {
+	    mx_api_start(&d.cfg.api, d.st, d.cfg.workers,
+			 &(struct mx_api_hooks){.ctx = &d, .kick = api_kick_cb},
+			 &d.api, &err) != MX_OK) {
 		mx_log(MX_LOG_ERROR, "%s", err.detail);
 		rc = 2;
 		goto out;
@@ -1534,6 +1643,9 @@ out:
 		close(d.donefd);
 	if (d.store_wfd >= 0)
 		close(d.store_wfd);
+	if (d.kickfd > 0)
+		close(d.kickfd);
+	free(d.kicks);
 	mx_store_close(&d.st);
 	return rc;
 }

@@ -31,6 +31,7 @@ MX_INTEG_TESTS = \
 	tests/integ/t-modes.sh \
 	tests/integ/t-gmail-send.sh \
 	tests/integ/t-layers.sh \
+	tests/integ/t-contacts.sh \
 	tests/integ/t-api.sh \
 	tests/integ/t-api-contract.sh \
 	tests/integ/t-api-wake.sh

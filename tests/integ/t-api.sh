@@ -333,6 +333,8 @@ is "$API_STATUS $(api_code)" "404 not_found" "unknown route: 404 not_found"
 api_req POST "$API_URL/v1/messages" "$KA" -H "Content-Type: application/json" --data-binary '{"x": '
 is "$API_STATUS $(api_code)" "405 method_not_allowed" "POST with malformed JSON to a GET route: 405"
 like "$(api_header allow)" 'GET' "405 names the allowed methods (Allow: $(api_header allow))"
+api_req GET "$API_URL/v1/accounts/$O" "$KA" -H "Content-Type: application/json" --data-binary '{"name":"x"}' -X GET
+is "$API_STATUS $(api_code)" "400 bad_request" "a body sent to a route that reads none: 400 bad_request"
 api_req DELETE "$API_URL/v1/accounts/$O" "$KA"
 is "$API_STATUS" 405 "DELETE an account (not in this slice): 405"
 wait_count "$O" 4; ok $? "account o still has its 4 messages"

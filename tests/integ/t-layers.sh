@@ -39,7 +39,7 @@ LAYERS='
 mxsync + util + net + secrets + mime + auth
 store
 evtypes
-account | users
+account | users | crm
 backends + discover
 sync | send | events
 cli | api
@@ -73,6 +73,7 @@ backends/backend.h
 discover/discover.h
 account/account.h account/presets.h
 users/tokens.h
+crm/link.h crm/contacts.h
 sync/sync.h sync/query.h
 send/outbox.h send/compose.h send/smtp.h
 events/events.h events/types.h

@@ -22,4 +22,5 @@ include tests/unit/imap_guard.mk
 include tests/unit/imap_replies.mk
 include tests/unit/gmail.mk
 include tests/unit/api.mk
+include tests/unit/crm.mk
 endif

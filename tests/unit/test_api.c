@@ -170,6 +170,11 @@ START_TEST(ids)
 	ck_assert(!mx_api_id_parse(API_ID_DEC, "..", &v));
 	ck_assert(!mx_api_id_parse(API_ID_DEC, "", &v));
 	ck_assert(!mx_api_id_parse(API_ID_DEC, " 1", &v));
+	ck_assert(mx_api_id_parse(API_ID_DEC64, "4294967296", &v) && v == 4294967296u);
+	ck_assert(mx_api_id_parse(API_ID_DEC64, "9223372036854775807", &v));
+	ck_assert(!mx_api_id_parse(API_ID_DEC64, "9223372036854775808", &v));
+	ck_assert(!mx_api_id_parse(API_ID_DEC64, "0", &v));
+	ck_assert(!mx_api_id_parse(API_ID_DEC64, "007", &v));
 	ck_assert(mx_api_id_parse(API_ID_HEX16, "00000000000000ff", &v) && v == 255);
 	ck_assert(!mx_api_id_parse(API_ID_HEX16, "00000000000000FF", &v));
 	ck_assert(!mx_api_id_parse(API_ID_HEX16, "0000000000000000", &v));

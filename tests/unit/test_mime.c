@@ -408,6 +408,80 @@ START_TEST(test_addr_lists)
 }
 END_TEST
 
+/* RFC 5322 appendix A: every address example, including A.5's comments
+ * inside addr-specs and A.6's obsolete routes and spacing. */
+START_TEST(test_addr_rfc5322_appendix_a)
+{
+	static const char msg[] =
+		/* A.1.2 */
+		"From: \"Joe Q. Public\" <john.q.public@example.com>\n"
+		"Reply-To: Mary Smith <mary@x.test>, jdoe@example.org, Who? <one@y.test>\n"
+		"Sender: <boss@nil.test>\n"
+		"Resent-To: x@y\n"
+		/* A.5 */
+		"To:A Group(Some people)\n"
+		"     :Chris Jones <c@(Chris's host.)public.example>,\n"
+		"         joe@example.org,\n"
+		"  John <jdoe@one.test> (my dear friend); (the end of the group)\n"
+		"Cc:(Empty list)(start)Hidden recipients  :(nobody(that I know))  ;\n"
+		/* A.6.1 */
+		"Bcc: Mary Smith <@node.test:mary@example.net>, , jdoe@test  . example\n"
+		"\n"
+		"body\n";
+	static const char msg2[] =
+		/* A.5 */
+		"From: Pete(A nice \\) chap) <pete(his account)@silly.test(his host)>\n"
+		/* A.6.3 */
+		"To: John Doe <jdoe@machine(comment).  example>\n"
+		"Cc: Mary Smith\n"
+		"  \n"
+		"     <mary@example.net>\n"
+		/* A.1.2, A.1.3 */
+		"Bcc: \"Giant; \\\"Big\\\" Box\" <sysservices@example.net>, Undisclosed recipients:;\n"
+		"Reply-To: A Group:Ed Jones <c@a.test>,joe@where.test,John <jdoe@one.test>;\n"
+		/* a quoted local part keeps its quotes; a '>' inside it or in a
+		 * comment does not end the angle-addr */
+		"Sender: <\"a>b\"@q.example (x>y)>\n"
+		"\n"
+		"body\n";
+	struct mx_parsed p;
+
+	parse_str(msg, &p);
+	addr_eq(&p.from, 0, "Joe Q. Public", "john.q.public@example.com");
+	ck_assert_uint_eq(p.reply_to.n, 3);
+	addr_eq(&p.reply_to, 0, "Mary Smith", "mary@x.test");
+	addr_eq(&p.reply_to, 1, NULL, "jdoe@example.org");
+	addr_eq(&p.reply_to, 2, "Who?", "one@y.test");
+	addr_eq(&p.sender, 0, NULL, "boss@nil.test");
+	ck_assert_uint_eq(p.to.n, 4);
+	addr_eq(&p.to, 0, "A Group", NULL);
+	addr_eq(&p.to, 1, "Chris Jones", "c@public.example");
+	addr_eq(&p.to, 2, NULL, "joe@example.org");
+	addr_eq(&p.to, 3, "John", "jdoe@one.test");
+	ck_assert_uint_eq(p.cc.n, 1);
+	addr_eq(&p.cc, 0, "Hidden recipients", NULL);
+	ck_assert_uint_eq(p.bcc.n, 2);
+	addr_eq(&p.bcc, 0, "Mary Smith", "mary@example.net");
+	addr_eq(&p.bcc, 1, NULL, "jdoe@test.example");
+	mx_parsed_free(&p);
+
+	parse_str(msg2, &p);
+	addr_eq(&p.from, 0, "Pete", "pete@silly.test");
+	addr_eq(&p.to, 0, "John Doe", "jdoe@machine.example");
+	addr_eq(&p.cc, 0, "Mary Smith", "mary@example.net");
+	ck_assert_uint_eq(p.bcc.n, 2);
+	addr_eq(&p.bcc, 0, "Giant; \"Big\" Box", "sysservices@example.net");
+	addr_eq(&p.bcc, 1, "Undisclosed recipients", NULL);
+	ck_assert_uint_eq(p.reply_to.n, 4);
+	addr_eq(&p.reply_to, 0, "A Group", NULL);
+	addr_eq(&p.reply_to, 1, "Ed Jones", "c@a.test");
+	addr_eq(&p.reply_to, 2, NULL, "joe@where.test");
+	addr_eq(&p.reply_to, 3, "John", "jdoe@one.test");
+	addr_eq(&p.sender, 0, NULL, "\"a>b\"@q.example");
+	mx_parsed_free(&p);
+}
+END_TEST
+
 START_TEST(test_addr_list_truncated)
 {
 	struct mx_buf b = {0};
@@ -915,6 +989,7 @@ int main(void)
 	tcase_add_test(tc, test_rfc2231_boundary);
 	tcase_add_test(tc, test_addr_normalize);
 	tcase_add_test(tc, test_addr_lists);
+	tcase_add_test(tc, test_addr_rfc5322_appendix_a);
 	tcase_add_test(tc, test_structure);
 	tcase_add_test(tc, test_bodies);
 	tcase_add_test(tc, test_snippet_html);

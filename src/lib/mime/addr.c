@@ -308,6 +308,63 @@ static int entry_word(struct entry *e, const char *w, size_t n,
 	return 0;
 }
 
+/*
+ * Reads an angle-addr's inside from S[I] (just after '<') to its '>' into
+ * OUT without what RFC 5322 allows around and between its tokens: blanks
+ * and comments (nested, with quoted-pairs), as in
+ * "<pete(his account)@silly.test(his host)>" and the obsolete
+ * "<jdoe@machine(comment).  example>" (appendix A.5, A.6.3).  A quoted
+ * local part is kept as written, quotes and escapes included; a '>' or
+ * '(' inside it or inside a comment does not end or start anything.
+ * Returns the index after the '>' (or N when it is missing), SIZE_MAX on
+ * ENOMEM.
+ */
+static size_t angle_read(const char *s, size_t n, size_t i,
+			 struct mx_buf *out)
+{
+	while (i < n && s[i] != '>') {
+		char c = s[i];
+
+		if (c == '"') {
+			size_t q = i++;
+
+			while (i < n && s[i] != '"') {
+				if (s[i] == '\\' && i + 1 < n)
+					i++;
+				i++;
+			}
+			if (i < n)
+				i++;
+			if (mx_buf_append(out, s + q, i - q) < 0)
+				return SIZE_MAX;
+		} else if (c == '(') {
+			int depth = 0;
+
+			for (; i < n; i++) {
+				if (s[i] == '\\' && i + 1 < n)
+					i++;
+				else if (s[i] == '(')
+					depth++;
+				else if (s[i] == ')' && --depth == 0)
+					break;
+			}
+			if (i < n)
+				i++;
+		} else if (is_blank(c)) {
+			i++;
+		} else {
+			if (mx_buf_append(out, s + i, 1) < 0)
+				return SIZE_MAX;
+			i++;
+		}
+	}
+	if (mx_buf_reserve(out, 1) < 0)
+		return SIZE_MAX;
+	if (out->data)
+		out->data[out->len] = '\0';
+	return i < n ? i + 1 : n;
+}
+
 int mx_addr_list_parse(const char *value, size_t len,
 		       struct mx_addr_list *out, bool *unknown_r)
 {
@@ -358,15 +415,11 @@ int mx_addr_list_parse(const char *value, size_t len,
 			i++;
 			e.space = true;
 		} else if (c == '<') {
-			s = ++i;
-			while (i < u.len && u.data[i] != '>')
-				i++;
 			mx_buf_reset(&e.angle);
-			if (mx_buf_append(&e.angle, u.data + s, i - s) < 0)
+			i = angle_read(u.data, u.len, i + 1, &e.angle);
+			if (i == SIZE_MAX)
 				goto out;
 			e.has_angle = true;
-			if (i < u.len)
-				i++;
 		} else if (c == ',') {
 			if (entry_end(&e, out, unknown_r) < 0)
 				goto out;

@@ -47,6 +47,8 @@ static const struct {
 	[MX_DB_SENDLOG] = {"sendlog", 0},
 	[MX_DB_OUTBOX_PENDING] = {"outbox_pending", 0},
 	[MX_DB_APITOKENS] = {"apitokens", 0},
+	[MX_DB_CONTACTS] = {"contacts", 0},
+	[MX_DB_CONTACT_ADDRS] = {"contact_addrs", 0},
 };
 
 /* Address space, not disk: on Linux the file only grows as data is
@@ -155,7 +157,7 @@ int mx_store_open_flags(const char *dir, size_t map_size, size_t map_max,
 	st->map_size = map_size ? map_size : MX_MAP_DEFAULT;
 	st->map_max = map_max ? map_max : MX_MAP_MAX_DEFAULT;
 	if ((rc = mdb_env_create(&st->env)) != 0 ||
-	    (rc = mdb_env_set_maxdbs(st->env, 32)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(st->env, 64)) != 0 ||
 	    /* Every open read transaction holds a reader slot (MDB_NOTLS):
 	     * the HTTP API reads on many connections at once, and LMDB's
 	     * default of 126 slots would fail requests past it. */

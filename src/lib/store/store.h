@@ -60,6 +60,8 @@ enum mx_dbi {
 	MX_DB_OUTBOX_PENDING, /* u64 outbox id -> "": entries with work left */
 	MX_DB_APITOKENS,     /* 'h' + sha256(token) -> JSON; 'i' + u64 id ->
 				sha256 (src/lib/users/tokens.c) */
+	MX_DB_CONTACTS,      /* CRM contact id -> JSON (src/lib/crm) */
+	MX_DB_CONTACT_ADDRS, /* address NUL contact id -> 'p'|'a'|'t' */
 	MX_DB_COUNT
 };
 
