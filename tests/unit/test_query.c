@@ -104,7 +104,8 @@ static void msg_fill(struct mx_msg *m, uint32_t acct, int i,
 static void fill(uint64_t ids[8])
 {
 	static const char *const subj[] = {"Hello", NULL, "Re: Hello",
-					   "Invoice 42", "", "weekly",
+					   "Invoice 42", "",
+					   "we\"ek\\ly\x01\x1f\n\t\r \xc3\xa9 </b>",
 					   "other", "Re: other"};
 	static char raw[2048];
 	struct mx_txn t;
@@ -213,6 +214,68 @@ static void filters(struct mx_msg_filter *v, size_t *n_r)
 	*n_r = n;
 }
 
+/* The listing's summaries (written as text) agree with the message's
+ * record as jansson builds it, for every field they share: escapes,
+ * nulls and UTF-8 included. */
+START_TEST(query_text_matches_record)
+{
+	static const char *const keys[] = {"id", "account", "thread",
+					   "subject", "from", "to", "date",
+					   "snippet", "flags", "size"};
+	struct mx_msg_filter f[16];
+	uint64_t ids[8];
+	json_t *all, *m, *rec;
+	struct mx_error e;
+	size_t nf, i;
+
+	fill(ids);
+	filters(f, &nf);
+	all = list_all(&f[0], 3);
+	ck_assert_uint_eq(json_array_size(all), 8);
+	json_array_foreach(all, i, m) {
+		uint64_t id;
+
+		ck_assert_int_eq(mx_msg_id_parse(json_string_value(
+					 json_object_get(m, "id")), &id), 0);
+		mx_error_clear(&e);
+		ck_assert_msg(mx_msg_get_json(g_st, id, g_accts, 2, &rec, &e) ==
+			      MX_OK, "%s", e.detail);
+		for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+			ck_assert_msg(json_equal(json_object_get(m, keys[k]),
+						 json_object_get(rec, keys[k])),
+				      "message %zu: %s differs", i, keys[k]);
+		json_decref(rec);
+	}
+	/* The text form is that array, and valid JSON. */
+	{
+		struct mx_msg_cursor next;
+		json_error_t je;
+		json_t *parsed;
+		char *text;
+		size_t len;
+		bool more;
+
+		ck_assert(mx_msg_query_text(g_st, &f[0], NULL, 8, &text, &len,
+					    &more, &next, &e) == MX_OK);
+		ck_assert_uint_eq(len, strlen(text));
+		parsed = json_loadb(text, len, 0, &je);
+		ck_assert_msg(parsed != NULL, "%s", je.text);
+		ck_assert(json_equal(parsed, all));
+		ck_assert(!more);
+		ck_assert_ptr_nonnull(strstr(text, "\"we\\\"ek\\\\ly\\u0001"
+						    "\\u001f\\n\\t\\r \xc3\xa9 </b>\""));
+		json_decref(parsed);
+		free(text);
+		f[0].naccounts = 0; /* nothing to search: an empty array */
+		ck_assert(mx_msg_query_text(g_st, &f[0], NULL, 8, &text, &len,
+					    &more, &next, &e) == MX_OK);
+		ck_assert_str_eq(text, "[]");
+		free(text);
+	}
+	json_decref(all);
+}
+END_TEST
+
 START_TEST(summary_roundtrip)
 {
 	struct mx_msg m, d;
@@ -267,6 +330,11 @@ START_TEST(summary_roundtrip)
 	ck_assert_int_eq(mx_msg_summary_decode(buf, len, &d, &natt, &e),
 			 MX_ERR_STORE);
 	buf[0] = 1;
+	/* Invalid UTF-8 (it would go into the JSON as it is): refused. */
+	buf[21 + 4 + 1] = (uint8_t)0xff;
+	ck_assert_int_eq(mx_msg_summary_decode(buf, len, &d, &natt, &e),
+			 MX_ERR_STORE);
+	buf[21 + 4 + 1] = 0xc3;
 	/* An address count far beyond the bytes left is no allocation. */
 	{
 		size_t at = 21 + 4 + strlen(m.p.subject) + 4 +
@@ -406,6 +474,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, summary_stored);
 	tcase_add_test(tc, query_reads_no_record);
 	tcase_add_test(tc, query_without_summaries);
+	tcase_add_test(tc, query_text_matches_record);
 	suite_add_tcase(s, tc);
 	return s;
 }

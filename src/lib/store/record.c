@@ -745,6 +745,9 @@ static char *sum_get_str(struct sum_rd *r)
 	s = mx_strndup((const char *)r->p, n);
 	if (s == NULL)
 		r->nomem = r->bad = true;
+	/* The listing writes these into JSON as they are. */
+	else if (!mx_utf8_valid_str(s))
+		r->bad = true;
 	r->p += n;
 	r->left -= n;
 	return s;

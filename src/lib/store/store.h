@@ -587,10 +587,10 @@ int mx_loc_decode(const void *data, size_t len, struct mx_loc *l);
  * GET /v1/messages decodes no full record: thread id, size, the number of
  * attachments, subject, snippet, From and To.  Encode: malloc()ed, NULL
  * when out of memory.  Decode fills those fields of *M (the rest zero,
- * p.date -1; free with mx_msg_free) and *ATTACHMENTS_R.  Errors:
- * MX_ERR_STORE for an empty value (a store from before summaries), an
- * unknown version or a corrupt one (then read the full record),
- * MX_ERR_NOMEM.
+ * p.date -1; free with mx_msg_free) and *ATTACHMENTS_R; its strings are
+ * valid UTF-8.  Errors: MX_ERR_STORE for an empty value (a store from
+ * before summaries), an unknown version or a corrupt one (bad lengths,
+ * invalid UTF-8: then read the full record), MX_ERR_NOMEM.
  */
 void *mx_msg_summary_encode(const struct mx_msg *m, size_t *len_r);
 int mx_msg_summary_decode(const void *data, size_t len, struct mx_msg *m,
