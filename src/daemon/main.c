@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +145,10 @@ struct daemon {
 	 * by another process (mxsync flag, sync, send), wakes long-polls,
 	 * event streams and webhooks at once instead of at the next tick. */
 	int store_wfd;
+	/* Summaries for messages stored before them (fill_main). */
+	pthread_t fill_thread;
+	bool fill_started;
+	atomic_bool fill_stop;
 	/* What API writes asked the loop to do (api_kick_cb): queued under
 	 * kick_mu by API threads, kickfd wakes the loop (run_kicks). */
 	int kickfd;
@@ -1436,6 +1441,34 @@ static int loop(struct daemon *d)
 	return 0;
 }
 
+/*
+ * A store from before message summaries: the API's listing reads the
+ * full record of each message that has none (slow), so they are written
+ * now, 500 a write transaction, beside the workers.  Once all are there
+ * this is one walk of the date index that writes nothing.
+ */
+static void *fill_main(void *arg)
+{
+	struct daemon *d = arg;
+	uint8_t pos[20] = {0};
+	size_t done, total = 0;
+	bool more = true;
+	struct mx_error err;
+
+	while (more && !atomic_load(&d->fill_stop)) {
+		if (mx_store_summaries_fill(d->st, pos, 500, &done, &more,
+					    &err) != MX_OK) {
+			mx_warn("message summaries: %s", err.detail);
+			break;
+		}
+		total += done;
+	}
+	if (total)
+		mx_info("message summaries: %zu written (messages stored "
+			"before summaries)", total);
+	return NULL;
+}
+
 static void usage(FILE *fp)
 {
 	fputs("usage: mxsyncd [-d DATA_DIR] [-c CONFIG] [-D CATS] [-v] [--syslog]\n"
@@ -1579,6 +1612,8 @@ int main(int argc, char **argv)
 		MX_VERSION_STRING, d.dir, d.conf_path, d.nworkers);
 	start_webhooks(&d);
 	start_outbox(&d);
+	d.fill_started = pthread_create(&d.fill_thread, NULL, fill_main, &d) ==
+			 0;
 	if (mx_account_removals(d.st, &d.removals_seen, &err) != MX_OK)
 		mx_warn("accounts: %s", err.detail);
 	if (load_accounts(&d, &err) != MX_OK) {
@@ -1597,6 +1632,10 @@ int main(int argc, char **argv)
 	}
 	/* Shutdown: the sender and the workers first (they may hold
 	 * connections), then LOGOUT what is left, then webhooks. */
+	if (d.fill_started) {
+		atomic_store(&d.fill_stop, true);
+		pthread_join(d.fill_thread, NULL);
+	}
 	stop_outbox(&d);
 	pthread_mutex_lock(&d.mu);
 	d.quit = true;

@@ -593,6 +593,17 @@ int mx_loc_decode(const void *data, size_t len, struct mx_loc *l);
  * invalid UTF-8: then read the full record), MX_ERR_NOMEM.
  */
 void *mx_msg_summary_encode(const struct mx_msg *m, size_t *len_r);
+/*
+ * Stores from before summaries: writes the summary of up to MAX messages
+ * whose date index entry has none, from their records, in one write
+ * transaction, walking the index from POS (20 zero bytes to begin; moved
+ * on for the next call).  *DONE_R: how many; *MORE_R: whether the walk
+ * stopped at MAX (call again).  A record that does not decode keeps its
+ * empty value.  Errors: the store's (nothing written).
+ */
+int mx_store_summaries_fill(struct mx_store *st, uint8_t pos[20],
+			    size_t max, size_t *done_r, bool *more_r,
+			    struct mx_error *err);
 int mx_msg_summary_decode(const void *data, size_t len, struct mx_msg *m,
 			  uint32_t *attachments_r, struct mx_error *err);
 
