@@ -285,6 +285,29 @@ enum mx_flag_op {
 enum mx_err mx_message_flag(struct mx_store *store, const char *id,
 			    enum mx_flag_op op, struct mx_error *err);
 
+/*
+ * Moves message ID to FOLDER (a folder name of its account, as `mxsync
+ * folders` shows it) on the server, then in the store: IMAP UID MOVE (RFC
+ * 6851) when the server offers it, else UID COPY, \Deleted and UID
+ * EXPUNGE (RFC 4315) of that message alone.  The message ends up once in
+ * FOLDER: copies of it in other folders go too.  It keeps its id; the
+ * store writes message.moved.  MX_ERR_INVAL: no such folder;
+ * MX_ERR_UNSUPPORTED: the account's server has no folders (POP3) or can
+ * move only by expunging other messages (neither MOVE nor UIDPLUS).
+ */
+enum mx_err mx_message_move(struct mx_store *store, const char *id,
+			    const char *folder, struct mx_error *err);
+
+/*
+ * Deletes message ID: moves it to its account's Trash folder (SPECIAL-USE
+ * \Trash, RFC 6154) as mx_message_move() does, or, when PERMANENT, when
+ * the account has no Trash or the message is only in Trash, removes it
+ * for good (\Deleted and UID EXPUNGE of that message alone) and deletes
+ * the record (message.deleted).  Errors as for mx_message_move().
+ */
+enum mx_err mx_message_delete(struct mx_store *store, const char *id,
+			      bool permanent, struct mx_error *err);
+
 enum mx_export_format { MX_EXPORT_MAILDIR = 1, MX_EXPORT_MBOX = 2 };
 
 /*

@@ -22,6 +22,12 @@ struct mx_api_cfg {
 	unsigned max_connections; /* default 1000 */
 	unsigned timeout_s;     /* idle or slow connection (default 30) */
 	unsigned rate_limit;    /* requests a second a token (default 100) */
+	/* The browser OAuth flow (src/api/oauth.c). */
+	char *public_url;       /* owned: how browsers reach the API,
+				   "https://mx.example"; NULL: http(s)://
+				   and the listen address */
+	char *oauth_return;     /* owned: origins the callback may send the
+				   browser on to, space separated; NULL */
 };
 
 #define MX_API_LISTEN_DEFAULT "127.0.0.1:7780"

@@ -86,6 +86,8 @@ enum api_idkind {
 	API_ID_DEC,    /* account, thread: decimal 1..2^32-1 */
 	API_ID_HEX16,  /* message: 16 hex digits */
 	API_ID_DEC64,  /* outbox entry, webhook: decimal 1..2^63-1 */
+	API_ID_TEXT,   /* contact: the CRM's id, 1..128 bytes of printable
+			  UTF-8 (the decoded path segment) */
 };
 
 /* struct api_route's flags */
@@ -285,6 +287,13 @@ void mx_api_metrics_record(struct mx_api *api, const struct api_route *rt,
 void mx_api_prom_label(struct mx_buf *b, const char *v);
 
 /* ---- handlers ---- */
+/* contacts.c */
+void api_contacts_list(struct api_req *r);
+void api_contact_get(struct api_req *r);
+void api_contact_put(struct api_req *r);
+void api_contact_delete(struct api_req *r);
+void api_contact_timeline(struct api_req *r);
+void api_contacts_link(struct api_req *r);
 void api_version(struct api_req *r);
 void api_health(struct api_req *r);
 void api_accounts_list(struct api_req *r);
@@ -299,6 +308,39 @@ void api_events_stream(struct api_req *r);
 void api_thread_get(struct api_req *r);
 void api_message_part(struct api_req *r);
 void api_metrics(struct api_req *r);
+/* accounts.c: the write side of /v1/accounts */
+void api_account_create(struct api_req *r);
+void api_account_update(struct api_req *r);
+void api_account_delete(struct api_req *r);
+void api_account_enable(struct api_req *r);
+void api_account_disable(struct api_req *r);
+void api_account_reconnect(struct api_req *r);
+void api_account_sync(struct api_req *r);
+void api_account_permissions_get(struct api_req *r);
+void api_account_permissions_put(struct api_req *r);
+/* send.c, outbox.c */
+struct mx_ob_entry;
+/* An outbox entry as the API shows it (mx_ob_entry_json() with the
+ * stored message as its 16-hex "message", without the holder's pid). */
+json_t *api_outbox_json(const struct mx_ob_entry *e, const char *account);
+void api_send(struct api_req *r);
+void api_outbox_list(struct api_req *r);
+void api_outbox_get(struct api_req *r);
+void api_outbox_retry(struct api_req *r);
+void api_outbox_cancel(struct api_req *r);
+/* oauth.c: the browser OAuth flow */
+void api_oauth_start(struct api_req *r);
+void api_oauth_callback(struct api_req *r);
+/* webhooks.c */
+void api_webhooks_list(struct api_req *r);
+void api_webhook_create(struct api_req *r);
+void api_webhook_get(struct api_req *r);
+void api_webhook_update(struct api_req *r);
+void api_webhook_delete(struct api_req *r);
+/* messages.c: writes */
+void api_message_patch(struct api_req *r);
+void api_message_move(struct api_req *r);
+void api_message_delete(struct api_req *r);
 
 
 #endif

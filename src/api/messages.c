@@ -335,3 +335,170 @@ void api_message_part(struct api_req *r)
 	api_header(r, "Content-Disposition", disp);
 	free(disp);
 }
+
+/* ---- writes: PATCH (flags), move, DELETE ---- */
+
+/* Message R->id's record when the caller may use its account (else 404
+ * answered, NULL): every write checks this before it changes anything. */
+static json_t *msg_visible(struct api_req *r)
+{
+	struct mx_error err;
+	uint32_t *ids = NULL;
+	size_t nids = 0;
+	json_t *m = NULL;
+
+	if (!api_visible_accounts(r, &ids, &nids))
+		return NULL;
+	if (mx_msg_get_json(r->api->st, r->id, ids, nids, &m, &err) != MX_OK) {
+		api_fail(r, &err);
+		m = NULL;
+	}
+	free(ids);
+	return m;
+}
+
+/* Answers 200 with message R->id as it is now.  When the write took it
+ * out of the store (moved to a folder the store does not follow), BEFORE
+ * (stolen) with no locations is what the client gets. */
+static void reply_msg(struct api_req *r, json_t *before)
+{
+	struct mx_error err;
+	uint32_t *ids = NULL;
+	size_t nids = 0;
+	json_t *m;
+	int rc;
+
+	if (!api_visible_accounts(r, &ids, &nids)) {
+		json_decref(before);
+		return;
+	}
+	rc = mx_msg_get_json(r->api->st, r->id, ids, nids, &m, &err);
+	free(ids);
+	if (rc == MX_ERR_NOTFOUND) {
+		json_object_set_new(before, "locations", json_array());
+		api_reply_json(r, 200, before);
+		return;
+	}
+	json_decref(before);
+	if (rc)
+		api_fail(r, &err);
+	else
+		api_reply_json(r, 200, m);
+}
+
+static const char *const patch_fields[] = {"seen", "flagged", NULL};
+
+void api_message_patch(struct api_req *r)
+{
+	struct mx_error err;
+	uint32_t add = 0, remove = 0;
+	json_t *body = NULL, *m;
+	int seen = -1, flagged = -1;
+
+	if (!api_body_json(r, &body))
+		return;
+	if (!api_fields_check(r, body, patch_fields, NULL) ||
+	    !api_j_bool(r, body, "seen", false, &seen) ||
+	    !api_j_bool(r, body, "flagged", false, &flagged)) {
+		json_decref(body);
+		return;
+	}
+	json_decref(body);
+	if (seen < 0 && flagged < 0) {
+		api_error(r, 400, "missing_field",
+			  json_pack("{s:s}", "field", "seen"),
+			  "Nothing to change: give 'seen' or 'flagged' (or "
+			  "both).");
+		return;
+	}
+	if ((m = msg_visible(r)) == NULL)
+		return;
+	if (seen >= 0)
+		*(seen ? &add : &remove) |= MX_FL_SEEN;
+	if (flagged >= 0)
+		*(flagged ? &add : &remove) |= MX_FL_FLAGGED;
+	/* The server first, then the store (mx_message_flag). */
+	if (mx_msg_flags(r->api->st, r->id, add, remove, &err) != MX_OK) {
+		json_decref(m);
+		api_fail(r, &err);
+		return;
+	}
+	reply_msg(r, m);
+}
+
+static const char *const move_fields[] = {"folder", NULL};
+
+void api_message_move(struct api_req *r)
+{
+	struct mx_error err;
+	json_t *body = NULL, *f, *m;
+	const char *name = NULL;
+	uint64_t fid = 0;
+	bool ok;
+	int rc;
+
+	if (!api_body_json(r, &body))
+		return;
+	f = json_object_get(body, "folder");
+	if (!api_fields_check(r, body, move_fields, NULL)) {
+		ok = false;
+	} else if (f == NULL || json_is_string(f)) {
+		ok = api_j_str(r, body, "folder", true, &name);
+		if (ok && (*name == '\0' || strlen(name) > 1000)) {
+			api_error(r, 400, "invalid_field",
+				  json_pack("{s:s}", "field", "folder"),
+				  "'folder' must be a folder name of 1 to "
+				  "1000 bytes or a folder id.");
+			ok = false;
+		}
+	} else if (json_is_integer(f)) {
+		ok = api_j_u64(r, body, "folder", true, 1, UINT32_MAX, &fid,
+			       NULL);
+	} else {
+		api_error(r, 400, "invalid_field",
+			  json_pack("{s:s}", "field", "folder"),
+			  "'folder' must be a folder id (an integer) or a "
+			  "folder name (a string).");
+		ok = false;
+	}
+	if (!ok || (m = msg_visible(r)) == NULL) {
+		json_decref(body);
+		return;
+	}
+	rc = mx_msg_move(r->api->st, r->id, (uint32_t)fid, name, &err);
+	json_decref(body); /* NAME was borrowed from it */
+	if (rc == MX_ERR_INVAL) {
+		json_decref(m);
+		api_error(r, 422, "invalid_value",
+			  json_pack("{s:s}", "field", "folder"), "%s.",
+			  err.detail);
+		return;
+	}
+	if (rc) {
+		json_decref(m);
+		api_fail(r, &err);
+		return;
+	}
+	reply_msg(r, m);
+}
+
+void api_message_delete(struct api_req *r)
+{
+	struct mx_error err;
+	int permanent = -1;
+	json_t *m;
+
+	if (!api_q_bool(r, "permanent", &permanent) ||
+	    (m = msg_visible(r)) == NULL)
+		return;
+	json_decref(m);
+	if (mx_msg_delete(r->api->st, r->id, permanent == 1, &err) != MX_OK) {
+		api_fail(r, &err);
+		return;
+	}
+	r->status = 204;
+	r->resp = MHD_create_response_from_buffer(0, NULL,
+						  MHD_RESPMEM_PERSISTENT);
+	if (r->resp == NULL)
+		api_error(r, 500, "internal", NULL, "Out of memory.");
+}

@@ -16,6 +16,18 @@ static const char *const msg_list_params[] = {
 	"since", "until", "subject", "limit", "cursor", NULL};
 static const char *const events_params[] = {"after", "limit", "wait", NULL};
 static const char *const stream_params[] = {"after", NULL};
+static const char *const acct_delete_params[] = {"purge", NULL};
+static const char *const outbox_params[] = {"account", "state", "limit",
+					    "cursor", NULL};
+/* What providers put on the redirect: RFC 6749 4.1.2 and 4.1.2.1, RFC
+ * 9207's iss, and the extras of Google and Microsoft. */
+static const char *const oauth_cb_params[] = {
+	"code", "state", "error", "error_description", "error_uri", "scope",
+	"iss", "authuser", "hd", "prompt", "session_state", NULL};
+
+static const char *const page_params[] = {"limit", "cursor", NULL};
+static const char *const hard_params[] = {"hard", NULL};
+static const char *const delete_params[] = {"permanent", NULL};
 
 const struct api_route mx_api_routes[] = {
 	{"GET", "/v1/version", api_version, false, API_ID_NONE, no_params, 0},
@@ -40,9 +52,76 @@ const struct api_route mx_api_routes[] = {
 	 no_params, 0},
 	{"GET", "/v1/messages/{id}/parts/{part}", api_message_part, true,
 	 API_ID_HEX16, no_params, 0},
+	/* contacts (contacts.c) */
+	{"GET", "/v1/contacts", api_contacts_list, true, API_ID_NONE,
+	 page_params, 0},
+	{"GET", "/v1/contacts/{id}", api_contact_get, true, API_ID_TEXT,
+	 no_params, 0},
+	{"PUT", "/v1/contacts/{id}", api_contact_put, true, API_ID_TEXT,
+	 no_params, API_R_BODY | API_R_ADMIN},
+	{"DELETE", "/v1/contacts/{id}", api_contact_delete, true, API_ID_TEXT,
+	 hard_params, API_R_ADMIN},
+	{"GET", "/v1/contacts/{id}/timeline", api_contact_timeline, true,
+	 API_ID_TEXT, page_params, 0},
+	{"POST", "/v1/crm/relink", api_contacts_link, true, API_ID_NONE,
+	 no_params, API_R_BODY | API_R_ADMIN},
 	/* Write routes: one block a resource (accounts, oauth, messages,
 	 * send and outbox, webhooks), flags API_R_BODY when they read a
 	 * body, API_R_ADMIN when only admins may call them. */
+	/* accounts (accounts.c): DELETE and PUT permissions are admin-only
+	 * but check it themselves, after the 404 of an account the caller
+	 * may not use. */
+	{"POST", "/v1/accounts", api_account_create, true, API_ID_NONE,
+	 no_params, API_R_BODY | API_R_ADMIN},
+	{"PATCH", "/v1/accounts/{id}", api_account_update, true, API_ID_DEC,
+	 no_params, API_R_BODY},
+	{"DELETE", "/v1/accounts/{id}", api_account_delete, true, API_ID_DEC,
+	 acct_delete_params, 0},
+	{"POST", "/v1/accounts/{id}/enable", api_account_enable, true,
+	 API_ID_DEC, no_params, 0},
+	{"POST", "/v1/accounts/{id}/disable", api_account_disable, true,
+	 API_ID_DEC, no_params, 0},
+	{"POST", "/v1/accounts/{id}/reconnect", api_account_reconnect, true,
+	 API_ID_DEC, no_params, 0},
+	{"POST", "/v1/accounts/{id}/sync", api_account_sync, true, API_ID_DEC,
+	 no_params, 0},
+	{"GET", "/v1/accounts/{id}/permissions", api_account_permissions_get,
+	 true, API_ID_DEC, no_params, 0},
+	{"PUT", "/v1/accounts/{id}/permissions", api_account_permissions_put,
+	 true, API_ID_DEC, no_params, API_R_BODY},
+	/* send and outbox (send.c, outbox.c) */
+	{"POST", "/v1/send", api_send, true, API_ID_NONE, no_params,
+	 API_R_BODY},
+	{"GET", "/v1/outbox", api_outbox_list, true, API_ID_NONE,
+	 outbox_params, 0},
+	{"GET", "/v1/outbox/{id}", api_outbox_get, true, API_ID_DEC64,
+	 no_params, 0},
+	{"POST", "/v1/outbox/{id}/retry", api_outbox_retry, true, API_ID_DEC64,
+	 no_params, 0},
+	{"POST", "/v1/outbox/{id}/cancel", api_outbox_cancel, true,
+	 API_ID_DEC64, no_params, 0},
+	/* oauth (oauth.c) */
+	{"POST", "/v1/accounts/{id}/oauth/start", api_oauth_start, true,
+	 API_ID_DEC, no_params, API_R_BODY},
+	{"GET", "/v1/oauth/callback", api_oauth_callback, false, API_ID_NONE,
+	 oauth_cb_params, 0},
+	{"GET", "/v1/webhooks", api_webhooks_list, true, API_ID_NONE, no_params,
+	 API_R_ADMIN},
+	{"POST", "/v1/webhooks", api_webhook_create, true, API_ID_NONE,
+	 no_params, API_R_ADMIN | API_R_BODY},
+	{"GET", "/v1/webhooks/{id}", api_webhook_get, true, API_ID_DEC64,
+	 no_params, API_R_ADMIN},
+	{"PATCH", "/v1/webhooks/{id}", api_webhook_update, true, API_ID_DEC64,
+	 no_params, API_R_ADMIN | API_R_BODY},
+	{"DELETE", "/v1/webhooks/{id}", api_webhook_delete, true, API_ID_DEC64,
+	 no_params, API_R_ADMIN},
+	/* messages (messages.c) */
+	{"PATCH", "/v1/messages/{id}", api_message_patch, true, API_ID_HEX16,
+	 no_params, API_R_BODY},
+	{"POST", "/v1/messages/{id}/move", api_message_move, true,
+	 API_ID_HEX16, no_params, API_R_BODY},
+	{"DELETE", "/v1/messages/{id}", api_message_delete, true,
+	 API_ID_HEX16, delete_params, 0},
 };
 const size_t mx_api_nroutes = sizeof(mx_api_routes) / sizeof(mx_api_routes[0]);
 
@@ -59,6 +138,10 @@ bool mx_api_id_parse(enum api_idkind kind, const char *s, uint64_t *id_r)
 	case API_ID_DEC:
 		/* No leading zeros: one spelling per id. */
 		return s[0] != '0' && mx_parse_u64(s, 1, UINT32_MAX, id_r) == 0;
+	case API_ID_TEXT:
+		*id_r = 0;
+		return strlen(s) >= 1 && strlen(s) <= 128 &&
+		       mx_utf8_valid_str(s) && mx_term_safe(s);
 	case API_ID_DEC64:
 		return s[0] != '0' && mx_parse_u64(s, 1, INT64_MAX, id_r) == 0;
 	case API_ID_HEX16:

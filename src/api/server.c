@@ -297,7 +297,10 @@ static void bad_id(struct api_req *r, const char *seg, size_t n,
 	api_error(r, 400, "invalid_id",
 		  json_pack("{s:s}", "id", id && mx_utf8_valid_str(id) &&
 				       mx_term_safe(id) ? id : "(unprintable)"),
-		  kind == API_ID_DEC || kind == API_ID_DEC64
+		  kind == API_ID_TEXT
+			  ? "Not a contact id: 1 to 128 bytes of printable "
+			    "UTF-8 are expected."
+		  : kind == API_ID_DEC || kind == API_ID_DEC64
 			  ? "Not an id: a decimal number is expected."
 			  : "Not a message id: 16 lower-case hexadecimal "
 			    "digits are expected.");
@@ -500,6 +503,8 @@ int mx_api_start(const struct mx_api_cfg *cfg, struct mx_store *st,
 	api->cfg.listen = mx_strdup(cfg->listen);
 	api->cfg.tls_cert = mx_strdup(cfg->tls_cert);
 	api->cfg.tls_key = mx_strdup(cfg->tls_key);
+	api->cfg.public_url = mx_strdup(cfg->public_url);
+	api->cfg.oauth_return = mx_strdup(cfg->oauth_return);
 	pthread_mutex_init(&api->ev_mu, NULL);
 	mx_cond_init_mono(&api->ev_cv);
 	pthread_mutex_init(&api->rl_mu, NULL);
@@ -615,6 +620,8 @@ void mx_api_stop(struct mx_api **apip)
 	free(api->cfg.listen);
 	free(api->cfg.tls_cert);
 	free(api->cfg.tls_key);
+	free(api->cfg.public_url);
+	free(api->cfg.oauth_return);
 	pthread_mutex_destroy(&api->ev_mu);
 	pthread_cond_destroy(&api->ev_cv);
 	pthread_mutex_destroy(&api->rl_mu);

@@ -173,6 +173,21 @@ static int t_search_header(struct mx_conn *c, const char *field,
 				     err));
 }
 
+static int t_move_uid(struct mx_conn *c, uint32_t uid, const char *wire,
+		      uint32_t *uidvalidity_r, uint32_t *uid_r,
+		      struct mx_error *err)
+{
+	TRACED(c, "move_uid",
+	       c->ops->move_uid(c->inner, uid, wire, uidvalidity_r, uid_r,
+				err));
+}
+
+static int t_expunge_uid(struct mx_conn *c, uint32_t uid,
+			 struct mx_error *err)
+{
+	TRACED(c, "expunge_uid", c->ops->expunge_uid(c->inner, uid, err));
+}
+
 static int t_send(struct mx_conn *c, const char *raw, size_t len,
 		  const char *const *rcpts, size_t nrcpts, const char *thread,
 		  char **id_r, bool *maybe_sent_r, struct mx_error *err)
@@ -283,6 +298,8 @@ static void traced_init(void)
 		WRAP(store_flags);
 		WRAP(append);
 		WRAP(search_header);
+		WRAP(move_uid);
+		WRAP(expunge_uid);
 		WRAP(send);
 		WRAP(idle_start);
 		WRAP(idle_fd);

@@ -61,6 +61,8 @@
 /* store_flags_id: \Seen and \Flagged of a message named by the server's
  * id (change-log model; Gmail: the UNREAD and STARRED labels). */
 #define MX_CAP_FLAGS_BY_ID 0x10000u
+/* move_uid, expunge_uid: a message leaves a folder (move, delete). */
+#define MX_CAP_REMOVE 0x20000u
 
 /* A connection.  Callers hold the registry's handle (backend.c); each
  * backend has its own struct mx_conn, private to its file, that only it
@@ -243,6 +245,22 @@ struct mx_backend_ops {
 		    const char *const *rcpts, size_t nrcpts,
 		    const char *thread, char **id_r, bool *maybe_sent_r,
 		    struct mx_error *err);
+
+	/* ---- MX_CAP_REMOVE ---- */
+	/* Moves UID of the selected folder to folder WIRE: UID MOVE (RFC
+	 * 6851) when the server offers MOVE, else UID COPY, \Deleted and
+	 * UID EXPUNGE (RFC 4315) of that UID alone -- never a bare EXPUNGE,
+	 * which would also remove every other message marked \Deleted.
+	 * *UIDVALIDITY_R and *UID_R get the message's UIDVALIDITY and UID
+	 * in WIRE when the server told them (COPYUID), else 0.
+	 * MX_ERR_UNSUPPORTED: the server has neither MOVE nor UIDPLUS. */
+	int (*move_uid)(struct mx_conn *conn, uint32_t uid, const char *wire,
+			uint32_t *uidvalidity_r, uint32_t *uid_r,
+			struct mx_error *err);
+	/* Removes UID of the selected folder for good: \Deleted, then UID
+	 * EXPUNGE of that UID alone.  MX_ERR_UNSUPPORTED: no UIDPLUS. */
+	int (*expunge_uid)(struct mx_conn *conn, uint32_t uid,
+			   struct mx_error *err);
 
 	/* ---- MX_CAP_IDLE ---- */
 	/*

@@ -1278,6 +1278,89 @@ static int imap_append(struct mx_conn *c, const char *wire, uint32_t flags,
 	return MX_OK;
 }
 
+/* The single UID of SET (COPYUID's destination), or 0. */
+static uint32_t set_single(struct mailimap_set *set)
+{
+	struct mailimap_set_item *it;
+
+	if (set == NULL || clist_count(set->set_list) != 1)
+		return 0;
+	it = clist_content(clist_begin(set->set_list));
+	return it->set_first == it->set_last ? it->set_first : 0;
+}
+
+/* UID STORE +FLAGS.SILENT (\Deleted) then UID EXPUNGE of UID alone. */
+static int expunge_one(struct mx_conn *c, uint32_t uid, struct mx_error *err)
+{
+	struct mailimap_set *set;
+	int rc, r;
+
+	rc = imap_store_flags(c, uid, MX_FL_DELETED, 0, err);
+	if (rc)
+		return rc;
+	set = mailimap_set_new_single(uid);
+	if (set == NULL)
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	r = mailimap_uid_expunge(c->imap, set);
+	mailimap_set_free(set);
+	if (r != MAILIMAP_NO_ERROR)
+		return imap_fail(c, r, "UID EXPUNGE", err);
+	return MX_OK;
+}
+
+static int imap_move_uid(struct mx_conn *c, uint32_t uid, const char *wire,
+			 uint32_t *uidvalidity_r, uint32_t *uid_r,
+			 struct mx_error *err)
+{
+	struct mailimap_set *set, *src = NULL, *dst = NULL;
+	uint32_t uidvalidity = 0;
+	bool move = (c->caps & MX_CAP_MOVE) != 0;
+	int r;
+
+	*uidvalidity_r = *uid_r = 0;
+	/* Without MOVE the copy is removed by UID EXPUNGE (UIDPLUS); a
+	 * bare EXPUNGE would also remove every other \Deleted message. */
+	if (!move && !(c->caps & MX_CAP_UIDPLUS))
+		return mx_error_set(err, MX_ERR_UNSUPPORTED,
+				    "%s offers neither MOVE nor UIDPLUS: a "
+				    "message cannot be moved without "
+				    "expunging others", c->host);
+	set = mailimap_set_new_single(uid);
+	if (set == NULL)
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	if (move && (c->caps & MX_CAP_UIDPLUS))
+		r = mailimap_uidplus_uid_move(c->imap, set, wire, &uidvalidity,
+					      &src, &dst);
+	else if (move)
+		r = mailimap_uid_move(c->imap, set, wire);
+	else
+		r = mailimap_uidplus_uid_copy(c->imap, set, wire, &uidvalidity,
+					      &src, &dst);
+	mailimap_set_free(set);
+	if (r == MAILIMAP_NO_ERROR && set_single(dst)) {
+		*uidvalidity_r = uidvalidity;
+		*uid_r = set_single(dst);
+	}
+	if (src)
+		mailimap_set_free(src);
+	if (dst)
+		mailimap_set_free(dst);
+	if (r != MAILIMAP_NO_ERROR)
+		return imap_fail(c, r, move ? "UID MOVE" : "UID COPY", err);
+	return move ? MX_OK : expunge_one(c, uid, err);
+}
+
+static int imap_expunge_uid(struct mx_conn *c, uint32_t uid,
+			    struct mx_error *err)
+{
+	if (!(c->caps & MX_CAP_UIDPLUS))
+		return mx_error_set(err, MX_ERR_UNSUPPORTED,
+				    "%s has no UIDPLUS: a message cannot be "
+				    "removed without expunging others",
+				    c->host);
+	return expunge_one(c, uid, err);
+}
+
 static int imap_search_header(struct mx_conn *c, const char *field,
 			      const char *value, uint32_t **uids_r,
 			      size_t *n_r, struct mx_error *err)
@@ -1449,7 +1532,7 @@ const struct mx_backend_ops mx_backend_imap = {
 	.caps = MX_CAP_IDLE | MX_CAP_CONDSTORE | MX_CAP_QRESYNC | MX_CAP_MOVE |
 		MX_CAP_UIDPLUS | MX_CAP_STORES_BODIES | MX_CAP_TWO_WAY_FLAGS |
 		MX_CAP_STORE_FLAGS | MX_CAP_APPEND | MX_CAP_SEARCH |
-		MX_CAP_MODEL_UID,
+		MX_CAP_MODEL_UID | MX_CAP_REMOVE,
 	.description = "every folder and message in the store, flags both "
 		       "ways; push by IDLE on INBOX",
 	.mode_new_mail = "INBOX within seconds (IDLE); other folders every "
@@ -1469,6 +1552,8 @@ const struct mx_backend_ops mx_backend_imap = {
 	.store_flags = imap_store_flags,
 	.append = imap_append,
 	.search_header = imap_search_header,
+	.move_uid = imap_move_uid,
+	.expunge_uid = imap_expunge_uid,
 	.idle_start = imap_idle_start,
 	.idle_fd = imap_idle_fd,
 	.idle_check = imap_idle_check,

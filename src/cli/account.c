@@ -169,38 +169,6 @@ static int settings_opt(int argc, char **argv, int *i, struct settings_args *sa)
 	return 0;
 }
 
-/* Gmail's limit depends on the account kind: consumer addresses are
- * @gmail.com / @googlemail.com, anything else is Google Workspace. */
-static int preset_daily_limit(const struct mx_preset *pr, const char *email)
-{
-	const char *dom = strrchr(email, '@');
-
-	if (strcmp(pr->name, "gmail") == 0 && dom &&
-	    strcasecmp(dom + 1, "gmail.com") != 0 &&
-	    strcasecmp(dom + 1, "googlemail.com") != 0)
-		return 2000;
-	return pr->daily_limit;
-}
-
-/* URL for a discovered server: SCHEME://USER@HOST:PORT, the user being
- * what the source says, else the address. */
-static char *disc_url(const struct mx_disc_server *sv, const char *email)
-{
-	const char *scheme;
-	char *u;
-
-	if (strcmp(sv->proto, "smtp") == 0)
-		scheme = sv->tls == MX_TLS_IMPLICIT ? "smtps" : "smtp";
-	else if (strcmp(sv->proto, "pop3") == 0)
-		scheme = sv->tls == MX_TLS_IMPLICIT ? "pop3s" : "pop3";
-	else
-		scheme = sv->tls == MX_TLS_IMPLICIT ? "imaps" : "imap";
-	if (asprintf(&u, "%s://%s@%s:%u", scheme, sv->user ? sv->user : email,
-		     sv->host, (unsigned)sv->port) < 0)
-		return NULL;
-	return u;
-}
-
 /*
  * `account add NAME --email ADDR` without servers: RFC 6186 SRV records,
  * then the autoconfig document (src/lib/discover).  Fills the incoming
@@ -235,9 +203,9 @@ static int discover_servers(const char *email, struct mx_account_params *p,
 		mx_discovery_free(&d);
 		return MX_EXIT_NOTFOUND;
 	}
-	*in_url = disc_url(in, email);
+	*in_url = mx_disc_url(in, email);
 	if (out && sa->s.smtp_url == NULL) {
-		*smtp_url = disc_url(out, email);
+		*smtp_url = mx_disc_url(out, email);
 		sa->s.smtp_url = *smtp_url;
 	}
 	if (*in_url == NULL || (out && sa->s.smtp_url == NULL)) {
@@ -300,8 +268,8 @@ static int account_add(struct cli *c, int argc, char **argv)
 	struct settings_args sa = {0};
 	struct mx_store *st;
 	struct mx_error err;
+	struct mx_preset_fill pf = {0};
 	char *refresh = NULL, *csecret = NULL, *url = NULL, *smtp_url = NULL;
-	char limit[16];
 	const char *provider = NULL, *email = NULL, *pop3 = NULL;
 	const char *mode = NULL, *api_url = NULL;
 	int rc = 0, r;
@@ -411,74 +379,19 @@ static int account_add(struct cli *c, int argc, char **argv)
 	}
 	if (provider) {
 		const struct mx_preset *pr = mx_preset_find(provider);
-		const char *dom = email ? strrchr(email, '@') : NULL;
-		char host[300];
 
-		if (pr == NULL) {
-			fprintf(stderr, "mxsync: account add: unknown provider "
-					"'%s' (see 'mxsync providers')\n", provider);
-			rc = MX_EXIT_USAGE;
-			goto out;
-		}
-		if (email == NULL || dom == NULL || dom[1] == '\0') {
-			fprintf(stderr, "mxsync: account add: --provider needs "
-					"--email USER@DOMAIN\n");
-			rc = MX_EXIT_USAGE;
-			goto out;
-		}
-		sa.s.provider = pr->name;
-		if (sa.s.smtp_url == NULL) {
-			snprintf(host, sizeof(host), "%s%s",
-				 pr->smtp_host ? pr->smtp_host : "smtp.",
-				 pr->smtp_host ? "" : dom + 1);
-			/* The user part is percent-encoded by nobody here:
-			 * the URL parser takes the last '@' as the split. */
-			if (asprintf(&smtp_url, "%s://%s@%s:%d",
-				     pr->smtp_implicit_tls ? "smtps" : "smtp",
-				     email, host, pr->smtp_port) < 0) {
-				rc = MX_EXIT_FAIL;
-				goto out;
-			}
-			sa.s.smtp_url = smtp_url;
-		}
-		if (sa.s.saves_sent == NULL)
-			sa.s.saves_sent = pr->saves_sent ? "yes" : "no";
-		if (sa.s.daily_limit == NULL) {
-			snprintf(limit, sizeof(limit), "%d",
-				 preset_daily_limit(pr, email));
-			sa.s.daily_limit = limit;
-		}
-		snprintf(host, sizeof(host), "%s%s",
-			 pr->imap_host ? pr->imap_host : "imap.",
-			 pr->imap_host ? "" : dom + 1);
-		if (mode && p.imap_url == NULL) {
+		if (mode && pr && email && strchr(email, '@') &&
+		    p.imap_url == NULL) {
 			rc = api_mode_url(pr, email, api_url, &url);
 			if (rc != MX_EXIT_OK)
 				goto out;
 			p.imap_url = url;
 		}
-		if (p.imap_url == NULL) {
-			if (asprintf(&url, "%s://%s@%s:%d",
-				     pr->imap_implicit_tls ? "imaps" : "imap",
-				     email, host, pr->imap_port) < 0) {
-				rc = MX_EXIT_FAIL;
-				goto out;
-			}
-			p.imap_url = url;
-		}
-		if (p.oauth_token_url == NULL)
-			p.oauth_token_url = pr->token_url;
-		if (p.oauth_scope == NULL)
-			p.oauth_scope = pr->scope;
-		if (!(pr->auth & MX_AUTH_PLAIN) && p.refresh_token == NULL) {
-			fprintf(stderr, "mxsync: account add: %s accepts only "
-					"OAuth2: give --refresh-token-file (and "
-					"--oauth-client-id)\n", pr->name);
-			rc = MX_EXIT_USAGE;
+		if (mx_account_preset_fill(provider, email, false, &p, &sa.s,
+					   &pf, &err) != MX_OK) {
+			rc = cli_fail(&err);
 			goto out;
 		}
-		if (p.refresh_token == NULL)
-			p.oauth_token_url = NULL; /* password login */
 	}
 	if (p.imap_url == NULL && email != NULL) {
 		rc = discover_servers(email, &p, &sa, &url, &smtp_url);
@@ -514,6 +427,7 @@ static int account_add(struct cli *c, int argc, char **argv)
 	mx_store_close(&st);
 out:
 	settings_args_free(&sa);
+	mx_preset_fill_free(&pf);
 	free(smtp_url);
 	mx_secret_free(refresh);
 	mx_secret_free(csecret);
@@ -644,30 +558,17 @@ static void show_url(const char *url, void *ctx)
 }
 
 struct token_set {
-	const char *refresh_token;
-	const char *access_token;
-	int64_t expires;
+	const struct mx_oauth_token *tok;
 	const char *token_url, *client_id, *scope;
 };
-
-static int set_str(char **f, const char *v);
 
 static int apply_tokens(struct mx_account *a, const void *arg,
 			struct mx_error *err)
 {
 	const struct token_set *ts = arg;
 
-	/* The account now logs in with these tokens, and refreshes them
-	 * at the endpoint that issued them. */
-	if (set_str(&a->refresh_token, ts->refresh_token) < 0 ||
-	    set_str(&a->access_token, ts->access_token) < 0 ||
-	    set_str(&a->oauth_token_url, ts->token_url) < 0 ||
-	    set_str(&a->oauth_client_id, ts->client_id) < 0 ||
-	    set_str(&a->oauth_scope, ts->scope) < 0)
-		return mx_error_set(err, MX_ERR_NOMEM, NULL);
-	a->token_expires = ts->expires;
-	a->token_refreshed = mx_wall_s();
-	return MX_OK;
+	return mx_account_set_tokens(a, ts->tok, ts->token_url,
+				     ts->client_id, ts->scope, err);
 }
 
 static int account_oauth(struct cli *c, int argc, char **argv)
@@ -773,18 +674,10 @@ static int account_oauth(struct cli *c, int argc, char **argv)
 		rc = mx_oauth_pkce(&cfg, show_url, NULL, timeout, &oauth_cancel,
 				   &tok, &err);
 	}
-	if (rc == MX_OK && tok.refresh_token == NULL) {
-		rc = mx_error_set(&err, MX_ERR_PROTOCOL, "the provider returned "
-				  "no refresh token (is offline access in the "
-				  "scope?)");
-	}
 	if (rc == MX_OK) {
-		struct token_set ts = {tok.refresh_token, tok.access_token,
-				       tok.expires_at, NULL, NULL, NULL};
+		struct token_set ts = {&tok, cfg.token_url, cfg.client_id,
+				       cfg.scope};
 
-		ts.token_url = cfg.token_url;
-		ts.client_id = cfg.client_id;
-		ts.scope = cfg.scope;
 		rc = mx_account_edit(st, a.name, apply_tokens, &ts, &err);
 	}
 	if (rc != MX_OK) {
@@ -801,67 +694,9 @@ out:
 	return rc;
 }
 
-struct edit_args {
-	const char *imap_url;
-	const char *password_file;
-	const char *ca_file;
-	const char *display_name;
-	const char *refresh_token;
-	int disabled; /* -1 unchanged */
-	const struct mx_account_settings *settings;
-};
-
-static int set_str(char **f, const char *v)
-{
-	char *n;
-
-	if (v == NULL)
-		return 0;
-	n = strdup(v);
-	if (n == NULL)
-		return -1;
-	free(*f);
-	*f = n;
-	return 0;
-}
-
-static int apply_edit(struct mx_account *a, const void *arg,
-		      struct mx_error *err)
-{
-	const struct edit_args *e = arg;
-	int rc;
-
-	if (e->imap_url) {
-		/* Same account, new address or server: the stored mail
-		 * stays; the next sync checks UIDVALIDITY per folder. */
-		rc = mx_account_set_incoming(a, e->imap_url, err);
-		if (rc)
-			return rc;
-	}
-	if (e->password_file) {
-		if (set_str(&a->password_file, e->password_file) < 0)
-			return mx_error_set(err, MX_ERR_NOMEM, NULL);
-		mx_secret_free(a->password);
-		a->password = NULL;
-	}
-	if (e->refresh_token) {
-		if (set_str(&a->refresh_token, e->refresh_token) < 0)
-			return mx_error_set(err, MX_ERR_NOMEM, NULL);
-		free(a->access_token);
-		a->access_token = NULL;
-		a->token_expires = 0;
-	}
-	if (set_str(&a->ca_file, e->ca_file) < 0 ||
-	    set_str(&a->display_name, e->display_name) < 0)
-		return mx_error_set(err, MX_ERR_NOMEM, NULL);
-	if (e->disabled >= 0)
-		a->disabled = e->disabled;
-	return mx_account_apply_settings(a, e->settings, err);
-}
-
 static int account_edit(struct cli *c, int argc, char **argv, int disabled)
 {
-	struct edit_args e = {NULL, NULL, NULL, NULL, NULL, disabled, NULL};
+	struct mx_account_change e = {.disabled = disabled};
 	struct settings_args sa = {0};
 	struct mx_store *st;
 	struct mx_error err;
@@ -918,7 +753,8 @@ static int account_edit(struct cli *c, int argc, char **argv, int disabled)
 	e.settings = &sa.s;
 	st = cli_open(c, &rc);
 	if (st != NULL) {
-		if (mx_account_edit(st, argv[1], apply_edit, &e, &err) != MX_OK)
+		if (mx_account_edit(st, argv[1], mx_account_apply_change, &e,
+				    &err) != MX_OK)
 			rc = cli_fail(&err);
 		else
 			printf("account %s %s\n", argv[1],

@@ -38,6 +38,7 @@ int cli_status(struct cli *c, int argc, char **argv);
 int cli_ls(struct cli *c, int argc, char **argv);
 int cli_show(struct cli *c, int argc, char **argv);
 int cli_flag(struct cli *c, int argc, char **argv);
+int cli_move(struct cli *c, int argc, char **argv);
 int cli_export(struct cli *c, int argc, char **argv);
 int cli_events(struct cli *c, int argc, char **argv);
 int cli_send(struct cli *c, int argc, char **argv);   /* send.c */

@@ -7,8 +7,10 @@
 
 #include <jansson.h>
 
+#include "account/account.h"
 #include "cli/cli.h"
 #include "crm/contacts.h"
+#include "crm/timeline.h"
 
 static const char usage[] =
 	"usage: mxsync contact add ID --email ADDR [--also ADDR]... [--owner USER]\n"
@@ -20,11 +22,17 @@ static const char usage[] =
 	"       mxsync contact list [--json] [--after ID] [--limit N]\n"
 	"       mxsync contact show ID\n"
 	"       mxsync contact import FILE|-     (JSON Lines: one contact a line)\n"
+	"       mxsync contact link [--account NAME] [--history] [--create]\n"
+	"       mxsync contact timeline ID [--json] [--limit N] [--cursor C]\n"
 	"Contacts are the CRM's: add creates or replaces ID, edit changes only\n"
 	"the options given (--also, --assign and --category replace their\n"
 	"lists).  rm keeps the contact, marked deleted, still linked; --hard\n"
 	"removes it and keeps its addresses as tombstones, so mail never makes\n"
-	"them contacts again.\n";
+	"them contacts again.  link decides the links of stored mail again by\n"
+	"the rules of doc/crm.md (after contacts changed; --history also links\n"
+	"mail from before the account was added, --create makes contacts of\n"
+	"unknown external parties).  timeline lists a contact's mail, newest\n"
+	"first.\n";
 
 /* Parses the options from ARGV[I..] into C (a JSON object). */
 static int options(json_t *c, int i, int argc, char **argv, const char *cmd)
@@ -281,6 +289,138 @@ static int import(struct cli *c, int argc, char **argv)
 	return rc;
 }
 
+static int link_cmd(struct cli *c, int argc, char **argv)
+{
+	struct mx_crm_opts o = {0};
+	struct mx_crm_relink_stats s;
+	const char *name = NULL;
+	uint32_t account_id = 0;
+	struct mx_store *st;
+	struct mx_error err;
+	int rc = MX_EXIT_OK;
+
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--history") == 0)
+			o.history = true;
+		else if (strcmp(argv[i], "--create") == 0)
+			o.auto_create = true;
+		else if (strcmp(argv[i], "--account") == 0 && i + 1 < argc)
+			name = argv[++i];
+		else {
+			fprintf(stderr, "mxsync: contact link: bad argument '%s'\n%s",
+				argv[i], usage);
+			return MX_EXIT_USAGE;
+		}
+	}
+	st = cli_open(c, &rc);
+	if (st == NULL)
+		return rc;
+	if (name) {
+		struct mx_account a = {0};
+
+		if (mx_account_load(st, name, &a, &err) != MX_OK) {
+			rc = cli_fail(&err);
+			goto out;
+		}
+		account_id = a.id;
+		mx_account_free(&a);
+	}
+	if (mx_crm_relink(st, account_id, &o, &s, &err) != MX_OK)
+		rc = cli_fail(&err);
+	else {
+		printf("%llu messages decided, %llu linked, %llu changed\n",
+		       (unsigned long long)s.messages,
+		       (unsigned long long)s.linked,
+		       (unsigned long long)s.changed);
+		for (int i = 1; i < 8; i++)
+			if (s.outcomes[i])
+				printf("  %-15s %llu\n", mx_crm_outcome_name(i),
+				       (unsigned long long)s.outcomes[i]);
+	}
+out:
+	mx_store_close(&st);
+	return rc;
+}
+
+static int timeline_cmd(struct cli *c, int argc, char **argv)
+{
+	const char *cursor = NULL;
+	uint64_t limit = 50;
+	bool json = false;
+	struct mx_store *st;
+	struct mx_error err;
+	struct mx_txn t;
+	json_t *arr;
+	char *next = NULL;
+	int rc = MX_EXIT_OK;
+
+	if (argc < 3 || argv[2][0] == '-') {
+		fputs(usage, stderr);
+		return MX_EXIT_USAGE;
+	}
+	for (int i = 3; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			json = true;
+		else if (strcmp(argv[i], "--cursor") == 0 && i + 1 < argc)
+			cursor = argv[++i];
+		else if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc) {
+			if (!cli_number("contact timeline", "--limit", argv[++i], 1,
+					10000, &limit))
+				return MX_EXIT_USAGE;
+		} else {
+			fprintf(stderr, "mxsync: contact timeline: bad argument "
+				"'%s'\n%s", argv[i], usage);
+			return MX_EXIT_USAGE;
+		}
+	}
+	st = cli_open(c, &rc);
+	if (st == NULL)
+		return rc;
+	arr = json_array();
+	rc = mx_txn_begin(st, false, &t, &err);
+	if (rc == MX_OK) {
+		json_t *ct = NULL;
+
+		/* a contact that does not exist is an error, not an empty
+		 * timeline (a hard-deleted one has none) */
+		rc = mx_contact_get(&t, argv[2], &ct, &err);
+		json_decref(ct);
+		if (rc == MX_OK)
+			rc = mx_crm_timeline(&t, argv[2], cursor, (size_t)limit,
+					     arr, &next, &err);
+		mx_txn_abort(&t);
+	}
+	if (rc != MX_OK) {
+		rc = cli_fail(&err);
+	} else if (json) {
+		json_t *o = json_pack("{s:O,s:s?}", "timeline", arr,
+				      "next_cursor", next);
+
+		cli_print_json(o, "{}");
+		json_decref(o);
+	} else {
+		json_t *e;
+		size_t i;
+
+		json_array_foreach(arr, i, e) {
+			const char *subj = json_string_value(
+				json_object_get(e, "subject"));
+
+			printf("%s  %-9s %-28s %s\n",
+			       json_string_value(json_object_get(e, "message")),
+			       json_string_value(json_object_get(e, "role")),
+			       cli_safe(json_string_value(json_object_get(e, "from"))),
+			       cli_safe(subj ? subj : ""));
+		}
+		if (next)
+			fprintf(stderr, "more: --cursor %s\n", next);
+	}
+	free(next);
+	json_decref(arr);
+	mx_store_close(&st);
+	return rc;
+}
+
 int cli_contact(struct cli *c, int argc, char **argv)
 {
 	const char *sub = argc > 1 ? argv[1] : NULL;
@@ -301,6 +441,10 @@ int cli_contact(struct cli *c, int argc, char **argv)
 		return list_show(c, argc, argv, true);
 	if (strcmp(sub, "import") == 0)
 		return import(c, argc, argv);
+	if (strcmp(sub, "link") == 0)
+		return link_cmd(c, argc, argv);
+	if (strcmp(sub, "timeline") == 0)
+		return timeline_cmd(c, argc, argv);
 	fprintf(stderr, "mxsync: contact: unknown command '%s'\n%s",
 		cli_safe(sub), usage);
 	return MX_EXIT_USAGE;

@@ -24,6 +24,7 @@ static const char usage[] =
 	"  ls NAME [--folder F] [--json]  messages, newest first\n"
 	"  show MESSAGE_ID [--raw|--json] one message\n"
 	"  flag MESSAGE_ID --seen|--unseen|--flagged|--unflagged\n"
+	"  move MESSAGE_ID FOLDER | delete MESSAGE_ID [--permanent]\n"
 	"  export NAME --format maildir|mbox --out PATH\n"
 	"  providers [--json]             provider presets for account add\n"
 	"  modes [--json]                 IMAP, POP3, API mode side by side\n"
@@ -138,6 +139,7 @@ static const struct {
 	{"export", cli_export},   {"providers", cli_providers},   {"events", cli_events},
 	{"send", cli_send},       {"outbox", cli_outbox},
 	{"modes", cli_modes},
+	{"move", cli_move},       {"delete", cli_move},
 	{"token", cli_token},
 	{"contact", cli_contact},
 };

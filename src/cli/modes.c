@@ -41,6 +41,7 @@ static const struct {
 	{MX_CAP_FETCH_LIVE, "fetch_live"},
 	{MX_CAP_SEND, "send"},
 	{MX_CAP_FLAGS_BY_ID, "flags_by_id"},
+	{MX_CAP_REMOVE, "remove"},
 };
 
 static const char *or_dash(const char *s)

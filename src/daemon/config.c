@@ -11,7 +11,8 @@
  *   [account NAME]      folders, enabled, idle_connection,
  *                       api_poll_interval
  *   [api]               listen, tls_cert, tls_key, max_body,
- *                       max_connections, timeout, rate_limit
+ *                       max_connections, timeout, rate_limit,
+ *                       public_url, oauth_return
  *
  * Unknown sections or keys are errors (a typo must not silently change
  * behaviour); values are checked for range.
@@ -28,6 +29,7 @@
 
 #include "daemon/daemon.h"
 #include "secrets/secrets.h"
+#include "util/http.h"
 
 static char *trim(char *s)
 {
@@ -139,6 +141,43 @@ static bool api_listen_valid(const char *v)
 	if (strncmp(v, "unix:", 5) == 0)
 		return v[5] == '/';
 	return colon && colon > v && mx_parse_u64(colon + 1, 0, 65535, &port) == 0;
+}
+
+/* public_url: an http(s) URL without user info, query, fragment or
+ * space (the API builds the OAuth redirect URI from it); an origin of
+ * oauth_return: that without a path, too. */
+static bool api_http_url_valid(const char *v, bool origin_only)
+{
+	const char *rest;
+	char o[512];
+
+	if (!mx_url_origin(v, o, sizeof(o), &rest) || strpbrk(rest, "?#"))
+		return false;
+	return !origin_only || rest[0] == '\0' || strcmp(rest, "/") == 0;
+}
+
+static bool api_origins_valid(const char *v)
+{
+	char one[512];
+	bool any = false;
+
+	while (*v) {
+		size_t n;
+
+		v += strspn(v, " \t");
+		n = strcspn(v, " \t");
+		if (n == 0)
+			break;
+		if (n >= sizeof(one))
+			return false;
+		memcpy(one, v, n);
+		one[n] = '\0';
+		if (!api_http_url_valid(one, true))
+			return false;
+		any = true;
+		v += n;
+	}
+	return any;
 }
 
 static int api_str(char **dst, const char *v)
@@ -320,6 +359,14 @@ int mx_config_load(const char *path, struct mx_config *cfg,
 			} else if (!strcmp(k, "rate_limit") &&
 				   !parse_int(v, 0, 1000000, &n)) {
 				cfg->api.rate_limit = (unsigned)n;
+			} else if (!strcmp(k, "public_url") &&
+				   api_http_url_valid(v, false)) {
+				if (api_str(&cfg->api.public_url, v))
+					BAD("%s:%d: out of memory", path, lineno);
+			} else if (!strcmp(k, "oauth_return") &&
+				   api_origins_valid(v)) {
+				if (api_str(&cfg->api.oauth_return, v))
+					BAD("%s:%d: out of memory", path, lineno);
 			} else {
 				BAD("%s:%d: bad [api] setting '%s = %s'", path,
 				    lineno, k, v);
@@ -440,6 +487,8 @@ void mx_config_free(struct mx_config *cfg)
 	free(cfg->api.listen);
 	free(cfg->api.tls_cert);
 	free(cfg->api.tls_key);
+	free(cfg->api.public_url);
+	free(cfg->api.oauth_return);
 	defaults(cfg);
 }
 

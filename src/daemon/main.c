@@ -132,6 +132,7 @@ struct daemon {
 	size_t ndone, capdone;
 	bool quit;
 	struct mx_webhook *wh[MX_MAX_WEBHOOKS];
+	struct mx_webhook_set *apiwh; /* endpoints made through the API */
 	pthread_rwlock_t wh_lock;     /* workers notify, reload replaces */
 	uint64_t next_prune;
 	/* the outbox sender (one thread: sends are few, and one session
@@ -605,6 +606,7 @@ static void wake_webhooks(struct daemon *d)
 	for (size_t i = 0; i < MX_MAX_WEBHOOKS; i++)
 		if (d->wh[i])
 			mx_webhook_notify(d->wh[i]);
+	mx_webhook_set_notify(d->apiwh);
 	pthread_rwlock_unlock(&d->wh_lock);
 }
 
@@ -854,6 +856,28 @@ static bool same_account(const struct mx_account *x, const struct mx_account *y)
 #undef EQ
 }
 
+/* Stops account A's work and connections (WHY is logged); it is freed
+ * once its job is back.  load_accounts() starts a new one for its id when
+ * its record is still there. */
+static void stop_acct(struct daemon *d, struct acct *a, const char *why)
+{
+	a->removed = true;
+	a->cancel = 1; /* its sync stops at the next batch */
+	mx_info("account %s (#%u): %s; stopping it", a->a.name, a->id, why);
+	if (a->busy) {
+		a->pending = JOB_STOP;
+	} else {
+		if (a->fd >= 0)
+			epoll_ctl(d->epfd, EPOLL_CTL_DEL, a->fd, NULL);
+		a->fd = -1;
+		submit(d, a, JOB_STOP);
+	}
+	if (a->idle_fd >= 0) {
+		epoll_ctl(d->epfd, EPOLL_CTL_DEL, a->idle_fd, NULL);
+		a->idle_fd = -1;
+	}
+}
+
 /* (Re)reads the accounts: starts new ones, restarts changed ones, stops
  * removed ones, keeps the connections of unchanged ones. */
 static int load_accounts(struct daemon *d, struct mx_error *err)
@@ -870,24 +894,8 @@ static int load_accounts(struct daemon *d, struct mx_error *err)
 
 		for (size_t i = 0; i < n && !found; i++)
 			found = v[i].id == a->id && same_account(&v[i], &a->a);
-		if (!found && !a->removed) {
-			a->removed = true;
-			a->cancel = 1; /* its sync stops at the next batch */
-			mx_info("account %s (#%u): removed or changed; stopping "
-				"it", a->a.name, a->id);
-			if (a->busy) {
-				a->pending = JOB_STOP;
-			} else {
-				if (a->fd >= 0)
-					epoll_ctl(d->epfd, EPOLL_CTL_DEL, a->fd, NULL);
-				a->fd = -1;
-				submit(d, a, JOB_STOP);
-			}
-			if (a->idle_fd >= 0) {
-				epoll_ctl(d->epfd, EPOLL_CTL_DEL, a->idle_fd, NULL);
-				a->idle_fd = -1;
-			}
-		}
+		if (!found && !a->removed)
+			stop_acct(d, a, "removed or changed");
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct acct *a;
@@ -936,6 +944,28 @@ static int load_accounts(struct daemon *d, struct mx_error *err)
 
 /* ---- webhooks and retention ---- */
 
+/*
+ * The endpoints made through the HTTP API (/v1/webhooks, kept in the
+ * store): started, restarted or stopped to match their records, at start,
+ * after a reload and on MX_API_KICK_WEBHOOKS.  CONFIG: mxsync.conf's
+ * endpoints are registered first, so that the API lists them (read-only).
+ */
+static void sync_api_webhooks(struct daemon *d, bool config)
+{
+	struct mx_error err;
+
+	mx_error_clear(&err);
+	if (config && mx_webhook_ep_register_config(d->st, d->cfg.webhooks,
+						    d->cfg.nwebhooks,
+						    &err) != MX_OK)
+		mx_log(MX_LOG_ERROR, "webhooks: registering mxsync.conf's "
+		       "endpoints: %s", err.detail);
+	pthread_rwlock_wrlock(&d->wh_lock);
+	if (mx_webhook_set_sync(&d->apiwh, d->st, &err) != MX_OK)
+		mx_log(MX_LOG_ERROR, "webhooks: %s", err.detail);
+	pthread_rwlock_unlock(&d->wh_lock);
+}
+
 static void start_webhooks(struct daemon *d)
 {
 	pthread_rwlock_wrlock(&d->wh_lock);
@@ -947,6 +977,7 @@ static void start_webhooks(struct daemon *d)
 			mx_log(MX_LOG_ERROR, "%s", err.detail); /* names it */
 	}
 	pthread_rwlock_unlock(&d->wh_lock);
+	sync_api_webhooks(d, true);
 }
 
 static void stop_webhooks(struct daemon *d)
@@ -954,6 +985,7 @@ static void stop_webhooks(struct daemon *d)
 	pthread_rwlock_wrlock(&d->wh_lock);
 	for (size_t i = 0; i < MX_MAX_WEBHOOKS; i++)
 		mx_webhook_stop(&d->wh[i]);
+	mx_webhook_set_stop(&d->apiwh);
 	pthread_rwlock_unlock(&d->wh_lock);
 }
 
@@ -1135,9 +1167,18 @@ static void run_kick(struct daemon *d, const struct api_kick *k)
 		pthread_cond_signal(&d->ob_cv);
 		pthread_mutex_unlock(&d->ob_mu);
 		break;
-	case MX_API_KICK_RECONNECT:
 	case MX_API_KICK_WEBHOOKS:
-		mx_warn("api: request %d not handled yet", (int)k->what);
+		sync_api_webhooks(d, false);
+		break;
+	case MX_API_KICK_RECONNECT:
+		/* Its connections go; a fresh start connects again with
+		 * backoff and auth_failed forgotten, as after an edit. */
+		a = acct_by_id(d, k->account);
+		if (a == NULL)
+			break;
+		stop_acct(d, a, "reconnect asked through the API");
+		if (load_accounts(d, &err) != MX_OK)
+			mx_warn("accounts: %s", err.detail);
 		break;
 	}
 }

@@ -129,3 +129,15 @@ endif
 EXTRA_DIST += tests/fuzz/api/list.txt tests/fuzz/api/raw.txt \
 	tests/fuzz/api/bad.txt tests/fuzz/api/events.txt \
 	tests/fuzz/api/traversal.txt
+# POST /v1/send's multipart/form-data parser (src/api/multipart.c); seeds
+# in tests/fuzz/multipart/.
+if ENABLE_FUZZ
+noinst_PROGRAMS += tests/fuzz/fuzz_multipart
+tests_fuzz_fuzz_multipart_SOURCES = tests/fuzz/fuzz_multipart.c \
+	src/api/multipart.c src/api/multipart.h
+tests_fuzz_fuzz_multipart_CFLAGS = $(tests_fuzz_fuzz_mime_CFLAGS)
+tests_fuzz_fuzz_multipart_LDFLAGS = $(tests_fuzz_fuzz_mime_LDFLAGS)
+tests_fuzz_fuzz_multipart_LDADD = libmxsync-internal.la $(MX_DEPLIBS)
+endif
+EXTRA_DIST += tests/fuzz/multipart/two-parts.txt \
+	tests/fuzz/multipart/quoted-boundary.txt

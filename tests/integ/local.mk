@@ -32,9 +32,17 @@ MX_INTEG_TESTS = \
 	tests/integ/t-gmail-send.sh \
 	tests/integ/t-layers.sh \
 	tests/integ/t-contacts.sh \
+	tests/integ/t-crm-link.sh \
 	tests/integ/t-api.sh \
+	tests/integ/t-api-oauth.sh \
 	tests/integ/t-api-contract.sh \
+	tests/integ/t-api-contacts.sh \
+	tests/integ/t-api-msg.sh \
+	tests/integ/t-api-acct.sh \
 	tests/integ/t-api-wake.sh
+# POST /v1/send and /v1/outbox (issue 10, write side)
+MX_INTEG_TESTS += tests/integ/t-api-send.sh
+MX_INTEG_TESTS += tests/integ/t-api-webhooks.sh
 TESTS += $(MX_INTEG_TESTS)
 EXTRA_DIST += $(MX_INTEG_TESTS) \
 	tests/integ/lib/README.md tests/integ/lib/dovecot.sh \

@@ -73,7 +73,7 @@ backends/backend.h
 discover/discover.h
 account/account.h account/presets.h
 users/tokens.h
-crm/link.h crm/contacts.h
+crm/link.h crm/contacts.h crm/timeline.h
 sync/sync.h sync/query.h
 send/outbox.h send/compose.h send/smtp.h
 events/events.h events/types.h

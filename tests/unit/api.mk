@@ -9,3 +9,10 @@ tests_unit_test_api_CFLAGS = $(MX_UNIT_CFLAGS)
 tests_unit_test_api_LDADD = $(MX_UNIT_LDADD) $(LMDB_LIBS) $(JANSSON_LIBS) \
 	$(LIBMICROHTTPD_LIBS)
 TESTS += tests/unit/test_api
+# POST /v1/send's multipart/form-data parser (src/api/multipart.c).
+check_PROGRAMS += tests/unit/test_multipart
+tests_unit_test_multipart_SOURCES = tests/unit/test_multipart.c \
+	src/api/multipart.c src/api/multipart.h
+tests_unit_test_multipart_CFLAGS = $(MX_UNIT_CFLAGS)
+tests_unit_test_multipart_LDADD = $(MX_UNIT_LDADD)
+TESTS += tests/unit/test_multipart

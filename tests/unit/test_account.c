@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "account/account.h"
+#include "auth/oauth.h"
 #include "sync/sync.h"
 
 struct url_case {
@@ -935,6 +936,154 @@ START_TEST(test_kept_mail_reattach_and_purge)
 }
 END_TEST
 
+/* ---- the browser OAuth flow's records (oauthflow.c) ---- */
+
+struct flow_walk {
+	size_t n;
+	bool expire; /* rewrite each record's "expires" into the past */
+};
+
+static int flow_walk_fn(struct mx_txn *t, const MDB_val *k, const MDB_val *v,
+			void *ctx, struct mx_error *err)
+{
+	struct flow_walk *fw = ctx;
+	json_t *j;
+	char *s;
+	int rc;
+
+	fw->n++;
+	if (!fw->expire)
+		return MX_OK;
+	j = json_loadb(v->mv_data, v->mv_size, 0, NULL);
+	ck_assert_ptr_nonnull(j);
+	json_object_set_new(j, "expires", json_integer(mx_wall_s() - 1));
+	s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	rc = mx_db_put(t, MX_DB_META, k->mv_data, k->mv_size, s, strlen(s), 0,
+		       err);
+	free(s);
+	return rc;
+}
+
+static int flow_walk_txn(struct mx_txn *t, void *ctx, struct mx_error *err)
+{
+	((struct flow_walk *)ctx)->n = 0;
+	return mx_store_walk(t, MX_DB_META, "oauth_flow:", 11, NULL, 0, 0,
+			     "flows", flow_walk_fn, ctx, err);
+}
+
+/* How many flow records the store holds (EXPIRE: expiring them all). */
+static size_t flows(bool expire)
+{
+	struct flow_walk fw = {0, expire};
+	struct mx_error e;
+
+	ck_assert_msg(mx_store_write(g_st, flow_walk_txn, &fw, &e) == MX_OK,
+		      "%s", e.detail);
+	return fw.n;
+}
+
+START_TEST(test_oauth_flow_records)
+{
+	struct mx_oauth_cfg c = {
+		.auth_url = "http://127.0.0.1:1/authorize?x=1",
+		.token_url = "http://127.0.0.1:1/token",
+		.client_id = "crm client",
+		.scope = "mail offline",
+	};
+	struct mx_oauth_flow f;
+	struct mx_account a;
+	struct mx_error e;
+	char state[MX_OAUTH_STATE_LEN + 1], state2[MX_OAUTH_STATE_LEN + 1];
+	char *url = NULL, want[128];
+	int64_t exp = 0;
+
+	mx_error_clear(&e);
+	ck_assert_msg(add("o", "imaps://alice@h", "pw", &e) == MX_OK, "%s",
+		      e.detail);
+	ck_assert_int_eq(mx_account_load(g_st, "o", &a, &e), MX_OK);
+
+	/* A client the flow cannot use stores nothing. */
+	c.auth_url = NULL;
+	ck_assert_int_eq(mx_account_oauth_begin(g_st, &a, &c, "http://x/cb",
+						NULL, &url, state, &exp, &e),
+			 MX_ERR_CONFIG);
+	c.auth_url = "http://idp.example.test/authorize";
+	ck_assert_int_eq(mx_account_oauth_begin(g_st, &a, &c, "http://x/cb",
+						NULL, &url, state, &exp, &e),
+			 MX_ERR_INSECURE);
+	ck_assert_ptr_null(url);
+	ck_assert_uint_eq(flows(false), 0);
+
+	c.auth_url = "http://127.0.0.1:1/authorize?x=1";
+	ck_assert_msg(mx_account_oauth_begin(g_st, &a, &c,
+					     "http://127.0.0.1:7780/v1/oauth/callback",
+					     "https://crm.example/done", &url,
+					     state, &exp, &e) == MX_OK,
+		      "%s", e.detail);
+	ck_assert_uint_eq(strlen(state), MX_OAUTH_STATE_LEN);
+	ck_assert_int_ge(exp, mx_wall_s() + MX_OAUTH_FLOW_TTL - 5);
+	ck_assert_ptr_nonnull(strstr(url, "http://127.0.0.1:1/authorize?x=1&"
+					  "response_type=code&"));
+	ck_assert_ptr_nonnull(strstr(url, "&client_id=crm%20client&"));
+	ck_assert_ptr_nonnull(strstr(url, "&redirect_uri=http%3A%2F%2F127.0.0.1"
+					  "%3A7780%2Fv1%2Foauth%2Fcallback&"));
+	snprintf(want, sizeof(want), "&state=%s&", state);
+	ck_assert_ptr_nonnull(strstr(url, want));
+	ck_assert_ptr_nonnull(strstr(url, "&code_challenge_method=S256"));
+	free(url);
+	ck_assert_uint_eq(flows(false), 1);
+
+	/* Taken once, with what begin stored; then spent. */
+	ck_assert_msg(mx_account_oauth_take(g_st, state, &f, &e) == MX_OK,
+		      "%s", e.detail);
+	ck_assert_uint_eq(f.account_id, a.id);
+	ck_assert_str_eq(f.account, "o");
+	ck_assert_uint_eq(strlen(f.verifier), 86);
+	ck_assert_str_eq(f.return_to, "https://crm.example/done");
+	ck_assert_str_eq(f.token_url, "http://127.0.0.1:1/token");
+	ck_assert_str_eq(f.client_id, "crm client");
+	ck_assert_str_eq(f.scope, "mail offline");
+	mx_oauth_flow_free(&f);
+	ck_assert_int_eq(mx_account_oauth_take(g_st, state, &f, &e),
+			 MX_ERR_NOTFOUND);
+	ck_assert_int_eq(mx_account_oauth_take(g_st, "nope", &f, &e),
+			 MX_ERR_NOTFOUND);
+	ck_assert_uint_eq(flows(false), 0);
+
+	/* Expired: refused and spent; the next begin prunes the others. */
+	ck_assert_int_eq(mx_account_oauth_begin(g_st, &a, &c, "http://x/cb",
+						NULL, &url, state, &exp, &e),
+			 MX_OK);
+	free(url);
+	ck_assert_int_eq(mx_account_oauth_begin(g_st, &a, &c, "http://x/cb",
+						NULL, &url, state2, &exp, &e),
+			 MX_OK);
+	free(url);
+	ck_assert_str_ne(state, state2);
+	ck_assert_uint_eq(flows(true), 2);
+	ck_assert_int_eq(mx_account_oauth_take(g_st, state, &f, &e),
+			 MX_ERR_EXPIRED);
+	ck_assert_ptr_null(f.verifier);
+	ck_assert_int_eq(mx_account_oauth_take(g_st, state, &f, &e),
+			 MX_ERR_NOTFOUND);
+	ck_assert_int_eq(mx_account_oauth_begin(g_st, &a, &c, "http://x/cb",
+						NULL, &url, state, &exp, &e),
+			 MX_OK);
+	free(url);
+	ck_assert_uint_eq(flows(false), 1);
+
+	/* The account went away meanwhile: nothing is exchanged or stored. */
+	ck_assert_int_eq(mx_account_oauth_take(g_st, state, &f, &e), MX_OK);
+	ck_assert_int_eq(mx_account_remove(g_st, "o", true, NULL, &e), MX_OK);
+	ck_assert_int_eq(mx_account_oauth_finish(g_st, &f, "code", NULL, NULL,
+						 &e),
+			 MX_ERR_NOTFOUND);
+	mx_oauth_flow_free(&f);
+	mx_account_free(&a);
+}
+END_TEST
+
 START_TEST(test_sync_batch_limits)
 {
 	/* Refused before any connection: port 1 on loopback would fail with
@@ -989,6 +1138,105 @@ START_TEST(test_sync_batch_limits)
 }
 END_TEST
 
+/* PUT /v1/accounts/{id}/permissions: ALLOW_SET replaces the list even
+ * when empty; an empty list with access selected is refused and changes
+ * nothing. */
+START_TEST(test_settings_allow_set)
+{
+	const char *allow[] = {"bob"};
+	struct mx_account_settings sel = {.access = "selected", .allow = allow,
+					  .nallow = 1};
+	struct mx_account_settings none = {.access = "all", .allow_set = true};
+	struct mx_account_settings sel_none = {.access = "selected",
+					       .allow_set = true};
+	struct mx_account_settings keep = {.daily_limit = "3"};
+	struct mx_account a = {0};
+	struct mx_error e;
+
+	ck_assert_int_eq(mx_account_apply_settings(&a, &sel, &e), MX_OK);
+	ck_assert_uint_eq(a.nallowed, 1);
+	ck_assert_int_eq(mx_account_apply_settings(&a, &keep, &e), MX_OK);
+	ck_assert_uint_eq(a.nallowed, 1); /* not given: kept */
+	ck_assert_int_eq(mx_account_apply_settings(&a, &sel_none, &e),
+			 MX_ERR_INVAL);
+	ck_assert_uint_eq(a.nallowed, 1);
+	ck_assert_int_eq(a.access, MX_ACCESS_SELECTED);
+	ck_assert_int_eq(mx_account_apply_settings(&a, &none, &e), MX_OK);
+	ck_assert_uint_eq(a.nallowed, 0);
+	ck_assert_int_eq(a.access, MX_ACCESS_ALL);
+	mx_account_free(&a);
+}
+END_TEST
+
+/* mx_account_apply_change: a password replaces a password file and the
+ * other way round; the id guard; nothing else moves. */
+START_TEST(test_apply_change)
+{
+	struct mx_account a = {0};
+	struct mx_account_change pw = {.password = "s3cret", .disabled = -1};
+	struct mx_account_change file = {.password_file = "/pw", .disabled = 1};
+	struct mx_account_change other = {.id = 8, .display_name = "X",
+					  .disabled = -1};
+	struct mx_error e;
+
+	a.id = 7;
+	a.password_file = strdup("/old");
+	ck_assert_int_eq(mx_account_apply_change(&a, &pw, &e), MX_OK);
+	ck_assert_str_eq(a.password, "s3cret");
+	ck_assert_ptr_null(a.password_file);
+	ck_assert(!a.disabled);
+	ck_assert_int_eq(mx_account_apply_change(&a, &file, &e), MX_OK);
+	ck_assert_ptr_null(a.password);
+	ck_assert_str_eq(a.password_file, "/pw");
+	ck_assert(a.disabled);
+	ck_assert_int_eq(mx_account_apply_change(&a, &other, &e),
+			 MX_ERR_NOTFOUND);
+	ck_assert_ptr_null(a.display_name);
+	mx_account_free(&a);
+}
+END_TEST
+
+/* What a provider preset fills in, and what it leaves to the caller. */
+START_TEST(test_preset_fill)
+{
+	struct mx_account_params p = {.name = "g"};
+	struct mx_account_settings s = {0};
+	struct mx_preset_fill f;
+	struct mx_error e;
+
+	ck_assert_int_eq(mx_account_preset_fill("nosuch", "a@b.test", false,
+						&p, &s, &f, &e), MX_ERR_INVAL);
+	ck_assert_int_eq(mx_account_preset_fill("fastmail", "nodomain", false,
+						&p, &s, &f, &e), MX_ERR_INVAL);
+	/* gmail takes only OAuth2: no refresh token is refused, unless the
+	 * browser flow is to bring one */
+	ck_assert_int_eq(mx_account_preset_fill("gmail", "a@gmail.com", false,
+						&p, &s, &f, &e), MX_ERR_INVAL);
+	ck_assert_ptr_null(p.imap_url);
+	ck_assert_int_eq(mx_account_preset_fill("gmail", "a@corp.test", true,
+						&p, &s, &f, &e), MX_OK);
+	ck_assert_str_eq(p.imap_url, "imaps://a@corp.test@imap.gmail.com:993");
+	ck_assert_str_eq(s.smtp_url, "smtps://a@corp.test@smtp.gmail.com:465");
+	ck_assert_str_eq(s.daily_limit, "2000"); /* Workspace */
+	ck_assert_str_eq(s.saves_sent, "yes");
+	ck_assert_str_eq(s.provider, "gmail");
+	ck_assert_str_eq(p.oauth_token_url, "https://oauth2.googleapis.com/token");
+	mx_preset_fill_free(&f);
+	/* given values win; a password account gets no token URL */
+	memset(&p, 0, sizeof(p));
+	memset(&s, 0, sizeof(s));
+	p.imap_url = "imaps://u@127.0.0.1:1993";
+	s.daily_limit = "5";
+	ck_assert_int_eq(mx_account_preset_fill("generic", "u@example.test",
+						false, &p, &s, &f, &e), MX_OK);
+	ck_assert_str_eq(p.imap_url, "imaps://u@127.0.0.1:1993");
+	ck_assert_str_eq(s.smtp_url, "smtp://u@example.test@smtp.example.test:587");
+	ck_assert_str_eq(s.daily_limit, "5");
+	ck_assert_ptr_null(p.oauth_token_url);
+	mx_preset_fill_free(&f);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("account");
@@ -1006,6 +1254,9 @@ int main(void)
 	tcase_add_test(tc, test_url_proto);
 	tcase_add_test(tc, test_smtp_url);
 	tcase_add_test(tc, test_settings);
+	tcase_add_test(tc, test_settings_allow_set);
+	tcase_add_test(tc, test_apply_change);
+	tcase_add_test(tc, test_preset_fill);
 	tcase_add_test(tc, test_set_incoming);
 	suite_add_tcase(s, tc);
 	tcase_add_checked_fixture(ts, setup, teardown);
@@ -1016,6 +1267,7 @@ int main(void)
 	tcase_add_test(ts, test_token_url_rule);
 	tcase_add_test(ts, test_relative_files_made_absolute);
 	tcase_add_test(ts, test_removed_account_generation);
+	tcase_add_test(ts, test_oauth_flow_records);
 	tcase_add_test(ts, test_purge_leaves_nothing);
 	tcase_add_test(ts, test_kept_mail_reattach_and_purge);
 	tcase_add_test(ts, test_sync_batch_limits);

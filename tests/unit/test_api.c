@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "api/api_int.h"
+#include "util/http.h"
 #include "store/store.h"
 #include "sync/query.h"
 #include "users/tokens.h"
@@ -103,9 +104,9 @@ START_TEST(router_misses)
 		ck_assert_uint_eq(st, 404);
 	}
 	/* A known path with another method: 405 and what is allowed. */
-	ck_assert_ptr_null(find("DELETE", "/v1/accounts/3", &r, &st, allow));
+	ck_assert_ptr_null(find("PUT", "/v1/accounts/3", &r, &st, allow));
 	ck_assert_uint_eq(st, 405);
-	ck_assert_str_eq(allow, "GET");
+	ck_assert_str_eq(allow, "GET, PATCH, DELETE");
 	ck_assert_ptr_null(find("HEAD", "/v1/events", &r, &st, allow));
 	ck_assert_uint_eq(st, 405);
 }
@@ -588,6 +589,41 @@ START_TEST(permission_rule)
 }
 END_TEST
 
+/* The origin check behind return_to (mx_url_origin, util/http.c). */
+START_TEST(url_origin)
+{
+	static const struct {
+		const char *url, *origin; /* origin NULL: refused */
+	} cases[] = {
+		{"https://crm.example/done?x=1", "https://crm.example"},
+		{"HTTPS://CRM.Example:8443", "https://crm.example:8443"},
+		{"http://127.0.0.1:3000#f", "http://127.0.0.1:3000"},
+		{"https://crm.example?next=/x", "https://crm.example"},
+		{"https://evil.example@crm.example/", NULL},
+		{"https://crm.example\\@evil.example/", NULL},
+		{"https://crm.example/a b", NULL},
+		{"https://crm.example/\r\nSet-Cookie:x", NULL},
+		{"javascript:alert(1)", NULL},
+		{"//crm.example/", NULL},
+		{"/relative", NULL},
+		{"https:///path", NULL},
+		{"ftp://crm.example/", NULL},
+	};
+	char o[64];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		bool ok = mx_url_origin(cases[i].url, o, sizeof(o), NULL);
+
+		ck_assert_msg(ok == (cases[i].origin != NULL), "%s",
+			      cases[i].url);
+		if (ok)
+			ck_assert_str_eq(o, cases[i].origin);
+	}
+	ck_assert(!mx_url_origin("https://a-rather-long-host-name.example"
+				 ".test:1234/", o, 16, NULL));
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("api");
@@ -610,6 +646,7 @@ int main(void)
 	tcase_add_test(tp, rate_limit);
 	tcase_add_test(tp, permission_rule);
 	tcase_add_test(tp, prom_label);
+	tcase_add_test(tp, url_origin);
 	suite_add_tcase(s, tp);
 	tcase_add_checked_fixture(ts, setup, teardown);
 	tcase_add_test(ts, token_lifecycle);

@@ -154,6 +154,38 @@ START_TEST(test_api_section)
 }
 END_TEST
 
+/* [api] public_url and oauth_return (the browser OAuth flow): http(s)
+ * URLs only, without user info, query, fragment or spaces; oauth_return
+ * a list of origins. */
+START_TEST(test_api_oauth_keys)
+{
+	struct mx_config c;
+	struct mx_error e;
+
+	write_conf("[api]\n");
+	ck_assert_int_eq(mx_config_load(g_path, &c, &e), MX_OK);
+	ck_assert_ptr_null(c.api.public_url);
+	ck_assert_ptr_null(c.api.oauth_return);
+	mx_config_free(&c);
+	write_conf("[api]\npublic_url = https://mx.example:8443/mxsync/\n"
+		   "oauth_return = https://crm.example  http://127.0.0.1:3000/\n");
+	ck_assert_msg(mx_config_load(g_path, &c, &e) == MX_OK, "%s", e.detail);
+	ck_assert_str_eq(c.api.public_url, "https://mx.example:8443/mxsync/");
+	ck_assert_str_eq(c.api.oauth_return,
+			 "https://crm.example  http://127.0.0.1:3000/");
+	mx_config_free(&c);
+	REFUSED("[api]\npublic_url = mx.example\n", "public_url");
+	REFUSED("[api]\npublic_url = ftp://mx.example\n", "public_url");
+	REFUSED("[api]\npublic_url = https://u@mx.example\n", "public_url");
+	REFUSED("[api]\npublic_url = https://mx.example/?x=1\n", "public_url");
+	REFUSED("[api]\npublic_url = https://\n", "public_url");
+	REFUSED("[api]\noauth_return = https://crm.example/path\n",
+		"oauth_return");
+	REFUSED("[api]\noauth_return = crm.example\n", "oauth_return");
+	REFUSED("[api]\noauth_return =\n", "oauth_return");
+}
+END_TEST
+
 START_TEST(test_directory_refused)
 {
 	struct mx_config c;
@@ -265,6 +297,7 @@ int main(void)
 	tcase_add_test(tc, test_directory_refused);
 	tcase_add_test(tc, test_api_poll_interval);
 	tcase_add_test(tc, test_api_section);
+	tcase_add_test(tc, test_api_oauth_keys);
 	tcase_add_test(tc, test_duplicate_account_refused);
 	tcase_add_test(tc, test_webhook_url_refused);
 	tcase_add_test(tc, test_webhook_url_message_once);

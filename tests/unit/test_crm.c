@@ -12,6 +12,8 @@
 
 #include "crm/contacts.h"
 #include "crm/link.h"
+#include "crm/timeline.h"
+#include "mime/mime.h"
 
 /* ---- a contact table ---- */
 
@@ -342,15 +344,15 @@ START_TEST(rule11_impersonal)
 	ck_assert_str_eq(r.create, "support@vendor.example");
 	/* a list message from a known contact is still not linked */
 	ck_assert_int_eq(decide(&list).outcome, MX_CRM_IMPERSONAL);
-	ck_assert(mx_crm_headers_bulk("<l.example>", NULL, NULL, NULL));
-	ck_assert(mx_crm_headers_bulk(NULL, "<mailto:u@x>", NULL, NULL));
-	ck_assert(mx_crm_headers_bulk(NULL, NULL, " Bulk", NULL));
-	ck_assert(mx_crm_headers_bulk(NULL, NULL, "junk", NULL));
-	ck_assert(mx_crm_headers_bulk(NULL, NULL, NULL, "auto-replied"));
-	ck_assert(!mx_crm_headers_bulk(NULL, NULL, NULL, "no"));
-	ck_assert(!mx_crm_headers_bulk(NULL, NULL, NULL, "no (comment)"));
-	ck_assert(!mx_crm_headers_bulk(NULL, NULL, "first-class", NULL));
-	ck_assert(!mx_crm_headers_bulk(NULL, NULL, NULL, NULL));
+	ck_assert(mx_mime_bulk("<l.example>", NULL, NULL, NULL));
+	ck_assert(mx_mime_bulk(NULL, "<mailto:u@x>", NULL, NULL));
+	ck_assert(mx_mime_bulk(NULL, NULL, " Bulk", NULL));
+	ck_assert(mx_mime_bulk(NULL, NULL, "junk", NULL));
+	ck_assert(mx_mime_bulk(NULL, NULL, NULL, "auto-replied"));
+	ck_assert(!mx_mime_bulk(NULL, NULL, NULL, "no"));
+	ck_assert(!mx_mime_bulk(NULL, NULL, NULL, "no (comment)"));
+	ck_assert(!mx_mime_bulk(NULL, NULL, "first-class", NULL));
+	ck_assert(!mx_mime_bulk(NULL, NULL, NULL, NULL));
 }
 END_TEST
 
@@ -546,6 +548,63 @@ START_TEST(store_check_rejects)
 }
 END_TEST
 
+/* One message through mx_crm_link_msg on a real store: RAW is parsed and
+ * stored for an account of alice@example.test; the link's outcome. */
+static char *link_one(const char *raw, struct mx_crm_opts *o)
+{
+	struct mx_account a = {0};
+	struct mx_msg m = {0};
+	struct mx_error e;
+	struct mx_txn t;
+	json_t *l = NULL;
+	char *out;
+
+	a.name = "a";
+	a.user = "alice@example.test";
+	a.created = 1000;
+	ck_assert_int_eq(mx_txn_begin(g_st, true, &t, &e), MX_OK);
+	{
+		struct mx_account old = {0};
+
+		if (mx_store_account_get(&t, "a", &old, &e) == MX_OK)
+			a.id = old.id;
+		else
+			ck_assert_msg(mx_store_account_put(&t, &a, &e) == MX_OK,
+				      "%s", e.detail);
+		mx_account_free(&old);
+	}
+	ck_assert_int_eq(mx_mime_parse(raw, strlen(raw), &m.p, &e), MX_OK);
+	m.account_id = a.id;
+	m.internaldate = 2000;
+	ck_assert_msg(mx_store_msg_add(&t, &m, raw, &e) == MX_OK, "%s", e.detail);
+	ck_assert_msg(mx_crm_link_msg(&t, &a, &m, o, NULL, &e) == MX_OK, "%s",
+		      e.detail);
+	ck_assert_int_eq(mx_crm_link_get(&t, m.id, &l, &e), MX_OK);
+	out = json_dumps(l, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(l);
+	mx_parsed_free(&m.p);
+	ck_assert_int_eq(mx_txn_commit(&t, &e), MX_OK);
+	return out;
+}
+
+START_TEST(store_link_message)
+{
+	struct mx_crm_opts o = {0};
+	char *s;
+
+	upsert("{\"id\":\"anna\",\"email\":\"anna@client.example\"}");
+	s = link_one("From: anna@client.example\r\nTo: alice@example.test\r\n"
+		     "Date: Thu, 1 Jan 1970 00:50:00 +0000\r\n\r\nx\r\n", &o);
+	ck_assert_msg(strstr(s, "\"contact\":\"anna\"") != NULL, "%s", s);
+	ck_assert_msg(strstr(s, "\"outcome\":\"linked\"") != NULL, "%s", s);
+	free(s);
+	s = link_one("From: anna@client.example\r\nTo: alice@example.test\r\n"
+		     "Date: Thu, 1 Jan 1970 00:01:00 +0000\r\n\r\nx\r\n", &o);
+	ck_assert_msg(strstr(s, "before_connect") != NULL, "%s", s);
+	free(s);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("crm");
@@ -573,6 +632,7 @@ int main(void)
 	tcase_add_checked_fixture(ts, store_setup, store_teardown);
 	tcase_add_test(ts, store_index_and_lookup);
 	tcase_add_test(ts, store_check_rejects);
+	tcase_add_test(ts, store_link_message);
 	suite_add_tcase(s, ts);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

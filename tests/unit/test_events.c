@@ -28,6 +28,7 @@
 #include "events/events.h"
 #include "events/events_int.h"
 #include "events/types.h"
+#include "secrets/secrets.h"
 #include "store/store.h"
 
 static char g_top[64];
@@ -546,6 +547,17 @@ START_TEST(test_webhook_config)
 			 MX_ERR_INVAL);
 	ck_assert_int_eq(try_start("", "https://example.com/", "s", &e),
 			 MX_ERR_INVAL);
+	/* "#ID" is the API's namespace (endpoints.c): digits, no zero lead */
+	ck_assert(mx_webhook_api_name("#12"));
+	ck_assert(!mx_webhook_api_name("#0") && !mx_webhook_api_name("#") &&
+		  !mx_webhook_api_name("#01") && !mx_webhook_api_name("#1a") &&
+		  !mx_webhook_api_name("12"));
+	ck_assert_int_eq(try_start("#0", "https://example.com/", "s", &e),
+			 MX_ERR_INVAL);
+	ck_assert_int_eq(try_start("#x", "https://example.com/", "s", &e),
+			 MX_ERR_INVAL);
+	ck_assert_int_eq(try_start("#12", "https://example.com/", "s", &e),
+			 MX_OK);
 	ck_assert_int_eq(try_start("crm", "https://example.com/", "", &e),
 			 MX_ERR_CONFIG);
 	ck_assert_int_eq(try_start("crm", "http://example.com/hook", "s", &e),
@@ -628,6 +640,8 @@ START_TEST(test_webhook_failure_status)
 	} while (s.failures < 2 && ms_now() - t0 < 10000);
 	/* first attempt, then a retry after about 1 s */
 	ck_assert_uint_eq(s.failures, 2);
+	ck_assert_uint_eq(s.consecutive, 2);
+	ck_assert_int_eq(s.last_delivery, 0);
 	ck_assert_uint_eq(s.delivered, 0);
 	ck_assert_uint_eq(s.cursor, 2);
 	ck_assert_int_gt(s.next_attempt, (int64_t)time(NULL));
@@ -678,6 +692,257 @@ START_TEST(test_webhook_stop_aborts_request)
 	ck_assert_uint_lt(ms_now() - t0, 1800);
 	ck_assert_uint_eq(get_cursor("hang"), 0);
 	close(fd);
+}
+END_TEST
+
+/* ---- endpoints kept in the store (endpoints.c) ---- */
+
+static json_t *ep_get(uint64_t id)
+{
+	struct mx_error e;
+	json_t *v = NULL;
+
+	mx_error_clear(&e);
+	ck_assert_msg(mx_webhook_ep_get(g_st, id, &v, &e) == MX_OK, "%s",
+		      e.detail);
+	return v;
+}
+
+static char *ep_dump(void)
+{
+	struct mx_error e;
+	json_t *a = NULL;
+	char *s;
+
+	mx_error_clear(&e);
+	ck_assert_int_eq(mx_webhook_ep_list(g_st, &a, &e), MX_OK);
+	s = json_dumps(a, JSON_SORT_KEYS);
+	json_decref(a);
+	return s;
+}
+
+static const char *view_str(json_t *v, const char *k)
+{
+	return json_string_value(json_object_get(v, k));
+}
+
+START_TEST(test_webhook_endpoints)
+{
+	const char *types[] = {"message.new", "account.state"};
+	const char *bad_types[] = {"message.nope"};
+	struct mx_webhook_ep_in in = {.url = "https://crm.example/hook",
+				      .enabled = 1};
+	struct mx_error e;
+	uint64_t id = 0, id2 = 0;
+	char *secret = NULL, *before, *after;
+	json_t *v;
+
+	/* Generated secret, shown once, never in the view. */
+	mx_error_clear(&e);
+	ck_assert_msg(mx_webhook_ep_create(g_st, &in, &id, &secret, &e) ==
+		      MX_OK, "%s", e.detail);
+	ck_assert_uint_eq(id, 1);
+	ck_assert_ptr_nonnull(secret);
+	ck_assert_uint_eq(strlen(secret), 54);
+	ck_assert(strncmp(secret, "whsec_", 6) == 0);
+	v = ep_get(id);
+	ck_assert_str_eq(view_str(v, "name"), "#1");
+	ck_assert_str_eq(view_str(v, "source"), "api");
+	ck_assert(json_is_null(json_object_get(v, "events")));
+	ck_assert(json_object_get(v, "secret") == NULL);
+	ck_assert(!json_is_true(json_object_get(json_object_get(v, "status"),
+						"running")));
+	json_decref(v);
+	before = ep_dump();
+	ck_assert(strstr(before, secret + 6) == NULL);
+	mx_secret_free(secret);
+
+	/* Every refusal leaves the table as it was. */
+	in.url = "http://crm.example/hook";
+	ck_assert_int_eq(mx_webhook_ep_create(g_st, &in, &id2, NULL, &e),
+			 MX_ERR_INVAL);
+	ck_assert_msg(strstr(e.detail, "refusing plain http://"), "%s",
+		      e.detail);
+	in.url = "https://crm.example/hook";
+	in.secret = "short";
+	ck_assert_int_eq(mx_webhook_ep_create(g_st, &in, &id2, NULL, &e),
+			 MX_ERR_INVAL);
+	ck_assert_msg(strstr(e.detail, "16 to 256"), "%s", e.detail);
+	in.secret = "sixteen chars ok";
+	ck_assert_int_eq(mx_webhook_ep_create(g_st, &in, &id2, NULL, &e),
+			 MX_ERR_INVAL); /* a space */
+	in.secret = NULL;
+	in.types = bad_types;
+	in.ntypes = 1;
+	ck_assert_int_eq(mx_webhook_ep_create(g_st, &in, &id2, NULL, &e),
+			 MX_ERR_INVAL);
+	ck_assert_msg(strstr(e.detail, "message.nope"), "%s", e.detail);
+	after = ep_dump();
+	ck_assert_str_eq(before, after);
+	free(after);
+
+	/* A given secret and a filter; ids are not reused after a failed
+	 * create either (the counter rolled back with it). */
+	in.secret = "0123456789abcdef-given";
+	in.types = types;
+	in.ntypes = 2;
+	ck_assert_int_eq(mx_webhook_ep_create(g_st, &in, &id2, &secret, &e),
+			 MX_OK);
+	ck_assert_uint_eq(id2, 2);
+	ck_assert_ptr_null(secret);
+	v = ep_get(id2);
+	ck_assert_uint_eq(json_array_size(json_object_get(v, "events")), 2);
+	json_decref(v);
+
+	/* Update: a bad value changes nothing; a good one only what it
+	 * names. */
+	{
+		struct mx_webhook_ep_in up = {.enabled = -1};
+
+		up.types = bad_types;
+		up.ntypes = 1;
+		up.types_set = true;
+		ck_assert_int_eq(mx_webhook_ep_update(g_st, id2, &up, &e),
+				 MX_ERR_INVAL);
+		after = ep_dump();
+		ck_assert_str_ne(before, after); /* id2 is in it */
+		free(before);
+		before = after;
+		up.types = NULL;
+		up.ntypes = 0;
+		up.enabled = 0;
+		ck_assert_int_eq(mx_webhook_ep_update(g_st, id2, &up, &e),
+				 MX_OK);
+		v = ep_get(id2);
+		ck_assert(json_is_null(json_object_get(v, "events")));
+		ck_assert(json_is_false(json_object_get(v, "enabled")));
+		ck_assert_str_eq(view_str(v, "url"), "https://crm.example/hook");
+		json_decref(v);
+		ck_assert_int_eq(mx_webhook_ep_update(g_st, 99, &up, &e),
+				 MX_ERR_NOTFOUND);
+	}
+	free(before);
+
+	/* Delete takes the cursor with it. */
+	{
+		struct mx_webhook_cfg cfg = {.name = "#1",
+					     .url = "http://127.0.0.1:9/",
+					     .secret = "s"};
+		struct mx_webhook *wh = NULL;
+
+		ck_assert_int_eq(mx_webhook_start(g_st, &cfg, &wh, &e), MX_OK);
+		mx_webhook_stop(&wh);
+		ck_assert_uint_ne(get_cursor("#1"), UINT64_MAX);
+	}
+	ck_assert_int_eq(mx_webhook_ep_delete(g_st, id, &e), MX_OK);
+	ck_assert_uint_eq(get_cursor("#1"), UINT64_MAX);
+	ck_assert_int_eq(mx_webhook_ep_delete(g_st, id, &e), MX_ERR_NOTFOUND);
+	ck_assert_int_eq(mx_webhook_ep_get(g_st, id, &v, &e), MX_ERR_NOTFOUND);
+}
+END_TEST
+
+START_TEST(test_webhook_endpoints_config)
+{
+	const char *types[] = {"message.new"};
+	struct mx_webhook_cfg cfgs[2] = {
+		{.name = "crm", .url = "https://a.example/", .secret = "s1"},
+		{.name = "log", .url = "http://127.0.0.1:9/", .secret = "s2",
+		 .types = types, .ntypes = 1},
+	};
+	struct mx_webhook_ep_in up = {.enabled = 0};
+	struct mx_error e;
+	json_t *a = NULL;
+	char *s;
+
+	mx_error_clear(&e);
+	ck_assert_int_eq(mx_webhook_ep_register_config(g_st, cfgs, 2, &e),
+			 MX_OK);
+	ck_assert_int_eq(mx_webhook_ep_list(g_st, &a, &e), MX_OK);
+	ck_assert_uint_eq(json_array_size(a), 2);
+	s = json_dumps(a, 0);
+	ck_assert(strstr(s, "s1") == NULL && strstr(s, "s2") == NULL);
+	free(s);
+	ck_assert_str_eq(view_str(json_array_get(a, 0), "source"), "config");
+	json_decref(a);
+	/* Read-only through this module. */
+	ck_assert_int_eq(mx_webhook_ep_update(g_st, 1, &up, &e), MX_ERR_EXISTS);
+	ck_assert_msg(strstr(e.detail, "mxsync.conf"), "%s", e.detail);
+	ck_assert_int_eq(mx_webhook_ep_delete(g_st, 2, &e), MX_ERR_EXISTS);
+	/* A restart with one changed and one removed: ids stay. */
+	cfgs[0].url = "https://b.example/";
+	ck_assert_int_eq(mx_webhook_ep_register_config(g_st, cfgs, 1, &e),
+			 MX_OK);
+	ck_assert_int_eq(mx_webhook_ep_list(g_st, &a, &e), MX_OK);
+	ck_assert_uint_eq(json_array_size(a), 1);
+	ck_assert_int_eq(json_integer_value(json_object_get(
+				 json_array_get(a, 0), "id")), 1);
+	ck_assert_str_eq(view_str(json_array_get(a, 0), "url"),
+			 "https://b.example/");
+	json_decref(a);
+}
+END_TEST
+
+/* A bounded number of delivery threads: mxsync.conf's do not count. */
+START_TEST(test_webhook_endpoints_max)
+{
+	struct mx_webhook_cfg cfg = {.name = "conf", .url = "https://a.example/",
+				     .secret = "s"};
+	struct mx_webhook_ep_in in = {.url = "https://crm.example/hook",
+				      .enabled = 0};
+	struct mx_error e;
+	uint64_t id = 0, last = 0;
+
+	mx_error_clear(&e);
+	ck_assert_int_eq(mx_webhook_ep_register_config(g_st, &cfg, 1, &e),
+			 MX_OK);
+	for (int i = 0; i < MX_WEBHOOK_EPS_MAX; i++)
+		ck_assert_int_eq(mx_webhook_ep_create(g_st, &in, &last, NULL,
+						      &e), MX_OK);
+	ck_assert_int_eq(mx_webhook_ep_create(g_st, &in, &id, NULL, &e),
+			 MX_ERR_INVAL);
+	ck_assert_msg(strstr(e.detail, "delete one first"), "%s", e.detail);
+	ck_assert_int_eq(mx_webhook_ep_delete(g_st, last, &e), MX_OK);
+	ck_assert_int_eq(mx_webhook_ep_create(g_st, &in, &id, NULL, &e), MX_OK);
+	ck_assert_uint_eq(id, MX_WEBHOOK_EPS_MAX + 2); /* ids never reused */
+}
+END_TEST
+
+START_TEST(test_webhook_set)
+{
+	struct mx_webhook_ep_in in = {.url = "http://127.0.0.1:9/",
+				      .secret = "0123456789abcdef",
+				      .enabled = 1};
+	struct mx_webhook_ep_in off = {.enabled = 0};
+	struct mx_webhook_set *set = NULL;
+	struct mx_webhook_status s;
+	struct mx_error e;
+	uint64_t id = 0;
+	uint8_t be[8];
+	struct mx_txn t;
+
+	mx_error_clear(&e);
+	ck_assert_int_eq(mx_webhook_ep_create(g_st, &in, &id, NULL, &e), MX_OK);
+	ck_assert_msg(mx_webhook_set_sync(&set, g_st, &e) == MX_OK, "%s",
+		      e.detail);
+	ck_assert(mx_webhook_status_of(g_st, "#1", &s));
+	ck_assert_uint_ne(get_cursor("#1"), UINT64_MAX);
+	ck_assert_int_eq(mx_webhook_ep_update(g_st, id, &off, &e), MX_OK);
+	ck_assert_int_eq(mx_webhook_set_sync(&set, g_st, &e), MX_OK);
+	ck_assert(!mx_webhook_status_of(g_st, "#1", &s));
+	/* A cursor left by an endpoint that is gone is swept. */
+	ck_assert_int_eq(mx_webhook_ep_delete(g_st, id, &e), MX_OK);
+	mx_put_be64(be, 5);
+	ck_assert_int_eq(mx_txn_begin(g_st, true, &t, &e), MX_OK);
+	ck_assert_int_eq(mx_db_put(&t, MX_DB_WEBHOOKS, "#1", 2, be, 8, 0, &e),
+			 MX_OK);
+	ck_assert_int_eq(mx_db_put(&t, MX_DB_WEBHOOKS, "crm", 3, be, 8, 0, &e),
+			 MX_OK);
+	ck_assert_int_eq(mx_txn_commit(&t, &e), MX_OK);
+	ck_assert_int_eq(mx_webhook_set_sync(&set, g_st, &e), MX_OK);
+	ck_assert_uint_eq(get_cursor("#1"), UINT64_MAX);
+	ck_assert_uint_eq(get_cursor("crm"), 5);
+	mx_webhook_set_stop(&set);
+	ck_assert_ptr_null(set);
 }
 END_TEST
 
@@ -796,6 +1061,10 @@ int main(void)
 	tcase_add_test(tw, test_webhook_config);
 	tcase_add_test(tw, test_webhook_failure_status);
 	tcase_add_test(tw, test_webhook_stop_aborts_request);
+	tcase_add_test(tw, test_webhook_endpoints);
+	tcase_add_test(tw, test_webhook_endpoints_config);
+	tcase_add_test(tw, test_webhook_endpoints_max);
+	tcase_add_test(tw, test_webhook_set);
 	suite_add_tcase(s, tw);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

@@ -482,6 +482,41 @@ START_TEST(test_addr_rfc5322_appendix_a)
 }
 END_TEST
 
+/* MX_PARSED_BULK: list and automatic mail says so in its header. */
+START_TEST(test_bulk_flag)
+{
+	static const char *const bulk[] = {
+		"List-Id: Dev <dev.lists.example>\n",
+		"List-Unsubscribe: <mailto:u@lists.example>\n",
+		"Precedence: bulk\n",
+		"Precedence:\n list\n",
+		"Auto-Submitted: auto-replied\n",
+	};
+	static const char *const personal[] = {
+		"", "Auto-Submitted: no\n", "Auto-Submitted: No (a person)\n",
+		"Precedence: first-class\n", "X-List-Id: x\n",
+	};
+	char msg[256];
+	struct mx_parsed p;
+
+	for (size_t i = 0; i < sizeof(bulk) / sizeof(bulk[0]); i++) {
+		snprintf(msg, sizeof(msg), "From: a@b.example\n%s\nbody\n",
+			 bulk[i]);
+		parse_str(msg, &p);
+		ck_assert_msg(p.flags & MX_PARSED_BULK, "not bulk: %s", bulk[i]);
+		mx_parsed_free(&p);
+	}
+	for (size_t i = 0; i < sizeof(personal) / sizeof(personal[0]); i++) {
+		snprintf(msg, sizeof(msg), "From: a@b.example\n%s\nbody\n",
+			 personal[i]);
+		parse_str(msg, &p);
+		ck_assert_msg(!(p.flags & MX_PARSED_BULK), "bulk: %s",
+			      personal[i]);
+		mx_parsed_free(&p);
+	}
+}
+END_TEST
+
 START_TEST(test_addr_list_truncated)
 {
 	struct mx_buf b = {0};
@@ -990,6 +1025,7 @@ int main(void)
 	tcase_add_test(tc, test_addr_normalize);
 	tcase_add_test(tc, test_addr_lists);
 	tcase_add_test(tc, test_addr_rfc5322_appendix_a);
+	tcase_add_test(tc, test_bulk_flag);
 	tcase_add_test(tc, test_structure);
 	tcase_add_test(tc, test_bodies);
 	tcase_add_test(tc, test_snippet_html);

@@ -1028,6 +1028,33 @@ START_TEST(test_pkce_timeout_cancel)
 }
 END_TEST
 
+/* RFC 7636 4.1/4.2: a fresh 86-character verifier each time, and the
+ * challenge is BASE64URL(SHA256(verifier)) without padding (computed
+ * here with EVP_Digest and EVP_EncodeBlock). */
+START_TEST(test_pkce_pair)
+{
+	char v1[MX_PKCE_VERIFIER_CAP], c1[MX_PKCE_CHALLENGE_CAP];
+	char v2[MX_PKCE_VERIFIER_CAP], c2[MX_PKCE_CHALLENGE_CAP];
+	unsigned char md[32], b64[64];
+	unsigned int mdlen = 0;
+
+	ck_assert(mx_oauth_pkce_pair(v1, c1));
+	ck_assert(mx_oauth_pkce_pair(v2, c2));
+	ck_assert_uint_eq(strlen(v1), 86);
+	ck_assert_uint_eq(strspn(v1, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop"
+				     "qrstuvwxyz0123456789-_"), 86);
+	ck_assert_str_ne(v1, v2);
+	ck_assert_str_ne(c1, c2);
+	ck_assert_int_eq(EVP_Digest(v1, strlen(v1), md, &mdlen, EVP_sha256(),
+				    NULL), 1);
+	ck_assert_int_eq(EVP_EncodeBlock(b64, md, 32), 44);
+	b64[43] = '\0'; /* the '=' */
+	for (unsigned char *p = b64; *p; p++)
+		*p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
+	ck_assert_str_eq(c1, (char *)b64);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("oauth");
@@ -1041,6 +1068,7 @@ int main(void)
 	tcase_add_test(ts, test_sasl_xoauth2);
 	tcase_add_test(ts, test_sasl_oauthbearer);
 	tcase_add_test(ts, test_config_checks);
+	tcase_add_test(ts, test_pkce_pair);
 	suite_add_tcase(s, ts);
 	tcase_add_checked_fixture(th, setup, teardown);
 	tcase_set_timeout(th, 60);

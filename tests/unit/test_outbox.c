@@ -512,6 +512,72 @@ START_TEST(results_without_address_are_dropped)
 }
 END_TEST
 
+START_TEST(api_idempotency_per_user_and_request)
+{
+	struct mx_ob_idem k1 = {"crm-user-1", "send-42", {1}};
+	struct mx_ob_idem k2 = {"crm-user-1", "send-42", {2}};
+	struct mx_ob_idem k3 = {"crm-user-2", "send-42", {1}};
+	struct mx_compose c = {0};
+	struct mx_error e;
+	struct mx_txn t;
+	uint64_t id1 = 0, id2 = 0, id3 = 0, n = 0;
+	uint8_t old[48];
+	bool ex = true;
+
+	c.to = "bob@example.test";
+	c.text = "hi";
+	c.text_len = 2;
+	ck_assert_int_eq(mx_outbox_idem_find(g_st, &k1, &id1, &e),
+			 MX_ERR_NOTFOUND);
+	ck_assert_int_eq(mx_outbox_enqueue_idem(g_st, &g_a, &c, &k1, false,
+						&id1, &ex, &e), MX_OK);
+	ck_assert(!ex);
+	/* The same request again: the same entry, nothing queued. */
+	ck_assert_int_eq(mx_outbox_enqueue_idem(g_st, &g_a, &c, &k1, false,
+						&id2, &ex, &e), MX_OK);
+	ck_assert(ex);
+	ck_assert_uint_eq(id1, id2);
+	ck_assert_uint_eq(count_entries(), 1);
+	/* Another request under the key: refused, nothing queued. */
+	ck_assert_int_eq(mx_outbox_enqueue_idem(g_st, &g_a, &c, &k2, false,
+						&id2, &ex, &e), MX_ERR_EXISTS);
+	ck_assert_uint_eq(id2, id1);
+	ck_assert_uint_eq(count_entries(), 1);
+	/* Keys are per user. */
+	ck_assert_int_eq(mx_outbox_enqueue_idem(g_st, &g_a, &c, &k3, false,
+						&id3, &ex, &e), MX_OK);
+	ck_assert(!ex);
+	ck_assert_uint_ne(id3, id1);
+	/* A record older than the TTL is as good as none, and pruned. */
+	mx_put_be64(old, (uint64_t)(mx_wall_s() - MX_OB_IDEM_TTL - 1));
+	mx_put_be64(old + 8, id1);
+	memcpy(old + 16, k1.digest, 32);
+	ck_assert_int_eq(mx_txn_begin(g_st, true, &t, &e), MX_OK);
+	ck_assert_int_eq(mx_db_put(&t, MX_DB_API_IDEM, "crm-user-1\0send-42",
+				   18, old, sizeof(old), 0, &e), MX_OK);
+	ck_assert_int_eq(mx_txn_commit(&t, &e), MX_OK);
+	ck_assert_int_eq(mx_outbox_idem_find(g_st, &k1, &id2, &e),
+			 MX_ERR_NOTFOUND);
+	ck_assert_int_eq(mx_outbox_prune(g_st, 3600, &n, &e), MX_OK);
+	ck_assert_int_eq(mx_txn_begin(g_st, false, &t, &e), MX_OK);
+	{
+		MDB_val v;
+
+		ck_assert_int_eq(mx_db_get(&t, MX_DB_API_IDEM,
+					   "crm-user-1\0send-42", 18, &v, &e),
+				 MX_ERR_NOTFOUND);
+		ck_assert_int_eq(mx_db_get(&t, MX_DB_API_IDEM,
+					   "crm-user-2\0send-42", 18, &v, &e),
+				 MX_OK);
+	}
+	mx_txn_abort(&t);
+	/* Bad keys never reach the store. */
+	k1.key = "has space";
+	ck_assert_int_eq(mx_outbox_idem_find(g_st, &k1, &id2, &e),
+			 MX_ERR_INVAL);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("outbox");
@@ -533,6 +599,7 @@ int main(void)
 	tcase_add_test(tc, live_owner_is_respected);
 	tcase_add_test(tc, idempotency_key_must_be_printable_ascii);
 	tcase_add_test(tc, results_without_address_are_dropped);
+	tcase_add_test(tc, api_idempotency_per_user_and_request);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

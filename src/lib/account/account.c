@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "account/account.h"
+#include "secrets/secrets.h"
 
 /* Kept mail of a removed account with A's name and server: A takes over
  * its id, so the folders, locations and records are A's again and the
@@ -103,7 +104,9 @@ int mx_account_add_with(struct mx_store *st,
 	a.client_secret = mx_strdup(p->oauth_client_secret);
 	a.oauth_scope = mx_strdup(p->oauth_scope);
 	a.display_name = mx_strdup(p->display_name);
-	if ((p->refresh_token == NULL) != (p->oauth_token_url == NULL)) {
+	/* A token endpoint without a refresh token is an account waiting
+	 * for the browser flow (POST /v1/accounts/{id}/oauth/start). */
+	if (p->refresh_token && p->oauth_token_url == NULL) {
 		rc = mx_error_set(err, MX_ERR_INVAL,
 				  "OAuth2 needs both a refresh token and the "
 				  "token endpoint URL");
@@ -368,4 +371,68 @@ int mx_account_edit(struct mx_store *st, const char *name,
 	struct edit_ctx ec = {name, apply, arg};
 
 	return mx_store_write(st, edit_fn, &ec, err);
+}
+
+int mx_account_set_str(char **f, const char *v)
+{
+	char *n;
+
+	if (v == NULL)
+		return 0;
+	n = strdup(v);
+	if (n == NULL)
+		return -1;
+	free(*f);
+	*f = n;
+	return 0;
+}
+
+int mx_account_apply_change(struct mx_account *a, const void *arg,
+			    struct mx_error *err)
+{
+	const struct mx_account_change *e = arg;
+	int rc;
+
+	if (e->id && a->id != e->id)
+		return mx_error_set(err, MX_ERR_NOTFOUND, "account %s is not "
+				    "account %u any more", a->name, e->id);
+	if (e->imap_url) {
+		/* Same account, new address or server: the stored mail
+		 * stays; the next sync checks UIDVALIDITY per folder. */
+		rc = mx_account_set_incoming(a, e->imap_url, err);
+		if (rc)
+			return rc;
+	}
+	if (e->password && !mx_utf8_valid_str(e->password))
+		return mx_error_set(err, MX_ERR_INVAL, "the password must be "
+				    "UTF-8");
+	if (e->password_file) {
+		if (mx_account_set_str(&a->password_file, e->password_file) < 0)
+			return mx_error_set(err, MX_ERR_NOMEM, NULL);
+		mx_secret_free(a->password);
+		a->password = NULL;
+	}
+	if (e->password) {
+		char *pw = strdup(e->password);
+
+		if (pw == NULL)
+			return mx_error_set(err, MX_ERR_NOMEM, NULL);
+		mx_secret_free(a->password);
+		a->password = pw;
+		free(a->password_file);
+		a->password_file = NULL;
+	}
+	if (e->refresh_token) {
+		if (mx_account_set_str(&a->refresh_token, e->refresh_token) < 0)
+			return mx_error_set(err, MX_ERR_NOMEM, NULL);
+		mx_secret_free(a->access_token);
+		a->access_token = NULL;
+		a->token_expires = 0;
+	}
+	if (mx_account_set_str(&a->ca_file, e->ca_file) < 0 ||
+	    mx_account_set_str(&a->display_name, e->display_name) < 0)
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	if (e->disabled >= 0)
+		a->disabled = e->disabled;
+	return mx_account_apply_settings(a, e->settings, err);
 }

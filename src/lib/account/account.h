@@ -59,6 +59,87 @@ int mx_smtp_url_parse(const char *url, struct mx_smtp_server *s,
 int mx_account_fresh_token(struct mx_store *st, struct mx_account *a,
 			   bool force, struct mx_error *err);
 
+struct mx_oauth_token;
+struct mx_oauth_cfg;
+/*
+ * Makes A an OAuth2 account with TOK (from a token endpoint): its refresh
+ * and access token, and the endpoint, client id and scope that issued
+ * them (NULL leaves each as it is).  MX_ERR_PROTOCOL when TOK has no
+ * refresh token (offline access missing from the scope), MX_ERR_NOMEM.
+ */
+int mx_account_set_tokens(struct mx_account *a,
+			  const struct mx_oauth_token *tok,
+			  const char *token_url, const char *client_id,
+			  const char *scope, struct mx_error *err);
+
+/* ---- the browser OAuth flow (oauthflow.c) ---- */
+
+/*
+ * The authorization-code grant with PKCE where the redirect comes to the
+ * HTTP API (POST /v1/accounts/{id}/oauth/start, GET /v1/oauth/callback;
+ * doc/internals/api.md, "OAuth").  A started flow is a record in the
+ * store, found by the state: single use, MX_OAUTH_FLOW_TTL seconds.
+ */
+#define MX_OAUTH_FLOW_TTL 600
+/* base64url of 32 random bytes. */
+#define MX_OAUTH_STATE_LEN 43
+
+struct mx_oauth_flow {
+	uint32_t account_id;
+	uint64_t generation;  /* of the account when the flow started */
+	char *account;        /* name */
+	char *verifier;       /* PKCE code verifier (secret) */
+	char *redirect_uri;
+	char *return_to;      /* may be NULL */
+	char *token_url, *client_id, *scope; /* the client of the flow */
+	int64_t expires;      /* unix time */
+};
+void mx_oauth_flow_free(struct mx_oauth_flow *f);
+
+/*
+ * Starts a flow for account A with the OAuth client CFG (auth_url,
+ * token_url, client_id, scope; the client secret is A's): a new state and
+ * verifier, stored (expired flows are dropped meanwhile), and the
+ * authorization URL for REDIRECT_URI (*URL_R, malloc()ed).  RETURN_TO
+ * (may be NULL) is kept for the callback.  STATE_R gets the state,
+ * *EXPIRES_R its expiry.  Errors: those of mx_oauth_authorize_url() (a
+ * bad or missing endpoint, no client id: MX_ERR_CONFIG / MX_ERR_INSECURE),
+ * MX_ERR_IO (no random bytes), the store's.
+ */
+int mx_account_oauth_begin(struct mx_store *st, const struct mx_account *a,
+			   const struct mx_oauth_cfg *cfg,
+			   const char *redirect_uri, const char *return_to,
+			   char **url_r, char state_r[MX_OAUTH_STATE_LEN + 1],
+			   int64_t *expires_r, struct mx_error *err);
+
+/*
+ * Takes the flow of STATE out of the store (whatever follows, the state
+ * is spent: single use).  MX_ERR_NOTFOUND when there is none (unknown,
+ * already used), MX_ERR_EXPIRED when it had expired; F_R then holds
+ * nothing.  The store's errors.
+ */
+int mx_account_oauth_take(struct mx_store *st, const char *state,
+			  struct mx_oauth_flow *f_r, struct mx_error *err);
+
+/*
+ * Ends flow F with the authorization CODE: exchanges it at F's token
+ * endpoint (with the account's client secret only when F's endpoint and
+ * client id are the account's own; else as a public client, and the
+ * stored secret is dropped with the new tokens), then, in one write
+ * transaction, stores the tokens on the account (mx_account_set_tokens)
+ * and calls IN_TXN (may be NULL; what layers above the account do about
+ * new credentials, such as the daemon's reauth mark).  The account must
+ * still be the one the flow started for (same id and generation), else
+ * MX_ERR_NOTFOUND.  The token endpoint's errors (MX_ERR_AUTH for
+ * invalid_grant, ...) change nothing.
+ */
+typedef int (*mx_account_oauth_fn)(struct mx_txn *t, uint32_t account_id,
+				   void *ctx, struct mx_error *err);
+int mx_account_oauth_finish(struct mx_store *st,
+			    const struct mx_oauth_flow *f, const char *code,
+			    mx_account_oauth_fn in_txn, void *ctx,
+			    struct mx_error *err);
+
 /* ---- settings (settings.c) ---- */
 
 /*
@@ -84,6 +165,8 @@ struct mx_account_settings {
 	const char *owner;          /* API user name */
 	const char *const *allow;   /* users for "selected"; replaces the list */
 	size_t nallow;
+	bool allow_set;             /* ALLOW replaces the list even when empty
+				     * (NALLOW 0 clears it: PUT permissions) */
 };
 
 /*
@@ -112,6 +195,34 @@ int mx_account_check_local(struct mx_account *a, const struct mx_account *old,
 #define MX_DEFAULT_MAX_ATTACH ((uint64_t)25 * 1024 * 1024)
 uint64_t mx_account_max_attach(const struct mx_account *a);
 
+/* ---- provider presets (presets.c) ---- */
+
+/* The strings mx_account_preset_fill() made (owned). */
+struct mx_preset_fill {
+	char *imap_url, *smtp_url;
+	char daily_limit[16];
+};
+
+/*
+ * What `account add --provider NAME --email EMAIL` and POST /v1/accounts
+ * with "provider" fill in, each only when not given already: P->imap_url
+ * (the preset's IMAP server, user EMAIL; the generic preset's is
+ * imap.DOMAIN), S->smtp_url, S->saves_sent, S->daily_limit (Gmail:
+ * 2000 for Workspace domains); with a refresh token or OAUTH_PENDING
+ * (the browser flow gets the token later) P->oauth_token_url and
+ * P->oauth_scope, else no token URL (password login).
+ * S->provider is set to the preset's name.  P and S point into F
+ * afterwards: free F (mx_preset_fill_free()) after using them.
+ * Errors (nothing filled): MX_ERR_INVAL (unknown provider, EMAIL not
+ * USER@DOMAIN, a provider that accepts only OAuth2 and no refresh token),
+ * MX_ERR_NOMEM.
+ */
+int mx_account_preset_fill(const char *provider, const char *email,
+			   bool oauth_pending, struct mx_account_params *p,
+			   struct mx_account_settings *s,
+			   struct mx_preset_fill *f, struct mx_error *err);
+void mx_preset_fill_free(struct mx_preset_fill *f);
+
 /* ---- adding, loading, listing, saving, editing (account.c) ---- */
 
 /* Writes A (which has an id) back to the store. */
@@ -123,6 +234,35 @@ int mx_account_add_with(struct mx_store *st,
 			const struct mx_account_params *p,
 			const struct mx_account_settings *s,
 			struct mx_error *err);
+
+/*
+ * A change of an account as `account edit`, `enable`, `disable` and
+ * PATCH /v1/accounts/{id} make it; NULL (DISABLED: -1) leaves a field
+ * alone.  IMAP_URL: mx_account_set_incoming().  PASSWORD replaces the
+ * stored password and drops a password file, PASSWORD_FILE the other way
+ * round; REFRESH_TOKEN replaces the OAuth2 refresh token (the access
+ * token goes).  SETTINGS: mx_account_apply_settings().  ID, when not 0,
+ * is the id the record must have (MX_ERR_NOTFOUND otherwise: the account
+ * was removed and another added under its name meanwhile).
+ */
+struct mx_account_change {
+	uint32_t id;
+	const char *imap_url;
+	const char *password;
+	const char *password_file;
+	const char *ca_file;
+	const char *display_name;
+	const char *refresh_token;
+	int disabled;
+	const struct mx_account_settings *settings;
+};
+/* A string field of an account: *F = a copy of V (the old value freed)
+ * unless V is NULL; -1 out of memory. */
+int mx_account_set_str(char **f, const char *v);
+/* Applies the struct mx_account_change ARG to A: mx_account_edit()'s
+ * APPLY.  Errors: those of the parts, MX_ERR_NOMEM. */
+int mx_account_apply_change(struct mx_account *a, const void *arg,
+			    struct mx_error *err);
 
 /* Loads NAME, calls APPLY on it and writes it back, in one transaction. */
 int mx_account_edit(struct mx_store *st, const char *name,

@@ -233,7 +233,8 @@ int mx_account_apply_settings(struct mx_account *a,
 			return mx_error_set(err, MX_ERR_INVAL, "bad --allow '%s': "
 					    "use A-Z a-z 0-9 . _ @ + -",
 					    s->allow[i]);
-	if (access == MX_ACCESS_SELECTED && s->nallow == 0 && a->nallowed == 0)
+	if (access == MX_ACCESS_SELECTED && s->nallow == 0 &&
+	    (a->nallowed == 0 || s->allow_set))
 		return mx_error_set(err, MX_ERR_INVAL, "--access selected needs "
 				    "at least one --allow USER");
 	if (s->smtp_mechanism && s->smtp_mechanism[0] &&
@@ -273,8 +274,8 @@ int mx_account_apply_settings(struct mx_account *a,
 				  "a fallback relay (--relay URL)");
 		goto out;
 	}
-	if (s->nallow) {
-		allowed = calloc(s->nallow, sizeof(*allowed));
+	if (s->nallow || s->allow_set) {
+		allowed = calloc(s->nallow + 1, sizeof(*allowed));
 		if (allowed == NULL)
 			goto nomem;
 		for (size_t i = 0; i < s->nallow; i++)

@@ -5,6 +5,7 @@
 
 #include "auth/oauth.h"
 #include "account/account.h"
+#include "secrets/secrets.h"
 
 int mx_account_fresh_token(struct mx_store *st, struct mx_account *a,
 			   bool force, struct mx_error *err)
@@ -53,4 +54,45 @@ int mx_account_fresh_token(struct mx_store *st, struct mx_account *a,
 	mx_oauth_token_free(&tok);
 	mx_debug("account %s: access token refreshed", a->name);
 	return st ? mx_account_save(st, a, err) : MX_OK;
+}
+
+/* Replaces *F with a copy of V (NULL: left as it is); the old value is
+ * wiped when SECRET. */
+static int set_field(char **f, const char *v, bool secret)
+{
+	char *n;
+
+	if (v == NULL)
+		return 0;
+	n = strdup(v);
+	if (n == NULL)
+		return -1;
+	if (secret)
+		mx_secret_free(*f);
+	else
+		free(*f);
+	*f = n;
+	return 0;
+}
+
+int mx_account_set_tokens(struct mx_account *a,
+			  const struct mx_oauth_token *tok,
+			  const char *token_url, const char *client_id,
+			  const char *scope, struct mx_error *err)
+{
+	if (tok->refresh_token == NULL)
+		return mx_error_set(err, MX_ERR_PROTOCOL,
+				    "the provider returned no refresh token "
+				    "(is offline access in the scope?)");
+	/* The account now logs in with these tokens, and refreshes them at
+	 * the endpoint that issued them. */
+	if (set_field(&a->refresh_token, tok->refresh_token, true) < 0 ||
+	    set_field(&a->access_token, tok->access_token, true) < 0 ||
+	    set_field(&a->oauth_token_url, token_url, false) < 0 ||
+	    set_field(&a->oauth_client_id, client_id, false) < 0 ||
+	    set_field(&a->oauth_scope, scope, false) < 0)
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	a->token_expires = tok->expires_at;
+	a->token_refreshed = mx_wall_s();
+	return MX_OK;
 }

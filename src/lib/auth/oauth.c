@@ -1097,20 +1097,29 @@ static int listen_loopback(int *fd_r, int *port_r, struct mx_error *err)
 	return MX_OK;
 }
 
-int mx_oauth_pkce(const struct mx_oauth_cfg *cfg,
-		  void (*show_url)(const char *url, void *ctx), void *ctx,
-		  int timeout_s, volatile int *cancel,
-		  struct mx_oauth_token *out, struct mx_error *err)
+bool mx_oauth_pkce_pair(char verifier[MX_PKCE_VERIFIER_CAP],
+			char challenge[MX_PKCE_CHALLENGE_CAP])
 {
+	uint8_t md[32];
+
 	/* 64 random bytes -> 86 characters of [A-Za-z0-9-_], inside the
 	 * 43..128 RFC 7636 4.1 allows. */
-	char verifier[100], challenge[48], state[32], redirect_uri[64];
-	uint8_t md[32];
-	struct mx_buf url = {0}, body = {0};
-	struct redirect rd = {0};
-	int lfd = -1, port = 0, rc;
+	if (!random_b64url(64, verifier, MX_PKCE_VERIFIER_CAP))
+		return false;
+	mx_sha256(verifier, strlen(verifier), md);
+	b64url_encode(md, sizeof(md), challenge, MX_PKCE_CHALLENGE_CAP);
+	return true;
+}
 
-	memset(out, 0, sizeof(*out));
+int mx_oauth_authorize_url(const struct mx_oauth_cfg *cfg,
+			   const char *redirect_uri, const char *state,
+			   const char *challenge, char **url_r,
+			   struct mx_error *err)
+{
+	struct mx_buf q = {0}, url = {0};
+	int rc;
+
+	*url_r = NULL;
 	rc = check_cfg(cfg, err);
 	if (rc)
 		return rc;
@@ -1123,48 +1132,44 @@ int mx_oauth_pkce(const struct mx_oauth_cfg *cfg,
 		rc = check_url("token endpoint", cfg->token_url, err);
 	if (rc)
 		return rc;
-	if (timeout_s <= 0)
-		timeout_s = PKCE_DEFAULT_TIMEOUT_S;
-	if (!random_b64url(64, verifier, sizeof(verifier)) ||
-	    !random_b64url(16, state, sizeof(state)))
-		return mx_error_set(err, MX_ERR_IO,
-				    "oauth: no random bytes");
-	mx_sha256(verifier, strlen(verifier), md);
-	b64url_encode(md, sizeof(md), challenge, sizeof(challenge));
-	rc = listen_loopback(&lfd, &port, err);
-	if (rc)
-		goto out;
-	/* RFC 8252 7.3: the IP literal, not "localhost", and any port. */
-	snprintf(redirect_uri, sizeof(redirect_uri), "http://127.0.0.1:%d/",
-		 port);
-	{
-		struct mx_buf q = {0};
-
-		if (form_add(&q, "response_type", "code") ||
-		    form_add(&q, "client_id", cfg->client_id) ||
-		    form_add(&q, "redirect_uri", redirect_uri) ||
-		    form_add(&q, "scope", cfg->scope) ||
-		    form_add(&q, "state", state) ||
-		    form_add(&q, "code_challenge", challenge) ||
-		    form_add(&q, "code_challenge_method", "S256") ||
-		    mx_buf_printf(&url, "%s%c%s", cfg->auth_url,
-				  strchr(cfg->auth_url, '?') ? '&' : '?',
-				  q.data) != 0) {
-			mx_buf_free(&q);
-			rc = mx_error_set(err, MX_ERR_NOMEM, NULL);
-			goto out;
-		}
-		mx_buf_free(&q);
+	if (form_add(&q, "response_type", "code") ||
+	    form_add(&q, "client_id", cfg->client_id) ||
+	    form_add(&q, "redirect_uri", redirect_uri) ||
+	    form_add(&q, "scope", cfg->scope) ||
+	    form_add(&q, "state", state) ||
+	    form_add(&q, "code_challenge", challenge) ||
+	    form_add(&q, "code_challenge_method", "S256") ||
+	    mx_buf_printf(&url, "%s%c%s", cfg->auth_url,
+			  strchr(cfg->auth_url, '?') ? '&' : '?',
+			  q.data) != 0) {
+		mx_buf_free(&url);
+		rc = mx_error_set(err, MX_ERR_NOMEM, NULL);
+	} else {
+		*url_r = url.data;
 	}
-	if (show_url)
-		show_url(url.data, ctx);
-	rc = wait_redirect(lfd, state, timeout_s, cancel, &rd, err);
-	close(lfd);
-	lfd = -1;
+	mx_buf_free(&q);
+	return rc;
+}
+
+int mx_oauth_exchange_code(const struct mx_oauth_cfg *cfg, const char *code,
+			   const char *redirect_uri, const char *verifier,
+			   volatile int *cancel, struct mx_oauth_token *out,
+			   struct mx_error *err)
+{
+	struct mx_buf body = {0};
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = check_cfg(cfg, err);
 	if (rc)
-		goto out;
+		return rc;
+	if (code == NULL || code[0] == '\0')
+		return mx_error_set(err, MX_ERR_AUTH,
+				    "oauth: no authorization code");
+	/* RFC 6749 4.1.3 (redirect_uri as in the authorization request)
+	 * and RFC 7636 4.5. */
 	if (form_add(&body, "grant_type", "authorization_code") ||
-	    form_add(&body, "code", rd.code) ||
+	    form_add(&body, "code", code) ||
 	    form_add(&body, "redirect_uri", redirect_uri) ||
 	    form_add(&body, "code_verifier", verifier) ||
 	    form_client(&body, cfg)) {
@@ -1173,11 +1178,63 @@ int mx_oauth_pkce(const struct mx_oauth_cfg *cfg,
 	}
 	rc = token_request(cfg, body.data, cancel, out, NULL, 0, err);
 out:
+	body_free(&body);
+	return rc;
+}
+
+int mx_oauth_pkce(const struct mx_oauth_cfg *cfg,
+		  void (*show_url)(const char *url, void *ctx), void *ctx,
+		  int timeout_s, volatile int *cancel,
+		  struct mx_oauth_token *out, struct mx_error *err)
+{
+	char verifier[MX_PKCE_VERIFIER_CAP], challenge[MX_PKCE_CHALLENGE_CAP];
+	char state[32], redirect_uri[64];
+	char *url = NULL;
+	struct redirect rd = {0};
+	int lfd = -1, port = 0, rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = check_cfg(cfg, err);
+	if (rc)
+		return rc;
+	if (cfg->auth_url == NULL)
+		return mx_error_set(err, MX_ERR_CONFIG,
+				    "oauth: no authorization endpoint");
+	rc = check_url("authorization endpoint", cfg->auth_url, err);
+	if (rc == MX_OK)
+		rc = check_url("token endpoint", cfg->token_url, err);
+	if (rc)
+		return rc;
+	if (timeout_s <= 0)
+		timeout_s = PKCE_DEFAULT_TIMEOUT_S;
+	if (!mx_oauth_pkce_pair(verifier, challenge) ||
+	    !random_b64url(16, state, sizeof(state)))
+		return mx_error_set(err, MX_ERR_IO,
+				    "oauth: no random bytes");
+	rc = listen_loopback(&lfd, &port, err);
+	if (rc)
+		goto out;
+	/* RFC 8252 7.3: the IP literal, not "localhost", and any port. */
+	snprintf(redirect_uri, sizeof(redirect_uri), "http://127.0.0.1:%d/",
+		 port);
+	rc = mx_oauth_authorize_url(cfg, redirect_uri, state, challenge, &url,
+				    err);
+	if (rc)
+		goto out;
+	if (show_url)
+		show_url(url, ctx);
+	rc = wait_redirect(lfd, state, timeout_s, cancel, &rd, err);
+	close(lfd);
+	lfd = -1;
+	if (rc)
+		goto out;
+	rc = mx_oauth_exchange_code(cfg, rd.code, redirect_uri, verifier,
+				    cancel, out, err);
+out:
 	if (lfd >= 0)
 		close(lfd);
 	redirect_free(&rd);
-	body_free(&body);
-	mx_buf_free(&url);
+	free(url);
 	OPENSSL_cleanse(verifier, sizeof(verifier));
 	return rc;
 }

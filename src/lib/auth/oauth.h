@@ -81,6 +81,37 @@ int mx_oauth_pkce(const struct mx_oauth_cfg *cfg,
 		  int timeout_s, volatile int *cancel,
 		  struct mx_oauth_token *out, struct mx_error *err);
 
+/*
+ * The pieces of the authorization-code grant with PKCE (RFC 7636), for a
+ * caller that owns the redirect (the HTTP API's /v1/oauth/callback):
+ *
+ * mx_oauth_pkce_pair: a fresh code verifier (86 characters of base64url
+ * from 64 random bytes) and its S256 challenge; false when the random
+ * generator fails.
+ *
+ * mx_oauth_authorize_url: the authorization request URL (RFC 6749 4.1.1)
+ * for CFG (auth_url, client_id, scope), REDIRECT_URI, STATE and
+ * CHALLENGE, malloc()ed in *URL_R.  Checks both endpoint URLs first
+ * (mx_oauth_check_url's errors); MX_ERR_CONFIG when CFG has no client_id
+ * or auth_url.
+ *
+ * mx_oauth_exchange_code: grant_type=authorization_code (RFC 6749 4.1.3)
+ * with CODE, the same REDIRECT_URI and the VERIFIER; errors as for
+ * mx_oauth_refresh (invalid_grant: MX_ERR_AUTH).
+ */
+#define MX_PKCE_VERIFIER_CAP 100
+#define MX_PKCE_CHALLENGE_CAP 48
+bool mx_oauth_pkce_pair(char verifier[MX_PKCE_VERIFIER_CAP],
+			char challenge[MX_PKCE_CHALLENGE_CAP]);
+int mx_oauth_authorize_url(const struct mx_oauth_cfg *cfg,
+			   const char *redirect_uri, const char *state,
+			   const char *challenge, char **url_r,
+			   struct mx_error *err);
+int mx_oauth_exchange_code(const struct mx_oauth_cfg *cfg, const char *code,
+			   const char *redirect_uri, const char *verifier,
+			   volatile int *cancel, struct mx_oauth_token *out,
+			   struct mx_error *err);
+
 /* SASL initial responses, base64, malloc()ed:
  * XOAUTH2:     "user=" USER "\x01auth=Bearer " TOKEN "\x01\x01"
  * OAUTHBEARER: "n,a=" USER "," "\x01host=" HOST "\x01port=" PORT

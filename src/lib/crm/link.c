@@ -126,30 +126,6 @@ bool mx_crm_blocked(const struct mx_crm_policy *p, const char *addr)
 	return false;
 }
 
-bool mx_crm_headers_bulk(const char *list_id, const char *list_unsub,
-			 const char *precedence, const char *auto_submitted)
-{
-	if (list_id || list_unsub)
-		return true;
-	if (precedence) {
-		while (*precedence == ' ' || *precedence == '\t')
-			precedence++;
-		if (strncasecmp(precedence, "bulk", 4) == 0 ||
-		    strncasecmp(precedence, "list", 4) == 0 ||
-		    strncasecmp(precedence, "junk", 4) == 0)
-			return true;
-	}
-	if (auto_submitted) {
-		/* RFC 3834: "no", optionally with comments or parameters */
-		while (*auto_submitted == ' ' || *auto_submitted == '\t')
-			auto_submitted++;
-		if (!(strncasecmp(auto_submitted, "no", 2) == 0 &&
-		      strchr(" \t;(", auto_submitted[2]) != NULL))
-			return true;
-	}
-	return false;
-}
-
 const struct mx_crm_contact *mx_crm_resolve(const struct mx_crm_hit *v,
 					    size_t n)
 {

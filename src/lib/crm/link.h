@@ -100,7 +100,7 @@ struct mx_crm_msg {
 	const char *const *bcc;
 	size_t nbcc;
 	int64_t date;           /* unix time */
-	/* It says it is bulk or automatic (mx_crm_headers_bulk()). */
+	/* It says it is bulk or automatic (MX_PARSED_BULK, mx_mime_bulk()). */
 	bool bulk;
 	/* Rule 6: the contact the message's thread already belongs to
 	 * (an earlier message's link), or NULL. */
@@ -149,12 +149,6 @@ int mx_crm_decide(const struct mx_crm_policy *p, const struct mx_crm_msg *m,
  */
 const struct mx_crm_contact *mx_crm_resolve(const struct mx_crm_hit *v,
 					    size_t n);
-
-/* Rule 11's header test: List-Id or List-Unsubscribe present,
- * Precedence bulk/list/junk, Auto-Submitted other than "no" (values as
- * in the header, NULL when absent). */
-bool mx_crm_headers_bulk(const char *list_id, const char *list_unsub,
-			 const char *precedence, const char *auto_submitted);
 
 /* Whether ADDR's local part is impersonal or a role under P. */
 bool mx_crm_impersonal_addr(const struct mx_crm_policy *p, const char *addr);

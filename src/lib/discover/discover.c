@@ -127,6 +127,23 @@ const struct mx_disc_server *mx_discovery_best(const struct mx_discovery *d,
 	return NULL;
 }
 
+char *mx_disc_url(const struct mx_disc_server *sv, const char *email)
+{
+	const char *scheme;
+	char *u;
+
+	if (strcmp(sv->proto, "smtp") == 0)
+		scheme = sv->tls == MX_TLS_IMPLICIT ? "smtps" : "smtp";
+	else if (strcmp(sv->proto, "pop3") == 0)
+		scheme = sv->tls == MX_TLS_IMPLICIT ? "pop3s" : "pop3";
+	else
+		scheme = sv->tls == MX_TLS_IMPLICIT ? "imaps" : "imap";
+	if (asprintf(&u, "%s://%s@%s:%u", scheme, sv->user ? sv->user : email,
+		     sv->host, (unsigned)sv->port) < 0)
+		return NULL;
+	return u;
+}
+
 /* ---- names ---- */
 
 bool mx_disc_valid_host(const char *name)

@@ -98,6 +98,12 @@ void mx_discovery_free(struct mx_discovery *d);
 const struct mx_disc_server *mx_discovery_best(const struct mx_discovery *d,
 					       const char *proto);
 
+/* The account URL of server SV for EMAIL (account add and POST
+ * /v1/accounts): SCHEME://USER@HOST:PORT, the scheme from its protocol and
+ * TLS (imaps, imap, pop3s, pop3, smtps, smtp), USER the login name the
+ * source gives, else EMAIL.  malloc()ed; NULL when out of memory. */
+char *mx_disc_url(const struct mx_disc_server *sv, const char *email);
+
 /* ---- internal, exposed for the unit tests and the fuzz target ---- */
 
 /*

@@ -88,7 +88,9 @@ bool mx_acctstate_reauth_requested(struct mx_txn *t, uint32_t account_id);
 /* ---- webhooks ---- */
 
 struct mx_webhook_cfg {
-	const char *name;      /* [A-Za-z0-9._-]{1,64}: key of the cursor */
+	const char *name;      /* [A-Za-z0-9._-]{1,64}: key of the cursor;
+				  "#ID" for an endpoint made through the
+				  HTTP API (mx_webhook_api_name()) */
 	const char *url;       /* http:// only for loopback, else https:// */
 	const char *secret;    /* HMAC-SHA256 key */
 	const char *const *types; /* event types to send; NULL = all */
@@ -131,14 +133,98 @@ struct mx_webhook_status {
 	uint64_t cursor;       /* last delivered event id */
 	uint64_t delivered;    /* since start */
 	uint64_t failures;     /* failed attempts since start */
+	uint64_t consecutive;  /* failed attempts since the last delivery */
+	int64_t last_delivery; /* unix time of the last 2xx, 0 if none */
 	int64_t next_attempt;  /* unix time of the next retry, 0 if none */
 	char last_error[256];
 };
 void mx_webhook_status(struct mx_webhook *wh, struct mx_webhook_status *s);
 
+/* The status of this process's running endpoint NAME on store ST; false
+ * when none runs (not started, disabled, or another process's). */
+bool mx_webhook_status_of(const struct mx_store *st, const char *name,
+			  struct mx_webhook_status *s);
+
+/* Whether NAME is an API endpoint's delivery name, "#" and its decimal
+ * id: mxsync.conf's section names cannot take that form, so the cursors
+ * of the two kinds never share a key. */
+bool mx_webhook_api_name(const char *name);
+
 /* Stops the thread (an in-flight request is aborted within ~1 s) and frees
  * WH; sets *WH to NULL.  NULL-safe. */
 void mx_webhook_stop(struct mx_webhook **wh);
+
+/* ---- endpoints kept in the store (endpoints.c): /v1/webhooks ---- */
+
+/* Endpoints that can be made through the API (mxsync.conf's not counted):
+ * one delivery thread each. */
+#define MX_WEBHOOK_EPS_MAX 64
+
+/* What a caller sets on an endpoint (create: URL required; update: NULL
+ * or -1 leaves a field as it is). */
+struct mx_webhook_ep_in {
+	const char *url;          /* https://, or http:// to loopback */
+	const char *secret;       /* 16..256 printable ASCII, no space;
+				     create: NULL = generated */
+	const char *const *types; /* with TYPES_SET: the filter; none = all */
+	size_t ntypes;
+	bool types_set;
+	int enabled;              /* 0, 1; -1 = unchanged (create: give 1) */
+};
+
+/*
+ * Creates an endpoint (source "api", delivery name "#ID") with its secret
+ * sealed; *ID_R its id; *SECRET_R (may be NULL) the generated secret
+ * when IN->secret was NULL (free it with mx_secret_free()), else NULL.
+ * Errors: MX_ERR_INVAL naming what is wrong (URL, secret, an unknown event
+ * type, more than MX_WEBHOOK_EPS_MAX endpoints), the store's.  Nothing is
+ * written on error.
+ */
+int mx_webhook_ep_create(struct mx_store *st,
+			 const struct mx_webhook_ep_in *in, uint64_t *id_r,
+			 char **secret_r, struct mx_error *err);
+/* Changes endpoint ID (its "rev" goes up: mxsyncd restarts its delivery).
+ * MX_ERR_NOTFOUND, MX_ERR_EXISTS for an endpoint of mxsync.conf, and the
+ * errors of create. */
+int mx_webhook_ep_update(struct mx_store *st, uint64_t id,
+			 const struct mx_webhook_ep_in *in,
+			 struct mx_error *err);
+/* Deletes endpoint ID and its cursor.  MX_ERR_NOTFOUND, MX_ERR_EXISTS for
+ * an endpoint of mxsync.conf. */
+int mx_webhook_ep_delete(struct mx_store *st, uint64_t id,
+			 struct mx_error *err);
+/*
+ * The public view of endpoint ID (*VIEW_R, new reference), never its
+ * secret (times as unix seconds, null for none): {"id","name","source","url","events" (null: all),"enabled",
+ * "created","updated","status":{"running","cursor","last_delivery",
+ * "last_error","consecutive_failures","failures","delivered",
+ * "next_attempt"}}; the counters are this process's delivery thread's
+ * (mx_webhook_status_of()), zero when none runs.  MX_ERR_NOTFOUND.
+ */
+int mx_webhook_ep_get(struct mx_store *st, uint64_t id, json_t **view_r,
+		      struct mx_error *err);
+/* Every endpoint's view, by id (*ARR_R, new reference). */
+int mx_webhook_ep_list(struct mx_store *st, json_t **arr_r,
+		       struct mx_error *err);
+/* mxsyncd at start: CFGS (mxsync.conf's endpoints) become the records of
+ * source "config" (added, brought up to date, or removed); their secrets
+ * stay in mxsync.conf. */
+int mx_webhook_ep_register_config(struct mx_store *st,
+				  const struct mx_webhook_cfg *cfgs, size_t n,
+				  struct mx_error *err);
+
+/*
+ * mxsyncd's delivery threads for the API's endpoints.  mx_webhook_set_sync
+ * (the set is made on the first call) brings them in line with the store:
+ * starts the enabled ones, restarts the changed ones, stops the deleted
+ * and disabled ones, and drops cursors left by deleted endpoints.  An
+ * endpoint that cannot start is logged and skipped.
+ */
+struct mx_webhook_set;
+int mx_webhook_set_sync(struct mx_webhook_set **set, struct mx_store *st,
+			struct mx_error *err);
+void mx_webhook_set_notify(struct mx_webhook_set *set);
+void mx_webhook_set_stop(struct mx_webhook_set **set); /* NULL-safe */
 
 /* Signature helper (exposed for tests): hex HMAC-SHA256 of "<t>.<body>". */
 void mx_webhook_sign(const char *secret, int64_t t, const char *body,

@@ -9,7 +9,8 @@ const char *const mx_event_types[MX_EVENT_NTYPES] = {
 	"message.new", "message.updated", "message.copied", "message.moved",
 	"message.deleted", "folder.reset", "account.state", "account.reauth",
 	"account.removed", "message.queued", "message.sent", "message.failed",
-	"account.quota",
+	"account.quota", "message.linked", "message.unlinked",
+	"contact.created",
 };
 
 /* Appends TYPE with the fields of X (may be NULL) and drops X. */

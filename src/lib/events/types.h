@@ -19,7 +19,7 @@
 
 /* Every type an event is written with (the list in mxsync(1), "Events"):
  * MX_EVENT_NTYPES names; a webhook filter is checked against them. */
-#define MX_EVENT_NTYPES 13
+#define MX_EVENT_NTYPES 16
 extern const char *const mx_event_types[MX_EVENT_NTYPES];
 
 /* message.new of a message downloaded into a folder: FOLDER_NAME, UID,
@@ -53,13 +53,15 @@ int mx_event_message_labels(struct mx_txn *t, uint32_t account_id,
 			    struct mx_error *err);
 
 /* message.copied (a second location of a stored message) or, MOVED,
- * message.moved (an orphan re-attached in another folder). */
+ * message.moved (an orphan re-attached in another folder, or a message
+ * moved by mx_message_move()). */
 int mx_event_message_placed(struct mx_txn *t, uint32_t account_id,
 			    uint32_t folder_id, uint64_t msg_id, uint32_t uid,
 			    const char *folder_name, bool moved,
 			    struct mx_error *err);
 
-/* message.deleted: garbage-collected, no location left. */
+/* message.deleted: garbage-collected, no location left; or deleted (or
+ * moved out of what the daemon syncs) by mx_message_delete()/_move(). */
 int mx_event_message_deleted(struct mx_txn *t, uint32_t account_id,
 			     uint64_t msg_id, struct mx_error *err);
 

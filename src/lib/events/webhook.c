@@ -72,7 +72,14 @@ struct mx_webhook {
 	bool kicked;             /* under mu: mx_webhook_notify() */
 	atomic_bool abort_io;    /* read by the transfer callback */
 	struct mx_webhook_status status; /* under mu */
+	struct mx_webhook *reg_next; /* under reg_mu */
 };
+
+/* The running endpoints of this process, for mx_webhook_status_of(): the
+ * HTTP API shows their delivery status.  Lock order: reg_mu, then an
+ * endpoint's mu. */
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct mx_webhook *reg_head;
 
 void mx_webhook_sign(const char *secret, int64_t t, const char *body,
 		     size_t len, char out[65])
@@ -179,11 +186,20 @@ static int check_types(const struct mx_webhook_cfg *cfg, struct mx_error *err)
 	return MX_OK;
 }
 
+bool mx_webhook_api_name(const char *name)
+{
+	uint64_t id;
+
+	return name[0] == '#' && name[1] >= '1' && name[1] <= '9' &&
+	       mx_parse_u64(name + 1, 1, UINT64_MAX, &id) == 0;
+}
+
 int mx_webhook_check(const struct mx_webhook_cfg *cfg, struct mx_error *err)
 {
 	int rc;
 
-	if (cfg->name == NULL || !mx_name_valid(cfg->name))
+	if (cfg->name == NULL ||
+	    !(mx_name_valid(cfg->name) || mx_webhook_api_name(cfg->name)))
 		return mx_error_set(err, MX_ERR_INVAL,
 				    "webhook name must be 1 to 64 of "
 				    "[A-Za-z0-9._-]");
@@ -326,6 +342,7 @@ static void note_failure(struct mx_webhook *wh, int64_t next_attempt,
 
 	pthread_mutex_lock(&wh->mu);
 	wh->status.failures++;
+	wh->status.consecutive++;
 	wh->status.next_attempt = next_attempt;
 	va_start(ap, fmt);
 	vsnprintf(wh->status.last_error, sizeof(wh->status.last_error), fmt,
@@ -597,6 +614,8 @@ static bool deliver(struct mx_webhook *wh, json_t *ev)
 			pthread_mutex_lock(&wh->mu);
 			wh->status.cursor = id;
 			wh->status.delivered++;
+			wh->status.consecutive = 0;
+			wh->status.last_delivery = mx_wall_s();
 			wh->status.next_attempt = 0;
 			pthread_mutex_unlock(&wh->mu);
 			break;
@@ -800,6 +819,10 @@ int mx_webhook_start(struct mx_store *st, const struct mx_webhook_cfg *cfg,
 		goto fail;
 	}
 	wh->thread_started = true;
+	pthread_mutex_lock(&reg_mu);
+	wh->reg_next = reg_head;
+	reg_head = wh;
+	pthread_mutex_unlock(&reg_mu);
 	*wh_r = wh;
 	return MX_OK;
 fail:
@@ -824,6 +847,22 @@ void mx_webhook_status(struct mx_webhook *wh, struct mx_webhook_status *s)
 	pthread_mutex_unlock(&wh->mu);
 }
 
+bool mx_webhook_status_of(const struct mx_store *st, const char *name,
+			  struct mx_webhook_status *s)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&reg_mu);
+	for (struct mx_webhook *wh = reg_head; wh; wh = wh->reg_next)
+		if (wh->st == st && strcmp(wh->name, name) == 0) {
+			mx_webhook_status(wh, s);
+			found = true;
+			break;
+		}
+	pthread_mutex_unlock(&reg_mu);
+	return found;
+}
+
 void mx_webhook_stop(struct mx_webhook **whp)
 {
 	struct mx_webhook *wh;
@@ -831,6 +870,13 @@ void mx_webhook_stop(struct mx_webhook **whp)
 	if (whp == NULL || *whp == NULL)
 		return;
 	wh = *whp;
+	pthread_mutex_lock(&reg_mu);
+	for (struct mx_webhook **pp = &reg_head; *pp; pp = &(*pp)->reg_next)
+		if (*pp == wh) {
+			*pp = wh->reg_next;
+			break;
+		}
+	pthread_mutex_unlock(&reg_mu);
 	pthread_mutex_lock(&wh->mu);
 	wh->stopping = true;
 	atomic_store(&wh->abort_io, true);

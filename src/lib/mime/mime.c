@@ -1249,6 +1249,65 @@ static int parse_header_fields(const struct mx_hdrs *h, struct mx_parsed *out,
 	return 0;
 }
 
+bool mx_mime_bulk(const char *list_id, const char *list_unsub,
+		  const char *precedence, const char *auto_submitted)
+{
+	if (list_id || list_unsub)
+		return true;
+	if (precedence) {
+		while (*precedence == ' ' || *precedence == '\t')
+			precedence++;
+		if (strncasecmp(precedence, "bulk", 4) == 0 ||
+		    strncasecmp(precedence, "list", 4) == 0 ||
+		    strncasecmp(precedence, "junk", 4) == 0)
+			return true;
+	}
+	if (auto_submitted) {
+		/* RFC 3834: "no", optionally with comments or parameters */
+		while (*auto_submitted == ' ' || *auto_submitted == '\t')
+			auto_submitted++;
+		if (!(strncasecmp(auto_submitted, "no", 2) == 0 &&
+		      strchr(" \t;(", auto_submitted[2]) != NULL))
+			return true;
+	}
+	return false;
+}
+
+/* The first field NAME of H, unfolded (malloc()ed), or NULL; *NOMEM_R
+ * on ENOMEM. */
+static char *field_text(const struct mx_hdrs *h, const char *name,
+			bool *nomem_r)
+{
+	const struct mx_hdr *f = mx_hdrs_get(h, name);
+	struct mx_buf b = {0};
+
+	if (f == NULL)
+		return NULL;
+	if (mx_unfold_append(&b, f->value, f->value_len) < 0 ||
+	    mx_buf_reserve(&b, 1) < 0) {
+		mx_buf_free(&b);
+		*nomem_r = true;
+		return NULL;
+	}
+	b.data[b.len] = '\0';
+	return mx_buf_steal(&b);
+}
+
+static int bulk_flag(const struct mx_hdrs *h, unsigned *flags)
+{
+	bool nomem = false;
+	char *prec = field_text(h, "Precedence", &nomem);
+	char *auto_sub = field_text(h, "Auto-Submitted", &nomem);
+
+	if (!nomem && mx_mime_bulk(mx_hdrs_get(h, "List-Id") ? "" : NULL,
+				   mx_hdrs_get(h, "List-Unsubscribe") ? "" : NULL,
+				   prec, auto_sub))
+		*flags |= MX_PARSED_BULK;
+	free(prec);
+	free(auto_sub);
+	return nomem ? -1 : 0;
+}
+
 int mx_mime_parse(const char *raw, size_t len, struct mx_parsed *out,
 		  struct mx_error *err)
 {
@@ -1294,6 +1353,8 @@ int mx_mime_parse(const char *raw, size_t len, struct mx_parsed *out,
 	    out->reply_to.truncated || out->to.truncated ||
 	    out->cc.truncated || out->bcc.truncated)
 		out->flags |= MX_PARSED_ADDRS_TRUNCATED;
+	if (bulk_flag(&h, &out->flags) < 0)
+		goto nomem;
 	if (w.error != NULL && (out->error = strdup(w.error)) == NULL)
 		goto nomem;
 	goto out;

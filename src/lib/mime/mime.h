@@ -52,6 +52,8 @@ struct mx_part {
 #define MX_PARSED_CALENDAR 0x4u /* has a text/calendar part */
 #define MX_PARSED_ADDRS_TRUNCATED 0x8u /* an address list was cut at
 					  MX_MAX_ADDRS entries */
+#define MX_PARSED_BULK 0x10u   /* says it is bulk or automatic mail:
+				  mx_mime_bulk() of its header */
 
 struct mx_parsed {
 	char *message_id;      /* without <>, NULL if none */
@@ -136,6 +138,16 @@ char *mx_addr_normalize(const char *addr);
  * prefix was removed.  malloc()ed; NULL on ENOMEM.
  */
 char *mx_subject_normalize(const char *subject, bool *is_reply_r);
+
+/*
+ * Whether a message's header says it is bulk or automatic mail (the CRM's
+ * rule 11, doc/crm.md): List-Id or List-Unsubscribe present (RFC 2919,
+ * 2369), Precedence bulk, list or junk, Auto-Submitted other than "no"
+ * (RFC 3834).  Values as in the header (unfolded or not), NULL when
+ * absent.  mx_mime_parse() sets MX_PARSED_BULK from it.
+ */
+bool mx_mime_bulk(const char *list_id, const char *list_unsub,
+		  const char *precedence, const char *auto_submitted);
 
 /* ---- helpers other modules use (charset.c, addr.c) ---- */
 

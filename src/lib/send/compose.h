@@ -170,6 +170,11 @@ int mx_compose_req_from_json(const char *json, size_t len,
 			     struct mx_compose_req **req_r,
 			     struct mx_error *err);
 
+/* The same for a document already parsed: DOC is a json_t (an object,
+ * else MX_ERR_PARSE); the request holds a reference of its own. */
+int mx_compose_req_from_value(void *doc, struct mx_compose_req **req_r,
+			      struct mx_error *err);
+
 /* Frees the request and sets *REQ to NULL.  NULL-safe. */
 void mx_compose_req_free(struct mx_compose_req **req);
 

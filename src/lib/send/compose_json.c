@@ -261,11 +261,9 @@ int mx_compose_req_from_json(const char *json, size_t len,
 			     struct mx_compose_req **req_r,
 			     struct mx_error *err)
 {
-	struct mx_compose_req *r;
 	json_error_t jerr;
-	json_t *root, *v;
-	const char *key;
-	int rc = MX_OK;
+	json_t *root;
+	int rc;
 
 	*req_r = NULL;
 	if (len > MAX_DOC)
@@ -276,11 +274,24 @@ int mx_compose_req_from_json(const char *json, size_t len,
 		return mx_error_set(err, MX_ERR_PARSE, "JSON: %s (line %d, "
 				    "column %d)", jerr.text, jerr.line,
 				    jerr.column);
-	if (!json_is_object(root)) {
-		json_decref(root);
+	rc = mx_compose_req_from_value(root, req_r, err);
+	json_decref(root);
+	return rc;
+}
+
+int mx_compose_req_from_value(void *doc, struct mx_compose_req **req_r,
+			      struct mx_error *err)
+{
+	struct mx_compose_req *r;
+	json_t *root = doc, *v;
+	const char *key;
+	int rc = MX_OK;
+
+	*req_r = NULL;
+	if (!json_is_object(root))
 		return mx_error_set(err, MX_ERR_PARSE, "JSON: the document must "
 				    "be an object");
-	}
+	json_incref(root);
 	r = calloc(1, sizeof(*r));
 	if (r == NULL) {
 		json_decref(root);

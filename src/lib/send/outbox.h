@@ -122,6 +122,39 @@ int mx_outbox_enqueue(struct mx_store *st, const struct mx_account *a,
 		      uint64_t *id_r, bool *existing_r, struct mx_error *err);
 
 /*
+ * The HTTP API's idempotency keys (POST /v1/send's Idempotency-Key): one
+ * API user's key stands for one request for MX_OB_IDEM_TTL seconds from
+ * the first.  DIGEST is the caller's SHA-256 of the request, so that a
+ * repeat (same digest) gets the entry the first one queued and a
+ * different request under the same key is refused.
+ */
+#define MX_OB_IDEM_TTL 86400
+#define MX_OB_IDEM_MAX 200
+struct mx_ob_idem {
+	const char *user;    /* API user id (1..128 bytes) */
+	const char *key;     /* 1..MX_OB_IDEM_MAX printable ASCII, no space */
+	uint8_t digest[32];
+};
+
+/* MX_OK with *ID_R: the entry queued for this request.  MX_ERR_EXISTS:
+ * the key was used for a different request (*ID_R its entry).
+ * MX_ERR_NOTFOUND: unused or expired.  MX_ERR_INVAL (a bad key or user),
+ * MX_ERR_STORE. */
+int mx_outbox_idem_find(struct mx_store *st, const struct mx_ob_idem *idem,
+			uint64_t *id_r, struct mx_error *err);
+
+/*
+ * mx_outbox_enqueue() for the HTTP API: IDEM's record is written in the
+ * transaction that queues the entry, and looked up there again, so of
+ * two concurrent requests with one key only one queues: the other gets
+ * its entry with *EXISTING_R true (same digest) or MX_ERR_EXISTS.
+ */
+int mx_outbox_enqueue_idem(struct mx_store *st, const struct mx_account *a,
+			   struct mx_compose *c, const struct mx_ob_idem *idem,
+			   bool bulk, uint64_t *id_r, bool *existing_r,
+			   struct mx_error *err);
+
+/*
  * Reply headers for a reply to stored message REF (16-hex record id or a
  * "<Message-ID>") of account A: *IRT_R its Message-ID, *REFS_R its
  * References plus that id; *SUBJECT_R "Re: " + its subject unless it
@@ -198,7 +231,8 @@ int mx_outbox_cancel(struct mx_store *st, uint64_t id, struct mx_error *err);
  * cancelled) whose last activity is older than MAX_AGE_S, with their
  * idempotency keys and any bytes they still hold; *N_R (may be NULL) gets
  * the count.  An idempotency key is therefore remembered as long as its
- * entry is kept.  Errors: MX_ERR_STORE, MX_ERR_STORE_FULL.
+ * entry is kept; the API's keys (mx_outbox_enqueue_idem) expire after
+ * MX_OB_IDEM_TTL and are deleted here too.  Errors: MX_ERR_STORE, MX_ERR_STORE_FULL.
  */
 int mx_outbox_prune(struct mx_store *st, int64_t max_age_s, uint64_t *n_r,
 		    struct mx_error *err);

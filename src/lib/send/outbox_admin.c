@@ -160,9 +160,12 @@ static int prune_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 {
 	struct prune_ctx *pc = ctx;
 
+	int rc;
+
 	pc->n = 0;
-	return mx_store_walk(t, MX_DB_OUTBOX, NULL, 0, NULL, 0, 0, "outbox",
-			     prune_one, pc, err);
+	rc = mx_store_walk(t, MX_DB_OUTBOX, NULL, 0, NULL, 0, 0, "outbox",
+			   prune_one, pc, err);
+	return rc ? rc : api_idem_prune(t, mx_wall_s(), err);
 }
 
 int mx_outbox_prune(struct mx_store *st, int64_t max_age_s, uint64_t *n_r,

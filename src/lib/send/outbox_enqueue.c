@@ -17,6 +17,7 @@ struct enq_ctx {
 	struct mx_compose *c;
 	struct mx_compose_out *out;
 	const char *idem_key;
+	const struct mx_ob_idem *api_idem;
 	bool bulk;
 	FILE *spool;
 	uint8_t sha[32];
@@ -68,6 +69,15 @@ static int enq_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 	int rc;
 
 	q->existing = false;
+	if (q->api_idem) {
+		rc = api_idem_lookup(t, q->api_idem, mx_wall_s(), &q->id, err);
+		if (rc == MX_OK) {
+			q->existing = true;
+			return MX_OK;
+		}
+		if (rc != MX_ERR_NOTFOUND)
+			return rc;
+	}
 	if (q->idem_key) {
 		rc = idem_find(t, q->a->id, q->idem_key, &q->id, err);
 		if (rc == MX_OK) {
@@ -121,6 +131,8 @@ static int enq_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 			       idem_key(k, q->a->id, q->idem_key), idbe, 8, 0,
 			       err);
 	}
+	if (rc == MX_OK && q->api_idem)
+		rc = api_idem_put(t, q->api_idem, q->id, e.created, err);
 	if (rc == MX_OK) {
 		json_t *x = json_object();
 
@@ -156,16 +168,26 @@ static int file_sha256(FILE *f, uint8_t out[32], struct mx_error *err)
 	return rc;
 }
 
-int mx_outbox_enqueue(struct mx_store *st, const struct mx_account *a,
-		      struct mx_compose *c, const char *idem_key, bool bulk,
-		      uint64_t *id_r, bool *existing_r, struct mx_error *err)
+static int enqueue(struct mx_store *st, const struct mx_account *a,
+		   struct mx_compose *c, const char *idem_key,
+		   const struct mx_ob_idem *api_idem, bool bulk, uint64_t *id_r,
+		   bool *existing_r, struct mx_error *err)
 {
 	struct mx_compose_out out = {0};
-	struct enq_ctx q = {a, c, &out, idem_key, bulk, NULL, {0}, 0, false};
+	struct enq_ctx q = {a, c, &out, idem_key, api_idem, bulk, NULL, {0},
+			    0, false};
 	struct mx_txn t;
 	int rc;
 
 	*existing_r = false;
+	if (api_idem) {
+		rc = mx_outbox_idem_find(st, api_idem, id_r, err);
+		if (rc == MX_OK)
+			*existing_r = true;
+		if (rc != MX_ERR_NOTFOUND)
+			return rc;
+		mx_error_clear(err);
+	}
 	if (idem_key) {
 		size_t n = strlen(idem_key);
 		bool printable = n > 0 && n <= 200;
@@ -229,6 +251,21 @@ int mx_outbox_enqueue(struct mx_store *st, const struct mx_account *a,
 	fclose(q.spool);
 	mx_compose_out_free(&out);
 	return rc;
+}
+
+int mx_outbox_enqueue(struct mx_store *st, const struct mx_account *a,
+		      struct mx_compose *c, const char *idem_key, bool bulk,
+		      uint64_t *id_r, bool *existing_r, struct mx_error *err)
+{
+	return enqueue(st, a, c, idem_key, NULL, bulk, id_r, existing_r, err);
+}
+
+int mx_outbox_enqueue_idem(struct mx_store *st, const struct mx_account *a,
+			   struct mx_compose *c, const struct mx_ob_idem *idem,
+			   bool bulk, uint64_t *id_r, bool *existing_r,
+			   struct mx_error *err)
+{
+	return enqueue(st, a, c, NULL, idem, bulk, id_r, existing_r, err);
 }
 
 /* ---- replies ---- */

@@ -8,6 +8,7 @@
  *                     the copy to Sent, recovery
  *   outbox_admin.c    listing and user actions, retention, account
  *                     removal, counts for status
+ *   outbox_idem.c     the HTTP API's idempotency keys
  */
 #ifndef MX_OUTBOX_INT_H
 #define MX_OUTBOX_INT_H
@@ -65,6 +66,18 @@ int sendlog_trim(struct mx_txn *t, uint32_t account_id, int64_t now,
 
 const struct mx_backend_ops *sending_backend(const struct mx_account *a);
 size_t idem_key(uint8_t *k, uint32_t account, const char *key);
+
+/* ---- outbox_idem.c (the API's keys, MX_DB_API_IDEM) ---- */
+
+/* In T at time NOW: MX_OK with *ID_R (same request), MX_ERR_EXISTS (the
+ * key was used for another request; *ID_R is its entry), MX_ERR_NOTFOUND
+ * (none or expired), MX_ERR_INVAL (a bad key), MX_ERR_STORE. */
+int api_idem_lookup(struct mx_txn *t, const struct mx_ob_idem *idem,
+		    int64_t now, uint64_t *id_r, struct mx_error *err);
+int api_idem_put(struct mx_txn *t, const struct mx_ob_idem *idem,
+		 uint64_t id, int64_t now, struct mx_error *err);
+/* Deletes the records older than MX_OB_IDEM_TTL. */
+int api_idem_prune(struct mx_txn *t, int64_t now, struct mx_error *err);
 
 /* ---- outbox_run.c ---- */
 

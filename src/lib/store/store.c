@@ -47,8 +47,12 @@ static const struct {
 	[MX_DB_SENDLOG] = {"sendlog", 0},
 	[MX_DB_OUTBOX_PENDING] = {"outbox_pending", 0},
 	[MX_DB_APITOKENS] = {"apitokens", 0},
+	[MX_DB_API_IDEM] = {"api_idem", 0},
 	[MX_DB_CONTACTS] = {"contacts", 0},
 	[MX_DB_CONTACT_ADDRS] = {"contact_addrs", 0},
+	[MX_DB_LINKS] = {"links", 0},
+	[MX_DB_TIMELINE] = {"timeline", 0},
+	[MX_DB_WEBHOOK_EPS] = {"webhook_eps", 0},
 };
 
 /* Address space, not disk: on Linux the file only grows as data is
@@ -795,6 +799,32 @@ static bool sealed_shape(const char *s)
 		      (s[i] >= '0' && s[i] <= '9') || s[i] == '+' || s[i] == '/'))
 			return false;
 	return true;
+}
+
+int mx_store_seal(struct mx_store *st, const char *what, const char *aad,
+		  const char *plain, char **sealed_r, struct mx_error *err)
+{
+	struct mx_secrets *s = NULL;
+	int rc;
+
+	*sealed_r = NULL;
+	rc = store_secrets(st, true, what, &s, err);
+	return rc ? rc : mx_secret_seal(s, aad, plain, strlen(plain), sealed_r,
+					err);
+}
+
+int mx_store_unseal(struct mx_store *st, const char *what, const char *aad,
+		    const char *sealed, char **plain_r, struct mx_error *err)
+{
+	struct mx_secrets *s = NULL;
+	int rc;
+
+	*plain_r = NULL;
+	if (!sealed_shape(sealed))
+		return mx_error_set(err, MX_ERR_STORE, "%s: the stored secret "
+				    "is not a sealed value", what);
+	rc = store_secrets(st, false, what, &s, err);
+	return rc ? rc : mx_secret_unseal(s, aad, sealed, plain_r, NULL, err);
 }
 
 static void secret_aad(char *buf, size_t n, uint32_t id, size_t i)

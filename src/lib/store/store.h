@@ -60,8 +60,15 @@ enum mx_dbi {
 	MX_DB_OUTBOX_PENDING, /* u64 outbox id -> "": entries with work left */
 	MX_DB_APITOKENS,     /* 'h' + sha256(token) -> JSON; 'i' + u64 id ->
 				sha256 (src/lib/users/tokens.c) */
+	MX_DB_API_IDEM,      /* API user + '\0' + Idempotency-Key -> u64
+				created, u64 outbox id, sha256 of the
+				request (src/lib/send/outbox_idem.c) */
 	MX_DB_CONTACTS,      /* CRM contact id -> JSON (src/lib/crm) */
 	MX_DB_CONTACT_ADDRS, /* address NUL contact id -> 'p'|'a'|'t' */
+	MX_DB_LINKS,         /* u64 msg id -> JSON link (src/lib/crm) */
+	MX_DB_TIMELINE,      /* contact id NUL u64 date u64 msg -> 'l'|'m' */
+	MX_DB_WEBHOOK_EPS,   /* u64 endpoint id -> JSON (src/lib/events/
+				endpoints.c) */
 	MX_DB_COUNT
 };
 
@@ -218,6 +225,18 @@ int mx_store_walk(struct mx_txn *t, enum mx_dbi db, const void *pre,
 /* Next value of counter NAME in META (starting at 1). */
 int mx_db_next_id(struct mx_txn *t, const char *name, uint64_t *id_r,
 		  struct mx_error *err);
+
+/*
+ * Seals the clear text PLAIN with the store's key (opened, or created, as
+ * for account secrets), bound to AAD ("webhook:7:secret"); *SEALED_R is
+ * malloc()ed.  mx_store_unseal() opens it again (*PLAIN_R: free it with
+ * mx_secret_free()); a missing key file is then an error, never a new
+ * key.  WHAT names the owner in errors.
+ */
+int mx_store_seal(struct mx_store *st, const char *what, const char *aad,
+		  const char *plain, char **sealed_r, struct mx_error *err);
+int mx_store_unseal(struct mx_store *st, const char *what, const char *aad,
+		    const char *sealed, char **plain_r, struct mx_error *err);
 
 /* ---- accounts ---- */
 

@@ -613,27 +613,31 @@ static char *kw_edit(const char *kw, const char *add, const char *del,
 	return mx_buf_steal(&b);
 }
 
-/* The labels that mean the flags changed by FC (Gmail API mode). */
+/* The labels that mean the flags changed by FC (Gmail API mode):
+ * \Seen is the absence of UNREAD, \Flagged is STARRED. */
 static int labels_follow(const struct flag_ctx *fc, struct mx_loc *l,
 			 struct mx_error *err)
 {
-	const char *add = NULL, *del = NULL;
-	char *kw;
-	bool nomem = false;
+	for (int pass = 0; pass < 2; pass++) {
+		uint32_t bit = pass == 0 ? MX_FL_SEEN : MX_FL_FLAGGED;
+		const char *label = pass == 0 ? "UNREAD" : "STARRED";
+		const char *add = NULL, *del = NULL;
+		bool on = (fc->add & bit) != 0, off = (fc->remove & bit) != 0;
+		char *kw;
+		bool nomem = false;
 
-	if (fc->add & MX_FL_SEEN)
-		del = "UNREAD";
-	else if (fc->remove & MX_FL_SEEN)
-		add = "UNREAD";
-	else if (fc->add & MX_FL_FLAGGED)
-		add = "STARRED";
-	else if (fc->remove & MX_FL_FLAGGED)
-		del = "STARRED";
-	kw = kw_edit(l->keywords, add, del, &nomem);
-	if (nomem)
-		return mx_error_set(err, MX_ERR_NOMEM, NULL);
-	free(l->keywords);
-	l->keywords = kw;
+		if (!on && !off)
+			continue;
+		if (on == (pass == 0))
+			del = label;
+		else
+			add = label;
+		kw = kw_edit(l->keywords, add, del, &nomem);
+		if (nomem)
+			return mx_error_set(err, MX_ERR_NOMEM, NULL);
+		free(l->keywords);
+		l->keywords = kw;
+	}
 	return MX_OK;
 }
 
@@ -671,15 +675,33 @@ static int flag_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
 	return MX_OK;
 }
 
+/* Account ACCOUNT_ID into *A (free with mx_account_free). */
+static int account_by_id(struct mx_txn *t, uint32_t account_id,
+			 struct mx_account *a, struct mx_error *err)
+{
+	struct mx_account *v = NULL;
+	size_t n = 0;
+	int rc;
+
+	memset(a, 0, sizeof(*a));
+	rc = mx_store_account_list(t, &v, &n, err);
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].id == account_id)
+			*a = v[i];
+		else
+			mx_account_free(&v[i]);
+	}
+	free(v);
+	if (rc == MX_OK && a->id == 0)
+		rc = mx_error_set(err, MX_ERR_NOTFOUND, "account %" PRIu32,
+				  account_id);
+	return rc;
+}
+
 enum mx_err mx_message_flag(struct mx_store *st, const char *id_s,
 			    enum mx_flag_op op, struct mx_error *err)
 {
-	const struct mx_backend_ops *be = NULL;
-	struct flag_ctx fc = {0};
-	struct mx_account a = {0};
-	struct mx_conn *conn = NULL;
-	struct mx_txn t;
-	struct mx_msg m;
+	uint32_t add = 0, remove = 0;
 	uint64_t id;
 	int rc;
 
@@ -687,13 +709,32 @@ enum mx_err mx_message_flag(struct mx_store *st, const char *id_s,
 	if ((rc = parse_id(id_s, &id, err)))
 		return rc;
 	switch (op) {
-	case MX_FLAG_SEEN: fc.add = MX_FL_SEEN; break;
-	case MX_FLAG_UNSEEN: fc.remove = MX_FL_SEEN; break;
-	case MX_FLAG_FLAGGED: fc.add = MX_FL_FLAGGED; break;
-	case MX_FLAG_UNFLAGGED: fc.remove = MX_FL_FLAGGED; break;
+	case MX_FLAG_SEEN: add = MX_FL_SEEN; break;
+	case MX_FLAG_UNSEEN: remove = MX_FL_SEEN; break;
+	case MX_FLAG_FLAGGED: add = MX_FL_FLAGGED; break;
+	case MX_FLAG_UNFLAGGED: remove = MX_FL_FLAGGED; break;
 	default:
 		return mx_error_set(err, MX_ERR_INVAL, "bad flag operation");
 	}
+	return mx_msg_flags(st, id, add, remove, err);
+}
+
+int mx_msg_flags(struct mx_store *st, uint64_t id, uint32_t add,
+		 uint32_t remove, struct mx_error *err)
+{
+	const struct mx_backend_ops *be = NULL;
+	struct flag_ctx fc = {.add = add, .remove = remove};
+	struct mx_account a = {0};
+	struct mx_conn *conn = NULL;
+	struct mx_txn t;
+	struct mx_msg m;
+	char id_s[17];
+	int rc;
+
+	mx_error_clear(err);
+	if ((add | remove) & ~(MX_FL_SEEN | MX_FL_FLAGGED) || (add & remove))
+		return mx_error_set(err, MX_ERR_INVAL, "bad flag operation");
+	mx_msg_id_str(id, id_s);
 	rc = mx_txn_begin(st, false, &t, err);
 	if (rc)
 		return rc;
@@ -706,21 +747,8 @@ enum mx_err mx_message_flag(struct mx_store *st, const char *id_s,
 	if (rc == MX_OK && fc.n == 0)
 		rc = mx_error_set(err, MX_ERR_NOTFOUND,
 				  "message %s is no longer on the server", id_s);
-	if (rc == MX_OK) {
-		struct mx_account *v = NULL;
-		size_t n = 0;
-
-		rc = mx_store_account_list(&t, &v, &n, err);
-		for (size_t i = 0; i < n; i++) {
-			if (v[i].id == fc.account_id)
-				a = v[i];
-			else
-				mx_account_free(&v[i]);
-		}
-		free(v);
-	}
-	if (rc == MX_OK && a.id == 0)
-		rc = mx_error_set(err, MX_ERR_NOTFOUND, "account of %s", id_s);
+	if (rc == MX_OK)
+		rc = account_by_id(&t, fc.account_id, &a, err);
 	if (rc == MX_OK)
 		be = mx_backend_for_account(&a);
 	if (rc == MX_OK && be && (be->caps & MX_CAP_FLAGS_BY_ID)) {
@@ -786,4 +814,360 @@ store:
 	mx_locs_free(fc.locs, fc.n);
 	mx_account_free(&a);
 	return rc;
+}
+
+/* ---- move and delete ---- */
+
+/*
+ * What a move or a delete does to one location of the message: keep it
+ * (it is in the destination already), move it there, or expunge it.
+ * DONE once the server did it; NEW_UIDVALIDITY/NEW_UID where a moved copy
+ * landed (0: the server did not say).
+ */
+enum reloc_op { RELOC_KEEP, RELOC_MOVE, RELOC_EXPUNGE };
+
+struct reloc {
+	struct mx_loc loc;
+	struct mx_folder folder;
+	enum reloc_op op;
+	bool done;
+	uint32_t new_uidvalidity, new_uid;
+};
+
+struct reloc_ctx {
+	uint64_t id;
+	struct mx_account a;
+	struct mx_folder dest;   /* id 0: none (delete for good) */
+	struct reloc *v;
+	size_t n;
+	bool deleting;
+};
+
+static void reloc_ctx_free(struct reloc_ctx *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		free(c->v[i].loc.keywords);
+		mx_folder_free(&c->v[i].folder);
+	}
+	free(c->v);
+	mx_account_free(&c->a);
+	if (c->dest.id)
+		mx_folder_free(&c->dest);
+}
+
+/* A folder of the account a message can be put in. */
+static int dest_check(const struct reloc_ctx *c, const struct mx_folder *f,
+		      struct mx_error *err)
+{
+	if (f->account_id != c->a.id)
+		return mx_error_set(err, MX_ERR_INVAL, "folder %" PRIu32
+				    " is not a folder of account %s", f->id,
+				    c->a.name);
+	if (f->noselect || f->gone)
+		return mx_error_set(err, MX_ERR_INVAL, "folder '%s' of account "
+				    "%s %s", f->name, c->a.name,
+				    f->gone ? "is gone from the server"
+					    : "cannot hold messages");
+	return MX_OK;
+}
+
+/*
+ * Loads message C->id, its account and locations, and the destination:
+ * folder FOLDER_ID or named FOLDER_NAME (both unset: the account's Trash
+ * when DELETING and not PERMANENT, else none).  Then decides each
+ * location's fate: with a destination, a location already there is kept
+ * and the others are expunged, or, when none is there, the first is moved
+ * and the rest expunged -- the message ends up once in the destination
+ * (the others are copies of the same bytes).  Without one, all go.
+ */
+static int reloc_plan(struct mx_store *st, struct reloc_ctx *c,
+		      uint32_t folder_id, const char *folder_name,
+		      bool permanent, struct mx_error *err)
+{
+	struct mx_loc *locs = NULL;
+	struct mx_txn t;
+	struct mx_msg m;
+	size_t nlocs = 0;
+	bool in_dest = false, moving = false;
+	int rc;
+
+	rc = mx_txn_begin(st, false, &t, err);
+	if (rc)
+		return rc;
+	rc = mx_store_msg_get(&t, c->id, &m, err);
+	if (rc == MX_OK) {
+		uint32_t acct = m.account_id;
+
+		mx_msg_free(&m);
+		rc = account_by_id(&t, acct, &c->a, err);
+	}
+	if (rc == MX_OK) {
+		const struct mx_backend_ops *be = mx_backend_for_account(&c->a);
+
+		/* Before the folder: no folder makes it possible. */
+		if (be == NULL || !(be->caps & MX_CAP_REMOVE) ||
+		    !(be->caps & MX_CAP_MODEL_UID))
+			rc = mx_error_set(err, MX_ERR_UNSUPPORTED,
+					  "account %s is %s: messages cannot be "
+					  "moved or deleted on its server",
+					  c->a.name, be ? be->title
+							: "of no backend");
+	}
+	if (rc == MX_OK)
+		rc = mx_store_msg_locs(&t, c->id, &locs, &nlocs, err);
+	if (rc == MX_OK && nlocs == 0)
+		rc = mx_error_set(err, MX_ERR_NOTFOUND, "message %016" PRIx64
+				  " is no longer on the server", c->id);
+	if (rc == MX_OK && (folder_id || folder_name)) {
+		if (folder_id)
+			rc = mx_store_folder_get(&t, folder_id, &c->dest, err);
+		else
+			rc = mx_store_folder_find(&t, c->a.id, folder_name,
+						  &c->dest, err);
+		if (rc == MX_ERR_NOTFOUND) {
+			memset(&c->dest, 0, sizeof(c->dest));
+			if (folder_id)
+				rc = mx_error_set(err, MX_ERR_INVAL, "no folder %"
+						  PRIu32 " in account %s",
+						  folder_id, c->a.name);
+			else
+				rc = mx_error_set(err, MX_ERR_INVAL, "no folder "
+						  "'%s' in account %s",
+						  folder_name, c->a.name);
+		}
+		if (rc == MX_OK)
+			rc = dest_check(c, &c->dest, err);
+	}
+	if (rc == MX_OK && c->deleting && !permanent) {
+		struct mx_folder *fv = NULL;
+		size_t nf = 0;
+
+		/* Deleting moves to Trash (SPECIAL-USE \Trash, RFC 6154). */
+		rc = mx_store_folder_list(&t, c->a.id, &fv, &nf, err);
+		for (size_t i = 0; rc == MX_OK && i < nf; i++) {
+			if ((fv[i].special & MX_SU_TRASH) && !fv[i].noselect &&
+			    !fv[i].gone && c->dest.id == 0) {
+				c->dest = fv[i];
+				memset(&fv[i], 0, sizeof(fv[i]));
+			}
+		}
+		mx_folders_free(fv, nf);
+	}
+	if (rc == MX_OK && (c->v = calloc(nlocs, sizeof(*c->v))) == NULL)
+		rc = mx_error_set(err, MX_ERR_NOMEM, NULL);
+	for (size_t i = 0; rc == MX_OK && i < nlocs; i++) {
+		c->v[i].loc = locs[i];
+		locs[i].keywords = NULL;
+		c->n++;
+		rc = mx_store_folder_get(&t, locs[i].folder_id,
+					 &c->v[i].folder, err);
+		in_dest |= c->dest.id && locs[i].folder_id == c->dest.id;
+	}
+	mx_txn_abort(&t);
+	mx_locs_free(locs, nlocs);
+	if (rc)
+		return rc;
+	/* A delete of what is only in Trash removes it for good. */
+	if (c->deleting && in_dest) {
+		bool elsewhere = false;
+
+		for (size_t i = 0; i < c->n; i++)
+			elsewhere |= c->v[i].loc.folder_id != c->dest.id;
+		if (!elsewhere) {
+			mx_folder_free(&c->dest);
+			memset(&c->dest, 0, sizeof(c->dest));
+			in_dest = false;
+		}
+	}
+	for (size_t i = 0; i < c->n; i++) {
+		struct reloc *r = &c->v[i];
+
+		if (c->dest.id && r->loc.folder_id == c->dest.id)
+			r->op = RELOC_KEEP;
+		else if (c->dest.id && !in_dest && !moving)
+			r->op = RELOC_MOVE, moving = true;
+		else
+			r->op = RELOC_EXPUNGE;
+	}
+	return MX_OK;
+}
+
+/* The server's part, location by location; stops at the first error
+ * (what was done stays marked DONE for the store). */
+static int reloc_server(struct mx_store *st, struct reloc_ctx *c,
+			struct mx_error *err)
+{
+	const struct mx_backend_ops *be = mx_backend_for_account(&c->a);
+	struct mx_conn *conn = NULL;
+	int rc = MX_OK;
+
+	for (size_t i = 0; rc == MX_OK && i < c->n; i++) {
+		struct reloc *r = &c->v[i];
+		struct mx_select_result sel;
+
+		if (r->op == RELOC_KEEP)
+			continue;
+		if (conn == NULL) {
+			rc = mx_backend_connect(st, &c->a, &be, &conn, err);
+			if (rc)
+				break;
+		}
+		rc = be->select(conn, r->folder.wire, 0, 0, &sel, err);
+		if (rc == MX_OK && sel.uidvalidity != r->folder.uidvalidity)
+			rc = mx_error_set(err, MX_ERR_PROTOCOL,
+					  "%s changed UIDVALIDITY; run mxsync "
+					  "sync %s first", r->folder.name,
+					  c->a.name);
+		mx_select_result_free(&sel);
+		if (rc == MX_OK && r->op == RELOC_MOVE)
+			rc = be->move_uid(conn, r->loc.uid, c->dest.wire,
+					  &r->new_uidvalidity, &r->new_uid,
+					  err);
+		else if (rc == MX_OK)
+			rc = be->expunge_uid(conn, r->loc.uid, err);
+		r->done = rc == MX_OK;
+	}
+	if (conn)
+		be->disconnect(&conn);
+	return rc;
+}
+
+/*
+ * The store follows the server, as a sync would see it: the locations
+ * gone are removed; a moved copy whose new UID the server told, in a
+ * folder the daemon syncs and the store knows at that UIDVALIDITY, is
+ * placed there (message.moved).  A message left without a location is deleted
+ * (message.deleted), unless it was moved to a folder the store follows
+ * but whose new UID is unknown: then it is an orphan the next sync
+ * re-attaches.
+ */
+static int reloc_fn(struct mx_txn *t, void *ctx, struct mx_error *err)
+{
+	struct reloc_ctx *c = ctx;
+	struct mx_loc *locs = NULL;
+	size_t n = 0;
+	bool moved = false;
+	int rc;
+
+	rc = mx_account_check_current(t, &c->a, err);
+	for (size_t i = 0; rc == MX_OK && i < c->n; i++) {
+		struct reloc *r = &c->v[i];
+		struct mx_loc nl;
+
+		if (!r->done)
+			continue;
+		rc = mx_store_loc_del(t, r->loc.folder_id, r->loc.uid, err);
+		if (rc == MX_ERR_NOTFOUND)
+			rc = MX_OK; /* a sync saw it go first */
+		if (rc || r->op != RELOC_MOVE)
+			continue;
+		moved = true;
+		if (r->new_uid == 0 || !mx_sync_follows(&c->dest) ||
+		    c->dest.uidvalidity == 0 ||
+		    r->new_uidvalidity != c->dest.uidvalidity)
+			continue;
+		/* A sync of the destination may have attached it first. */
+		if (mx_store_loc_get(t, c->dest.id, r->new_uid, &nl, NULL) ==
+		    MX_OK) {
+			free(nl.keywords);
+			continue;
+		}
+		nl = r->loc;
+		nl.folder_id = c->dest.id;
+		nl.uid = r->new_uid;
+		nl.modseq = 0;
+		nl.flags &= ~MX_FL_DELETED;
+		rc = mx_store_loc_put(t, &nl, err);
+		if (rc == MX_OK && mx_store_is_orphan(t, c->id))
+			rc = mx_store_orphan_del(t, c->id, err);
+		if (rc == MX_OK)
+			rc = mx_event_message_placed(t, c->a.id, c->dest.id, c->id,
+						     nl.uid, c->dest.name, true,
+						     err);
+	}
+	if (rc == MX_OK)
+		rc = mx_store_msg_locs(t, c->id, &locs, &n, err);
+	mx_locs_free(locs, n);
+	if (rc || n > 0)
+		return rc;
+	/* Moved to a folder the daemon syncs: the next sync finds it there
+	 * and re-attaches it, keeping its id.  Into one it does not (Trash
+	 * and Junk), the message has left what the store follows, as if
+	 * gone for good. */
+	if (moved && mx_sync_follows(&c->dest))
+		return mx_store_orphan_add(t, c->id, err);
+	rc = mx_store_msg_del(t, c->id, err);
+	if (rc == MX_OK)
+		rc = mx_event_message_deleted(t, c->a.id, c->id, err);
+	return rc;
+}
+
+static int relocate(struct mx_store *st, struct reloc_ctx *c,
+		    uint32_t folder_id, const char *folder_name,
+		    bool permanent, struct mx_error *err)
+{
+	bool any = false;
+	int rc, rc2;
+
+	rc = reloc_plan(st, c, folder_id, folder_name, permanent, err);
+	if (rc == MX_OK)
+		rc = reloc_server(st, c, err);
+	for (size_t i = 0; i < c->n; i++)
+		any |= c->v[i].done;
+	if (!any)
+		return rc;
+	/* What the server did is written even when a later step failed:
+	 * the store must not keep a location the server removed. */
+	rc2 = mx_store_write(st, reloc_fn, c, rc ? NULL : err);
+	return rc ? rc : rc2;
+}
+
+int mx_msg_move(struct mx_store *st, uint64_t id, uint32_t folder_id,
+		const char *folder_name, struct mx_error *err)
+{
+	struct reloc_ctx c = {.id = id};
+	int rc;
+
+	mx_error_clear(err);
+	if (folder_id == 0 && (folder_name == NULL || *folder_name == '\0'))
+		return mx_error_set(err, MX_ERR_INVAL, "no folder to move to");
+	rc = relocate(st, &c, folder_id, folder_name, false, err);
+	reloc_ctx_free(&c);
+	return rc;
+}
+
+int mx_msg_delete(struct mx_store *st, uint64_t id, bool permanent,
+		  struct mx_error *err)
+{
+	struct reloc_ctx c = {.id = id, .deleting = true};
+	int rc;
+
+	mx_error_clear(err);
+	rc = relocate(st, &c, 0, NULL, permanent, err);
+	reloc_ctx_free(&c);
+	return rc;
+}
+
+enum mx_err mx_message_move(struct mx_store *st, const char *id_s,
+			    const char *folder, struct mx_error *err)
+{
+	uint64_t id;
+	int rc;
+
+	mx_error_clear(err);
+	if ((rc = parse_id(id_s, &id, err)))
+		return rc;
+	return mx_msg_move(st, id, 0, folder, err);
+}
+
+enum mx_err mx_message_delete(struct mx_store *st, const char *id_s,
+			      bool permanent, struct mx_error *err)
+{
+	uint64_t id;
+	int rc;
+
+	mx_error_clear(err);
+	if ((rc = parse_id(id_s, &id, err)))
+		return rc;
+	return mx_msg_delete(st, id, permanent, err);
 }

@@ -1252,7 +1252,13 @@ static bool folder_wanted(const struct sync_ctx *c, const struct mx_folder *f)
 				return true;
 		return false;
 	}
-	return !(f->special & (MX_SU_JUNK | MX_SU_TRASH));
+	return mx_sync_follows(f);
+}
+
+bool mx_sync_follows(const struct mx_folder *f)
+{
+	return !f->noselect && !f->gone &&
+	       !(f->special & (MX_SU_JUNK | MX_SU_TRASH));
 }
 
 static int sync_folder(struct sync_ctx *c, struct mx_error *err)

@@ -73,4 +73,27 @@ int mx_changes_sync(struct mx_store *st, struct mx_account *a,
 int mx_changes_remote_id(struct mx_txn *t, uint32_t account_id, uint64_t msg,
 			 char **id_r, struct mx_error *err);
 
+/* Whether a sync without a list of folders syncs folder F: selectable,
+ * still on the server, not Junk or Trash (SPECIAL-USE). */
+bool mx_sync_follows(const struct mx_folder *f);
+/* Adds the flags ADD and removes REMOVE (MX_FL_SEEN, MX_FL_FLAGGED) of
+ * message ID, on the server and then in the store (mx_message_flag() in
+ * mxsync.h; the API's PATCH /v1/messages/{id}). */
+int mx_msg_flags(struct mx_store *st, uint64_t id, uint32_t add,
+		 uint32_t remove, struct mx_error *err);
+/*
+ * Moves message ID to folder FOLDER_ID (or, 0, the folder named
+ * FOLDER_NAME) of its account on the server, then the store follows
+ * (mx_message_move() in mxsync.h; the API's POST /v1/messages/{id}/move).
+ * MX_ERR_INVAL: no such folder in the account, or one that cannot hold
+ * messages; MX_ERR_NOTFOUND: no such message or none left on the server;
+ * MX_ERR_UNSUPPORTED: the account's backend cannot move (POP3).
+ */
+int mx_msg_move(struct mx_store *st, uint64_t id, uint32_t folder_id,
+		const char *folder_name, struct mx_error *err);
+/* Deletes message ID (mx_message_delete() in mxsync.h).  Errors as for
+ * mx_msg_move(). */
+int mx_msg_delete(struct mx_store *st, uint64_t id, bool permanent,
+		  struct mx_error *err);
+
 #endif

@@ -1,5 +1,7 @@
 /* libcurl initialization and capped body capture: see http.h. */
 #include <pthread.h>
+#include <string.h>
+#include <strings.h>
 
 #include <curl/curl.h>
 
@@ -75,4 +77,32 @@ int mx_http_curl_error(int cc, const char *ebuf, const char *what,
 		break;
 	}
 	return mx_error_set(err, code, "%s: %.300s", what, msg);
+}
+
+bool mx_url_origin(const char *u, char *out, size_t cap, const char **rest_r)
+{
+	const char *p, *auth;
+	size_t n, o;
+
+	for (p = u; *p; p++)
+		if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '\\')
+			return false;
+	if (strncasecmp(u, "https://", 8) == 0)
+		auth = u + 8;
+	else if (strncasecmp(u, "http://", 7) == 0)
+		auth = u + 7;
+	else
+		return false;
+	n = strcspn(auth, "/?#");
+	if (n == 0 || memchr(auth, '@', n) != NULL)
+		return false;
+	o = (size_t)(auth - u) + n;
+	if (o >= cap)
+		return false;
+	for (size_t i = 0; i < o; i++)
+		out[i] = (char)((u[i] >= 'A' && u[i] <= 'Z') ? u[i] + 32 : u[i]);
+	out[o] = '\0';
+	if (rest_r)
+		*rest_r = u + o;
+	return true;
 }

@@ -50,4 +50,15 @@ size_t mx_http_sink_write(char *p, size_t size, size_t nmemb, void *ud);
 int mx_http_curl_error(int cc, const char *ebuf, const char *what,
 		       struct mx_error *err);
 
+/*
+ * The origin of absolute http(s) URL U ("https://host:port", scheme and
+ * host lower-cased) in OUT (CAP bytes); *REST_R (may be NULL) points at
+ * what follows it in U (path, query, fragment).  False when U is not
+ * such a URL, does not fit, or holds what a browser might read
+ * differently from us: user info, a backslash, a space or a control
+ * character.  For redirect targets (the HTTP API's OAuth return_to) and
+ * the settings that allow them.
+ */
+bool mx_url_origin(const char *u, char *out, size_t cap, const char **rest_r);
+
 #endif
