@@ -162,6 +162,9 @@ bool mx_api_id_parse(enum api_idkind kind, const char *s, uint64_t *id_r);
 /* ---- http.c: answers and the query ---- */
 /* Answers STATUS with the JSON value BODY (stolen). */
 void api_reply_json(struct api_req *r, unsigned status, json_t *body);
+/* The same for a body already encoded: S (malloc()ed JSON text, taken;
+ * NULL: out of memory, answered 500). */
+void api_reply_json_text(struct api_req *r, unsigned status, char *s);
 /* Answers STATUS with the error shape {"error":{"code","message",
  * "details"}}; DETAILS (stolen) may be NULL ({}). */
 void api_error(struct api_req *r, unsigned status, const char *code,

@@ -4,14 +4,15 @@
  * use; the cursor still moves past the events it does not see.  Events
  * that name no account are shown to admin tokens only.
  *
- * Waiting: mx_api_notify() (the daemon calls it after every commit that
- * may have appended events) bumps a generation counter and wakes every
- * waiter; a waiter re-reads the feed when the counter moved, or after
- * at most FALLBACK_MS in case the commit came from another process (the
- * CLI writes events too).
+ * Waiting: mx_api_notify() (the daemon calls it after every commit to
+ * the store, its own and, through an inotify watch on data.mdb, those of
+ * other processes: the CLI writes events too) bumps a generation counter
+ * and wakes every waiter; a waiter re-reads the feed when the counter
+ * moved, or after at most FALLBACK_MS in case a wake-up was missed.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -22,6 +23,19 @@
 #define LIMIT_MAX 500
 #define WAIT_MAX 60
 #define FALLBACK_MS 1000
+
+/* FALLBACK_MS, or MX_API_POLL_MS from the environment: the test that
+ * shows the daemon's watch alone wakes a long-poll (t-api-wake.sh) turns
+ * the fallback off with a large value. */
+static uint64_t fallback_ms(void)
+{
+	const char *s = getenv("MX_API_POLL_MS");
+	uint64_t v;
+
+	if (s && mx_parse_u64(s, 1, UINT32_MAX, &v) == 0)
+		return v;
+	return FALLBACK_MS;
+}
 #define KEEPALIVE_MS 15000
 #define READ_ROUNDS 8 /* batches read a request while filtering */
 
@@ -168,8 +182,8 @@ void api_events(struct api_req *r)
 		 * before waiting. */
 		if (!at_end)
 			continue;
-		wait_events(api, gen, now + FALLBACK_MS < deadline
-					      ? now + FALLBACK_MS : deadline);
+		wait_events(api, gen, now + fallback_ms() < deadline
+					      ? now + fallback_ms() : deadline);
 	}
 	snprintf(cs, sizeof(cs), "%llu", (unsigned long long)cursor);
 	api_reply_json(r, 200, json_pack("{s:o,s:s}", "events", out,
@@ -243,8 +257,8 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 			s->next_keepalive = now + KEEPALIVE_MS;
 			break;
 		}
-		wait_events(s->api, gen, now + FALLBACK_MS < s->next_keepalive
-						 ? now + FALLBACK_MS
+		wait_events(s->api, gen, now + fallback_ms() < s->next_keepalive
+						 ? now + fallback_ms()
 						 : s->next_keepalive);
 	}
 	{

@@ -20,6 +20,11 @@ void api_reply_json(struct api_req *r, unsigned status, json_t *body)
 	char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
 
 	json_decref(body);
+	api_reply_json_text(r, status, s);
+}
+
+void api_reply_json_text(struct api_req *r, unsigned status, char *s)
+{
 	if (r->resp)
 		MHD_destroy_response(r->resp);
 	r->resp = NULL;

@@ -8,7 +8,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/inotify.h>
 
 #include <jansson.h>
 
@@ -101,34 +100,10 @@ static int oldest_cursor(struct mx_store *st, uint64_t *after_r,
 	return rc;
 }
 
-/*
- * Watches DIR/data.mdb for commits by other processes.  LMDB maps the
- * file read-only (no MDB_WRITEMAP) and writes every commit through it
- * with pwrite(), the meta page last; so a change seen as IN_MODIFY and
- * drained before a read is either in that read or followed by another
- * IN_MODIFY.  Returns the inotify fd, or -1: then we poll.
- */
-static int follow_watch(const struct mx_store *st)
-{
-	char path[4096];
-	int fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-
-	if (fd < 0)
-		return -1;
-	if ((size_t)snprintf(path, sizeof(path), "%s/data.mdb", st->dir) >=
-		    sizeof(path) ||
-	    inotify_add_watch(fd, path, IN_MODIFY) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-/* Sleeps until the store changes (WFD readable) or POLL_MS passed. */
+/* Sleeps until the store changes (WFD readable, mx_store_watch) or
+ * POLL_MS passed. */
 static void follow_wait(int wfd, int poll_ms)
 {
-	char buf[4096];
-
 	if (wfd < 0) {
 		struct timespec ts = {poll_ms / 1000,
 				      (poll_ms % 1000) * 1000000L};
@@ -141,9 +116,8 @@ static void follow_wait(int wfd, int poll_ms)
 
 		poll(&pfd, 1, poll_ms);
 	}
-	/* Drain before the next read (see follow_watch). */
-	while (read(wfd, buf, sizeof(buf)) > 0)
-		;
+	/* Drain before the next read (see mx_store_watch). */
+	mx_store_watch_drain(wfd);
 }
 
 int cli_events(struct cli *c, int argc, char **argv)
@@ -197,7 +171,7 @@ bad:
 		poll_ms = atoi(pe);
 	/* Watch before the first read: nothing committed after it is missed. */
 	if (follow)
-		wfd = follow_watch(st);
+		wfd = mx_store_watch(st);
 	/* Without --after, start at the oldest retained event rather than at
 	 * 0, which a prune has made an expired cursor. */
 	if (!have_after && oldest_cursor(st, &after, &err) != MX_OK) {

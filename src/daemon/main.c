@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,6 +142,14 @@ struct daemon {
 	pthread_mutex_t ob_mu;
 	pthread_cond_t ob_cv;
 	struct mx_api *api;           /* [api]: the HTTP API, else NULL */
+	/* data.mdb watched (mx_store_watch), else -1: every commit, also
+	 * by another process (mxsync flag, sync, send), wakes long-polls,
+	 * event streams and webhooks at once instead of at the next tick. */
+	int store_wfd;
+	/* Summaries for messages stored before them (fill_main). */
+	pthread_t fill_thread;
+	bool fill_started;
+	atomic_bool fill_stop;
 	/* What API writes asked the loop to do (api_kick_cb): queued under
 	 * kick_mu by API threads, kickfd wakes the loop (run_kicks). */
 	int kickfd;
@@ -591,7 +600,7 @@ static void submit(struct daemon *d, struct acct *a, enum job_kind k)
 
 /* ---- after a job ---- */
 
-static void notify_webhooks(struct daemon *d)
+static void wake_webhooks(struct daemon *d)
 {
 	pthread_rwlock_rdlock(&d->wh_lock);
 	for (size_t i = 0; i < MX_MAX_WEBHOOKS; i++)
@@ -599,6 +608,11 @@ static void notify_webhooks(struct daemon *d)
 			mx_webhook_notify(d->wh[i]);
 	mx_webhook_set_notify(d->apiwh);
 	pthread_rwlock_unlock(&d->wh_lock);
+}
+
+static void notify_webhooks(struct daemon *d)
+{
+	wake_webhooks(d);
 	mx_api_notify(d->api); /* long-polls and event streams */
 }
 
@@ -1371,6 +1385,7 @@ static int loop(struct daemon *d)
 
 	for (;;) {
 		uint64_t now = now_ms();
+		bool store_changed = false;
 		int n, timeout;
 
 		if (d->stopping) {
@@ -1432,6 +1447,11 @@ static int loop(struct daemon *d)
 				}
 			} else if (p == &d->donefd) {
 				drain_done(d);
+			} else if (p == &d->store_wfd) {
+				/* Drained before the waiters read (see
+				 * mx_store_watch); they are woken below. */
+				mx_store_watch_drain(d->store_wfd);
+				store_changed = true;
 			} else if (p == &d->kickfd) {
 				run_kicks(d);
 			} else {
@@ -1449,10 +1469,45 @@ static int loop(struct daemon *d)
 		}
 		if (!d->stopping) {
 			run_timers(d, now_ms());
-			notify_webhooks(d);
+			/* A commit (ours or another process's, seen by the
+			 * watch) wakes every waiter now.  Otherwise webhooks
+			 * look again every tick (at most 1 s); long-polls and
+			 * streams re-read on their own (src/api/events.c). */
+			if (store_changed)
+				notify_webhooks(d);
+			else
+				wake_webhooks(d);
 		}
 	}
 	return 0;
+}
+
+/*
+ * A store from before message summaries: the API's listing reads the
+ * full record of each message that has none (slow), so they are written
+ * now, 500 a write transaction, beside the workers.  Once all are there
+ * this is one walk of the date index that writes nothing.
+ */
+static void *fill_main(void *arg)
+{
+	struct daemon *d = arg;
+	uint8_t pos[20] = {0};
+	size_t done, total = 0;
+	bool more = true;
+	struct mx_error err;
+
+	while (more && !atomic_load(&d->fill_stop)) {
+		if (mx_store_summaries_fill(d->st, pos, 500, &done, &more,
+					    &err) != MX_OK) {
+			mx_warn("message summaries: %s", err.detail);
+			break;
+		}
+		total += done;
+	}
+	if (total)
+		mx_info("message summaries: %zu written (messages stored "
+			"before summaries)", total);
+	return NULL;
 }
 
 static void usage(FILE *fp)
@@ -1480,6 +1535,7 @@ int main(int argc, char **argv)
 	int rc = 1;
 
 	memset(&d, 0, sizeof(d));
+	d.store_wfd = -1;
 	mx_log_ident = "mxsyncd";
 	/* Before any secret is in memory: no core dump may hold one. */
 	if (mx_secrets_protect_process() != 0)
@@ -1564,6 +1620,17 @@ int main(int argc, char **argv)
 	epoll_ctl(d.epfd, EPOLL_CTL_ADD, d.sigfd, &ev);
 	ev.data.ptr = &d.donefd;
 	epoll_ctl(d.epfd, EPOLL_CTL_ADD, d.donefd, &ev);
+	d.store_wfd = mx_store_watch(d.st);
+	ev.data.ptr = &d.store_wfd;
+	if (d.store_wfd >= 0 &&
+	    epoll_ctl(d.epfd, EPOLL_CTL_ADD, d.store_wfd, &ev) < 0) {
+		close(d.store_wfd);
+		d.store_wfd = -1;
+	}
+	if (d.store_wfd < 0)
+		mx_warn("cannot watch %s/data.mdb (inotify): commits by other "
+			"processes reach long-polls and webhooks within 1 s",
+			d.dir);
 	ev.data.ptr = &d.kickfd;
 	epoll_ctl(d.epfd, EPOLL_CTL_ADD, d.kickfd, &ev);
 	/* After the signal mask: MHD's threads inherit it. */
@@ -1586,6 +1653,8 @@ int main(int argc, char **argv)
 		MX_VERSION_STRING, d.dir, d.conf_path, d.nworkers);
 	start_webhooks(&d);
 	start_outbox(&d);
+	d.fill_started = pthread_create(&d.fill_thread, NULL, fill_main, &d) ==
+			 0;
 	if (mx_account_removals(d.st, &d.removals_seen, &err) != MX_OK)
 		mx_warn("accounts: %s", err.detail);
 	if (load_accounts(&d, &err) != MX_OK) {
@@ -1604,6 +1673,10 @@ int main(int argc, char **argv)
 	}
 	/* Shutdown: the sender and the workers first (they may hold
 	 * connections), then LOGOUT what is left, then webhooks. */
+	if (d.fill_started) {
+		atomic_store(&d.fill_stop, true);
+		pthread_join(d.fill_thread, NULL);
+	}
 	stop_outbox(&d);
 	pthread_mutex_lock(&d.mu);
 	d.quit = true;
@@ -1648,6 +1721,8 @@ out:
 		close(d.sigfd);
 	if (d.donefd > 0)
 		close(d.donefd);
+	if (d.store_wfd >= 0)
+		close(d.store_wfd);
 	if (d.kickfd > 0)
 		close(d.kickfd);
 	free(d.kicks);

@@ -38,7 +38,8 @@ MX_INTEG_TESTS = \
 	tests/integ/t-api-contract.sh \
 	tests/integ/t-api-contacts.sh \
 	tests/integ/t-api-msg.sh \
-	tests/integ/t-api-acct.sh
+	tests/integ/t-api-acct.sh \
+	tests/integ/t-api-wake.sh
 # POST /v1/send and /v1/outbox (issue 10, write side)
 MX_INTEG_TESTS += tests/integ/t-api-send.sh
 MX_INTEG_TESTS += tests/integ/t-api-webhooks.sh

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -353,4 +354,28 @@ int mx_store_guard_open(struct mx_store *st, struct mx_error *err)
 			"the mail in it (chmod 600 %s)", path,
 			(unsigned)(sb.st_mode & 07777), path);
 	return MX_OK;
+}
+
+int mx_store_watch(const struct mx_store *st)
+{
+	char path[4096];
+	int fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+
+	if (fd < 0)
+		return -1;
+	if ((size_t)snprintf(path, sizeof(path), "%s/data.mdb", st->dir) >=
+		    sizeof(path) ||
+	    inotify_add_watch(fd, path, IN_MODIFY) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+void mx_store_watch_drain(int fd)
+{
+	char buf[4096];
+
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
 }

@@ -1588,6 +1588,7 @@ int mx_store_msg_add(struct mx_txn *t, struct mx_msg *m, const char *raw,
 	uint8_t k[MX_KEY_MAX + 8], idbe[8], bk[20];
 	size_t kl, len;
 	char *json;
+	void *sum;
 	int rc;
 
 	rc = mx_db_next_id(t, "next_msg", &m->id, err);
@@ -1612,7 +1613,11 @@ int mx_store_msg_add(struct mx_txn *t, struct mx_msg *m, const char *raw,
 			return rc;
 	}
 	bydate_key(bk, m);
-	rc = mx_db_put(t, MX_DB_BYDATE, bk, 20, "", 0, 0, err);
+	sum = mx_msg_summary_encode(m, &len);
+	if (sum == NULL)
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	rc = mx_db_put(t, MX_DB_BYDATE, bk, 20, sum, len, 0, err);
+	free(sum);
 	if (rc)
 		return rc;
 	json = mx_msg_encode(m, &len);
@@ -1678,6 +1683,75 @@ int mx_store_msg_del(struct mx_txn *t, uint64_t id, struct mx_error *err)
 	if (rc == MX_OK)
 		rc = mx_db_del(t, MX_DB_MESSAGES, idbe, 8, NULL, 0, err);
 	mx_msg_free(&m);
+	return rc;
+}
+
+/* mx_store_summaries_fill: one batch. */
+struct fill_ctx {
+	size_t max, done;
+	bool more;
+	uint8_t pos[20];
+};
+
+static int fill_fn(struct mx_txn *t, const MDB_val *k, const MDB_val *v,
+		   void *vctx, struct mx_error *err)
+{
+	struct fill_ctx *c = vctx;
+	struct mx_error merr;
+	struct mx_msg m;
+	uint8_t key[20];
+	void *sum;
+	size_t len;
+	int rc;
+
+	if (k->mv_size != 20 || v->mv_size != 0)
+		return MX_OK;
+	if (c->done == c->max) {
+		c->more = true;
+		return MX_WALK_STOP;
+	}
+	memcpy(key, k->mv_data, 20);
+	memcpy(c->pos, key, 20);
+	/* An unreadable record keeps its empty value: the listing skips
+	 * it, as before. */
+	if (mx_store_msg_get(t, mx_get_be64(key + 12), &m, &merr) != MX_OK)
+		return MX_OK;
+	sum = mx_msg_summary_encode(&m, &len);
+	mx_msg_free(&m);
+	if (sum == NULL)
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	rc = mx_db_put(t, MX_DB_BYDATE, key, 20, sum, len, 0, err);
+	free(sum);
+	c->done++;
+	return rc;
+}
+
+static int fill_batch(struct mx_txn *t, void *vctx, struct mx_error *err)
+{
+	struct fill_ctx *c = vctx;
+	uint8_t start[20];
+
+	/* Again from the same place when mx_store_write runs us twice. */
+	memcpy(start, c->pos, 20);
+	c->done = 0;
+	c->more = false;
+	return mx_store_walk(t, MX_DB_BYDATE, NULL, 0, start, 20, 0,
+			     "date index", fill_fn, c, err);
+}
+
+int mx_store_summaries_fill(struct mx_store *st, uint8_t pos[20],
+			    size_t max, size_t *done_r, bool *more_r,
+			    struct mx_error *err)
+{
+	struct fill_ctx c = {max, 0, false, {0}};
+	int rc;
+
+	memcpy(c.pos, pos, 20);
+	rc = mx_store_write(st, fill_batch, &c, err);
+	*done_r = rc == MX_OK ? c.done : 0;
+	*more_r = rc == MX_OK && c.more;
+	if (rc == MX_OK)
+		memcpy(pos, c.pos, 20);
 	return rc;
 }
 

@@ -49,7 +49,8 @@ enum mx_dbi {
 	MX_DB_THREADSUBJ,    /* u32 account + normalized subject -> u64 thread */
 	MX_DB_THREADS,       /* u64 thread id + u64 msg id -> "" */
 	MX_DB_EVENTS,        /* u64 sequence -> JSON event */
-	MX_DB_BYDATE,        /* u32 account + u64 internaldate + u64 id -> "" */
+	MX_DB_BYDATE,        /* u32 account + u64 date + u64 id -> summary
+				(mx_msg_summary_encode; "" before them) */
 	MX_DB_ORPHANS,       /* u64 msg id -> "": records with no location */
 	MX_DB_WEBHOOKS,      /* endpoint name -> u64 last delivered event id */
 	MX_DB_ACCTSTATE,     /* u32 account id -> JSON daemon state */
@@ -147,6 +148,19 @@ int mx_store_daemon_lock(struct mx_store *st, struct mx_error *err);
 /* The pid of the mxsyncd holding DIR's lock, 0 if none does (-1 if one
  * does but has not written its pid yet). */
 pid_t mx_store_daemon_pid(const char *dir);
+
+/*
+ * Watches DIR/data.mdb for commits, also by other processes (guard.c):
+ * an inotify descriptor (non-blocking, close-on-exec) that becomes
+ * readable on IN_MODIFY.  LMDB maps the file read-only (no MDB_WRITEMAP)
+ * and writes every commit through it with pwrite(), the meta page last;
+ * so a change seen as IN_MODIFY and drained (mx_store_watch_drain)
+ * before a read is either in that read or followed by another IN_MODIFY.
+ * -1 when the file cannot be watched (no inotify, a network file system,
+ * out of watches): then poll.
+ */
+int mx_store_watch(const struct mx_store *st);
+void mx_store_watch_drain(int fd);
 
 /* Part of the open (guard.c): remembers lock.mdb, refuses a lock.mdb that
  * a running mxsyncd does not use, warns about modes open to others. */
@@ -585,6 +599,32 @@ int mx_account_decode(const char *data, size_t len, struct mx_account *a,
 /* Location value: u64 msg id, u64 modseq, u32 flags, keywords bytes. */
 size_t mx_loc_encode(const struct mx_loc *l, uint8_t *buf, size_t cap);
 int mx_loc_decode(const void *data, size_t len, struct mx_loc *l);
+
+/*
+ * The summary a listing shows and filters on, kept as the value of the
+ * message's bydate entry (mx_store_msg_add writes it), so that a page of
+ * GET /v1/messages decodes no full record: thread id, size, the number of
+ * attachments, subject, snippet, From and To.  Encode: malloc()ed, NULL
+ * when out of memory.  Decode fills those fields of *M (the rest zero,
+ * p.date -1; free with mx_msg_free) and *ATTACHMENTS_R; its strings are
+ * valid UTF-8.  Errors: MX_ERR_STORE for an empty value (a store from
+ * before summaries), an unknown version or a corrupt one (bad lengths,
+ * invalid UTF-8: then read the full record), MX_ERR_NOMEM.
+ */
+void *mx_msg_summary_encode(const struct mx_msg *m, size_t *len_r);
+/*
+ * Stores from before summaries: writes the summary of up to MAX messages
+ * whose date index entry has none, from their records, in one write
+ * transaction, walking the index from POS (20 zero bytes to begin; moved
+ * on for the next call).  *DONE_R: how many; *MORE_R: whether the walk
+ * stopped at MAX (call again).  A record that does not decode keeps its
+ * empty value.  Errors: the store's (nothing written).
+ */
+int mx_store_summaries_fill(struct mx_store *st, uint8_t pos[20],
+			    size_t max, size_t *done_r, bool *more_r,
+			    struct mx_error *err);
+int mx_msg_summary_decode(const void *data, size_t len, struct mx_msg *m,
+			  uint32_t *attachments_r, struct mx_error *err);
 
 /* Message id as text: 16 lower-case hex digits. */
 void mx_msg_id_str(uint64_t id, char out[17]);

@@ -33,19 +33,21 @@ static json_t *addrs(const struct mx_addr_list *l)
 	return a;
 }
 
+static const struct {
+	uint32_t bit;
+	const char *name;
+} flag_table[] = {{MX_FL_SEEN, "seen"}, {MX_FL_ANSWERED, "answered"},
+		  {MX_FL_FLAGGED, "flagged"}, {MX_FL_DELETED, "deleted"},
+		  {MX_FL_DRAFT, "draft"}};
+#define NFLAGS (sizeof(flag_table) / sizeof(flag_table[0]))
+
 static json_t *flag_names(uint32_t fl)
 {
-	static const struct {
-		uint32_t bit;
-		const char *name;
-	} names[] = {{MX_FL_SEEN, "seen"}, {MX_FL_ANSWERED, "answered"},
-		     {MX_FL_FLAGGED, "flagged"}, {MX_FL_DELETED, "deleted"},
-		     {MX_FL_DRAFT, "draft"}};
 	json_t *a = json_array();
 
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (fl & names[i].bit)
-			json_array_append_new(a, json_string(names[i].name));
+	for (size_t i = 0; i < NFLAGS; i++)
+		if (fl & flag_table[i].bit)
+			json_array_append_new(a, json_string(flag_table[i].name));
 	return a;
 }
 
@@ -106,42 +108,225 @@ static bool matches(const struct mx_msg_filter *f, const struct mx_msg *m,
 	return true;
 }
 
-static json_t *summary(const struct mx_msg *m, const struct mx_loc *l,
-		       size_t nl, uint32_t flags)
+static uint32_t attachments(const struct mx_msg *m)
 {
-	char idstr[17], when[32];
-	json_t *folders = json_array();
-	json_int_t natt = 0;
+	uint32_t n = 0;
 
-	for (size_t i = 0; i < nl; i++)
-		json_array_append_new(folders, json_integer(l[i].folder_id));
 	for (size_t k = 0; k < m->p.nparts; k++)
-		natt += m->p.parts[k].attachment;
-	mx_msg_id_str(m->id, idstr);
-	mx_fmt_rfc3339(sort_date(m), when);
-	return json_pack("{s:s,s:I,s:I,s:s,s:o,s:o,s:s,s:o,s:o,s:o,s:I,s:I}",
-			 "id", idstr, "account", (json_int_t)m->account_id,
-			 "thread", (json_int_t)m->thread_id, "subject",
-			 m->p.subject ? m->p.subject : "", "from",
-			 addrs(&m->p.from), "to", addrs(&m->p.to), "date", when,
-			 "snippet",
-			 m->p.snippet ? json_string(m->p.snippet) : json_null(),
-			 "flags", flag_names(flags), "folders", folders,
-			 "attachments", natt, "size", (json_int_t)m->size);
+		n += m->p.parts[k].attachment;
+	return n;
 }
 
+/*
+ * Summaries are written as JSON text straight into one buffer a page:
+ * building jansson values for 50 of them and dumping the page cost most
+ * of a request (bench/README.md).  FAIL collects out-of-memory.
+ */
+
+/* S as a JSON string (NULL: null).  S is valid UTF-8 (parsed strings
+ * are, summaries are checked when decoded): only '"', '\\' and the C0
+ * controls need escaping. */
+static void text_str(struct mx_buf *b, const char *s, int *fail)
+{
+	const char *run = s, *p;
+
+	if (s == NULL) {
+		*fail |= mx_buf_append(b, "null", 4);
+		return;
+	}
+	*fail |= mx_buf_append(b, "\"", 1);
+	for (p = s; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		char esc[8];
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		*fail |= mx_buf_append(b, run, (size_t)(p - run));
+		if (c == '"' || c == '\\')
+			snprintf(esc, sizeof(esc), "\\%c", c);
+		else if (c == '\n')
+			snprintf(esc, sizeof(esc), "\\n");
+		else if (c == '\r')
+			snprintf(esc, sizeof(esc), "\\r");
+		else if (c == '\t')
+			snprintf(esc, sizeof(esc), "\\t");
+		else
+			snprintf(esc, sizeof(esc), "\\u%04x", c);
+		*fail |= mx_buf_puts(b, esc);
+		run = p + 1;
+	}
+	*fail |= mx_buf_append(b, run, (size_t)(p - run));
+	*fail |= mx_buf_append(b, "\"", 1);
+}
+
+static void text_addrs(struct mx_buf *b, const struct mx_addr_list *l,
+		       int *fail)
+{
+	*fail |= mx_buf_append(b, "[", 1);
+	for (size_t i = 0; i < l->n; i++) {
+		*fail |= mx_buf_puts(b, i ? ",{\"name\":" : "{\"name\":");
+		text_str(b, l->v[i].name, fail);
+		*fail |= mx_buf_puts(b, ",\"address\":");
+		text_str(b, l->v[i].email, fail);
+		*fail |= mx_buf_append(b, "}", 1);
+	}
+	*fail |= mx_buf_append(b, "]", 1);
+}
+
+/* M's summary as the API shows it ({"id","account","thread","subject",
+ * "from","to","date","snippet","flags","folders","attachments","size"}),
+ * appended to B: M needs only the fields mx_msg_summary_decode fills,
+ * plus id, account and a date. */
+static void summary_text(struct mx_buf *b, const struct mx_msg *m,
+			 const struct mx_loc *l, size_t nl, uint32_t flags,
+			 uint32_t natt, int *fail)
+{
+	char idstr[17], when[32];
+	bool first = true;
+
+	mx_msg_id_str(m->id, idstr);
+	mx_fmt_rfc3339(sort_date(m), when);
+	*fail |= mx_buf_printf(b, "{\"id\":\"%s\",\"account\":%" PRIu32
+			       ",\"thread\":%" PRIu64 ",\"subject\":", idstr,
+			       m->account_id, m->thread_id) < 0;
+	text_str(b, m->p.subject ? m->p.subject : "", fail);
+	*fail |= mx_buf_puts(b, ",\"from\":");
+	text_addrs(b, &m->p.from, fail);
+	*fail |= mx_buf_puts(b, ",\"to\":");
+	text_addrs(b, &m->p.to, fail);
+	*fail |= mx_buf_printf(b, ",\"date\":\"%s\",\"snippet\":", when) < 0;
+	text_str(b, m->p.snippet, fail);
+	*fail |= mx_buf_puts(b, ",\"flags\":[");
+	for (size_t i = 0; i < NFLAGS; i++)
+		if (flags & flag_table[i].bit) {
+			*fail |= mx_buf_printf(b, "%s\"%s\"", first ? "" : ",",
+					       flag_table[i].name) < 0;
+			first = false;
+		}
+	*fail |= mx_buf_puts(b, "],\"folders\":[");
+	for (size_t i = 0; i < nl; i++)
+		*fail |= mx_buf_printf(b, "%s%" PRIu32, i ? "," : "",
+				       l[i].folder_id) < 0;
+	*fail |= mx_buf_printf(b, "],\"attachments\":%" PRIu32 ",\"size\":%"
+			       PRIu64 "}", natt, m->size) < 0;
+}
+
+/* A message found, its summary at OFF (LEN bytes) in the walk's text. */
 struct cand {
 	int64_t date;
 	uint64_t id;
-	json_t *o;
+	size_t off, len;
 };
+
+/* Appends a candidate for M (its summary from L, NL, FLAGS, NATT) to
+ * *V / *N / *CAP with its text in TEXT.  MX_OK or MX_ERR_NOMEM. */
+static int cand_add(struct cand **v, size_t *n, size_t *cap,
+		    struct mx_buf *text, int64_t date, const struct mx_msg *m,
+		    const struct mx_loc *l, size_t nl, uint32_t flags,
+		    uint32_t natt, struct mx_error *err)
+{
+	size_t off = text->len;
+	int fail = 0;
+
+	if (*n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 16;
+		struct cand *nv = realloc(*v, ncap * sizeof(*nv));
+
+		if (nv == NULL)
+			return mx_error_set(err, MX_ERR_NOMEM, NULL);
+		*v = nv;
+		*cap = ncap;
+	}
+	summary_text(text, m, l, nl, flags, natt, &fail);
+	if (fail)
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	(*v)[*n] = (struct cand){date, m->id, off, text->len - off};
+	(*n)++;
+	return MX_OK;
+}
+
+/* The summaries of V[0..N) (backwards: from the last) as a JSON array:
+ * malloc()ed text in *TEXT_R, its length in *LEN_R. */
+static int cands_array(const struct cand *v, size_t n, bool backwards,
+		       const struct mx_buf *text, char **text_r,
+		       size_t *len_r, struct mx_error *err)
+{
+	struct mx_buf out = {0};
+	int fail = 0;
+
+	fail |= mx_buf_reserve(&out, text->len + n + 2);
+	fail |= mx_buf_append(&out, "[", 1);
+	for (size_t i = 0; i < n; i++) {
+		const struct cand *c = &v[backwards ? n - 1 - i : i];
+
+		if (i)
+			fail |= mx_buf_append(&out, ",", 1);
+		fail |= mx_buf_append(&out, text->data + c->off, c->len);
+	}
+	fail |= mx_buf_append(&out, "]", 1);
+	if (fail) {
+		mx_buf_free(&out);
+		return mx_error_set(err, MX_ERR_NOMEM, NULL);
+	}
+	*len_r = out.len;
+	*text_r = mx_buf_steal(&out);
+	return MX_OK;
+}
+
+/* TEXT (LEN bytes, a JSON array cands_array made) as a jansson array. */
+static int array_json(const char *text, size_t len, json_t **arr_r,
+		      struct mx_error *err)
+{
+	json_error_t je;
+
+	*arr_r = json_loadb(text, len, 0, &je);
+	if (!json_is_array(*arr_r)) {
+		json_decref(*arr_r);
+		*arr_r = NULL;
+		return mx_error_set(err, MX_ERR_NOMEM, "message summaries as "
+				    "JSON: %s", je.text);
+	}
+	return MX_OK;
+}
 
 struct walk_ctx {
 	const struct mx_msg_filter *f;
 	size_t want;
 	struct cand *v;
 	size_t n, cap, found;
+	struct mx_buf text;
 };
+
+/*
+ * The message of date index entry K/V, with what a summary and the
+ * filters need, in *M: from the summary kept as V, so that a page costs
+ * no decode of full records; from the full record when V holds none (a
+ * store from before summaries) or one that does not decode.  MX_OK, or
+ * MX_ERR_NOTFOUND for an unreadable message (skipped, as by ls), or
+ * MX_ERR_NOMEM.
+ */
+static int entry_msg(struct mx_txn *t, const uint8_t kb[20], const MDB_val *v,
+		     struct mx_msg *m, uint32_t *natt_r, struct mx_error *err)
+{
+	struct mx_error merr;
+	int rc;
+
+	rc = mx_msg_summary_decode(v->mv_data, v->mv_size, m, natt_r, &merr);
+	if (rc == MX_OK) {
+		m->id = mx_get_be64(kb + 12);
+		m->account_id = mx_get_be32(kb);
+		/* The key's date is the sort date: Date:, else INTERNALDATE. */
+		m->p.date = m->internaldate =
+			(int64_t)(mx_get_be64(kb + 4) ^ DATE_BIAS);
+		return MX_OK;
+	}
+	if (rc == MX_ERR_NOMEM)
+		return mx_error_set(err, rc, NULL);
+	if (mx_store_msg_get(t, mx_get_be64(kb + 12), m, &merr) != MX_OK)
+		return MX_ERR_NOTFOUND;
+	*natt_r = attachments(m);
+	return MX_OK;
+}
 
 static int walk_fn(struct mx_txn *t, const MDB_val *k, const MDB_val *v,
 		   void *vctx, struct mx_error *err)
@@ -150,44 +335,30 @@ static int walk_fn(struct mx_txn *t, const MDB_val *k, const MDB_val *v,
 	const uint8_t *kb = k->mv_data;
 	struct mx_loc *l = NULL;
 	struct mx_msg m;
-	struct mx_error merr;
 	size_t nl = 0;
-	uint32_t flags;
-	json_t *o;
+	uint32_t flags, natt;
 	int rc;
 
 	if (k->mv_size != 20)
 		return mx_error_set(err, MX_ERR_STORE, "date index: corrupt "
 				    "entry (%zu bytes)", k->mv_size);
-	if (mx_store_msg_get(t, mx_get_be64(kb + 12), &m, &merr) != MX_OK)
+	rc = entry_msg(t, kb, v, &m, &natt, err);
+	if (rc == MX_ERR_NOTFOUND)
 		return MX_OK; /* an unreadable record: skipped, as by ls */
+	if (rc)
+		return rc;
 	rc = mx_store_msg_locs(t, m.id, &l, &nl, err);
 	if (rc) {
 		mx_msg_free(&m);
 		return rc;
 	}
 	if (matches(c->f, &m, l, nl, &flags)) {
-		o = summary(&m, l, nl, flags);
-		if (c->n == c->cap) {
-			size_t cap = c->cap ? c->cap * 2 : 16;
-			struct cand *nv = realloc(c->v, cap * sizeof(*nv));
-
-			if (nv == NULL) {
-				json_decref(o);
-				rc = mx_error_set(err, MX_ERR_NOMEM, NULL);
-				goto out;
-			}
-			c->v = nv;
-			c->cap = cap;
-		}
-		c->v[c->n].date = (int64_t)(mx_get_be64(kb + 4) ^ DATE_BIAS);
-		c->v[c->n].id = m.id;
-		c->v[c->n].o = o;
-		c->n++;
-		if (++c->found >= c->want)
+		rc = cand_add(&c->v, &c->n, &c->cap, &c->text,
+			      (int64_t)(mx_get_be64(kb + 4) ^ DATE_BIAS), &m, l,
+			      nl, flags, natt, err);
+		if (rc == MX_OK && ++c->found >= c->want)
 			rc = MX_WALK_STOP;
 	}
-out:
 	mx_locs_free(l, nl);
 	mx_msg_free(&m);
 	return rc;
@@ -204,18 +375,19 @@ static int cand_cmp(const void *a, const void *b)
 	return 0;
 }
 
-int mx_msg_query(struct mx_store *st, const struct mx_msg_filter *f,
-		 const struct mx_msg_cursor *after, size_t limit,
-		 json_t **msgs_r, bool *more_r, struct mx_msg_cursor *next_r,
-		 struct mx_error *err)
+int mx_msg_query_text(struct mx_store *st, const struct mx_msg_filter *f,
+		       const struct mx_msg_cursor *after, size_t limit,
+		       char **text_r, size_t *len_r, bool *more_r,
+		       struct mx_msg_cursor *next_r, struct mx_error *err)
 {
-	struct walk_ctx c = {f, limit + 1, NULL, 0, 0, 0};
+	struct walk_ctx c = {f, limit + 1, NULL, 0, 0, 0, {0}};
 	struct mx_txn t;
-	json_t *arr;
+	size_t n;
 	int rc;
 
 	mx_error_clear(err);
-	*msgs_r = NULL;
+	*text_r = NULL;
+	*len_r = 0;
 	*more_r = false;
 	rc = mx_txn_begin(st, false, &t, err);
 	if (rc)
@@ -241,18 +413,34 @@ int mx_msg_query(struct mx_store *st, const struct mx_msg_filter *f,
 	if (rc == MX_OK) {
 		if (c.n) /* qsort(NULL, 0) is undefined */
 			qsort(c.v, c.n, sizeof(*c.v), cand_cmp);
-		arr = json_array();
-		for (size_t i = 0; i < c.n && i < limit; i++) {
-			json_array_append(arr, c.v[i].o);
-			next_r->date = c.v[i].date;
-			next_r->id = c.v[i].id;
+		n = c.n < limit ? c.n : limit;
+		if (n) {
+			next_r->date = c.v[n - 1].date;
+			next_r->id = c.v[n - 1].id;
 		}
 		*more_r = c.n > limit;
-		*msgs_r = arr;
+		rc = cands_array(c.v, n, false, &c.text, text_r, len_r, err);
 	}
-	for (size_t i = 0; i < c.n; i++)
-		json_decref(c.v[i].o);
+	mx_buf_free(&c.text);
 	free(c.v);
+	return rc;
+}
+
+int mx_msg_query(struct mx_store *st, const struct mx_msg_filter *f,
+		 const struct mx_msg_cursor *after, size_t limit,
+		 json_t **msgs_r, bool *more_r, struct mx_msg_cursor *next_r,
+		 struct mx_error *err)
+{
+	char *text;
+	size_t len;
+	int rc;
+
+	*msgs_r = NULL;
+	rc = mx_msg_query_text(st, f, after, limit, &text, &len, more_r,
+			       next_r, err);
+	if (rc == MX_OK)
+		rc = array_json(text, len, msgs_r, err);
+	free(text);
 	return rc;
 }
 
@@ -343,6 +531,7 @@ struct thread_ctx {
 	size_t naccounts;
 	struct cand *v;
 	size_t n, cap;
+	struct mx_buf text;
 };
 
 static int thread_fn(struct mx_txn *t, const MDB_val *k, const MDB_val *v,
@@ -372,21 +561,8 @@ static int thread_fn(struct mx_txn *t, const MDB_val *k, const MDB_val *v,
 		goto out;
 	for (size_t i = 0; i < nl; i++)
 		flags |= l[i].flags;
-	if (c->n == c->cap) {
-		size_t cap = c->cap ? c->cap * 2 : 16;
-		struct cand *nv = realloc(c->v, cap * sizeof(*nv));
-
-		if (nv == NULL) {
-			rc = mx_error_set(err, MX_ERR_NOMEM, NULL);
-			goto out;
-		}
-		c->v = nv;
-		c->cap = cap;
-	}
-	c->v[c->n].date = sort_date(&m);
-	c->v[c->n].id = m.id;
-	c->v[c->n].o = summary(&m, l, nl, flags);
-	c->n++;
+	rc = cand_add(&c->v, &c->n, &c->cap, &c->text, sort_date(&m), &m, l,
+		      nl, flags, attachments(&m), err);
 out:
 	mx_locs_free(l, nl);
 	mx_msg_free(&m);
@@ -397,7 +573,7 @@ int mx_thread_get_json(struct mx_store *st, uint64_t thread,
 		       const uint32_t *accounts, size_t naccounts,
 		       json_t **msgs_r, struct mx_error *err)
 {
-	struct thread_ctx c = {accounts, naccounts, NULL, 0, 0};
+	struct thread_ctx c = {accounts, naccounts, NULL, 0, 0, {0}};
 	struct mx_txn t;
 	uint8_t pre[8];
 	int rc;
@@ -415,16 +591,17 @@ int mx_thread_get_json(struct mx_store *st, uint64_t thread,
 		rc = mx_error_set(err, MX_ERR_NOTFOUND, "no thread %" PRIu64,
 				  thread);
 	if (rc == MX_OK) {
-		json_t *arr = json_array();
+		char *text;
+		size_t len;
 
 		/* Oldest first: cand_cmp's order backwards. */
 		qsort(c.v, c.n, sizeof(*c.v), cand_cmp);
-		for (size_t i = c.n; i > 0; i--)
-			json_array_append(arr, c.v[i - 1].o);
-		*msgs_r = arr;
+		rc = cands_array(c.v, c.n, true, &c.text, &text, &len, err);
+		if (rc == MX_OK)
+			rc = array_json(text, len, msgs_r, err);
+		free(text);
 	}
-	for (size_t i = 0; i < c.n; i++)
-		json_decref(c.v[i].o);
+	mx_buf_free(&c.text);
 	free(c.v);
 	return rc;
 }

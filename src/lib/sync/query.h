@@ -46,6 +46,13 @@ int mx_msg_query(struct mx_store *st, const struct mx_msg_filter *f,
 		 const struct mx_msg_cursor *after, size_t limit,
 		 json_t **msgs_r, bool *more_r, struct mx_msg_cursor *next_r,
 		 struct mx_error *err);
+/* The same page as JSON text (the array, malloc()ed and NUL-terminated,
+ * in *TEXT_R, its length in *LEN_R), written straight from the stored
+ * summaries: what the API sends, without building jansson values. */
+int mx_msg_query_text(struct mx_store *st, const struct mx_msg_filter *f,
+		       const struct mx_msg_cursor *after, size_t limit,
+		       char **text_r, size_t *len_r, bool *more_r,
+		       struct mx_msg_cursor *next_r, struct mx_error *err);
 
 /*
  * Message ID's parsed record for the API ({"id","account","thread",
