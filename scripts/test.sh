@@ -144,7 +144,7 @@ if [ "$quick" = 0 ]; then
 	# Every libFuzzer target: its seeds once, then a few seconds of
 	# fuzzing from them (tests/fuzz/smoke.sh); one result per target.
 	echo "== fuzz: build + smoke"
-	fuzz_targets="mime autoconfig compose_json pop3 smtp imap config record oauth webhook gmail_json"
+	fuzz_targets="mime autoconfig compose_json pop3 smtp imap config record oauth webhook gmail_json api multipart contacts"
 	if "$top/scripts/build.sh" "$out/fuzz" --enable-werror --enable-fuzz CC=clang >/dev/null &&
 	   (cd "$out/fuzz" && make -s $(printf 'tests/fuzz/fuzz_%s ' $fuzz_targets) >/dev/null); then
 		for t in $fuzz_targets; do

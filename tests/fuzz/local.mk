@@ -141,3 +141,14 @@ tests_fuzz_fuzz_multipart_LDADD = libmxsync-internal.la $(MX_DEPLIBS)
 endif
 EXTRA_DIST += tests/fuzz/multipart/two-parts.txt \
 	tests/fuzz/multipart/quoted-boundary.txt
+# The CRM's contacts as they are imported and PUT (src/lib/crm/
+# contacts.c); seeds in tests/fuzz/contacts/.
+if ENABLE_FUZZ
+noinst_PROGRAMS += tests/fuzz/fuzz_contacts
+tests_fuzz_fuzz_contacts_SOURCES = tests/fuzz/fuzz_contacts.c \
+	src/lib/crm/contacts.c src/lib/mime/addr.c
+tests_fuzz_fuzz_contacts_CFLAGS = $(tests_fuzz_fuzz_mime_CFLAGS)
+tests_fuzz_fuzz_contacts_LDFLAGS = $(tests_fuzz_fuzz_mime_LDFLAGS)
+tests_fuzz_fuzz_contacts_LDADD = libmxsync-internal.la $(MX_DEPLIBS)
+endif
+EXTRA_DIST += tests/fuzz/contacts/full.jsonl tests/fuzz/contacts/idn.jsonl

@@ -548,6 +548,37 @@ START_TEST(store_check_rejects)
 }
 END_TEST
 
+/* What mx_contact_check stores passes it again unchanged (found by
+ * fuzz_contacts: an IDN label decoding to C1 controls, one decoding to
+ * more than 320 bytes). */
+START_TEST(store_check_idempotent)
+{
+	static const char *const in[] = {
+		"{\"id\":\"c1\",\"email\":\"Anna@Client.xn--EXAMPL{n-3faya.de\"}",
+		"{\"id\":\"x\",\"email\":\"\\\"ql\\\"@xn--mnc22n-emZZemail"
+		"ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ"
+		"ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ"
+		"ZZZZZZZZZZZZZZZZZZZ\"}",
+		"{\"id\":\"c2\",\"email\":\"a@xn--mnchen-3ya.de\",\"emails\":[\"B@X.Example\"]}",
+	};
+
+	for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+		json_t *c = json_loads(in[i], 0, NULL), *out = NULL, *again = NULL;
+		struct mx_error e;
+
+		ck_assert_msg(c != NULL, "bad test input %zu", i);
+		if (mx_contact_check(c, 1, &out, &e) == MX_OK) {
+			ck_assert_msg(mx_contact_check(out, 1, &again, &e) == MX_OK,
+				      "%zu: stored form refused: %s", i, e.detail);
+			ck_assert(json_equal(out, again));
+		}
+		json_decref(again);
+		json_decref(out);
+		json_decref(c);
+	}
+}
+END_TEST
+
 /* One message through mx_crm_link_msg on a real store: RAW is parsed and
  * stored for an account of alice@example.test; the link's outcome. */
 static char *link_one(const char *raw, struct mx_crm_opts *o)
@@ -633,6 +664,7 @@ int main(void)
 	tcase_add_test(ts, store_index_and_lookup);
 	tcase_add_test(ts, store_check_rejects);
 	tcase_add_test(ts, store_link_message);
+	tcase_add_test(ts, store_check_idempotent);
 	suite_add_tcase(s, ts);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

@@ -341,14 +341,26 @@ START_TEST(test_addr_normalize)
 		{"a@xn--invalid-!!", "a@xn--invalid-!!"},
 		{"\"john doe\"@Example.org", "\"john doe\"@example.org"},
 		{"x@y@Z.com", "x@y@z.com"},
+		/* an IDN label that decodes to controls, a dot or an '@'
+		 * stays as written: the result must read back the same */
+		{"a@Client.xn--EXAMPL{n-3faya.de", "a@client.xn--exampl{n-3faya.de"},
+		{"a@xn--@x-uia.example", "a@xn--@x-uia.example"},
+		{"a@xn---zfa.example", "a@xn---zfa.example"},
+		{"a@xn--x-zfa0037a.example", "a@xn--x-zfa0037a.example"},
+		{"a@xn--a-uga.example", "a@óa.example"},
 	};
 	size_t i;
-	char *s;
+	char *s, *again;
 
 	for (i = 0; i < MX_ARRAY_SIZE(t); i++) {
 		s = mx_addr_normalize(t[i].in);
 		ck_assert_ptr_nonnull(s);
 		ck_assert_msg(strcmp(s, t[i].out) == 0, "%s -> %s", t[i].in, s);
+		/* normalizing is idempotent */
+		again = mx_addr_normalize(s);
+		ck_assert_msg(again && strcmp(again, s) == 0, "%s -> %s -> %s",
+			      t[i].in, s, again ? again : "(null)");
+		free(again);
 		free(s);
 	}
 	ck_assert_ptr_null(mx_addr_normalize("no-at-sign"));

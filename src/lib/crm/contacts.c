@@ -29,7 +29,10 @@ static char *norm_addr(const char *s)
 	    strpbrk(s, " \t<>,;") != NULL)
 		return NULL;
 	a = mx_addr_normalize(s);
-	if (a && (a[0] == '@' || a[strlen(a) - 1] == '@')) {
+	/* The stored form must pass this check again: IDN labels decode to
+	 * UTF-8, which may be longer than what was written. */
+	if (a && (a[0] == '@' || a[strlen(a) - 1] == '@' || strlen(a) > 320 ||
+		  !mx_term_safe(a))) {
 		free(a);
 		return NULL;
 	}

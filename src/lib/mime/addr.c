@@ -109,6 +109,15 @@ static int label_append(struct mx_buf *b, const char *s, size_t len)
 
 	if (len > 4 && strncasecmp(s, "xn--", 4) == 0) {
 		n = punycode_decode(s + 4, len - 4, cps);
+		/* Only a label that decodes to what a host name may hold:
+		 * no controls (C0, DEL, C1), blanks, dots or '@', which
+		 * would change the address when it is read again.  Else
+		 * the label stays as written (lower-cased). */
+		for (k = 0; k < n; k++)
+			if (cps[k] <= 0x20 || (cps[k] >= 0x7f && cps[k] < 0xa0) ||
+			    cps[k] == '.' || cps[k] == '@' || cps[k] == 0x3002 ||
+			    cps[k] == 0xff0e || cps[k] == 0xff61)
+				n = -1;
 		if (n > 0) {
 			for (k = 0; k < n; k++)
 				if (mx_utf8_put(b, mx_unicode_lower(cps[k])) < 0)
