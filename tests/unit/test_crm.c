@@ -629,6 +629,18 @@ START_TEST(store_link_message)
 	ck_assert_msg(strstr(s, "\"contact\":\"anna\"") != NULL, "%s", s);
 	ck_assert_msg(strstr(s, "\"outcome\":\"linked\"") != NULL, "%s", s);
 	free(s);
+	/* the lookups for the Cc'd contacts run after the decision: the
+	 * linked contact's id must survive them (it was freed by the next
+	 * lookup, and the stored link named whatever the memory held) */
+	upsert("{\"id\":\"bob\",\"email\":\"bob@other.example\"}");
+	upsert("{\"id\":\"carl\",\"email\":\"carl@third.example\"}");
+	s = link_one("From: anna@client.example\r\nTo: alice@example.test\r\n"
+		     "Cc: bob@other.example, x@y.example, carl@third.example\r\n"
+		     "Date: Thu, 1 Jan 1970 00:50:00 +0000\r\n\r\nx\r\n", &o);
+	ck_assert_msg(strstr(s, "\"contact\":\"anna\"") != NULL, "%s", s);
+	ck_assert_msg(strstr(s, "\"mentions\":[\"bob\",\"carl\"]") != NULL,
+		      "%s", s);
+	free(s);
 	s = link_one("From: anna@client.example\r\nTo: alice@example.test\r\n"
 		     "Date: Thu, 1 Jan 1970 00:01:00 +0000\r\n\r\nx\r\n", &o);
 	ck_assert_msg(strstr(s, "before_connect") != NULL, "%s", s);

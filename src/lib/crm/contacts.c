@@ -520,16 +520,43 @@ int mx_contact_import(struct mx_store *st, FILE *fp, size_t *n_r,
 
 /* ---- the rule engine's lookup ---- */
 
-static void lookup_clear(struct mx_contact_lookup *l)
+/* Moves the last lookup's ids to KEPT; -1 on ENOMEM (then freed). */
+static int lookup_clear(struct mx_contact_lookup *l)
 {
+	int rc = 0;
+
+	if (l->nkept + l->n > l->capkept) {
+		size_t cap = (l->capkept ? l->capkept : 8);
+		char **v;
+
+		while (cap < l->nkept + l->n)
+			cap *= 2;
+		v = realloc(l->kept, cap * sizeof(*v));
+		if (v == NULL) {
+			for (size_t i = 0; i < l->n; i++)
+				free(l->ids[i]);
+			l->n = 0;
+			return -1;
+		}
+		l->kept = v;
+		l->capkept = cap;
+	}
 	for (size_t i = 0; i < l->n; i++)
-		free(l->ids[i]);
+		l->kept[l->nkept++] = l->ids[i];
 	l->n = 0;
+	return rc;
 }
 
 void mx_contact_lookup_free(struct mx_contact_lookup *l)
 {
-	lookup_clear(l);
+	for (size_t i = 0; i < l->n; i++)
+		free(l->ids[i]);
+	l->n = 0;
+	for (size_t i = 0; i < l->nkept; i++)
+		free(l->kept[i]);
+	free(l->kept);
+	l->kept = NULL;
+	l->nkept = l->capkept = 0;
 	free(l->c);
 	free(l->hits);
 	free(l->ids);
@@ -602,9 +629,10 @@ int mx_contact_lookup_fn(void *ctx, const char *addr,
 	struct mx_error e2;
 	int rc;
 
-	lookup_clear(l);
 	*v_r = NULL;
 	*n_r = 0;
+	if (lookup_clear(l) < 0)
+		return -1;
 	if (al >= 330)
 		return 0; /* longer than any stored address */
 	rc = mx_store_walk(l->t, MX_DB_CONTACT_ADDRS, addr, al + 1, NULL, 0,

@@ -91,6 +91,11 @@ struct mx_contact_lookup {
 	struct mx_crm_hit *hits;
 	char **ids;                   /* owned: the contacts' ids */
 	size_t n, cap;
+	/* Ids of earlier lookups, kept until mx_contact_lookup_free(): a
+	 * decision borrows them (mx_crm_result's contact and mentions)
+	 * while later lookups run. */
+	char **kept;
+	size_t nkept, capkept;
 };
 int mx_contact_lookup_fn(void *ctx, const char *addr,
 			 const struct mx_crm_hit **v_r, size_t *n_r);

@@ -43,8 +43,10 @@ struct mx_crm_hit {
 /*
  * Every contact that has ADDR (normalized) as a primary or an additional
  * address, and tombstones of ADDR: *V_R points at CTX's own array (not
- * freed by the caller).  Returns 0, or -1 on an error (the rules then
- * fail with it).
+ * freed by the caller), valid until the next lookup; the contacts' ids
+ * must stay valid until the caller is done with the mx_crm_result (it
+ * borrows them).  Returns 0, or -1 on an error (the rules then fail with
+ * it).
  */
 typedef int mx_crm_lookup_fn(void *ctx, const char *addr,
 			     const struct mx_crm_hit **v_r, size_t *n_r);
