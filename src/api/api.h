@@ -80,6 +80,13 @@ void mx_api_notify(struct mx_api *api);
 /* The bound address ("127.0.0.1:7780", "unix:/path"). */
 const char *mx_api_address(const struct mx_api *api);
 
+/* The daemon is stopping (SIGTERM): from now on every request is
+ * answered 503 unavailable with Retry-After (/v1/health: 503 too), and
+ * long-polls and event streams end; the listener stays open until
+ * mx_api_stop(), so clients get an answer rather than a refused
+ * connection while the daemon finishes its batches.  NULL-safe. */
+void mx_api_drain(struct mx_api *api);
+
 /* Answers 503 from now on, ends waits, closes the listener and every
  * connection, frees API and sets *API to NULL.  NULL-safe. */
 void mx_api_stop(struct mx_api **api);

@@ -341,6 +341,13 @@ static void dispatch(struct api_req *r)
 		return;
 	}
 	r->route = rt;
+	/* Stopping: nothing new starts (health says so itself). */
+	if (atomic_load(&r->api->stopping) && rt->fn != api_health) {
+		api_error(r, 503, "unavailable", NULL,
+			  "mxsyncd is stopping; retry in a few seconds.");
+		api_header(r, "Retry-After", "5");
+		return;
+	}
 	/* An id is checked before anything looks for it. */
 	if (rt->idkind != API_ID_NONE &&
 	    !mx_api_id_parse(rt->idkind, r->pv[0], &r->id)) {
@@ -589,6 +596,14 @@ void mx_api_notify(struct mx_api *api)
 	api->ev_gen++;
 	pthread_cond_broadcast(&api->ev_cv);
 	pthread_mutex_unlock(&api->ev_mu);
+}
+
+void mx_api_drain(struct mx_api *api)
+{
+	if (api == NULL)
+		return;
+	atomic_store(&api->stopping, true);
+	mx_api_notify(api); /* ends long-polls and streams */
 }
 
 void mx_api_stop(struct mx_api **apip)

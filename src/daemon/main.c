@@ -1416,6 +1416,7 @@ static int loop(struct daemon *d)
 				mx_log(MX_LOG_ERROR, "%s", lerr.detail);
 				d->lock_lost = true;
 				d->stopping = 1;
+				mx_api_drain(d->api);
 				stop_deadline = now + 10000;
 			}
 		}
@@ -1440,6 +1441,9 @@ static int loop(struct daemon *d)
 							mx_info("shutting down: "
 								"finishing batches in flight");
 						d->stopping = 1;
+						/* API clients get 503 from
+						 * now, not a hang or a reset */
+						mx_api_drain(d->api);
 						stop_interrupt = now_ms() +
 							MX_STOP_GRACE_MS;
 						stop_deadline = now_ms() + 10000;

@@ -41,7 +41,7 @@ MX_INTEG_TESTS = \
 	tests/integ/t-api-acct.sh \
 	tests/integ/t-api-wake.sh
 # POST /v1/send and /v1/outbox (issue 10, write side)
-MX_INTEG_TESTS += tests/integ/t-api-send.sh
+MX_INTEG_TESTS += tests/integ/t-api-send.sh tests/integ/t-api-stop.sh
 MX_INTEG_TESTS += tests/integ/t-api-webhooks.sh
 TESTS += $(MX_INTEG_TESTS)
 EXTRA_DIST += $(MX_INTEG_TESTS) \
