@@ -52,7 +52,7 @@ url = http://crm.example.com/hook
 secret = s3cret
 '
 refused "unknown event type" \
-    '^mxsyncd: .*mxsync\.conf:1: webhook crm: unknown event type "message\.nwe" \(valid: message\.new, .*account\.quota\)$' \
+    '^mxsyncd: .*mxsync\.conf:1: webhook crm: unknown event type "message\.nwe" \(valid: message\.new, .*account\.quota, message\.linked, message\.unlinked, contact\.created\)$' \
     '[webhook crm]
 url = https://crm.example.com/hook
 secret = s3cret
