@@ -58,23 +58,12 @@ static bool load(struct api_req *r, struct mx_txn *t, struct mx_account *a)
 	return found;
 }
 
-static bool begin(struct api_req *r, struct mx_txn *t)
-{
-	struct mx_error err;
-
-	if (mx_txn_begin(r->api->st, false, t, &err) != MX_OK) {
-		api_fail(r, &err);
-		return false;
-	}
-	return true;
-}
-
 void api_account_get(struct api_req *r)
 {
 	struct mx_account a;
 	struct mx_txn t;
 
-	if (!begin(r, &t))
+	if (!api_read_begin(r, &t))
 		return;
 	if (load(r, &t, &a)) {
 		api_reply_json(r, 200, mx_account_json(&a));
@@ -103,7 +92,7 @@ void api_account_state(struct api_req *r)
 	size_t n = 0;
 	int rc;
 
-	if (!begin(r, &t))
+	if (!api_read_begin(r, &t))
 		return;
 	if (!load(r, &t, &a))
 		goto out;
@@ -139,7 +128,7 @@ void api_account_folders(struct api_req *r)
 	size_t nf = 0;
 	json_t *arr = NULL;
 
-	if (!begin(r, &t))
+	if (!api_read_begin(r, &t))
 		return;
 	if (!load(r, &t, &a))
 		goto out;
@@ -307,7 +296,7 @@ static bool load_path_account(struct api_req *r, struct mx_account *a)
 	struct mx_txn t;
 	bool ok;
 
-	if (!begin(r, &t))
+	if (!api_read_begin(r, &t))
 		return false;
 	ok = load(r, &t, a);
 	mx_txn_abort(&t);
@@ -615,17 +604,6 @@ void api_account_disable(struct api_req *r)
 	set_disabled(r, 1);
 }
 
-/* 204 No Content. */
-static void reply_no_content(struct api_req *r)
-{
-	if (r->resp)
-		MHD_destroy_response(r->resp);
-	r->status = 204;
-	r->resp = MHD_create_response_from_buffer(0, NULL,
-						  MHD_RESPMEM_PERSISTENT);
-	api_header(r, "Cache-Control", "no-store");
-}
-
 void api_account_delete(struct api_req *r)
 {
 	struct mx_account a;
@@ -643,7 +621,7 @@ void api_account_delete(struct api_req *r)
 		api_fail(r, &err);
 	} else {
 		api_kick(r, MX_API_KICK_ACCOUNTS, a.id);
-		reply_no_content(r);
+		api_reply_no_content(r);
 	}
 	mx_account_free(&a);
 }

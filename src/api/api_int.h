@@ -175,6 +175,10 @@ void api_bad_param(struct api_req *r, const char *name, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Maps a library error to an answer (NOTFOUND 404, EXPIRED 410, ...). */
 void api_fail(struct api_req *r, const struct mx_error *err);
+/* 204 No Content: no body, no Content-Type. */
+void api_reply_no_content(struct api_req *r);
+/* A read transaction on the store, or an answer (api_fail) and false. */
+bool api_read_begin(struct api_req *r, struct mx_txn *t);
 /* Adds a header to the answer (after the reply call). */
 void api_header(struct api_req *r, const char *name, const char *value);
 

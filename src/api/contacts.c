@@ -13,17 +13,6 @@
 
 #define LIMIT_MAX 500
 
-static bool begin(struct api_req *r, struct mx_txn *t)
-{
-	struct mx_error err;
-
-	if (mx_txn_begin(r->api->st, false, t, &err) != MX_OK) {
-		api_fail(r, &err);
-		return false;
-	}
-	return true;
-}
-
 void api_contacts_list(struct api_req *r)
 {
 	const char *cur = api_query(r, "cursor");
@@ -40,7 +29,7 @@ void api_contacts_list(struct api_req *r)
 			      "value of an earlier page.");
 		return;
 	}
-	if (!begin(r, &t))
+	if (!api_read_begin(r, &t))
 		return;
 	arr = json_array();
 	/* one more than asked: whether there is a next page */
@@ -67,7 +56,7 @@ void api_contact_get(struct api_req *r)
 	json_t *c = NULL;
 	int rc;
 
-	if (!begin(r, &t))
+	if (!api_read_begin(r, &t))
 		return;
 	rc = mx_contact_get(&t, r->pv[0], &c, &err);
 	mx_txn_abort(&t);
@@ -106,7 +95,7 @@ void api_contact_put(struct api_req *r)
 		api_fail(r, &err);
 		goto out;
 	}
-	if (!begin(r, &t))
+	if (!api_read_begin(r, &t))
 		goto out;
 	if (mx_contact_get(&t, r->pv[0], &stored, &err) != MX_OK) {
 		mx_txn_abort(&t);
@@ -130,11 +119,7 @@ void api_contact_delete(struct api_req *r)
 		api_fail(r, &err);
 		return;
 	}
-	if (r->resp)
-		MHD_destroy_response(r->resp);
-	r->resp = MHD_create_response_from_buffer(0, (void *)(uintptr_t)"",
-						  MHD_RESPMEM_PERSISTENT);
-	r->status = 204;
+	api_reply_no_content(r);
 }
 
 void api_contact_timeline(struct api_req *r)
@@ -153,7 +138,7 @@ void api_contact_timeline(struct api_req *r)
 		return;
 	if (!api_visible_accounts(r, &ids, &nids))
 		return;
-	if (!begin(r, &t)) {
+	if (!api_read_begin(r, &t)) {
 		free(ids);
 		return;
 	}

@@ -669,3 +669,28 @@ void api_kick(struct api_req *r, enum mx_api_kick what, uint32_t account_id)
 	if (api->hooks.kick)
 		api->hooks.kick(api->hooks.ctx, what, account_id);
 }
+
+void api_reply_no_content(struct api_req *r)
+{
+	if (r->resp)
+		MHD_destroy_response(r->resp);
+	r->status = 204;
+	r->resp = MHD_create_response_from_buffer(0, NULL,
+						  MHD_RESPMEM_PERSISTENT);
+	if (r->resp == NULL) {
+		api_error(r, 500, "internal", NULL, "Out of memory.");
+		return;
+	}
+	api_header(r, "Cache-Control", "no-store");
+}
+
+bool api_read_begin(struct api_req *r, struct mx_txn *t)
+{
+	struct mx_error err;
+
+	if (mx_txn_begin(r->api->st, false, t, &err) != MX_OK) {
+		api_fail(r, &err);
+		return false;
+	}
+	return true;
+}

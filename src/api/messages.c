@@ -496,9 +496,5 @@ void api_message_delete(struct api_req *r)
 		api_fail(r, &err);
 		return;
 	}
-	r->status = 204;
-	r->resp = MHD_create_response_from_buffer(0, NULL,
-						  MHD_RESPMEM_PERSISTENT);
-	if (r->resp == NULL)
-		api_error(r, 500, "internal", NULL, "Out of memory.");
+	api_reply_no_content(r);
 }

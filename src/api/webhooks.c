@@ -175,10 +175,5 @@ void api_webhook_delete(struct api_req *r)
 		return;
 	}
 	api_kick(r, MX_API_KICK_WEBHOOKS, 0);
-	/* 204: no body, no Content-Type. */
-	if (r->resp)
-		MHD_destroy_response(r->resp);
-	r->resp = MHD_create_response_from_buffer(0, (void *)(uintptr_t)"",
-						  MHD_RESPMEM_PERSISTENT);
-	r->status = 204;
+	api_reply_no_content(r);
 }

@@ -474,8 +474,8 @@ static int tl_walk(struct mx_txn *t, const MDB_val *k, const MDB_val *v,
 	json_t *e, *from = json_null();
 	int rc;
 
-	if (k->mv_size != c->plen + 16)
-		return MX_OK;
+	if (k->mv_size != c->plen + 16 || v->mv_size != 1)
+		return mx_error_set(err, MX_ERR_STORE, "corrupt timeline entry");
 	if (c->n == c->limit) {
 		/* the cursor: this entry's date and id, in hex */
 		c->next = malloc(33);
